@@ -1,0 +1,81 @@
+//! The seam between the pages and the server: server functions the pages
+//! call, and (on the server) the [`Backend`] the server plugs in to answer them.
+//! Every server function runs behind the server's sign-in gate, so the
+//! signed-in user is always in the request's extensions.
+
+use crate::model::{ConsoleInfo, Role, SignedIn, UserRow};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+pub use ssr::{Backend, BackendHandle, BoxFuture};
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use super::*;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+    /// What the server provides to the pages. Errors are operator-readable text.
+    pub trait Backend: Send + Sync + 'static {
+        fn console_info(&self) -> ConsoleInfo;
+        fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserRow>, String>>;
+    }
+
+    /// The backend as Leptos context.
+    #[derive(Clone)]
+    pub struct BackendHandle(pub Arc<dyn Backend>);
+
+    pub(super) fn backend() -> Result<BackendHandle, ServerFnError> {
+        use_context::<BackendHandle>()
+            .ok_or_else(|| ServerFnError::new("the console backend is not available"))
+    }
+
+    pub(super) fn signed_in() -> Result<SignedIn, ServerFnError> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<SignedIn>().cloned())
+            .ok_or_else(|| ServerFnError::new("not signed in"))
+    }
+
+    /// Refuses the request (and marks the page 403) unless the user has `role`.
+    pub(super) fn require(role: Role) -> Result<SignedIn, ServerFnError> {
+        let user = signed_in()?;
+        if user.role.allows(role) {
+            Ok(user)
+        } else {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::FORBIDDEN);
+            }
+            Err(ServerFnError::new(format!(
+                "this needs the {role} role; you are signed in as {} ({})",
+                user.name, user.role
+            )))
+        }
+    }
+}
+
+/// The signed-in user.
+#[server(prefix = "/sfn", endpoint = "whoami")]
+pub async fn whoami() -> Result<SignedIn, ServerFnError> {
+    ssr::signed_in()
+}
+
+/// How this console is configured.
+#[server(prefix = "/sfn", endpoint = "console_settings")]
+pub async fn console_settings() -> Result<ConsoleInfo, ServerFnError> {
+    ssr::signed_in()?;
+    Ok(ssr::backend()?.0.console_info())
+}
+
+/// All user accounts (admins only).
+#[server(prefix = "/sfn", endpoint = "list_users")]
+pub async fn list_users() -> Result<Vec<UserRow>, ServerFnError> {
+    ssr::require(Role::Admin)?;
+    ssr::backend()?
+        .0
+        .list_users()
+        .await
+        .map_err(ServerFnError::new)
+}

@@ -1,0 +1,59 @@
+//! migctl's pages. Rendered on the server (the `ssr` feature) and hydrated in
+//! the browser (the `hydrate` feature); every page also works without
+//! JavaScript because routes render only once their data is ready.
+
+pub mod backend;
+pub mod model;
+mod pages;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    SsrMode,
+    components::{ParentRoute, Route, Router, Routes},
+    path,
+};
+
+/// The HTML document around the app. Used by the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="color-scheme" content="light dark"/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Set by an effect, and effects only run in the browser: tests (and
+    // curious operators) can tell a hydrated page from a server-rendered one.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/migctl.css"/>
+        <Title formatter=|page: String| format!("{page} · migctl")/>
+        <Router>
+            <div id="root" data-hydrated=move || hydrated.get().to_string()>
+                <Routes fallback=pages::NotFound>
+                    <Route path=path!("/login") view=pages::LoginPage ssr=SsrMode::Async/>
+                    <ParentRoute path=path!("") view=pages::ConsoleLayout ssr=SsrMode::Async>
+                        <Route path=path!("") view=pages::Dashboard ssr=SsrMode::Async/>
+                        <Route path=path!("users") view=pages::UsersPage ssr=SsrMode::Async/>
+                    </ParentRoute>
+                </Routes>
+            </div>
+        </Router>
+    }
+}

@@ -1,0 +1,183 @@
+//! Types the server and the browser both hold: who is signed in, what the
+//! console is configured for, what the pages show.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a user may do. Ordered: each role can do everything the ones before it can.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Watches operations and their logs.
+    Viewer,
+    /// Also starts and cancels operations.
+    Operator,
+    /// Also overrides locks and manages users.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// True when this role includes everything `needed` may do.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+
+    /// One line an operator reads next to their name.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Role::Viewer => "can watch operations and their logs",
+            Role::Operator => "can start and cancel migrations and snapshots",
+            Role::Admin => "can start and cancel operations, override locks and manage users",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownRole(pub String);
+
+impl fmt::Display for UnknownRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` is not a role; use viewer, operator or admin",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownRole {}
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// Which actions the console offers (MIG's `mode` property).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Migrate,
+    Snapshot,
+    #[default]
+    Both,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Migrate => "migrate",
+            Mode::Snapshot => "snapshot",
+            Mode::Both => "both",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Migrate => "migrate only",
+            Mode::Snapshot => "snapshot only",
+            Mode::Both => "migrate and snapshot",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "migrate" => Ok(Mode::Migrate),
+            "snapshot" => Ok(Mode::Snapshot),
+            "both" => Ok(Mode::Both),
+            other => Err(format!(
+                "`{other}` is not a mode; use migrate, snapshot or both"
+            )),
+        }
+    }
+}
+
+/// The user behind a request, as the server established it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub user_id: i64,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What this console is configured to be.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleInfo {
+    pub version: String,
+    pub current_grid: Option<String>,
+    pub current_app: Option<String>,
+    pub mode: Mode,
+    pub config_dir: String,
+    pub grids_file: String,
+    pub private_key_file: String,
+    pub known_hosts_file: String,
+}
+
+/// One row of the users page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: String,
+    pub api_tokens: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_ordered_by_what_they_allow() {
+        assert!(Role::Admin.allows(Role::Operator));
+        assert!(Role::Operator.allows(Role::Viewer));
+        assert!(!Role::Viewer.allows(Role::Operator));
+        assert!(!Role::Operator.allows(Role::Admin));
+    }
+
+    #[test]
+    fn role_and_mode_parse_what_they_print() {
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+        }
+        for m in [Mode::Migrate, Mode::Snapshot, Mode::Both] {
+            assert_eq!(m.as_str().parse::<Mode>(), Ok(m));
+        }
+        let err = "root".parse::<Role>().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("`root` is not a role; use viewer, operator or admin")
+        );
+        assert!("fly".parse::<Mode>().is_err());
+    }
+}

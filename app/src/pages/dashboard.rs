@@ -1,0 +1,77 @@
+use super::error_text;
+use super::layout::Me;
+use crate::backend::console_settings;
+use crate::model::{ConsoleInfo, SignedIn};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn Dashboard() -> impl IntoView {
+    let me = expect_context::<Me>();
+    let info = Resource::new(|| (), |_| console_settings());
+
+    view! {
+        <Title text="Dashboard"/>
+        <h1>"Dashboard"</h1>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match (me.await, info.await) {
+                    (Ok(user), Ok(info)) => view! { <Overview user info/> }.into_any(),
+                    (Err(e), _) | (_, Err(e)) => view! {
+                        <p class="alert" role="alert">{error_text(&e)}</p>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Overview(user: SignedIn, info: ConsoleInfo) -> impl IntoView {
+    let grid = info.current_grid.clone();
+    let app = info.current_app.clone();
+    view! {
+        <section class="cards" aria-label="This console">
+            <div class="card" data-testid="current-grid">
+                <h2>"Current grid"</h2>
+                {match grid {
+                    Some(g) => view! { <p class="big">{g}</p> }.into_any(),
+                    None => view! {
+                        <p class="big muted">"not set"</p>
+                        <p class="hint">"Set " <code>"current_grid"</code> " in migctl.toml."</p>
+                    }.into_any(),
+                }}
+            </div>
+            <div class="card" data-testid="current-app">
+                <h2>"Current app"</h2>
+                {match app {
+                    Some(a) => view! { <p class="big">{a}</p> }.into_any(),
+                    None => view! { <p class="big muted">"none"</p> }.into_any(),
+                }}
+            </div>
+            <div class="card" data-testid="mode">
+                <h2>"Mode"</h2>
+                <p class="big">{info.mode.as_str()}</p>
+                <p class="hint">{format!("This console offers {}.", info.mode.label())}</p>
+            </div>
+            <div class="card" data-testid="signed-in">
+                <h2>"Signed in"</h2>
+                <p class="big">{user.name.clone()}</p>
+                <p class="hint">
+                    <span class=format!("role role-{}", user.role)>{user.role.as_str()}</span>
+                    " — " {user.role.summary()}
+                </p>
+            </div>
+        </section>
+        <section class="card" aria-label="Configuration">
+            <h2>"Configuration"</h2>
+            <dl class="facts">
+                <dt>"Config directory"</dt><dd><code>{info.config_dir}</code></dd>
+                <dt>"Grid inventory"</dt><dd><code>{info.grids_file}</code></dd>
+                <dt>"Private key"</dt><dd><code>{info.private_key_file}</code></dd>
+                <dt>"Known hosts"</dt><dd><code>{info.known_hosts_file}</code></dd>
+                <dt>"Version"</dt><dd>{info.version}</dd>
+            </dl>
+        </section>
+    }
+}

@@ -1,0 +1,37 @@
+//! One module per page; the console layout wraps every signed-in page.
+
+mod dashboard;
+mod layout;
+mod login;
+mod users;
+
+pub use dashboard::Dashboard;
+pub use layout::ConsoleLayout;
+pub use login::LoginPage;
+pub use users::UsersPage;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <Title text="Not found"/>
+        <main class="narrow">
+            <h1>"Page not found"</h1>
+            <p>"There is no page at this address. " <a href="/">"Go to the dashboard"</a></p>
+        </main>
+    }
+}
+
+/// A server function's error as the operator should read it.
+fn error_text(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(msg) => msg.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,6 @@
+//! Who is asking: accounts, passwords, API tokens, sessions and the sign-in throttle.
+
+pub mod accounts;
+pub mod password;
+pub mod throttle;
+pub mod tokens;

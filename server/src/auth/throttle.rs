@@ -1,0 +1,160 @@
+//! Failed sign-ins, counted per user name and per client address. After too
+//! many failures in a window, further attempts are refused without checking
+//! the password until the window has passed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Policy {
+    pub window: Duration,
+    pub per_user: u32,
+    pub per_address: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            window: Duration::from_secs(15 * 60),
+            per_user: 5,
+            per_address: 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    User(String),
+    Address(IpAddr),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Failures {
+    count: u32,
+    since: Instant,
+}
+
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    policy: Policy,
+    failures: Mutex<HashMap<Key, Failures>>,
+}
+
+impl LoginThrottle {
+    pub fn new(policy: Policy) -> Self {
+        LoginThrottle {
+            policy,
+            failures: Mutex::default(),
+        }
+    }
+
+    /// `Err(wait)` when this user or address must wait before trying again.
+    pub fn check(&self, user: &str, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        let failures = self.lock();
+        let limits = [
+            (Key::User(user.to_lowercase()), self.policy.per_user),
+            (Key::Address(address), self.policy.per_address),
+        ];
+        let wait = limits
+            .iter()
+            .filter_map(|(key, limit)| {
+                let f = failures.get(key)?;
+                let ends = f.since + self.policy.window;
+                (f.count >= *limit && ends > now).then(|| ends - now)
+            })
+            .max();
+        match wait {
+            Some(w) => Err(w),
+            None => Ok(()),
+        }
+    }
+
+    pub fn record_failure(&self, user: &str, address: IpAddr, now: Instant) {
+        let window = self.policy.window;
+        let mut failures = self.lock();
+        if failures.len() > 100_000 {
+            failures.retain(|_, f| f.since + window > now);
+        }
+        for key in [Key::User(user.to_lowercase()), Key::Address(address)] {
+            let f = failures.entry(key).or_insert(Failures {
+                count: 0,
+                since: now,
+            });
+            if f.since + window <= now {
+                *f = Failures {
+                    count: 0,
+                    since: now,
+                };
+            }
+            f.count += 1;
+        }
+    }
+
+    /// A successful sign-in clears the user's count; the address keeps its
+    /// count, so one good account does not unlock guessing at others.
+    pub fn record_success(&self, user: &str) {
+        self.lock().remove(&Key::User(user.to_lowercase()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Failures>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            window: Duration::from_secs(60),
+            per_user: 3,
+            per_address: 5,
+        }
+    }
+
+    #[test]
+    fn a_user_is_held_off_after_repeated_failures_until_the_window_ends() {
+        let t = LoginThrottle::new(policy());
+        let addr: IpAddr = [127, 0, 0, 1].into();
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(t.check("ana", addr, now).is_ok());
+            t.record_failure("ana", addr, now);
+        }
+        let wait = t.check("Ana", addr, now + Duration::from_secs(10)).err();
+        assert_eq!(wait, Some(Duration::from_secs(50)));
+        assert!(
+            t.check("bob", addr, now).is_ok(),
+            "other users are not held off"
+        );
+        assert!(t.check("ana", addr, now + Duration::from_secs(61)).is_ok());
+    }
+
+    #[test]
+    fn an_address_is_held_off_across_user_names() {
+        let t = LoginThrottle::new(policy());
+        let addr: IpAddr = [10, 0, 0, 9].into();
+        let now = Instant::now();
+        for i in 0..5 {
+            t.record_failure(&format!("user{i}"), addr, now);
+        }
+        assert!(t.check("someone-else", addr, now).is_err());
+        assert!(t.check("someone-else", [10, 0, 0, 8].into(), now).is_ok());
+    }
+
+    #[test]
+    fn success_clears_the_users_count() {
+        let t = LoginThrottle::new(policy());
+        let addr: IpAddr = [127, 0, 0, 1].into();
+        let now = Instant::now();
+        t.record_failure("ana", addr, now);
+        t.record_failure("ana", addr, now);
+        t.record_success("ana");
+        t.record_failure("ana", addr, now);
+        assert!(t.check("ana", addr, now).is_ok());
+    }
+}

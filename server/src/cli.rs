@@ -1,0 +1,297 @@
+//! The command line: `serve`, `demo` and `user …`. The user commands work on
+//! the database directly, so they run with or without a console serving.
+
+use crate::auth::{accounts, password, tokens};
+use crate::config::{self, ConfigError, Overrides};
+use crate::{Console, db};
+use anyhow::{Context, bail};
+use app::model::Role;
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "migctl",
+    version,
+    about = "Migrate and snapshot apps between grids"
+)]
+pub struct Cli {
+    /// The console's config directory (migctl.toml, grids.toml, keys, lock, database)
+    #[arg(long, env = "MIGCTL_CONFIG_DIR", global = true)]
+    pub config_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web console
+    Serve(Overrides),
+    /// Run the console on the embedded default and print how to sign in
+    Demo {
+        /// Where the demo keeps its config and data
+        #[arg(long, default_value = "migctl-demo")]
+        dir: PathBuf,
+        /// Address and port to listen on
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a user; prints a generated password unless --password-stdin is given
+    Add {
+        name: String,
+        #[arg(long)]
+        role: Role,
+        /// Read the password from standard input instead of generating one
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (ends their sessions)
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user, their API tokens and sessions
+    Del { name: String },
+    /// List users
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an API token for a user and print it (shown once)
+    Token { name: String },
+}
+
+/// Errors the command line reports; configuration errors exit with 2.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Config(_) => 2,
+            CliError::Other(_) => 1,
+        }
+    }
+}
+
+fn config_dir(cli: &Cli) -> Result<&Path, CliError> {
+    cli.config_dir.as_deref().ok_or_else(|| {
+        ConfigError::Value {
+            setting: "config directory".into(),
+            message: "no config directory given".into(),
+            fix: "pass --config-dir DIR or set MIGCTL_CONFIG_DIR".into(),
+        }
+        .into()
+    })
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Serve(overrides) => serve(config_dir(&cli)?, overrides).await,
+        Command::Demo { dir, listen } => demo(dir, *listen).await,
+        Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),
+    }
+}
+
+async fn serve(dir: &Path, overrides: &Overrides) -> Result<(), CliError> {
+    let (settings, warnings) = config::load(dir, overrides)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let listen = settings.listen;
+    let console = Console::open(settings).await?;
+    if let Some(secret) = console.bootstrap_admin().await? {
+        println!("created the first user (the password is shown only now):");
+        println!("user: admin");
+        println!("password: {secret}");
+        println!("change it with: migctl user passwd admin");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; pick another with --listen"))?;
+    println!(
+        "url: http://{}/",
+        listener.local_addr().map_err(anyhow::Error::from)?
+    );
+    console.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// The embedded default: a config directory of its own, an admin whose
+/// password is new at every start, and the console.
+async fn demo(dir: &Path, listen: SocketAddr) -> Result<(), CliError> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join(config::CONFIG_FILE);
+    if !file.exists() {
+        std::fs::write(&file, "# Written by `migctl demo`.\nmode = \"both\"\n")
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    let overrides = Overrides {
+        listen: Some(listen),
+        ..Overrides::default()
+    };
+    let (settings, _) = config::load(dir, &overrides)?;
+    let console = Console::open(settings).await?;
+    let secret = password::random();
+    let hash = password::hash(secret.clone()).await?;
+    match accounts::create(&console.pool, "admin", Role::Admin, &hash).await {
+        Err(accounts::AccountError::Exists(_)) => {
+            accounts::set_password(&console.pool, "admin", &hash)
+                .await
+                .map_err(anyhow::Error::from)?;
+        }
+        other => {
+            other.map_err(anyhow::Error::from)?;
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; pick another with --listen"))?;
+    let local = listener.local_addr().map_err(anyhow::Error::from)?;
+    println!("url: http://{local}/");
+    println!("user: admin");
+    println!("password: {secret}");
+    console.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("cannot read the password from standard input")?;
+    let s = s.strip_suffix('\n').unwrap_or(&s);
+    let s = s.strip_suffix('\r').unwrap_or(s).to_owned();
+    password::check_strength(&s).map_err(anyhow::Error::msg)?;
+    Ok(s)
+}
+
+fn shell_actor() -> String {
+    format!(
+        "shell:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+async fn user(dir: &Path, cmd: &UserCommand) -> anyhow::Result<()> {
+    let pool = db::open(&dir.join(config::DATABASE_FILE)).await?;
+    let actor = shell_actor();
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            password_stdin,
+        } => {
+            accounts::check_name(name)?;
+            let (secret, generated) = if *password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (password::random(), true)
+            };
+            let hash = password::hash(secret.clone()).await?;
+            accounts::create(&pool, name, *role, &hash).await?;
+            db::audit(&pool, &actor, "user.add", &format!("{name} ({role})")).await?;
+            println!("added {name} ({role})");
+            if generated {
+                println!("password: {secret}");
+            }
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let (secret, generated) = if *password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (password::random(), true)
+            };
+            let hash = password::hash(secret.clone()).await?;
+            accounts::set_password(&pool, name, &hash).await?;
+            db::audit(&pool, &actor, "user.passwd", name).await?;
+            println!("changed the password of {name}; their sessions have ended");
+            if generated {
+                println!("password: {secret}");
+            }
+        }
+        UserCommand::Del { name } => {
+            let users = accounts::list(&pool).await?;
+            let admins = users
+                .iter()
+                .filter(|u| u.role == Role::Admin && !u.disabled)
+                .count();
+            let target = users.iter().find(|u| &u.name == name);
+            if target.is_some_and(|u| u.role == Role::Admin) && admins <= 1 {
+                bail!("{name} is the last admin; add another admin before deleting this one");
+            }
+            accounts::delete(&pool, name).await?;
+            db::audit(&pool, &actor, "user.del", name).await?;
+            println!("deleted {name}");
+        }
+        UserCommand::List { json } => {
+            let users = accounts::list(&pool).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!(
+                    "{:<24} {:<9} {:<9} {:>6}  CREATED",
+                    "NAME", "ROLE", "STATUS", "TOKENS"
+                );
+                for u in users {
+                    let status = if u.disabled { "disabled" } else { "active" };
+                    println!(
+                        "{:<24} {:<9} {:<9} {:>6}  {}",
+                        u.name, u.role, status, u.api_tokens, u.created_at
+                    );
+                }
+            }
+        }
+        UserCommand::Token { name } => {
+            let user = accounts::find_by_name(&pool, name)
+                .await?
+                .ok_or_else(|| accounts::AccountError::NoSuchUser(name.clone()))?;
+            let token = tokens::create(&pool, user.id).await?;
+            db::audit(&pool, &actor, "user.token", name).await?;
+            eprintln!("API token for {name} (shown once; send it as `Authorization: Bearer …`):");
+            println!("{token}");
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("stopping: finishing requests in flight");
+}

@@ -1,0 +1,380 @@
+//! Settings: `migctl.toml` in the config directory, then `MIGCTL_*`
+//! environment variables, then flags. A bad file stops start-up with the file,
+//! the line and the fix; unknown keys are warned about, not fatal.
+
+use app::model::Mode;
+use grid::{AppName, GridName};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "migctl.toml";
+pub const DATABASE_FILE: &str = "migctl.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Everything the console runs with, resolved.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub current_grid: Option<GridName>,
+    pub current_app: Option<AppName>,
+    pub mode: Mode,
+    pub grids_file: PathBuf,
+    pub private_key_file: PathBuf,
+    pub known_hosts_file: PathBuf,
+    /// The address operators open (e.g. behind a TLS proxy). When it is
+    /// `https://…`, cookies are marked Secure and it is an accepted Origin.
+    pub public_url: Option<String>,
+    /// Where the built site (`pkg/migctl.{js,wasm,css}`) lives.
+    pub site_root: PathBuf,
+}
+
+impl Settings {
+    pub fn database_file(&self) -> PathBuf {
+        self.config_dir.join(DATABASE_FILE)
+    }
+
+    /// Cookies carry `Secure` when the console is reached over TLS.
+    pub fn served_over_tls(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// Values given as flags or `MIGCTL_*` variables; they win over the file.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct Overrides {
+    /// Address and port to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "MIGCTL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// The grid this console runs on
+    #[arg(long, env = "MIGCTL_CURRENT_GRID")]
+    pub current_grid: Option<GridName>,
+    /// The app this console runs inside, if any
+    #[arg(long, env = "MIGCTL_CURRENT_APP")]
+    pub current_app: Option<AppName>,
+    /// Which actions the console offers: migrate, snapshot or both
+    #[arg(long, env = "MIGCTL_MODE")]
+    pub mode: Option<Mode>,
+    /// Grid inventory file [default: CONFIG_DIR/grids.toml]
+    #[arg(long, env = "MIGCTL_GRIDS_FILE")]
+    pub grids_file: Option<PathBuf>,
+    /// SSH private key for the controllers [default: CONFIG_DIR/id_ed25519]
+    #[arg(long, env = "MIGCTL_PRIVATE_KEY_FILE")]
+    pub private_key_file: Option<PathBuf>,
+    /// Pinned controller host keys [default: CONFIG_DIR/known_hosts]
+    #[arg(long, env = "MIGCTL_KNOWN_HOSTS_FILE")]
+    pub known_hosts_file: Option<PathBuf>,
+    /// The URL operators open, e.g. https://migctl.example.com behind a TLS proxy
+    #[arg(long, env = "MIGCTL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Directory holding the built site (pkg/…) [default: next to the binary]
+    #[arg(long, env = "MIGCTL_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+}
+
+/// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
+#[derive(Deserialize, Default, Debug)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    current_grid: Option<GridName>,
+    current_app: Option<AppName>,
+    mode: Option<Mode>,
+    grids_file: Option<PathBuf>,
+    private_key_file: Option<PathBuf>,
+    known_hosts_file: Option<PathBuf>,
+    public_url: Option<String>,
+}
+
+const KNOWN_KEYS: [&str; 8] = [
+    "listen",
+    "current_grid",
+    "current_app",
+    "mode",
+    "grids_file",
+    "private_key_file",
+    "known_hosts_file",
+    "public_url",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}:{line}: {message}\n  fix: {fix}", file.display())]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        message: String,
+        fix: String,
+    },
+    #[error("cannot read {}: {source}\n  fix: {fix}", file.display())]
+    Unreadable {
+        file: PathBuf,
+        source: std::io::Error,
+        fix: String,
+    },
+    #[error("{setting}: {message}\n  fix: {fix}")]
+    Value {
+        setting: String,
+        message: String,
+        fix: String,
+    },
+}
+
+/// What to do about a bad value of `key`.
+fn fix_for(key: &str) -> String {
+    match key {
+        "listen" => r#"write an address and port, e.g. listen = "127.0.0.1:8080""#.into(),
+        "mode" => r#"write mode = "migrate", "snapshot" or "both""#.into(),
+        "current_grid" | "current_app" => {
+            format!(r#"write {key} = "name": a letter, then up to 63 letters, digits, `_` or `-`"#)
+        }
+        "grids_file" | "private_key_file" | "known_hosts_file" => {
+            format!(r#"write {key} = "path", absolute or relative to the config directory"#)
+        }
+        "public_url" => {
+            r#"write public_url = "https://migctl.example.com" (http:// or https://, no path)"#
+                .into()
+        }
+        _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
+    }
+}
+
+fn line_of_offset(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+/// The key written on a given line, if the line is `key = …`.
+fn key_on_line(text: &str, line: usize) -> Option<&str> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let key = l.split('=').next()?.trim();
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(key)
+}
+
+fn line_of_key(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.split('=').next().map(str::trim) == Some(key))
+        .map_or(1, |i| i + 1)
+}
+
+/// Reads the file (absent is fine: all defaults) and returns its settings
+/// and warnings about keys it does not know.
+fn read_file(file: &Path) -> Result<(FileSettings, Vec<String>), ConfigError> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((FileSettings::default(), vec![]));
+        }
+        Err(source) => {
+            return Err(ConfigError::Unreadable {
+                file: file.to_owned(),
+                source,
+                fix: "make the file readable by the user running migctl".into(),
+            });
+        }
+    };
+    let parsed: FileSettings = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of_offset(&text, s.start));
+        let key = key_on_line(&text, line).unwrap_or_default();
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            line,
+            message: e.message().trim().to_owned(),
+            fix: fix_for(key),
+        }
+    })?;
+    if let Some(url) = &parsed.public_url {
+        check_public_url(url).map_err(|message| ConfigError::Invalid {
+            file: file.to_owned(),
+            line: line_of_key(&text, "public_url"),
+            message,
+            fix: fix_for("public_url"),
+        })?;
+    }
+    let mut warnings = vec![];
+    if let Ok(table) = text.parse::<toml::Table>() {
+        for key in table.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+            warnings.push(format!(
+                "{}:{}: unknown setting `{key}` ignored (known: {})",
+                file.display(),
+                line_of_key(&text, key),
+                KNOWN_KEYS.join(", ")
+            ));
+        }
+    }
+    Ok((parsed, warnings))
+}
+
+fn check_public_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("public_url {url:?} must start with http:// or https://"))?;
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains('/') {
+        return Err(format!(
+            "public_url {url:?} must be scheme://host[:port] without a path"
+        ));
+    }
+    Ok(())
+}
+
+/// The built site: flag/env, else `site/` beside the binary's directory
+/// (cargo-leptos puts it at `target/site`, the binary at `target/<profile>/migctl`),
+/// else `target/site` under the working directory.
+fn default_site_root() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("site")))
+        .filter(|p| p.join("pkg").is_dir())
+        .unwrap_or_else(|| PathBuf::from("target/site"))
+}
+
+/// Resolves the settings for `config_dir`. Returns them with warnings to log.
+pub fn load(
+    config_dir: &Path,
+    overrides: &Overrides,
+) -> Result<(Settings, Vec<String>), ConfigError> {
+    let (file, warnings) = read_file(&config_dir.join(CONFIG_FILE))?;
+    if let Some(url) = &overrides.public_url {
+        check_public_url(url).map_err(|message| ConfigError::Value {
+            setting: "--public-url / MIGCTL_PUBLIC_URL".into(),
+            message,
+            fix: fix_for("public_url"),
+        })?;
+    }
+    let in_dir = |p: PathBuf| {
+        if p.is_absolute() {
+            p
+        } else {
+            config_dir.join(p)
+        }
+    };
+    let default_listen: SocketAddr = DEFAULT_LISTEN.parse().map_err(|_| ConfigError::Value {
+        setting: "listen".into(),
+        message: "built-in default does not parse".into(),
+        fix: fix_for("listen"),
+    })?;
+    let settings = Settings {
+        config_dir: config_dir.to_owned(),
+        listen: overrides.listen.or(file.listen).unwrap_or(default_listen),
+        current_grid: overrides.current_grid.clone().or(file.current_grid),
+        current_app: overrides.current_app.clone().or(file.current_app),
+        mode: overrides.mode.or(file.mode).unwrap_or_default(),
+        grids_file: overrides
+            .grids_file
+            .clone()
+            .unwrap_or_else(|| in_dir(file.grids_file.unwrap_or_else(|| "grids.toml".into()))),
+        private_key_file: overrides.private_key_file.clone().unwrap_or_else(|| {
+            in_dir(file.private_key_file.unwrap_or_else(|| "id_ed25519".into()))
+        }),
+        known_hosts_file: overrides.known_hosts_file.clone().unwrap_or_else(|| {
+            in_dir(
+                file.known_hosts_file
+                    .unwrap_or_else(|| "known_hosts".into()),
+            )
+        }),
+        public_url: overrides
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .map(|u| u.trim_end_matches('/').to_owned()),
+        site_root: overrides
+            .site_root
+            .clone()
+            .unwrap_or_else(default_site_root),
+    };
+    Ok((settings, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<(Settings, Vec<String>), ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+        load(dir.path(), &Overrides::default())
+    }
+
+    fn error_of(text: &str) -> String {
+        load_text(text)
+            .err()
+            .expect("the file should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn a_missing_file_means_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, warnings) = load(dir.path(), &Overrides::default()).unwrap();
+        assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(s.mode, Mode::Both);
+        assert_eq!(s.grids_file, dir.path().join("grids.toml"));
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn a_bad_mode_names_file_line_and_fix() {
+        let err = error_of("listen = \"127.0.0.1:9000\"\nmode = \"fly\"\n");
+        assert!(err.contains("migctl.toml:2:"), "{err}");
+        assert!(err.contains("unknown variant `fly`"), "{err}");
+        assert!(
+            err.contains(r#"fix: write mode = "migrate", "snapshot" or "both""#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_hostile_grid_name_is_refused_with_the_rule() {
+        let err = error_of("\n\ncurrent_grid = \"a;rm -rf /\"\n");
+        assert!(err.contains("migctl.toml:3:"), "{err}");
+        assert!(err.contains("contains ';'"), "{err}");
+        assert!(err.contains("fix: write current_grid"), "{err}");
+    }
+
+    #[test]
+    fn broken_toml_and_bad_addresses_point_at_the_line() {
+        let err = error_of("mode = \"both\"\nlisten = 8080\n");
+        assert!(err.contains("migctl.toml:2:"), "{err}");
+        assert!(err.contains("fix: write an address and port"), "{err}");
+        let err = error_of("mode = \"both\"\nthis is not toml\n");
+        assert!(err.contains("migctl.toml:2:"), "{err}");
+        let err = error_of("public_url = \"migctl.example.com\"\n");
+        assert!(err.contains("must start with http:// or https://"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_with_their_line() {
+        let (s, warnings) = load_text("mode = \"snapshot\"\nlisen = \"x\"\n").unwrap();
+        assert_eq!(s.mode, Mode::Snapshot);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("migctl.toml:2: unknown setting `lisen`"),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn flags_and_env_win_over_the_file_and_paths_resolve_in_the_config_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "mode = \"snapshot\"\ncurrent_grid = \"east\"\ngrids_file = \"inv/grids.toml\"\n\
+             public_url = \"https://mig.example.com/\"\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            mode: Some(Mode::Migrate),
+            ..Overrides::default()
+        };
+        let (s, _) = load(dir.path(), &over).unwrap();
+        assert_eq!(s.mode, Mode::Migrate);
+        assert_eq!(s.current_grid.as_ref().map(|g| g.as_str()), Some("east"));
+        assert_eq!(s.grids_file, dir.path().join("inv/grids.toml"));
+        assert_eq!(s.public_url.as_deref(), Some("https://mig.example.com"));
+        assert!(s.served_over_tls());
+    }
+}

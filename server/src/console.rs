@@ -1,0 +1,123 @@
+//! The console as a whole: open its database, make sure someone can sign
+//! in, serve until told to stop, and stop its background work cleanly.
+
+use crate::auth::throttle::{LoginThrottle, Policy};
+use crate::auth::{accounts, password};
+use crate::config::Settings;
+use crate::{db, web};
+use anyhow::Context;
+use app::model::Role;
+use leptos::config::LeptosOptions;
+use sqlx::SqlitePool;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
+
+pub struct Console {
+    pub settings: Arc<Settings>,
+    pub pool: SqlitePool,
+    throttle: Policy,
+}
+
+impl Console {
+    pub async fn open(settings: Settings) -> anyhow::Result<Console> {
+        std::fs::create_dir_all(&settings.config_dir).with_context(|| {
+            format!(
+                "cannot create the config directory {}",
+                settings.config_dir.display()
+            )
+        })?;
+        let pool = db::open(&settings.database_file()).await?;
+        Ok(Console {
+            settings: Arc::new(settings),
+            pool,
+            throttle: Policy::default(),
+        })
+    }
+
+    /// For tests and unusual deployments: a different sign-in throttle.
+    pub fn with_throttle(mut self, policy: Policy) -> Self {
+        self.throttle = policy;
+        self
+    }
+
+    /// With no users at all, creates `admin` with a random password and
+    /// returns the password (to be shown once).
+    pub async fn bootstrap_admin(&self) -> anyhow::Result<Option<String>> {
+        if accounts::count(&self.pool).await? > 0 {
+            return Ok(None);
+        }
+        let secret = password::random();
+        let hash = password::hash(secret.clone()).await?;
+        match accounts::create(&self.pool, "admin", Role::Admin, &hash).await {
+            Ok(_) => {}
+            // Another process bootstrapped at the same moment: its password stands.
+            Err(accounts::AccountError::Exists(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        db::audit(&self.pool, "migctl", "user.add", "admin (first start)").await?;
+        Ok(Some(secret))
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then finishes the
+    /// requests in flight and stops the background tasks.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let sessions = SqliteStore::new(self.pool.clone())
+            .with_table_name("sessions")
+            .map_err(|e| anyhow::anyhow!(e))?;
+        sessions
+            .migrate()
+            .await
+            .context("cannot create the sessions table")?;
+
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let cleaner = {
+            let sessions = sessions.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    r = sessions.continuously_delete_expired(Duration::from_secs(60)) => {
+                        if let Err(e) = r {
+                            tracing::error!(error = %e, "expired-session clean-up stopped");
+                        }
+                    }
+                    _ = stop_rx.changed() => {}
+                }
+            })
+        };
+
+        let local: SocketAddr = listener.local_addr()?;
+        let leptos_options = LeptosOptions::builder()
+            .output_name("migctl")
+            .site_root(self.settings.site_root.display().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(local)
+            .build();
+        let state = web::AppState {
+            leptos_options,
+            backend: web::pages::backend(self.settings.clone(), self.pool.clone()),
+            pool: self.pool.clone(),
+            settings: self.settings.clone(),
+            throttle: Arc::new(LoginThrottle::new(self.throttle)),
+        };
+        let router = web::router(state, sessions);
+        tracing::info!(address = %local, "serving");
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        let _ = stop_tx.send(true);
+        let _ = cleaner.await;
+        self.pool.close().await;
+        served.context("the web server stopped with an error")
+    }
+}

@@ -1,0 +1,12 @@
+//! migctl: the web console that migrates and snapshots apps between grids.
+//! `main.rs` is the command line; everything else is here so tests can start
+//! a real console on port 0.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod console;
+pub mod db;
+pub mod web;
+
+pub use console::Console;

@@ -1,0 +1,250 @@
+//! The two checks every request passes: the Origin check on state-changing
+//! requests (no cross-site form or fetch can act for a signed-in user), then
+//! the sign-in gate (session cookie or bearer token) for everything but the
+//! sign-in page, the health check and static assets.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::auth::{accounts, tokens};
+use app::model::{Role, SignedIn};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+pub const SESSION_USER: &str = "user_id";
+pub const SESSION_EPOCH: &str = "epoch";
+
+fn is_public(path: &str) -> bool {
+    path == "/login" || path == "/healthz" || path == "/favicon.ico" || path.starts_with("/pkg/")
+}
+
+/// Paths answered with JSON (401) rather than a redirect to the sign-in page.
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/sfn/")
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn signed_in(user: &accounts::User) -> SignedIn {
+    SignedIn {
+        user_id: user.id,
+        name: user.name.clone(),
+        role: user.role(),
+    }
+}
+
+/// The session's user, if the session is live and the account unchanged since sign-in.
+pub async fn session_user(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<SignedIn>, ApiError> {
+    let id: Option<i64> = session
+        .get(SESSION_USER)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let epoch: Option<i64> = session
+        .get(SESSION_EPOCH)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let (Some(id), Some(epoch)) = (id, epoch) else {
+        return Ok(None);
+    };
+    let user = accounts::find_by_id(&state.pool, id).await?;
+    Ok(user
+        .filter(|u| !u.disabled && u.session_epoch == epoch)
+        .map(|u| signed_in(&u)))
+}
+
+pub async fn require_sign_in(
+    State(state): State<AppState>,
+    session: Session,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    if is_public(&path) {
+        // Someone already signed in has no use for the sign-in form.
+        if path == "/login" && request.method() == Method::GET {
+            if let Ok(Some(_)) = session_user(&state, &session).await {
+                return Redirect::to("/").into_response();
+            }
+        }
+        return next.run(request).await;
+    }
+    let user = match bearer(request.headers()) {
+        Some(token) => match tokens::user_of(&state.pool, token).await {
+            Ok(user) => user.map(|u| signed_in(&u)),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => match session_user(&state, &session).await {
+            Ok(user) => user,
+            Err(e) => return e.into_response(),
+        },
+    };
+    match user {
+        Some(user) => {
+            request.extensions_mut().insert(user);
+            next.run(request).await
+        }
+        None if is_api(&path) => ApiError::Unauthorized.into_response(),
+        None => {
+            let wanted = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            let target = if wanted == "/" {
+                "/login".to_owned()
+            } else {
+                format!("/login?next={}", urlencode(wanted))
+            };
+            Redirect::to(&target).into_response()
+        }
+    }
+}
+
+pub(super) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Refuses state-changing requests that a browser sent on behalf of another
+/// site. Requests carrying a bearer token are exempt: browsers never add one
+/// on their own.
+pub async fn same_origin_only(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method();
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || bearer(request.headers()).is_some()
+    {
+        return next.run(request).await;
+    }
+    match origin_verdict(request.headers(), state.settings.public_url.as_deref()) {
+        Ok(()) => next.run(request).await,
+        Err(why) => {
+            tracing::warn!(path = request.uri().path(), %why, "refused a cross-origin request");
+            if is_api(request.uri().path()) {
+                ApiError::Forbidden(why).into_response()
+            } else {
+                (StatusCode::FORBIDDEN, why).into_response()
+            }
+        }
+    }
+}
+
+fn origin_verdict(headers: &HeaderMap, public_url: Option<&str>) -> Result<(), String> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
+        Some(origin) => {
+            let authority = origin.split_once("://").map(|(_, a)| a);
+            let matches_host = authority.is_some() && authority.map(str::to_ascii_lowercase) == host.map(str::to_ascii_lowercase);
+            if matches_host || public_url == Some(origin) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cross-origin request refused: Origin {origin} is not this console ({})",
+                    public_url.or(host).unwrap_or("unknown host")
+                ))
+            }
+        }
+        None => match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+            Some("same-origin" | "none") => Ok(()),
+            _ => Err(
+                "request refused: a state-changing request must carry an Origin header from this console, or a bearer token".to_owned(),
+            ),
+        },
+    }
+}
+
+/// The signed-in user of a request that passed the gate.
+pub struct CurrentUser(pub SignedIn);
+
+impl CurrentUser {
+    pub fn require(&self, role: Role) -> Result<&SignedIn, ApiError> {
+        if self.0.role.allows(role) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "this needs the {role} role; {} is {}",
+                self.0.name, self.0.role
+            )))
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<SignedIn>()
+            .cloned()
+            .map(CurrentUser)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origin_must_be_this_console() {
+        let same = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
+        assert!(origin_verdict(&same, None).is_ok());
+        let evil = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example"),
+        ]);
+        let err = origin_verdict(&evil, None).err().unwrap();
+        assert!(
+            err.contains("Origin http://evil.example is not this console"),
+            "{err}"
+        );
+        let proxied = headers(&[
+            ("host", "10.0.0.5:8080"),
+            ("origin", "https://mig.example.com"),
+        ]);
+        assert!(origin_verdict(&proxied, Some("https://mig.example.com")).is_ok());
+        assert!(origin_verdict(&proxied, None).is_err());
+        let null = headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]);
+        assert!(origin_verdict(&null, None).is_err());
+    }
+
+    #[test]
+    fn without_origin_only_same_origin_fetch_metadata_passes() {
+        assert!(origin_verdict(&headers(&[("sec-fetch-site", "same-origin")]), None).is_ok());
+        assert!(origin_verdict(&headers(&[("sec-fetch-site", "cross-site")]), None).is_err());
+        assert!(origin_verdict(&headers(&[("host", "h")]), None).is_err());
+    }
+
+    #[test]
+    fn next_paths_are_encoded() {
+        assert_eq!(urlencode("/users?x=1&y"), "/users%3Fx%3D1%26y");
+    }
+}

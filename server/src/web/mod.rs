@@ -1,0 +1,75 @@
+//! The HTTP side: one router for pages, server functions, the JSON API and
+//! static assets, behind the Origin check and the sign-in gate.
+
+pub mod api;
+pub mod error;
+pub mod gate;
+pub mod login;
+pub mod pages;
+
+use crate::auth::throttle::LoginThrottle;
+use crate::config::Settings;
+use app::backend::BackendHandle;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use sqlx::SqlitePool;
+use std::sync::Arc;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+pub const SESSION_COOKIE: &str = "migctl_session";
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub pool: SqlitePool,
+    pub settings: Arc<Settings>,
+    pub throttle: Arc<LoginThrottle>,
+    pub backend: BackendHandle,
+}
+
+pub fn router(state: AppState, sessions: SqliteStore) -> Router {
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(state.settings.served_over_tls())
+        .with_expiry(Expiry::OnInactivity(time::Duration::hours(12)));
+
+    let backend = state.backend.clone();
+    let options = state.leptos_options.clone();
+    Router::new()
+        .leptos_routes_with_context(
+            &state,
+            generate_route_list(app::App),
+            move || provide_context(backend.clone()),
+            move || app::shell(options.clone()),
+        )
+        .route("/login", post(login::login))
+        .route("/logout", post(login::logout))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route("/sfn/{*name}", get(pages::server_fn).post(pages::server_fn))
+        .nest("/api/v1", api::routes())
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate::require_sign_in,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate::same_origin_only,
+        ))
+        .layer(session_layer)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,559 @@
+//! The console started for real on port 0 with a temporary config directory,
+//! driven over HTTP the way a browser or a script would.
+
+use app::model::Role;
+use migctl::Console;
+use migctl::auth::throttle::Policy;
+use migctl::auth::{accounts, password, tokens};
+use migctl::config::{self, Overrides};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, ORIGIN, SET_COOKIE};
+use std::time::Duration;
+use tempfile::TempDir;
+
+const PASSWORD: &str = "correct horse battery";
+
+struct TestConsole {
+    url: String,
+    _dir: TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pool: sqlx::SqlitePool,
+}
+
+impl TestConsole {
+    async fn start() -> TestConsole {
+        Self::start_with(Overrides::default()).await
+    }
+
+    async fn start_with(mut overrides: Overrides) -> TestConsole {
+        let dir = tempfile::tempdir().unwrap();
+        overrides.site_root.get_or_insert(dir.path().join("site"));
+        let (settings, _) = config::load(dir.path(), &overrides).unwrap();
+        let console = Console::open(settings)
+            .await
+            .unwrap()
+            .with_throttle(Policy {
+                window: Duration::from_secs(60),
+                per_user: 3,
+                per_address: 50,
+            });
+        for (name, role) in [
+            ("ana", Role::Admin),
+            ("olga", Role::Operator),
+            ("vic", Role::Viewer),
+        ] {
+            let hash = password::hash(PASSWORD.into()).await.unwrap();
+            accounts::create(&console.pool, name, role, &hash)
+                .await
+                .unwrap();
+        }
+        let pool = console.pool.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(console.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        TestConsole {
+            url,
+            _dir: dir,
+            stop: Some(stop),
+            task: Some(task),
+            pool,
+        }
+    }
+
+    /// A browser-like client: keeps cookies, does not follow redirects, and
+    /// sends this console's Origin on every request.
+    fn browser(&self) -> reqwest::Client {
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, self.url.parse().unwrap());
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    }
+
+    fn plain(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    async fn login(&self, client: &reqwest::Client, user: &str, pw: &str) -> reqwest::Response {
+        client
+            .post(format!("{}/login", self.url))
+            .form(&[("username", user), ("password", pw)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn signed_in_as(&self, user: &str) -> reqwest::Client {
+        let c = self.browser();
+        let r = self.login(&c, user, PASSWORD).await;
+        assert_eq!(location(&r), "/", "sign-in of {user} should succeed");
+        c
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get(LOCATION)
+        .map(|l| l.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("migctl_session="))
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn me_status(t: &TestConsole, client: &reqwest::Client) -> StatusCode {
+    client
+        .get(format!("{}/api/v1/me", t.url))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused_and_the_right_one_accepted() {
+    let t = TestConsole::start().await;
+    let c = t.browser();
+
+    let r = t.login(&c, "ana", "not the password").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login?error=invalid");
+    assert!(
+        session_cookie(&r).is_none(),
+        "no session for a failed sign-in"
+    );
+    assert_eq!(me_status(&t, &c).await, StatusCode::UNAUTHORIZED);
+
+    let r = t.login(&c, "nobody", PASSWORD).await;
+    assert_eq!(
+        location(&r),
+        "/login?error=invalid",
+        "unknown users look like wrong passwords"
+    );
+
+    let r = t.login(&c, "ana", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/");
+    let me: serde_json::Value = c
+        .get(format!("{}/api/v1/me", t.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "ana");
+    assert_eq!(me["role"], "admin");
+
+    // The refused page tells the operator what went wrong.
+    let page = c
+        .get(format!("{}/login?error=invalid", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.status(),
+        StatusCode::SEE_OTHER,
+        "signed-in users skip the sign-in page"
+    );
+    let page = t
+        .plain()
+        .get(format!("{}/login?error=invalid", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Wrong user name or password.")
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_and_samesite_strict_and_secure_only_behind_tls() {
+    let t = TestConsole::start().await;
+    let r = t.login(&t.browser(), "olga", PASSWORD).await;
+    let cookie = session_cookie(&r).expect("a session cookie at sign-in");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http must not mark the cookie Secure: {cookie}"
+    );
+    t.stop().await;
+
+    let t = TestConsole::start_with(Overrides {
+        public_url: Some("https://migctl.example.com".into()),
+        ..Overrides::default()
+    })
+    .await;
+    let c = t.plain();
+    let r = c
+        .post(format!("{}/login", t.url))
+        .header(ORIGIN, "https://migctl.example.com")
+        .form(&[("username", "olga"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = session_cookie(&r).expect("a session cookie at sign-in");
+    assert!(cookie.contains("Secure"), "{cookie}");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_id_changes_at_sign_in_and_the_old_one_is_dead() {
+    let t = TestConsole::start().await;
+    let c = t.browser();
+    let first = session_cookie(&t.login(&c, "olga", PASSWORD).await).unwrap();
+    let second = session_cookie(&t.login(&c, "olga", PASSWORD).await).unwrap();
+    assert_ne!(cookie_value(&first), cookie_value(&second));
+
+    let replay = |cookie: String| {
+        let c = t.plain();
+        let url = format!("{}/api/v1/me", t.url);
+        async move {
+            c.get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(replay(cookie_value(&first)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(replay(cookie_value(&second)).await, StatusCode::OK);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_on_the_server() {
+    let t = TestConsole::start().await;
+    let c = t.browser();
+    let cookie = cookie_value(&session_cookie(&t.login(&c, "vic", PASSWORD).await).unwrap());
+    let r = c.post(format!("{}/logout", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login?signed_out=1");
+    assert_eq!(me_status(&t, &c).await, StatusCode::UNAUTHORIZED);
+    // Even a client that kept the cookie gets nothing: the session is gone.
+    let r = t
+        .plain()
+        .get(format!("{}/api/v1/me", t.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_session_pages_redirect_to_sign_in_and_the_api_answers_401() {
+    let t = TestConsole::start().await;
+    let c = t.plain();
+    let r = c.get(format!("{}/", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login");
+    let r = c.get(format!("{}/users?x=1", t.url)).send().await.unwrap();
+    assert_eq!(location(&r), "/login?next=/users%3Fx%3D1");
+
+    let r = c
+        .get(format!("{}/api/v1/console", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("migctl user token")
+    );
+
+    let r = c
+        .post(format!("{}/sfn/whoami", t.url))
+        .header(ORIGIN, &t.url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "server functions are gated too"
+    );
+
+    // What stays open: the sign-in page, the health check, static assets.
+    assert_eq!(
+        c.get(format!("{}/login", t.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let health = c.get(format!("{}/healthz", t.url)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_ne!(
+        c.get(format!("{}/pkg/migctl.css", t.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SEE_OTHER,
+        "assets are served without signing in"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_bearer_token_works_and_a_wrong_one_does_not() {
+    let t = TestConsole::start().await;
+    let olga = accounts::find_by_name(&t.pool, "olga")
+        .await
+        .unwrap()
+        .unwrap();
+    let token = tokens::create(&t.pool, olga.id).await.unwrap();
+    let c = t.plain();
+    let r = c
+        .get(format!("{}/api/v1/me", t.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let me: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(me["name"], "olga");
+
+    let wrong = format!("{token}x");
+    let r = c
+        .get(format!("{}/api/v1/me", t.url))
+        .bearer_auth(wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Deleting the user revokes their tokens.
+    accounts::delete(&t.pool, "olga").await.unwrap();
+    let r = c
+        .get(format!("{}/api/v1/me", t.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn each_role_sees_what_it_is_allowed_to() {
+    let t = TestConsole::start().await;
+    let admin = t.signed_in_as("ana").await;
+    let operator = t.signed_in_as("olga").await;
+    let viewer = t.signed_in_as("vic").await;
+
+    let users = admin
+        .get(format!("{}/api/v1/users", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), StatusCode::OK);
+    let users: serde_json::Value = users.json().await.unwrap();
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ana", "olga", "vic"]);
+    for c in [&operator, &viewer] {
+        let r = c
+            .get(format!("{}/api/v1/users", t.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("needs the admin role")
+        );
+    }
+
+    let page = admin.get(format!("{}/users", t.url)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("data-testid=\"users\""),
+        "admin sees the user table"
+    );
+    assert!(html.contains(">vic<"));
+    let page = viewer.get(format!("{}/users", t.url)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("this needs the admin role"), "{html}");
+    assert!(!html.contains(">olga<"), "no user names leak to a viewer");
+
+    let dash = |c: reqwest::Client| {
+        let url = format!("{}/", t.url);
+        async move { c.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let admin_dash = dash(admin).await;
+    assert!(
+        admin_dash.contains("href=\"/users\""),
+        "admins get the Users link"
+    );
+    let operator_dash = dash(operator).await;
+    assert!(!operator_dash.contains("href=\"/users\""));
+    assert!(operator_dash.contains("can start and cancel migrations and snapshots"));
+    let viewer_dash = dash(viewer).await;
+    assert!(!viewer_dash.contains("href=\"/users\""));
+    assert!(viewer_dash.contains("can watch operations and their logs"));
+    assert!(
+        viewer_dash.contains("migrate and snapshot"),
+        "the mode is shown"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failures_hold_the_user_off_even_with_the_right_password() {
+    let t = TestConsole::start().await;
+    let c = t.browser();
+    for _ in 0..3 {
+        assert_eq!(
+            location(&t.login(&c, "olga", "guess").await),
+            "/login?error=invalid"
+        );
+    }
+    let r = t.login(&c, "olga", PASSWORD).await;
+    let to = location(&r);
+    assert!(to.starts_with("/login?error=throttled&retry="), "{to}");
+    let wait: u64 = to.rsplit('=').next().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(me_status(&t, &c).await, StatusCode::UNAUTHORIZED);
+    let page = t
+        .plain()
+        .get(format!("{}{to}", t.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Too many failed sign-ins. Try again in"),
+        "{page}"
+    );
+
+    // Another user from the same address is not held off.
+    assert_eq!(location(&t.login(&t.browser(), "vic", PASSWORD).await), "/");
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn cross_origin_state_changes_are_refused() {
+    let t = TestConsole::start().await;
+    let c = t.plain();
+    let r = c
+        .post(format!("{}/login", t.url))
+        .header(ORIGIN, "http://evil.example")
+        .form(&[("username", "ana"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(session_cookie(&r).is_none());
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Origin http://evil.example is not this console")
+    );
+
+    let r = c
+        .post(format!("{}/login", t.url))
+        .form(&[("username", "ana"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "no Origin at all is refused too"
+    );
+
+    // A signed-in operator cannot be signed out (or anything else) by another site.
+    let operator = t.signed_in_as("olga").await;
+    let cookie = {
+        let r = t.login(&t.browser(), "olga", PASSWORD).await;
+        cookie_value(&session_cookie(&r).unwrap())
+    };
+    let r = c
+        .post(format!("{}/logout", t.url))
+        .header("cookie", &cookie)
+        .header(ORIGIN, "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .get(format!("{}/api/v1/me", t.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the session survived the forged request"
+    );
+    assert_eq!(me_status(&t, &operator).await, StatusCode::OK);
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_password_change_ends_existing_sessions() {
+    let t = TestConsole::start().await;
+    let c = t.signed_in_as("vic").await;
+    let hash = password::hash("another long password".into())
+        .await
+        .unwrap();
+    accounts::set_password(&t.pool, "vic", &hash).await.unwrap();
+    assert_eq!(me_status(&t, &c).await, StatusCode::UNAUTHORIZED);
+    t.stop().await;
+}
