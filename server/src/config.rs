@@ -301,8 +301,7 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         load_text(text)
-            .err()
-            .expect("the file should be refused")
+            .expect_err("the file should be refused")
             .to_string()
     }
 

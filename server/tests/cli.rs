@@ -1,6 +1,8 @@
 //! The `migctl` binary itself: bad configuration, first start, user
 //! commands, graceful shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The console started for real on port 0 with a temporary config directory,
 //! driven over HTTP the way a browser or a script would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use app::model::Role;
 use migctl::Console;
 use migctl::auth::throttle::Policy;

@@ -73,10 +73,11 @@ pub async fn require_sign_in(
     let path = request.uri().path().to_owned();
     if is_public(&path) {
         // Someone already signed in has no use for the sign-in form.
-        if path == "/login" && request.method() == Method::GET {
-            if let Ok(Some(_)) = session_user(&state, &session).await {
-                return Redirect::to("/").into_response();
-            }
+        if path == "/login"
+            && request.method() == Method::GET
+            && let Ok(Some(_)) = session_user(&state, &session).await
+        {
+            return Redirect::to("/").into_response();
         }
         return next.run(request).await;
     }
