@@ -3,7 +3,9 @@
 //! Every server function runs behind the server's sign-in gate, so the
 //! signed-in user is always in the request's extensions.
 
-use crate::model::{ConsoleInfo, Role, SignedIn, UserRow};
+use crate::model::{ConsoleInfo, SignedIn, UserRow};
+#[cfg(feature = "ssr")]
+use crate::model::Role;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
