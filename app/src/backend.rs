@@ -3,9 +3,9 @@
 //! Every server function runs behind the server's sign-in gate, so the
 //! signed-in user is always in the request's extensions.
 
-use crate::model::{ConsoleInfo, SignedIn, UserRow};
 #[cfg(feature = "ssr")]
 use crate::model::Role;
+use crate::model::{ConsoleInfo, SignedIn, UserRow};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
