@@ -1,6 +1,13 @@
-//! The grid library: validated names now; the controller dialect and the
-//! SSH client build on them.
+//! The grid library: validated names, the controller dialect (typed commands
+//! and replies), the grid inventory, SSH keys and known_hosts, and the SSH
+//! client. Used by the console, the helper and gridsim alike.
 
+pub mod client;
+pub mod dialect;
+pub mod inventory;
+pub mod keys;
+pub mod known_hosts;
 pub mod name;
 
-pub use name::{AppName, GridName, NameError, VolumeName};
+pub use client::{ClientConfig, Connection, Endpoint, GridError, Grids};
+pub use name::{AppName, GridName, NameError, TemplateName, VolumeName};

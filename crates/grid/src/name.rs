@@ -107,6 +107,11 @@ name_type!(
     VolumeName,
     "volume"
 );
+name_type!(
+    /// A template apps are provisioned from.
+    TemplateName,
+    "template"
+);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,755 @@
+//! The SSH client of the controller dialect, on russh. One connection per
+//! grid, many channels on it (one per command). Host keys are checked
+//! against known_hosts; every command has a deadline, streams an idle
+//! deadline, and a dropped connection surfaces as [`GridError::Disconnected`].
+
+use crate::dialect::{
+    AppInfo, AppSummary, BlockHashes, Checksum, Command, Descriptor, GridInfo, LogLine, Property,
+    Refusal, TemplateInfo, VolRef,
+};
+use crate::known_hosts::{self, KnownHosts, Verdict};
+use crate::name::{AppName, GridName, TemplateName};
+use russh::ChannelMsg;
+use russh::client::{self, Handle};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// What went wrong talking to a grid, typed so callers can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum GridError {
+    #[error("grid {grid}: {command} refused: {refusal}")]
+    Refused {
+        grid: GridName,
+        command: &'static str,
+        refusal: Refusal,
+    },
+    #[error(
+        "grid {grid}: the controller at {address} presents an unknown host key {fingerprint}; \
+         if that is the controller's key, pin it by adding this line to {known_hosts}:\n  {pin}"
+    )]
+    UnknownHostKey {
+        grid: GridName,
+        address: String,
+        fingerprint: String,
+        pin: String,
+        known_hosts: String,
+    },
+    #[error(
+        "grid {grid}: HOST KEY MISMATCH at {address}: known_hosts pins {expected} but the controller \
+         presents {presented}. Someone may be intercepting the connection, or the controller was \
+         re-keyed; verify the new key out of band before replacing the pinned line"
+    )]
+    HostKeyMismatch {
+        grid: GridName,
+        address: String,
+        expected: String,
+        presented: String,
+    },
+    #[error("grid {grid}: cannot connect to {address}: {detail}")]
+    Connect {
+        grid: GridName,
+        address: String,
+        detail: String,
+    },
+    #[error("grid {grid}: the controller refused the key for user {user}")]
+    AuthRejected { grid: GridName, user: String },
+    #[error("grid {grid}: {what} timed out after {after:?}")]
+    Timeout {
+        grid: GridName,
+        what: String,
+        after: Duration,
+    },
+    #[error("grid {grid}: the connection dropped during {what}")]
+    Disconnected { grid: GridName, what: String },
+    #[error("grid {grid}: {command} answered something unreadable: {detail}")]
+    Protocol {
+        grid: GridName,
+        command: &'static str,
+        detail: String,
+    },
+    #[error("grid {grid}: local I/O failed during {what}: {detail}")]
+    Io {
+        grid: GridName,
+        what: String,
+        detail: String,
+    },
+}
+
+impl GridError {
+    /// The controller's error code, when the controller refused.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            GridError::Refused { refusal, .. } => Some(refusal),
+            _ => None,
+        }
+    }
+}
+
+/// Where a grid's controller is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub grid: GridName,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+}
+
+impl Endpoint {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+impl From<&crate::inventory::GridEntry> for Endpoint {
+    fn from(g: &crate::inventory::GridEntry) -> Self {
+        let (host, port) = g.host_port();
+        Endpoint {
+            grid: g.name.clone(),
+            host,
+            port,
+            user: g.user.clone(),
+        }
+    }
+}
+
+/// How the client authenticates, what it trusts, and its deadlines.
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub key: Arc<PrivateKey>,
+    pub known_hosts: Arc<KnownHosts>,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// Longest silence inside a stream (volume data, followed logs) before giving up.
+    pub idle_timeout: Duration,
+    pub keepalive: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(key: PrivateKey, known_hosts: KnownHosts) -> Self {
+        ClientConfig {
+            key: Arc::new(key),
+            known_hosts: Arc::new(known_hosts),
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a host key was refused, kept by the handler for `connect` to report.
+#[derive(Clone, Debug)]
+enum HostKeyProblem {
+    Unknown {
+        presented: PublicKey,
+    },
+    Mismatch {
+        expected: Vec<String>,
+        presented: PublicKey,
+    },
+}
+
+struct Handler {
+    host: String,
+    port: u16,
+    known_hosts: Arc<KnownHosts>,
+    problem: Arc<Mutex<Option<HostKeyProblem>>>,
+}
+
+impl client::Handler for Handler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return Ok(false);
+        };
+        let problem = match self.known_hosts.verdict(&self.host, self.port, key) {
+            Verdict::Trusted => return Ok(true),
+            Verdict::Unknown => HostKeyProblem::Unknown {
+                presented: key.clone(),
+            },
+            Verdict::Mismatch { expected } => HostKeyProblem::Mismatch {
+                expected,
+                presented: key.clone(),
+            },
+        };
+        if let Ok(mut slot) = self.problem.lock() {
+            *slot = Some(problem);
+        }
+        Ok(false)
+    }
+}
+
+/// One authenticated SSH connection to one grid's controller.
+pub struct Connection {
+    endpoint: Endpoint,
+    config: ClientConfig,
+    handle: Handle<Handler>,
+}
+
+/// What a finished command produced.
+struct Finished {
+    stdout: Vec<u8>,
+}
+
+impl Connection {
+    pub async fn open(endpoint: &Endpoint, config: &ClientConfig) -> Result<Connection, GridError> {
+        let grid = endpoint.grid.clone();
+        let problem = Arc::new(Mutex::new(None));
+        let handler = Handler {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            known_hosts: config.known_hosts.clone(),
+            problem: problem.clone(),
+        };
+        let ssh_config = Arc::new(client::Config {
+            keepalive_interval: Some(config.keepalive),
+            keepalive_max: 3,
+            nodelay: true,
+            inactivity_timeout: None,
+            ..Default::default()
+        });
+        let connect_err = |detail: String| GridError::Connect {
+            grid: grid.clone(),
+            address: endpoint.address(),
+            detail,
+        };
+        let connecting = async {
+            let mut handle =
+                client::connect(ssh_config, (endpoint.host.as_str(), endpoint.port), handler)
+                    .await?;
+            let hash = handle.best_supported_rsa_hash().await?.flatten();
+            let auth = handle
+                .authenticate_publickey(
+                    endpoint.user.clone(),
+                    PrivateKeyWithHashAlg::new(config.key.clone(), hash),
+                )
+                .await?;
+            Ok::<_, russh::Error>((handle, auth))
+        };
+        let outcome = tokio::time::timeout(config.connect_timeout, connecting)
+            .await
+            .map_err(|_| GridError::Timeout {
+                grid: grid.clone(),
+                what: format!("connecting to {}", endpoint.address()),
+                after: config.connect_timeout,
+            })?;
+        let (handle, auth) = match outcome {
+            Ok(ok) => ok,
+            Err(e) => {
+                let problem = problem.lock().ok().and_then(|mut p| p.take());
+                return Err(match problem {
+                    Some(HostKeyProblem::Unknown { presented }) => GridError::UnknownHostKey {
+                        grid,
+                        address: endpoint.address(),
+                        fingerprint: known_hosts::fingerprint(&presented),
+                        pin: known_hosts::pin_line(&endpoint.host, endpoint.port, &presented),
+                        known_hosts: config.known_hosts.path().display().to_string(),
+                    },
+                    Some(HostKeyProblem::Mismatch {
+                        expected,
+                        presented,
+                    }) => GridError::HostKeyMismatch {
+                        grid,
+                        address: endpoint.address(),
+                        expected: expected.join(", "),
+                        presented: known_hosts::fingerprint(&presented),
+                    },
+                    None => connect_err(e.to_string()),
+                });
+            }
+        };
+        if !auth.success() {
+            return Err(GridError::AuthRejected {
+                grid,
+                user: endpoint.user.clone(),
+            });
+        }
+        Ok(Connection {
+            endpoint: endpoint.clone(),
+            config: config.clone(),
+            handle,
+        })
+    }
+
+    pub fn grid(&self) -> &GridName {
+        &self.endpoint.grid
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    fn dropped(&self, what: &str) -> GridError {
+        GridError::Disconnected {
+            grid: self.endpoint.grid.clone(),
+            what: what.to_owned(),
+        }
+    }
+
+    async fn open_exec(&self, command: &Command) -> Result<russh::Channel<client::Msg>, GridError> {
+        self.open_line(command.verb(), &command.to_line()).await
+    }
+
+    async fn open_line(
+        &self,
+        what: &str,
+        line: &str,
+    ) -> Result<russh::Channel<client::Msg>, GridError> {
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|_| self.dropped(what))?;
+        channel
+            .exec(true, line)
+            .await
+            .map_err(|_| self.dropped(what))?;
+        Ok(channel)
+    }
+
+    /// Waits for the rest of a command: stdout (into `sink` or memory), stderr, exit status.
+    async fn finish(
+        &self,
+        what: &'static str,
+        channel: &mut russh::Channel<client::Msg>,
+        mut sink: Option<&mut (dyn AsyncWrite + Unpin + Send)>,
+    ) -> Result<Finished, GridError> {
+        let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
+        loop {
+            let msg = tokio::time::timeout(self.config.idle_timeout, channel.wait())
+                .await
+                .map_err(|_| GridError::Timeout {
+                    grid: self.endpoint.grid.clone(),
+                    what: format!("{what} (no data)"),
+                    after: self.config.idle_timeout,
+                })?;
+            match msg {
+                Some(ChannelMsg::Data { data }) => match sink.as_mut() {
+                    Some(w) => w.write_all(&data).await.map_err(|e| GridError::Io {
+                        grid: self.endpoint.grid.clone(),
+                        what: what.to_owned(),
+                        detail: e.to_string(),
+                    })?,
+                    None => stdout.extend_from_slice(&data),
+                },
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                    if stderr.len() < 64 * 1024 {
+                        stderr.extend_from_slice(&data);
+                    }
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
+                Some(ChannelMsg::Failure) => {
+                    return Err(GridError::Protocol {
+                        grid: self.endpoint.grid.clone(),
+                        command: what,
+                        detail: "the controller refused the exec request".into(),
+                    });
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        match status {
+            Some(0) => Ok(Finished { stdout }),
+            Some(code) => {
+                let text = String::from_utf8_lossy(&stderr);
+                let refusal = Refusal::from_stderr(&text).unwrap_or_else(|| {
+                    Refusal::new(
+                        crate::dialect::ErrorCode::Internal,
+                        format!("exit status {code}: {}", text.trim()),
+                    )
+                });
+                Err(GridError::Refused {
+                    grid: self.endpoint.grid.clone(),
+                    command: what,
+                    refusal,
+                })
+            }
+            None => Err(self.dropped(what)),
+        }
+    }
+
+    /// Runs a command to completion and returns its stdout.
+    pub async fn call(
+        &self,
+        command: &Command,
+        stdin: Option<&[u8]>,
+    ) -> Result<Vec<u8>, GridError> {
+        self.call_line(command.verb(), &command.to_line(), stdin)
+            .await
+    }
+
+    /// Runs a raw exec line (for commands outside the typed dialect, such as
+    /// gridsim's `sim fault`, and for tests of what a controller refuses).
+    pub async fn call_line(
+        &self,
+        what: &'static str,
+        line: &str,
+        stdin: Option<&[u8]>,
+    ) -> Result<Vec<u8>, GridError> {
+        let run = async {
+            let mut channel = self.open_line(what, line).await?;
+            if let Some(input) = stdin {
+                channel.data(input).await.map_err(|_| self.dropped(what))?;
+            }
+            channel.eof().await.map_err(|_| self.dropped(what))?;
+            self.finish(what, &mut channel, None).await
+        };
+        let finished = tokio::time::timeout(self.config.command_timeout, run)
+            .await
+            .map_err(|_| GridError::Timeout {
+                grid: self.endpoint.grid.clone(),
+                what: what.to_owned(),
+                after: self.config.command_timeout,
+            })??;
+        Ok(finished.stdout)
+    }
+
+    pub async fn call_json<T: DeserializeOwned>(
+        &self,
+        command: &Command,
+        stdin: Option<&[u8]>,
+    ) -> Result<T, GridError> {
+        let out = self.call(command, stdin).await?;
+        serde_json::from_slice(&out).map_err(|e| GridError::Protocol {
+            grid: self.endpoint.grid.clone(),
+            command: command.verb(),
+            detail: e.to_string(),
+        })
+    }
+
+    pub async fn grid_info(&self) -> Result<GridInfo, GridError> {
+        self.call_json(&Command::GridInfo, None).await
+    }
+
+    pub async fn template_list(&self) -> Result<Vec<TemplateInfo>, GridError> {
+        self.call_json(&Command::TemplateList, None).await
+    }
+
+    pub async fn app_list(&self) -> Result<Vec<AppSummary>, GridError> {
+        self.call_json(&Command::AppList, None).await
+    }
+
+    pub async fn app_info(&self, app: &AppName) -> Result<AppInfo, GridError> {
+        self.call_json(&Command::AppInfo { app: app.clone() }, None)
+            .await
+    }
+
+    pub async fn app_provision(
+        &self,
+        template: &TemplateName,
+        app: &AppName,
+        properties: Vec<Property>,
+    ) -> Result<AppInfo, GridError> {
+        let c = Command::AppProvision {
+            template: template.clone(),
+            app: app.clone(),
+            properties,
+        };
+        self.call_json(&c, None).await
+    }
+
+    pub async fn app_create(
+        &self,
+        app: &AppName,
+        descriptor: &Descriptor,
+    ) -> Result<AppInfo, GridError> {
+        let body = serde_json::to_vec(descriptor).map_err(|e| GridError::Protocol {
+            grid: self.endpoint.grid.clone(),
+            command: "app create",
+            detail: e.to_string(),
+        })?;
+        self.call_json(&Command::AppCreate { app: app.clone() }, Some(&body))
+            .await
+    }
+
+    pub async fn app_start(&self, app: &AppName) -> Result<AppInfo, GridError> {
+        self.call_json(&Command::AppStart { app: app.clone() }, None)
+            .await
+    }
+
+    pub async fn app_stop(
+        &self,
+        app: &AppName,
+        timeout_secs: Option<u64>,
+    ) -> Result<AppInfo, GridError> {
+        let c = Command::AppStop {
+            app: app.clone(),
+            timeout_secs,
+        };
+        self.call_json(&c, None).await
+    }
+
+    pub async fn app_destroy(&self, app: &AppName) -> Result<(), GridError> {
+        self.call(&Command::AppDestroy { app: app.clone() }, None)
+            .await
+            .map(drop)
+    }
+
+    /// The app's log lines after `since` (all when `None`).
+    pub async fn app_log(
+        &self,
+        app: &AppName,
+        since: Option<u64>,
+    ) -> Result<Vec<LogLine>, GridError> {
+        let c = Command::AppLog {
+            app: app.clone(),
+            follow: false,
+            since,
+        };
+        let out = self.call(&c, None).await?;
+        parse_log_lines(&self.endpoint.grid, &out)
+    }
+
+    pub async fn vol_hash(
+        &self,
+        vol: &VolRef,
+        block_size: u64,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<BlockHashes, GridError> {
+        let c = Command::VolHash {
+            vol: vol.clone(),
+            block_size,
+            offset,
+            length,
+        };
+        self.call_json(&c, None).await
+    }
+
+    pub async fn vol_checksum(&self, vol: &VolRef) -> Result<Checksum, GridError> {
+        self.call_json(&Command::VolChecksum { vol: vol.clone() }, None)
+            .await
+    }
+
+    /// Streams a volume's bytes (or a range) into `out`; returns the count.
+    pub async fn vol_read(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        length: Option<u64>,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<u64, GridError> {
+        let c = Command::VolRead {
+            vol: vol.clone(),
+            offset,
+            length,
+        };
+        let mut counted = Counting {
+            inner: out,
+            count: 0,
+        };
+        let mut channel = self.open_exec(&c).await?;
+        channel.eof().await.map_err(|_| self.dropped(c.verb()))?;
+        self.finish(c.verb(), &mut channel, Some(&mut counted))
+            .await?;
+        counted.inner.flush().await.map_err(|e| GridError::Io {
+            grid: self.endpoint.grid.clone(),
+            what: c.verb().into(),
+            detail: e.to_string(),
+        })?;
+        Ok(counted.count)
+    }
+
+    /// Streams `input` into a volume at `offset`; returns the count written.
+    pub async fn vol_write(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        input: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<u64, GridError> {
+        let c = Command::VolWrite {
+            vol: vol.clone(),
+            offset,
+        };
+        let mut channel = self.open_exec(&c).await?;
+        let mut writer = channel.make_writer();
+        let sent = tokio::io::copy(input, &mut writer)
+            .await
+            .map_err(|_| self.dropped(c.verb()))?;
+        writer.flush().await.map_err(|_| self.dropped(c.verb()))?;
+        drop(writer);
+        channel.eof().await.map_err(|_| self.dropped(c.verb()))?;
+        self.finish(c.verb(), &mut channel, None).await?;
+        Ok(sent)
+    }
+
+    /// Follows an app's log: lines after `since`, then new ones as they come.
+    pub async fn app_log_follow(
+        &self,
+        app: &AppName,
+        since: Option<u64>,
+    ) -> Result<LogFollower, GridError> {
+        let c = Command::AppLog {
+            app: app.clone(),
+            follow: true,
+            since,
+        };
+        let channel = self.open_exec(&c).await?;
+        channel.eof().await.map_err(|_| self.dropped(c.verb()))?;
+        Ok(LogFollower {
+            grid: self.endpoint.grid.clone(),
+            channel,
+            pending: Vec::new(),
+            stderr: Vec::new(),
+            done: false,
+        })
+    }
+}
+
+fn parse_log_lines(grid: &GridName, out: &[u8]) -> Result<Vec<LogLine>, GridError> {
+    out.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice(l).map_err(|e| GridError::Protocol {
+                grid: grid.clone(),
+                command: "app log",
+                detail: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Log lines as a followed `app log` delivers them.
+pub struct LogFollower {
+    grid: GridName,
+    channel: russh::Channel<client::Msg>,
+    pending: Vec<u8>,
+    stderr: Vec<u8>,
+    done: bool,
+}
+
+impl LogFollower {
+    /// The next line; `None` when the controller ended the log (app destroyed).
+    pub async fn next(&mut self) -> Option<Result<LogLine, GridError>> {
+        loop {
+            if let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=pos).collect();
+                if line.len() <= 1 {
+                    continue;
+                }
+                return Some(
+                    serde_json::from_slice(&line).map_err(|e| GridError::Protocol {
+                        grid: self.grid.clone(),
+                        command: "app log",
+                        detail: e.to_string(),
+                    }),
+                );
+            }
+            if self.done {
+                return None;
+            }
+            match self.channel.wait().await {
+                Some(ChannelMsg::Data { data }) => self.pending.extend_from_slice(&data),
+                Some(ChannelMsg::ExtendedData { data, .. }) => self.stderr.extend_from_slice(&data),
+                Some(ChannelMsg::ExitStatus { exit_status }) if exit_status != 0 => {
+                    self.done = true;
+                    let text = String::from_utf8_lossy(&self.stderr).into_owned();
+                    if let Some(refusal) = Refusal::from_stderr(&text) {
+                        return Some(Err(GridError::Refused {
+                            grid: self.grid.clone(),
+                            command: "app log",
+                            refusal,
+                        }));
+                    }
+                }
+                Some(ChannelMsg::ExitStatus { .. }) => self.done = true,
+                Some(_) => {}
+                None => {
+                    if !self.done {
+                        self.done = true;
+                        return Some(Err(GridError::Disconnected {
+                            grid: self.grid.clone(),
+                            what: "app log --follow".into(),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.channel.close().await;
+    }
+}
+
+struct Counting<'a> {
+    inner: &'a mut (dyn AsyncWrite + Unpin + Send),
+    count: u64,
+}
+
+impl AsyncWrite for Counting<'_> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut *this.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled {
+            this.count += *n as u64;
+        }
+        polled
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.inner).poll_shutdown(cx)
+    }
+}
+
+/// One connection per grid, opened on first use and re-opened when it drops.
+pub struct Grids {
+    config: ClientConfig,
+    endpoints: HashMap<GridName, Endpoint>,
+    connections: tokio::sync::Mutex<HashMap<GridName, Arc<Connection>>>,
+}
+
+impl Grids {
+    pub fn new(config: ClientConfig, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        Grids {
+            config,
+            endpoints: endpoints.into_iter().map(|e| (e.grid.clone(), e)).collect(),
+            connections: tokio::sync::Mutex::default(),
+        }
+    }
+
+    pub fn endpoint(&self, grid: &GridName) -> Option<&Endpoint> {
+        self.endpoints.get(grid)
+    }
+
+    /// The grid's connection; `None` when the grid is not in the inventory.
+    pub async fn connection(&self, grid: &GridName) -> Option<Result<Arc<Connection>, GridError>> {
+        let endpoint = self.endpoints.get(grid)?;
+        let mut connections = self.connections.lock().await;
+        if let Some(c) = connections.get(grid).filter(|c| !c.is_closed()) {
+            return Some(Ok(c.clone()));
+        }
+        connections.remove(grid);
+        Some(match Connection::open(endpoint, &self.config).await {
+            Ok(c) => {
+                let c = Arc::new(c);
+                connections.insert(grid.clone(), c.clone());
+                Ok(c)
+            }
+            Err(e) => Err(e),
+        })
+    }
+}

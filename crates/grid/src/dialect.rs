@@ -1,0 +1,788 @@
+//! The controller dialect, v1: commands as types, their argv form, and the
+//! replies as types. One SSH exec request per command; argv is split like a
+//! shell (no shell ever runs); exit status 0 on success, otherwise one line
+//! `error: <code>: <message>` on stderr. `docs/controller-dialect.md` is the
+//! operator's description of the same.
+
+use crate::name::{AppName, GridName, NameError, TemplateName, VolumeName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub const DIALECT_VERSION: u32 = 1;
+
+/// Longest command line a controller accepts.
+pub const MAX_COMMAND_LINE: usize = 64 * 1024;
+/// Property values travel in argv; keep them to one readable line.
+pub const MAX_PROPERTY_VALUE: usize = 8 * 1024;
+
+/// The stable error codes of the dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    NotFound,
+    Exists,
+    BadState,
+    BadRequest,
+    Denied,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Exists => "exists",
+            ErrorCode::BadState => "bad_state",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Denied => "denied",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        [
+            ErrorCode::NotFound,
+            ErrorCode::Exists,
+            ErrorCode::BadState,
+            ErrorCode::BadRequest,
+            ErrorCode::Denied,
+            ErrorCode::Internal,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error reply: what a controller writes on stderr with a non-zero exit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Refusal::new(ErrorCode::BadRequest, message)
+    }
+
+    /// The stderr line, newline included.
+    pub fn to_line(&self) -> String {
+        let one_line = self.message.replace(['\n', '\r'], " ");
+        format!("error: {}: {}\n", self.code, one_line)
+    }
+
+    /// Reads the error line from a controller's stderr (the last such line wins).
+    pub fn from_stderr(stderr: &str) -> Option<Refusal> {
+        stderr.lines().rev().find_map(|l| {
+            let rest = l.strip_prefix("error: ")?;
+            let (code, message) = rest.split_once(": ")?;
+            Some(Refusal::new(ErrorCode::parse(code)?, message))
+        })
+    }
+}
+
+impl From<NameError> for Refusal {
+    fn from(e: NameError) -> Self {
+        Refusal::bad_request(e.to_string())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppState {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    Failed,
+}
+
+impl AppState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppState::Stopped => "stopped",
+            AppState::Starting => "starting",
+            AppState::Running => "running",
+            AppState::Stopping => "stopping",
+            AppState::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GridInfo {
+    pub name: GridName,
+    pub dialect: u32,
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+    pub apps: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppSummary {
+    pub name: AppName,
+    pub state: AppState,
+    pub template: Option<TemplateName>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub name: VolumeName,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub name: AppName,
+    pub state: AppState,
+    pub template: Option<TemplateName>,
+    pub properties: BTreeMap<String, String>,
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// What `app create` reads on stdin: an empty app's shape.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Descriptor {
+    #[serde(default)]
+    pub template: Option<TemplateName>,
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeSpec>,
+}
+
+impl From<&AppInfo> for Descriptor {
+    fn from(app: &AppInfo) -> Self {
+        Descriptor {
+            template: app.template.clone(),
+            properties: app.properties.clone(),
+            volumes: app.volumes.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub text: String,
+}
+
+/// `vol hash`: one entry per block; `None` (JSON `null`) for an all-zero block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockHashes {
+    pub size: u64,
+    pub block_size: u64,
+    pub offset: u64,
+    pub hashes: Vec<Option<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checksum {
+    pub algorithm: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateInfo {
+    pub name: TemplateName,
+    pub description: String,
+}
+
+/// `APP:VOL`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct VolRef {
+    pub app: AppName,
+    pub vol: VolumeName,
+}
+
+impl VolRef {
+    pub fn new(app: AppName, vol: VolumeName) -> Self {
+        VolRef { app, vol }
+    }
+
+    pub fn parse(s: &str) -> Result<VolRef, Refusal> {
+        let (app, vol) = s
+            .split_once(':')
+            .ok_or_else(|| Refusal::bad_request(format!("{s:?} is not APP:VOL")))?;
+        Ok(VolRef {
+            app: AppName::new(app)?,
+            vol: VolumeName::new(vol)?,
+        })
+    }
+}
+
+impl fmt::Display for VolRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.app, self.vol)
+    }
+}
+
+/// A property `key=value`. Keys are names; values one line of printable text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Property {
+    pub key: String,
+    pub value: String,
+}
+
+impl Property {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Result<Property, Refusal> {
+        let (key, value) = (key.into(), value.into());
+        let mut chars = key.chars();
+        let key_ok = key.len() <= 64
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if !key_ok {
+            return Err(Refusal::bad_request(format!(
+                "property key {key:?} must be a letter or `_`, then letters, digits, `_` or `.`"
+            )));
+        }
+        if value.len() > MAX_PROPERTY_VALUE || value.chars().any(char::is_control) {
+            return Err(Refusal::bad_request(format!(
+                "property {key}: the value must be one line of at most {MAX_PROPERTY_VALUE} bytes"
+            )));
+        }
+        Ok(Property { key, value })
+    }
+
+    fn parse(arg: &str) -> Result<Property, Refusal> {
+        let (k, v) = arg
+            .split_once('=')
+            .ok_or_else(|| Refusal::bad_request(format!("{arg:?} is not key=value")))?;
+        Property::new(k, v)
+    }
+}
+
+/// Every command of the v1 dialect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    GridInfo,
+    TemplateList,
+    AppList,
+    AppInfo {
+        app: AppName,
+    },
+    AppProvision {
+        template: TemplateName,
+        app: AppName,
+        properties: Vec<Property>,
+    },
+    /// Descriptor (JSON) on stdin.
+    AppCreate {
+        app: AppName,
+    },
+    AppStart {
+        app: AppName,
+    },
+    AppStop {
+        app: AppName,
+        timeout_secs: Option<u64>,
+    },
+    AppDestroy {
+        app: AppName,
+    },
+    AppLog {
+        app: AppName,
+        follow: bool,
+        since: Option<u64>,
+    },
+    VolRead {
+        vol: VolRef,
+        offset: u64,
+        length: Option<u64>,
+    },
+    /// Bytes on stdin.
+    VolWrite {
+        vol: VolRef,
+        offset: u64,
+    },
+    VolHash {
+        vol: VolRef,
+        block_size: u64,
+        offset: u64,
+        length: Option<u64>,
+    },
+    VolChecksum {
+        vol: VolRef,
+    },
+}
+
+/// Flags of the form `--name VALUE` or `--name`, after the positionals.
+struct Args<'a> {
+    positional: Vec<&'a str>,
+    flags: BTreeMap<&'a str, Option<&'a str>>,
+}
+
+impl<'a> Args<'a> {
+    fn split(argv: &'a [String], valued: &[&str]) -> Result<Args<'a>, Refusal> {
+        let mut positional = vec![];
+        let mut flags = BTreeMap::new();
+        let mut it = argv.iter();
+        while let Some(a) = it.next() {
+            if let Some(name) = a.strip_prefix("--") {
+                let value =
+                    if valued.contains(&name) {
+                        Some(it.next().map(String::as_str).ok_or_else(|| {
+                            Refusal::bad_request(format!("--{name} needs a value"))
+                        })?)
+                    } else {
+                        None
+                    };
+                if flags.insert(name, value).is_some() {
+                    return Err(Refusal::bad_request(format!("--{name} given twice")));
+                }
+            } else {
+                positional.push(a.as_str());
+            }
+        }
+        Ok(Args { positional, flags })
+    }
+
+    fn only(&self, allowed: &[&str]) -> Result<(), Refusal> {
+        match self.flags.keys().find(|f| !allowed.contains(f)) {
+            Some(f) => Err(Refusal::bad_request(format!("unknown option --{f}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn number(&self, name: &str) -> Result<Option<u64>, Refusal> {
+        match self.flags.get(name) {
+            Some(Some(v)) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| Refusal::bad_request(format!("--{name} {v:?} is not a whole number"))),
+            _ => Ok(None),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.flags.contains_key(name)
+    }
+
+    fn exactly(&self, n: usize, usage: &str) -> Result<&[&'a str], Refusal> {
+        if self.positional.len() == n {
+            Ok(&self.positional)
+        } else {
+            Err(Refusal::bad_request(format!("usage: {usage}")))
+        }
+    }
+}
+
+/// A parsed request: the command and whether the caller asked for JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub command: Command,
+    pub json: bool,
+}
+
+impl Command {
+    /// The argv a client sends (always asking for JSON replies).
+    pub fn to_argv(&self) -> Vec<String> {
+        let s = |x: &str| x.to_owned();
+        let mut v: Vec<String> = match self {
+            Command::GridInfo => vec![s("grid"), s("info")],
+            Command::TemplateList => vec![s("template"), s("list")],
+            Command::AppList => vec![s("app"), s("list")],
+            Command::AppInfo { app } => vec![s("app"), s("info"), app.to_string()],
+            Command::AppProvision {
+                template,
+                app,
+                properties,
+            } => {
+                let mut v = vec![
+                    s("app"),
+                    s("provision"),
+                    template.to_string(),
+                    app.to_string(),
+                ];
+                v.extend(properties.iter().map(|p| format!("{}={}", p.key, p.value)));
+                v
+            }
+            Command::AppCreate { app } => vec![s("app"), s("create"), app.to_string()],
+            Command::AppStart { app } => vec![s("app"), s("start"), app.to_string()],
+            Command::AppStop { app, timeout_secs } => {
+                let mut v = vec![s("app"), s("stop"), app.to_string()];
+                if let Some(t) = timeout_secs {
+                    v.extend([s("--timeout"), t.to_string()]);
+                }
+                v
+            }
+            Command::AppDestroy { app } => vec![s("app"), s("destroy"), app.to_string()],
+            Command::AppLog { app, follow, since } => {
+                let mut v = vec![s("app"), s("log"), app.to_string()];
+                if *follow {
+                    v.push(s("--follow"));
+                }
+                if let Some(seq) = since {
+                    v.extend([s("--since"), seq.to_string()]);
+                }
+                v
+            }
+            Command::VolRead {
+                vol,
+                offset,
+                length,
+            } => {
+                let mut v = vec![s("vol"), s("read"), vol.to_string()];
+                if *offset != 0 {
+                    v.extend([s("--offset"), offset.to_string()]);
+                }
+                if let Some(l) = length {
+                    v.extend([s("--length"), l.to_string()]);
+                }
+                v
+            }
+            Command::VolWrite { vol, offset } => {
+                let mut v = vec![s("vol"), s("write"), vol.to_string()];
+                if *offset != 0 {
+                    v.extend([s("--offset"), offset.to_string()]);
+                }
+                v
+            }
+            Command::VolHash {
+                vol,
+                block_size,
+                offset,
+                length,
+            } => {
+                let mut v = vec![
+                    s("vol"),
+                    s("hash"),
+                    vol.to_string(),
+                    s("--block-size"),
+                    block_size.to_string(),
+                ];
+                if *offset != 0 {
+                    v.extend([s("--offset"), offset.to_string()]);
+                }
+                if let Some(l) = length {
+                    v.extend([s("--length"), l.to_string()]);
+                }
+                v
+            }
+            Command::VolChecksum { vol } => vec![s("vol"), s("checksum"), vol.to_string()],
+        };
+        if self.has_json_reply() {
+            v.push(s("--json"));
+        }
+        v
+    }
+
+    /// The exec line: argv joined with shell quoting.
+    pub fn to_line(&self) -> String {
+        shell_words::join(self.to_argv())
+    }
+
+    fn has_json_reply(&self) -> bool {
+        !matches!(self, Command::VolRead { .. } | Command::VolWrite { .. })
+    }
+
+    /// A short name for logs and errors, e.g. `app stop`.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::GridInfo => "grid info",
+            Command::TemplateList => "template list",
+            Command::AppList => "app list",
+            Command::AppInfo { .. } => "app info",
+            Command::AppProvision { .. } => "app provision",
+            Command::AppCreate { .. } => "app create",
+            Command::AppStart { .. } => "app start",
+            Command::AppStop { .. } => "app stop",
+            Command::AppDestroy { .. } => "app destroy",
+            Command::AppLog { .. } => "app log",
+            Command::VolRead { .. } => "vol read",
+            Command::VolWrite { .. } => "vol write",
+            Command::VolHash { .. } => "vol hash",
+            Command::VolChecksum { .. } => "vol checksum",
+        }
+    }
+}
+
+impl Request {
+    /// Parses an exec line as a controller receives it.
+    pub fn parse_line(line: &str) -> Result<Request, Refusal> {
+        if line.len() > MAX_COMMAND_LINE {
+            return Err(Refusal::bad_request(format!(
+                "the command line is {} bytes; at most {MAX_COMMAND_LINE} are accepted",
+                line.len()
+            )));
+        }
+        let argv = shell_words::split(line)
+            .map_err(|e| Refusal::bad_request(format!("cannot split the command line: {e}")))?;
+        Request::parse(&argv)
+    }
+
+    pub fn parse(argv: &[String]) -> Result<Request, Refusal> {
+        let (noun, verb) = match argv {
+            [n, v, ..] => (n.as_str(), v.as_str()),
+            _ => {
+                return Err(Refusal::bad_request(
+                    "usage: grid info | template list | app … | vol …",
+                ));
+            }
+        };
+        let rest = &argv[2..];
+        let valued = ["timeout", "since", "offset", "length", "block-size"];
+        let a = Args::split(rest, &valued)?;
+        let json = a.has("json");
+        let command = match (noun, verb) {
+            ("grid", "info") => {
+                a.only(&["json"])?;
+                a.exactly(0, "grid info [--json]")?;
+                Command::GridInfo
+            }
+            ("template", "list") => {
+                a.only(&["json"])?;
+                a.exactly(0, "template list [--json]")?;
+                Command::TemplateList
+            }
+            ("app", "list") => {
+                a.only(&["json"])?;
+                a.exactly(0, "app list [--json]")?;
+                Command::AppList
+            }
+            ("app", "info") => {
+                a.only(&["json"])?;
+                let p = a.exactly(1, "app info NAME [--json]")?;
+                Command::AppInfo {
+                    app: AppName::new(p[0])?,
+                }
+            }
+            ("app", "provision") => {
+                a.only(&["json"])?;
+                if a.positional.len() < 2 {
+                    return Err(Refusal::bad_request(
+                        "usage: app provision TEMPLATE NAME [key=value]...",
+                    ));
+                }
+                Command::AppProvision {
+                    template: TemplateName::new(a.positional[0])?,
+                    app: AppName::new(a.positional[1])?,
+                    properties: a.positional[2..]
+                        .iter()
+                        .map(|p| Property::parse(p))
+                        .collect::<Result<_, _>>()?,
+                }
+            }
+            ("app", "create") => {
+                a.only(&["json"])?;
+                let p = a.exactly(1, "app create NAME < descriptor.json")?;
+                Command::AppCreate {
+                    app: AppName::new(p[0])?,
+                }
+            }
+            ("app", "start") | ("app", "destroy") => {
+                a.only(&["json"])?;
+                let p = a.exactly(1, "app start|destroy NAME")?;
+                let app = AppName::new(p[0])?;
+                if verb == "start" {
+                    Command::AppStart { app }
+                } else {
+                    Command::AppDestroy { app }
+                }
+            }
+            ("app", "stop") => {
+                a.only(&["json", "timeout"])?;
+                let p = a.exactly(1, "app stop NAME [--timeout SECONDS]")?;
+                Command::AppStop {
+                    app: AppName::new(p[0])?,
+                    timeout_secs: a.number("timeout")?,
+                }
+            }
+            ("app", "log") => {
+                a.only(&["json", "follow", "since"])?;
+                let p = a.exactly(1, "app log NAME [--follow] [--since SEQ] [--json]")?;
+                Command::AppLog {
+                    app: AppName::new(p[0])?,
+                    follow: a.has("follow"),
+                    since: a.number("since")?,
+                }
+            }
+            ("vol", "read") => {
+                a.only(&["offset", "length"])?;
+                let p = a.exactly(1, "vol read APP:VOL [--offset N] [--length M]")?;
+                Command::VolRead {
+                    vol: VolRef::parse(p[0])?,
+                    offset: a.number("offset")?.unwrap_or(0),
+                    length: a.number("length")?,
+                }
+            }
+            ("vol", "write") => {
+                a.only(&["offset"])?;
+                let p = a.exactly(1, "vol write APP:VOL [--offset N] < bytes")?;
+                Command::VolWrite {
+                    vol: VolRef::parse(p[0])?,
+                    offset: a.number("offset")?.unwrap_or(0),
+                }
+            }
+            ("vol", "hash") => {
+                a.only(&["json", "block-size", "offset", "length"])?;
+                let p = a.exactly(
+                    1,
+                    "vol hash APP:VOL --block-size B [--offset N] [--length M] [--json]",
+                )?;
+                let block_size = a
+                    .number("block-size")?
+                    .ok_or_else(|| Refusal::bad_request("vol hash needs --block-size B"))?;
+                if block_size == 0 || block_size % 4096 != 0 || block_size > 64 << 20 {
+                    return Err(Refusal::bad_request(
+                        "--block-size must be a multiple of 4096 up to 64 MiB",
+                    ));
+                }
+                Command::VolHash {
+                    vol: VolRef::parse(p[0])?,
+                    block_size,
+                    offset: a.number("offset")?.unwrap_or(0),
+                    length: a.number("length")?,
+                }
+            }
+            ("vol", "checksum") => {
+                a.only(&["json"])?;
+                let p = a.exactly(1, "vol checksum APP:VOL [--json]")?;
+                Command::VolChecksum {
+                    vol: VolRef::parse(p[0])?,
+                }
+            }
+            (n, v) => {
+                return Err(Refusal::bad_request(format!(
+                    "unknown command `{n} {v}`; the dialect v{DIALECT_VERSION} commands are in docs/controller-dialect.md"
+                )));
+            }
+        };
+        Ok(Request { command, json })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(s: &str) -> AppName {
+        AppName::new(s).unwrap()
+    }
+
+    fn vol(a: &str, v: &str) -> VolRef {
+        VolRef::new(app(a), VolumeName::new(v).unwrap())
+    }
+
+    #[test]
+    fn every_command_round_trips_through_its_line() {
+        let commands = vec![
+            Command::GridInfo,
+            Command::TemplateList,
+            Command::AppList,
+            Command::AppInfo { app: app("shop") },
+            Command::AppProvision {
+                template: TemplateName::new("MigHelper").unwrap(),
+                app: app("MigHelper_shop"),
+                properties: vec![
+                    Property::new("_env", "a=b c='d e' $(x)").unwrap(),
+                    Property::new("mode", "migrate").unwrap(),
+                ],
+            },
+            Command::AppCreate { app: app("shop") },
+            Command::AppStart { app: app("shop") },
+            Command::AppStop {
+                app: app("shop"),
+                timeout_secs: Some(30),
+            },
+            Command::AppStop {
+                app: app("shop"),
+                timeout_secs: None,
+            },
+            Command::AppDestroy { app: app("shop") },
+            Command::AppLog {
+                app: app("shop"),
+                follow: true,
+                since: Some(7),
+            },
+            Command::VolRead {
+                vol: vol("shop", "data"),
+                offset: 4096,
+                length: Some(8192),
+            },
+            Command::VolWrite {
+                vol: vol("shop", "data"),
+                offset: 0,
+            },
+            Command::VolHash {
+                vol: vol("shop", "data"),
+                block_size: 1 << 20,
+                offset: 0,
+                length: None,
+            },
+            Command::VolChecksum {
+                vol: vol("shop", "boot"),
+            },
+        ];
+        for c in commands {
+            let parsed = Request::parse_line(&c.to_line()).unwrap();
+            assert_eq!(parsed.command, c, "{}", c.to_line());
+        }
+    }
+
+    #[test]
+    fn hostile_and_malformed_lines_are_bad_requests() {
+        for line in [
+            "app info 'a;rm -rf /'",
+            "app info '$(x)'",
+            "app info 'my app'",
+            "app info café",
+            "vol read shop",
+            "vol hash shop:data --block-size 1000",
+            "app stop shop --timeout soon",
+            "app info shop --force",
+            "app teleport shop",
+            "app info 'unterminated",
+            "",
+        ] {
+            let err = Request::parse_line(line).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest, "{line}: {err}");
+        }
+        let long = format!("app info {}", "a".repeat(10_000));
+        assert!(
+            Request::parse_line(&long)
+                .unwrap_err()
+                .message
+                .contains("at most 64")
+        );
+    }
+
+    #[test]
+    fn refusals_survive_stderr() {
+        let r = Refusal::new(ErrorCode::BadState, "app shop is running;\nstop it first");
+        let line = r.to_line();
+        assert_eq!(
+            line,
+            "error: bad_state: app shop is running; stop it first\n"
+        );
+        let back = Refusal::from_stderr(&format!("some noise\n{line}")).unwrap();
+        assert_eq!(back.code, ErrorCode::BadState);
+        assert_eq!(Refusal::from_stderr("error: nonsense: x"), None);
+    }
+}

@@ -1,0 +1,944 @@
+//! One grid's controller: executes dialect commands against the grid's
+//! stored state. State changes take time (`starting`, `stopping`), apps of
+//! templates with a command run it as a real child process whose output
+//! becomes the app log, and volumes are real sparse files.
+
+use crate::config::SimConfig;
+use crate::faults::Faults;
+use crate::store::{AppRecord, Layout, State};
+use grid::dialect::{
+    AppState, AppSummary, BlockHashes, Checksum, Command, DIALECT_VERSION, Descriptor, ErrorCode,
+    GridInfo, LogLine, Refusal, Request, TemplateInfo, VolRef,
+};
+use grid::{AppName, GridName, TemplateName};
+use std::collections::{BTreeMap, HashMap};
+use std::io::SeekFrom;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt,
+};
+use tokio::sync::{Mutex, watch};
+
+pub type Stdin<'a> = &'a mut (dyn AsyncRead + Unpin + Send);
+pub type Stdout<'a> = &'a mut (dyn AsyncWrite + Unpin + Send);
+
+const IO_BUFFER: usize = 1 << 20;
+const DEFAULT_STOP_TIMEOUT: u64 = 60;
+
+pub struct Controller {
+    pub name: GridName,
+    pub faults: Faults,
+    layout: Layout,
+    config: Arc<SimConfig>,
+    state: Mutex<State>,
+    /// Bumped on every state change; waiters re-check when it moves.
+    changed: watch::Sender<u64>,
+    processes: std::sync::Mutex<HashMap<AppName, Process>>,
+}
+
+struct Process {
+    pid: Option<u32>,
+    kill: tokio::sync::mpsc::Sender<()>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    Refusal::new(ErrorCode::Internal, e.to_string())
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn not_found(app: &AppName) -> Refusal {
+    Refusal::new(ErrorCode::NotFound, format!("there is no app {app}"))
+}
+
+impl Controller {
+    /// Opens the grid's state. Transitional states left by a previous run
+    /// settle, and apps whose process died with that run are marked failed.
+    pub fn open(
+        name: GridName,
+        dir: PathBuf,
+        config: Arc<SimConfig>,
+    ) -> std::io::Result<Arc<Controller>> {
+        let layout = Layout { dir };
+        let mut state = layout.load()?;
+        for (app, rec) in state.apps.iter_mut() {
+            rec.next_log_seq = layout.read_log(app, 0)?.last().map_or(1, |l| l.seq + 1);
+            let has_process = rec
+                .template
+                .as_ref()
+                .and_then(|t| config.template(t))
+                .is_some_and(|t| !t.command.is_empty());
+            rec.state = match rec.state {
+                AppState::Starting | AppState::Running | AppState::Stopping if has_process => {
+                    let line = LogLine {
+                        seq: rec.next_log_seq,
+                        at: now(),
+                        text: format!(
+                            "app {app} is failed: its process ended with the previous controller"
+                        ),
+                    };
+                    rec.next_log_seq += 1;
+                    layout.append_log(app, &line)?;
+                    AppState::Failed
+                }
+                AppState::Starting => AppState::Running,
+                AppState::Stopping => AppState::Stopped,
+                s => s,
+            };
+        }
+        layout.save(&state)?;
+        let controller = Arc::new(Controller {
+            name,
+            faults: Faults::default(),
+            layout,
+            config,
+            state: Mutex::new(state),
+            changed: watch::channel(0).0,
+            processes: std::sync::Mutex::default(),
+        });
+        Ok(controller)
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.layout.dir
+    }
+
+    pub fn host_key_file(&self) -> PathBuf {
+        self.layout.host_key()
+    }
+
+    pub fn authorized_keys_file(&self) -> PathBuf {
+        self.layout.authorized_keys()
+    }
+
+    async fn log(&self, app: &AppName, text: impl Into<String>) {
+        let mut state = self.state.lock().await;
+        self.log_locked(&mut state, app, text.into());
+    }
+
+    fn log_locked(&self, state: &mut State, app: &AppName, text: String) {
+        let Some(rec) = state.apps.get_mut(app) else {
+            return;
+        };
+        let line = LogLine {
+            seq: rec.next_log_seq,
+            at: now(),
+            text,
+        };
+        rec.next_log_seq += 1;
+        if let Err(e) = self.layout.append_log(app, &line) {
+            tracing::error!(grid = %self.name, %app, error = %e, "cannot append to the app log");
+        }
+    }
+
+    /// Sets an app's state, persists it, logs the change and wakes waiters.
+    async fn set_state(&self, app: &AppName, to: AppState, why: &str) -> Result<(), Refusal> {
+        let mut state = self.state.lock().await;
+        let Some(rec) = state.apps.get_mut(app) else {
+            return Err(not_found(app));
+        };
+        if rec.state == to {
+            return Ok(());
+        }
+        rec.state = to;
+        let text = if why.is_empty() {
+            format!("app {app} is {to}")
+        } else {
+            format!("app {app} is {to}: {why}")
+        };
+        self.log_locked(&mut state, app, text);
+        self.layout.save(&state).map_err(internal)?;
+        self.changed.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
+    async fn app_state(&self, app: &AppName) -> Option<AppState> {
+        self.state.lock().await.apps.get(app).map(|r| r.state)
+    }
+
+    /// Waits until the app's state is one of `until` (or the app is gone).
+    async fn wait_for(
+        &self,
+        app: &AppName,
+        until: &[AppState],
+        limit: Duration,
+    ) -> Option<AppState> {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let s = self.app_state(app).await?;
+            if until.contains(&s) {
+                return Some(s);
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return Some(s);
+            }
+        }
+    }
+
+    /// Runs one exec line. Output goes to `stdout`; a refusal is the caller's
+    /// to write to stderr with a non-zero exit.
+    pub async fn execute(
+        self: &Arc<Self>,
+        line: &str,
+        stdin: Stdin<'_>,
+        stdout: Stdout<'_>,
+    ) -> Result<(), Refusal> {
+        let argv = shell_words::split(line)
+            .map_err(|e| Refusal::bad_request(format!("cannot split the command line: {e}")))?;
+        if argv.first().map(String::as_str) == Some("sim") {
+            return match argv.get(1).map(String::as_str) {
+                Some("fault") => {
+                    let out = self.faults.apply(&argv[2..])?;
+                    write(stdout, format!("{out}\n").as_bytes()).await
+                }
+                _ => Err(Refusal::bad_request("usage: sim fault …")),
+            };
+        }
+        let request = Request::parse_line(line)?;
+        let verb = request.command.verb();
+        if let Some(d) = self.faults.delay(verb) {
+            tokio::time::sleep(d).await;
+        }
+        if let Some(refusal) = self.faults.failure(verb) {
+            return Err(refusal);
+        }
+        let json = request.json;
+        match request.command {
+            Command::GridInfo => {
+                let state = self.state.lock().await;
+                let total = self.config.capacity_bytes;
+                let info = GridInfo {
+                    name: self.name.clone(),
+                    dialect: DIALECT_VERSION,
+                    free_bytes: total.saturating_sub(state.allocated_bytes()),
+                    total_bytes: total,
+                    apps: u32::try_from(state.apps.len()).unwrap_or(u32::MAX),
+                };
+                drop(state);
+                let text = format!(
+                    "grid {}\ndialect {}\nfree {} bytes of {}\napps {}\n",
+                    info.name, info.dialect, info.free_bytes, info.total_bytes, info.apps
+                );
+                reply(stdout, json, &info, text).await
+            }
+            Command::TemplateList => {
+                let list: Vec<TemplateInfo> = self
+                    .config
+                    .templates
+                    .iter()
+                    .map(|t| TemplateInfo {
+                        name: t.name.clone(),
+                        description: t.description.clone(),
+                    })
+                    .collect();
+                let text: String = list
+                    .iter()
+                    .map(|t| format!("{}\t{}\n", t.name, t.description))
+                    .collect();
+                reply(stdout, json, &list, text).await
+            }
+            Command::AppList => {
+                let list: Vec<AppSummary> = self
+                    .state
+                    .lock()
+                    .await
+                    .apps
+                    .iter()
+                    .map(|(name, r)| AppSummary {
+                        name: name.clone(),
+                        state: r.state,
+                        template: r.template.clone(),
+                    })
+                    .collect();
+                let text: String = list
+                    .iter()
+                    .map(|a| format!("{}\t{}\n", a.name, a.state))
+                    .collect();
+                reply(stdout, json, &list, text).await
+            }
+            Command::AppInfo { app } => self.reply_info(&app, json, stdout).await,
+            Command::AppProvision {
+                template,
+                app,
+                properties,
+            } => {
+                let props = properties.into_iter().map(|p| (p.key, p.value)).collect();
+                self.provision(&template, &app, props).await?;
+                self.start(&app).await?;
+                self.reply_info(&app, json, stdout).await
+            }
+            Command::AppCreate { app } => {
+                let mut body = Vec::new();
+                stdin
+                    .take(1 << 20)
+                    .read_to_end(&mut body)
+                    .await
+                    .map_err(internal)?;
+                let descriptor: Descriptor = serde_json::from_slice(&body).map_err(|e| {
+                    Refusal::bad_request(format!("the descriptor on stdin is not valid JSON: {e}"))
+                })?;
+                self.create(&app, descriptor).await?;
+                self.reply_info(&app, json, stdout).await
+            }
+            Command::AppStart { app } => {
+                self.start(&app).await?;
+                self.reply_info(&app, json, stdout).await
+            }
+            Command::AppStop { app, timeout_secs } => {
+                self.stop(&app, timeout_secs.unwrap_or(DEFAULT_STOP_TIMEOUT))
+                    .await?;
+                self.reply_info(&app, json, stdout).await
+            }
+            Command::AppDestroy { app } => {
+                self.destroy(&app).await?;
+                write(stdout, format!("destroyed {app}\n").as_bytes()).await
+            }
+            Command::AppLog { app, follow, since } => {
+                self.app_log(&app, follow, since.unwrap_or(0), json, stdout)
+                    .await
+            }
+            Command::VolRead {
+                vol,
+                offset,
+                length,
+            } => self.vol_read(&vol, offset, length, stdout).await,
+            Command::VolWrite { vol, offset } => {
+                let n = self.vol_write(&vol, offset, stdin).await?;
+                write(stdout, format!("wrote {n} bytes to {vol}\n").as_bytes()).await
+            }
+            Command::VolHash {
+                vol,
+                block_size,
+                offset,
+                length,
+            } => {
+                let hashes = self.vol_hash(&vol, block_size, offset, length).await?;
+                let text: String = hashes
+                    .hashes
+                    .iter()
+                    .map(|h| format!("{}\n", h.as_deref().unwrap_or("zero")))
+                    .collect();
+                reply(stdout, json, &hashes, text).await
+            }
+            Command::VolChecksum { vol } => {
+                let sum = self.vol_checksum(&vol).await?;
+                let text = format!("{}:{}\n", sum.algorithm, sum.digest);
+                reply(stdout, json, &sum, text).await
+            }
+        }
+    }
+
+    async fn reply_info(
+        &self,
+        app: &AppName,
+        json: bool,
+        stdout: Stdout<'_>,
+    ) -> Result<(), Refusal> {
+        let info = self
+            .state
+            .lock()
+            .await
+            .info(app)
+            .ok_or_else(|| not_found(app))?;
+        let mut text = format!("app {}\nstate {}\n", info.name, info.state);
+        for v in &info.volumes {
+            text.push_str(&format!("volume {} {} bytes\n", v.name, v.size));
+        }
+        for (k, v) in &info.properties {
+            text.push_str(&format!("property {k}={v}\n"));
+        }
+        reply(stdout, json, &info, text).await
+    }
+
+    async fn provision(
+        &self,
+        template: &TemplateName,
+        app: &AppName,
+        properties: BTreeMap<String, String>,
+    ) -> Result<(), Refusal> {
+        if self.config.template(template).is_none() {
+            return Err(Refusal::new(
+                ErrorCode::NotFound,
+                format!("there is no template {template}; `template list` shows them"),
+            ));
+        }
+        self.insert(
+            app,
+            AppRecord {
+                state: AppState::Stopped,
+                template: Some(template.clone()),
+                properties,
+                volumes: vec![],
+                next_log_seq: 1,
+            },
+            format!("provisioned {app} from template {template}"),
+        )
+        .await
+    }
+
+    async fn create(&self, app: &AppName, d: Descriptor) -> Result<(), Refusal> {
+        let mut names = std::collections::HashSet::new();
+        if let Some(dup) = d.volumes.iter().find(|v| !names.insert(v.name.clone())) {
+            return Err(Refusal::bad_request(format!(
+                "volume {} is listed twice",
+                dup.name
+            )));
+        }
+        for (k, v) in &d.properties {
+            grid::dialect::Property::new(k.clone(), v.clone())?;
+        }
+        if let Some(t) = &d.template
+            && self.config.template(t).is_none()
+        {
+            return Err(Refusal::new(
+                ErrorCode::NotFound,
+                format!("there is no template {t}"),
+            ));
+        }
+        let needed: u64 = d.volumes.iter().map(|v| v.size).sum();
+        self.insert(
+            app,
+            AppRecord {
+                state: AppState::Stopped,
+                template: d.template,
+                properties: d.properties,
+                volumes: d.volumes,
+                next_log_seq: 1,
+            },
+            format!("created {app} with {needed} bytes of volumes"),
+        )
+        .await
+    }
+
+    async fn insert(&self, app: &AppName, rec: AppRecord, why: String) -> Result<(), Refusal> {
+        let mut state = self.state.lock().await;
+        if state.apps.contains_key(app) {
+            return Err(Refusal::new(
+                ErrorCode::Exists,
+                format!("app {app} already exists on grid {}", self.name),
+            ));
+        }
+        let needed: u64 = rec.volumes.iter().map(|v| v.size).sum();
+        let free = self
+            .config
+            .capacity_bytes
+            .saturating_sub(state.allocated_bytes());
+        if needed > free {
+            return Err(Refusal::new(
+                ErrorCode::Denied,
+                format!(
+                    "not enough free storage on grid {}: {app} needs {needed} bytes, {free} are free",
+                    self.name
+                ),
+            ));
+        }
+        self.layout.remove_app(app).map_err(internal)?;
+        self.layout
+            .create_volumes(app, &rec.volumes)
+            .map_err(internal)?;
+        state.apps.insert(app.clone(), rec);
+        self.log_locked(&mut state, app, why);
+        self.layout.save(&state).map_err(internal)?;
+        self.changed.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
+    /// Starts the app and waits until it runs (or fails).
+    async fn start(self: &Arc<Self>, app: &AppName) -> Result<(), Refusal> {
+        let current = self.app_state(app).await.ok_or_else(|| not_found(app))?;
+        match current {
+            AppState::Running => return Ok(()),
+            AppState::Stopping => {
+                return Err(Refusal::new(
+                    ErrorCode::BadState,
+                    format!("app {app} is stopping; start it once it has stopped"),
+                ));
+            }
+            AppState::Starting => {}
+            AppState::Stopped | AppState::Failed => {
+                self.set_state(app, AppState::Starting, "").await?;
+                let command = {
+                    let state = self.state.lock().await;
+                    let rec = state.apps.get(app).ok_or_else(|| not_found(app))?;
+                    rec.template
+                        .as_ref()
+                        .and_then(|t| self.config.template(t))
+                        .map(|t| (t.command.clone(), rec.properties.clone()))
+                };
+                if let Some((cmd, props)) = command.filter(|(c, _)| !c.is_empty()) {
+                    self.spawn_process(app, cmd, props).await?;
+                }
+                let me = self.clone();
+                let app2 = app.clone();
+                let delay = Duration::from_millis(self.config.start_delay_ms);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if me.app_state(&app2).await == Some(AppState::Starting) {
+                        let _ = me.set_state(&app2, AppState::Running, "").await;
+                    }
+                });
+            }
+        }
+        let limit = Duration::from_millis(self.config.start_delay_ms) + Duration::from_secs(60);
+        match self
+            .wait_for(
+                app,
+                &[AppState::Running, AppState::Failed, AppState::Stopped],
+                limit,
+            )
+            .await
+        {
+            Some(AppState::Running) => Ok(()),
+            Some(s) => Err(Refusal::new(
+                ErrorCode::BadState,
+                format!("app {app} did not start: it is {s}; see `app log {app}`"),
+            )),
+            None => Err(not_found(app)),
+        }
+    }
+
+    async fn spawn_process(
+        self: &Arc<Self>,
+        app: &AppName,
+        cmd: Vec<String>,
+        props: BTreeMap<String, String>,
+    ) -> Result<(), Refusal> {
+        let mut command = tokio::process::Command::new(&cmd[0]);
+        command
+            .args(&cmd[1..])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .env("GRIDSIM_GRID", self.name.as_str())
+            .env("GRIDSIM_APP", app.as_str());
+        for (k, v) in &props {
+            if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                command.env(k, v);
+            }
+        }
+        let mut child = command.spawn().map_err(|e| {
+            Refusal::new(ErrorCode::Internal, format!("cannot run {}: {e}", cmd[0]))
+        })?;
+        let pid = child.id();
+        self.log(
+            app,
+            format!("process {} started (pid {})", cmd[0], pid.unwrap_or(0)),
+        )
+        .await;
+        for (stream, prefix) in [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
+                "",
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn AsyncRead + Unpin + Send>),
+                "stderr: ",
+            ),
+        ] {
+            let Some(stream) = stream else { continue };
+            let me = self.clone();
+            let app2 = app.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    me.log(&app2, format!("{prefix}{line}")).await;
+                }
+            });
+        }
+        let (kill_tx, mut kill_rx) = tokio::sync::mpsc::channel::<()>(1);
+        if let Ok(mut p) = self.processes.lock() {
+            p.insert(app.clone(), Process { pid, kill: kill_tx });
+        }
+        let me = self.clone();
+        let app2 = app.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                s = child.wait() => s,
+                _ = kill_rx.recv() => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            if let Ok(mut p) = me.processes.lock() {
+                p.remove(&app2);
+            }
+            // Give the output readers a moment to drain the pipes into the log.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let stopping = me.app_state(&app2).await == Some(AppState::Stopping);
+            let (to, why) = match status {
+                Ok(s) if s.success() => (
+                    AppState::Stopped,
+                    "the process exited with status 0".to_owned(),
+                ),
+                Ok(s) if stopping => (AppState::Stopped, format!("the process was stopped ({s})")),
+                Ok(s) => (AppState::Failed, format!("the process exited with {s}")),
+                Err(e) => (
+                    AppState::Failed,
+                    format!("cannot wait for the process: {e}"),
+                ),
+            };
+            let _ = me.set_state(&app2, to, &why).await;
+        });
+        Ok(())
+    }
+
+    /// Stops the app and waits until it has stopped; a process that does not
+    /// stop within `timeout_secs` of SIGTERM is killed.
+    async fn stop(self: &Arc<Self>, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+        let current = self.app_state(app).await.ok_or_else(|| not_found(app))?;
+        match current {
+            AppState::Stopped => return Ok(()),
+            AppState::Failed => {
+                self.set_state(app, AppState::Stopped, "stopped after a failure")
+                    .await?;
+                return Ok(());
+            }
+            AppState::Stopping => {}
+            AppState::Running | AppState::Starting => {
+                self.set_state(app, AppState::Stopping, "").await?;
+                let process = self
+                    .processes
+                    .lock()
+                    .ok()
+                    .and_then(|p| p.get(app).map(|p| (p.pid, p.kill.clone())));
+                match process {
+                    Some((pid, kill)) => {
+                        if let Some(pid) = pid {
+                            let _ = tokio::process::Command::new("kill")
+                                .args(["-TERM", &pid.to_string()])
+                                .status()
+                                .await;
+                        }
+                        let me = self.clone();
+                        let app2 = app.clone();
+                        tokio::spawn(async move {
+                            let limit = Duration::from_secs(timeout_secs);
+                            if me
+                                .wait_for(&app2, &[AppState::Stopped, AppState::Failed], limit)
+                                .await
+                                == Some(AppState::Stopping)
+                            {
+                                me.log(&app2, format!("the process did not stop within {timeout_secs} s; killing it")).await;
+                                let _ = kill.send(()).await;
+                            }
+                        });
+                    }
+                    None => {
+                        let me = self.clone();
+                        let app2 = app.clone();
+                        let delay = Duration::from_millis(self.config.stop_delay_ms);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            if me.app_state(&app2).await == Some(AppState::Stopping) {
+                                let _ = me.set_state(&app2, AppState::Stopped, "").await;
+                            }
+                        });
+                    }
+                }
+            }
+        }
+        let limit = Duration::from_secs(timeout_secs)
+            + Duration::from_millis(self.config.stop_delay_ms)
+            + Duration::from_secs(10);
+        match self
+            .wait_for(app, &[AppState::Stopped, AppState::Failed], limit)
+            .await
+        {
+            Some(AppState::Stopped) | Some(AppState::Failed) | None => Ok(()),
+            Some(s) => Err(Refusal::new(
+                ErrorCode::BadState,
+                format!("app {app} did not stop: it is {s}"),
+            )),
+        }
+    }
+
+    async fn destroy(&self, app: &AppName) -> Result<(), Refusal> {
+        let mut state = self.state.lock().await;
+        let rec = state.apps.get(app).ok_or_else(|| not_found(app))?;
+        if !matches!(rec.state, AppState::Stopped | AppState::Failed) {
+            return Err(Refusal::new(
+                ErrorCode::BadState,
+                format!("app {app} is {}; stop it before destroying it", rec.state),
+            ));
+        }
+        state.apps.remove(app);
+        self.layout.save(&state).map_err(internal)?;
+        self.layout.remove_app(app).map_err(internal)?;
+        self.changed.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
+    async fn app_log(
+        &self,
+        app: &AppName,
+        follow: bool,
+        since: u64,
+        json: bool,
+        stdout: Stdout<'_>,
+    ) -> Result<(), Refusal> {
+        if self.app_state(app).await.is_none() {
+            return Err(not_found(app));
+        }
+        let mut after = since;
+        loop {
+            let lines = self.layout.read_log(app, after).map_err(internal)?;
+            let mut out = Vec::new();
+            for l in &lines {
+                if json {
+                    out.extend(serde_json::to_vec(l).map_err(internal)?);
+                    out.push(b'\n');
+                } else {
+                    out.extend(format!("{} {} {}\n", l.seq, l.at, l.text).as_bytes());
+                }
+                after = l.seq;
+            }
+            if !out.is_empty() {
+                write(stdout, &out).await?;
+                stdout.flush().await.map_err(internal)?;
+            }
+            if !follow || self.app_state(app).await.is_none() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn volume(&self, vol: &VolRef) -> Result<(PathBuf, u64, AppState), Refusal> {
+        let state = self.state.lock().await;
+        let rec = state
+            .apps
+            .get(&vol.app)
+            .ok_or_else(|| not_found(&vol.app))?;
+        let spec = rec
+            .volumes
+            .iter()
+            .find(|v| v.name == vol.vol)
+            .ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::NotFound,
+                    format!("app {} has no volume {}", vol.app, vol.vol),
+                )
+            })?;
+        Ok((
+            self.layout.volume_file(&vol.app, &vol.vol),
+            spec.size,
+            rec.state,
+        ))
+    }
+
+    fn range(size: u64, offset: u64, length: Option<u64>) -> Result<u64, Refusal> {
+        if offset > size {
+            return Err(Refusal::bad_request(format!(
+                "offset {offset} is past the end of the volume ({size} bytes)"
+            )));
+        }
+        let length = length.unwrap_or(size - offset);
+        if offset.checked_add(length).is_none_or(|end| end > size) {
+            return Err(Refusal::bad_request(format!(
+                "range {offset}+{length} is past the end of the volume ({size} bytes)"
+            )));
+        }
+        Ok(length)
+    }
+
+    async fn vol_read(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        length: Option<u64>,
+        stdout: Stdout<'_>,
+    ) -> Result<(), Refusal> {
+        let (path, size, _) = self.volume(vol).await?;
+        let length = Self::range(size, offset, length)?;
+        let mut f = tokio::fs::File::open(&path).await.map_err(internal)?;
+        f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
+        let mut left = length;
+        let mut buf = vec![0u8; IO_BUFFER];
+        while left > 0 {
+            let want = usize::try_from(left.min(IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
+            let n = f.read(&mut buf[..want]).await.map_err(internal)?;
+            if n == 0 {
+                // A volume file shorter than its size reads as zeros past its end.
+                buf[..want].fill(0);
+                write(stdout, &buf[..want]).await?;
+                left -= want as u64;
+                continue;
+            }
+            write(stdout, &buf[..n]).await?;
+            left -= n as u64;
+        }
+        stdout.flush().await.map_err(internal)
+    }
+
+    async fn vol_write(&self, vol: &VolRef, offset: u64, stdin: Stdin<'_>) -> Result<u64, Refusal> {
+        let (path, size, state) = self.volume(vol).await?;
+        if state != AppState::Stopped {
+            return Err(Refusal::new(
+                ErrorCode::BadState,
+                format!(
+                    "app {} is {state}; volumes are written only while it is stopped",
+                    vol.app
+                ),
+            ));
+        }
+        Self::range(size, offset, Some(0))?;
+        let mut f = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .await
+            .map_err(internal)?;
+        f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
+        let mut buf = vec![0u8; IO_BUFFER];
+        let mut written = 0u64;
+        loop {
+            let n = stdin.read(&mut buf).await.map_err(internal)?;
+            if n == 0 {
+                break;
+            }
+            if offset + written + n as u64 > size {
+                return Err(Refusal::bad_request(format!(
+                    "the data runs past the end of {vol} ({size} bytes); {written} bytes were written"
+                )));
+            }
+            f.write_all(&buf[..n]).await.map_err(internal)?;
+            written += n as u64;
+        }
+        f.sync_data().await.map_err(internal)?;
+        Ok(written)
+    }
+
+    async fn vol_hash(
+        &self,
+        vol: &VolRef,
+        block_size: u64,
+        offset: u64,
+        length: Option<u64>,
+    ) -> Result<BlockHashes, Refusal> {
+        let (path, size, _) = self.volume(vol).await?;
+        let length = Self::range(size, offset, length)?;
+        let hashes =
+            tokio::task::spawn_blocking(move || hash_blocks(&path, block_size, offset, length))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+        Ok(BlockHashes {
+            size,
+            block_size,
+            offset,
+            hashes,
+        })
+    }
+
+    async fn vol_checksum(&self, vol: &VolRef) -> Result<Checksum, Refusal> {
+        let (path, size, _) = self.volume(vol).await?;
+        let digest = tokio::task::spawn_blocking(move || checksum(&path, size))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        Ok(Checksum {
+            algorithm: "blake3".into(),
+            digest,
+            size,
+        })
+    }
+
+    /// Kills every app process (the simulator is stopping).
+    pub fn kill_processes(&self) {
+        if let Ok(p) = self.processes.lock() {
+            for proc_ in p.values() {
+                let _ = proc_.kill.try_send(());
+            }
+        }
+    }
+}
+
+/// blake3 of each block; `None` for blocks that are all zero.
+pub fn hash_blocks(
+    path: &std::path::Path,
+    block_size: u64,
+    offset: u64,
+    length: u64,
+) -> std::io::Result<Vec<Option<String>>> {
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; usize::try_from(block_size).unwrap_or(1 << 20)];
+    let mut left = length;
+    while left > 0 {
+        let want = usize::try_from(left.min(block_size)).unwrap_or(buf.len());
+        let block = &mut buf[..want];
+        let mut filled = 0;
+        while filled < want {
+            let n = f.read(&mut block[filled..])?;
+            if n == 0 {
+                block[filled..].fill(0);
+                break;
+            }
+            filled += n;
+        }
+        out.push(if block.iter().all(|b| *b == 0) {
+            None
+        } else {
+            Some(blake3::hash(block).to_hex().to_string())
+        });
+        left -= want as u64;
+    }
+    Ok(out)
+}
+
+pub fn checksum(path: &std::path::Path, size: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut reader = std::io::BufReader::with_capacity(IO_BUFFER, f.take(size));
+    let copied = std::io::copy(&mut reader, &mut hasher)?;
+    // Pad a short file with the zeros it stands for.
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = size - copied;
+    while left > 0 {
+        let n = usize::try_from(left.min(zeros.len() as u64)).unwrap_or(zeros.len());
+        hasher.update(&zeros[..n]);
+        left -= n as u64;
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+async fn write(stdout: Stdout<'_>, bytes: &[u8]) -> Result<(), Refusal> {
+    stdout
+        .write_all(bytes)
+        .await
+        .map_err(|e| internal(format!("cannot write the reply: {e}")))
+}
+
+async fn reply<T: serde::Serialize>(
+    stdout: Stdout<'_>,
+    json: bool,
+    value: &T,
+    text: String,
+) -> Result<(), Refusal> {
+    if json {
+        let mut bytes = serde_json::to_vec(value).map_err(internal)?;
+        bytes.push(b'\n');
+        write(stdout, &bytes).await
+    } else {
+        write(stdout, text.as_bytes()).await
+    }
+}

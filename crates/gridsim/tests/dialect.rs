@@ -1,0 +1,546 @@
+//! The controller dialect end to end: the grid client (russh) against
+//! gridsim's SSH servers on loopback, through real sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use grid::dialect::{AppState, Descriptor, ErrorCode, VolRef, VolumeSpec};
+use grid::inventory::Inventory;
+use grid::known_hosts::KnownHosts;
+use grid::{
+    AppName, ClientConfig, Connection, Endpoint, GridError, GridName, TemplateName, VolumeName,
+    keys,
+};
+use gridsim::{RunningSim, SimConfig, SimPaths};
+use std::path::Path;
+use std::time::Duration;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    sim: Option<RunningSim>,
+    config: ClientConfig,
+    endpoints: Vec<Endpoint>,
+}
+
+async fn start_sim(dir: &Path) -> (RunningSim, ClientConfig, Vec<Endpoint>) {
+    let sim = gridsim::start(dir).await.unwrap();
+    let console = SimPaths::new(dir).console_dir();
+    let key = keys::load(&console.join("id_ed25519")).unwrap();
+    let known = KnownHosts::load(&console.join("known_hosts")).unwrap();
+    let inventory = Inventory::load(&console.join("grids.toml")).unwrap();
+    let endpoints = inventory.grids.iter().map(Endpoint::from).collect();
+    let mut config = ClientConfig::new(key, known);
+    config.command_timeout = Duration::from_secs(30);
+    config.idle_timeout = Duration::from_secs(10);
+    (sim, config, endpoints)
+}
+
+impl Harness {
+    async fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let helper = vec![
+            "sh".to_owned(),
+            "-c".to_owned(),
+            "echo \"helper for $SOURCE on $GRIDSIM_GRID\"; echo oops >&2; sleep 0.3".to_owned(),
+        ];
+        gridsim::init(dir.path(), &["east", "west"], 0, helper).unwrap();
+        let path = SimPaths::new(dir.path()).config();
+        let mut config = SimConfig::load(&path).unwrap();
+        config.start_delay_ms = 200;
+        config.stop_delay_ms = 100;
+        config.capacity_bytes = 4 << 30;
+        config.save(&path).unwrap();
+        let (sim, config, endpoints) = start_sim(dir.path()).await;
+        Harness {
+            _dir: dir,
+            sim: Some(sim),
+            config,
+            endpoints,
+        }
+    }
+
+    fn sim(&self) -> &RunningSim {
+        self.sim.as_ref().unwrap()
+    }
+
+    fn endpoint(&self, grid: &str) -> Endpoint {
+        self.endpoints
+            .iter()
+            .find(|e| e.grid.as_str() == grid)
+            .unwrap()
+            .clone()
+    }
+
+    async fn connect(&self, grid: &str) -> Connection {
+        Connection::open(&self.endpoint(grid), &self.config)
+            .await
+            .unwrap()
+    }
+
+    async fn restart(&mut self) {
+        self.sim.take().unwrap().stop().await;
+        let (sim, config, endpoints) = start_sim(self._dir.path()).await;
+        self.sim = Some(sim);
+        self.config = config;
+        self.endpoints = endpoints;
+    }
+}
+
+fn app(s: &str) -> AppName {
+    AppName::new(s).unwrap()
+}
+
+fn vol(a: &str, v: &str) -> VolRef {
+    VolRef::new(app(a), VolumeName::new(v).unwrap())
+}
+
+fn descriptor(volumes: &[(&str, u64)]) -> Descriptor {
+    Descriptor {
+        template: None,
+        properties: [("role".to_owned(), "web shop".to_owned())].into(),
+        volumes: volumes
+            .iter()
+            .map(|(n, s)| VolumeSpec {
+                name: VolumeName::new(*n).unwrap(),
+                size: *s,
+            })
+            .collect(),
+    }
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn code(e: &GridError) -> Option<ErrorCode> {
+    e.refusal().map(|r| r.code)
+}
+
+#[tokio::test]
+async fn every_dialect_command_round_trips() {
+    let h = Harness::new().await;
+    let east = h.connect("east").await;
+
+    let info = east.grid_info().await.unwrap();
+    assert_eq!(info.name.as_str(), "east");
+    assert_eq!(info.dialect, 1);
+    assert_eq!(info.free_bytes, 4 << 30);
+
+    let templates = east.template_list().await.unwrap();
+    assert!(templates.iter().any(|t| t.name.as_str() == "MigHelper"));
+
+    let created = east
+        .app_create(
+            &app("shop"),
+            &descriptor(&[("boot", 1 << 20), ("data", 8 << 20)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.state, AppState::Stopped);
+    assert_eq!(created.properties["role"], "web shop");
+    assert_eq!(
+        east.grid_info().await.unwrap().free_bytes,
+        (4 << 30) - (9 << 20)
+    );
+    let again = east
+        .app_create(&app("shop"), &descriptor(&[]))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&again), Some(ErrorCode::Exists));
+
+    let list = east.app_list().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].name.as_str(), "shop");
+
+    // Start and stop take time, and the commands wait for them.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        east.app_start(&app("shop")).await.unwrap().state,
+        AppState::Running
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "start is not instant"
+    );
+    let refused = east.app_destroy(&app("shop")).await.unwrap_err();
+    assert_eq!(code(&refused), Some(ErrorCode::BadState));
+    assert!(
+        refused.to_string().contains("stop it before destroying it"),
+        "{refused}"
+    );
+    let refused = east
+        .vol_write(&vol("shop", "boot"), 0, &mut &b"x"[..])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&refused),
+        Some(ErrorCode::BadState),
+        "no writes to a running app"
+    );
+    assert_eq!(
+        east.app_stop(&app("shop"), Some(5)).await.unwrap().state,
+        AppState::Stopped
+    );
+
+    let log = east.app_log(&app("shop"), None).await.unwrap();
+    let texts: Vec<&str> = log.iter().map(|l| l.text.as_str()).collect();
+    assert!(texts.contains(&"app shop is starting"), "{texts:?}");
+    assert!(texts.contains(&"app shop is running"), "{texts:?}");
+    assert!(texts.contains(&"app shop is stopped"), "{texts:?}");
+    assert!(
+        log.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "sequence numbers are consecutive"
+    );
+    let since = east.app_log(&app("shop"), Some(log[2].seq)).await.unwrap();
+    assert_eq!(since.first().map(|l| l.seq), Some(log[2].seq + 1));
+
+    // Ranged reads and writes, hashes and checksums.
+    let data = pattern(1 << 20, 7);
+    assert_eq!(
+        east.vol_write(&vol("shop", "data"), 4 << 20, &mut &data[..])
+            .await
+            .unwrap(),
+        1 << 20
+    );
+    let mut back = Vec::new();
+    let n = east
+        .vol_read(&vol("shop", "data"), 4 << 20, Some(1 << 20), &mut back)
+        .await
+        .unwrap();
+    assert_eq!(n, 1 << 20);
+    assert!(back == data);
+    let hashes = east
+        .vol_hash(&vol("shop", "data"), 1 << 20, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(hashes.hashes.len(), 8);
+    assert_eq!(
+        hashes.hashes.iter().filter(|h| h.is_none()).count(),
+        7,
+        "untouched blocks are all-zero"
+    );
+    assert_eq!(
+        hashes.hashes[4].as_deref(),
+        Some(blake3::hash(&data).to_hex().as_str())
+    );
+    let sum = east.vol_checksum(&vol("shop", "data")).await.unwrap();
+    let mut whole = vec![0u8; 8 << 20];
+    whole[4 << 20..5 << 20].copy_from_slice(&data);
+    assert_eq!(sum.digest, blake3::hash(&whole).to_hex().to_string());
+    let past = east
+        .vol_write(&vol("shop", "boot"), 1 << 20, &mut &b"x"[..])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&past), Some(ErrorCode::BadRequest));
+    let missing = east.vol_checksum(&vol("shop", "nope")).await.unwrap_err();
+    assert_eq!(code(&missing), Some(ErrorCode::NotFound));
+
+    east.app_destroy(&app("shop")).await.unwrap();
+    assert!(east.app_list().await.unwrap().is_empty());
+    let gone = east.app_info(&app("shop")).await.unwrap_err();
+    assert_eq!(code(&gone), Some(ErrorCode::NotFound));
+}
+
+#[tokio::test]
+async fn a_256_mib_volume_reads_back_with_the_same_checksum_and_survives_a_restart() {
+    let mut h = Harness::new().await;
+    let east = h.connect("east").await;
+    let size = 256u64 << 20;
+    east.app_create(&app("big"), &descriptor(&[("disk", size)]))
+        .await
+        .unwrap();
+    let data = pattern(usize::try_from(size).unwrap(), 42);
+    let written = east
+        .vol_write(&vol("big", "disk"), 0, &mut &data[..])
+        .await
+        .unwrap();
+    assert_eq!(written, size);
+    let expected = blake3::hash(&data).to_hex().to_string();
+    drop(data);
+
+    let mut hasher = HashingSink(blake3::Hasher::new(), 0);
+    let read = east
+        .vol_read(&vol("big", "disk"), 0, None, &mut hasher)
+        .await
+        .unwrap();
+    assert_eq!(read, size);
+    assert_eq!(hasher.0.finalize().to_hex().to_string(), expected);
+    assert_eq!(
+        east.vol_checksum(&vol("big", "disk")).await.unwrap().digest,
+        expected
+    );
+
+    drop(east);
+    h.restart().await;
+    let east = h.connect("east").await;
+    assert_eq!(
+        east.vol_checksum(&vol("big", "disk")).await.unwrap().digest,
+        expected,
+        "state persists"
+    );
+}
+
+struct HashingSink(blake3::Hasher, u64);
+
+impl tokio::io::AsyncWrite for HashingSink {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.update(buf);
+        self.1 += buf.len() as u64;
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn a_mighelper_app_runs_its_process_with_the_properties_and_logs_its_output() {
+    let h = Harness::new().await;
+    let west = h.connect("west").await;
+    let mut follower = west.app_log_follow(&app("nothing"), None).await.unwrap();
+    let missing = follower.next().await.unwrap().unwrap_err();
+    assert_eq!(code(&missing), Some(ErrorCode::NotFound));
+
+    let helper = west
+        .app_provision(
+            &TemplateName::new("MigHelper").unwrap(),
+            &app("MigHelper_shop"),
+            vec![grid::dialect::Property::new("SOURCE", "east/shop").unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(helper.state, AppState::Running);
+    let mut follower = west
+        .app_log_follow(&app("MigHelper_shop"), None)
+        .await
+        .unwrap();
+    let mut seen = vec![];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.iter().any(|t: &String| t.contains("is stopped")) {
+        let line = tokio::time::timeout_at(deadline, follower.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push(line.text);
+    }
+    assert!(
+        seen.contains(&"helper for east/shop on west".to_owned()),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"stderr: oops".to_owned()), "{seen:?}");
+    assert!(
+        seen.iter().any(|t| t.contains("exited with status 0")),
+        "{seen:?}"
+    );
+    follower.close().await;
+    west.app_destroy(&app("MigHelper_shop")).await.unwrap();
+}
+
+#[tokio::test]
+async fn hostile_names_are_refused_by_the_client_and_by_gridsim() {
+    let h = Harness::new().await;
+    let east = h.connect("east").await;
+    let long = "a".repeat(10_000);
+    for bad in ["a;rm -rf /", "$(x)", "my app", long.as_str(), "café"] {
+        assert!(
+            AppName::new(bad).is_err(),
+            "the client cannot even name {bad:?}"
+        );
+        let line = shell_words::join(["app", "info", bad, "--json"]);
+        let err = east.call_line("app info", &line, None).await.unwrap_err();
+        assert_eq!(code(&err), Some(ErrorCode::BadRequest), "{bad:?}: {err}");
+    }
+    let err = east
+        .call_line("app create", "app create 'x y'", Some(b"{}"))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some(ErrorCode::BadRequest));
+    assert!(
+        east.app_list().await.unwrap().is_empty(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_changed_host_keys_are_refused() {
+    let h = Harness::new().await;
+    let endpoint = h.endpoint("east");
+    let presented = grid::known_hosts::fingerprint(&h.sim().grid("east").unwrap().host_key);
+
+    let mut unknown = h.config.clone();
+    unknown.known_hosts = std::sync::Arc::new(KnownHosts::default());
+    match Connection::open(&endpoint, &unknown).await {
+        Err(GridError::UnknownHostKey {
+            fingerprint, pin, ..
+        }) => {
+            assert_eq!(fingerprint, presented);
+            assert!(
+                pin.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", endpoint.port)),
+                "{pin}"
+            );
+        }
+        other => panic!("expected UnknownHostKey, got {:?}", other.err()),
+    }
+
+    let impostor = keys::generate();
+    let pinned = grid::known_hosts::pin_line("127.0.0.1", endpoint.port, impostor.public_key());
+    let mut changed = h.config.clone();
+    changed.known_hosts =
+        std::sync::Arc::new(KnownHosts::parse(Path::new("known_hosts"), &pinned).unwrap());
+    match Connection::open(&endpoint, &changed).await {
+        Err(e @ GridError::HostKeyMismatch { .. }) => {
+            let GridError::HostKeyMismatch {
+                expected,
+                presented: got,
+                ..
+            } = &e
+            else {
+                unreachable!()
+            };
+            assert_eq!(
+                expected,
+                &grid::known_hosts::fingerprint(impostor.public_key())
+            );
+            assert_eq!(got, &presented);
+            assert!(e.to_string().contains("HOST KEY MISMATCH"));
+        }
+        other => panic!("expected HostKeyMismatch, got {:?}", other.err()),
+    }
+
+    let mut stranger = h.config.clone();
+    stranger.key = std::sync::Arc::new(keys::generate());
+    assert!(matches!(
+        Connection::open(&endpoint, &stranger).await,
+        Err(GridError::AuthRejected { .. })
+    ));
+}
+
+#[tokio::test]
+async fn injected_faults_surface_as_typed_errors_not_hangs() {
+    let h = Harness::new().await;
+    let east = h.connect("east").await;
+    east.app_create(&app("shop"), &descriptor(&[("data", 8 << 20)]))
+        .await
+        .unwrap();
+    east.vol_write(&vol("shop", "data"), 0, &mut &pattern(8 << 20, 3)[..])
+        .await
+        .unwrap();
+
+    east.call_line("sim", "sim fault fail app start --code bad_state", None)
+        .await
+        .unwrap();
+    let err = east.app_start(&app("shop")).await.unwrap_err();
+    assert_eq!(code(&err), Some(ErrorCode::BadState));
+    assert!(
+        err.to_string().contains("injected failure of `app start`"),
+        "{err}"
+    );
+
+    east.call_line("sim", "sim fault delay 300 app info", None)
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    east.app_info(&app("shop")).await.unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(300));
+
+    east.call_line("sim", "sim fault drop-after 1048576", None)
+        .await
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut sink = Vec::new();
+    let err = east
+        .vol_read(&vol("shop", "data"), 0, None, &mut sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GridError::Disconnected { .. }), "{err:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "a dropped connection is noticed promptly"
+    );
+    assert!(sink.len() <= 1 << 20);
+    assert!(east.is_closed());
+
+    h.sim()
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    h.sim()
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.refuse_connections = true);
+    let refused = Connection::open(&h.endpoint("east"), &h.config)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(refused, GridError::Connect { .. }), "{refused:?}");
+
+    // The other grid is untouched by east's faults.
+    let west = h.connect("west").await;
+    assert_eq!(
+        west.grid_info().await.unwrap().name,
+        GridName::new("west").unwrap()
+    );
+}
+
+#[tokio::test]
+async fn one_connection_carries_many_concurrent_commands() {
+    let h = Harness::new().await;
+    let grids = grid::Grids::new(h.config.clone(), h.endpoints.clone());
+    let east = GridName::new("east").unwrap();
+    let a = grids.connection(&east).await.unwrap().unwrap();
+    let b = grids.connection(&east).await.unwrap().unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b), "the connection is reused");
+    let calls = (0..16).map(|_| {
+        let c = a.clone();
+        async move { c.grid_info().await }
+    });
+    for r in futures_join(calls).await {
+        assert_eq!(r.unwrap().name, east);
+    }
+    assert!(
+        grids
+            .connection(&GridName::new("mars").unwrap())
+            .await
+            .is_none()
+    );
+}
+
+async fn futures_join<F>(fs: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = vec![];
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
