@@ -5,7 +5,7 @@
 
 #[cfg(feature = "ssr")]
 use crate::model::Role;
-use crate::model::{ConsoleInfo, SignedIn, UserRow};
+use crate::model::{ConsoleInfo, GridView, SignedIn, UserRow};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -24,6 +24,8 @@ mod ssr {
     pub trait Backend: Send + Sync + 'static {
         fn console_info(&self) -> ConsoleInfo;
         fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserRow>, String>>;
+        /// The grids of the inventory as last checked (never waits on SSH).
+        fn grids(&self) -> Vec<GridView>;
     }
 
     /// The backend as Leptos context.
@@ -80,4 +82,28 @@ pub async fn list_users() -> Result<Vec<UserRow>, ServerFnError> {
         .list_users()
         .await
         .map_err(ServerFnError::new)
+}
+
+/// The grids of the inventory, as the background check last saw them.
+#[server(prefix = "/sfn", endpoint = "grids")]
+pub async fn list_grids() -> Result<Vec<GridView>, ServerFnError> {
+    ssr::signed_in()?;
+    Ok(ssr::backend()?.0.grids())
+}
+
+/// One grid with its apps.
+#[server(prefix = "/sfn", endpoint = "grid")]
+pub async fn grid_detail(name: String) -> Result<GridView, ServerFnError> {
+    ssr::signed_in()?;
+    ssr::backend()?
+        .0
+        .grids()
+        .into_iter()
+        .find(|g| g.name == name)
+        .ok_or_else(|| {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::NOT_FOUND);
+            }
+            ServerFnError::new(format!("there is no grid {name:?} in the inventory"))
+        })
 }

@@ -153,8 +153,68 @@ pub struct UserRow {
     pub api_tokens: i64,
 }
 
+/// A grid as the console last saw it. Filled in the background; pages
+/// never wait on SSH.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GridView {
+    pub name: String,
+    pub address: String,
+    pub description: String,
+    /// True when the last check reached the controller.
+    pub reachable: bool,
+    /// `None` until the first check has finished.
+    pub checked_at: Option<String>,
+    /// Round trip of `grid info`, in milliseconds.
+    pub latency_ms: Option<f64>,
+    pub dialect: Option<u32>,
+    pub free_bytes: Option<u64>,
+    pub total_bytes: Option<u64>,
+    pub error: Option<String>,
+    pub apps: Vec<AppView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppView {
+    pub name: String,
+    pub state: String,
+    pub template: Option<String>,
+    pub volumes: Vec<VolumeView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeView {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Bytes for people: 1.5 GiB, 300 MiB, 12 KiB.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else if value >= 100.0 || value.fract() < 0.05 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn bytes_read_like_an_operator_writes_them() {
+        assert_eq!(human_bytes(512), "512 bytes");
+        assert_eq!(human_bytes(300 << 20), "300 MiB");
+        assert_eq!(human_bytes(1536 << 20), "1.5 GiB");
+        assert_eq!(human_bytes(100 << 30), "100 GiB");
+    }
+
     use super::*;
 
     #[test]

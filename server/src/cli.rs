@@ -84,6 +84,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Config(_) => 2,
+            CliError::Other(e) if e.downcast_ref::<crate::grids::GridSetupError>().is_some() => 2,
             CliError::Other(_) => 1,
         }
     }
@@ -132,14 +133,26 @@ async fn serve(dir: &Path, overrides: &Overrides) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The embedded default: a config directory of its own, an admin whose
-/// password is new at every start, and the console.
+/// The embedded default: gridsim with three grids on loopback, a config
+/// directory pointing the console at them, an admin whose password is new at
+/// every start, and the console.
 async fn demo(dir: &Path, listen: SocketAddr) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let sim_dir = dir.join("gridsim");
+    gridsim::init(&sim_dir, &["east", "west", "north"], 0, vec![])?;
+    let sim = gridsim::start(&sim_dir).await?;
     let file = dir.join(config::CONFIG_FILE);
     if !file.exists() {
-        std::fs::write(&file, "# Written by `migctl demo`.\nmode = \"both\"\n")
-            .with_context(|| format!("cannot write {}", file.display()))?;
+        std::fs::write(
+            &file,
+            "# Written by `migctl demo`: the console runs on grid east of the simulated grids.\n\
+             current_grid = \"east\"\n\
+             mode = \"both\"\n\
+             grids_file = \"gridsim/console/grids.toml\"\n\
+             private_key_file = \"gridsim/console/id_ed25519\"\n\
+             known_hosts_file = \"gridsim/console/known_hosts\"\n",
+        )
+        .with_context(|| format!("cannot write {}", file.display()))?;
     }
     let overrides = Overrides {
         listen: Some(listen),
@@ -163,10 +176,15 @@ async fn demo(dir: &Path, listen: SocketAddr) -> Result<(), CliError> {
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another with --listen"))?;
     let local = listener.local_addr().map_err(anyhow::Error::from)?;
+    for g in &sim.grids {
+        println!("grid: {} at {}", g.name, g.address);
+    }
     println!("url: http://{local}/");
     println!("user: admin");
     println!("password: {secret}");
-    console.serve(listener, shutdown_signal()).await?;
+    let served = console.serve(listener, shutdown_signal()).await;
+    sim.stop().await;
+    served?;
     Ok(())
 }
 

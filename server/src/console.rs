@@ -4,6 +4,7 @@
 use crate::auth::throttle::{LoginThrottle, Policy};
 use crate::auth::{accounts, password};
 use crate::config::Settings;
+use crate::grids::GridMonitor;
 use crate::{db, web};
 use anyhow::Context;
 use app::model::Role;
@@ -20,6 +21,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 pub struct Console {
     pub settings: Arc<Settings>,
     pub pool: SqlitePool,
+    pub grids: Arc<GridMonitor>,
     throttle: Policy,
 }
 
@@ -31,10 +33,12 @@ impl Console {
                 settings.config_dir.display()
             )
         })?;
+        let grids = Arc::new(GridMonitor::load(&settings)?);
         let pool = db::open(&settings.database_file()).await?;
         Ok(Console {
             settings: Arc::new(settings),
             pool,
+            grids,
             throttle: Policy::default(),
         })
     }
@@ -93,6 +97,12 @@ impl Console {
             })
         };
 
+        let monitor = tokio::spawn(
+            self.grids
+                .clone()
+                .run(crate::grids::REFRESH_EVERY, stop_tx.subscribe()),
+        );
+
         let local: SocketAddr = listener.local_addr()?;
         let leptos_options = LeptosOptions::builder()
             .output_name("migctl")
@@ -102,7 +112,12 @@ impl Console {
             .build();
         let state = web::AppState {
             leptos_options,
-            backend: web::pages::backend(self.settings.clone(), self.pool.clone()),
+            backend: web::pages::backend(
+                self.settings.clone(),
+                self.pool.clone(),
+                self.grids.clone(),
+            ),
+            grids: self.grids.clone(),
             pool: self.pool.clone(),
             settings: self.settings.clone(),
             throttle: Arc::new(LoginThrottle::new(self.throttle)),
@@ -117,6 +132,7 @@ impl Console {
         .await;
         let _ = stop_tx.send(true);
         let _ = cleaner.await;
+        let _ = monitor.await;
         self.pool.close().await;
         served.context("the web server stopped with an error")
     }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod grids;
 pub mod web;
 
 pub use console::Console;

@@ -222,3 +222,24 @@ async fn first_start_creates_an_admin_and_sigterm_stops_the_console_cleanly() {
         "{printed:?}"
     );
 }
+
+#[test]
+fn a_broken_grid_inventory_stops_start_up_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("grids.toml"),
+        "[[grid]]\nname = \"east\"\nadress = \"127.0.0.1:22\"\n",
+    )
+    .unwrap();
+    let out = migctl()
+        .arg("--config-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("grids.toml:3:"), "{err}");
+    assert!(err.contains("unknown field `adress`"), "{err}");
+    assert!(err.contains("fix:"), "{err}");
+}

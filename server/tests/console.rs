@@ -559,3 +559,122 @@ async fn a_password_change_ends_existing_sessions() {
     assert_eq!(me_status(&t, &c).await, StatusCode::UNAUTHORIZED);
     t.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_lists_grids_with_reachability_and_a_grid_page_lists_its_apps() {
+    let sim_dir = tempfile::tempdir().unwrap();
+    gridsim::init(sim_dir.path(), &["east", "west"], 0, vec![]).unwrap();
+    let sim = gridsim::start(sim_dir.path()).await.unwrap();
+    let east = &sim.grid("east").unwrap().controller;
+    let descriptor =
+        br#"{"volumes":[{"name":"data","size":8388608},{"name":"boot","size":1048576}]}"#;
+    east.execute("app create shop", &mut &descriptor[..], &mut Vec::new())
+        .await
+        .unwrap();
+    sim.grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.refuse_connections = true);
+
+    let console = gridsim::SimPaths::new(sim_dir.path()).console_dir();
+    let t = TestConsole::start_with(Overrides {
+        grids_file: Some(console.join("grids.toml")),
+        private_key_file: Some(console.join("id_ed25519")),
+        known_hosts_file: Some(console.join("known_hosts")),
+        current_grid: Some("east".parse().unwrap()),
+        ..Overrides::default()
+    })
+    .await;
+    let viewer = t.signed_in_as("vic").await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let grids = loop {
+        let grids: serde_json::Value = viewer
+            .get(format!("{}/api/v1/grids", t.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if grids
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| !g["checked_at"].is_null())
+        {
+            break grids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grids were never checked: {grids}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (e, w) = (&grids[0], &grids[1]);
+    assert_eq!(e["name"], "east");
+    assert_eq!(e["reachable"], true);
+    assert_eq!(e["dialect"], 1);
+    assert!(e["latency_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        e["free_bytes"].as_u64().unwrap(),
+        (100u64 << 30) - (9 << 20)
+    );
+    assert_eq!(w["name"], "west");
+    assert_eq!(w["reachable"], false);
+    assert!(
+        w["error"]
+            .as_str()
+            .unwrap()
+            .contains("grid west: cannot connect"),
+        "{w}"
+    );
+
+    let dash = viewer
+        .get(format!("{}/", t.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(dash.contains("href=\"/grids/east\""), "{dash}");
+    assert!(dash.contains(">reachable<") && dash.contains(">unreachable<"));
+    assert!(dash.contains("100 GiB of 100 GiB") || dash.contains("of 100 GiB"));
+
+    let page = viewer
+        .get(format!("{}/grids/east", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("data-app=\"shop\""), "{html}");
+    assert!(html.contains("data (8 MiB), boot (1 MiB)"), "{html}");
+    assert!(html.contains(">stopped<"));
+    let page = viewer
+        .get(format!("{}/grids/mars", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+
+    let apps: serde_json::Value = viewer
+        .get(format!("{}/api/v1/grids/east/apps", t.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(apps[0]["name"], "shop");
+    let r = viewer
+        .get(format!("{}/api/v1/grids/mars/apps", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    t.stop().await;
+    sim.stop().await;
+}

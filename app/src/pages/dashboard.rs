@@ -23,6 +23,10 @@ pub fn Dashboard() -> impl IntoView {
                 }
             })}
         </Suspense>
+        <section aria-label="Grids">
+            <h2>"Grids"</h2>
+            <super::grids::GridTable/>
+        </section>
     }
 }
 

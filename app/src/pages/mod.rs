@@ -1,11 +1,13 @@
 //! One module per page; the console layout wraps every signed-in page.
 
 mod dashboard;
+mod grids;
 mod layout;
 mod login;
 mod users;
 
 pub use dashboard::Dashboard;
+pub use grids::GridPage;
 pub use layout::ConsoleLayout;
 pub use login::LoginPage;
 pub use users::UsersPage;

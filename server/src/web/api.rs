@@ -4,8 +4,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::gate::CurrentUser;
 use crate::auth::accounts;
-use app::model::{ConsoleInfo, Role, SignedIn, UserRow};
-use axum::extract::State;
+use app::model::{AppView, ConsoleInfo, GridView, Role, SignedIn, UserRow};
+use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
@@ -14,6 +14,8 @@ pub fn routes() -> Router<AppState> {
         .route("/me", get(me))
         .route("/console", get(console))
         .route("/users", get(users))
+        .route("/grids", get(grids))
+        .route("/grids/{grid}/apps", get(grid_apps))
         .fallback(|| async { ApiError::NotFound("no such API route; see README.md".into()) })
 }
 
@@ -31,4 +33,22 @@ async fn users(
 ) -> Result<Json<Vec<UserRow>>, ApiError> {
     user.require(Role::Admin)?;
     Ok(Json(accounts::list(&state.pool).await?))
+}
+
+async fn grids(State(state): State<AppState>, _: CurrentUser) -> Json<Vec<GridView>> {
+    Json(state.grids.snapshot())
+}
+
+async fn grid_apps(
+    State(state): State<AppState>,
+    _: CurrentUser,
+    Path(grid): Path<String>,
+) -> Result<Json<Vec<AppView>>, ApiError> {
+    state
+        .grids
+        .snapshot()
+        .into_iter()
+        .find(|g| g.name == grid)
+        .map(|g| Json(g.apps))
+        .ok_or_else(|| ApiError::NotFound(format!("there is no grid {grid:?} in the inventory")))
 }

@@ -31,6 +31,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub throttle: Arc<LoginThrottle>,
     pub backend: BackendHandle,
+    pub grids: Arc<crate::grids::GridMonitor>,
 }
 
 pub fn router(state: AppState, sessions: SqliteStore) -> Router {

@@ -4,8 +4,9 @@
 use super::AppState;
 use crate::auth::accounts;
 use crate::config::Settings;
+use crate::grids::GridMonitor;
 use app::backend::{Backend, BackendHandle, BoxFuture};
-use app::model::{ConsoleInfo, UserRow};
+use app::model::{ConsoleInfo, GridView, UserRow};
 use axum::extract::{Request, State};
 use axum::response::IntoResponse;
 use leptos::prelude::provide_context;
@@ -28,6 +29,7 @@ pub fn console_info(settings: &Settings) -> ConsoleInfo {
 pub struct ConsoleBackend {
     pub settings: Arc<Settings>,
     pub pool: SqlitePool,
+    pub grids: Arc<GridMonitor>,
 }
 
 impl Backend for ConsoleBackend {
@@ -43,10 +45,22 @@ impl Backend for ConsoleBackend {
             })
         })
     }
+
+    fn grids(&self) -> Vec<GridView> {
+        self.grids.snapshot()
+    }
 }
 
-pub fn backend(settings: Arc<Settings>, pool: SqlitePool) -> BackendHandle {
-    BackendHandle(Arc::new(ConsoleBackend { settings, pool }))
+pub fn backend(
+    settings: Arc<Settings>,
+    pool: SqlitePool,
+    grids: Arc<GridMonitor>,
+) -> BackendHandle {
+    BackendHandle(Arc::new(ConsoleBackend {
+        settings,
+        pool,
+        grids,
+    }))
 }
 
 pub async fn server_fn(State(state): State<AppState>, request: Request) -> impl IntoResponse {

@@ -1,0 +1,154 @@
+use super::error_text;
+use crate::backend::{grid_detail, list_grids};
+use crate::model::{GridView, human_bytes};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+/// Reachability in words and colour; the words alone carry the meaning.
+#[component]
+fn Reach(grid: GridView) -> impl IntoView {
+    let (class, text) = match (&grid.checked_at, grid.reachable) {
+        (None, _) => ("status status-unknown", "checking…".to_owned()),
+        (Some(_), true) => ("status status-ok", "reachable".to_owned()),
+        (Some(_), false) => ("status status-bad", "unreachable".to_owned()),
+    };
+    view! { <span class=class>{text}</span> }
+}
+
+fn latency(g: &GridView) -> String {
+    g.latency_ms.map_or("—".into(), |ms| format!("{ms:.1} ms"))
+}
+
+fn free(g: &GridView) -> String {
+    match (g.free_bytes, g.total_bytes) {
+        (Some(f), Some(t)) => format!("{} of {}", human_bytes(f), human_bytes(t)),
+        _ => "—".into(),
+    }
+}
+
+/// The inventory's grids as a table (dashboard).
+#[component]
+pub fn GridTable() -> impl IntoView {
+    let grids = Resource::new(|| (), |_| list_grids());
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading grids…"</p> }>
+            {move || Suspend::new(async move {
+                match grids.await {
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="muted" data-testid="no-grids">
+                            "No grids: the grid inventory lists none (see grids_file in migctl.toml)."
+                        </p>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <table class="table" data-testid="grids">
+                            <thead><tr>
+                                <th scope="col">"Grid"</th>
+                                <th scope="col">"Controller"</th>
+                                <th scope="col">"Status"</th>
+                                <th scope="col">"Latency"</th>
+                                <th scope="col">"Dialect"</th>
+                                <th scope="col">"Free storage"</th>
+                                <th scope="col">"Apps"</th>
+                            </tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|g| {
+                                    let href = format!("/grids/{}", g.name);
+                                    let (lat, fr) = (latency(&g), free(&g));
+                                    let dialect = g.dialect.map_or("—".into(), |d| format!("v{d}"));
+                                    let apps = g.apps.len();
+                                    let err = g.error.clone();
+                                    view! {
+                                        <tr data-grid=g.name.clone()>
+                                            <td><a href=href>{g.name.clone()}</a></td>
+                                            <td><code>{g.address.clone()}</code></td>
+                                            <td>
+                                                <Reach grid=g.clone()/>
+                                                {err.map(|e| view! { <div class="hint">{e}</div> })}
+                                            </td>
+                                            <td>{lat}</td>
+                                            <td>{dialect}</td>
+                                            <td>{fr}</td>
+                                            <td>{apps}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Err(e) => view! { <p class="alert" role="alert">{error_text(&e)}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// One grid: its controller's status and its apps with state and volumes.
+#[component]
+pub fn GridPage() -> impl IntoView {
+    let params = use_params_map();
+    let name = move || params.read().get("name").unwrap_or_default();
+    let grid = Resource::new(name, grid_detail);
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match grid.await {
+                    Ok(g) => {
+                        let title = format!("Grid {}", g.name);
+                        let (lat, fr) = (latency(&g), free(&g));
+                        view! {
+                            <Title text=title.clone()/>
+                            <h1>{title}</h1>
+                            <section class="cards">
+                                <div class="card"><h2>"Status"</h2><p class="big"><Reach grid=g.clone()/></p>
+                                    {g.error.clone().map(|e| view! { <p class="hint">{e}</p> })}
+                                </div>
+                                <div class="card"><h2>"Controller"</h2><p><code>{g.address.clone()}</code></p>
+                                    <p class="hint">{g.description.clone()}</p></div>
+                                <div class="card"><h2>"Latency"</h2><p class="big">{lat}</p></div>
+                                <div class="card"><h2>"Free storage"</h2><p class="big">{fr}</p></div>
+                            </section>
+                            <h2>"Apps"</h2>
+                            {if g.apps.is_empty() {
+                                view! { <p class="muted" data-testid="no-apps">"No apps on this grid."</p> }.into_any()
+                            } else {
+                                view! {
+                                    <table class="table" data-testid="apps">
+                                        <thead><tr>
+                                            <th scope="col">"App"</th>
+                                            <th scope="col">"State"</th>
+                                            <th scope="col">"Template"</th>
+                                            <th scope="col">"Volumes"</th>
+                                        </tr></thead>
+                                        <tbody>
+                                            {g.apps.into_iter().map(|a| {
+                                                let state_class = format!("status status-app-{}", a.state);
+                                                let vols = a.volumes.iter()
+                                                    .map(|v| format!("{} ({})", v.name, human_bytes(v.size)))
+                                                    .collect::<Vec<_>>().join(", ");
+                                                view! {
+                                                    <tr data-app=a.name.clone()>
+                                                        <td>{a.name.clone()}</td>
+                                                        <td><span class=state_class>{a.state.clone()}</span></td>
+                                                        <td>{a.template.clone().unwrap_or_else(|| "—".into())}</td>
+                                                        <td>{vols}</td>
+                                                    </tr>
+                                                }
+                                            }).collect_view()}
+                                        </tbody>
+                                    </table>
+                                }.into_any()
+                            }}
+                            <p class="hint">{g.checked_at.map(|t| format!("Checked at {t}; refreshed in the background."))}</p>
+                        }.into_any()
+                    }
+                    Err(e) => view! {
+                        <Title text="Grid"/>
+                        <h1>"Grid"</h1>
+                        <p class="alert" role="alert">{error_text(&e)}</p>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
