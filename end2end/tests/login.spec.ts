@@ -1,8 +1,6 @@
 import { expect, test } from "@playwright/test";
 
-const url = () => process.env.MIGCTL_URL!;
-const user = () => process.env.MIGCTL_USER!;
-const password = () => process.env.MIGCTL_PASSWORD!;
+import { password, url, user } from "./helpers";
 
 test("an operator signs in, sees the dashboard and signs out", async ({ page }) => {
   await page.goto(url() + "/");
