@@ -97,16 +97,52 @@ pub fn init(
     };
     let console = ensure_key(&paths.console_dir().join("id_ed25519"))?;
     let trust = ensure_key(&paths.trust_dir().join("id_ed25519"))?;
+    let mut listed = vec![];
     for g in &config.grids {
         let gdir = paths.grid_dir(&g.name);
-        ensure_key(&gdir.join("host_key"))?;
+        let host = ensure_key(&gdir.join("host_key"))?;
         let lines = [&console, &trust]
             .iter()
             .map(|k| k.to_openssh().map(|s| s + "\n"))
             .collect::<Result<String, _>>()?;
         std::fs::write(gdir.join("authorized_keys"), lines)?;
+        listed.push((
+            g.name.clone(),
+            SocketAddr::from(([127, 0, 0, 1], g.port)),
+            host,
+        ));
+    }
+    // With fixed ports the console's files can be written now; with port 0
+    // they are written when `start` knows the ports.
+    if config.grids.iter().all(|g| g.port != 0) {
+        write_console_files(&paths, &listed)?;
     }
     Ok(config)
+}
+
+/// The console's and the trust key's `known_hosts` and `grids.toml`.
+fn write_console_files(
+    paths: &SimPaths,
+    grids: &[(GridName, SocketAddr, PublicKey)],
+) -> anyhow::Result<()> {
+    let known: String = grids
+        .iter()
+        .map(|(_, addr, key)| known_hosts::pin_line("127.0.0.1", addr.port(), key) + "\n")
+        .collect();
+    let inventory: String = grids
+        .iter()
+        .map(|(name, addr, _)| {
+            format!(
+                "[[grid]]\nname = \"{name}\"\naddress = \"{addr}\"\nuser = \"migctl\"\ndescription = \"gridsim grid {name}\"\n\n"
+            )
+        })
+        .collect();
+    for d in [paths.console_dir(), paths.trust_dir()] {
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join("known_hosts"), &known)?;
+        std::fs::write(d.join("grids.toml"), &inventory)?;
+    }
+    Ok(())
 }
 
 pub struct RunningGrid {
@@ -170,24 +206,11 @@ pub async fn start(dir: &Path) -> anyhow::Result<RunningSim> {
             stopped.clone(),
         )));
     }
-    let known: String = grids
+    let listed: Vec<_> = grids
         .iter()
-        .map(|g| known_hosts::pin_line("127.0.0.1", g.address.port(), &g.host_key) + "\n")
+        .map(|g| (g.name.clone(), g.address, g.host_key.clone()))
         .collect();
-    let inventory: String = grids
-        .iter()
-        .map(|g| {
-            format!(
-                "[[grid]]\nname = \"{}\"\naddress = \"{}\"\nuser = \"migctl\"\ndescription = \"gridsim grid {}\"\n\n",
-                g.name, g.address, g.name
-            )
-        })
-        .collect();
-    for d in [paths.console_dir(), paths.trust_dir()] {
-        std::fs::create_dir_all(&d)?;
-        std::fs::write(d.join("known_hosts"), &known)?;
-        std::fs::write(d.join("grids.toml"), &inventory)?;
-    }
+    write_console_files(&paths, &listed)?;
     Ok(RunningSim {
         dir: dir.to_owned(),
         grids,

@@ -7,7 +7,7 @@ use grid::{AppName, TemplateName, VolumeName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppRecord {
@@ -127,8 +127,4 @@ impl Layout {
             .filter(|l| l.seq > since)
             .collect())
     }
-}
-
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }

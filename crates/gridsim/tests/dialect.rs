@@ -544,3 +544,25 @@ where
     }
     out
 }
+
+#[test]
+fn init_writes_what_a_console_needs_and_keeps_its_keys_when_run_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    gridsim::init(dir.path(), &["east", "west"], 2301, vec![]).unwrap();
+    let console = SimPaths::new(dir.path()).console_dir();
+    let key_file = console.join("id_ed25519");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let inventory = Inventory::load(&console.join("grids.toml")).unwrap();
+    let ports: Vec<u16> = inventory.grids.iter().map(|g| g.host_port().1).collect();
+    assert_eq!(ports, [2301, 2302]);
+    let known = std::fs::read_to_string(console.join("known_hosts")).unwrap();
+    assert!(
+        known.contains("[127.0.0.1]:2301 ssh-ed25519 ")
+            && known.contains("[127.0.0.1]:2302 ssh-ed25519 ")
+    );
+    let before = keys::load(&key_file).unwrap().public_key().clone();
+    gridsim::init(dir.path(), &["east", "west"], 2301, vec![]).unwrap();
+    assert_eq!(keys::load(&key_file).unwrap().public_key(), &before);
+}
