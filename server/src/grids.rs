@@ -6,7 +6,7 @@
 
 use crate::config::Settings;
 use app::model::{AppView, GridView, VolumeView};
-use grid::inventory::Inventory;
+use grid::inventory::{GridEntry, Inventory};
 use grid::known_hosts::KnownHosts;
 use grid::{ClientConfig, Connection, Endpoint, GridError, Grids, keys};
 use std::sync::{Arc, RwLock};
@@ -58,23 +58,7 @@ impl GridMonitor {
                 Err(e.to_string())
             }
         };
-        let cache = inventory
-            .grids
-            .iter()
-            .map(|g| GridView {
-                name: g.name.to_string(),
-                address: g.address.clone(),
-                description: g.description.clone(),
-                reachable: false,
-                checked_at: None,
-                latency_ms: None,
-                dialect: None,
-                free_bytes: None,
-                total_bytes: None,
-                error: None,
-                apps: vec![],
-            })
-            .collect();
+        let cache = inventory.grids.iter().map(unchecked).collect();
         Ok(GridMonitor {
             inventory,
             client,
@@ -94,19 +78,7 @@ impl GridMonitor {
     /// Checks every grid once, concurrently, and replaces the cache entries.
     pub async fn refresh(&self) {
         let checks = self.inventory.grids.iter().map(|g| async move {
-            let mut view = GridView {
-                name: g.name.to_string(),
-                address: g.address.clone(),
-                description: g.description.clone(),
-                reachable: false,
-                checked_at: None,
-                latency_ms: None,
-                dialect: None,
-                free_bytes: None,
-                total_bytes: None,
-                error: None,
-                apps: vec![],
-            };
+            let mut view = unchecked(g);
             let outcome = match &self.client {
                 Ok(grids) => match grids.connection(&g.name).await {
                     Some(Ok(conn)) => probe(&conn, &mut view).await,
@@ -144,6 +116,23 @@ impl GridMonitor {
                 _ = stop.changed() => return,
             }
         }
+    }
+}
+
+/// A grid as known before any check.
+fn unchecked(g: &GridEntry) -> GridView {
+    GridView {
+        name: g.name.to_string(),
+        address: g.address.clone(),
+        description: g.description.clone(),
+        reachable: false,
+        checked_at: None,
+        latency_ms: None,
+        dialect: None,
+        free_bytes: None,
+        total_bytes: None,
+        error: None,
+        apps: vec![],
     }
 }
 
