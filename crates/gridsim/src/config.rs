@@ -41,6 +41,10 @@ pub struct TemplateConfig {
     /// Without one, the app only changes state.
     #[serde(default)]
     pub command: Vec<String>,
+    /// Environment the program gets besides the app's properties (the
+    /// properties win): e.g. where the helper finds the grids' trust key.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 fn default_capacity() -> u64 {

@@ -473,10 +473,14 @@ impl Controller {
                     rec.template
                         .as_ref()
                         .and_then(|t| self.config.template(t))
-                        .map(|t| (t.command.clone(), rec.properties.clone()))
+                        .map(|t| {
+                            let mut env = t.env.clone();
+                            env.extend(rec.properties.clone());
+                            (t.command.clone(), env)
+                        })
                 };
-                if let Some((cmd, props)) = command.filter(|(c, _)| !c.is_empty()) {
-                    self.spawn_process(app, cmd, props).await?;
+                if let Some((cmd, env)) = command.filter(|(c, _)| !c.is_empty()) {
+                    self.spawn_process(app, cmd, env).await?;
                 }
                 let me = self.clone();
                 let app2 = app.clone();

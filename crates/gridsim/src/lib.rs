@@ -85,11 +85,20 @@ pub fn init(
                 name: TemplateName::new("MigHelper")?,
                 description: "migctl's helper: stops, copies and starts an app".into(),
                 command: helper_command,
+                env: [
+                    ("MIG_KEY_FILE", paths.trust_dir().join("id_ed25519")),
+                    ("MIG_KNOWN_HOSTS", paths.trust_dir().join("known_hosts")),
+                    ("MIG_GRIDS_FILE", paths.trust_dir().join("grids.toml")),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.display().to_string()))
+                .collect(),
             },
             TemplateConfig {
                 name: TemplateName::new("Generic")?,
                 description: "an app that only changes state".into(),
                 command: vec![],
+                env: Default::default(),
             },
         ];
         config.save(&paths.config())?;

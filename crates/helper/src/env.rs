@@ -1,0 +1,135 @@
+//! The helper's job, read from its environment (the app's properties plus
+//! the template's environment).
+
+use grid::{AppName, GridName};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Migrate,
+    Snapshot,
+}
+
+/// Everything the helper needs to know, with the variable it came from.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub op_id: String,
+    pub action: Action,
+    pub source_grid: GridName,
+    pub source_app: AppName,
+    pub target_grid: GridName,
+    pub target_app: AppName,
+    pub grids_file: PathBuf,
+    pub key_file: PathBuf,
+    pub known_hosts: PathBuf,
+    pub block_size: u64,
+    pub stop_timeout_secs: u64,
+}
+
+pub const DEFAULT_BLOCK_SIZE: u64 = 4 << 20;
+pub const DEFAULT_STOP_TIMEOUT: u64 = 120;
+
+impl Job {
+    /// Reads the job through `get` (the process environment in production).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Job> {
+        let need = |k: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("{k} is not set"))
+        };
+        let number = |k: &str, default: u64| -> anyhow::Result<u64> {
+            match get(k) {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{k}={v:?} is not a whole number")),
+                None => Ok(default),
+            }
+        };
+        let action = match need("MIG_ACTION")?.as_str() {
+            "migrate" => Action::Migrate,
+            "snapshot" => Action::Snapshot,
+            other => anyhow::bail!("MIG_ACTION={other:?}: use migrate or snapshot"),
+        };
+        let block_size = number("MIG_BLOCK_SIZE", DEFAULT_BLOCK_SIZE)?;
+        if block_size == 0 || block_size % 4096 != 0 {
+            anyhow::bail!("MIG_BLOCK_SIZE must be a positive multiple of 4096");
+        }
+        Ok(Job {
+            op_id: need("MIG_OP_ID")?,
+            action,
+            source_grid: GridName::new(need("MIG_SOURCE_GRID")?)?,
+            source_app: AppName::new(need("MIG_SOURCE_APP")?)?,
+            target_grid: GridName::new(need("MIG_TARGET_GRID")?)?,
+            target_app: AppName::new(need("MIG_TARGET_APP")?)?,
+            grids_file: need("MIG_GRIDS_FILE")?.into(),
+            key_file: need("MIG_KEY_FILE")?.into(),
+            known_hosts: need("MIG_KNOWN_HOSTS")?.into(),
+            block_size,
+            stop_timeout_secs: number("MIG_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?,
+        })
+    }
+
+    /// The properties the console provisions the helper with (what
+    /// [`Job::from_env`] reads back, minus the grid's own trust material).
+    pub fn properties(&self) -> Vec<(String, String)> {
+        vec![
+            ("MIG_OP_ID".into(), self.op_id.clone()),
+            (
+                "MIG_ACTION".into(),
+                match self.action {
+                    Action::Migrate => "migrate".into(),
+                    Action::Snapshot => "snapshot".into(),
+                },
+            ),
+            ("MIG_SOURCE_GRID".into(), self.source_grid.to_string()),
+            ("MIG_SOURCE_APP".into(), self.source_app.to_string()),
+            ("MIG_TARGET_GRID".into(), self.target_grid.to_string()),
+            ("MIG_TARGET_APP".into(), self.target_app.to_string()),
+            ("MIG_BLOCK_SIZE".into(), self.block_size.to_string()),
+            (
+                "MIG_STOP_TIMEOUT".into(),
+                self.stop_timeout_secs.to_string(),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_job_reads_back_what_the_properties_say_and_bad_values_are_named() {
+        let mut env: HashMap<String, String> = [
+            ("MIG_OP_ID", "op-1"),
+            ("MIG_ACTION", "snapshot"),
+            ("MIG_SOURCE_GRID", "east"),
+            ("MIG_SOURCE_APP", "shop"),
+            ("MIG_TARGET_GRID", "west"),
+            ("MIG_TARGET_APP", "shop2"),
+            ("MIG_GRIDS_FILE", "/g"),
+            ("MIG_KEY_FILE", "/k"),
+            ("MIG_KNOWN_HOSTS", "/h"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let job = Job::from_env(|k| env.get(k).cloned()).unwrap();
+        assert_eq!(job.action, Action::Snapshot);
+        assert_eq!(job.block_size, DEFAULT_BLOCK_SIZE);
+        let props: HashMap<_, _> = job.properties().into_iter().collect();
+        assert_eq!(props["MIG_TARGET_APP"], "shop2");
+
+        env.insert("MIG_TARGET_APP".into(), "a;b".into());
+        let err = Job::from_env(|k| env.get(k).cloned())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("contains ';'"), "{err}");
+        env.remove("MIG_OP_ID");
+        let err = Job::from_env(|k| env.get(k).cloned())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "MIG_OP_ID is not set");
+    }
+}

@@ -1,0 +1,16 @@
+//! MigHelper: what runs as `MigHelper_<target app>` on the target grid. It
+//! stops the source app, creates the target app from the source's
+//! descriptor, copies every volume block by block (skipping blocks that are
+//! all zero or already equal on the target), checks whole-volume checksums,
+//! then starts the target (migrate) or restarts the source (snapshot).
+//!
+//! Its log (stdout, which the grid keeps as the app log) has human lines and
+//! structured lines `progress {json}` the console meters. Exit status 0 means
+//! done and verified; anything else means failed, with the reason logged.
+//! Running it again after a failure resumes: equal blocks are not copied again.
+
+pub mod env;
+pub mod plan;
+pub mod run;
+
+pub use env::Job;

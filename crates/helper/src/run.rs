@@ -1,0 +1,318 @@
+//! The helper's procedure: stop, create, copy, verify, start.
+
+use crate::env::{Action, Job};
+use crate::plan::{self, Range};
+use grid::dialect::{AppState, Descriptor, VolRef, VolumeSpec};
+use grid::inventory::Inventory;
+use grid::known_hosts::KnownHosts;
+use grid::{ClientConfig, Connection, Endpoint, keys};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// Longest single `vol read`/`vol write` pair, so progress is reported often.
+const MAX_RANGE: u64 = 64 << 20;
+
+/// One structured progress line: `progress {json}`.
+#[derive(Serialize)]
+pub struct Progress<'a> {
+    pub volume: &'a str,
+    pub volume_done: u64,
+    pub volume_total: u64,
+    pub done: u64,
+    pub total: u64,
+    pub copied: u64,
+    pub rate_bytes_per_sec: u64,
+}
+
+fn say(line: impl AsRef<str>) {
+    println!("{}", line.as_ref());
+}
+
+fn report(p: &Progress<'_>) {
+    if let Ok(json) = serde_json::to_string(p) {
+        println!("progress {json}");
+    }
+}
+
+struct Grids {
+    source: Connection,
+    target: Connection,
+}
+
+/// How to reach the grids: the inventory and the trust key of the grid.
+struct Reach {
+    inventory: Inventory,
+    config: ClientConfig,
+}
+
+impl Reach {
+    fn load(job: &Job) -> anyhow::Result<Reach> {
+        Ok(Reach {
+            inventory: Inventory::load(&job.grids_file)?,
+            config: ClientConfig::new(
+                keys::load(&job.key_file)?,
+                KnownHosts::load(&job.known_hosts)?,
+            ),
+        })
+    }
+
+    async fn open(&self, grid: &grid::GridName) -> anyhow::Result<Connection> {
+        let endpoint = self
+            .inventory
+            .get(grid)
+            .map(Endpoint::from)
+            .ok_or_else(|| anyhow::anyhow!("grid {grid} is not in the helper's grid inventory"))?;
+        Ok(Connection::open(&endpoint, &self.config).await?)
+    }
+}
+
+/// Restarts the source after a failure, on a fresh connection when the old
+/// one dropped; a few tries, since the failure may have been the network.
+async fn restart_source(job: &Job, reach: &Reach, current: &Connection) {
+    for attempt in 1..=3u64 {
+        let fresh;
+        let conn = if current.is_closed() {
+            match reach.open(&job.source_grid).await {
+                Ok(c) => {
+                    fresh = c;
+                    &fresh
+                }
+                Err(e) => {
+                    say(format!(
+                        "could not reach the source grid to restart the app (try {attempt}): {e:#}"
+                    ));
+                    tokio::time::sleep(Duration::from_secs(attempt)).await;
+                    continue;
+                }
+            }
+        } else {
+            current
+        };
+        match conn.app_start(&job.source_app).await {
+            Ok(_) => {
+                say(format!(
+                    "restarted the source app {}/{} after the failure",
+                    job.source_grid, job.source_app
+                ));
+                return;
+            }
+            Err(e) => say(format!(
+                "could not restart the source app (try {attempt}): {e}"
+            )),
+        }
+        tokio::time::sleep(Duration::from_secs(attempt)).await;
+    }
+}
+
+/// Runs the job; on failure after the source was stopped, tries to restart
+/// it so the application comes back, and reports the failure.
+pub async fn run(job: &Job) -> anyhow::Result<()> {
+    let verb = match job.action {
+        Action::Migrate => "migrate",
+        Action::Snapshot => "snapshot",
+    };
+    say(format!(
+        "helper for operation {}: {verb} {}/{} to {}/{}",
+        job.op_id, job.source_grid, job.source_app, job.target_grid, job.target_app
+    ));
+    let reach = Reach::load(job)?;
+    let grids = Grids {
+        source: reach.open(&job.source_grid).await?,
+        target: reach.open(&job.target_grid).await?,
+    };
+    let mut source_stopped = false;
+    let outcome = work(job, &grids, &mut source_stopped).await;
+    if let Err(e) = &outcome {
+        say(format!("failed: {e:#}"));
+        if source_stopped {
+            restart_source(job, &reach, &grids.source).await;
+        }
+    }
+    outcome
+}
+
+async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result<()> {
+    let source = g.source.app_info(&job.source_app).await?;
+    let descriptor = Descriptor::from(&source);
+    let total: u64 = source.volumes.iter().map(|v| v.size).sum();
+    say(format!(
+        "source {} has {} volume(s), {} bytes",
+        source.name,
+        source.volumes.len(),
+        total
+    ));
+
+    // A target left by an earlier attempt is resumed when it has the same shape.
+    let existing = match g.target.app_info(&job.target_app).await {
+        Ok(info) => Some(info),
+        Err(e)
+            if e.refusal()
+                .is_some_and(|r| r.code == grid::dialect::ErrorCode::NotFound) =>
+        {
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(t) = &existing {
+        if t.volumes != source.volumes {
+            anyhow::bail!(
+                "target app {} exists with other volumes; destroy it or pick another target name",
+                t.name
+            );
+        }
+        if t.state != AppState::Stopped && t.state != AppState::Failed {
+            anyhow::bail!(
+                "target app {} is {}; it must be stopped to receive a copy",
+                t.name,
+                t.state
+            );
+        }
+        say(format!("resuming into the existing target {}", t.name));
+    }
+
+    if matches!(
+        source.state,
+        AppState::Running | AppState::Starting | AppState::Stopping
+    ) {
+        say(format!(
+            "stopping the source app {} (timeout {} s)",
+            source.name, job.stop_timeout_secs
+        ));
+        let t = Instant::now();
+        g.source
+            .app_stop(&job.source_app, Some(job.stop_timeout_secs))
+            .await?;
+        say(format!(
+            "source stopped in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    *source_stopped = true;
+
+    if existing.is_none() {
+        g.target.app_create(&job.target_app, &descriptor).await?;
+        say(format!(
+            "created the target app {} on {}",
+            job.target_app, job.target_grid
+        ));
+    }
+
+    let started = Instant::now();
+    let mut done = 0u64;
+    let mut copied = 0u64;
+    for v in &source.volumes {
+        copy_volume(job, g, v, total, &mut done, &mut copied, started).await?;
+    }
+    say(format!(
+        "copied {copied} bytes in {:.1} s; {} bytes were already in place",
+        started.elapsed().as_secs_f64(),
+        total - copied
+    ));
+
+    for v in &source.volumes {
+        let s = g
+            .source
+            .vol_checksum(&VolRef::new(job.source_app.clone(), v.name.clone()))
+            .await?;
+        let t = g
+            .target
+            .vol_checksum(&VolRef::new(job.target_app.clone(), v.name.clone()))
+            .await?;
+        if s.digest != t.digest {
+            anyhow::bail!(
+                "checksum mismatch on volume {}: source {} target {}",
+                v.name,
+                s.digest,
+                t.digest
+            );
+        }
+        say(format!(
+            "verified volume {}: {}:{}",
+            v.name, s.algorithm, s.digest
+        ));
+    }
+
+    match job.action {
+        Action::Migrate => {
+            say(format!("starting the target app {}", job.target_app));
+            g.target.app_start(&job.target_app).await?;
+            say("target app is running; migration copy complete");
+        }
+        Action::Snapshot => {
+            say(format!("restarting the source app {}", job.source_app));
+            g.source.app_start(&job.source_app).await?;
+            *source_stopped = false;
+            say("source app is running again; snapshot complete");
+        }
+    }
+    Ok(())
+}
+
+async fn copy_volume(
+    job: &Job,
+    g: &Grids,
+    v: &VolumeSpec,
+    total: u64,
+    done: &mut u64,
+    copied: &mut u64,
+    started: Instant,
+) -> anyhow::Result<()> {
+    let src = VolRef::new(job.source_app.clone(), v.name.clone());
+    let dst = VolRef::new(job.target_app.clone(), v.name.clone());
+    let (sh, th) = tokio::try_join!(
+        g.source.vol_hash(&src, job.block_size, 0, None),
+        g.target.vol_hash(&dst, job.block_size, 0, None)
+    )?;
+    let p = plan::plan(v.size, job.block_size, &sh.hashes, &th.hashes, MAX_RANGE);
+    say(format!(
+        "volume {}: {} bytes, {} to copy in {} range(s), {} already in place",
+        v.name,
+        v.size,
+        v.size - p.skipped,
+        p.copy.len(),
+        p.skipped
+    ));
+    let mut volume_done = p.skipped;
+    *done += p.skipped;
+    let volume = v.name.to_string();
+    let progress = |volume_done: u64, done: u64, copied: u64| Progress {
+        volume: &volume,
+        volume_done,
+        volume_total: v.size,
+        done,
+        total,
+        copied,
+        rate_bytes_per_sec: (copied as f64 / started.elapsed().as_secs_f64().max(1e-3)) as u64,
+    };
+    report(&progress(volume_done, *done, *copied));
+    let mut last = Instant::now();
+    for Range { offset, length } in p.copy {
+        let (mut writer, mut reader) = tokio::io::duplex(1 << 20);
+        let read = async {
+            let n = g
+                .source
+                .vol_read(&src, offset, Some(length), &mut writer)
+                .await;
+            drop(writer);
+            n
+        };
+        let write = g.target.vol_write(&dst, offset, &mut reader);
+        let (r, w) = tokio::join!(read, write);
+        let (r, w) = (r?, w?);
+        if r != length || w != length {
+            anyhow::bail!(
+                "volume {}: range {offset}+{length} moved {r} bytes out and {w} in",
+                v.name
+            );
+        }
+        volume_done += length;
+        *done += length;
+        *copied += length;
+        if last.elapsed() >= Duration::from_millis(500) {
+            report(&progress(volume_done, *done, *copied));
+            last = Instant::now();
+        }
+    }
+    report(&progress(volume_done, *done, *copied));
+    Ok(())
+}

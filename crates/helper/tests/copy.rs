@@ -1,0 +1,252 @@
+//! The helper as gridsim runs it: a real `mighelper` process started by
+//! provisioning `MigHelper_<target>` on the target grid, copying through
+//! real SSH connections to both grids.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use grid::dialect::{AppState, Descriptor, Property, VolRef, VolumeSpec};
+use grid::inventory::Inventory;
+use grid::known_hosts::KnownHosts;
+use grid::{AppName, ClientConfig, Connection, Endpoint, GridName, TemplateName, VolumeName, keys};
+use gridsim::{RunningSim, SimConfig, SimPaths};
+use helper::env::Action;
+use std::time::Duration;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    sim: RunningSim,
+    east: Connection,
+    west: Connection,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    gridsim::init(
+        dir.path(),
+        &["east", "west"],
+        0,
+        vec![env!("CARGO_BIN_EXE_mighelper").to_owned()],
+    )
+    .unwrap();
+    let path = SimPaths::new(dir.path()).config();
+    let mut config = SimConfig::load(&path).unwrap();
+    config.start_delay_ms = 100;
+    config.stop_delay_ms = 100;
+    config.save(&path).unwrap();
+    let sim = gridsim::start(dir.path()).await.unwrap();
+    let console = SimPaths::new(dir.path()).console_dir();
+    let client = ClientConfig::new(
+        keys::load(&console.join("id_ed25519")).unwrap(),
+        KnownHosts::load(&console.join("known_hosts")).unwrap(),
+    );
+    let inventory = Inventory::load(&console.join("grids.toml")).unwrap();
+    let conn = |name: &str| {
+        let e = Endpoint::from(inventory.get(&GridName::new(name).unwrap()).unwrap());
+        let c = client.clone();
+        async move { Connection::open(&e, &c).await.unwrap() }
+    };
+    let (east, west) = (conn("east").await, conn("west").await);
+
+    // shop: a dense boot volume and a mostly sparse data volume, running.
+    let shop = app("shop");
+    east.app_create(
+        &shop,
+        &Descriptor {
+            properties: [("tier".to_owned(), "web".to_owned())].into(),
+            volumes: vec![spec("boot", 4 << 20), spec("data", 64 << 20)],
+            ..Descriptor::default()
+        },
+    )
+    .await
+    .unwrap();
+    let boot: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 % 251) as u8 | 1).collect();
+    east.vol_write(&vref("shop", "boot"), 0, &mut &boot[..])
+        .await
+        .unwrap();
+    let chunk: Vec<u8> = (0..12u32 << 20).map(|i| (i * 13 % 241) as u8).collect();
+    east.vol_write(&vref("shop", "data"), 20 << 20, &mut &chunk[..])
+        .await
+        .unwrap();
+    east.app_start(&shop).await.unwrap();
+    Setup {
+        _dir: dir,
+        sim,
+        east,
+        west,
+    }
+}
+
+fn app(s: &str) -> AppName {
+    AppName::new(s).unwrap()
+}
+
+fn spec(name: &str, size: u64) -> VolumeSpec {
+    VolumeSpec {
+        name: VolumeName::new(name).unwrap(),
+        size,
+    }
+}
+
+fn vref(a: &str, v: &str) -> VolRef {
+    VolRef::new(app(a), VolumeName::new(v).unwrap())
+}
+
+fn job(action: Action, target: &str) -> helper::Job {
+    helper::Job {
+        op_id: format!("op-{target}"),
+        action,
+        source_grid: GridName::new("east").unwrap(),
+        source_app: app("shop"),
+        target_grid: GridName::new("west").unwrap(),
+        target_app: app(target),
+        grids_file: "unused".into(),
+        key_file: "unused".into(),
+        known_hosts: "unused".into(),
+        block_size: 1 << 20,
+        stop_timeout_secs: 10,
+    }
+}
+
+/// Provisions the helper, waits for its process to end, returns its final state and log.
+async fn run_helper(s: &Setup, job: &helper::Job) -> (AppState, Vec<String>) {
+    let name = app(&format!("MigHelper_{}", job.target_app));
+    let props = job
+        .properties()
+        .into_iter()
+        .map(|(k, v)| Property::new(k, v).unwrap())
+        .collect();
+    s.west
+        .app_provision(&TemplateName::new("MigHelper").unwrap(), &name, props)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let state = loop {
+        let info = s.west.app_info(&name).await.unwrap();
+        if matches!(info.state, AppState::Stopped | AppState::Failed) {
+            break info.state;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the helper never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = s
+        .west
+        .app_log(&name, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    s.west.app_destroy(&name).await.unwrap();
+    (state, log)
+}
+
+async fn checksums(c: &Connection, a: &str) -> Vec<String> {
+    let mut out = vec![];
+    for v in ["boot", "data"] {
+        out.push(c.vol_checksum(&vref(a, v)).await.unwrap().digest);
+    }
+    out
+}
+
+fn last_progress(log: &[String]) -> serde_json::Value {
+    let line = log
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("progress "))
+        .expect("progress lines");
+    serde_json::from_str(&line["progress ".len()..]).unwrap()
+}
+
+#[tokio::test]
+async fn migrate_copies_verifies_and_starts_the_target_and_snapshot_restarts_the_source() {
+    let s = setup().await;
+    let source_sums = checksums(&s.east, "shop").await;
+
+    let (state, log) = run_helper(&s, &job(Action::Migrate, "shop2")).await;
+    assert_eq!(state, AppState::Stopped, "the helper exits 0: {log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l == "target app is running; migration copy complete"),
+        "{log:#?}"
+    );
+    let target = s.west.app_info(&app("shop2")).await.unwrap();
+    assert_eq!(target.state, AppState::Running);
+    assert_eq!(target.properties["tier"], "web", "the descriptor travels");
+    assert_eq!(checksums(&s.west, "shop2").await, source_sums);
+    assert_eq!(
+        s.east.app_info(&app("shop")).await.unwrap().state,
+        AppState::Stopped,
+        "the source stays stopped; only the console destroys it"
+    );
+    let p = last_progress(&log);
+    assert_eq!(p["done"], p["total"]);
+    assert_eq!(p["total"], (68u64 << 20));
+    // Zero blocks are never sent: 4 MiB boot + 12 MiB of data.
+    assert_eq!(p["copied"], (16u64 << 20), "{p}");
+
+    s.east.app_start(&app("shop")).await.unwrap();
+    let (state, log) = run_helper(&s, &job(Action::Snapshot, "shop3")).await;
+    assert_eq!(state, AppState::Stopped, "{log:#?}");
+    assert_eq!(
+        s.east.app_info(&app("shop")).await.unwrap().state,
+        AppState::Running,
+        "snapshot restarts the source"
+    );
+    let copy = s.west.app_info(&app("shop3")).await.unwrap();
+    assert_eq!(
+        copy.state,
+        AppState::Stopped,
+        "the snapshot copy stays stopped"
+    );
+    assert_eq!(checksums(&s.west, "shop3").await, source_sums);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_copy_cut_off_mid_volume_fails_restarts_the_source_and_a_rerun_resumes() {
+    let s = setup().await;
+    let source_sums = checksums(&s.east, "shop").await;
+    // The source's connection drops after 6 MiB of a volume read.
+    s.sim
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.drop_after_bytes = Some(6 << 20));
+    let (state, log) = run_helper(&s, &job(Action::Migrate, "shop2")).await;
+    assert_eq!(state, AppState::Failed, "{log:#?}");
+    assert!(log.iter().any(|l| l.starts_with("failed: ")), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("restarted the source app east/shop")),
+        "{log:#?}"
+    );
+    assert_eq!(
+        s.east.app_info(&app("shop")).await.unwrap().state,
+        AppState::Running
+    );
+
+    s.sim
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let (state, log) = run_helper(&s, &job(Action::Migrate, "shop2")).await;
+    assert_eq!(state, AppState::Stopped, "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l == "resuming into the existing target shop2"),
+        "{log:#?}"
+    );
+    let p = last_progress(&log);
+    assert!(
+        p["copied"].as_u64().unwrap() < (16u64 << 20),
+        "blocks already copied are not copied again: {p}"
+    );
+    assert_eq!(checksums(&s.west, "shop2").await, source_sums);
+    s.sim.stop().await;
+}
