@@ -122,6 +122,39 @@ impl FromStr for Mode {
     }
 }
 
+/// What an operation does to the source app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Copy to the target, start it, destroy the source once the target is verified.
+    Migrate,
+    /// Copy to the target (which stays stopped) and restart the source.
+    Snapshot,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Migrate => "migrate",
+            Action::Snapshot => "snapshot",
+        }
+    }
+
+    /// Whether the console's mode offers this action.
+    pub fn allowed_by(self, mode: Mode) -> bool {
+        matches!(
+            (self, mode),
+            (_, Mode::Both) | (Action::Migrate, Mode::Migrate) | (Action::Snapshot, Mode::Snapshot)
+        )
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The user behind a request, as the server established it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedIn {

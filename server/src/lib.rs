@@ -8,6 +8,8 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod grids;
+pub mod lock;
+pub mod reconcile;
 pub mod web;
 
 pub use console::Console;

@@ -1,0 +1,410 @@
+//! Start-up reconciliation as a pure function: from the lock, the grid this
+//! console runs on, and what the controllers report, decide what to do.
+//! Carrying the steps out is the engine's job; each step is idempotent, so
+//! deciding again after a crash half-way ends in the same place.
+//!
+//! MIG decided from where it woke up. migctl keeps MIG's table and also
+//! checks the controllers before destroying anything: the source app is
+//! destroyed only when the target runs and every volume's checksum matches.
+
+use crate::lock::Lock;
+use app::model::Action;
+use grid::GridName;
+use grid::dialect::AppState;
+
+/// What a controller says about one app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Absent,
+    State(AppState),
+    /// The grid could not be asked; never act on a guess.
+    Unknown(String),
+}
+
+/// Source and target volumes compared by whole-volume checksum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Checksums {
+    Match,
+    Mismatch(String),
+    /// Not compared (an app is missing, or a grid could not be asked).
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub source: Seen,
+    pub target: Seen,
+    pub helper: Seen,
+    pub checksums: Checksums,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    DestroyHelper,
+    StartSource,
+    DestroySource,
+    /// Remove a partial, stopped target left by a copy that did not finish.
+    DestroyTarget,
+    /// Record the outcome and archive the lock.
+    Finish(Outcome),
+    /// The operation is still running (the helper works); meter it.
+    Wait(String),
+    /// Keep the lock: a person must look. The reason says why.
+    Hold(String),
+    /// MIG's "manually started snapshot copy": leave everything as it is.
+    Nothing(String),
+}
+
+fn active(s: &Seen) -> bool {
+    matches!(
+        s,
+        Seen::State(AppState::Starting | AppState::Running | AppState::Stopping)
+    )
+}
+
+fn running(s: &Seen) -> bool {
+    matches!(s, Seen::State(AppState::Running))
+}
+
+fn present(s: &Seen) -> bool {
+    matches!(s, Seen::State(_))
+}
+
+fn describe(what: &str, s: &Seen) -> String {
+    match s {
+        Seen::Absent => format!("the {what} app does not exist"),
+        Seen::State(st) => format!("the {what} app is {st}"),
+        Seen::Unknown(why) => format!("the {what} app cannot be checked ({why})"),
+    }
+}
+
+/// The steps for this lock, in order.
+pub fn decide(lock: &Lock, current_grid: Option<&GridName>, seen: &Observed) -> Vec<Step> {
+    let on_target = current_grid == Some(&lock.target_grid) && lock.target_grid != lock.source_grid;
+    if on_target && lock.action == Action::Snapshot {
+        return vec![Step::Nothing(
+            "this console runs in a snapshot copy; the snapshot's lock belongs to the source"
+                .into(),
+        )];
+    }
+    for (what, s) in [
+        ("source", &seen.source),
+        ("target", &seen.target),
+        ("helper", &seen.helper),
+    ] {
+        if let Seen::Unknown(why) = s {
+            return vec![Step::Hold(format!(
+                "cannot decide: the {what} grid cannot be asked ({why})"
+            ))];
+        }
+    }
+    if active(&seen.helper) {
+        return vec![Step::Wait("the helper is still working".into())];
+    }
+    let helper = if present(&seen.helper) {
+        vec![Step::DestroyHelper]
+    } else {
+        vec![]
+    };
+    let verified = running(&seen.target) && seen.checksums == Checksums::Match;
+
+    match lock.action {
+        Action::Migrate if verified => {
+            if active(&seen.source) {
+                return vec![Step::Hold(format!(
+                    "both the source and the target run {}: the migrated copy is verified, but the source was restarted; stop the one you do not want, then override the lock",
+                    lock.target_app_name
+                ))];
+            }
+            let mut steps = helper;
+            if present(&seen.source) {
+                steps.push(Step::DestroySource);
+            }
+            steps.push(Step::Finish(Outcome::Done));
+            steps
+        }
+        Action::Migrate if on_target => {
+            // MIG would destroy the source here; migctl first wants proof.
+            let why = match (&seen.target, &seen.checksums) {
+                (Seen::State(AppState::Running), Checksums::Mismatch(v)) => {
+                    format!("the checksum of volume {v} differs")
+                }
+                (t, _) if !running(t) => describe("target", t),
+                _ => "the volume checksums could not be compared".into(),
+            };
+            vec![Step::Hold(format!(
+                "the migration is not verified ({why}); the source {} is kept",
+                lock.source_app_name
+            ))]
+        }
+        Action::Snapshot
+            if present(&seen.target)
+                && !active(&seen.target)
+                && seen.checksums == Checksums::Match
+                && seen.helper != Seen::State(AppState::Failed) =>
+        {
+            let mut steps = helper;
+            if !running(&seen.source) && present(&seen.source) {
+                steps.push(Step::StartSource);
+            }
+            steps.push(Step::Finish(Outcome::Done));
+            steps
+        }
+        _ => {
+            // The copy did not finish: bring the source back, clear the
+            // helper and any partial, stopped target, and record the failure.
+            let reason = match &seen.helper {
+                Seen::State(AppState::Failed) => {
+                    "the helper failed; its log has the reason".to_owned()
+                }
+                Seen::Absent => "the operation was interrupted before the copy finished".to_owned(),
+                _ => match &seen.checksums {
+                    Checksums::Mismatch(v) => format!("the checksum of volume {v} differs"),
+                    _ => format!(
+                        "the copy did not complete ({})",
+                        describe("target", &seen.target)
+                    ),
+                },
+            };
+            if !present(&seen.source) {
+                return vec![Step::Hold(format!(
+                    "{reason}, and the source app {} is gone: nothing is destroyed; look at both grids",
+                    lock.source_app_name
+                ))];
+            }
+            let mut steps = helper;
+            if !running(&seen.source) {
+                steps.push(Step::StartSource);
+            }
+            if present(&seen.target) && !active(&seen.target) {
+                steps.push(Step::DestroyTarget);
+            } else if active(&seen.target) {
+                return vec![Step::Hold(format!(
+                    "{reason}, but the unverified target {} is {}; stop it, then override the lock",
+                    lock.target_app_name,
+                    describe("target", &seen.target)
+                ))];
+            }
+            steps.push(Step::Finish(Outcome::Failed(reason)));
+            steps
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::{ConsoleId, LOCK_VERSION};
+    use AppState::*;
+
+    fn lock(action: Action) -> Lock {
+        Lock {
+            version: LOCK_VERSION,
+            op_id: "op-1".into(),
+            action,
+            source_grid: "east".parse().unwrap(),
+            source_app_name: "shop".parse().unwrap(),
+            target_grid: "west".parse().unwrap(),
+            target_app_name: "shop".parse().unwrap(),
+            created_at: "2026-11-21T10:00:00Z".into(),
+            created_by: "ana".into(),
+            console: ConsoleId {
+                host: "h".into(),
+                pid: 1,
+            },
+        }
+    }
+
+    fn obs(source: Seen, target: Seen, helper: Seen, checksums: Checksums) -> Observed {
+        Observed {
+            source,
+            target,
+            helper,
+            checksums,
+        }
+    }
+
+    fn st(s: AppState) -> Seen {
+        Seen::State(s)
+    }
+
+    fn g(name: &str) -> GridName {
+        name.parse().unwrap()
+    }
+
+    use Checksums::{Match, Unknown as NotCompared};
+    use Seen::Absent;
+
+    #[test]
+    fn the_design_table_row_by_row() {
+        let done = Step::Finish(Outcome::Done);
+        // source_grid == current, snapshot: snapshot finished, destroy the helper.
+        let finished = obs(st(Running), st(Stopped), st(Stopped), Match);
+        assert_eq!(
+            decide(&lock(Action::Snapshot), Some(&g("east")), &finished),
+            vec![Step::DestroyHelper, done.clone()]
+        );
+        // source_grid == current, migrate: the source restarted after a failed migrate.
+        let failed = obs(st(Running), st(Stopped), st(Failed), NotCompared);
+        let steps = decide(&lock(Action::Migrate), Some(&g("east")), &failed);
+        assert_eq!(steps[0], Step::DestroyHelper);
+        assert_eq!(steps[1], Step::DestroyTarget);
+        assert!(matches!(steps[2], Step::Finish(Outcome::Failed(_))));
+        // target_grid == current, migrate: succeeded, destroy helper then source.
+        let migrated = obs(st(Stopped), st(Running), st(Stopped), Match);
+        assert_eq!(
+            decide(&lock(Action::Migrate), Some(&g("west")), &migrated),
+            vec![Step::DestroyHelper, Step::DestroySource, done.clone()]
+        );
+        // target_grid == current, snapshot: a manually started copy; nothing.
+        assert!(matches!(
+            decide(&lock(Action::Snapshot), Some(&g("west")), &migrated)[..],
+            [Step::Nothing(_)]
+        ));
+    }
+
+    #[test]
+    fn on_the_target_an_unverified_migration_is_held_not_finished() {
+        let mismatch = obs(
+            st(Stopped),
+            st(Running),
+            st(Stopped),
+            Checksums::Mismatch("data".into()),
+        );
+        let steps = decide(&lock(Action::Migrate), Some(&g("west")), &mismatch);
+        let [Step::Hold(why)] = &steps[..] else {
+            panic!("{steps:?}")
+        };
+        assert!(
+            why.contains("checksum of volume data differs") && why.contains("source shop is kept"),
+            "{why}"
+        );
+        let not_running = obs(st(Stopped), st(Stopped), Absent, Match);
+        let steps = decide(&lock(Action::Migrate), Some(&g("west")), &not_running);
+        assert!(
+            matches!(&steps[..], [Step::Hold(w)] if w.contains("the target app is stopped")),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn a_working_helper_means_wait_and_an_unreachable_grid_means_hold() {
+        let copying = obs(st(Stopped), st(Stopped), st(Running), NotCompared);
+        assert!(matches!(
+            decide(&lock(Action::Migrate), None, &copying)[..],
+            [Step::Wait(_)]
+        ));
+        let blind = obs(
+            Seen::Unknown("timeout".into()),
+            st(Stopped),
+            st(Stopped),
+            NotCompared,
+        );
+        assert!(
+            matches!(&decide(&lock(Action::Migrate), None, &blind)[..], [Step::Hold(w)] if w.contains("timeout"))
+        );
+    }
+
+    #[test]
+    fn interrupted_before_the_helper_existed_restarts_the_source() {
+        let early = obs(st(Stopped), Absent, Absent, NotCompared);
+        let steps = decide(&lock(Action::Migrate), None, &early);
+        assert_eq!(steps[0], Step::StartSource);
+        assert!(matches!(&steps[1], Step::Finish(Outcome::Failed(r)) if r.contains("interrupted")));
+    }
+
+    #[test]
+    fn snapshot_verified_restarts_a_stopped_source_and_is_done() {
+        let s = obs(st(Stopped), st(Stopped), st(Stopped), Match);
+        assert_eq!(
+            decide(&lock(Action::Snapshot), None, &s),
+            vec![
+                Step::DestroyHelper,
+                Step::StartSource,
+                Step::Finish(Outcome::Done)
+            ]
+        );
+    }
+
+    /// Every combination of observed states, both actions, every place the
+    /// console may run: the source is destroyed only when the target runs
+    /// verified; a running target is never destroyed; nothing is destroyed
+    /// when the helper works or a grid cannot be asked.
+    #[test]
+    fn safety_holds_for_every_observed_combination() {
+        let states = || {
+            let mut v = vec![Absent, Seen::Unknown("x".into())];
+            v.extend([Stopped, Starting, Running, Stopping, Failed].map(st));
+            v
+        };
+        let sums = [Match, Checksums::Mismatch("v".into()), NotCompared];
+        let places = [None, Some(g("east")), Some(g("west")), Some(g("north"))];
+        let mut cases = 0;
+        for action in [Action::Migrate, Action::Snapshot] {
+            for place in &places {
+                for source in states() {
+                    for target in states() {
+                        for helper in states() {
+                            for sum in &sums {
+                                let o = obs(
+                                    source.clone(),
+                                    target.clone(),
+                                    helper.clone(),
+                                    sum.clone(),
+                                );
+                                let steps = decide(&lock(action), place.as_ref(), &o);
+                                cases += 1;
+                                assert!(!steps.is_empty(), "{o:?}");
+                                let has = |s: &Step| steps.contains(s);
+                                if has(&Step::DestroySource) {
+                                    assert_eq!(action, Action::Migrate);
+                                    assert!(
+                                        running(&o.target) && o.checksums == Match,
+                                        "{o:?} → {steps:?}"
+                                    );
+                                    assert!(!active(&o.source), "{o:?} → {steps:?}");
+                                }
+                                if has(&Step::DestroyTarget) {
+                                    assert!(!active(&o.target), "{o:?} → {steps:?}");
+                                    assert!(
+                                        present(&o.source),
+                                        "never lose both copies: {o:?} → {steps:?}"
+                                    );
+                                }
+                                if active(&o.helper)
+                                    || [&o.source, &o.target, &o.helper]
+                                        .iter()
+                                        .any(|s| matches!(s, Seen::Unknown(_)))
+                                {
+                                    assert!(
+                                        steps.iter().all(|s| matches!(
+                                            s,
+                                            Step::Wait(_) | Step::Hold(_) | Step::Nothing(_)
+                                        )),
+                                        "{o:?} → {steps:?}"
+                                    );
+                                }
+                                // Finishing is always last, and at most once.
+                                let finishes = steps
+                                    .iter()
+                                    .filter(|s| matches!(s, Step::Finish(_)))
+                                    .count();
+                                assert!(finishes <= 1);
+                                if finishes == 1 {
+                                    assert!(matches!(steps.last(), Some(Step::Finish(_))));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 2 * 4 * 7 * 7 * 7 * 3);
+    }
+}
