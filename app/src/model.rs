@@ -155,6 +155,29 @@ impl fmt::Display for Action {
     }
 }
 
+/// An operation as the API and the pages show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationView {
+    pub id: String,
+    pub action: Action,
+    pub source_grid: String,
+    pub source_app: String,
+    pub target_grid: String,
+    pub target_app: String,
+    /// queued, preflight, provisioning, stopping_source, copying, starting_target,
+    /// restarting_source, verifying, reconciling, done, failed, cancelled.
+    pub phase: String,
+    /// `None` while running; then done, failed or cancelled.
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub bytes_done: i64,
+    pub bytes_total: i64,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub finished_at: Option<String>,
+}
+
 /// The user behind a request, as the server established it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedIn {

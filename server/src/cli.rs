@@ -41,6 +41,9 @@ pub enum Command {
     /// Manage user accounts
     #[command(subcommand)]
     User(UserCommand),
+    /// Run as the helper app MigHelper_<target> (job from MIG_* variables)
+    #[command(hide = true)]
+    Helper,
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +109,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(overrides) => serve(config_dir(&cli)?, overrides).await,
         Command::Demo { dir, listen } => demo(dir, *listen).await,
         Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),
+        Command::Helper => {
+            let job = helper::Job::from_env(|k| std::env::var(k).ok())?;
+            helper::run::run(&job).await?;
+            println!("done");
+            Ok(())
+        }
     }
 }
 
@@ -139,8 +148,21 @@ async fn serve(dir: &Path, overrides: &Overrides) -> Result<(), CliError> {
 async fn demo(dir: &Path, listen: SocketAddr) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let sim_dir = dir.join("gridsim");
+    let me = std::env::current_exe().context("cannot find the migctl binary")?;
     gridsim::init(&sim_dir, &["east", "west", "north"], 0, vec![])?;
+    // The helper is this binary (`migctl helper`), wherever it now lives.
+    let sim_config_file = gridsim::SimPaths::new(&sim_dir).config();
+    let mut sim_config = gridsim::SimConfig::load(&sim_config_file)?;
+    for t in sim_config
+        .templates
+        .iter_mut()
+        .filter(|t| t.name.as_str() == "MigHelper")
+    {
+        t.command = vec![me.display().to_string(), "helper".into()];
+    }
+    sim_config.save(&sim_config_file)?;
     let sim = gridsim::start(&sim_dir).await?;
+    demo_shop(&sim).await?;
     let file = dir.join(config::CONFIG_FILE);
     if !file.exists() {
         std::fs::write(
@@ -185,6 +207,49 @@ async fn demo(dir: &Path, listen: SocketAddr) -> Result<(), CliError> {
     let served = console.serve(listener, shutdown_signal()).await;
     sim.stop().await;
     served?;
+    Ok(())
+}
+
+/// The demo's app `shop` on east: a dense boot volume and sparse data and
+/// log volumes of a few hundred MiB, running. Made once; kept across runs.
+async fn demo_shop(sim: &gridsim::RunningSim) -> anyhow::Result<()> {
+    let Some(east) = sim.grid("east") else {
+        return Ok(());
+    };
+    let c = &east.controller;
+    let mut out = Vec::new();
+    if c.execute("app info shop", &mut tokio::io::empty(), &mut out)
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let descriptor = br#"{"properties":{"tier":"web"},"volumes":[
+        {"name":"boot","size":134217728},{"name":"data","size":402653184},{"name":"logs","size":67108864}]}"#;
+    c.execute("app create shop", &mut &descriptor[..], &mut out)
+        .await
+        .map_err(|r| anyhow::anyhow!("{r}"))?;
+    let mut block = vec![0u8; 1 << 20];
+    for (volume, offset, mib) in [
+        ("boot", 0u64, 128u64),
+        ("data", 64 << 20, 96),
+        ("logs", 0, 8),
+    ] {
+        let mut bytes = Vec::with_capacity(usize::try_from(mib << 20).unwrap_or(0));
+        for i in 0..mib {
+            for (j, b) in block.iter_mut().enumerate() {
+                *b = ((i as usize * 31 + j * 7) % 251) as u8 | 1;
+            }
+            bytes.extend_from_slice(&block);
+        }
+        let line = format!("vol write shop:{volume} --offset {offset}");
+        c.execute(&line, &mut &bytes[..], &mut out)
+            .await
+            .map_err(|r| anyhow::anyhow!("{r}"))?;
+    }
+    c.execute("app start shop", &mut tokio::io::empty(), &mut out)
+        .await
+        .map_err(|r| anyhow::anyhow!("{r}"))?;
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub struct Console {
     pub settings: Arc<Settings>,
     pub pool: SqlitePool,
     pub grids: Arc<GridMonitor>,
+    pub engine: Arc<crate::operation::Engine>,
     throttle: Policy,
 }
 
@@ -35,10 +36,13 @@ impl Console {
         })?;
         let grids = Arc::new(GridMonitor::load(&settings)?);
         let pool = db::open(&settings.database_file()).await?;
+        let settings = Arc::new(settings);
+        let engine = crate::operation::Engine::new(settings.clone(), pool.clone(), grids.clone());
         Ok(Console {
-            settings: Arc::new(settings),
+            settings,
             pool,
             grids,
+            engine,
             throttle: Policy::default(),
         })
     }
@@ -97,6 +101,8 @@ impl Console {
             })
         };
 
+        // Start-up reconciliation: a lock left by the last run is finished first.
+        self.engine.resume().await;
         let monitor = tokio::spawn(
             self.grids
                 .clone()
@@ -118,6 +124,7 @@ impl Console {
                 self.grids.clone(),
             ),
             grids: self.grids.clone(),
+            engine: self.engine.clone(),
             pool: self.pool.clone(),
             settings: self.settings.clone(),
             throttle: Arc::new(LoginThrottle::new(self.throttle)),

@@ -9,6 +9,7 @@ pub mod console;
 pub mod db;
 pub mod grids;
 pub mod lock;
+pub mod operation;
 pub mod reconcile;
 pub mod web;
 

@@ -36,6 +36,8 @@ pub struct Controller {
     /// Bumped on every state change; waiters re-check when it moves.
     changed: watch::Sender<u64>,
     processes: std::sync::Mutex<HashMap<AppName, Process>>,
+    /// The most recent command lines received, oldest first.
+    recent: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 struct Process {
@@ -101,8 +103,18 @@ impl Controller {
             state: Mutex::new(state),
             changed: watch::channel(0).0,
             processes: std::sync::Mutex::default(),
+            recent: std::sync::Mutex::default(),
         });
         Ok(controller)
+    }
+
+    /// The last (up to 1000) command lines this controller received; tests
+    /// use it to prove that a refused request never reached a controller.
+    pub fn recent_commands(&self) -> Vec<String> {
+        self.recent
+            .lock()
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn dir(&self) -> &std::path::Path {
@@ -193,6 +205,12 @@ impl Controller {
         stdin: Stdin<'_>,
         stdout: Stdout<'_>,
     ) -> Result<(), Refusal> {
+        if let Ok(mut recent) = self.recent.lock() {
+            if recent.len() >= 1000 {
+                recent.pop_front();
+            }
+            recent.push_back(line.to_owned());
+        }
         let argv = shell_words::split(line)
             .map_err(|e| Refusal::bad_request(format!("cannot split the command line: {e}")))?;
         if argv.first().map(String::as_str) == Some("sim") {

@@ -19,6 +19,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -36,6 +40,8 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_request"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "locked"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -59,5 +65,18 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<crate::operation::EngineError> for ApiError {
+    fn from(e: crate::operation::EngineError) -> Self {
+        use crate::operation::EngineError as E;
+        match e {
+            E::BadInput(m) => ApiError::Unprocessable(m),
+            E::NotAllowed(m) => ApiError::Forbidden(m),
+            E::Locked(m) => ApiError::Conflict(m),
+            E::Unavailable(m) => ApiError::Unavailable(m),
+            E::Unexpected(e) => ApiError::Unexpected(e),
+        }
     }
 }

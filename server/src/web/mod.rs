@@ -32,6 +32,7 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     pub backend: BackendHandle,
     pub grids: Arc<crate::grids::GridMonitor>,
+    pub engine: Arc<crate::operation::Engine>,
 }
 
 pub fn router(state: AppState, sessions: SqliteStore) -> Router {

@@ -1,0 +1,394 @@
+//! Migrate and snapshot end to end: the console's API, the engine, the lock,
+//! the helper (`migctl helper`, run by gridsim as MigHelper_<target>) and
+//! reconciliation, against gridsim through real SSH.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use app::model::Role;
+use grid::dialect::VolRef;
+use grid::inventory::Inventory;
+use grid::known_hosts::KnownHosts;
+use grid::{AppName, ClientConfig, Connection, Endpoint, GridName, VolumeName, keys};
+use gridsim::{RunningSim, SimConfig, SimPaths};
+use migctl::Console;
+use migctl::auth::{accounts, password, tokens};
+use migctl::config::{self, Overrides};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct World {
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+    sim: RunningSim,
+    url: String,
+    operator: String,
+    viewer: String,
+    east: Connection,
+    west: Connection,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn world() -> World {
+    let sim_dir = tempfile::tempdir().unwrap();
+    gridsim::init(
+        sim_dir.path(),
+        &["east", "west"],
+        0,
+        vec![env!("CARGO_BIN_EXE_migctl").into(), "helper".into()],
+    )
+    .unwrap();
+    let path = SimPaths::new(sim_dir.path()).config();
+    let mut sc = SimConfig::load(&path).unwrap();
+    sc.start_delay_ms = 100;
+    sc.stop_delay_ms = 100;
+    sc.save(&path).unwrap();
+    let sim = gridsim::start(sim_dir.path()).await.unwrap();
+    let console = SimPaths::new(sim_dir.path()).console_dir();
+    let client = ClientConfig::new(
+        keys::load(&console.join("id_ed25519")).unwrap(),
+        KnownHosts::load(&console.join("known_hosts")).unwrap(),
+    );
+    let inventory = Inventory::load(&console.join("grids.toml")).unwrap();
+    let open = |n: &str| {
+        let e = Endpoint::from(inventory.get(&GridName::new(n).unwrap()).unwrap());
+        let c = client.clone();
+        async move { Connection::open(&e, &c).await.unwrap() }
+    };
+    let (east, west) = (open("east").await, open("west").await);
+    let descriptor =
+        br#"{"volumes":[{"name":"boot","size":4194304},{"name":"data","size":33554432}]}"#;
+    let c = &sim.grid("east").unwrap().controller;
+    c.execute("app create shop", &mut &descriptor[..], &mut Vec::new())
+        .await
+        .unwrap();
+    let bytes: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8 | 1).collect();
+    c.execute("vol write shop:boot", &mut &bytes[..], &mut Vec::new())
+        .await
+        .unwrap();
+    c.execute(
+        "vol write shop:data --offset 8388608",
+        &mut &bytes[..],
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    c.execute("app start shop", &mut tokio::io::empty(), &mut Vec::new())
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let overrides = Overrides {
+        grids_file: Some(console.join("grids.toml")),
+        private_key_file: Some(console.join("id_ed25519")),
+        known_hosts_file: Some(console.join("known_hosts")),
+        site_root: Some(dir.path().join("site")),
+        ..Overrides::default()
+    };
+    let (settings, _) = config::load(dir.path(), &overrides).unwrap();
+    let console = Console::open(settings).await.unwrap();
+    let mut tokens_of = vec![];
+    for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
+        let hash = password::hash("a long password".into()).await.unwrap();
+        let id = accounts::create(&console.pool, name, role, &hash)
+            .await
+            .unwrap();
+        tokens_of.push(tokens::create(&console.pool, id).await.unwrap());
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(console.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    World {
+        _dirs: (sim_dir, dir),
+        sim,
+        url,
+        operator: tokens_of[0].clone(),
+        viewer: tokens_of[1].clone(),
+        east,
+        west,
+        stop,
+        task,
+    }
+}
+
+impl World {
+    async fn post(&self, token: &str, body: Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/operations", self.url))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.viewer)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn wait_outcome(&self, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let op: Value = self
+                .get(&format!("/operations/{id}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if !op["outcome"].is_null() {
+                return op;
+            }
+            assert!(std::time::Instant::now() < deadline, "no outcome: {op}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn sums(c: &Connection, app: &str) -> Vec<String> {
+        let mut v = vec![];
+        for vol in ["boot", "data"] {
+            let r = VolRef::new(AppName::new(app).unwrap(), VolumeName::new(vol).unwrap());
+            v.push(c.vol_checksum(&r).await.unwrap().digest);
+        }
+        v
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+        self.sim.stop().await;
+    }
+}
+
+fn request(action: &str, target: &str) -> Value {
+    json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": target, "action": action})
+}
+
+#[tokio::test]
+async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
+    let w = world().await;
+    let sums = World::sums(&w.east, "shop").await;
+
+    // Snapshot first: the source comes back, the copy stays stopped.
+    let r = w.post(&w.operator, request("snapshot", "shopcopy")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let op: Value = r.json().await.unwrap();
+    let done = w.wait_outcome(op["id"].as_str().unwrap()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(done["bytes_done"], done["bytes_total"]);
+    let source = w
+        .east
+        .app_info(&AppName::new("shop").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(source.state.as_str(), "running");
+    let copy = w
+        .west
+        .app_info(&AppName::new("shopcopy").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(copy.state.as_str(), "stopped");
+    assert_eq!(World::sums(&w.west, "shopcopy").await, sums);
+    assert_eq!(
+        w.get("/lock").await.status(),
+        StatusCode::NOT_FOUND,
+        "the lock is released"
+    );
+    assert!(
+        w.west
+            .app_info(&AppName::new("MigHelper_shopcopy").unwrap())
+            .await
+            .is_err(),
+        "the helper is gone"
+    );
+
+    // Migrate: the target runs with the same data and the source is gone.
+    let r = w.post(&w.operator, request("migrate", "shop")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let op: Value = r.json().await.unwrap();
+    let id = op["id"].as_str().unwrap().to_owned();
+    let done = w.wait_outcome(&id).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    let target = w
+        .west
+        .app_info(&AppName::new("shop").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(target.state.as_str(), "running");
+    assert_eq!(World::sums(&w.west, "shop").await, sums);
+    let gone = w
+        .east
+        .app_info(&AppName::new("shop").unwrap())
+        .await
+        .unwrap_err();
+    assert!(gone.to_string().contains("there is no app shop"), "{gone}");
+
+    // History and events are recorded.
+    let list: Value = w.get("/operations").await.json().await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let events: Value = w
+        .get(&format!("/operations/{id}/events"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = events.as_array().unwrap();
+    assert!(
+        events
+            .windows(2)
+            .all(|e| e[1]["seq"].as_i64() == e[0]["seq"].as_i64().map(|s| s + 1))
+    );
+    let phases: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "phase")
+        .filter_map(|e| e["data"]["phase"].as_str())
+        .collect();
+    for p in [
+        "preflight",
+        "provisioning",
+        "stopping_source",
+        "copying",
+        "verifying",
+        "starting_target",
+        "done",
+    ] {
+        assert!(phases.contains(&p), "phase {p} missing from {phases:?}");
+    }
+    assert!(events.iter().any(|e| e["kind"] == "progress"));
+    assert!(events.iter().any(|e| {
+        e["source"] == "helper"
+            && e["data"]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("verified volume data"))
+    }));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn fifty_concurrent_starts_give_one_201_and_409s_naming_the_holder() {
+    let w = world().await;
+    // Keep the operation busy long enough for every request to meet its lock.
+    w.sim.grid("east").unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("app stop".into(), 5000);
+    });
+    let starts = (0..50).map(|i| {
+        let url = w.url.clone();
+        let token = w.operator.clone();
+        tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .post(format!("{url}/api/v1/operations"))
+                .bearer_auth(token)
+                .json(&request("snapshot", &format!("copy{i}")))
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        })
+    });
+    let mut results = vec![];
+    for s in starts {
+        results.push(s.await.unwrap());
+    }
+    let created: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(created.len(), 1, "{results:?}");
+    let holder = created[0]["id"].as_str().unwrap();
+    for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*status, StatusCode::CONFLICT, "{body}");
+        let msg = body["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with(&format!(
+                "locked by operation {holder} (snapshot of east/shop to west/"
+            )),
+            "{msg}"
+        );
+        assert!(msg.contains("started by olga"), "{msg}");
+    }
+    let lock: Value = w.get("/lock").await.json().await.unwrap();
+    assert_eq!(lock["op_id"], holder);
+    let done = w.wait_outcome(holder).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_before_any_controller_hears_of_them() {
+    let w = world().await;
+    for (field, value) in [
+        ("target_app", "a;rm -rf /"),
+        ("source_app", "$(x)"),
+        ("target_grid", "my grid"),
+        ("target_app", &"a".repeat(10_000)),
+    ] {
+        let mut body = request("migrate", "shop2");
+        body[field] = json!(value);
+        let r = w.post(&w.operator, body).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let msg: Value = r.json().await.unwrap();
+        assert!(msg["message"].as_str().unwrap().starts_with(field), "{msg}");
+    }
+    let r = w.post(&w.operator, json!({"source_grid": "east"})).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = w.post(&w.viewer, request("migrate", "shop2")).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "viewers cannot start operations"
+    );
+    let heard: Vec<String> = w
+        .sim
+        .grids
+        .iter()
+        .flat_map(|g| g.controller.recent_commands())
+        .collect();
+    for hostile in ["rm -rf", "$(x)", "my grid", "aaaaaaaaaa", "shop2"] {
+        assert!(
+            !heard.iter().any(|l| l.contains(hostile)),
+            "{hostile} reached a controller: {heard:?}"
+        );
+    }
+
+    // Pre-flight refusals name the problem.
+    let mut same = request("migrate", "shop");
+    same["target_grid"] = json!("east");
+    let r = w.post(&w.operator, same).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let msg: Value = r.json().await.unwrap();
+    assert!(
+        msg["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the target is the source"),
+        "{msg}"
+    );
+    w.west
+        .app_create(
+            &AppName::new("taken").unwrap(),
+            &grid::dialect::Descriptor::default(),
+        )
+        .await
+        .unwrap();
+    let r = w.post(&w.operator, request("migrate", "taken")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let msg: Value = r.json().await.unwrap();
+    assert_eq!(
+        msg["message"],
+        "target_app: taken already exists on grid west; pick another name"
+    );
+    assert_eq!(
+        w.get("/lock").await.status(),
+        StatusCode::NOT_FOUND,
+        "a refused start takes no lock"
+    );
+    w.stop().await;
+}
