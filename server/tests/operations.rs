@@ -23,6 +23,8 @@ struct World {
     url: String,
     operator: String,
     viewer: String,
+    admin: String,
+    config_dir: std::path::PathBuf,
     east: Connection,
     west: Connection,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -88,7 +90,11 @@ async fn world() -> World {
     let (settings, _) = config::load(dir.path(), &overrides).unwrap();
     let console = Console::open(settings).await.unwrap();
     let mut tokens_of = vec![];
-    for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
+    for (name, role) in [
+        ("olga", Role::Operator),
+        ("vic", Role::Viewer),
+        ("ana", Role::Admin),
+    ] {
         let hash = password::hash("a long password".into()).await.unwrap();
         let id = accounts::create(&console.pool, name, role, &hash)
             .await
@@ -101,7 +107,10 @@ async fn world() -> World {
     let task = tokio::spawn(console.serve(listener, async move {
         let _ = stopped.await;
     }));
+    let config_dir = dir.path().to_owned();
     World {
+        config_dir,
+        admin: tokens_of[2].clone(),
         _dirs: (sim_dir, dir),
         sim,
         url,
@@ -233,9 +242,13 @@ async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
     // History and events are recorded.
     let list: Value = w.get("/operations").await.json().await.unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
-    let events: Value = w
-        .get(&format!("/operations/{id}/events"))
+    let events: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/operations/{id}/events", w.url))
+        .bearer_auth(&w.viewer)
+        .header("accept", "application/json")
+        .send()
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -389,6 +402,239 @@ async fn bad_requests_are_refused_before_any_controller_hears_of_them() {
         w.get("/lock").await.status(),
         StatusCode::NOT_FOUND,
         "a refused start takes no lock"
+    );
+    w.stop().await;
+}
+
+/// Reads an SSE body into (id, event) pairs.
+fn sse_events(body: &str) -> Vec<(i64, String)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let mut id = None;
+            let mut kind = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().parse().ok();
+                }
+                if let Some(v) = line.strip_prefix("event:") {
+                    kind = v.trim().to_owned();
+                }
+            }
+            id.map(|i| (i, kind))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cancel_during_the_copy_restarts_the_source_and_removes_the_partial_target() {
+    let w = world().await;
+    // Slow writes on the target keep the operation in its copy.
+    w.sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("vol write".into(), 1500);
+    });
+    let op: Value = w
+        .post(&w.operator, request("migrate", "shop"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = op["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now: Value = w
+            .get(&format!("/operations/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if now["phase"] == "copying" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached copying: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let viewer_try = reqwest::Client::new()
+        .post(format!("{}/api/v1/operations/{id}/cancel", w.url))
+        .bearer_auth(&w.viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        viewer_try.status(),
+        StatusCode::FORBIDDEN,
+        "viewers cannot cancel"
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/operations/{id}/cancel", w.url))
+        .bearer_auth(&w.operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["operation"]["outcome"], "cancelled");
+    let cleanup: Vec<&str> = body["cleanup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        cleanup.contains(&"stopped and removed MigHelper_shop"),
+        "{cleanup:?}"
+    );
+    assert!(
+        cleanup.contains(&"restarted the source app shop"),
+        "{cleanup:?}"
+    );
+    assert!(
+        cleanup.contains(&"removed the partial target shop"),
+        "{cleanup:?}"
+    );
+    assert_eq!(
+        w.east
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .unwrap()
+            .state
+            .as_str(),
+        "running"
+    );
+    assert!(
+        w.west
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .is_err()
+    );
+    assert_eq!(w.get("/lock").await.status(), StatusCode::NOT_FOUND);
+    // The outcome stays cancelled whatever the engine's own task concludes later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after: Value = w
+        .get(&format!("/operations/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["outcome"], "cancelled", "{after}");
+    let again = reqwest::Client::new()
+        .post(format!("{}/api/v1/operations/{id}/cancel", w.url))
+        .bearer_auth(&w.operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+
+    // The event stream replays from Last-Event-ID and ends after the outcome.
+    let all = reqwest::Client::new()
+        .get(format!("{}/api/v1/operations/{id}/events", w.url))
+        .bearer_auth(&w.viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(all.headers()["content-type"], "text/event-stream");
+    let all = sse_events(&all.text().await.unwrap());
+    assert!(all.len() > 5);
+    assert!(
+        all.windows(2).all(|p| p[1].0 == p[0].0 + 1),
+        "ids are consecutive"
+    );
+    assert!(all.iter().any(|(_, k)| k == "phase"));
+    let resumed = reqwest::Client::new()
+        .get(format!("{}/api/v1/operations/{id}/events", w.url))
+        .bearer_auth(&w.viewer)
+        .header("last-event-id", "3")
+        .send()
+        .await
+        .unwrap();
+    let resumed = sse_events(&resumed.text().await.unwrap());
+    assert_eq!(resumed.first().map(|e| e.0), Some(4));
+    assert_eq!(resumed.len(), all.len() - 3, "nothing is lost or repeated");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_overrides_a_stale_lock_with_the_op_id_and_a_reason() {
+    let w = world().await;
+    let stale = json!({
+        "version": 1, "op_id": "op-stale", "action": "migrate",
+        "source_grid": "east", "source_app_name": "shop", "target_grid": "west", "target_app_name": "shop",
+        "created_at": "2026-11-20T10:00:00Z", "created_by": "olga", "console": {"host": "gone", "pid": 1}
+    });
+    std::fs::write(w.config_dir.join("mig.lock"), stale.to_string()).unwrap();
+    let lock: Value = w.get("/lock").await.json().await.unwrap();
+    assert_eq!(lock["op_id"], "op-stale");
+    let r = w.post(&w.operator, request("snapshot", "x")).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    let call = |token: String, body: Value| {
+        let url = format!("{}/api/v1/lock/override", w.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = call(
+        w.operator.clone(),
+        json!({"op_id": "op-stale", "reason": "console died"}),
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "operators cannot override"
+    );
+    let r = call(
+        w.admin.clone(),
+        json!({"op_id": "op-other", "reason": "console died"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("the lock belongs to op-stale")
+    );
+    let r = call(w.admin.clone(), json!({"op_id": "op-stale", "reason": " "})).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = call(
+        w.admin.clone(),
+        json!({"op_id": "op-stale", "reason": "console died", "destroy_helper": true}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["archived_to"]
+            .as_str()
+            .unwrap()
+            .ends_with("locks/overridden-op-stale.json")
+    );
+    assert!(w.config_dir.join("locks/overridden-op-stale.json").exists());
+    assert_eq!(w.get("/lock").await.status(), StatusCode::NOT_FOUND);
+
+    // An unreadable lock is shown raw and overridden with the word `unreadable`.
+    std::fs::write(w.config_dir.join("mig.lock"), "{half a lo").unwrap();
+    let lock: Value = w.get("/lock").await.json().await.unwrap();
+    assert_eq!(lock["unreadable"], true);
+    assert_eq!(lock["raw"], "{half a lo");
+    let r = call(
+        w.admin.clone(),
+        json!({"op_id": "unreadable", "reason": "disk trouble"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        w.post(&w.operator, request("snapshot", "x")).await.status(),
+        StatusCode::CREATED
     );
     w.stop().await;
 }

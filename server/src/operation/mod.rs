@@ -337,6 +337,10 @@ impl Engine {
                 self.meter(&lock).await;
                 continue;
             }
+            // A cancel or an override may have settled the operation meanwhile.
+            if !matches!(self.lock.read(), Ok(LockState::Held(l)) if l.op_id == op) {
+                return;
+            }
             self.apply(&lock, steps).await;
             return;
         }
@@ -666,5 +670,192 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// What `cancel` did, for the answer to the operator.
+#[derive(Debug, serde::Serialize)]
+pub struct Cancelled {
+    pub operation: OperationView,
+    pub cleanup: Vec<String>,
+}
+
+/// What an override did.
+#[derive(Debug, serde::Serialize)]
+pub struct Overridden {
+    pub op_id: String,
+    pub archived_to: String,
+    pub helper_destroyed: bool,
+}
+
+impl Engine {
+    /// Cancels a running operation with the clean-up its phase calls for:
+    /// before the source is stopped, the helper goes and the lock is
+    /// released; during the copy, the helper is stopped, the source
+    /// restarted and the partial target removed; once the target starts,
+    /// cancelling is refused.
+    pub async fn cancel(&self, id: &str, user: &str) -> Result<Cancelled, EngineError> {
+        let op = store::get(&self.pool, id)
+            .await?
+            .ok_or_else(|| EngineError::BadInput(format!("there is no operation {id:?}")))?;
+        if let Some(outcome) = &op.outcome {
+            return Err(EngineError::Locked(format!(
+                "operation {id} has already ended: {outcome}"
+            )));
+        }
+        if matches!(
+            op.phase.as_str(),
+            "starting_target" | "restarting_source" | "reconciling"
+        ) {
+            return Err(EngineError::Locked(format!(
+                "operation {id} cannot be cancelled in phase {}: the copy is complete and the {} is starting; let it finish",
+                op.phase,
+                if op.action == Action::Migrate {
+                    "target"
+                } else {
+                    "source"
+                }
+            )));
+        }
+        let lock = match self
+            .lock
+            .read()
+            .map_err(|e| EngineError::Unexpected(e.into()))?
+        {
+            LockState::Held(l) if l.op_id == id => l,
+            _ => {
+                return Err(EngineError::Locked(format!(
+                    "operation {id} does not hold the lock"
+                )));
+            }
+        };
+        self.event(
+            id,
+            "log",
+            "console",
+            json!({"text": format!("cancel requested by {user} in phase {}", op.phase)}),
+        )
+        .await;
+        let mut cleanup = vec![];
+        let dst = self.connection(&lock.target_grid).await?;
+        let src = self.connection(&lock.source_grid).await?;
+        let helper = helper_name(&lock.target_app_name)?;
+        if dst.app_info(&helper).await.is_ok() {
+            let _ = dst.app_stop(&helper, Some(10)).await;
+            dst.app_destroy(&helper)
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            cleanup.push(format!("stopped and removed {helper}"));
+        }
+        match src.app_info(&lock.source_app_name).await {
+            Ok(info) if info.state != AppState::Running => {
+                src.app_start(&lock.source_app_name)
+                    .await
+                    .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+                cleanup.push(format!("restarted the source app {}", lock.source_app_name));
+            }
+            _ => {}
+        }
+        if let Ok(info) = dst.app_info(&lock.target_app_name).await
+            && matches!(info.state, AppState::Stopped | AppState::Failed)
+        {
+            dst.app_destroy(&lock.target_app_name)
+                .await
+                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+            cleanup.push(format!(
+                "removed the partial target {}",
+                lock.target_app_name
+            ));
+        }
+        let reason = format!("cancelled by {user}");
+        store::finish(&self.pool, id, "cancelled", Some(&reason)).await?;
+        self.lock
+            .archive("cancelled", Some(id), id)
+            .map_err(|e| EngineError::Unexpected(e.into()))?;
+        cleanup.push("released the lock".into());
+        self.event(
+            id,
+            "phase",
+            "console",
+            json!({"phase": "cancelled", "text": cleanup.join("; ")}),
+        )
+        .await;
+        let operation = store::get(&self.pool, id)
+            .await?
+            .ok_or_else(|| EngineError::BadInput(format!("there is no operation {id:?}")))?;
+        Ok(Cancelled { operation, cleanup })
+    }
+
+    /// Moves the lock aside (admins): the operator typed the op id (or
+    /// `unreadable` for a lock that cannot be read) and a reason.
+    pub async fn override_lock(
+        &self,
+        op_id: &str,
+        reason: &str,
+        admin: &str,
+        destroy_helper: bool,
+    ) -> Result<Overridden, EngineError> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::BadInput(
+                "reason: say why the lock is overridden".into(),
+            ));
+        }
+        let state = self
+            .lock
+            .read()
+            .map_err(|e| EngineError::Unexpected(e.into()))?;
+        let held = match &state {
+            LockState::Free => {
+                return Err(EngineError::BadInput("there is no lock to override".into()));
+            }
+            LockState::Held(l) if l.op_id != op_id => {
+                return Err(EngineError::BadInput(format!(
+                    "op_id: the lock belongs to {}; type that id to override it",
+                    l.op_id
+                )));
+            }
+            LockState::Unreadable { .. } if op_id != "unreadable" => {
+                return Err(EngineError::BadInput(
+                    "op_id: the lock is unreadable; type `unreadable` to override it".into(),
+                ));
+            }
+            LockState::Held(l) => Some(l.clone()),
+            LockState::Unreadable { .. } => None,
+        };
+        let mut helper_destroyed = false;
+        if let (true, Some(l)) = (destroy_helper, &held) {
+            let dst = self.connection(&l.target_grid).await?;
+            let helper = helper_name(&l.target_app_name)?;
+            if dst.app_info(&helper).await.is_ok() {
+                let _ = dst.app_stop(&helper, Some(10)).await;
+                dst.app_destroy(&helper)
+                    .await
+                    .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+                helper_destroyed = true;
+            }
+        }
+        let expected = held.as_ref().map(|l| l.op_id.as_str());
+        let dest = self
+            .lock
+            .archive("overridden", expected, op_id)
+            .map_err(|e| EngineError::Unexpected(e.into()))?;
+        let text = format!("lock overridden by {admin}: {reason}");
+        if held.is_some() {
+            store::finish(&self.pool, op_id, "failed", Some(&text)).await?;
+            self.event(
+                op_id,
+                "phase",
+                "console",
+                json!({"phase": "failed", "text": text}),
+            )
+            .await;
+        }
+        let detail = json!({"op_id": op_id, "reason": reason, "archived_to": dest.display().to_string(), "helper_destroyed": helper_destroyed});
+        crate::db::audit(&self.pool, admin, "lock.override", &detail.to_string()).await?;
+        Ok(Overridden {
+            op_id: op_id.to_owned(),
+            archived_to: dest.display().to_string(),
+            helper_destroyed,
+        })
     }
 }

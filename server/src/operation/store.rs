@@ -139,7 +139,7 @@ pub async fn finish(
     let at = now();
     sqlx::query(
         "UPDATE operations SET outcome = ?, phase = ?, reason = COALESCE(?, reason),
-             updated_at = ?, finished_at = ? WHERE id = ?",
+             updated_at = ?, finished_at = ? WHERE id = ? AND outcome IS NULL",
     )
     .bind(outcome)
     .bind(outcome)

@@ -20,7 +20,12 @@ pub fn routes() -> Router<AppState> {
         .route("/operations", get(operations).post(start_operation))
         .route("/operations/{id}", get(operation))
         .route("/operations/{id}/events", get(operation_events))
+        .route(
+            "/operations/{id}/cancel",
+            axum::routing::post(cancel_operation),
+        )
         .route("/lock", get(lock))
+        .route("/lock/override", axum::routing::post(override_lock))
         .fallback(|| async { ApiError::NotFound("no such API route; see README.md".into()) })
 }
 
@@ -92,20 +97,111 @@ async fn operation(
         .ok_or_else(|| ApiError::NotFound(format!("there is no operation {id:?}")))
 }
 
-/// The stored events (JSON). The live SSE stream builds on the same rows.
+/// The operation's events as Server-Sent Events (`id:` = sequence number;
+/// `Last-Event-ID` resumes after it), or as a JSON array when the client
+/// asks for `application/json`. The stream ends after the outcome.
 async fn operation_events(
     State(state): State<AppState>,
     _: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<Vec<crate::operation::store::EventRow>>, ApiError> {
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use crate::operation::store;
+    use axum::response::IntoResponse;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    if store::get(&state.pool, &id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
+    }
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return Ok(Json(store::events_after(&state.pool, &id, 0).await?).into_response());
+    }
+    let after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let pool = state.pool.clone();
+    let stream = futures_util::stream::unfold(
+        (pool, id, after, std::collections::VecDeque::new(), false),
+        |(pool, id, mut after, mut buffered, mut ending)| async move {
+            loop {
+                if let Some(ev) = buffered.pop_front() {
+                    let ev: store::EventRow = ev;
+                    after = ev.seq;
+                    let event = Event::default()
+                        .id(ev.seq.to_string())
+                        .event(ev.kind.clone())
+                        .json_data(&ev)
+                        .unwrap_or_else(|_| Event::default().comment("unencodable event"));
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(event),
+                        (pool, id, after, buffered, ending),
+                    ));
+                }
+                if ending {
+                    return None;
+                }
+                let finished =
+                    matches!(store::get(&pool, &id).await, Ok(Some(op)) if op.outcome.is_some());
+                match store::events_after(&pool, &id, after).await {
+                    Ok(evs) if !evs.is_empty() => buffered.extend(evs),
+                    Ok(_) if finished => ending = true,
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+                    Err(_) => return None,
+                }
+                // One more look after the outcome, so the last events are not lost.
+                if finished && buffered.is_empty() {
+                    ending = true;
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+async fn cancel_operation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<crate::operation::Cancelled>, ApiError> {
+    let who = user.require(Role::Operator)?.name.clone();
     if crate::operation::store::get(&state.pool, &id)
         .await?
         .is_none()
     {
         return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
     }
+    Ok(Json(state.engine.cancel(&id, &who).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct OverrideRequest {
+    op_id: String,
+    reason: String,
+    #[serde(default)]
+    destroy_helper: bool,
+}
+
+async fn override_lock(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    body: Result<Json<OverrideRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<crate::operation::Overridden>, ApiError> {
+    let who = user.require(Role::Admin)?.name.clone();
+    let Json(req) = body.map_err(|e| {
+        ApiError::Unprocessable(format!("{}; send op_id and reason", e.body_text()))
+    })?;
     Ok(Json(
-        crate::operation::store::events_after(&state.pool, &id, 0).await?,
+        state
+            .engine
+            .override_lock(&req.op_id, &req.reason, &who, req.destroy_helper)
+            .await?,
     ))
 }
 
