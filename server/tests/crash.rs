@@ -1,0 +1,305 @@
+//! Crashes: the console killed with SIGKILL mid-copy and started again, and
+//! the helper killed mid-copy. Each ends with a recorded outcome, the lock
+//! resolved, the source never destroyed unless the target was verified, and
+//! a retry that succeeds.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use grid::dialect::VolRef;
+use grid::inventory::Inventory;
+use grid::known_hosts::KnownHosts;
+use grid::{AppName, ClientConfig, Connection, Endpoint, GridName, VolumeName, keys};
+use gridsim::{SimConfig, SimPaths};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn migctl(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_migctl"));
+    c.env("MIGCTL_LOG", "warn").arg("--config-dir").arg(dir);
+    c
+}
+
+/// Starts `migctl serve` and returns it with its URL.
+fn serve(dir: &Path) -> (Child, String) {
+    let mut child = migctl(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("url: ")
+                .map(|u| u.trim_end_matches('/').to_owned())
+        })
+        .unwrap();
+    (child, url)
+}
+
+struct Setup {
+    _sim_dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    sim: gridsim::RunningSim,
+    token: String,
+    east: Connection,
+    west: Connection,
+}
+
+async fn setup() -> Setup {
+    let sim_dir = tempfile::tempdir().unwrap();
+    gridsim::init(
+        sim_dir.path(),
+        &["east", "west"],
+        0,
+        vec![env!("CARGO_BIN_EXE_migctl").into(), "helper".into()],
+    )
+    .unwrap();
+    let path = SimPaths::new(sim_dir.path()).config();
+    let mut sc = SimConfig::load(&path).unwrap();
+    sc.start_delay_ms = 100;
+    sc.stop_delay_ms = 100;
+    sc.save(&path).unwrap();
+    let sim = gridsim::start(sim_dir.path()).await.unwrap();
+    let c = &sim.grid("east").unwrap().controller;
+    let descriptor = br#"{"volumes":[{"name":"data","size":33554432}]}"#;
+    c.execute("app create shop", &mut &descriptor[..], &mut Vec::new())
+        .await
+        .unwrap();
+    let bytes: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8 | 1).collect();
+    c.execute("vol write shop:data", &mut &bytes[..], &mut Vec::new())
+        .await
+        .unwrap();
+    c.execute("app start shop", &mut tokio::io::empty(), &mut Vec::new())
+        .await
+        .unwrap();
+    // Slow writes on the target: the copy takes several seconds (8 ranges of 4 MiB).
+    sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("vol write".into(), 700);
+    });
+
+    let console = SimPaths::new(sim_dir.path()).console_dir();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("migctl.toml"),
+        format!(
+            "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n",
+            console.join("grids.toml").display(),
+            console.join("id_ed25519").display(),
+            console.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let mut add = migctl(dir.path())
+        .args([
+            "user",
+            "add",
+            "olga",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long password\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let out = migctl(dir.path())
+        .args(["user", "token", "olga"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let client = ClientConfig::new(
+        keys::load(&console.join("id_ed25519")).unwrap(),
+        KnownHosts::load(&console.join("known_hosts")).unwrap(),
+    );
+    let inventory = Inventory::load(&console.join("grids.toml")).unwrap();
+    let open = |n: &str| {
+        let e = Endpoint::from(inventory.get(&GridName::new(n).unwrap()).unwrap());
+        let c = client.clone();
+        async move { Connection::open(&e, &c).await.unwrap() }
+    };
+    let (east, west) = (open("east").await, open("west").await);
+    Setup {
+        _sim_dir: sim_dir,
+        dir,
+        sim,
+        token,
+        east,
+        west,
+    }
+}
+
+async fn api(
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let c = reqwest::Client::new();
+    let req = match method {
+        "POST" => c
+            .post(format!("{url}/api/v1{path}"))
+            .json(&body.unwrap_or(json!({}))),
+        _ => c
+            .get(format!("{url}/api/v1{path}"))
+            .header("accept", "application/json"),
+    };
+    let r = req.bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for(url: &str, token: &str, id: &str, what: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, op) = api(url, token, "GET", &format!("/operations/{id}"), None).await;
+        if what(&op) {
+            return op;
+        }
+        assert!(Instant::now() < deadline, "timed out: {op}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn sigkill(child: &mut Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.wait().unwrap();
+}
+
+async fn checksum(c: &Connection, app: &str) -> String {
+    c.vol_checksum(&VolRef::new(
+        AppName::new(app).unwrap(),
+        VolumeName::new("data").unwrap(),
+    ))
+    .await
+    .unwrap()
+    .digest
+}
+
+#[tokio::test]
+async fn a_console_killed_mid_copy_finishes_the_migration_when_it_starts_again() {
+    let s = setup().await;
+    let sum = checksum(&s.east, "shop").await;
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (status, op) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    assert_eq!(status, 201, "{op}");
+    let id = op["id"].as_str().unwrap().to_owned();
+    wait_for(&url, &s.token, &id, |op| op["phase"] == "copying").await;
+    sigkill(&mut console);
+    assert!(
+        s.dir.path().join("mig.lock").exists(),
+        "the lock survives the crash"
+    );
+
+    // The helper carries on without the console; the console restarts and reconciles.
+    let (mut console, url) = serve(s.dir.path());
+    let done = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(
+        s.west
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .unwrap()
+            .state
+            .as_str(),
+        "running"
+    );
+    assert_eq!(checksum(&s.west, "shop").await, sum);
+    assert!(
+        s.east
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .is_err(),
+        "the source is destroyed after verification"
+    );
+    assert!(!s.dir.path().join("mig.lock").exists());
+    assert!(s.dir.path().join(format!("locks/done-{id}.json")).exists());
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_helper_killed_mid_copy_fails_cleanly_and_a_retry_succeeds() {
+    let s = setup().await;
+    let sum = checksum(&s.east, "shop").await;
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (_, op) = api(&url, &s.token, "POST", "/operations", Some(body.clone())).await;
+    let id = op["id"].as_str().unwrap().to_owned();
+    wait_for(&url, &s.token, &id, |op| op["phase"] == "copying").await;
+    // Kill the helper's process the way the grid would (its app stopped under it).
+    s.west
+        .app_stop(&AppName::new("MigHelper_shop").unwrap(), Some(1))
+        .await
+        .unwrap();
+
+    let failed = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert!(
+        failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{failed}"
+    );
+    assert_eq!(
+        s.east
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .unwrap()
+            .state
+            .as_str(),
+        "running",
+        "the source is back"
+    );
+    assert_eq!(
+        checksum(&s.east, "shop").await,
+        sum,
+        "the source is untouched"
+    );
+    assert!(
+        s.west
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .is_err(),
+        "the partial target is removed"
+    );
+    assert!(
+        !s.dir.path().join("mig.lock").exists(),
+        "the lock is resolved"
+    );
+
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let (status, retry) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    assert_eq!(status, 201, "{retry}");
+    let done = wait_for(&url, &s.token, retry["id"].as_str().unwrap(), |op| {
+        !op["outcome"].is_null()
+    })
+    .await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(checksum(&s.west, "shop").await, sum);
+    sigkill(&mut console);
+    s.sim.stop().await;
+}
