@@ -41,6 +41,12 @@ pub enum Command {
     /// Manage user accounts
     #[command(subcommand)]
     User(UserCommand),
+    /// Start, show, list, cancel and watch operations on a running console
+    #[command(subcommand)]
+    Op(OpCommand),
+    /// Show or override the lock of a running console
+    #[command(subcommand)]
+    Lock(LockCommand),
     /// Run as the helper app MigHelper_<target> (job from MIG_* variables)
     #[command(hide = true)]
     Helper,
@@ -72,6 +78,74 @@ pub enum UserCommand {
     },
     /// Create an API token for a user and print it (shown once)
     Token { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OpCommand {
+    /// Start a migrate or snapshot
+    Start {
+        /// GRID/APP, e.g. east/shop
+        #[arg(long)]
+        source: String,
+        /// GRID/APP, e.g. west/shop
+        #[arg(long)]
+        target: String,
+        #[arg(long, value_parser = ["migrate", "snapshot"])]
+        action: String,
+        /// Wait for the outcome, showing progress
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
+    /// Show one operation
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
+    /// List operations, newest first
+    List {
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
+    /// Cancel a running operation
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
+    /// Follow an operation: progress bar and merged log until it ends
+    Watch {
+        id: String,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LockCommand {
+    /// Show the lock (exit status 0 when one is held, 3 when none)
+    Show {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
+    /// Move the lock aside (admins): type its op id and say why
+    Override {
+        #[arg(long)]
+        op: String,
+        #[arg(long)]
+        reason: String,
+        /// Also stop and destroy the helper app on the target grid
+        #[arg(long)]
+        destroy_helper: bool,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
 }
 
 /// Errors the command line reports; configuration errors exit with 2.
@@ -109,6 +183,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(overrides) => serve(config_dir(&cli)?, overrides).await,
         Command::Demo { dir, listen } => demo(dir, *listen).await,
         Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),
+        Command::Op(cmd) => Ok(op_command(cmd).await?),
+        Command::Lock(cmd) => Ok(lock_command(cmd).await?),
         Command::Helper => {
             let job = helper::Job::from_env(|k| std::env::var(k).ok())?;
             helper::run::run(&job).await?;
@@ -354,6 +430,108 @@ async fn user(dir: &Path, cmd: &UserCommand) -> anyhow::Result<()> {
         }
     }
     pool.close().await;
+    Ok(())
+}
+
+async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
+    use crate::remote::{self, Remote};
+    match cmd {
+        OpCommand::Start {
+            source,
+            target,
+            action,
+            wait,
+            remote: r,
+        } => {
+            let api = Remote::new(r)?;
+            let op = remote::start(&api, source, target, action).await?;
+            println!("{}", remote::describe(&op));
+            if *wait {
+                let end = remote::watch(&api, &op.id).await?;
+                println!("{}", remote::describe(&end));
+                if end.outcome.as_deref() != Some("done") {
+                    bail!(
+                        "operation {} ended {}",
+                        end.id,
+                        end.outcome.as_deref().unwrap_or("?")
+                    );
+                }
+            }
+        }
+        OpCommand::Show {
+            id,
+            json,
+            remote: r,
+        } => {
+            let v = Remote::new(r)?.get(&format!("/operations/{id}")).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{}", remote::describe(&serde_json::from_value(v)?));
+            }
+        }
+        OpCommand::List { remote: r } => {
+            let v = Remote::new(r)?.get("/operations").await?;
+            let ops: Vec<app::model::OperationView> = serde_json::from_value(v)?;
+            for op in ops {
+                println!("{}", remote::describe(&op));
+            }
+        }
+        OpCommand::Cancel { id, remote: r } => {
+            let v = Remote::new(r)?
+                .post(&format!("/operations/{id}/cancel"), serde_json::json!({}))
+                .await?;
+            for step in v["cleanup"].as_array().into_iter().flatten() {
+                println!("{}", step.as_str().unwrap_or(""));
+            }
+        }
+        OpCommand::Watch { id, remote: r } => {
+            let end = remote::watch(&Remote::new(r)?, id).await?;
+            println!("{}", remote::describe(&end));
+        }
+    }
+    Ok(())
+}
+
+async fn lock_command(cmd: &LockCommand) -> anyhow::Result<()> {
+    use crate::remote::Remote;
+    match cmd {
+        LockCommand::Show { json, remote: r } => {
+            let api = Remote::new(r)?;
+            match api.get("/lock").await {
+                Ok(v) if *json => println!("{}", serde_json::to_string_pretty(&v)?),
+                Ok(v) => println!(
+                    "locked by {} ({} of {}/{} to {}/{}, by {} at {})",
+                    v["op_id"].as_str().unwrap_or("an unreadable lock"),
+                    v["action"].as_str().unwrap_or("?"),
+                    v["source_grid"].as_str().unwrap_or("?"),
+                    v["source_app_name"].as_str().unwrap_or("?"),
+                    v["target_grid"].as_str().unwrap_or("?"),
+                    v["target_app_name"].as_str().unwrap_or("?"),
+                    v["created_by"].as_str().unwrap_or("?"),
+                    v["created_at"].as_str().unwrap_or("?")
+                ),
+                Err(e) if e.to_string().contains("404") => {
+                    println!("no lock");
+                    std::process::exit(3);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        LockCommand::Override {
+            op,
+            reason,
+            destroy_helper,
+            remote: r,
+        } => {
+            let body = serde_json::json!({"op_id": op, "reason": reason, "destroy_helper": destroy_helper});
+            let v = Remote::new(r)?.post("/lock/override", body).await?;
+            println!(
+                "lock of {op} moved to {}",
+                v["archived_to"].as_str().unwrap_or("?")
+            );
+        }
+    }
     Ok(())
 }
 

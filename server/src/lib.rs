@@ -11,6 +11,7 @@ pub mod grids;
 pub mod lock;
 pub mod operation;
 pub mod reconcile;
+pub mod remote;
 pub mod web;
 
 pub use console::Console;

@@ -303,3 +303,82 @@ async fn a_helper_killed_mid_copy_fails_cleanly_and_a_retry_succeeds() {
     sigkill(&mut console);
     s.sim.stop().await;
 }
+
+#[tokio::test]
+async fn the_cli_starts_and_watches_an_operation_and_shows_the_lock() {
+    let s = setup().await;
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let (mut console, url) = serve(s.dir.path());
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_migctl"));
+        c.env("MIGCTL_URL", &url)
+            .env("MIGCTL_TOKEN", &s.token)
+            .env_remove("MIGCTL_CONFIG_DIR")
+            .args(args);
+        c
+    };
+    let out = tokio::task::spawn_blocking({
+        let mut c = cli(&[
+            "op",
+            "start",
+            "--source",
+            "east/shop",
+            "--target",
+            "west/shopcopy",
+            "--action",
+            "snapshot",
+            "--wait",
+        ]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("] 100% 32 MiB of 32 MiB"),
+        "a progress bar: {stdout}"
+    );
+    assert!(
+        stdout.contains("helper | verified volume data"),
+        "the merged log: {stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .unwrap()
+            .contains("phase done  100%  done"),
+        "{stdout}"
+    );
+
+    let out = cli(&["op", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("snapshot east/shop -> west/shopcopy"));
+    let out = cli(&["lock", "show"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no lock");
+    let out = cli(&[
+        "op", "start", "--source", "east", "--target", "west/x", "--action", "migrate",
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("write GRID/APP"));
+    let out = Command::new(env!("CARGO_BIN_EXE_migctl"))
+        .env_remove("MIGCTL_TOKEN")
+        .args(["op", "list", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set MIGCTL_TOKEN"));
+    sigkill(&mut console);
+    s.sim.stop().await;
+}

@@ -1,0 +1,174 @@
+//! `migctl op …` and `migctl lock …`: a running console's API from the
+//! shell (`--url`, token in `MIGCTL_TOKEN`).
+
+use anyhow::{Context, bail};
+use app::model::OperationView;
+use serde_json::{Value, json};
+use std::io::Write;
+
+pub struct Remote {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RemoteArgs {
+    /// The console's URL
+    #[arg(long, env = "MIGCTL_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// API token (`migctl user token NAME`)
+    #[arg(long, env = "MIGCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Remote {
+    pub fn new(args: &RemoteArgs) -> anyhow::Result<Remote> {
+        let token = args
+            .token
+            .clone()
+            .context("no API token: set MIGCTL_TOKEN (create one with `migctl user token NAME`)")?;
+        Ok(Remote {
+            url: args.url.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("accept", "application/json");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the console at {}", self.url))?;
+        let status = r.status();
+        let value: Value = r.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "{} ({status})",
+                value["message"].as_str().unwrap_or("the console refused")
+            );
+        }
+        Ok(value)
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+pub fn split_grid_app(s: &str, flag: &str) -> anyhow::Result<(String, String)> {
+    s.split_once('/')
+        .map(|(g, a)| (g.to_owned(), a.to_owned()))
+        .with_context(|| format!("{flag} {s:?}: write GRID/APP, e.g. east/shop"))
+}
+
+pub async fn start(
+    remote: &Remote,
+    source: &str,
+    target: &str,
+    action: &str,
+) -> anyhow::Result<OperationView> {
+    let (sg, sa) = split_grid_app(source, "--source")?;
+    let (tg, ta) = split_grid_app(target, "--target")?;
+    let body = json!({"source_grid": sg, "source_app": sa, "target_grid": tg, "target_app": ta, "action": action});
+    Ok(serde_json::from_value(
+        remote.post("/operations", body).await?,
+    )?)
+}
+
+pub fn describe(op: &OperationView) -> String {
+    let pct = if op.bytes_total > 0 {
+        op.bytes_done * 100 / op.bytes_total
+    } else {
+        0
+    };
+    format!(
+        "{}  {} {}/{} -> {}/{}  phase {}  {}%  {}{}",
+        op.id,
+        op.action,
+        op.source_grid,
+        op.source_app,
+        op.target_grid,
+        op.target_app,
+        op.phase,
+        pct,
+        op.outcome.as_deref().unwrap_or("running"),
+        op.reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    )
+}
+
+/// Follows an operation: a progress bar on the terminal and the merged log,
+/// until it ends. Returns the final state.
+pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
+    let mut after = 0i64;
+    loop {
+        let events = remote.get(&format!("/operations/{id}/events")).await?;
+        for e in events.as_array().into_iter().flatten() {
+            let seq = e["seq"].as_i64().unwrap_or(0);
+            if seq <= after {
+                continue;
+            }
+            after = seq;
+            let source = e["source"].as_str().unwrap_or("");
+            match e["kind"].as_str() {
+                Some("progress") => {
+                    let p = &e["data"]["progress"];
+                    let (done, total) = (
+                        p["done"].as_u64().unwrap_or(0),
+                        p["total"].as_u64().unwrap_or(1).max(1),
+                    );
+                    let filled = usize::try_from(done * 30 / total).unwrap_or(30).min(30);
+                    print!(
+                        "\r[{}{}] {:>3}% {} of {}  {}/s   ",
+                        "#".repeat(filled),
+                        " ".repeat(30 - filled),
+                        done * 100 / total,
+                        app::model::human_bytes(done),
+                        app::model::human_bytes(total),
+                        app::model::human_bytes(p["rate_bytes_per_sec"].as_u64().unwrap_or(0))
+                    );
+                    let _ = std::io::stdout().flush();
+                }
+                Some("phase") => println!(
+                    "\n{:>7} | phase {}: {}",
+                    source,
+                    e["data"]["phase"].as_str().unwrap_or(""),
+                    e["data"]["text"].as_str().unwrap_or("")
+                ),
+                Some("log") => println!(
+                    "\n{:>7} | {}",
+                    source,
+                    e["data"]["text"].as_str().unwrap_or("")
+                ),
+                _ => {}
+            }
+        }
+        let op: OperationView =
+            serde_json::from_value(remote.get(&format!("/operations/{id}")).await?)?;
+        if op.outcome.is_some() {
+            println!();
+            return Ok(op);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
