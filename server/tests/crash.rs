@@ -382,3 +382,193 @@ async fn the_cli_starts_and_watches_an_operation_and_shows_the_lock() {
     sigkill(&mut console);
     s.sim.stop().await;
 }
+
+/// Runs a migrate, SIGKILLs the console once the operation reaches `phase`,
+/// starts it again and expects a recorded outcome: done and verified, or
+/// (when the helper was never provisioned) failed with the source running
+/// and untouched, the lock resolved, and a retry that succeeds.
+async fn kill_in_phase(phase: &str, slow: &[(&str, &str, u64)]) {
+    let s = setup().await;
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    for (grid, verb, ms) in slow {
+        s.sim.grid(grid).unwrap().controller.faults.update(|f| {
+            f.delay_ms.insert((*verb).to_owned(), *ms);
+        });
+    }
+    let sum = checksum(&s.east, "shop").await;
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (status, op) = api(&url, &s.token, "POST", "/operations", Some(body.clone())).await;
+    assert_eq!(status, 201, "{op}");
+    let id = op["id"].as_str().unwrap().to_owned();
+    wait_for(&url, &s.token, &id, |op| op["phase"] == phase).await;
+    sigkill(&mut console);
+    let (mut console, url) = serve(s.dir.path());
+    let ended = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert!(
+        !s.dir.path().join("mig.lock").exists(),
+        "the lock is resolved"
+    );
+    if ended["outcome"] == "failed" {
+        assert_eq!(
+            phase, "provisioning",
+            "only a run killed before its helper existed may fail: {ended}"
+        );
+        assert_eq!(
+            s.east
+                .app_info(&AppName::new("shop").unwrap())
+                .await
+                .unwrap()
+                .state
+                .as_str(),
+            "running"
+        );
+        assert_eq!(checksum(&s.east, "shop").await, sum);
+        let (_, retry) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+        let done = wait_for(&url, &s.token, retry["id"].as_str().unwrap(), |op| {
+            !op["outcome"].is_null()
+        })
+        .await;
+        assert_eq!(done["outcome"], "done", "{done}");
+    } else {
+        assert_eq!(ended["outcome"], "done", "killed in {phase}: {ended}");
+    }
+    assert_eq!(checksum(&s.west, "shop").await, sum);
+    assert!(
+        s.east
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .is_err(),
+        "the source goes only after verification"
+    );
+    sigkill(&mut console);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn killed_while_provisioning() {
+    kill_in_phase("provisioning", &[("west", "app provision", 1500)]).await;
+}
+
+#[tokio::test]
+async fn killed_while_stopping_the_source() {
+    kill_in_phase("stopping_source", &[("east", "app stop", 2000)]).await;
+}
+
+#[tokio::test]
+async fn killed_while_starting_the_target() {
+    kill_in_phase("starting_target", &[("west", "app start", 2000)]).await;
+}
+
+#[tokio::test]
+async fn a_target_that_fails_to_start_leaves_the_source_running_and_nothing_half_done() {
+    let s = setup().await;
+    s.sim.grid("west").unwrap().controller.faults.update(|f| {
+        *f = Default::default();
+        f.fail.insert(
+            "app start".into(),
+            (grid::dialect::ErrorCode::BadState, "injected".into()),
+        );
+    });
+    let sum = checksum(&s.east, "shop").await;
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (_, op) = api(&url, &s.token, "POST", "/operations", Some(body.clone())).await;
+    let id = op["id"].as_str().unwrap().to_owned();
+    let failed = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert_eq!(
+        s.east
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .unwrap()
+            .state
+            .as_str(),
+        "running"
+    );
+    assert_eq!(
+        checksum(&s.east, "shop").await,
+        sum,
+        "the source was never destroyed"
+    );
+    assert!(
+        s.west
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .is_err()
+    );
+    assert!(!s.dir.path().join("mig.lock").exists());
+
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let (_, retry) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    let done = wait_for(&url, &s.token, retry["id"].as_str().unwrap(), |op| {
+        !op["outcome"].is_null()
+    })
+    .await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    sigkill(&mut console);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_controller_connection_dropped_mid_copy_fails_the_operation_and_a_retry_succeeds() {
+    let s = setup().await;
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    // Every read from the source is cut after 6 MiB.
+    s.sim
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.drop_after_bytes = Some(6 << 20));
+    let sum = checksum(&s.east, "shop").await;
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (_, op) = api(&url, &s.token, "POST", "/operations", Some(body.clone())).await;
+    let failed = wait_for(&url, &s.token, op["id"].as_str().unwrap(), |op| {
+        !op["outcome"].is_null()
+    })
+    .await;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert_eq!(
+        s.east
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .unwrap()
+            .state
+            .as_str(),
+        "running"
+    );
+    assert_eq!(checksum(&s.east, "shop").await, sum);
+
+    s.sim
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let (_, retry) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    let done = wait_for(&url, &s.token, retry["id"].as_str().unwrap(), |op| {
+        !op["outcome"].is_null()
+    })
+    .await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(checksum(&s.west, "shop").await, sum);
+    sigkill(&mut console);
+    s.sim.stop().await;
+}

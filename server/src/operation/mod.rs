@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const HELPER_TEMPLATE: &str = "MigHelper";
+/// How long a restarted console waits for a helper whose provisioning was
+/// under way when the previous console stopped.
+pub const PROVISION_GRACE: Duration = Duration::from_secs(20);
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct StartRequest {
@@ -322,9 +325,25 @@ impl Engine {
             self.event(&op, "log", "console", json!({ "text": text }))
                 .await;
         }
+        // A provision request may still be on its way when a console dies:
+        // give the helper time to appear before calling the run interrupted.
+        let phase_at_start = store::get(&self.pool, &op)
+            .await
+            .ok()
+            .flatten()
+            .map(|o| o.phase);
+        let provisioning = !fresh
+            && matches!(
+                phase_at_start.as_deref(),
+                Some("preflight" | "provisioning")
+            );
+        let started = std::time::Instant::now();
         loop {
-            self.phase(&op, "reconciling", "checking the grids").await;
             let seen = self.observe(&lock).await;
+            if provisioning && seen.helper == Seen::Absent && started.elapsed() < PROVISION_GRACE {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             let steps = reconcile::decide(&lock, self.settings.current_grid.as_ref(), &seen);
             self.event(
                 &op,
@@ -341,6 +360,12 @@ impl Engine {
             if !matches!(self.lock.read(), Ok(LockState::Held(l)) if l.op_id == op) {
                 return;
             }
+            self.phase(
+                &op,
+                "reconciling",
+                "settling the operation from what the grids report",
+            )
+            .await;
             self.apply(&lock, steps).await;
             return;
         }
