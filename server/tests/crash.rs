@@ -572,3 +572,146 @@ async fn a_controller_connection_dropped_mid_copy_fails_the_operation_and_a_retr
     sigkill(&mut console);
     s.sim.stop().await;
 }
+
+/// Lays out the grids as a finished (or failed) operation leaves them,
+/// writes the lock a console would have left, starts a console that runs on
+/// `current` and returns what it made of it.
+async fn reconcile_for_real(
+    action: &str,
+    current: &str,
+    target_state: &str,
+    same_data: bool,
+) -> (Setup, Value, Vec<String>) {
+    let s = setup().await;
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let (east, west) = (
+        &s.sim.grid("east").unwrap().controller,
+        &s.sim.grid("west").unwrap().controller,
+    );
+    let descriptor = br#"{"volumes":[{"name":"data","size":33554432}]}"#;
+    west.execute("app create shop", &mut &descriptor[..], &mut Vec::new())
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    east.execute("vol read shop:data", &mut tokio::io::empty(), &mut bytes)
+        .await
+        .unwrap();
+    if !same_data {
+        bytes.truncate(1 << 20);
+    }
+    west.execute("vol write shop:data", &mut &bytes[..], &mut Vec::new())
+        .await
+        .unwrap();
+    if target_state == "running" {
+        west.execute("app start shop", &mut tokio::io::empty(), &mut Vec::new())
+            .await
+            .unwrap();
+    }
+    if action == "migrate" && target_state == "running" {
+        east.execute("app stop shop", &mut tokio::io::empty(), &mut Vec::new())
+            .await
+            .unwrap();
+    }
+    // The helper has finished: a stopped MigHelper_shop.
+    west.execute(
+        "app create MigHelper_shop",
+        &mut &b"{}"[..],
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap();
+    let lock = json!({
+        "version": 1, "op_id": "op-left", "action": action,
+        "source_grid": "east", "source_app_name": "shop", "target_grid": "west", "target_app_name": "shop",
+        "created_at": "2026-11-21T10:00:00Z", "created_by": "olga", "console": {"host": "h", "pid": 1}
+    });
+    std::fs::write(s.dir.path().join("mig.lock"), lock.to_string()).unwrap();
+    let toml = std::fs::read_to_string(s.dir.path().join("migctl.toml")).unwrap();
+    std::fs::write(
+        s.dir.path().join("migctl.toml"),
+        format!("current_grid = \"{current}\"\n{toml}"),
+    )
+    .unwrap();
+
+    let (mut console, url) = serve(s.dir.path());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let op = loop {
+        let (_, op) = api(&url, &s.token, "GET", "/operations/op-left", None).await;
+        let (_, events) = api(&url, &s.token, "GET", "/operations/op-left/events", None).await;
+        let settled = !op["outcome"].is_null()
+            || events.as_array().into_iter().flatten().any(|e| {
+                e["data"]["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("lock kept"))
+            });
+        if settled {
+            break op;
+        }
+        assert!(Instant::now() < deadline, "never settled: {op}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut left = vec![];
+    for (grid, app) in [
+        ("east", "shop"),
+        ("west", "shop"),
+        ("west", "MigHelper_shop"),
+    ] {
+        let conn = if grid == "east" { &s.east } else { &s.west };
+        if conn.app_info(&AppName::new(app).unwrap()).await.is_ok() {
+            left.push(format!("{grid}/{app}"));
+        }
+    }
+    sigkill(&mut console);
+    (s, op, left)
+}
+
+#[tokio::test]
+async fn reconciliation_rows_for_real() {
+    // target_grid == current, migrate: helper and source destroyed, done.
+    let (s, op, left) = reconcile_for_real("migrate", "west", "running", true).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    assert_eq!(left, ["west/shop"]);
+    assert!(s.dir.path().join("locks/done-op-left.json").exists());
+    s.sim.stop().await;
+
+    // target_grid == current, migrate, but the data differs: held, nothing destroyed.
+    let (s, op, left) = reconcile_for_real("migrate", "west", "running", false).await;
+    assert!(op["outcome"].is_null(), "{op}");
+    assert!(
+        op["reason"]
+            .as_str()
+            .unwrap()
+            .contains("checksum of volume data differs"),
+        "{op}"
+    );
+    assert_eq!(
+        left,
+        ["east/shop", "west/shop", "west/MigHelper_shop"],
+        "nothing is destroyed"
+    );
+    assert!(s.dir.path().join("mig.lock").exists(), "the lock is kept");
+    s.sim.stop().await;
+
+    // target_grid == current, snapshot: a manually started copy; nothing happens.
+    let (s, op, left) = reconcile_for_real("snapshot", "west", "stopped", true).await;
+    assert!(op["outcome"].is_null());
+    assert_eq!(left, ["east/shop", "west/shop", "west/MigHelper_shop"]);
+    s.sim.stop().await;
+
+    // source_grid == current, snapshot finished: the helper goes, done.
+    let (s, op, left) = reconcile_for_real("snapshot", "east", "stopped", true).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    assert_eq!(left, ["east/shop", "west/shop"]);
+    s.sim.stop().await;
+
+    // source_grid == current, migrate that failed: helper and partial target go, failed.
+    let (s, op, left) = reconcile_for_real("migrate", "east", "stopped", false).await;
+    assert_eq!(op["outcome"], "failed", "{op}");
+    assert_eq!(left, ["east/shop"]);
+    s.sim.stop().await;
+}
