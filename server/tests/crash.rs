@@ -715,3 +715,70 @@ async fn reconciliation_rows_for_real() {
     assert_eq!(left, ["east/shop"]);
     s.sim.stop().await;
 }
+
+#[tokio::test]
+async fn a_checksum_mismatch_fails_the_operation_and_keeps_the_source() {
+    let s = setup().await;
+    s.sim.grid("west").unwrap().controller.faults.update(|f| {
+        *f = Default::default();
+        f.corrupt_writes = true;
+    });
+    let sum = checksum(&s.east, "shop").await;
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (_, op) = api(&url, &s.token, "POST", "/operations", Some(body.clone())).await;
+    let id = op["id"].as_str().unwrap().to_owned();
+    let failed = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    let (_, events) = api(
+        &url,
+        &s.token,
+        "GET",
+        &format!("/operations/{id}/events"),
+        None,
+    )
+    .await;
+    assert!(
+        events.as_array().unwrap().iter().any(|e| e["data"]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("failed: checksum mismatch on volume data"))),
+        "the helper's log names the mismatch"
+    );
+    assert_eq!(
+        s.east
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .unwrap()
+            .state
+            .as_str(),
+        "running"
+    );
+    assert_eq!(
+        checksum(&s.east, "shop").await,
+        sum,
+        "the source is untouched"
+    );
+    assert!(
+        s.west
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .is_err(),
+        "the corrupt copy is removed"
+    );
+
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let (_, retry) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    let done = wait_for(&url, &s.token, retry["id"].as_str().unwrap(), |op| {
+        !op["outcome"].is_null()
+    })
+    .await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(checksum(&s.west, "shop").await, sum);
+    sigkill(&mut console);
+    s.sim.stop().await;
+}

@@ -839,6 +839,9 @@ impl Controller {
                     "the data runs past the end of {vol} ({size} bytes); {written} bytes were written"
                 )));
             }
+            if written == 0 && self.faults.get().corrupt_writes {
+                buf[0] ^= 0xFF;
+            }
             f.write_all(&buf[..n]).await.map_err(internal)?;
             written += n as u64;
         }

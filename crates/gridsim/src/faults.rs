@@ -17,6 +17,8 @@ pub struct FaultSet {
     /// Close the SSH connection once a command has written this many bytes.
     pub drop_after_bytes: Option<u64>,
     pub refuse_connections: bool,
+    /// `vol write` flips the first byte of what it writes (a silent corruption).
+    pub corrupt_writes: bool,
 }
 
 #[derive(Debug, Default)]
@@ -50,11 +52,14 @@ impl Faults {
     /// `sim fault …` arguments (after `sim fault`).
     pub fn apply(&self, args: &[String]) -> Result<String, Refusal> {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let usage = "usage: sim fault fail VERB... [--code C] | delay MS VERB... | drop-after BYTES | refuse on|off | clear | show";
+        let usage = "usage: sim fault fail VERB... [--code C] | delay MS VERB... | drop-after BYTES | refuse on|off | corrupt-writes on|off | clear | show";
         match a.as_slice() {
             ["clear"] => self.update(|f| *f = FaultSet::default()),
             ["show"] => {}
             ["refuse", v @ ("on" | "off")] => self.update(|f| f.refuse_connections = *v == "on"),
+            ["corrupt-writes", v @ ("on" | "off")] => {
+                self.update(|f| f.corrupt_writes = *v == "on")
+            }
             ["drop-after", n] => {
                 let n: u64 = n.parse().map_err(|_| Refusal::bad_request(usage))?;
                 self.update(|f| f.drop_after_bytes = Some(n));

@@ -56,6 +56,8 @@ pub struct Engine {
     pool: SqlitePool,
     grids: Arc<GridMonitor>,
     lock: LockFile,
+    /// Woken on every stored event: subscribers (SSE) read the new rows.
+    events: tokio::sync::watch::Sender<u64>,
 }
 
 fn helper_name(target: &AppName) -> Result<AppName, EngineError> {
@@ -93,6 +95,7 @@ impl Engine {
             pool,
             grids,
             lock,
+            events: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -248,9 +251,15 @@ impl Engine {
     }
 
     async fn event(&self, op: &str, kind: &str, source: &str, data: serde_json::Value) {
-        if let Err(e) = store::append_event(&self.pool, op, kind, source, &data).await {
-            tracing::error!(error = %e, op, "cannot store an operation event");
+        match store::append_event(&self.pool, op, kind, source, &data).await {
+            Ok(_) => self.events.send_modify(|n| *n += 1),
+            Err(e) => tracing::error!(error = %e, op, "cannot store an operation event"),
         }
+    }
+
+    /// A receiver that changes whenever any operation gets an event.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
     }
 
     async fn phase(&self, op: &str, phase: &str, text: &str) {

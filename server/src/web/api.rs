@@ -125,9 +125,17 @@ async fn operation_events(
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     let pool = state.pool.clone();
+    let wake = state.engine.subscribe();
     let stream = futures_util::stream::unfold(
-        (pool, id, after, std::collections::VecDeque::new(), false),
-        |(pool, id, mut after, mut buffered, mut ending)| async move {
+        (
+            pool,
+            id,
+            after,
+            std::collections::VecDeque::new(),
+            false,
+            wake,
+        ),
+        |(pool, id, mut after, mut buffered, mut ending, mut wake)| async move {
             loop {
                 if let Some(ev) = buffered.pop_front() {
                     let ev: store::EventRow = ev;
@@ -139,7 +147,7 @@ async fn operation_events(
                         .unwrap_or_else(|_| Event::default().comment("unencodable event"));
                     return Some((
                         Ok::<_, std::convert::Infallible>(event),
-                        (pool, id, after, buffered, ending),
+                        (pool, id, after, buffered, ending, wake),
                     ));
                 }
                 if ending {
@@ -150,7 +158,13 @@ async fn operation_events(
                 match store::events_after(&pool, &id, after).await {
                     Ok(evs) if !evs.is_empty() => buffered.extend(evs),
                     Ok(_) if finished => ending = true,
-                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+                    // New events wake the stream; the timeout covers events
+                    // written by another process (a console restarted meanwhile).
+                    Ok(_) => {
+                        let _ =
+                            tokio::time::timeout(std::time::Duration::from_secs(1), wake.changed())
+                                .await;
+                    }
                     Err(_) => return None,
                 }
                 // One more look after the outcome, so the last events are not lost.
