@@ -5,16 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use grid::dialect::VolRef;
-use grid::inventory::Inventory;
-use grid::known_hosts::KnownHosts;
-use grid::{AppName, ClientConfig, Connection, Endpoint, GridName, VolumeName, keys};
-use gridsim::{SimConfig, SimPaths};
+use grid::{AppName, Connection, VolumeName};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{Vol, grids_with_shop};
 
 fn migctl(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_migctl"));
@@ -42,7 +42,7 @@ fn serve(dir: &Path) -> (Child, String) {
 }
 
 struct Setup {
-    _sim_dir: tempfile::TempDir,
+    _grids_dir: tempfile::TempDir,
     dir: tempfile::TempDir,
     sim: gridsim::RunningSim,
     token: String,
@@ -51,46 +51,19 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let sim_dir = tempfile::tempdir().unwrap();
-    gridsim::init(
-        sim_dir.path(),
-        &["east", "west"],
-        0,
-        vec![env!("CARGO_BIN_EXE_migctl").into(), "helper".into()],
-    )
-    .unwrap();
-    let path = SimPaths::new(sim_dir.path()).config();
-    let mut sc = SimConfig::load(&path).unwrap();
-    sc.start_delay_ms = 100;
-    sc.stop_delay_ms = 100;
-    sc.save(&path).unwrap();
-    let sim = gridsim::start(sim_dir.path()).await.unwrap();
-    let c = &sim.grid("east").unwrap().controller;
-    let descriptor = br#"{"volumes":[{"name":"data","size":33554432}]}"#;
-    c.execute("app create shop", &mut &descriptor[..], &mut Vec::new())
-        .await
-        .unwrap();
-    let bytes: Vec<u8> = (0..32u32 << 20).map(|i| (i % 251) as u8 | 1).collect();
-    c.execute("vol write shop:data", &mut &bytes[..], &mut Vec::new())
-        .await
-        .unwrap();
-    c.execute("app start shop", &mut tokio::io::empty(), &mut Vec::new())
-        .await
-        .unwrap();
+    let g = grids_with_shop(&[Vol("data", 32 << 20, 0..32 << 20)]).await;
     // Slow writes on the target: the copy takes several seconds (8 ranges of 4 MiB).
-    sim.grid("west").unwrap().controller.faults.update(|f| {
+    g.sim.grid("west").unwrap().controller.faults.update(|f| {
         f.delay_ms.insert("vol write".into(), 700);
     });
-
-    let console = SimPaths::new(sim_dir.path()).console_dir();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("migctl.toml"),
         format!(
             "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n",
-            console.join("grids.toml").display(),
-            console.join("id_ed25519").display(),
-            console.join("known_hosts").display()
+            g.console.join("grids.toml").display(),
+            g.console.join("id_ed25519").display(),
+            g.console.join("known_hosts").display()
         ),
     )
     .unwrap();
@@ -118,25 +91,13 @@ async fn setup() -> Setup {
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-
-    let client = ClientConfig::new(
-        keys::load(&console.join("id_ed25519")).unwrap(),
-        KnownHosts::load(&console.join("known_hosts")).unwrap(),
-    );
-    let inventory = Inventory::load(&console.join("grids.toml")).unwrap();
-    let open = |n: &str| {
-        let e = Endpoint::from(inventory.get(&GridName::new(n).unwrap()).unwrap());
-        let c = client.clone();
-        async move { Connection::open(&e, &c).await.unwrap() }
-    };
-    let (east, west) = (open("east").await, open("west").await);
     Setup {
-        _sim_dir: sim_dir,
+        _grids_dir: g.dir,
         dir,
-        sim,
+        sim: g.sim,
         token,
-        east,
-        west,
+        east: g.east,
+        west: g.west,
     }
 }
 

@@ -4,18 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use app::model::Role;
 use grid::dialect::VolRef;
-use grid::inventory::Inventory;
-use grid::known_hosts::KnownHosts;
-use grid::{AppName, ClientConfig, Connection, Endpoint, GridName, VolumeName, keys};
-use gridsim::{RunningSim, SimConfig, SimPaths};
+use grid::{AppName, Connection, VolumeName};
+use gridsim::RunningSim;
 use migctl::Console;
 use migctl::auth::{accounts, password, tokens};
 use migctl::config::{self, Overrides};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
+use support::{Vol, grids_with_shop};
 
 struct World {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
@@ -32,53 +33,12 @@ struct World {
 }
 
 async fn world() -> World {
-    let sim_dir = tempfile::tempdir().unwrap();
-    gridsim::init(
-        sim_dir.path(),
-        &["east", "west"],
-        0,
-        vec![env!("CARGO_BIN_EXE_migctl").into(), "helper".into()],
-    )
-    .unwrap();
-    let path = SimPaths::new(sim_dir.path()).config();
-    let mut sc = SimConfig::load(&path).unwrap();
-    sc.start_delay_ms = 100;
-    sc.stop_delay_ms = 100;
-    sc.save(&path).unwrap();
-    let sim = gridsim::start(sim_dir.path()).await.unwrap();
-    let console = SimPaths::new(sim_dir.path()).console_dir();
-    let client = ClientConfig::new(
-        keys::load(&console.join("id_ed25519")).unwrap(),
-        KnownHosts::load(&console.join("known_hosts")).unwrap(),
-    );
-    let inventory = Inventory::load(&console.join("grids.toml")).unwrap();
-    let open = |n: &str| {
-        let e = Endpoint::from(inventory.get(&GridName::new(n).unwrap()).unwrap());
-        let c = client.clone();
-        async move { Connection::open(&e, &c).await.unwrap() }
-    };
-    let (east, west) = (open("east").await, open("west").await);
-    let descriptor =
-        br#"{"volumes":[{"name":"boot","size":4194304},{"name":"data","size":33554432}]}"#;
-    let c = &sim.grid("east").unwrap().controller;
-    c.execute("app create shop", &mut &descriptor[..], &mut Vec::new())
-        .await
-        .unwrap();
-    let bytes: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8 | 1).collect();
-    c.execute("vol write shop:boot", &mut &bytes[..], &mut Vec::new())
-        .await
-        .unwrap();
-    c.execute(
-        "vol write shop:data --offset 8388608",
-        &mut &bytes[..],
-        &mut Vec::new(),
-    )
-    .await
-    .unwrap();
-    c.execute("app start shop", &mut tokio::io::empty(), &mut Vec::new())
-        .await
-        .unwrap();
-
+    let g = grids_with_shop(&[
+        Vol("boot", 4 << 20, 0..4 << 20),
+        Vol("data", 32 << 20, 8 << 20..12 << 20),
+    ])
+    .await;
+    let (sim_dir, sim, console, east, west) = (g.dir, g.sim, g.console, g.east, g.west);
     let dir = tempfile::tempdir().unwrap();
     let overrides = Overrides {
         grids_file: Some(console.join("grids.toml")),
