@@ -5,7 +5,9 @@
 
 #[cfg(feature = "ssr")]
 use crate::model::Role;
-use crate::model::{ConsoleInfo, GridView, SignedIn, UserRow};
+use crate::model::{
+    ConsoleInfo, GridView, LockView, OperationDetail, OperationView, SignedIn, UserRow,
+};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -26,6 +28,9 @@ mod ssr {
         fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserRow>, String>>;
         /// The grids of the inventory as last checked (never waits on SSH).
         fn grids(&self) -> Vec<GridView>;
+        fn operations(&self) -> BoxFuture<'_, Result<Vec<OperationView>, String>>;
+        fn operation(&self, id: String) -> BoxFuture<'_, Result<Option<OperationDetail>, String>>;
+        fn lock(&self) -> Option<LockView>;
     }
 
     /// The backend as Leptos context.
@@ -106,4 +111,39 @@ pub async fn grid_detail(name: String) -> Result<GridView, ServerFnError> {
             }
             ServerFnError::new(format!("there is no grid {name:?} in the inventory"))
         })
+}
+
+/// Operations, newest first.
+#[server(prefix = "/sfn", endpoint = "operations")]
+pub async fn list_operations() -> Result<Vec<OperationView>, ServerFnError> {
+    ssr::signed_in()?;
+    ssr::backend()?
+        .0
+        .operations()
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// One operation with its events.
+#[server(prefix = "/sfn", endpoint = "operation")]
+pub async fn get_operation(id: String) -> Result<OperationDetail, ServerFnError> {
+    ssr::signed_in()?;
+    ssr::backend()?
+        .0
+        .operation(id.clone())
+        .await
+        .map_err(ServerFnError::new)?
+        .ok_or_else(|| {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::NOT_FOUND);
+            }
+            ServerFnError::new(format!("there is no operation {id:?}"))
+        })
+}
+
+/// The lock, if one is held.
+#[server(prefix = "/sfn", endpoint = "lock")]
+pub async fn current_lock() -> Result<Option<LockView>, ServerFnError> {
+    ssr::signed_in()?;
+    Ok(ssr::backend()?.0.lock())
 }

@@ -52,6 +52,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=pages::Dashboard ssr=SsrMode::Async/>
                         <Route path=path!("users") view=pages::UsersPage ssr=SsrMode::Async/>
                         <Route path=path!("grids/:name") view=pages::GridPage ssr=SsrMode::Async/>
+                        <Route path=path!("operations") view=pages::OperationsPage ssr=SsrMode::Async/>
+                        <Route path=path!("operations/new") view=pages::NewOperationPage ssr=SsrMode::Async/>
+                        <Route path=path!("operations/:id") view=pages::MonitorPage ssr=SsrMode::Async/>
                     </ParentRoute>
                 </Routes>
             </div>

@@ -178,6 +178,34 @@ pub struct OperationView {
     pub finished_at: Option<String>,
 }
 
+/// One event of an operation (phase change, log line, progress sample, states).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub source: String,
+    /// The line to show (log text, phase text, progress summary).
+    pub text: String,
+}
+
+/// An operation with everything its monitor page shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OperationDetail {
+    pub operation: OperationView,
+    pub events: Vec<EventView>,
+    /// Latest states seen (source, target, helper), as text.
+    pub states: Option<(String, String, String)>,
+}
+
+/// The lock as the dashboard's banner shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockView {
+    /// `None` for an unreadable lock.
+    pub op_id: Option<String>,
+    pub summary: String,
+}
+
 /// The user behind a request, as the server established it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedIn {

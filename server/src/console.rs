@@ -122,6 +122,7 @@ impl Console {
                 self.settings.clone(),
                 self.pool.clone(),
                 self.grids.clone(),
+                self.engine.clone(),
             ),
             grids: self.grids.clone(),
             engine: self.engine.clone(),

@@ -13,6 +13,7 @@ pub fn Dashboard() -> impl IntoView {
     view! {
         <Title text="Dashboard"/>
         <h1>"Dashboard"</h1>
+        <super::operations::LockBanner/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match (me.await, info.await) {

@@ -4,12 +4,14 @@ mod dashboard;
 mod grids;
 mod layout;
 mod login;
+mod operations;
 mod users;
 
 pub use dashboard::Dashboard;
 pub use grids::GridPage;
 pub use layout::ConsoleLayout;
 pub use login::LoginPage;
+pub use operations::{MonitorPage, NewOperationPage, OperationsPage};
 pub use users::UsersPage;
 
 use leptos::prelude::*;

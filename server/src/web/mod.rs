@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod error;
+pub mod forms;
 pub mod gate;
 pub mod login;
 pub mod pages;
@@ -54,6 +55,8 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
         )
         .route("/login", post(login::login))
         .route("/logout", post(login::logout))
+        .route("/operations/new", post(forms::new_operation))
+        .route("/operations/{id}/cancel", post(forms::cancel_operation))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),

@@ -5,8 +5,13 @@ use super::AppState;
 use crate::auth::accounts;
 use crate::config::Settings;
 use crate::grids::GridMonitor;
+use crate::lock::LockState;
+use crate::operation::{Engine, store};
 use app::backend::{Backend, BackendHandle, BoxFuture};
-use app::model::{ConsoleInfo, GridView, UserRow};
+use app::model::{
+    ConsoleInfo, EventView, GridView, LockView, OperationDetail, OperationView, UserRow,
+    human_bytes,
+};
 use axum::extract::{Request, State};
 use axum::response::IntoResponse;
 use leptos::prelude::provide_context;
@@ -30,6 +35,7 @@ pub struct ConsoleBackend {
     pub settings: Arc<Settings>,
     pub pool: SqlitePool,
     pub grids: Arc<GridMonitor>,
+    pub engine: Arc<Engine>,
 }
 
 impl Backend for ConsoleBackend {
@@ -49,17 +55,105 @@ impl Backend for ConsoleBackend {
     fn grids(&self) -> Vec<GridView> {
         self.grids.snapshot()
     }
+
+    fn operations(&self) -> BoxFuture<'_, Result<Vec<OperationView>, String>> {
+        Box::pin(async move {
+            store::list(&self.pool, 200).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot list operations");
+                "cannot read the operations; the console's log has the cause".to_owned()
+            })
+        })
+    }
+
+    fn operation(&self, id: String) -> BoxFuture<'_, Result<Option<OperationDetail>, String>> {
+        Box::pin(async move {
+            let read = async {
+                let Some(operation) = store::get(&self.pool, &id).await? else {
+                    return Ok(None);
+                };
+                let rows = store::events_after(&self.pool, &id, 0).await?;
+                let mut states = None;
+                let events = rows
+                    .into_iter()
+                    .filter_map(|e| {
+                        let text = match e.kind.as_str() {
+                            "progress" => {
+                                let p = &e.data["progress"];
+                                format!(
+                                    "{}: {} of {} copied",
+                                    p["volume"].as_str().unwrap_or("?"),
+                                    human_bytes(p["volume_done"].as_u64().unwrap_or(0)),
+                                    human_bytes(p["volume_total"].as_u64().unwrap_or(0))
+                                )
+                            }
+                            "state" => {
+                                let s = |k: &str| e.data[k].as_str().unwrap_or("?").to_owned();
+                                states = Some((s("source"), s("target"), s("helper")));
+                                return None;
+                            }
+                            _ => e.data["text"].as_str().unwrap_or_default().to_owned(),
+                        };
+                        Some(EventView {
+                            seq: e.seq,
+                            at: e.at,
+                            kind: e.kind,
+                            source: e.source,
+                            text,
+                        })
+                    })
+                    .collect();
+                Ok::<_, sqlx::Error>(Some(OperationDetail {
+                    operation,
+                    events,
+                    states,
+                }))
+            };
+            read.await.map_err(|e| {
+                tracing::error!(error = %e, "cannot read an operation");
+                "cannot read the operation; the console's log has the cause".to_owned()
+            })
+        })
+    }
+
+    fn lock(&self) -> Option<LockView> {
+        match self.engine.lock_state() {
+            Ok(LockState::Held(l)) => Some(LockView {
+                op_id: Some(l.op_id.clone()),
+                summary: format!(
+                    "{} of {}/{} to {}/{} by {} since {}",
+                    l.action,
+                    l.source_grid,
+                    l.source_app_name,
+                    l.target_grid,
+                    l.target_app_name,
+                    l.created_by,
+                    l.created_at
+                ),
+            }),
+            Ok(LockState::Unreadable { problem, .. }) => Some(LockView {
+                op_id: None,
+                summary: format!("the lock file cannot be read: {problem}"),
+            }),
+            Ok(LockState::Free) => None,
+            Err(e) => Some(LockView {
+                op_id: None,
+                summary: format!("the lock file cannot be read: {e}"),
+            }),
+        }
+    }
 }
 
 pub fn backend(
     settings: Arc<Settings>,
     pool: SqlitePool,
     grids: Arc<GridMonitor>,
+    engine: Arc<Engine>,
 ) -> BackendHandle {
     BackendHandle(Arc::new(ConsoleBackend {
         settings,
         pool,
         grids,
+        engine,
     }))
 }
 
