@@ -598,3 +598,138 @@ async fn an_admin_overrides_a_stale_lock_with_the_op_id_and_a_reason() {
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn the_pages_start_an_operation_show_its_monitor_and_put_errors_next_to_the_field() {
+    let w = world().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = |target: &str| {
+        vec![
+            ("source_grid", "east".to_owned()),
+            ("source_app", "shop".to_owned()),
+            ("target_grid", "west".to_owned()),
+            ("target_app", target.to_owned()),
+            ("action", "snapshot".to_owned()),
+        ]
+    };
+    w.west
+        .app_create(
+            &AppName::new("taken").unwrap(),
+            &grid::dialect::Descriptor::default(),
+        )
+        .await
+        .unwrap();
+    let r = client
+        .post(format!("{}/operations/new", w.url))
+        .bearer_auth(&w.operator)
+        .form(&form("taken"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with("/operations/new?error=target_app%3A%20taken%20already%20exists"),
+        "{to}"
+    );
+    assert!(to.ends_with("&field=target_app"), "{to}");
+    let page = client
+        .get(format!("{}{to}", w.url))
+        .bearer_auth(&w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("data-testid=\"error-target_app\""),
+        "the error sits next to the field"
+    );
+
+    let r = client
+        .post(format!("{}/operations/new", w.url))
+        .bearer_auth(&w.operator)
+        .form(&form("copy"))
+        .send()
+        .await
+        .unwrap();
+    let monitor = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(monitor.starts_with("/operations/op-"), "{monitor}");
+    let dash = client
+        .get(format!("{}/", w.url))
+        .bearer_auth(&w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dash.contains("data-testid=\"lock-banner\""),
+        "the dashboard shows the lock while it runs"
+    );
+    let page = client
+        .get(format!("{}{monitor}", w.url))
+        .bearer_auth(&w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("snapshot east/shop → west/copy"));
+    assert!(
+        page.contains("http-equiv=\"refresh\""),
+        "a running operation's page refreshes itself"
+    );
+    assert!(
+        !page.contains("Cancel operation"),
+        "viewers get no cancel button"
+    );
+
+    let id = monitor.trim_start_matches("/operations/");
+    w.wait_outcome(id).await;
+    let page = client
+        .get(format!("{}{monitor}", w.url))
+        .bearer_auth(&w.operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("http-equiv=\"refresh\""),
+        "a finished operation's page stays still"
+    );
+    assert!(page.contains(">done<"));
+    assert!(
+        page.contains("verified volume data"),
+        "the whole log is on the page"
+    );
+    let history = client
+        .get(format!("{}/operations?state=done", w.url))
+        .bearer_auth(&w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(history.contains(&format!("data-op=\"{id}\"")));
+    let failed_only = client
+        .get(format!("{}/operations?state=failed", w.url))
+        .bearer_auth(&w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!failed_only.contains(&format!("data-op=\"{id}\"")));
+    w.stop().await;
+}
