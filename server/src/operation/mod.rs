@@ -68,6 +68,34 @@ fn helper_name(target: &AppName) -> Result<AppName, EngineError> {
     })
 }
 
+fn parse_name<T>(field: &str, value: &str) -> Result<T, EngineError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse::<T>()
+        .map_err(|e| EngineError::BadInput(format!("{field}: {value:?} is not a valid name ({e})")))
+}
+
+/// Destroys an app; one already gone counts as destroyed, so steps stay idempotent.
+async fn destroy(conn: &Connection, app: &AppName) -> Result<(), String> {
+    match conn.app_destroy(app).await {
+        Err(e) if !not_found(&e) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// Stops the helper (best effort: it may already have stopped) and destroys it.
+async fn remove_helper(
+    conn: &Connection,
+    helper: &AppName,
+    stop_timeout_secs: u64,
+) -> Result<(), String> {
+    let _ = conn.app_stop(helper, Some(stop_timeout_secs)).await;
+    destroy(conn, helper).await
+}
+
 fn not_found(e: &GridError) -> bool {
     e.refusal().is_some_and(|r| r.code == ErrorCode::NotFound)
 }
@@ -122,19 +150,10 @@ impl Engine {
         req: StartRequest,
         user: &str,
     ) -> Result<OperationView, EngineError> {
-        let name = |what: &str, v: &str| format!("{what}: {v:?} is not a valid name");
-        let source_grid = GridName::new(&req.source_grid).map_err(|e| {
-            EngineError::BadInput(format!("{} ({e})", name("source_grid", &req.source_grid)))
-        })?;
-        let source_app = AppName::new(&req.source_app).map_err(|e| {
-            EngineError::BadInput(format!("{} ({e})", name("source_app", &req.source_app)))
-        })?;
-        let target_grid = GridName::new(&req.target_grid).map_err(|e| {
-            EngineError::BadInput(format!("{} ({e})", name("target_grid", &req.target_grid)))
-        })?;
-        let target_app = AppName::new(&req.target_app).map_err(|e| {
-            EngineError::BadInput(format!("{} ({e})", name("target_app", &req.target_app)))
-        })?;
+        let source_grid = parse_name::<GridName>("source_grid", &req.source_grid)?;
+        let source_app = parse_name::<AppName>("source_app", &req.source_app)?;
+        let target_grid = parse_name::<GridName>("target_grid", &req.target_grid)?;
+        let target_app = parse_name::<AppName>("target_app", &req.target_app)?;
         helper_name(&target_app)?;
         if !req.action.allowed_by(self.settings.mode) {
             return Err(EngineError::NotAllowed(format!(
@@ -399,10 +418,9 @@ impl Engine {
                 json!({"text": format!("destroying a stale {helper} ({})", info.state)}),
             )
             .await;
-            let _ = dst.app_stop(&helper, Some(30)).await;
-            dst.app_destroy(&helper)
+            remove_helper(&dst, &helper, 30)
                 .await
-                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+                .map_err(EngineError::Unavailable)?;
         }
         let job = helper::Job {
             op_id: op.clone(),
@@ -616,16 +634,7 @@ impl Engine {
                     self.connection(&lock.target_grid).await,
                     helper_name(&lock.target_app_name),
                 ) {
-                    (Ok(c), Ok(h)) => {
-                        let _ = c.app_stop(&h, Some(30)).await;
-                        c.app_destroy(&h).await.or_else(|e| {
-                            if not_found(&e) {
-                                Ok(())
-                            } else {
-                                Err(e.to_string())
-                            }
-                        })
-                    }
+                    (Ok(c), Ok(h)) => remove_helper(&c, &h, 30).await,
                     (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
                 },
                 Step::StartSource => match self.connection(&lock.source_grid).await {
@@ -637,23 +646,11 @@ impl Engine {
                     Err(e) => Err(e.to_string()),
                 },
                 Step::DestroySource => match self.connection(&lock.source_grid).await {
-                    Ok(c) => c.app_destroy(&lock.source_app_name).await.or_else(|e| {
-                        if not_found(&e) {
-                            Ok(())
-                        } else {
-                            Err(e.to_string())
-                        }
-                    }),
+                    Ok(c) => destroy(&c, &lock.source_app_name).await,
                     Err(e) => Err(e.to_string()),
                 },
                 Step::DestroyTarget => match self.connection(&lock.target_grid).await {
-                    Ok(c) => c.app_destroy(&lock.target_app_name).await.or_else(|e| {
-                        if not_found(&e) {
-                            Ok(())
-                        } else {
-                            Err(e.to_string())
-                        }
-                    }),
+                    Ok(c) => destroy(&c, &lock.target_app_name).await,
                     Err(e) => Err(e.to_string()),
                 },
                 Step::Finish(outcome) => {
@@ -775,10 +772,9 @@ impl Engine {
         let src = self.connection(&lock.source_grid).await?;
         let helper = helper_name(&lock.target_app_name)?;
         if dst.app_info(&helper).await.is_ok() {
-            let _ = dst.app_stop(&helper, Some(10)).await;
-            dst.app_destroy(&helper)
+            remove_helper(&dst, &helper, 10)
                 .await
-                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+                .map_err(EngineError::Unavailable)?;
             cleanup.push(format!("stopped and removed {helper}"));
         }
         match src.app_info(&lock.source_app_name).await {
@@ -861,10 +857,9 @@ impl Engine {
             let dst = self.connection(&l.target_grid).await?;
             let helper = helper_name(&l.target_app_name)?;
             if dst.app_info(&helper).await.is_ok() {
-                let _ = dst.app_stop(&helper, Some(10)).await;
-                dst.app_destroy(&helper)
+                remove_helper(&dst, &helper, 10)
                     .await
-                    .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+                    .map_err(EngineError::Unavailable)?;
                 helper_destroyed = true;
             }
         }
