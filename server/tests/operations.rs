@@ -67,6 +67,15 @@ async fn world() -> World {
     let task = tokio::spawn(console.serve(listener, async move {
         let _ = stopped.await;
     }));
+    // Start-up reconciliation runs before the router answers: wait for it, so
+    // a lock a test writes afterwards is not mistaken for one left at start.
+    let health = format!("{url}/healthz");
+    for _ in 0..200 {
+        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let config_dir = dir.path().to_owned();
     World {
         config_dir,
