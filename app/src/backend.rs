@@ -5,13 +5,16 @@
 
 #[cfg(feature = "ssr")]
 use crate::model::Role;
+#[cfg(feature = "ssr")]
+use crate::model::check_name;
 use crate::model::{
-    ConsoleInfo, GridView, LockView, OperationDetail, OperationView, SignedIn, UserRow,
+    Action, ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail,
+    OperationView, PlanView, SignedIn, UserRow,
 };
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-pub use ssr::{Backend, BackendHandle, BoxFuture};
+pub use ssr::{Backend, BackendHandle, BoxFuture, OperationRequest};
 
 #[cfg(feature = "ssr")]
 mod ssr {
@@ -30,7 +33,22 @@ mod ssr {
         fn grids(&self) -> Vec<GridView>;
         fn operations(&self) -> BoxFuture<'_, Result<Vec<OperationView>, String>>;
         fn operation(&self, id: String) -> BoxFuture<'_, Result<Option<OperationDetail>, String>>;
-        fn lock(&self) -> Option<LockView>;
+        /// The lock for banners: marked stale from what the console knows (no SSH).
+        fn lock(&self) -> BoxFuture<'_, Option<LockView>>;
+        /// The lock with evidence read live from the controllers.
+        fn lock_detail(&self) -> BoxFuture<'_, Result<Option<LockDetail>, String>>;
+        /// What the operation would do; an error names the field it is about.
+        fn plan(&self, request: OperationRequest) -> BoxFuture<'_, Result<PlanView, FieldError>>;
+    }
+
+    /// The new-operation form's fields.
+    #[derive(Clone, Debug)]
+    pub struct OperationRequest {
+        pub source_grid: String,
+        pub source_app: String,
+        pub target_grid: String,
+        pub target_app: String,
+        pub action: Action,
     }
 
     /// The backend as Leptos context.
@@ -145,5 +163,61 @@ pub async fn get_operation(id: String) -> Result<OperationDetail, ServerFnError>
 #[server(prefix = "/sfn", endpoint = "lock")]
 pub async fn current_lock() -> Result<Option<LockView>, ServerFnError> {
     ssr::signed_in()?;
-    Ok(ssr::backend()?.0.lock())
+    Ok(ssr::backend()?.0.lock().await)
+}
+
+/// The lock with the evidence an admin needs (controllers asked now).
+#[server(prefix = "/sfn", endpoint = "lock_evidence")]
+pub async fn lock_evidence() -> Result<Option<LockDetail>, ServerFnError> {
+    ssr::signed_in()?;
+    ssr::backend()?
+        .0
+        .lock_detail()
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// The pre-flight preview of an operation: what it will do, or the field
+/// that is wrong and why. Operators only.
+#[server(prefix = "/sfn", endpoint = "preview")]
+pub async fn preview_operation(
+    source_grid: String,
+    source_app: String,
+    target_grid: String,
+    target_app: String,
+    action: Action,
+) -> Result<Result<PlanView, FieldError>, ServerFnError> {
+    ssr::require(Role::Operator)?;
+    Ok(ssr::backend()?
+        .0
+        .plan(ssr::OperationRequest {
+            source_grid,
+            source_app,
+            target_grid,
+            target_app,
+            action,
+        })
+        .await)
+}
+
+/// Checks a target app name as the operator types: the name rules, then
+/// whether the target grid (as last checked) already has such an app.
+/// `None` means no objection.
+#[server(prefix = "/sfn", endpoint = "check_target")]
+pub async fn check_target(
+    target_grid: String,
+    target_app: String,
+) -> Result<Option<String>, ServerFnError> {
+    ssr::signed_in()?;
+    if let Err(e) = check_name(&target_app) {
+        return Ok(Some(e));
+    }
+    let taken = ssr::backend()?
+        .0
+        .grids()
+        .into_iter()
+        .find(|g| g.name == target_grid)
+        .is_some_and(|g| g.apps.iter().any(|a| a.name == target_app));
+    Ok(taken
+        .then(|| format!("{target_app} already exists on grid {target_grid}; pick another name")))
 }

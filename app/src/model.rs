@@ -178,24 +178,165 @@ pub struct OperationView {
     pub finished_at: Option<String>,
 }
 
-/// One event of an operation (phase change, log line, progress sample, states).
+/// One stored event of an operation, as the server stores and streams it
+/// (the SSE `data:` of `/api/v1/operations/{id}/events`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EventView {
+pub struct StreamEvent {
+    pub seq: i64,
+    pub at: String,
+    /// phase, log, progress or state.
+    pub kind: String,
+    /// console, helper, source or target.
+    pub source: String,
+    pub data: serde_json::Value,
+}
+
+/// A line of the monitor's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
     pub seq: i64,
     pub at: String,
     pub kind: String,
     pub source: String,
-    /// The line to show (log text, phase text, progress summary).
     pub text: String,
 }
 
-/// An operation with everything its monitor page shows.
+/// An operation with its events so far: what the monitor starts from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OperationDetail {
     pub operation: OperationView,
-    pub events: Vec<EventView>,
-    /// Latest states seen (source, target, helper), as text.
-    pub states: Option<(String, String, String)>,
+    pub events: Vec<StreamEvent>,
+}
+
+/// What the monitor shows, folded from the operation's row and its events
+/// in order. The server renders from it and the browser keeps folding the
+/// live events into it, so both always agree.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MonitorState {
+    pub phase: String,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+    pub done: u64,
+    pub total: u64,
+    /// Copy rate of the last progress sample, bytes per second.
+    pub rate: u64,
+    pub volume: Option<String>,
+    /// Live states of the source app, the target app and the helper.
+    pub source_state: String,
+    pub target_state: String,
+    pub helper_state: String,
+    pub last_seq: i64,
+    pub lines: Vec<LogLine>,
+}
+
+pub const FINAL_PHASES: [&str; 3] = ["done", "failed", "cancelled"];
+
+impl MonitorState {
+    pub fn new(op: &OperationView) -> MonitorState {
+        let unseen = || "not seen yet".to_owned();
+        MonitorState {
+            phase: op.phase.clone(),
+            outcome: op.outcome.clone(),
+            reason: op.reason.clone(),
+            done: 0,
+            total: u64::try_from(op.bytes_total).unwrap_or(0),
+            source_state: unseen(),
+            target_state: unseen(),
+            helper_state: unseen(),
+            ..MonitorState::default()
+        }
+    }
+
+    pub fn from_detail(d: &OperationDetail) -> MonitorState {
+        let mut m = MonitorState::new(&d.operation);
+        for e in &d.events {
+            m.apply(e);
+        }
+        // The row has the last word on the outcome (events may lag it).
+        if d.operation.outcome.is_some() {
+            m.outcome = d.operation.outcome.clone();
+            m.phase = d.operation.phase.clone();
+            m.reason = d.operation.reason.clone().or(m.reason);
+        }
+        m.done = m
+            .done
+            .max(u64::try_from(d.operation.bytes_done).unwrap_or(0));
+        m
+    }
+
+    /// Folds one event in. Events at or before `last_seq` are ignored, so
+    /// a resumed stream that repeats some never doubles a line; progress
+    /// never goes backwards.
+    pub fn apply(&mut self, e: &StreamEvent) {
+        if e.seq <= self.last_seq {
+            return;
+        }
+        self.last_seq = e.seq;
+        let text_of = |d: &serde_json::Value| d["text"].as_str().unwrap_or_default().to_owned();
+        let text = match e.kind.as_str() {
+            "state" => {
+                let s = |k: &str| e.data[k].as_str().unwrap_or("?").to_owned();
+                self.source_state = s("source");
+                self.target_state = s("target");
+                self.helper_state = s("helper");
+                return;
+            }
+            "progress" => {
+                let p = &e.data["progress"];
+                let n = |k: &str| p[k].as_u64().unwrap_or(0);
+                self.done = self.done.max(n("done"));
+                self.total = self.total.max(n("total"));
+                self.rate = n("rate_bytes_per_sec");
+                self.volume = p["volume"].as_str().map(str::to_owned);
+                format!(
+                    "{}: {} of {} copied",
+                    p["volume"].as_str().unwrap_or("?"),
+                    human_bytes(n("volume_done")),
+                    human_bytes(n("volume_total"))
+                )
+            }
+            "phase" => {
+                if let Some(phase) = e.data["phase"].as_str() {
+                    self.phase = phase.to_owned();
+                    if FINAL_PHASES.contains(&phase) {
+                        self.outcome = Some(phase.to_owned());
+                        if phase != "done" {
+                            self.reason = Some(text_of(&e.data));
+                        }
+                    }
+                }
+                text_of(&e.data)
+            }
+            _ => text_of(&e.data),
+        };
+        self.lines.push(LogLine {
+            seq: e.seq,
+            at: e.at.clone(),
+            kind: e.kind.clone(),
+            source: e.source.clone(),
+            text,
+        });
+    }
+
+    pub fn running(&self) -> bool {
+        self.outcome.is_none()
+    }
+
+    pub fn percent(&self) -> u64 {
+        if self.outcome.as_deref() == Some("done") {
+            return 100;
+        }
+        (self.done * 100)
+            .checked_div(self.total)
+            .unwrap_or(0)
+            .min(100)
+    }
+
+    /// Seconds left at the current rate, while copying.
+    pub fn eta_secs(&self) -> Option<u64> {
+        (self.running() && self.rate > 0 && self.done < self.total)
+            .then(|| (self.total - self.done).div_ceil(self.rate))
+    }
 }
 
 /// The lock as the dashboard's banner shows it.
@@ -204,6 +345,104 @@ pub struct LockView {
     /// `None` for an unreadable lock.
     pub op_id: Option<String>,
     pub summary: String,
+    /// Why the lock looks stale, if it does.
+    pub stale: Option<String>,
+}
+
+/// The lock with the evidence an admin needs before overriding it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockDetail {
+    /// `None` for an unreadable lock (then `raw` and `problem` say why).
+    pub op_id: Option<String>,
+    /// `(field, value)` pairs of the lock file, in the file's order.
+    pub fields: Vec<(String, String)>,
+    pub raw: Option<String>,
+    pub problem: Option<String>,
+    pub age_secs: Option<u64>,
+    /// The operation's phase and its recorded reason, if any.
+    pub phase: Option<String>,
+    pub reason: Option<String>,
+    /// The last progress sample, as text, and when it came.
+    pub last_progress: Option<String>,
+    pub last_event_at: Option<String>,
+    pub last_event_age_secs: Option<u64>,
+    /// States read live from the controllers just now.
+    pub source_state: String,
+    pub target_state: String,
+    pub helper_state: String,
+    /// True while this console is working on the operation.
+    pub driven: bool,
+    /// Why the lock looks stale; `None` while the operation makes progress.
+    pub stale: Option<String>,
+}
+
+/// What an operation will do, shown before the operator confirms it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanView {
+    pub action: Action,
+    pub source_grid: String,
+    pub source_app: String,
+    pub target_grid: String,
+    pub target_app: String,
+    pub helper: String,
+    pub volumes: Vec<VolumeView>,
+    pub bytes_total: u64,
+    pub target_free_bytes: u64,
+    /// Controller commands in order: (who sends it, grid, command line).
+    pub steps: Vec<PlanStep>,
+    /// Expected duration of the whole operation and of the source's downtime.
+    pub estimate_secs: u64,
+    pub rate_bytes_per_sec: u64,
+    /// Where the rate comes from (a past operation, or an assumption).
+    pub rate_basis: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStep {
+    pub by: String,
+    pub grid: String,
+    pub command: String,
+    pub why: String,
+}
+
+/// A refusal of a form, with the field it is about (if one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// The design's name rule for grids, apps and volumes, as the browser
+/// checks it while the operator types (the server checks again).
+pub fn check_name(value: &str) -> Result<(), String> {
+    let mut chars = value.chars();
+    let first_is_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    if value.is_empty() {
+        Err("a name is needed".into())
+    } else if !first_is_letter {
+        Err(format!("{value:?} must start with a letter"))
+    } else if value.len() > 64 {
+        Err(format!(
+            "{} characters is too long: 64 at most",
+            value.chars().count()
+        ))
+    } else if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+    {
+        Err(format!(
+            "{bad:?} is not allowed: use letters, digits, `_` or `-`"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Durations for people: 45 s, 3 min 20 s, 2 h 5 min.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    }
 }
 
 /// The user behind a request, as the server established it.
@@ -291,6 +530,126 @@ pub fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_design_rule_and_say_what_is_wrong() {
+        assert_eq!(check_name("shop-2_b"), Ok(()));
+        assert_eq!(check_name(&format!("a{}", "b".repeat(63))), Ok(()));
+        assert!(check_name("").unwrap_err().contains("needed"));
+        assert!(
+            check_name("2shop")
+                .unwrap_err()
+                .contains("start with a letter")
+        );
+        assert!(
+            check_name("a;rm -rf /")
+                .unwrap_err()
+                .contains("';' is not allowed")
+        );
+        assert!(
+            check_name("café")
+                .unwrap_err()
+                .contains("'é' is not allowed")
+        );
+        assert!(
+            check_name(&"a".repeat(65))
+                .unwrap_err()
+                .contains("64 at most")
+        );
+    }
+
+    fn ev(seq: i64, kind: &str, source: &str, data: serde_json::Value) -> StreamEvent {
+        StreamEvent {
+            seq,
+            at: format!("2026-11-22T10:00:{seq:02}Z"),
+            kind: kind.into(),
+            source: source.into(),
+            data,
+        }
+    }
+
+    fn progress(seq: i64, done: u64, rate: u64) -> StreamEvent {
+        ev(
+            seq,
+            "progress",
+            "helper",
+            serde_json::json!({"progress": {"volume": "data", "volume_done": done, "volume_total": 1000,
+                "done": done, "total": 1000, "copied": done, "rate_bytes_per_sec": rate}}),
+        )
+    }
+
+    #[test]
+    fn the_monitor_never_goes_backwards_nor_repeats_a_line() {
+        let mut m = MonitorState::default();
+        m.apply(&ev(
+            1,
+            "phase",
+            "console",
+            serde_json::json!({"phase": "copying", "text": "copying"}),
+        ));
+        m.apply(&progress(2, 600, 100));
+        assert_eq!((m.percent(), m.eta_secs()), (60, Some(4)));
+        // A late, smaller sample (a resumed helper re-reporting) does not pull it back.
+        m.apply(&progress(3, 400, 100));
+        assert_eq!(m.done, 600);
+        // A resumed stream repeating events adds nothing.
+        m.apply(&progress(2, 600, 100));
+        m.apply(&ev(
+            3,
+            "log",
+            "helper",
+            serde_json::json!({"text": "again"}),
+        ));
+        assert_eq!(m.lines.len(), 3);
+        m.apply(&ev(
+            4,
+            "state",
+            "console",
+            serde_json::json!({"source": "stopped", "target": "running", "helper": "running"}),
+        ));
+        assert_eq!(
+            (m.source_state.as_str(), m.helper_state.as_str()),
+            ("stopped", "running")
+        );
+        assert_eq!(m.lines.len(), 3, "states are panes, not log lines");
+        m.apply(&ev(
+            5,
+            "log",
+            "target",
+            serde_json::json!({"seq": 1, "text": "target booted"}),
+        ));
+        assert_eq!(m.lines.last().unwrap().source, "target");
+        m.apply(&ev(
+            6,
+            "phase",
+            "console",
+            serde_json::json!({"phase": "failed", "text": "the helper failed"}),
+        ));
+        assert_eq!(m.outcome.as_deref(), Some("failed"));
+        assert_eq!(m.reason.as_deref(), Some("the helper failed"));
+        assert_eq!(m.eta_secs(), None, "no ETA once it ended");
+    }
+
+    #[test]
+    fn a_done_operation_shows_full_and_keeps_no_reason() {
+        let mut m = MonitorState::default();
+        m.apply(&ev(
+            1,
+            "phase",
+            "console",
+            serde_json::json!({"phase": "done", "text": "the operation is complete"}),
+        ));
+        assert_eq!((m.percent(), m.reason.clone()), (100, None));
+    }
+
+    #[test]
+    fn durations_read_like_an_operator_says_them() {
+        assert_eq!(human_duration(45), "45 s");
+        assert_eq!(human_duration(200), "3 min 20 s");
+        assert_eq!(human_duration(7500), "2 h 5 min");
+    }
+
     #[test]
     fn bytes_read_like_an_operator_writes_them() {
         assert_eq!(human_bytes(512), "512 bytes");
@@ -298,8 +657,6 @@ mod tests {
         assert_eq!(human_bytes(1536 << 20), "1.5 GiB");
         assert_eq!(human_bytes(100 << 30), "100 GiB");
     }
-
-    use super::*;
 
     #[test]
     fn roles_are_ordered_by_what_they_allow() {

@@ -37,6 +37,9 @@ pub enum Command {
         /// Address and port to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Copy at most this many MiB per second (to watch a copy at leisure)
+        #[arg(long, env = "MIGCTL_COPY_RATE_LIMIT_MIB")]
+        copy_rate_limit_mib: Option<u64>,
     },
     /// Manage user accounts
     #[command(subcommand)]
@@ -181,7 +184,11 @@ fn config_dir(cli: &Cli) -> Result<&Path, CliError> {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Serve(overrides) => serve(config_dir(&cli)?, overrides).await,
-        Command::Demo { dir, listen } => demo(dir, *listen).await,
+        Command::Demo {
+            dir,
+            listen,
+            copy_rate_limit_mib,
+        } => demo(dir, *listen, *copy_rate_limit_mib).await,
         Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),
         Command::Op(cmd) => Ok(op_command(cmd).await?),
         Command::Lock(cmd) => Ok(lock_command(cmd).await?),
@@ -221,7 +228,11 @@ async fn serve(dir: &Path, overrides: &Overrides) -> Result<(), CliError> {
 /// The embedded default: gridsim with three grids on loopback, a config
 /// directory pointing the console at them, an admin whose password is new at
 /// every start, and the console.
-async fn demo(dir: &Path, listen: SocketAddr) -> Result<(), CliError> {
+async fn demo(
+    dir: &Path,
+    listen: SocketAddr,
+    copy_rate_limit_mib: Option<u64>,
+) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let sim_dir = dir.join("gridsim");
     let me = std::env::current_exe().context("cannot find the migctl binary")?;
@@ -254,6 +265,7 @@ async fn demo(dir: &Path, listen: SocketAddr) -> Result<(), CliError> {
     }
     let overrides = Overrides {
         listen: Some(listen),
+        copy_rate_limit_mib,
         ..Overrides::default()
     };
     let (settings, _) = config::load(dir, &overrides)?;

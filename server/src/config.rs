@@ -28,6 +28,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Where the built site (`pkg/migctl.{js,wasm,css}`) lives.
     pub site_root: PathBuf,
+    /// The helper copies at most this many MiB per second (`None`: as fast as it can).
+    pub copy_rate_limit_mib: Option<u64>,
 }
 
 impl Settings {
@@ -73,6 +75,9 @@ pub struct Overrides {
     /// Directory holding the built site (pkg/…) [default: next to the binary]
     #[arg(long, env = "MIGCTL_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+    /// Copy at most this many MiB per second, to spare the grids' network
+    #[arg(long, env = "MIGCTL_COPY_RATE_LIMIT_MIB")]
+    pub copy_rate_limit_mib: Option<u64>,
 }
 
 /// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
@@ -86,9 +91,10 @@ struct FileSettings {
     private_key_file: Option<PathBuf>,
     known_hosts_file: Option<PathBuf>,
     public_url: Option<String>,
+    copy_rate_limit_mib: Option<u64>,
 }
 
-const KNOWN_KEYS: [&str; 8] = [
+const KNOWN_KEYS: [&str; 9] = [
     "listen",
     "current_grid",
     "current_app",
@@ -97,6 +103,7 @@ const KNOWN_KEYS: [&str; 8] = [
     "private_key_file",
     "known_hosts_file",
     "public_url",
+    "copy_rate_limit_mib",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +142,10 @@ fn fix_for(key: &str) -> String {
         }
         "public_url" => {
             r#"write public_url = "https://migctl.example.com" (http:// or https://, no path)"#
+                .into()
+        }
+        "copy_rate_limit_mib" => {
+            "write copy_rate_limit_mib = 50 (a whole number of MiB per second; leave it out for no limit)"
                 .into()
         }
         _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
@@ -285,6 +296,10 @@ pub fn load(
             .site_root
             .clone()
             .unwrap_or_else(default_site_root),
+        copy_rate_limit_mib: overrides
+            .copy_rate_limit_mib
+            .or(file.copy_rate_limit_mib)
+            .filter(|&n| n > 0),
     };
     Ok((settings, warnings))
 }

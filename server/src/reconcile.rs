@@ -61,6 +61,17 @@ pub enum Step {
     Nothing(String),
 }
 
+impl std::fmt::Display for Seen {
+    /// What the pages show: `running`, `absent`, `unknown (why)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seen::Absent => f.write_str("absent"),
+            Seen::State(s) => write!(f, "{s}"),
+            Seen::Unknown(why) => write!(f, "unknown ({why})"),
+        }
+    }
+}
+
 fn active(s: &Seen) -> bool {
     matches!(
         s,

@@ -71,7 +71,10 @@ async fn world() -> World {
     // a lock a test writes afterwards is not mistaken for one left at start.
     let health = format!("{url}/healthz");
     for _ in 0..200 {
-        if reqwest::get(&health).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -250,6 +253,20 @@ async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
                 .as_str()
                 .is_some_and(|t| t.starts_with("verified volume data"))
     }));
+    // The source's and the target's own logs are part of the operation's log.
+    let said = |source: &str, word: &str| {
+        events.iter().any(|e| {
+            e["source"] == source && e["data"]["text"].as_str().is_some_and(|t| t.contains(word))
+        })
+    };
+    assert!(
+        said("source", "stopped"),
+        "the source app's log: {events:#?}"
+    );
+    assert!(
+        said("target", "running"),
+        "the target app's log: {events:#?}"
+    );
     w.stop().await;
 }
 
@@ -647,6 +664,23 @@ async fn the_pages_start_an_operation_show_its_monitor_and_put_errors_next_to_th
     assert!(to.ends_with("&field=target_app"), "{to}");
     let page = client
         .get(format!("{}{to}", w.url))
+        .bearer_auth(&w.operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = page
+        .find("data-testid=\"error-target_app\"")
+        .expect("an error slot next to the field");
+    let slot = &page[at..page[at..].find("</p>").unwrap() + at];
+    assert!(
+        slot.contains("taken already exists on grid west") && !slot.contains("hidden"),
+        "the error sits next to the field: {slot}"
+    );
+    let viewer_form = client
+        .get(format!("{}/operations/new", w.url))
         .bearer_auth(&w.viewer)
         .send()
         .await
@@ -655,8 +689,9 @@ async fn the_pages_start_an_operation_show_its_monitor_and_put_errors_next_to_th
         .await
         .unwrap();
     assert!(
-        page.contains("data-testid=\"error-target_app\""),
-        "the error sits next to the field"
+        viewer_form.contains("viewers watch operations but cannot start them")
+            && !viewer_form.contains("data-testid=\"op-form\""),
+        "viewers get no form"
     );
 
     let r = client
@@ -696,7 +731,7 @@ async fn the_pages_start_an_operation_show_its_monitor_and_put_errors_next_to_th
         "a running operation's page refreshes itself"
     );
     assert!(
-        !page.contains("Cancel operation"),
+        !page.contains("data-testid=\"cancel\""),
         "viewers get no cancel button"
     );
 
@@ -740,5 +775,234 @@ async fn the_pages_start_an_operation_show_its_monitor_and_put_errors_next_to_th
         .await
         .unwrap();
     assert!(!failed_only.contains(&format!("data-op=\"{id}\"")));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
+    let w = world().await;
+    let plan = |token: String, body: Value| {
+        let url = format!("{}/api/v1/operations/plan", w.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = plan(w.viewer.clone(), request("migrate", "shop2")).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "viewers cannot plan");
+    let sent_before = |grid: &str| w.sim.grid(grid).unwrap().controller.recent_commands().len();
+    let before = [sent_before("east"), sent_before("west")];
+    let r = plan(w.operator.clone(), request("migrate", "shop2")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let p: Value = r.json().await.unwrap();
+    let commands: Vec<&str> = p["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["command"].as_str().unwrap())
+        .collect();
+    assert!(
+        commands[0].starts_with("app provision MigHelper MigHelper_shop2"),
+        "{commands:#?}"
+    );
+    assert_eq!(commands[1], "app stop shop --timeout 120 --json");
+    assert_eq!(commands[2], "app create shop2 --json");
+    assert!(commands.contains(&"vol write shop2:data"), "{commands:#?}");
+    assert_eq!(
+        commands.last(),
+        Some(&"app destroy shop --json"),
+        "the source goes last"
+    );
+    assert_eq!(p["bytes_total"], (36u64 << 20));
+    assert_eq!(p["volumes"].as_array().unwrap().len(), 2);
+    assert!(p["estimate_secs"].as_u64().unwrap() > 0);
+    assert!(p["rate_basis"].as_str().unwrap().contains("assumed"), "{p}");
+
+    // A snapshot ends by restarting the source instead.
+    let p: Value = plan(w.operator.clone(), request("snapshot", "copy"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let last_helper_step = p["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s["by"] == "helper")
+        .unwrap();
+    assert_eq!(last_helper_step["command"], "app start shop --json");
+
+    // Pre-flight refusals name the field.
+    let r = plan(w.operator.clone(), request("migrate", "a;rm -rf /")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("target_app"));
+
+    // Nothing changed: no lock, no app, no create or provision sent.
+    assert_eq!(w.get("/lock").await.status(), StatusCode::NOT_FOUND);
+    assert!(
+        w.west
+            .app_info(&AppName::new("shop2").unwrap())
+            .await
+            .is_err()
+    );
+    for (grid, before) in ["east", "west"].into_iter().zip(before) {
+        let sent = w.sim.grid(grid).unwrap().controller.recent_commands();
+        let sent = &sent[before..];
+        assert!(
+            sent.iter()
+                .all(|c| ["app info", "app list", "grid info", "app log"]
+                    .iter()
+                    .any(|looks| c.starts_with(looks))),
+            "planning only looks: {sent:?}"
+        );
+    }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_lock_evidence_says_why_a_lock_is_stale_and_admins_manage_it_from_forms() {
+    let w = world().await;
+    let stale = json!({
+        "version": 1, "op_id": "op-stale", "action": "migrate",
+        "source_grid": "east", "source_app_name": "shop", "target_grid": "west", "target_app_name": "shop",
+        "created_at": "2026-11-20T10:00:00Z", "created_by": "olga", "console": {"host": "gone", "pid": 1}
+    });
+    std::fs::write(w.config_dir.join("mig.lock"), stale.to_string()).unwrap();
+    let d: Value = w.get("/lock/evidence").await.json().await.unwrap();
+    assert_eq!(d["op_id"], "op-stale");
+    assert!(
+        d["stale"]
+            .as_str()
+            .unwrap()
+            .contains("no console is working on it"),
+        "{d}"
+    );
+    assert_eq!(d["source_state"], "running", "read live from east: {d}");
+    assert_eq!(d["helper_state"], "absent", "{d}");
+    assert!(d["age_secs"].as_u64().unwrap() > 3600, "{d}");
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = |path: &str, token: &str, fields: Vec<(&'static str, &'static str)>| {
+        client
+            .post(format!("{}{path}", w.url))
+            .bearer_auth(token)
+            .form(&fields)
+            .send()
+    };
+    let location = |r: reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
+
+    // Override from the lock page's form: the op id must be typed.
+    let r = form(
+        "/lock/override",
+        &w.operator,
+        vec![("op_id", "op-stale"), ("reason", "x")],
+    )
+    .await
+    .unwrap();
+    assert!(location(r).contains("error=this%20needs%20the%20admin%20role"));
+    let r = form(
+        "/lock/override",
+        &w.admin,
+        vec![("op_id", "op-other"), ("reason", "console died")],
+    )
+    .await
+    .unwrap();
+    assert!(location(r).ends_with("&field=op_id"));
+    let r = form(
+        "/lock/override",
+        &w.admin,
+        vec![("op_id", "op-stale"), ("reason", "console died")],
+    )
+    .await
+    .unwrap();
+    assert!(location(r).starts_with("/lock?ok="));
+    assert_eq!(w.get("/lock").await.status(), StatusCode::NOT_FOUND);
+
+    // Users: add, change role, disable; never the last admin.
+    let r = form(
+        "/users",
+        &w.admin,
+        vec![("name", "zed"), ("role", "operator"), ("password", "short")],
+    )
+    .await
+    .unwrap();
+    assert!(location(r).ends_with("&field=password"));
+    let r = form(
+        "/users",
+        &w.admin,
+        vec![
+            ("name", "zed"),
+            ("role", "operator"),
+            ("password", "a long enough one"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(location(r).starts_with("/users?ok=added%20zed"));
+    let r = form(
+        "/users",
+        &w.operator,
+        vec![
+            ("name", "eve"),
+            ("role", "admin"),
+            ("password", "a long enough one"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(location(r).contains("error="), "operators cannot add users");
+    form(
+        "/users/zed",
+        &w.admin,
+        vec![("change", "role"), ("role", "viewer")],
+    )
+    .await
+    .unwrap();
+    form("/users/zed", &w.admin, vec![("change", "disable")])
+        .await
+        .unwrap();
+    let users: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/users", w.url))
+        .bearer_auth(&w.admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let zed = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "zed")
+        .unwrap();
+    assert_eq!(
+        (zed["role"].as_str(), zed["disabled"].as_bool()),
+        (Some("viewer"), Some(true))
+    );
+    let r = form("/users/ana", &w.admin, vec![("change", "disable")])
+        .await
+        .unwrap();
+    assert!(
+        location(r).contains("only%20active%20admin"),
+        "never lock the console out"
+    );
+    let r = form(
+        "/users/ana",
+        &w.admin,
+        vec![("change", "role"), ("role", "viewer")],
+    )
+    .await
+    .unwrap();
+    assert!(location(r).contains("only%20active%20admin"));
     w.stop().await;
 }

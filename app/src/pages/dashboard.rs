@@ -1,6 +1,6 @@
 use super::error_text;
 use super::layout::Me;
-use crate::backend::console_settings;
+use crate::backend::{console_settings, list_operations};
 use crate::model::{ConsoleInfo, SignedIn};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -9,6 +9,7 @@ use leptos_meta::Title;
 pub fn Dashboard() -> impl IntoView {
     let me = expect_context::<Me>();
     let info = Resource::new(|| (), |_| console_settings());
+    let recent = Resource::new(|| (), |_| list_operations());
 
     view! {
         <Title text="Dashboard"/>
@@ -27,6 +28,23 @@ pub fn Dashboard() -> impl IntoView {
         <section aria-label="Grids">
             <h2>"Grids"</h2>
             <super::grids::GridTable/>
+        </section>
+        <section aria-label="Recent operations">
+            <h2>"Recent operations"</h2>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match recent.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <p class="muted">"No operations yet. " <a href="/operations/new">"Start one"</a></p>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <super::operations::OperationTable ops=list.into_iter().take(5).collect()/>
+                            <p><a href="/operations">"All operations"</a></p>
+                        }.into_any(),
+                        Err(e) => view! { <p class="alert" role="alert">{error_text(&e)}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
         </section>
     }
 }

@@ -37,6 +37,7 @@ fn Nav(user: SignedIn) -> impl IntoView {
         <nav aria-label="Main">
             <A href="/" exact=true>"Dashboard"</A>
             <A href="/operations">"Operations"</A>
+            <A href="/lock">"Lock"</A>
             <Show when=move || is_admin>
                 <A href="/users">"Users"</A>
             </Show>

@@ -3,15 +3,21 @@
 mod dashboard;
 mod grids;
 mod layout;
+mod lock;
 mod login;
+mod monitor;
+mod new_operation;
 mod operations;
 mod users;
 
 pub use dashboard::Dashboard;
 pub use grids::GridPage;
 pub use layout::ConsoleLayout;
+pub use lock::LockPage;
 pub use login::LoginPage;
-pub use operations::{MonitorPage, NewOperationPage, OperationsPage};
+pub use monitor::MonitorPage;
+pub use new_operation::NewOperationPage;
+pub use operations::OperationsPage;
 pub use users::UsersPage;
 
 use leptos::prelude::*;

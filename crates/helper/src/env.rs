@@ -24,6 +24,8 @@ pub struct Job {
     pub known_hosts: PathBuf,
     pub block_size: u64,
     pub stop_timeout_secs: u64,
+    /// Bytes per second the copy may use; 0 means no limit.
+    pub rate_limit: u64,
 }
 
 pub const DEFAULT_BLOCK_SIZE: u64 = 4 << 20;
@@ -66,6 +68,7 @@ impl Job {
             known_hosts: need("MIG_KNOWN_HOSTS")?.into(),
             block_size,
             stop_timeout_secs: number("MIG_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?,
+            rate_limit: number("MIG_RATE_LIMIT", 0)?,
         })
     }
 
@@ -90,6 +93,7 @@ impl Job {
                 "MIG_STOP_TIMEOUT".into(),
                 self.stop_timeout_secs.to_string(),
             ),
+            ("MIG_RATE_LIMIT".into(), self.rate_limit.to_string()),
         ]
     }
 }

@@ -248,6 +248,27 @@ async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result
     Ok(())
 }
 
+/// The longest range to move at once: under a rate limit, about a quarter
+/// second's worth, so the pace (and the progress lines) stay even.
+fn max_range(job: &Job) -> u64 {
+    if job.rate_limit == 0 {
+        return MAX_RANGE;
+    }
+    let quarter = job.rate_limit / 4 / job.block_size * job.block_size;
+    quarter.clamp(job.block_size, MAX_RANGE.max(job.block_size))
+}
+
+/// Sleeps until `copied` bytes since `started` are within the rate limit.
+async fn throttle(job: &Job, copied: u64, started: Instant) {
+    if job.rate_limit == 0 {
+        return;
+    }
+    let due = Duration::from_secs_f64(copied as f64 / job.rate_limit as f64);
+    if let Some(wait) = due.checked_sub(started.elapsed()) {
+        tokio::time::sleep(wait).await;
+    }
+}
+
 async fn copy_volume(
     job: &Job,
     g: &Grids,
@@ -263,7 +284,13 @@ async fn copy_volume(
         g.source.vol_hash(&src, job.block_size, 0, None),
         g.target.vol_hash(&dst, job.block_size, 0, None)
     )?;
-    let p = plan::plan(v.size, job.block_size, &sh.hashes, &th.hashes, MAX_RANGE);
+    let p = plan::plan(
+        v.size,
+        job.block_size,
+        &sh.hashes,
+        &th.hashes,
+        max_range(job),
+    );
     say(format!(
         "volume {}: {} bytes, {} to copy in {} range(s), {} already in place",
         v.name,
@@ -308,6 +335,7 @@ async fn copy_volume(
         volume_done += length;
         *done += length;
         *copied += length;
+        throttle(job, *copied, started).await;
         if last.elapsed() >= Duration::from_millis(500) {
             report(&progress(volume_done, *done, *copied));
             last = Instant::now();

@@ -104,6 +104,7 @@ fn job(action: Action, target: &str) -> helper::Job {
         known_hosts: "unused".into(),
         block_size: 1 << 20,
         stop_timeout_secs: 10,
+        rate_limit: 0,
     }
 }
 
@@ -248,5 +249,30 @@ async fn a_copy_cut_off_mid_volume_fails_restarts_the_source_and_a_rerun_resumes
         "blocks already copied are not copied again: {p}"
     );
     assert_eq!(checksums(&s.west, "shop2").await, source_sums);
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_rate_limited_copy_never_reports_more_than_the_limit() {
+    let s = setup().await;
+    let limit = 8u64 << 20;
+    let mut j = job(Action::Snapshot, "slow");
+    j.rate_limit = limit;
+    let (state, log) = run_helper(&s, &j).await;
+    assert_eq!(state, AppState::Stopped, "{log:#?}");
+    let rates: Vec<u64> = log
+        .iter()
+        .filter_map(|l| l.strip_prefix("progress "))
+        .map(|p| serde_json::from_str::<serde_json::Value>(p).unwrap())
+        .filter(|p| p["copied"].as_u64().unwrap() > 0)
+        .map(|p| p["rate_bytes_per_sec"].as_u64().unwrap())
+        .collect();
+    assert!(rates.len() >= 3, "progress keeps coming: {log:#?}");
+    assert!(
+        rates.iter().all(|&r| r <= limit + limit / 50),
+        "rates {rates:?} exceed {limit}"
+    );
+    let p = last_progress(&log);
+    assert_eq!(p["copied"], (16u64 << 20), "{p}");
     s.sim.stop().await;
 }

@@ -122,6 +122,52 @@ pub async fn set_password(
     Ok(())
 }
 
+/// Changes the user's role; it applies from their next request.
+pub async fn set_role(pool: &SqlitePool, name: &str, role: Role) -> Result<(), AccountError> {
+    let r = sqlx::query(
+        "UPDATE users SET role = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE name = ?",
+    )
+    .bind(role.as_str())
+    .bind(name)
+    .execute(pool)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(AccountError::NoSuchUser(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Disables (ending the user's sessions; their tokens stop working) or enables the user.
+pub async fn set_disabled(
+    pool: &SqlitePool,
+    name: &str,
+    disabled: bool,
+) -> Result<(), AccountError> {
+    let r = sqlx::query(
+        "UPDATE users SET disabled = ?, session_epoch = session_epoch + ?,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE name = ?",
+    )
+    .bind(disabled)
+    .bind(i64::from(disabled))
+    .bind(name)
+    .execute(pool)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(AccountError::NoSuchUser(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// Active admins other than `name`: a change that would leave none is refused.
+pub async fn other_active_admins(pool: &SqlitePool, name: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND name != ?",
+    )
+    .bind(name)
+    .fetch_one(pool)
+    .await
+}
+
 /// Deletes the user; their tokens go with them and their sessions end.
 pub async fn delete(pool: &SqlitePool, name: &str) -> Result<(), AccountError> {
     let r = sqlx::query("DELETE FROM users WHERE name = ?")

@@ -2,6 +2,7 @@
 //! metering (helper log, app states), and the finish through reconciliation.
 //! Every phase change, log line and progress sample is an event in SQLite.
 
+mod inspect;
 pub mod store;
 
 use crate::config::Settings;
@@ -51,6 +52,19 @@ impl From<sqlx::Error> for EngineError {
     }
 }
 
+/// What pre-flight established about a request.
+struct Preflight {
+    source_grid: GridName,
+    source_app: AppName,
+    target_grid: GridName,
+    target_app: AppName,
+    helper: AppName,
+    source: grid::dialect::AppInfo,
+    target_free_bytes: u64,
+    /// A `MigHelper_<target>` left by an aborted run, destroyed before provisioning.
+    stale_helper: bool,
+}
+
 pub struct Engine {
     settings: Arc<Settings>,
     pool: SqlitePool,
@@ -58,6 +72,19 @@ pub struct Engine {
     lock: LockFile,
     /// Woken on every stored event: subscribers (SSE) read the new rows.
     events: tokio::sync::watch::Sender<u64>,
+    /// Operations this console is driving right now.
+    driving: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Marks an operation as driven for as long as it lives.
+struct Driving<'a>(&'a Engine, String);
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.0.driving.lock() {
+            set.remove(&self.1);
+        }
+    }
 }
 
 fn helper_name(target: &AppName) -> Result<AppName, EngineError> {
@@ -124,7 +151,13 @@ impl Engine {
             grids,
             lock,
             events: tokio::sync::watch::channel(0).0,
+            driving: Default::default(),
         })
+    }
+
+    /// True while this console works on `op` (provisions, meters or settles it).
+    pub fn is_driving(&self, op: &str) -> bool {
+        self.driving.lock().is_ok_and(|set| set.contains(op))
     }
 
     pub fn lock_state(&self) -> std::io::Result<LockState> {
@@ -144,17 +177,15 @@ impl Engine {
         }
     }
 
-    /// Pre-flight, lock, record, then drive the operation in the background.
-    pub async fn start(
-        self: &Arc<Self>,
-        req: StartRequest,
-        user: &str,
-    ) -> Result<OperationView, EngineError> {
+    /// Pre-flight: valid names, the mode allows the action, no lock, both
+    /// grids reachable, the source exists, the target name is free, the
+    /// target grid has room. Nothing is changed anywhere.
+    async fn preflight(&self, req: &StartRequest) -> Result<Preflight, EngineError> {
         let source_grid = parse_name::<GridName>("source_grid", &req.source_grid)?;
         let source_app = parse_name::<AppName>("source_app", &req.source_app)?;
         let target_grid = parse_name::<GridName>("target_grid", &req.target_grid)?;
         let target_app = parse_name::<AppName>("target_app", &req.target_app)?;
-        helper_name(&target_app)?;
+        let helper = helper_name(&target_app)?;
         if !req.action.allowed_by(self.settings.mode) {
             return Err(EngineError::NotAllowed(format!(
                 "this console's mode is {}: it does not {}",
@@ -180,8 +211,6 @@ impl Engine {
                 ));
             }
         }
-        // Pre-flight: both grids reachable, the source exists, the target
-        // name is free, the target grid has room.
         let (src, dst) =
             tokio::try_join!(self.connection(&source_grid), self.connection(&target_grid))?;
         let source = match src.app_info(&source_app).await {
@@ -213,7 +242,34 @@ impl Engine {
                 info.free_bytes
             )));
         }
+        let stale_helper = dst.app_info(&helper).await.is_ok();
+        Ok(Preflight {
+            source_grid,
+            source_app,
+            target_grid,
+            target_app,
+            helper,
+            source,
+            target_free_bytes: info.free_bytes,
+            stale_helper,
+        })
+    }
 
+    /// Pre-flight, lock, record, then drive the operation in the background.
+    pub async fn start(
+        self: &Arc<Self>,
+        req: StartRequest,
+        user: &str,
+    ) -> Result<OperationView, EngineError> {
+        let Preflight {
+            source_grid,
+            source_app,
+            target_grid,
+            target_app,
+            source,
+            ..
+        } = self.preflight(&req).await?;
+        let total: u64 = source.volumes.iter().map(|v| v.size).sum();
         let now = store::now();
         let op = OperationView {
             id: new_op_id(),
@@ -348,6 +404,10 @@ impl Engine {
     /// the operation has an outcome or is held.
     async fn drive(self: Arc<Self>, lock: Lock, fresh: bool) {
         let op = lock.op_id.clone();
+        if let Ok(mut set) = self.driving.lock() {
+            set.insert(op.clone());
+        }
+        let _driving = Driving(&self, op.clone());
         if fresh && let Err(e) = self.provision(&lock).await {
             let text = format!("provisioning failed: {e}");
             self.event(&op, "log", "console", json!({ "text": text }))
@@ -437,6 +497,7 @@ impl Engine {
             known_hosts: Default::default(),
             block_size: helper::env::DEFAULT_BLOCK_SIZE,
             stop_timeout_secs: helper::env::DEFAULT_STOP_TIMEOUT,
+            rate_limit: self.settings.copy_rate_limit_mib.unwrap_or(0) << 20,
         };
         let props = job
             .properties()
@@ -469,11 +530,8 @@ impl Engine {
         let Ok(helper) = helper_name(&lock.target_app_name) else {
             return;
         };
-        let since = store::last_helper_seq(&self.pool, op)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|s| u64::try_from(s).ok());
+        let since = self.last_seq(op, "helper").await;
+        let mut apps = AppLogs::new(self, lock, &dst).await;
         let mut follower = match dst.app_log_follow(&helper, since).await {
             Ok(f) => f,
             Err(e) => {
@@ -501,8 +559,9 @@ impl Engine {
                     None => break,
                 },
                 _ = ticker.tick() => {
+                    apps.poll(self, op).await;
                     let seen = self.states(lock).await;
-                    let states = (format!("{:?}", seen.0), format!("{:?}", seen.1), format!("{:?}", seen.2));
+                    let states = (seen.0.to_string(), seen.1.to_string(), seen.2.to_string());
                     if last_states.as_ref() != Some(&states) {
                         self.event(op, "state", "console", json!({"source": states.0, "target": states.1, "helper": states.2})).await;
                         last_states = Some(states);
@@ -518,6 +577,14 @@ impl Engine {
             }
         }
         follower.close().await;
+    }
+
+    async fn last_seq(&self, op: &str, source: &str) -> Option<u64> {
+        store::last_app_seq(&self.pool, op, source)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|s| u64::try_from(s).ok())
     }
 
     async fn helper_line(&self, op: &str, line: &grid::dialect::LogLine) {
@@ -886,5 +953,58 @@ impl Engine {
             archived_to: dest.display().to_string(),
             helper_destroyed,
         })
+    }
+}
+
+/// The source and target apps' own logs, read on every metering tick and
+/// stored as events (`source` / `target`), so the monitor shows all four.
+struct AppLogs {
+    apps: Vec<AppLog>,
+}
+
+/// (event source, its grid's connection, the app, the last line stored).
+type AppLog = (&'static str, Option<Arc<Connection>>, AppName, Option<u64>);
+
+impl AppLogs {
+    async fn new(engine: &Engine, lock: &Lock, dst: &Arc<Connection>) -> AppLogs {
+        let op = &lock.op_id;
+        let src = engine.connection(&lock.source_grid).await.ok();
+        // The source's history before this operation is not part of it:
+        // start after its last line unless this operation already stored some.
+        let mut source_since = engine.last_seq(op, "source").await;
+        if source_since.is_none()
+            && let Some(c) = &src
+            && let Ok(lines) = c.app_log(&lock.source_app_name, None).await
+        {
+            source_since = Some(lines.last().map_or(0, |l| l.seq));
+        }
+        let target_since = engine.last_seq(op, "target").await;
+        AppLogs {
+            apps: vec![
+                ("source", src, lock.source_app_name.clone(), source_since),
+                (
+                    "target",
+                    Some(dst.clone()),
+                    lock.target_app_name.clone(),
+                    target_since,
+                ),
+            ],
+        }
+    }
+
+    async fn poll(&mut self, engine: &Engine, op: &str) {
+        for (source, conn, app, since) in &mut self.apps {
+            let Some(c) = conn else { continue };
+            // A missing app (the target before it is created) has no log yet.
+            let Ok(lines) = c.app_log(app, *since).await else {
+                continue;
+            };
+            for l in lines {
+                *since = Some(l.seq);
+                engine
+                    .event(op, "log", source, json!({"seq": l.seq, "text": l.text}))
+                    .await;
+            }
+        }
     }
 }

@@ -208,13 +208,77 @@ pub async fn events_after(
         .collect())
 }
 
-/// The highest helper log sequence already stored (to resume following).
-pub async fn last_helper_seq(pool: &SqlitePool, op_id: &str) -> sqlx::Result<Option<i64>> {
+/// The last app-log sequence number stored for `source` (helper, source or target).
+pub async fn last_app_seq(
+    pool: &SqlitePool,
+    op_id: &str,
+    source: &str,
+) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "SELECT MAX(json_extract(data, '$.seq')) FROM operation_events
-         WHERE op_id = ? AND source = 'helper'",
+         WHERE op_id = ? AND source = ?",
     )
     .bind(op_id)
+    .bind(source)
     .fetch_one(pool)
     .await
+}
+
+/// The copy rate of the most recently finished operation that copied
+/// anything, with its id: what the pre-flight estimate is based on.
+pub async fn last_rate(pool: &SqlitePool) -> sqlx::Result<Option<(u64, String)>> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT json_extract(e.data, '$.progress.rate_bytes_per_sec'), o.id
+           FROM operation_events e JOIN operations o ON o.id = e.op_id
+          WHERE o.outcome = 'done' AND e.kind = 'progress'
+            AND json_extract(e.data, '$.progress.copied') > 0
+          ORDER BY o.finished_at DESC, e.seq DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(rate, id)| (u64::try_from(rate).unwrap_or(0), id)))
+}
+
+/// The operation's newest event.
+pub async fn last_event(pool: &SqlitePool, op_id: &str) -> sqlx::Result<Option<EventRow>> {
+    events_tail(pool, op_id, None).await
+}
+
+/// The operation's newest progress sample: (done, total, at).
+pub async fn last_progress(
+    pool: &SqlitePool,
+    op_id: &str,
+) -> sqlx::Result<Option<(i64, i64, String)>> {
+    Ok(events_tail(pool, op_id, Some("progress")).await?.map(|e| {
+        let p = &e.data["progress"];
+        (
+            p["done"].as_i64().unwrap_or(0),
+            p["total"].as_i64().unwrap_or(0),
+            e.at,
+        )
+    }))
+}
+
+async fn events_tail(
+    pool: &SqlitePool,
+    op_id: &str,
+    kind: Option<&str>,
+) -> sqlx::Result<Option<EventRow>> {
+    let row: Option<(i64, String, String, String, String)> = sqlx::query_as(
+        "SELECT seq, at, kind, source, data FROM operation_events
+          WHERE op_id = ? AND (? IS NULL OR kind = ?)
+          ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(op_id)
+    .bind(kind)
+    .bind(kind)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|(seq, at, kind, source, data)| EventRow {
+        seq,
+        at,
+        kind,
+        source,
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+    }))
 }

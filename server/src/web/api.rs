@@ -18,6 +18,7 @@ pub fn routes() -> Router<AppState> {
         .route("/grids", get(grids))
         .route("/grids/{grid}/apps", get(grid_apps))
         .route("/operations", get(operations).post(start_operation))
+        .route("/operations/plan", axum::routing::post(plan_operation))
         .route("/operations/{id}", get(operation))
         .route("/operations/{id}/events", get(operation_events))
         .route(
@@ -25,6 +26,7 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(cancel_operation),
         )
         .route("/lock", get(lock))
+        .route("/lock/evidence", get(lock_evidence))
         .route("/lock/override", axum::routing::post(override_lock))
         .fallback(|| async { ApiError::NotFound("no such API route; see README.md".into()) })
 }
@@ -79,6 +81,35 @@ async fn start_operation(
     Ok((StatusCode::CREATED, Json(op)))
 }
 
+/// What starting the operation would do (pre-flight, commands, estimate); changes nothing.
+async fn plan_operation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    body: Result<Json<crate::operation::StartRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<app::model::PlanView>, ApiError> {
+    user.require(Role::Operator)?;
+    let Json(req) = body.map_err(|e| {
+        ApiError::Unprocessable(format!(
+            "{}; send source_grid, source_app, target_grid, target_app and action",
+            e.body_text()
+        ))
+    })?;
+    Ok(Json(state.engine.plan(&req).await?))
+}
+
+/// The lock with the evidence read live from the controllers (404 when none).
+async fn lock_evidence(
+    State(state): State<AppState>,
+    _: CurrentUser,
+) -> Result<Json<app::model::LockDetail>, ApiError> {
+    state
+        .engine
+        .lock_detail(true)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound("there is no lock".into()))
+}
+
 async fn operations(
     State(state): State<AppState>,
     _: CurrentUser,
@@ -97,13 +128,21 @@ async fn operation(
         .ok_or_else(|| ApiError::NotFound(format!("there is no operation {id:?}")))
 }
 
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    after: Option<i64>,
+}
+
 /// The operation's events as Server-Sent Events (`id:` = sequence number;
 /// `Last-Event-ID` resumes after it), or as a JSON array when the client
 /// asks for `application/json`. The stream ends after the outcome.
+/// `?after=SEQ` starts after SEQ (a page that already shows events up to
+/// SEQ); a `Last-Event-ID` from a reconnecting client wins over it.
 async fn operation_events(
     State(state): State<AppState>,
     _: CurrentUser,
     Path(id): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     use crate::operation::store;
@@ -123,6 +162,7 @@ async fn operation_events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
+        .or(query.after)
         .unwrap_or(0);
     let pool = state.pool.clone();
     let wake = state.engine.subscribe();

@@ -25,11 +25,15 @@ pub struct NewOperationForm {
 }
 
 /// The field an engine refusal is about, so the form shows it there.
-fn field_of(message: &str) -> Option<&'static str> {
+pub(crate) fn field_of(message: &str) -> Option<&'static str> {
     if message.starts_with("target_app") || message.starts_with("target app") {
         Some("target_app")
     } else if message.starts_with("source_app") || message.starts_with("there is no app") {
         Some("source_app")
+    } else if message.starts_with("source_grid") {
+        Some("source_grid")
+    } else if message.starts_with("target_grid") {
+        Some("target_grid")
     } else {
         None
     }

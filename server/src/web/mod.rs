@@ -1,6 +1,7 @@
 //! The HTTP side: one router for pages, server functions, the JSON API and
 //! static assets, behind the Origin check and the sign-in gate.
 
+pub mod admin;
 pub mod api;
 pub mod error;
 pub mod forms;
@@ -57,6 +58,9 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
         .route("/logout", post(login::logout))
         .route("/operations/new", post(forms::new_operation))
         .route("/operations/{id}/cancel", post(forms::cancel_operation))
+        .route("/users", post(admin::add_user))
+        .route("/users/{name}", post(admin::change_user))
+        .route("/lock/override", post(admin::override_lock))
         .route(
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),

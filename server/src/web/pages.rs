@@ -5,12 +5,12 @@ use super::AppState;
 use crate::auth::accounts;
 use crate::config::Settings;
 use crate::grids::GridMonitor;
-use crate::lock::LockState;
 use crate::operation::{Engine, store};
-use app::backend::{Backend, BackendHandle, BoxFuture};
+use crate::operation::{EngineError, StartRequest};
+use app::backend::{Backend, BackendHandle, BoxFuture, OperationRequest};
 use app::model::{
-    ConsoleInfo, EventView, GridView, LockView, OperationDetail, OperationView, UserRow,
-    human_bytes,
+    ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail, OperationView,
+    PlanView, StreamEvent, UserRow,
 };
 use axum::extract::{Request, State};
 use axum::response::IntoResponse;
@@ -71,42 +71,18 @@ impl Backend for ConsoleBackend {
                 let Some(operation) = store::get(&self.pool, &id).await? else {
                     return Ok(None);
                 };
-                let rows = store::events_after(&self.pool, &id, 0).await?;
-                let mut states = None;
-                let events = rows
+                let events = store::events_after(&self.pool, &id, 0)
+                    .await?
                     .into_iter()
-                    .filter_map(|e| {
-                        let text = match e.kind.as_str() {
-                            "progress" => {
-                                let p = &e.data["progress"];
-                                format!(
-                                    "{}: {} of {} copied",
-                                    p["volume"].as_str().unwrap_or("?"),
-                                    human_bytes(p["volume_done"].as_u64().unwrap_or(0)),
-                                    human_bytes(p["volume_total"].as_u64().unwrap_or(0))
-                                )
-                            }
-                            "state" => {
-                                let s = |k: &str| e.data[k].as_str().unwrap_or("?").to_owned();
-                                states = Some((s("source"), s("target"), s("helper")));
-                                return None;
-                            }
-                            _ => e.data["text"].as_str().unwrap_or_default().to_owned(),
-                        };
-                        Some(EventView {
-                            seq: e.seq,
-                            at: e.at,
-                            kind: e.kind,
-                            source: e.source,
-                            text,
-                        })
+                    .map(|e| StreamEvent {
+                        seq: e.seq,
+                        at: e.at,
+                        kind: e.kind,
+                        source: e.source,
+                        data: e.data,
                     })
                     .collect();
-                Ok::<_, sqlx::Error>(Some(OperationDetail {
-                    operation,
-                    events,
-                    states,
-                }))
+                Ok::<_, sqlx::Error>(Some(OperationDetail { operation, events }))
             };
             read.await.map_err(|e| {
                 tracing::error!(error = %e, "cannot read an operation");
@@ -115,31 +91,93 @@ impl Backend for ConsoleBackend {
         })
     }
 
-    fn lock(&self) -> Option<LockView> {
-        match self.engine.lock_state() {
-            Ok(LockState::Held(l)) => Some(LockView {
-                op_id: Some(l.op_id.clone()),
-                summary: format!(
-                    "{} of {}/{} to {}/{} by {} since {}",
-                    l.action,
-                    l.source_grid,
-                    l.source_app_name,
-                    l.target_grid,
-                    l.target_app_name,
-                    l.created_by,
-                    l.created_at
-                ),
-            }),
-            Ok(LockState::Unreadable { problem, .. }) => Some(LockView {
-                op_id: None,
-                summary: format!("the lock file cannot be read: {problem}"),
-            }),
-            Ok(LockState::Free) => None,
-            Err(e) => Some(LockView {
-                op_id: None,
-                summary: format!("the lock file cannot be read: {e}"),
-            }),
-        }
+    fn lock_detail(&self) -> BoxFuture<'_, Result<Option<LockDetail>, String>> {
+        self.lock_detail_now()
+    }
+
+    fn plan(&self, request: OperationRequest) -> BoxFuture<'_, Result<PlanView, FieldError>> {
+        self.plan_now(request)
+    }
+
+    fn lock(&self) -> BoxFuture<'_, Option<LockView>> {
+        Box::pin(async move {
+            match self.engine.lock_detail(false).await {
+                Ok(None) => None,
+                Ok(Some(d)) => Some(LockView {
+                    summary: match &d.op_id {
+                        Some(_) => {
+                            let f = |k: &str| {
+                                d.fields
+                                    .iter()
+                                    .find(|(key, _)| key == k)
+                                    .map(|(_, v)| v.as_str())
+                                    .unwrap_or("?")
+                            };
+                            format!(
+                                "{} of {}/{} to {}/{} by {} since {}",
+                                f("action"),
+                                f("source_grid"),
+                                f("source_app_name"),
+                                f("target_grid"),
+                                f("target_app_name"),
+                                f("created_by"),
+                                f("created_at")
+                            )
+                        }
+                        None => format!(
+                            "the lock file cannot be read: {}",
+                            d.problem.as_deref().unwrap_or("?")
+                        ),
+                    },
+                    op_id: d.op_id,
+                    stale: d.stale,
+                }),
+                Err(e) => Some(LockView {
+                    op_id: None,
+                    summary: format!("the lock file cannot be read: {e}"),
+                    stale: Some(e.to_string()),
+                }),
+            }
+        })
+    }
+}
+
+impl ConsoleBackend {
+    fn lock_detail_now(&self) -> BoxFuture<'_, Result<Option<LockDetail>, String>> {
+        Box::pin(async move {
+            self.engine.lock_detail(true).await.map_err(|e| match e {
+                EngineError::Unexpected(e) => {
+                    tracing::error!(error = format!("{e:#}"), "cannot read the lock's evidence");
+                    "cannot read the lock; the console's log has the cause".to_owned()
+                }
+                other => other.to_string(),
+            })
+        })
+    }
+
+    fn plan_now(&self, r: OperationRequest) -> BoxFuture<'_, Result<PlanView, FieldError>> {
+        Box::pin(async move {
+            let req = StartRequest {
+                source_grid: r.source_grid,
+                source_app: r.source_app,
+                target_grid: r.target_grid,
+                target_app: r.target_app,
+                action: r.action,
+            };
+            self.engine.plan(&req).await.map_err(|e| {
+                let message = match e {
+                    EngineError::Unexpected(e) => {
+                        tracing::error!(error = format!("{e:#}"), "pre-flight failed");
+                        "the console hit an unexpected error; its log has the cause".to_owned()
+                    }
+                    other => other.to_string(),
+                };
+                FieldError {
+                    field: super::forms::field_of(&message).map(str::to_owned),
+                    message,
+                }
+            })
+        })
     }
 }
 

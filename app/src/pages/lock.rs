@@ -1,0 +1,112 @@
+//! The lock page: the lock's fields, its age, the evidence read live from
+//! the controllers, whether it looks stale and why, and (admins) the
+//! override form that asks for the operation id and a reason.
+
+use super::error_text;
+use super::layout::Me;
+use crate::backend::lock_evidence;
+use crate::model::{LockDetail, Role, human_duration};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+pub fn LockPage() -> impl IntoView {
+    let query = use_query_map();
+    let me = expect_context::<Me>();
+    let detail = Resource::new(|| (), |_| lock_evidence());
+    view! {
+        <Title text="Lock"/>
+        <h1>"Lock"</h1>
+        {move || query.read().get("ok").map(|m| view! { <p class="notice" role="status" data-testid="lock-ok">{m}</p> })}
+        {move || {
+            let q = query.read();
+            q.get("error").filter(|_| q.get("field").is_none())
+                .map(|m| view! { <p class="alert" role="alert" data-testid="lock-error">{m}</p> })
+        }}
+        <Suspense fallback=|| view! { <p class="muted">"Reading the lock and asking the controllers…"</p> }>
+            {move || Suspend::new(async move {
+                let is_admin = me.await.map(|u| u.role.allows(Role::Admin)).unwrap_or(false);
+                match detail.await {
+                    Ok(None) => view! {
+                        <p class="big" data-testid="no-lock"><span class="status status-op-done">"free"</span>" No operation holds the lock."</p>
+                    }.into_any(),
+                    Ok(Some(d)) => view! { <Evidence d is_admin/> }.into_any(),
+                    Err(e) => view! { <p class="alert" role="alert">{error_text(&e)}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Evidence(d: LockDetail, is_admin: bool) -> impl IntoView {
+    let query = use_query_map();
+    let field_error = move |field: &'static str| {
+        let q = query.read();
+        (q.get("field").as_deref() == Some(field)).then(|| q.get("error").unwrap_or_default())
+    };
+    let confirm_word = d.op_id.clone().unwrap_or_else(|| "unreadable".into());
+    let age = |s: Option<u64>| {
+        s.map(|s| format!("{} ago", human_duration(s)))
+            .unwrap_or_else(|| "unknown".into())
+    };
+    view! {
+        <section class="card" aria-label="Verdict" data-testid="lock-verdict">
+            {match d.stale.clone() {
+                Some(why) => view! {
+                    <p class="big"><span class="status status-stale" data-testid="lock-stale">"stale"</span></p>
+                    <p data-testid="stale-reason">{why}</p>
+                }.into_any(),
+                None => view! {
+                    <p class="big"><span class="status status-op-running">"active"</span></p>
+                    <p>"This console is working on the operation and it is making progress. Overriding now would leave the helper working unsupervised."</p>
+                }.into_any(),
+            }}
+            {d.op_id.clone().map(|id| view! { <p><a class="button" href=format!("/operations/{id}")>"View the monitor"</a></p> })}
+        </section>
+        <div class="cards">
+            <section class="card" aria-label="Lock file">
+                <h2>"Lock file"</h2>
+                <dl class="facts" data-testid="lock-fields">
+                    {d.fields.iter().map(|(k, v)| view! { <dt>{k.clone()}</dt><dd><code>{v.clone()}</code></dd> }).collect_view()}
+                    <dt>"age"</dt><dd data-testid="lock-age">{age(d.age_secs)}</dd>
+                </dl>
+                {d.problem.clone().map(|p| view! { <p class="alert">{p}</p> })}
+                {d.raw.clone().map(|r| view! { <h3>"Raw content"</h3><pre class="raw" data-testid="lock-raw">{r}</pre> })}
+            </section>
+            <section class="card" aria-label="Evidence">
+                <h2>"Evidence"</h2>
+                <dl class="facts" data-testid="lock-evidence">
+                    <dt>"phase"</dt><dd>{d.phase.clone().unwrap_or_else(|| "unknown".into())}</dd>
+                    <dt>"last word"</dt><dd>{d.reason.clone().unwrap_or_else(|| "—".into())}</dd>
+                    <dt>"last progress"</dt><dd>{d.last_progress.clone().unwrap_or_else(|| "none".into())}</dd>
+                    <dt>"last event"</dt><dd>{age(d.last_event_age_secs)}</dd>
+                    <dt>"worked on"</dt><dd>{if d.driven { "yes, by this console" } else { "no" }}</dd>
+                    <dt>"source app"</dt><dd data-testid="ev-source">{d.source_state.clone()}</dd>
+                    <dt>"helper"</dt><dd data-testid="ev-helper">{d.helper_state.clone()}</dd>
+                    <dt>"target app"</dt><dd data-testid="ev-target">{d.target_state.clone()}</dd>
+                </dl>
+                <p class="hint">"States were read from the controllers just now."</p>
+            </section>
+        </div>
+        {if is_admin {
+            view! {
+                <form method="post" action="/lock/override" class="card op-form danger-zone" data-testid="override-form">
+                    <h2>"Override the lock"</h2>
+                    <p>"The lock file is moved to " <code>"locks/"</code> " and the override is audited. Nothing on the grids changes unless you ask for the helper to be destroyed; look at both grids first."</p>
+                    <label for="op_id">{format!("Type {confirm_word} to confirm")}</label>
+                    <input id="op_id" name="op_id" type="text" required autocomplete="off" spellcheck="false"/>
+                    {move || field_error("op_id").map(|e| view! { <p class="field-error" data-testid="error-op_id">{e}</p> })}
+                    <label for="reason">"Reason"</label>
+                    <textarea id="reason" name="reason" required rows="2"></textarea>
+                    {move || field_error("reason").map(|e| view! { <p class="field-error" data-testid="error-reason">{e}</p> })}
+                    <label class="choice"><input type="checkbox" name="destroy_helper" value="1"/>" Also destroy the helper on the target grid"</label>
+                    <button type="submit" class="danger">"Override the lock"</button>
+                </form>
+            }.into_any()
+        } else {
+            view! { <p class="hint">"Only admins can override a lock."</p> }.into_any()
+        }}
+    }
+}

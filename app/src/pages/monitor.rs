@@ -1,0 +1,353 @@
+//! The monitor of one operation. The server renders everything so far;
+//! once hydrated, the page follows the operation's event stream (SSE) and
+//! folds each event into the same [`MonitorState`] the server rendered
+//! from. Without JavaScript the page refreshes itself every two seconds.
+
+use super::error_text;
+use super::layout::Me;
+use crate::backend::get_operation;
+use crate::model::{
+    Action, MonitorState, OperationDetail, OperationView, Role, human_bytes, human_duration,
+};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+const MIGRATE_PHASES: [&str; 8] = [
+    "preflight",
+    "provisioning",
+    "stopping_source",
+    "copying",
+    "verifying",
+    "starting_target",
+    "reconciling",
+    "done",
+];
+const SNAPSHOT_PHASES: [&str; 8] = [
+    "preflight",
+    "provisioning",
+    "stopping_source",
+    "copying",
+    "verifying",
+    "restarting_source",
+    "reconciling",
+    "done",
+];
+
+/// Log sources the operator can filter by: (query value, label).
+const SOURCES: [(&str, &str); 5] = [
+    ("all", "All"),
+    ("console", "Console"),
+    ("helper", "Helper"),
+    ("source", "Source app"),
+    ("target", "Target app"),
+];
+
+/// What cancelling does in this phase, said before the operator confirms.
+pub fn cleanup_text(op: &OperationView, phase: &str) -> Option<String> {
+    match phase {
+        "queued" | "preflight" | "provisioning" => Some(format!(
+            "The helper is removed and the lock released. The source app {}/{} has not been stopped and stays as it is.",
+            op.source_grid, op.source_app
+        )),
+        "stopping_source" | "copying" | "verifying" => Some(format!(
+            "The helper is stopped, the source app {}/{} is started again and the partial copy {}/{} is removed.",
+            op.source_grid, op.source_app, op.target_grid, op.target_app
+        )),
+        _ => None,
+    }
+}
+
+#[component]
+pub fn MonitorPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let detail = Resource::new(id, get_operation);
+    let me = expect_context::<Me>();
+    let query = use_query_map();
+    view! {
+        {move || query.read().get("error").map(|e| view! { <p class="alert" role="alert" data-testid="monitor-error">{e}</p> })}
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let can_cancel = me.await.map(|u| u.role.allows(Role::Operator)).unwrap_or(false);
+                match detail.await {
+                    Ok(d) => view! { <Monitor detail=d can_cancel/> }.into_any(),
+                    Err(e) => view! {
+                        <Title text="Operation"/>
+                        <h1>"Operation"</h1>
+                        <p class="alert" role="alert">{error_text(&e)}</p>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
+    let op = detail.operation.clone();
+    let state = RwSignal::new(MonitorState::from_detail(&detail));
+    // connecting → live → reconnecting … → ended; "static" without JavaScript.
+    let link = RwSignal::new(if state.with_untracked(MonitorState::running) {
+        "static"
+    } else {
+        "ended"
+    });
+    #[cfg(feature = "hydrate")]
+    live::follow(op.id.clone(), state, link);
+
+    let query = use_query_map();
+    let filter = move || {
+        query
+            .read()
+            .get("log")
+            .filter(|s| SOURCES.iter().any(|(v, _)| v == s))
+            .unwrap_or_else(|| "all".into())
+    };
+    let phases = match op.action {
+        Action::Migrate => MIGRATE_PHASES,
+        Action::Snapshot => SNAPSHOT_PHASES,
+    };
+    let title = format!(
+        "{} {}/{} → {}/{}",
+        op.action, op.source_grid, op.source_app, op.target_grid, op.target_app
+    );
+    let helper = format!("MigHelper_{}", op.target_app);
+    let monitor_url = format!("/operations/{}", op.id);
+    let op_for_cancel = op.clone();
+
+    // Auto-scroll: follow new lines until the operator scrolls up.
+    let log_box = NodeRef::<leptos::html::Div>::new();
+    let follow = RwSignal::new(true);
+    let at_bottom = move || {
+        log_box
+            .get_untracked()
+            .is_some_and(|el| el.scroll_top() + el.client_height() >= el.scroll_height() - 8)
+    };
+    let to_bottom = move || {
+        if let Some(el) = log_box.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    };
+    Effect::new(move |_| {
+        state.with(|s| s.lines.len());
+        filter();
+        if follow.get_untracked() {
+            request_animation_frame(to_bottom);
+        }
+    });
+
+    view! {
+        <Title text=format!("Operation {}", op.id)/>
+        // Without JavaScript a running operation's page reloads itself;
+        // with it, the event stream keeps the page current instead.
+        {state.with_untracked(MonitorState::running).then(|| view! {
+            <noscript inner_html=r#"<meta http-equiv="refresh" content="2">"#></noscript>
+        })}
+        <h1>{title}</h1>
+        <p class="muted">
+            {format!("Operation {} started by {} at {}", op.id, op.created_by, op.created_at)}
+            " · "
+            <span class="link-state" data-testid="link-state" data-state=move || link.get()>
+                {move || match link.get() {
+                    "live" => "live",
+                    "connecting" => "connecting…",
+                    "reconnecting" => "connection lost — reconnecting…",
+                    "ended" => "finished",
+                    _ => "refreshes every 2 s",
+                }}
+            </span>
+        </p>
+        <ol class="pipeline" aria-label="Phases" data-testid="pipeline">
+            {phases.iter().enumerate().map(|(i, p)| {
+                let class = move || {
+                    let s = state.read();
+                    let current = phases.iter().position(|q| *q == s.phase);
+                    match (current, s.outcome.as_deref()) {
+                        (_, Some("done")) => "done",
+                        (Some(c), _) if i < c => "done",
+                        (Some(c), Some(_)) if i == c => "failed",
+                        (Some(c), None) if i == c => "current",
+                        _ => "todo",
+                    }
+                };
+                let aria = move || (class() == "current").then_some("step");
+                view! { <li class=class aria-current=aria>{p.replace('_', " ")}</li> }
+            }).collect_view()}
+        </ol>
+        <section class="card" aria-label="Progress">
+            <h2>"Progress"</h2>
+            <div class="bar" role="progressbar" aria-label="Bytes copied" aria-valuemin="0" aria-valuemax="100"
+                aria-valuenow=move || state.read().percent().to_string()>
+                <div class="fill" style=move || format!("width: {}%", state.read().percent())></div>
+            </div>
+            <p data-testid="progress" data-done=move || state.read().done.to_string()>
+                {move || {
+                    let s = state.read();
+                    let mut text = format!("{}% — {} of {}", s.percent(), human_bytes(s.done), human_bytes(s.total));
+                    if s.running() && s.rate > 0 {
+                        text.push_str(&format!(" · {}/s", human_bytes(s.rate)));
+                    }
+                    if let Some(eta) = s.eta_secs() {
+                        text.push_str(&format!(" · about {} left", human_duration(eta)));
+                    }
+                    text
+                }}
+            </p>
+            <p class="big" data-testid="outcome">
+                {move || {
+                    let s = state.read();
+                    let word = s.outcome.clone().unwrap_or_else(|| format!("running: {}", s.phase.replace('_', " ")));
+                    let class = format!("status status-op-{}", s.outcome.as_deref().unwrap_or("running"));
+                    view! { <span class=class>{word}</span> }
+                }}
+            </p>
+            {move || state.read().reason.clone().map(|r| view! { <p class="hint" data-testid="reason">{r}</p> })}
+        </section>
+        <section class="cards panes" aria-label="Apps">
+            <Pane title="Source app" name=format!("{}/{}", op.source_grid, op.source_app) testid="pane-source"
+                state=Signal::derive(move || state.read().source_state.clone())/>
+            <Pane title="Helper" name=format!("{}/{}", op.target_grid, helper) testid="pane-helper"
+                state=Signal::derive(move || state.read().helper_state.clone())/>
+            <Pane title="Target app" name=format!("{}/{}", op.target_grid, op.target_app) testid="pane-target"
+                state=Signal::derive(move || state.read().target_state.clone())/>
+        </section>
+        {move || {
+            let s = state.read();
+            if !(s.running() && can_cancel) {
+                return None;
+            }
+            Some(match cleanup_text(&op_for_cancel, &s.phase) {
+                Some(cleanup) => view! {
+                    <details class="cancel card" data-testid="cancel">
+                        <summary>"Cancel this operation…"</summary>
+                        <p>{cleanup}</p>
+                        <form method="post" action=format!("{monitor_url}/cancel")>
+                            <button type="submit" class="danger">"Yes, cancel and clean up"</button>
+                        </form>
+                    </details>
+                }.into_any(),
+                None => view! {
+                    <p class="hint" data-testid="cancel">"The target is starting: the operation can no longer be cancelled. Wait for its outcome."</p>
+                }.into_any(),
+            })
+        }}
+        <section aria-label="Log" class="log-section">
+            <div class="log-head">
+                <h2>"Log"</h2>
+                <nav class="segmented" aria-label="Show log lines from">
+                    {SOURCES.iter().map(|(value, label)| {
+                        let href = if *value == "all" { "?".to_owned() } else { format!("?log={value}") };
+                        let current = move || (filter() == *value).then_some("true");
+                        view! { <a href=href aria-current=current data-log-filter=*value>{*label}</a> }
+                    }).collect_view()}
+                </nav>
+            </div>
+            <div class="log-box" node_ref=log_box tabindex="0" aria-label="Operation log"
+                on:scroll=move |_| follow.set(at_bottom())>
+                <ol class="log" data-testid="log">
+                    <For
+                        each=move || {
+                            let f = filter();
+                            state.read().lines.iter().filter(|l| f == "all" || l.source == f).cloned().collect::<Vec<_>>()
+                        }
+                        key=|l| l.seq
+                        let(line)
+                    >
+                        <li data-source=line.source.clone() data-kind=line.kind.clone() data-seq=line.seq>
+                            <span class="seq">{line.seq}</span>
+                            <span class=format!("src src-{}", line.source)>{line.source.clone()}</span>
+                            <span class="text">{line.text}</span>
+                        </li>
+                    </For>
+                </ol>
+            </div>
+            <Show when=move || !follow.get()>
+                <button type="button" class="follow" data-testid="follow-log"
+                    on:click=move |_| { follow.set(true); to_bottom(); }>
+                    "Auto-scroll paused — jump to the newest line"
+                </button>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn Pane(
+    title: &'static str,
+    name: String,
+    testid: &'static str,
+    state: Signal<String>,
+) -> impl IntoView {
+    view! {
+        <div class="card pane" data-testid=testid>
+            <h2>{title}</h2>
+            <p class="muted">{name}</p>
+            <p class="big">
+                <span class=move || format!("status status-app-{}", state.get().split(' ').next().unwrap_or_default())>
+                    {move || state.get()}
+                </span>
+            </p>
+        </div>
+    }
+}
+
+/// The browser's side of the live monitor: an `EventSource` that starts
+/// after the last event the page shows and folds every event into the
+/// page's state. The browser reconnects on its own after a drop, sending
+/// `Last-Event-ID`, so no line is lost; the state ignores repeats.
+#[cfg(feature = "hydrate")]
+mod live {
+    use crate::model::{MonitorState, StreamEvent};
+    use leptos::prelude::*;
+    use send_wrapper::SendWrapper;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    use web_sys::{EventSource, MessageEvent};
+
+    pub fn follow(op_id: String, state: RwSignal<MonitorState>, link: RwSignal<&'static str>) {
+        if !state.with_untracked(MonitorState::running) {
+            return;
+        }
+        let after = state.with_untracked(|s| s.last_seq);
+        let url = format!("/api/v1/operations/{op_id}/events?after={after}");
+        let Ok(source) = EventSource::new(&url) else {
+            link.set("static");
+            return;
+        };
+        link.set("connecting");
+        let closer = source.clone();
+        let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
+            let Some(text) = m.data().as_string() else {
+                return;
+            };
+            let Ok(event) = serde_json::from_str::<StreamEvent>(&text) else {
+                return;
+            };
+            state.update(|s| s.apply(&event));
+            link.set("live");
+            if !state.with_untracked(MonitorState::running) {
+                closer.close();
+                link.set("ended");
+            }
+        });
+        for kind in ["phase", "log", "progress", "state", "message"] {
+            let _ =
+                source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
+        }
+        let on_open = Closure::<dyn FnMut()>::new(move || link.set("live"));
+        source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        let on_error = Closure::<dyn FnMut()>::new(move || {
+            if state.with_untracked(MonitorState::running) {
+                link.set("reconnecting");
+            }
+        });
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        // The closures live as long as the page; the stream closes with it.
+        on_event.forget();
+        on_open.forget();
+        on_error.forget();
+        let source = SendWrapper::new(source);
+        on_cleanup(move || source.close());
+    }
+}

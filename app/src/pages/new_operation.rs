@@ -1,0 +1,328 @@
+//! Starting an operation in two steps: the form (checked as the operator
+//! types once hydrated, and on submit), then the pre-flight preview — the
+//! controller commands in order, the volumes and bytes, an estimate —
+//! which the operator confirms. Both steps are plain GET/POST forms, so
+//! they work without JavaScript.
+
+use super::error_text;
+use super::layout::Me;
+use crate::backend::{check_target, console_settings, list_grids, preview_operation};
+use crate::model::{Action, FieldError, PlanView, Role, check_name, human_bytes, human_duration};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+/// The form's fields, as the query carries them between the steps.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Fields {
+    source_grid: String,
+    source_app: String,
+    target_grid: String,
+    target_app: String,
+    action: String,
+}
+
+impl Fields {
+    fn query(&self) -> String {
+        fn enc(s: &str) -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        char::from(b).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        }
+        format!(
+            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}",
+            enc(&self.source_grid),
+            enc(&self.source_app),
+            enc(&self.target_grid),
+            enc(&self.target_app),
+            enc(&self.action)
+        )
+    }
+}
+
+fn parse_action(s: &str) -> Option<Action> {
+    match s {
+        "migrate" => Some(Action::Migrate),
+        "snapshot" => Some(Action::Snapshot),
+        _ => None,
+    }
+}
+
+#[component]
+pub fn NewOperationPage() -> impl IntoView {
+    let query = use_query_map();
+    let me = expect_context::<Me>();
+    let grids = Resource::new(|| (), |_| list_grids());
+    let info = Resource::new(|| (), |_| console_settings());
+    let fields = move || {
+        let q = query.read();
+        let get = |k: &str| q.get(k).unwrap_or_default();
+        Fields {
+            source_grid: get("source_grid"),
+            source_app: get("source_app"),
+            target_grid: get("target_grid"),
+            target_app: get("target_app"),
+            action: get("action"),
+        }
+    };
+    let review = move || query.read().get("review").is_some().then(fields);
+    let plan = Resource::new(review, |review| async move {
+        let Some(f) = review else { return Ok(None) };
+        let Some(action) = parse_action(&f.action) else {
+            return Ok(Some(Err(FieldError {
+                field: Some("action".into()),
+                message: "choose migrate or snapshot".into(),
+            })));
+        };
+        preview_operation(
+            f.source_grid,
+            f.source_app,
+            f.target_grid,
+            f.target_app,
+            action,
+        )
+        .await
+        .map(Some)
+    });
+    let submitted_error = move || {
+        let q = query.read();
+        q.get("error").map(|message| FieldError {
+            field: q.get("field"),
+            message,
+        })
+    };
+
+    view! {
+        <Title text="New operation"/>
+        <h1>"New operation"</h1>
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let user = match me.await {
+                    Ok(u) => u,
+                    Err(e) => return view! { <p class="alert" role="alert">{error_text(&e)}</p> }.into_any(),
+                };
+                if !user.role.allows(Role::Operator) {
+                    return view! {
+                        <p class="alert" role="alert" data-testid="form-error">
+                            {format!("You are signed in as {} ({}): viewers watch operations but cannot start them.", user.name, user.role)}
+                        </p>
+                    }.into_any();
+                }
+                let names: Vec<String> = grids.await.map(|g| g.into_iter().map(|g| g.name).collect()).unwrap_or_default();
+                let info = info.await.ok();
+                let actions: Vec<Action> = [Action::Migrate, Action::Snapshot]
+                    .into_iter()
+                    .filter(|a| info.as_ref().is_none_or(|i| a.allowed_by(i.mode)))
+                    .collect();
+                let mut defaults = fields();
+                if defaults.source_grid.is_empty() {
+                    defaults.source_grid = info.as_ref().and_then(|i| i.current_grid.clone()).unwrap_or_default();
+                }
+                if defaults.source_app.is_empty() {
+                    defaults.source_app = info.as_ref().and_then(|i| i.current_app.clone()).unwrap_or_default();
+                }
+                match plan.await {
+                    Ok(Some(Ok(p))) => view! { <Preview plan=p fields=defaults/> }.into_any(),
+                    Ok(Some(Err(e))) => view! { <OpForm names actions defaults error=Some(e)/> }.into_any(),
+                    Ok(None) => view! { <OpForm names actions defaults error=submitted_error()/> }.into_any(),
+                    Err(e) => view! {
+                        <OpForm names actions defaults error=Some(FieldError { field: None, message: error_text(&e) })/>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn OpForm(
+    names: Vec<String>,
+    actions: Vec<Action>,
+    defaults: Fields,
+    error: Option<FieldError>,
+) -> impl IntoView {
+    let source_app = RwSignal::new(defaults.source_app.clone());
+    let target_grid = RwSignal::new(if defaults.target_grid.is_empty() {
+        names
+            .iter()
+            .find(|n| **n != defaults.source_grid)
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        defaults.target_grid.clone()
+    });
+    let target_app = RwSignal::new(defaults.target_app.clone());
+    // Typing replaces the submitted answer for that field with a live one.
+    let typed_source = RwSignal::new(false);
+    let typed_target = RwSignal::new(false);
+    let live_source = RwSignal::new(None::<String>);
+    let live_target = RwSignal::new(None::<String>);
+    let check_source = move || {
+        typed_source.set(true);
+        live_source.set(check_name(&source_app.get_untracked()).err());
+    };
+    let check_target_now = move || {
+        typed_target.set(true);
+        let (grid, app) = (target_grid.get_untracked(), target_app.get_untracked());
+        if let Err(e) = check_name(&app) {
+            live_target.set(Some(e));
+            return;
+        }
+        live_target.set(None);
+        leptos::task::spawn_local(async move {
+            let verdict = check_target(grid.clone(), app.clone()).await;
+            let current = target_grid.get_untracked() == grid && target_app.get_untracked() == app;
+            if let (Ok(v), true) = (verdict, current) {
+                live_target.set(v);
+            }
+        });
+    };
+    let submitted = StoredValue::new(error);
+    let submitted_for = move |field: &'static str| {
+        submitted.with_value(|e| {
+            e.as_ref()
+                .filter(|e| e.field.as_deref() == Some(field))
+                .map(|e| e.message.clone())
+        })
+    };
+    let general = submitted.with_value(|e| {
+        e.as_ref()
+            .filter(|e| e.field.is_none())
+            .map(|e| e.message.clone())
+    });
+    let source_error = move || {
+        if typed_source.get() {
+            live_source.get()
+        } else {
+            submitted_for("source_app")
+        }
+    };
+    let target_error = move || {
+        if typed_target.get() {
+            live_target.get()
+        } else {
+            submitted_for("target_app")
+        }
+    };
+    let options = move |selected: String| {
+        names
+            .iter()
+            .map(|n| {
+                let sel = *n == selected;
+                view! { <option value=n.clone() selected=sel>{n.clone()}</option> }
+            })
+            .collect_view()
+    };
+    let chosen = parse_action(&defaults.action)
+        .filter(|a| actions.contains(a))
+        .or(actions.first().copied());
+    view! {
+        {general.map(|e| view! { <p class="alert" role="alert" data-testid="form-error">{e}</p> })}
+        <form method="get" action="/operations/new" class="card op-form" data-testid="op-form">
+            <input type="hidden" name="review" value="1"/>
+            <label for="source_grid">"Source grid"</label>
+            <select id="source_grid" name="source_grid">{options.clone()(defaults.source_grid.clone())}</select>
+            {submitted_for("source_grid").map(|e| view! { <p class="field-error" data-testid="error-source_grid">{e}</p> })}
+            <label for="source_app">"Source app"</label>
+            <input id="source_app" name="source_app" type="text" required autocomplete="off"
+                aria-describedby="source_app-error"
+                prop:value=move || source_app.get()
+                on:input=move |ev| { source_app.set(event_target_value(&ev)); check_source(); }/>
+            <p class="field-error" id="source_app-error" data-testid="error-source_app" aria-live="polite"
+                hidden=move || source_error().is_none()>{source_error}</p>
+            <label for="target_grid">"Target grid"</label>
+            <select id="target_grid" name="target_grid"
+                on:change=move |ev| { target_grid.set(event_target_value(&ev)); check_target_now(); }>
+                {options(target_grid.get_untracked())}
+            </select>
+            {submitted_for("target_grid").map(|e| view! { <p class="field-error" data-testid="error-target_grid">{e}</p> })}
+            <label for="target_app">"Target app name"</label>
+            <input id="target_app" name="target_app" type="text" required autocomplete="off"
+                aria-describedby="target_app-hint target_app-error"
+                prop:value=move || target_app.get()
+                on:input=move |ev| { target_app.set(event_target_value(&ev)); check_target_now(); }/>
+            <p class="hint" id="target_app-hint">"A letter, then up to 63 letters, digits, _ or -; not yet used on the target grid."</p>
+            <p class="field-error" id="target_app-error" data-testid="error-target_app" aria-live="polite"
+                hidden=move || target_error().is_none()>{target_error}</p>
+            <fieldset>
+                <legend>"Action"</legend>
+                {actions.iter().map(|a| {
+                    let checked = Some(*a) == chosen;
+                    let hint = match a {
+                        Action::Migrate => "move the app: the source is destroyed once the target runs verified",
+                        Action::Snapshot => "copy the app: the source runs again, the copy stays stopped",
+                    };
+                    view! {
+                        <label class="choice">
+                            <input type="radio" name="action" value=a.as_str() checked=checked/>
+                            " " {a.as_str()} <span class="hint">" — " {hint}</span>
+                        </label>
+                    }
+                }).collect_view()}
+                {submitted_for("action").map(|e| view! { <p class="field-error" data-testid="error-action">{e}</p> })}
+            </fieldset>
+            <button type="submit" class="primary">"Review the plan"</button>
+        </form>
+    }
+}
+
+#[component]
+fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
+    let change = format!("/operations/new?{}", fields.query());
+    let verb = plan.action.as_str();
+    let downtime = match plan.action {
+        Action::Migrate => "The source app is stopped from the first step until the target runs.",
+        Action::Snapshot => {
+            "The source app is stopped while its volumes are copied, then started again."
+        }
+    };
+    view! {
+        <section class="card preview" data-testid="preflight" aria-label="Pre-flight">
+            <h2><span class="status status-op-done">"pre-flight passed"</span></h2>
+            <p class="big">{format!("{verb} {}/{} → {}/{}", plan.source_grid, plan.source_app, plan.target_grid, plan.target_app)}</p>
+            <dl class="facts">
+                <dt>"Volumes"</dt>
+                <dd>{plan.volumes.iter().map(|v| format!("{} ({})", v.name, human_bytes(v.size))).collect::<Vec<_>>().join(", ")}</dd>
+                <dt>"To copy"</dt>
+                <dd data-testid="bytes">{format!("at most {} — all-zero blocks are skipped", human_bytes(plan.bytes_total))}</dd>
+                <dt>"Room on "{plan.target_grid.clone()}</dt>
+                <dd>{format!("{} free", human_bytes(plan.target_free_bytes))}</dd>
+                <dt>"Estimate"</dt>
+                <dd data-testid="estimate">{format!(
+                    "about {} at {}/s ({})",
+                    human_duration(plan.estimate_secs),
+                    human_bytes(plan.rate_bytes_per_sec),
+                    plan.rate_basis
+                )}</dd>
+                <dt>"Downtime"</dt>
+                <dd>{downtime}</dd>
+            </dl>
+            <h3>"What will happen, in order"</h3>
+            <ol class="steps" data-testid="plan-steps">
+                {plan.steps.into_iter().map(|s| view! {
+                    <li>
+                        <span class=format!("by by-{}", s.by)>{s.by.clone()}</span>
+                        " on " <strong>{s.grid}</strong> ": "
+                        <code>{s.command}</code>
+                        <span class="hint">" — " {s.why}</span>
+                    </li>
+                }).collect_view()}
+            </ol>
+            <form method="post" action="/operations/new" class="confirm">
+                <input type="hidden" name="source_grid" value=fields.source_grid.clone()/>
+                <input type="hidden" name="source_app" value=fields.source_app.clone()/>
+                <input type="hidden" name="target_grid" value=fields.target_grid.clone()/>
+                <input type="hidden" name="target_app" value=fields.target_app.clone()/>
+                <input type="hidden" name="action" value=fields.action.clone()/>
+                <button type="submit" class="primary">{format!("Start the {verb}")}</button>
+                " "
+                <a class="button" href=change>"Change"</a>
+            </form>
+        </section>
+    }
+}

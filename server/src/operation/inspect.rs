@@ -1,0 +1,369 @@
+//! Looking without touching: the pre-flight preview of an operation and the
+//! evidence behind a lock. Both ask the controllers live; neither changes
+//! anything on a grid or on disk.
+
+use super::{Engine, EngineError, HELPER_TEMPLATE, Preflight, StartRequest, store};
+use crate::lock::{Lock, LockState};
+use crate::reconcile::Seen;
+use app::model::{Action, LockDetail, PlanStep, PlanView, VolumeView, human_bytes};
+use grid::dialect::{Command, VolRef};
+use grid::{AppName, TemplateName};
+
+/// Without a finished operation to learn from, the preview assumes this rate.
+pub const ASSUMED_RATE: u64 = 50 << 20;
+/// Stopping the source, creating the target, starting it, verifying: what
+/// an operation takes besides the copy, roughly.
+const FIXED_OVERHEAD_SECS: u64 = 15;
+/// A running operation without a new event for this long looks stuck.
+pub const QUIET_LIMIT_SECS: u64 = 300;
+
+fn seconds_since(rfc3339: &str) -> Option<u64> {
+    let then = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    let secs = (time::OffsetDateTime::now_utc() - then).whole_seconds();
+    u64::try_from(secs).ok()
+}
+
+impl Engine {
+    /// What starting `req` would do, in order, with volumes, bytes and an
+    /// estimate, after the same pre-flight `start` runs.
+    pub async fn plan(&self, req: &StartRequest) -> Result<PlanView, EngineError> {
+        let p: Preflight = self.preflight(req).await?;
+        let bytes_total: u64 = p.source.volumes.iter().map(|v| v.size).sum();
+        let (measured, basis) = match store::last_rate(&self.pool).await? {
+            Some((rate, op)) if rate > 0 => (rate, format!("the rate {op} copied at")),
+            _ => (
+                ASSUMED_RATE,
+                "an assumed rate: no operation has finished on this console yet".to_owned(),
+            ),
+        };
+        let (rate, basis) = match self.settings.copy_rate_limit_mib {
+            Some(mib) if mib << 20 < measured => (
+                mib << 20,
+                format!("the configured limit copy_rate_limit_mib = {mib}"),
+            ),
+            _ => (measured, basis),
+        };
+        let estimate_secs = bytes_total / rate.max(1) + FIXED_OVERHEAD_SECS;
+        Ok(PlanView {
+            action: req.action,
+            source_grid: p.source_grid.to_string(),
+            source_app: p.source_app.to_string(),
+            target_grid: p.target_grid.to_string(),
+            target_app: p.target_app.to_string(),
+            helper: p.helper.to_string(),
+            volumes: p
+                .source
+                .volumes
+                .iter()
+                .map(|v| VolumeView {
+                    name: v.name.to_string(),
+                    size: v.size,
+                })
+                .collect(),
+            bytes_total,
+            target_free_bytes: p.target_free_bytes,
+            steps: steps(req.action, &p),
+            estimate_secs,
+            rate_bytes_per_sec: rate,
+            rate_basis: basis,
+        })
+    }
+
+    /// The lock with its evidence: the file's fields, its age, the
+    /// operation's last progress, and (when `live`) the three apps' states
+    /// read from the controllers now. Without `live` nothing waits on SSH.
+    pub async fn lock_detail(&self, live: bool) -> Result<Option<LockDetail>, EngineError> {
+        let state = self
+            .lock
+            .read()
+            .map_err(|e| EngineError::Unexpected(e.into()))?;
+        let lock = match state {
+            LockState::Free => return Ok(None),
+            LockState::Unreadable { raw, problem } => {
+                return Ok(Some(LockDetail {
+                    op_id: None,
+                    fields: vec![],
+                    raw: Some(raw),
+                    stale: Some(format!("the lock file cannot be read: {problem}")),
+                    problem: Some(problem),
+                    age_secs: None,
+                    phase: None,
+                    reason: None,
+                    last_progress: None,
+                    last_event_at: None,
+                    last_event_age_secs: None,
+                    source_state: "not checked".into(),
+                    target_state: "not checked".into(),
+                    helper_state: "not checked".into(),
+                    driven: false,
+                }));
+            }
+            LockState::Held(l) => l,
+        };
+        let op = store::get(&self.pool, &lock.op_id).await?;
+        let last = store::last_event(&self.pool, &lock.op_id).await?;
+        let progress = store::last_progress(&self.pool, &lock.op_id).await?;
+        let (source, target, helper) = if live {
+            self.states(&lock).await
+        } else {
+            let not_asked = || Seen::Unknown("not asked".into());
+            (not_asked(), not_asked(), not_asked())
+        };
+        let driven = self.is_driving(&lock.op_id);
+        let last_event_age_secs = last.as_ref().and_then(|e| seconds_since(&e.at));
+        let stale = staleness(
+            driven,
+            op.as_ref().and_then(|o| o.reason.as_deref()),
+            &helper,
+            last_event_age_secs,
+        );
+        Ok(Some(LockDetail {
+            op_id: Some(lock.op_id.clone()),
+            fields: fields(&lock),
+            raw: None,
+            problem: None,
+            age_secs: seconds_since(&lock.created_at),
+            phase: op.as_ref().map(|o| o.phase.clone()),
+            reason: op.as_ref().and_then(|o| o.reason.clone()),
+            last_progress: progress.map(|(done, total, at)| {
+                format!(
+                    "{} of {} at {at}",
+                    human_bytes(done.max(0).unsigned_abs()),
+                    human_bytes(total.max(0).unsigned_abs())
+                )
+            }),
+            last_event_at: last.map(|e| e.at),
+            last_event_age_secs,
+            source_state: source.to_string(),
+            target_state: target.to_string(),
+            helper_state: helper.to_string(),
+            driven,
+            stale,
+        }))
+    }
+}
+
+/// Why a held lock looks stale, or `None` while its operation moves.
+fn staleness(
+    driven: bool,
+    reason: Option<&str>,
+    helper: &Seen,
+    quiet_secs: Option<u64>,
+) -> Option<String> {
+    if !driven {
+        return Some(match reason {
+            Some(r) => format!("no console is working on it; the last word was: {r}"),
+            None => "no console is working on it (the console that took it is gone)".into(),
+        });
+    }
+    if let Some(q) = quiet_secs.filter(|&q| q >= QUIET_LIMIT_SECS) {
+        return Some(format!("no progress for {} minutes", q / 60));
+    }
+    match helper {
+        Seen::Absent => Some("the helper is gone from the target grid".into()),
+        _ => None,
+    }
+}
+
+fn fields(l: &Lock) -> Vec<(String, String)> {
+    [
+        ("version", l.version.to_string()),
+        ("op_id", l.op_id.clone()),
+        ("action", l.action.to_string()),
+        ("source_grid", l.source_grid.to_string()),
+        ("source_app_name", l.source_app_name.to_string()),
+        ("target_grid", l.target_grid.to_string()),
+        ("target_app_name", l.target_app_name.to_string()),
+        ("created_at", l.created_at.clone()),
+        ("created_by", l.created_by.clone()),
+        (
+            "console",
+            format!("{} pid {}", l.console.host, l.console.pid),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The controller commands the operation sends, in order, and who sends them.
+fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
+    let (sg, tg) = (p.source_grid.to_string(), p.target_grid.to_string());
+    let step = |by: &str, grid: &str, c: Command, why: &str| PlanStep {
+        by: by.into(),
+        grid: grid.into(),
+        command: c.to_line(),
+        why: why.into(),
+    };
+    let app = |a: &AppName| a.clone();
+    let mut out = vec![];
+    if p.stale_helper {
+        out.push(step(
+            "console",
+            &tg,
+            Command::AppDestroy {
+                app: app(&p.helper),
+            },
+            "remove the helper an aborted run left behind",
+        ));
+    }
+    if let Ok(template) = TemplateName::new(HELPER_TEMPLATE) {
+        out.push(step(
+            "console",
+            &tg,
+            Command::AppProvision {
+                template,
+                app: app(&p.helper),
+                properties: vec![],
+            },
+            "start the helper with the operation in its properties (MIG_*)",
+        ));
+    }
+    out.push(step(
+        "helper",
+        &sg,
+        Command::AppStop {
+            app: app(&p.source_app),
+            timeout_secs: Some(helper::env::DEFAULT_STOP_TIMEOUT),
+        },
+        "stop the source: it stays down until the copy is verified",
+    ));
+    out.push(step(
+        "helper",
+        &tg,
+        Command::AppCreate {
+            app: app(&p.target_app),
+        },
+        "create the target with the source's descriptor",
+    ));
+    for v in &p.source.volumes {
+        let src = VolRef::new(p.source_app.clone(), v.name.clone());
+        let dst = VolRef::new(p.target_app.clone(), v.name.clone());
+        out.push(step(
+            "helper",
+            &format!("{sg} + {tg}"),
+            Command::VolHash {
+                vol: src.clone(),
+                block_size: helper::env::DEFAULT_BLOCK_SIZE,
+                offset: 0,
+                length: None,
+            },
+            "hash blocks on both sides: all-zero and equal blocks are skipped",
+        ));
+        out.push(step(
+            "helper",
+            &sg,
+            Command::VolRead {
+                vol: src.clone(),
+                offset: 0,
+                length: Some(v.size),
+            },
+            &format!("read {} in ranges", human_bytes(v.size)),
+        ));
+        out.push(step(
+            "helper",
+            &tg,
+            Command::VolWrite {
+                vol: dst.clone(),
+                offset: 0,
+            },
+            "write each range to the target",
+        ));
+        out.push(step(
+            "helper",
+            &format!("{sg} + {tg}"),
+            Command::VolChecksum { vol: dst },
+            "compare whole-volume checksums",
+        ));
+    }
+    match action {
+        Action::Migrate => {
+            out.push(step(
+                "helper",
+                &tg,
+                Command::AppStart {
+                    app: app(&p.target_app),
+                },
+                "start the target",
+            ));
+            out.push(step(
+                "console",
+                &tg,
+                Command::AppDestroy {
+                    app: app(&p.helper),
+                },
+                "remove the helper once it has finished",
+            ));
+            out.push(step(
+                "console",
+                &sg,
+                Command::AppDestroy {
+                    app: app(&p.source_app),
+                },
+                "destroy the source, only after the target runs and every checksum matches",
+            ));
+        }
+        Action::Snapshot => {
+            out.push(step(
+                "helper",
+                &sg,
+                Command::AppStart {
+                    app: app(&p.source_app),
+                },
+                "restart the source; the copy stays stopped",
+            ));
+            out.push(step(
+                "console",
+                &tg,
+                Command::AppDestroy {
+                    app: app(&p.helper),
+                },
+                "remove the helper once it has finished",
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grid::dialect::AppState;
+
+    #[test]
+    fn a_lock_nobody_drives_is_stale_with_the_last_word() {
+        let running = Seen::State(AppState::Running);
+        assert_eq!(staleness(true, None, &running, Some(3)), None);
+        let s = staleness(
+            false,
+            Some("cannot decide: west cannot be asked"),
+            &running,
+            None,
+        );
+        assert!(s.unwrap().contains("cannot decide: west cannot be asked"));
+        assert!(
+            staleness(false, None, &running, None)
+                .unwrap()
+                .contains("gone")
+        );
+        assert_eq!(
+            staleness(true, None, &running, Some(QUIET_LIMIT_SECS + 60)).as_deref(),
+            Some("no progress for 6 minutes")
+        );
+        assert_eq!(
+            staleness(true, None, &Seen::Absent, Some(1)).as_deref(),
+            Some("the helper is gone from the target grid")
+        );
+    }
+
+    #[test]
+    fn ages_come_from_rfc3339_times() {
+        let an_hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let age = seconds_since(&an_hour_ago).unwrap();
+        assert!((3599..3700).contains(&age), "{age}");
+        assert_eq!(seconds_since("yesterday"), None);
+    }
+}
