@@ -1,37 +1,105 @@
 import { expect, test } from "@playwright/test";
-import { signIn, url } from "./helpers";
+import { remove, Running, startDemo, stop } from "./console";
+import { copiedAtLeast, hydrated, screenshot, signIn } from "./helpers";
 
-test("an operator migrates shop from east to west and watches it to done", async ({ page }) => {
-  await signIn(page);
-  await page.getByRole("link", { name: "Operations" }).click();
+// Its own demo: this test moves the app. The copy is slowed to 24 MiB/s
+// so the monitor can be seen mid-copy.
+let demo: Running;
+test.beforeAll(async () => {
+  demo = await startDemo(24);
+});
+test.afterAll(async () => {
+  await stop(demo);
+  remove(demo);
+});
+
+test("an operator reviews the pre-flight, migrates shop from east to west and watches it to done", async ({ page }) => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await signIn(page, demo.url, demo.user, demo.password);
+  await screenshot(page, "dashboard");
+  await page.getByRole("link", { name: "Operations" }).first().click();
   await page.getByRole("link", { name: "New operation" }).click();
-  await expect(page).toHaveURL(url() + "/operations/new");
+  await expect(page).toHaveURL(demo.url + "/operations/new");
+  await hydrated(page);
 
-  // A taken target name is refused next to the field.
-  await page.getByLabel("Source grid").selectOption("east");
-  await page.getByLabel("Source app").fill("shop");
+  // Typing is checked at once: the name rules, then whether the name is taken.
   await page.getByLabel("Target grid").selectOption("east");
+  await page.getByLabel("Target app name").fill("2shop");
+  await expect(page.getByTestId("error-target_app")).toHaveText("\"2shop\" must start with a letter");
   await page.getByLabel("Target app name").fill("shop");
-  await page.getByRole("button", { name: "Start" }).click();
-  await expect(page.getByTestId("form-error")).toContainText("the target is the source");
-
+  await expect(page.getByTestId("error-target_app")).toHaveText("shop already exists on grid east; pick another name");
   await page.getByLabel("Target grid").selectOption("west");
-  await page.getByLabel("Target app name").fill("shop");
-  await page.getByLabel("Migrate").check();
-  await page.getByRole("button", { name: "Start" }).click();
+  await expect(page.getByTestId("error-target_app")).toBeHidden();
+
+  // The pre-flight shows what will happen before anything does.
+  await page.getByLabel("Source app").fill("shop");
+  await page.getByLabel("migrate").check();
+  await page.getByRole("button", { name: "Review the plan" }).click();
+  const plan = page.getByTestId("preflight");
+  await expect(plan).toContainText("pre-flight passed");
+  await expect(plan).toContainText("migrate east/shop → west/shop");
+  const steps = page.getByTestId("plan-steps").locator("li");
+  await expect(steps.first()).toContainText("app provision MigHelper MigHelper_shop");
+  await expect(steps.nth(1)).toContainText("app stop shop --timeout 120");
+  await expect(steps.last()).toContainText("app destroy shop");
+  await expect(page.getByTestId("estimate")).toContainText("the configured limit copy_rate_limit_mib = 24");
+  await expect(page.getByTestId("bytes")).toContainText("576 MiB");
+  await screenshot(page, "new-operation-preflight");
+  await page.getByRole("button", { name: "Start the migrate" }).click();
+
   await expect(page).toHaveURL(/\/operations\/op-/);
   await expect(page.getByRole("heading", { name: "migrate east/shop → west/shop" })).toBeVisible();
+  await hydrated(page);
+  await expect(page.getByTestId("link-state")).toHaveAttribute("data-state", "live");
 
-  // The monitor refreshes itself until the outcome.
-  await expect(page.getByTestId("outcome")).toHaveText("done", { timeout: 60_000 });
+  // Mid-copy: rate and ETA, the helper working, the source stopped.
+  await copiedAtLeast(page, 40 << 20);
+  await expect(page.getByTestId("progress")).toContainText("/s");
+  await expect(page.getByTestId("progress")).toContainText("left");
+  await expect(page.getByTestId("pane-helper")).toContainText("running");
+  await expect(page.getByTestId("pane-source")).toContainText("stopped");
+  await expect(page.getByTestId("cancel")).toContainText("Cancel this operation");
+  await screenshot(page, "monitor-mid-copy");
+
+  // Progress never goes backwards while it runs.
+  let last = 0;
+  for (let i = 0; i < 5; i++) {
+    const done = Number(await page.getByTestId("progress").getAttribute("data-done"));
+    expect(done).toBeGreaterThanOrEqual(last);
+    last = done;
+    await page.waitForTimeout(300);
+  }
+
+  // The log filter shows one source at a time, without a reload.
+  await page.locator('[data-log-filter="helper"]').click();
+  await expect(page).toHaveURL(/\?log=helper$/);
+  const sources = await page.getByTestId("log").locator("li").evaluateAll((lis) =>
+    lis.map((li) => li.getAttribute("data-source")),
+  );
+  expect(new Set(sources)).toEqual(new Set(["helper"]));
+  await page.locator('[data-log-filter="all"]').click();
+
+  // Live to the outcome, without reloading.
+  await expect(page.getByTestId("outcome")).toHaveText("done", { timeout: 90_000 });
+  await expect(page.getByTestId("link-state")).toHaveAttribute("data-state", "ended");
   await expect(page.getByTestId("progress")).toContainText("100%");
   await expect(page.getByTestId("log")).toContainText("verified volume boot");
+  await expect(page.getByTestId("log").locator('li[data-source="target"]').first()).toBeVisible();
+  await expect(page.getByTestId("pane-target")).toContainText("running");
 
   // The grid pages show the app on the target and gone from the source.
   await expect(async () => {
-    await page.goto(url() + "/grids/west");
+    await page.goto(demo.url + "/grids/west");
     await expect(page.locator('tr[data-app="shop"]')).toContainText("running", { timeout: 1000 });
   }).toPass({ timeout: 30_000 });
-  await page.goto(url() + "/grids/east");
-  await expect(page.locator('tr[data-app="shop"]')).toHaveCount(0);
+  await expect(async () => {
+    await page.goto(demo.url + "/grids/east");
+    await expect(page.locator('tr[data-app="shop"]')).toHaveCount(0, { timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
+
+  // The history links to the monitor with the whole stored log.
+  await page.goto(demo.url + "/operations?state=done");
+  await page.locator("tr[data-op] a").first().click();
+  await expect(page.getByTestId("outcome")).toHaveText("done");
+  await expect(page.getByTestId("log")).toContainText("verified volume data");
 });

@@ -1,4 +1,6 @@
 //! The hydrate entry: the browser calls `hydrate()` once the wasm module loads.
+// The page views are deeply nested types; the release build needs room.
+#![recursion_limit = "256"]
 
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

@@ -72,6 +72,40 @@ impl std::fmt::Display for Seen {
     }
 }
 
+impl std::fmt::Display for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sums = match &self.checksums {
+            Checksums::Match => "match".to_owned(),
+            Checksums::Mismatch(v) => format!("differ ({v})"),
+            Checksums::Unknown => "not compared".to_owned(),
+        };
+        write!(
+            f,
+            "source {}, target {}, helper {}, checksums {sums}",
+            self.source, self.target, self.helper
+        )
+    }
+}
+
+impl std::fmt::Display for Step {
+    /// The step as the operation's log says it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::DestroyHelper => f.write_str("destroy the helper"),
+            Step::StartSource => f.write_str("start the source app"),
+            Step::DestroySource => f.write_str("destroy the source app"),
+            Step::DestroyTarget => f.write_str("remove the partial target app"),
+            Step::Finish(Outcome::Done) => f.write_str("record done and release the lock"),
+            Step::Finish(Outcome::Failed(why)) => {
+                write!(f, "record failed ({why}) and release the lock")
+            }
+            Step::Wait(why) => write!(f, "wait: {why}"),
+            Step::Hold(why) => write!(f, "keep the lock: {why}"),
+            Step::Nothing(why) => write!(f, "nothing to do: {why}"),
+        }
+    }
+}
+
 fn active(s: &Seen) -> bool {
     matches!(
         s,

@@ -74,6 +74,10 @@ pub struct Engine {
     events: tokio::sync::watch::Sender<u64>,
     /// Operations this console is driving right now.
     driving: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Held while an operation is being settled (reconciliation's steps, a
+    /// cancel, an override), so two of them never act on the grids at once;
+    /// whoever comes second sees the first one's outcome and stands back.
+    settling: tokio::sync::Mutex<()>,
 }
 
 /// Marks an operation as driven for as long as it lives.
@@ -152,6 +156,7 @@ impl Engine {
             lock,
             events: tokio::sync::watch::channel(0).0,
             driving: Default::default(),
+            settling: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -437,7 +442,7 @@ impl Engine {
                 &op,
                 "log",
                 "console",
-                json!({"text": format!("observed {seen:?}; steps {steps:?}")}),
+                json!({"text": format!("observed: {seen}; next: {}", steps.iter().map(ToString::to_string).collect::<Vec<_>>().join(", then "))}),
             )
             .await;
             if let [Step::Wait(_)] = &steps[..] {
@@ -445,6 +450,7 @@ impl Engine {
                 continue;
             }
             // A cancel or an override may have settled the operation meanwhile.
+            let _settling = self.settling.lock().await;
             if !matches!(self.lock.read(), Ok(LockState::Held(l)) if l.op_id == op) {
                 return;
             }
@@ -750,17 +756,18 @@ impl Engine {
                 }
             };
             match done {
+                Ok(()) if matches!(step, Step::Hold(_) | Step::Nothing(_) | Step::Wait(_)) => {}
                 Ok(()) => {
                     self.event(
                         op,
                         "log",
                         "console",
-                        json!({"text": format!("{step:?}: ok")}),
+                        json!({"text": format!("{step}: done")}),
                     )
                     .await
                 }
                 Err(e) => {
-                    let reason = format!("{step:?} failed: {e}; the lock is kept");
+                    let reason = format!("{step} failed: {e}; the lock is kept");
                     let _ = store::set_reason(&self.pool, op, &reason).await;
                     self.event(op, "log", "console", json!({"text": reason}))
                         .await;
@@ -793,6 +800,7 @@ impl Engine {
     /// restarted and the partial target removed; once the target starts,
     /// cancelling is refused.
     pub async fn cancel(&self, id: &str, user: &str) -> Result<Cancelled, EngineError> {
+        let _settling = self.settling.lock().await;
         let op = store::get(&self.pool, id)
             .await?
             .ok_or_else(|| EngineError::BadInput(format!("there is no operation {id:?}")))?;
@@ -856,9 +864,9 @@ impl Engine {
         if let Ok(info) = dst.app_info(&lock.target_app_name).await
             && matches!(info.state, AppState::Stopped | AppState::Failed)
         {
-            dst.app_destroy(&lock.target_app_name)
+            destroy(&dst, &lock.target_app_name)
                 .await
-                .map_err(|e| EngineError::Unavailable(e.to_string()))?;
+                .map_err(EngineError::Unavailable)?;
             cleanup.push(format!(
                 "removed the partial target {}",
                 lock.target_app_name
@@ -897,6 +905,7 @@ impl Engine {
                 "reason: say why the lock is overridden".into(),
             ));
         }
+        let _settling = self.settling.lock().await;
         let state = self
             .lock
             .read()

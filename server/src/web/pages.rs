@@ -114,7 +114,8 @@ impl Backend for ConsoleBackend {
                                     .unwrap_or("?")
                             };
                             format!(
-                                "{} of {}/{} to {}/{} by {} since {}",
+                                "{} — {} of {}/{} to {}/{} by {} since {}",
+                                f("op_id"),
                                 f("action"),
                                 f("source_grid"),
                                 f("source_app_name"),

@@ -1,0 +1,57 @@
+// Starts and stops migctl processes for the browser tests: `migctl demo`
+// (simulated grids + console) or `migctl serve` on an existing directory.
+// Each listens on a free loopback port; each is stopped by its pid.
+import { ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+
+export const BIN = process.env.MIGCTL_BIN ?? resolve(__dirname, "../../target/release/migctl");
+
+export interface Running {
+  url: string;
+  user?: string;
+  password?: string;
+  dir: string;
+  child: ChildProcess;
+}
+
+/** Runs `migctl ARGS` and waits for the `url:` line (and `user:`/`password:` when `wantLogin`). */
+export async function run(args: string[], dir: string, wantLogin: boolean): Promise<Running> {
+  const child = spawn(BIN, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const found: Record<string, string> = {};
+  await new Promise<void>((done, fail) => {
+    const timer = setTimeout(() => fail(new Error(`migctl ${args[0]} printed no url within 60 s`)), 60_000);
+    child.on("exit", (code) => fail(new Error(`migctl ${args[0]} exited early with ${code}`)));
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const m = /^(url|user|password): (.*)$/.exec(line);
+      if (m) found[m[1]] = m[2];
+      if (found.url && (!wantLogin || (found.user && found.password))) {
+        clearTimeout(timer);
+        done();
+      }
+    });
+  });
+  return { url: found.url.replace(/\/$/, ""), user: found.user, password: found.password, dir, child };
+}
+
+/** A fresh `migctl demo`; `rateMiB` slows the copy so a test can watch it. */
+export async function startDemo(rateMiB?: number, dir?: string): Promise<Running> {
+  dir ??= mkdtempSync(join(tmpdir(), "migctl-e2e-"));
+  const args = ["demo", "--dir", dir, "--listen", "127.0.0.1:0"];
+  if (rateMiB) args.push("--copy-rate-limit-mib", String(rateMiB));
+  return run(args, dir, true);
+}
+
+/** Stops the process by its pid: SIGTERM (graceful) or SIGKILL (a crash). */
+export async function stop(r: Running, signal: NodeJS.Signals = "SIGTERM") {
+  if (r.child.exitCode !== null || r.child.signalCode !== null) return;
+  const exited = new Promise((done) => r.child.once("exit", done));
+  r.child.kill(signal);
+  await exited;
+}
+
+export function remove(r: Running) {
+  rmSync(r.dir, { recursive: true, force: true });
+}
