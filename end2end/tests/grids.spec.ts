@@ -20,3 +20,22 @@ test("the dashboard shows the demo grids as reachable and a grid page lists its 
   await expect(page.getByRole("heading", { name: "Grid east" })).toBeVisible();
   await expect(page.getByText("Checked at")).toBeVisible();
 });
+
+test("every page fits a phone's width and the controls are reachable by keyboard", async ({ page }) => {
+  await signIn(page);
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const path of ["/", "/operations", "/operations/new", "/lock", "/users", "/grids/east"]) {
+    await page.goto(url() + path);
+    await expect(page.locator("main h1")).toBeVisible();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow, `${path} scrolls sideways by ${overflow}px`).toBeLessThanOrEqual(0);
+  }
+  // From the top of the page, Tab reaches the navigation in order.
+  await page.goto(url() + "/");
+  const reached: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    await page.keyboard.press("Tab");
+    reached.push(await page.evaluate(() => document.activeElement?.textContent?.trim() ?? ""));
+  }
+  expect(reached).toEqual(expect.arrayContaining(["Dashboard", "Operations", "Lock", "Users", "Sign out"]));
+});
