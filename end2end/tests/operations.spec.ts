@@ -73,11 +73,22 @@ test("an operator reviews the pre-flight, migrates shop from east to west and wa
   // The log filter shows one source at a time, without a reload.
   await page.locator('[data-log-filter="helper"]').click();
   await expect(page).toHaveURL(/\?log=helper$/);
-  const sources = await page.getByTestId("log").locator("li").evaluateAll((lis) =>
-    lis.map((li) => li.getAttribute("data-source")),
-  );
-  expect(new Set(sources)).toEqual(new Set(["helper"]));
+  await expect(page.getByTestId("log").locator('li:not([data-source="helper"])')).toHaveCount(0);
+  await expect(page.getByTestId("log").locator('li[data-source="helper"]').first()).toBeVisible();
   await page.locator('[data-log-filter="all"]').click();
+
+  // Scrolling up pauses auto-scroll while lines keep coming; the button resumes it.
+  const box = page.locator(".log-box");
+  await box.evaluate((el) => (el.scrollTop = 0));
+  await expect(page.getByTestId("follow-log")).toBeVisible();
+  const shown = await page.getByTestId("log").locator("li").count();
+  await expect.poll(() => page.getByTestId("log").locator("li").count()).toBeGreaterThan(shown);
+  expect(await box.evaluate((el) => el.scrollTop)).toBe(0);
+  await page.getByTestId("follow-log").click();
+  await expect(page.getByTestId("follow-log")).toBeHidden();
+  await expect
+    .poll(() => box.evaluate((el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 8))
+    .toBe(true);
 
   // Live to the outcome, without reloading.
   await expect(page.getByTestId("outcome")).toHaveText("done", { timeout: 90_000 });

@@ -55,6 +55,9 @@ test("a snapshot watched from two browsers, one reloading mid-copy, shows one lo
   const textB = await b.getByTestId("log").innerText();
   expect(textA).toEqual(textB);
   await expect(a.getByTestId("log")).toContainText("snapshot complete");
+  // What the live pages showed is exactly what was stored: nothing came after the end.
+  await a.reload();
+  expect(await logSeqs(a)).toEqual(seqsA);
 
   // The source runs again; the copy waits, stopped, on north.
   await expect(async () => {

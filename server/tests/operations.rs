@@ -259,6 +259,12 @@ async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
             e["source"] == source && e["data"]["text"].as_str().is_some_and(|t| t.contains(word))
         })
     };
+    let last = events.last().unwrap();
+    assert_eq!(
+        (&last["kind"], &last["data"]["phase"]),
+        (&json!("phase"), &json!("done")),
+        "the outcome is the last event"
+    );
     assert!(
         said("source", "stopped"),
         "the source app's log: {events:#?}"

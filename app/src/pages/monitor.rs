@@ -337,9 +337,14 @@ mod live {
         }
         let on_open = Closure::<dyn FnMut()>::new(move || link.set("live"));
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        let closer = source.clone();
         let on_error = Closure::<dyn FnMut()>::new(move || {
             if state.with_untracked(MonitorState::running) {
+                // The browser reconnects by itself, sending Last-Event-ID.
                 link.set("reconnecting");
+            } else {
+                closer.close();
+                link.set("ended");
             }
         });
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));

@@ -332,7 +332,8 @@ impl Engine {
 
     async fn event(&self, op: &str, kind: &str, source: &str, data: serde_json::Value) {
         match store::append_event(&self.pool, op, kind, source, &data).await {
-            Ok(_) => self.events.send_modify(|n| *n += 1),
+            Ok(Some(_)) => self.events.send_modify(|n| *n += 1),
+            Ok(None) => tracing::debug!(op, kind, "event after the outcome dropped"),
             Err(e) => tracing::error!(error = %e, op, "cannot store an operation event"),
         }
     }
@@ -756,7 +757,13 @@ impl Engine {
                 }
             };
             match done {
-                Ok(()) if matches!(step, Step::Hold(_) | Step::Nothing(_) | Step::Wait(_)) => {}
+                // The outcome's phase event is an operation's last event:
+                // streams end with it.
+                Ok(())
+                    if matches!(
+                        step,
+                        Step::Hold(_) | Step::Nothing(_) | Step::Wait(_) | Step::Finish(_)
+                    ) => {}
                 Ok(()) => {
                     self.event(
                         op,

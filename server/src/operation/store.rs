@@ -152,17 +152,23 @@ pub async fn finish(
     Ok(())
 }
 
-/// Appends an event with the operation's next sequence number.
+/// Appends an event with the operation's next sequence number. The
+/// outcome's phase event is the last one: later events (a poll that was
+/// under way) are dropped and `None` returned, so every reader's log ends
+/// with the outcome.
 pub async fn append_event(
     pool: &SqlitePool,
     op_id: &str,
     kind: &str,
     source: &str,
     data: &serde_json::Value,
-) -> sqlx::Result<i64> {
+) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
         "INSERT INTO operation_events (op_id, seq, at, kind, source, data)
-         SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM operation_events WHERE op_id = ?
+         SELECT ?, next, ?, ?, ?, ? FROM
+           (SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM operation_events WHERE op_id = ?)
+         WHERE NOT EXISTS (SELECT 1 FROM operation_events WHERE op_id = ? AND kind = 'phase'
+                             AND json_extract(data, '$.phase') IN ('done', 'failed', 'cancelled'))
          RETURNING seq",
     )
     .bind(op_id)
@@ -171,7 +177,8 @@ pub async fn append_event(
     .bind(source)
     .bind(data.to_string())
     .bind(op_id)
-    .fetch_one(pool)
+    .bind(op_id)
+    .fetch_optional(pool)
     .await
 }
 

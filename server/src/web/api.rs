@@ -166,6 +166,15 @@ async fn operation_events(
         .unwrap_or(0);
     let pool = state.pool.clone();
     let wake = state.engine.subscribe();
+    // The stream ends after the outcome's phase event (an operation's last
+    // event). An operation that ended without one (written by an older
+    // console) ends once it is finished and a second look finds nothing new.
+    let is_final = |ev: &store::EventRow| {
+        ev.kind == "phase"
+            && ev.data["phase"]
+                .as_str()
+                .is_some_and(|p| app::model::FINAL_PHASES.contains(&p))
+    };
     let stream = futures_util::stream::unfold(
         (
             pool,
@@ -173,13 +182,15 @@ async fn operation_events(
             after,
             std::collections::VecDeque::new(),
             false,
+            false,
             wake,
         ),
-        |(pool, id, mut after, mut buffered, mut ending, mut wake)| async move {
+        move |(pool, id, mut after, mut buffered, mut ending, mut quiet, mut wake)| async move {
             loop {
                 if let Some(ev) = buffered.pop_front() {
                     let ev: store::EventRow = ev;
                     after = ev.seq;
+                    ending |= is_final(&ev);
                     let event = Event::default()
                         .id(ev.seq.to_string())
                         .event(ev.kind.clone())
@@ -187,7 +198,7 @@ async fn operation_events(
                         .unwrap_or_else(|_| Event::default().comment("unencodable event"));
                     return Some((
                         Ok::<_, std::convert::Infallible>(event),
-                        (pool, id, after, buffered, ending, wake),
+                        (pool, id, after, buffered, ending, quiet, wake),
                     ));
                 }
                 if ending {
@@ -197,19 +208,16 @@ async fn operation_events(
                     matches!(store::get(&pool, &id).await, Ok(Some(op)) if op.outcome.is_some());
                 match store::events_after(&pool, &id, after).await {
                     Ok(evs) if !evs.is_empty() => buffered.extend(evs),
-                    Ok(_) if finished => ending = true,
+                    Ok(_) if finished && quiet => ending = true,
                     // New events wake the stream; the timeout covers events
                     // written by another process (a console restarted meanwhile).
                     Ok(_) => {
+                        quiet = finished;
                         let _ =
                             tokio::time::timeout(std::time::Duration::from_secs(1), wake.changed())
                                 .await;
                     }
                     Err(_) => return None,
-                }
-                // One more look after the outcome, so the last events are not lost.
-                if finished && buffered.is_empty() {
-                    ending = true;
                 }
             }
         },
