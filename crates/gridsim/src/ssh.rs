@@ -63,6 +63,11 @@ pub async fn serve(
             drop(socket);
             continue;
         }
+        // `run_stream` does not apply `config.nodelay`: without this, each
+        // short reply waits ~40 ms for the client's delayed ACK.
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::warn!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
         let handler = Connection {
             controller: controller.clone(),
             authorized: authorized.clone(),
