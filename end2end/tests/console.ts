@@ -55,3 +55,50 @@ export async function stop(r: Running, signal: NodeJS.Signals = "SIGTERM") {
 export function remove(r: Running) {
   rmSync(r.dir, { recursive: true, force: true });
 }
+
+/**
+ * A loopback TCP proxy in front of a console, so a test can cut the
+ * browser's connections (an SSE stream included) as a network would.
+ */
+export async function proxy(target: string) {
+  const { createServer, connect } = await import("node:net");
+  const { hostname, port } = new URL(target);
+  const sockets = new Set<import("node:net").Socket>();
+  let refusing = false;
+  const server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(port), hostname);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("error", end);
+      s.on("close", end);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const address = server.address() as import("node:net").AddressInfo;
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    /** Cuts every open connection and refuses new ones for `ms`. */
+    async outage(ms: number) {
+      refusing = true;
+      for (const s of sockets) s.destroy();
+      await new Promise((done) => setTimeout(done, ms));
+      refusing = false;
+    },
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}

@@ -79,6 +79,8 @@ test("an operator reviews the pre-flight, migrates shop from east to west and wa
 
   // Scrolling up pauses auto-scroll while lines keep coming; the button resumes it.
   const box = page.locator(".log-box");
+  const atBottom = () => box.evaluate((el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 8);
+  await expect.poll(atBottom).toBe(true);
   await box.evaluate((el) => (el.scrollTop = 0));
   await expect(page.getByTestId("follow-log")).toBeVisible();
   const shown = await page.getByTestId("log").locator("li").count();
@@ -86,9 +88,7 @@ test("an operator reviews the pre-flight, migrates shop from east to west and wa
   expect(await box.evaluate((el) => el.scrollTop)).toBe(0);
   await page.getByTestId("follow-log").click();
   await expect(page.getByTestId("follow-log")).toBeHidden();
-  await expect
-    .poll(() => box.evaluate((el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 8))
-    .toBe(true);
+  await expect.poll(atBottom).toBe(true);
 
   // Live to the outcome, without reloading.
   await expect(page.getByTestId("outcome")).toHaveText("done", { timeout: 90_000 });

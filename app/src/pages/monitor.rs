@@ -133,7 +133,13 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         state.with(|s| s.lines.len());
         filter();
         if follow.get_untracked() {
-            request_animation_frame(to_bottom);
+            // Checked again when the frame comes: the operator may have
+            // scrolled up in between.
+            request_animation_frame(move || {
+                if follow.get_untracked() {
+                    to_bottom();
+                }
+            });
         }
     });
 
