@@ -44,7 +44,7 @@ const SOURCES: [(&str, &str); 5] = [
 ];
 
 /// What cancelling does in this phase, said before the operator confirms.
-pub fn cleanup_text(op: &OperationView, phase: &str) -> Option<String> {
+fn cleanup_text(op: &OperationView, phase: &str) -> Option<String> {
     match phase {
         "queued" | "preflight" | "provisioning" => Some(format!(
             "The helper is removed and the lock released. The source app {}/{} has not been stopped and stays as it is.",
