@@ -13,7 +13,9 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
-const MIGRATE_PHASES: [&str; 8] = [
+/// The phase pipeline of a migrate; a snapshot restarts the source where
+/// a migrate starts the target.
+const PHASES: [&str; 8] = [
     "preflight",
     "provisioning",
     "stopping_source",
@@ -23,16 +25,13 @@ const MIGRATE_PHASES: [&str; 8] = [
     "reconciling",
     "done",
 ];
-const SNAPSHOT_PHASES: [&str; 8] = [
-    "preflight",
-    "provisioning",
-    "stopping_source",
-    "copying",
-    "verifying",
-    "restarting_source",
-    "reconciling",
-    "done",
-];
+
+fn phases(action: Action) -> [&'static str; 8] {
+    PHASES.map(|p| match (action, p) {
+        (Action::Snapshot, "starting_target") => "restarting_source",
+        _ => p,
+    })
+}
 
 /// Log sources the operator can filter by: (query value, label).
 const SOURCES: [(&str, &str); 5] = [
@@ -104,10 +103,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             .filter(|s| SOURCES.iter().any(|(v, _)| v == s))
             .unwrap_or_else(|| "all".into())
     };
-    let phases = match op.action {
-        Action::Migrate => MIGRATE_PHASES,
-        Action::Snapshot => SNAPSHOT_PHASES,
-    };
+    let phases = phases(op.action);
     let title = format!(
         "{} {}/{} → {}/{}",
         op.action, op.source_grid, op.source_app, op.target_grid, op.target_app

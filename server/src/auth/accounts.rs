@@ -80,6 +80,14 @@ pub async fn count(pool: &SqlitePool) -> sqlx::Result<i64> {
         .await
 }
 
+/// An update or delete by name must have found the user.
+fn touched(r: &sqlx::sqlite::SqliteQueryResult, name: &str) -> Result<(), AccountError> {
+    if r.rows_affected() == 0 {
+        return Err(AccountError::NoSuchUser(name.to_owned()));
+    }
+    Ok(())
+}
+
 pub async fn create(
     pool: &SqlitePool,
     name: &str,
@@ -116,10 +124,7 @@ pub async fn set_password(
     .bind(name)
     .execute(pool)
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(AccountError::NoSuchUser(name.to_owned()));
-    }
-    Ok(())
+    touched(&r, name)
 }
 
 /// Changes the user's role; it applies from their next request.
@@ -131,10 +136,7 @@ pub async fn set_role(pool: &SqlitePool, name: &str, role: Role) -> Result<(), A
     .bind(name)
     .execute(pool)
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(AccountError::NoSuchUser(name.to_owned()));
-    }
-    Ok(())
+    touched(&r, name)
 }
 
 /// Disables (ending the user's sessions; their tokens stop working) or enables the user.
@@ -152,10 +154,7 @@ pub async fn set_disabled(
     .bind(name)
     .execute(pool)
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(AccountError::NoSuchUser(name.to_owned()));
-    }
-    Ok(())
+    touched(&r, name)
 }
 
 /// Active admins other than `name`: a change that would leave none is refused.
@@ -174,10 +173,7 @@ pub async fn delete(pool: &SqlitePool, name: &str) -> Result<(), AccountError> {
         .bind(name)
         .execute(pool)
         .await?;
-    if r.rows_affected() == 0 {
-        return Err(AccountError::NoSuchUser(name.to_owned()));
-    }
-    Ok(())
+    touched(&r, name)
 }
 
 pub async fn list(pool: &SqlitePool) -> sqlx::Result<Vec<UserRow>> {

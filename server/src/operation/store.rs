@@ -182,13 +182,19 @@ pub async fn append_event(
     .await
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct EventRow {
-    pub seq: i64,
-    pub at: String,
-    pub kind: String,
-    pub source: String,
-    pub data: serde_json::Value,
+/// A stored event: the same shape the pages and the SSE stream use.
+pub use app::model::StreamEvent as EventRow;
+
+type EventTuple = (i64, String, String, String, String);
+
+fn event_row((seq, at, kind, source, data): EventTuple) -> EventRow {
+    EventRow {
+        seq,
+        at,
+        kind,
+        source,
+        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+    }
 }
 
 pub async fn events_after(
@@ -196,23 +202,14 @@ pub async fn events_after(
     op_id: &str,
     after: i64,
 ) -> sqlx::Result<Vec<EventRow>> {
-    let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+    let rows: Vec<EventTuple> = sqlx::query_as(
         "SELECT seq, at, kind, source, data FROM operation_events WHERE op_id = ? AND seq > ? ORDER BY seq",
     )
     .bind(op_id)
     .bind(after)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, at, kind, source, data)| EventRow {
-            seq,
-            at,
-            kind,
-            source,
-            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
-        })
-        .collect())
+    Ok(rows.into_iter().map(event_row).collect())
 }
 
 /// The last app-log sequence number stored for `source` (helper, source or target).
@@ -271,7 +268,7 @@ async fn events_tail(
     op_id: &str,
     kind: Option<&str>,
 ) -> sqlx::Result<Option<EventRow>> {
-    let row: Option<(i64, String, String, String, String)> = sqlx::query_as(
+    let row: Option<EventTuple> = sqlx::query_as(
         "SELECT seq, at, kind, source, data FROM operation_events
           WHERE op_id = ? AND (? IS NULL OR kind = ?)
           ORDER BY seq DESC LIMIT 1",
@@ -281,11 +278,5 @@ async fn events_tail(
     .bind(kind)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(seq, at, kind, source, data)| EventRow {
-        seq,
-        at,
-        kind,
-        source,
-        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
-    }))
+    Ok(row.map(event_row))
 }

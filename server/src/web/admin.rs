@@ -229,14 +229,7 @@ pub async fn override_lock(
         Err(EngineError::Unexpected(e)) => unexpected("/lock", format!("{e:#}")),
         Err(e) => {
             let text = e.to_string();
-            let field = if text.starts_with("op_id") {
-                Some("op_id")
-            } else if text.starts_with("reason") {
-                Some("reason")
-            } else {
-                None
-            };
-            to("/lock", "error", &text, field)
+            to("/lock", "error", &text, super::forms::field_of(&text))
         }
     }
 }

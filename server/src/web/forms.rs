@@ -34,6 +34,10 @@ pub(crate) fn field_of(message: &str) -> Option<&'static str> {
         Some("source_grid")
     } else if message.starts_with("target_grid") {
         Some("target_grid")
+    } else if message.starts_with("op_id") {
+        Some("op_id")
+    } else if message.starts_with("reason") {
+        Some("reason")
     } else {
         None
     }

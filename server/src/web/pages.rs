@@ -10,7 +10,7 @@ use crate::operation::{EngineError, StartRequest};
 use app::backend::{Backend, BackendHandle, BoxFuture, OperationRequest};
 use app::model::{
     ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail, OperationView,
-    PlanView, StreamEvent, UserRow,
+    PlanView, UserRow,
 };
 use axum::extract::{Request, State};
 use axum::response::IntoResponse;
@@ -71,17 +71,7 @@ impl Backend for ConsoleBackend {
                 let Some(operation) = store::get(&self.pool, &id).await? else {
                     return Ok(None);
                 };
-                let events = store::events_after(&self.pool, &id, 0)
-                    .await?
-                    .into_iter()
-                    .map(|e| StreamEvent {
-                        seq: e.seq,
-                        at: e.at,
-                        kind: e.kind,
-                        source: e.source,
-                        data: e.data,
-                    })
-                    .collect();
+                let events = store::events_after(&self.pool, &id, 0).await?;
                 Ok::<_, sqlx::Error>(Some(OperationDetail { operation, events }))
             };
             read.await.map_err(|e| {
