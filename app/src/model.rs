@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub use operation_model::{
+    Action, CancelCleanup, EventKind, EventSource, Mode, Outcome, Phase, PhaseData, Progress,
+    StreamEvent, TextData,
+};
+
 /// What a user may do. Ordered: each role can do everything the ones before it can.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,87 +79,6 @@ impl FromStr for Role {
     }
 }
 
-/// Which actions the console offers (MIG's `mode` property).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Migrate,
-    Snapshot,
-    #[default]
-    Both,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Migrate => "migrate",
-            Mode::Snapshot => "snapshot",
-            Mode::Both => "both",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Mode::Migrate => "migrate only",
-            Mode::Snapshot => "snapshot only",
-            Mode::Both => "migrate and snapshot",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "migrate" => Ok(Mode::Migrate),
-            "snapshot" => Ok(Mode::Snapshot),
-            "both" => Ok(Mode::Both),
-            other => Err(format!(
-                "`{other}` is not a mode; use migrate, snapshot or both"
-            )),
-        }
-    }
-}
-
-/// What an operation does to the source app.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Copy to the target, start it, destroy the source once the target is verified.
-    Migrate,
-    /// Copy to the target (which stays stopped) and restart the source.
-    Snapshot,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Migrate => "migrate",
-            Action::Snapshot => "snapshot",
-        }
-    }
-
-    /// Whether the console's mode offers this action.
-    pub fn allowed_by(self, mode: Mode) -> bool {
-        matches!(
-            (self, mode),
-            (_, Mode::Both) | (Action::Migrate, Mode::Migrate) | (Action::Snapshot, Mode::Snapshot)
-        )
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// An operation as the API and the pages show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperationView {
@@ -164,11 +88,9 @@ pub struct OperationView {
     pub source_app: String,
     pub target_grid: String,
     pub target_app: String,
-    /// queued, preflight, provisioning, stopping_source, copying, starting_target,
-    /// restarting_source, verifying, reconciling, done, failed, cancelled.
-    pub phase: String,
-    /// `None` while running; then done, failed or cancelled.
-    pub outcome: Option<String>,
+    pub phase: Phase,
+    /// `None` while running.
+    pub outcome: Option<Outcome>,
     pub reason: Option<String>,
     pub bytes_done: i64,
     pub bytes_total: i64,
@@ -178,26 +100,13 @@ pub struct OperationView {
     pub finished_at: Option<String>,
 }
 
-/// One stored event of an operation, as the server stores and streams it
-/// (the SSE `data:` of `/api/v1/operations/{id}/events`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StreamEvent {
-    pub seq: i64,
-    pub at: String,
-    /// phase, log, progress or state.
-    pub kind: String,
-    /// console, helper, source or target.
-    pub source: String,
-    pub data: serde_json::Value,
-}
-
 /// A line of the monitor's log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {
     pub seq: i64,
     pub at: String,
-    pub kind: String,
-    pub source: String,
+    pub kind: EventKind,
+    pub source: EventSource,
     pub text: String,
 }
 
@@ -213,8 +122,8 @@ pub struct OperationDetail {
 /// live events into it, so both always agree.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MonitorState {
-    pub phase: String,
-    pub outcome: Option<String>,
+    pub phase: Phase,
+    pub outcome: Option<Outcome>,
     pub reason: Option<String>,
     pub done: u64,
     pub total: u64,
@@ -229,14 +138,12 @@ pub struct MonitorState {
     pub lines: Vec<LogLine>,
 }
 
-pub const FINAL_PHASES: [&str; 3] = ["done", "failed", "cancelled"];
-
 impl MonitorState {
     pub fn new(op: &OperationView) -> MonitorState {
         let unseen = || "not seen yet".to_owned();
         MonitorState {
-            phase: op.phase.clone(),
-            outcome: op.outcome.clone(),
+            phase: op.phase,
+            outcome: op.outcome,
             reason: op.reason.clone(),
             done: 0,
             total: u64::try_from(op.bytes_total).unwrap_or(0),
@@ -254,8 +161,8 @@ impl MonitorState {
         }
         // The row has the last word on the outcome (events may lag it).
         if d.operation.outcome.is_some() {
-            m.outcome = d.operation.outcome.clone();
-            m.phase = d.operation.phase.clone();
+            m.outcome = d.operation.outcome;
+            m.phase = d.operation.phase;
             m.reason = d.operation.reason.clone().or(m.reason);
         }
         m.done = m
@@ -272,48 +179,50 @@ impl MonitorState {
             return;
         }
         self.last_seq = e.seq;
-        let text_of = |d: &serde_json::Value| d["text"].as_str().unwrap_or_default().to_owned();
-        let text = match e.kind.as_str() {
-            "state" => {
-                let s = |k: &str| e.data[k].as_str().unwrap_or("?").to_owned();
-                self.source_state = s("source");
-                self.target_state = s("target");
-                self.helper_state = s("helper");
+        let text = match e.kind {
+            EventKind::State => {
+                if let Some(states) = e.states() {
+                    self.source_state = states.source;
+                    self.target_state = states.target;
+                    self.helper_state = states.helper;
+                }
                 return;
             }
-            "progress" => {
-                let p = &e.data["progress"];
-                let n = |k: &str| p[k].as_u64().unwrap_or(0);
-                self.done = self.done.max(n("done"));
-                self.total = self.total.max(n("total"));
-                self.rate = n("rate_bytes_per_sec");
-                self.volume = p["volume"].as_str().map(str::to_owned);
-                format!(
+            EventKind::Progress => {
+                let Some(p) = e.progress() else {
+                    return;
+                };
+                self.done = self.done.max(p.done);
+                self.total = self.total.max(p.total);
+                self.rate = p.rate_bytes_per_sec;
+                let text = format!(
                     "{}: {} of {} copied",
-                    p["volume"].as_str().unwrap_or("?"),
-                    human_bytes(n("volume_done")),
-                    human_bytes(n("volume_total"))
-                )
+                    p.volume,
+                    human_bytes(p.volume_done),
+                    human_bytes(p.volume_total)
+                );
+                self.volume = Some(p.volume);
+                text
             }
-            "phase" => {
-                if let Some(phase) = e.data["phase"].as_str() {
-                    self.phase = phase.to_owned();
-                    if FINAL_PHASES.contains(&phase) {
-                        self.outcome = Some(phase.to_owned());
-                        if phase != "done" {
-                            self.reason = Some(text_of(&e.data));
+            EventKind::Phase => {
+                if let Some(PhaseData { phase, text }) = e.phase() {
+                    self.phase = phase;
+                    if let Some(outcome) = phase.outcome() {
+                        self.outcome = Some(outcome);
+                        if outcome != Outcome::Done {
+                            self.reason = Some(text);
                         }
                     }
                 }
-                text_of(&e.data)
+                e.text()
             }
-            _ => text_of(&e.data),
+            EventKind::Log => e.text(),
         };
         self.lines.push(LogLine {
             seq: e.seq,
             at: e.at.clone(),
-            kind: e.kind.clone(),
-            source: e.source.clone(),
+            kind: e.kind,
+            source: e.source,
             text,
         });
     }
@@ -323,7 +232,7 @@ impl MonitorState {
     }
 
     pub fn percent(&self) -> u64 {
-        if self.outcome.as_deref() == Some("done") {
+        if self.outcome == Some(Outcome::Done) {
             return 100;
         }
         (self.done * 100)
@@ -360,7 +269,7 @@ pub struct LockDetail {
     pub problem: Option<String>,
     pub age_secs: Option<u64>,
     /// The operation's phase and its recorded reason, if any.
-    pub phase: Option<String>,
+    pub phase: Option<Phase>,
     pub reason: Option<String>,
     /// The last progress sample, as text, and when it came.
     pub last_progress: Option<String>,
@@ -563,8 +472,8 @@ mod tests {
         StreamEvent {
             seq,
             at: format!("2026-11-22T10:00:{seq:02}Z"),
-            kind: kind.into(),
-            source: source.into(),
+            kind: kind.parse().unwrap(),
+            source: source.parse().unwrap(),
             data,
         }
     }
@@ -626,7 +535,7 @@ mod tests {
             "console",
             serde_json::json!({"phase": "failed", "text": "the helper failed"}),
         ));
-        assert_eq!(m.outcome.as_deref(), Some("failed"));
+        assert_eq!(m.outcome.map(Outcome::as_str), Some("failed"));
         assert_eq!(m.reason.as_deref(), Some("the helper failed"));
         assert_eq!(m.eta_secs(), None, "no ETA once it ended");
     }

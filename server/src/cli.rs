@@ -461,11 +461,11 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
             if *wait {
                 let end = remote::watch(&api, &op.id).await?;
                 println!("{}", remote::describe(&end));
-                if end.outcome.as_deref() != Some("done") {
+                if end.outcome != Some(app::model::Outcome::Done) {
                     bail!(
                         "operation {} ended {}",
                         end.id,
-                        end.outcome.as_deref().unwrap_or("?")
+                        end.outcome.map_or("?", |o| o.as_str())
                     );
                 }
             }

@@ -12,6 +12,7 @@ use leptos::config::LeptosOptions;
 use sqlx::SqlitePool;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -28,12 +29,18 @@ pub struct Console {
 
 impl Console {
     pub async fn open(settings: Settings) -> anyhow::Result<Console> {
-        std::fs::create_dir_all(&settings.config_dir).with_context(|| {
-            format!(
-                "cannot create the config directory {}",
-                settings.config_dir.display()
-            )
-        })?;
+        // The config directory holds the key, the database and the lock:
+        // created for the console's user only.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&settings.config_dir)
+            .with_context(|| {
+                format!(
+                    "cannot create the config directory {}",
+                    settings.config_dir.display()
+                )
+            })?;
         let grids = Arc::new(GridMonitor::load(&settings)?);
         let pool = db::open(&settings.database_file()).await?;
         let settings = Arc::new(settings);
@@ -129,6 +136,10 @@ impl Console {
             pool: self.pool.clone(),
             settings: self.settings.clone(),
             throttle: Arc::new(LoginThrottle::new(self.throttle)),
+            origins: Arc::new(web::gate::OwnOrigins::new(
+                self.settings.public_url.as_deref(),
+                local.port(),
+            )),
         };
         let router = web::router(state, sessions);
         tracing::info!(address = %local, "serving");
@@ -136,8 +147,17 @@ impl Console {
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown({
+            let engine = self.engine.clone();
+            async move {
+                shutdown.await;
+                // Streams and drive tasks end now, so the requests in
+                // flight (open SSE streams) finish and the server can stop.
+                engine.stop().await;
+            }
+        })
         .await;
+        self.engine.stop().await;
         let _ = stop_tx.send(true);
         let _ = cleaner.await;
         let _ = monitor.await;

@@ -6,7 +6,42 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use std::path::Path;
 use std::time::Duration;
 
+/// The database holds password hashes and live session ids: it is created
+/// readable by the console's user only, and one found readable by others
+/// (an older console made it 0644) is tightened at start, with a warning.
+/// SQLite gives its `-wal` and `-shm` files the database's mode.
+fn owner_only(file: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if !file.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(file)
+            .with_context(|| format!("cannot create the database {}", file.display()))?;
+    }
+    for path in [
+        file.to_owned(),
+        file.with_extension("db-wal"),
+        file.with_extension("db-shm"),
+    ] {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).with_context(
+                || format!("{} is mode {mode:o}; cannot make it 0600", path.display()),
+            )?;
+            tracing::warn!(file = %path.display(), was = format!("{mode:o}"), "the database was readable by others; it is 0600 now");
+        }
+    }
+    Ok(())
+}
+
 pub async fn open(file: &Path) -> anyhow::Result<SqlitePool> {
+    owner_only(file)?;
     let options = SqliteConnectOptions::new()
         .filename(file)
         .create_if_missing(true)

@@ -8,7 +8,7 @@ use crate::config::Settings;
 use app::model::{AppView, GridView, VolumeView};
 use grid::inventory::{GridEntry, Inventory};
 use grid::known_hosts::KnownHosts;
-use grid::{ClientConfig, Connection, Endpoint, GridError, Grids, keys};
+use grid::{ClientConfig, Connection, Endpoint, GridError, GridName, Grids, keys};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -30,12 +30,6 @@ pub enum GridSetupError {
         "{0}\n  fix: correct or delete the line; `ssh-keyscan -p PORT HOST` shows a controller's key"
     )]
     KnownHosts(#[from] grid::known_hosts::KnownHostsError),
-}
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 impl GridMonitor {
@@ -77,30 +71,50 @@ impl GridMonitor {
 
     /// Checks every grid once, concurrently, and replaces the cache entries.
     pub async fn refresh(&self) {
-        let checks = self.inventory.grids.iter().map(|g| async move {
-            let mut view = unchecked(g);
-            let outcome = match &self.client {
-                Ok(grids) => match grids.connection(&g.name).await {
-                    Some(Ok(conn)) => probe(&conn, &mut view).await,
-                    Some(Err(e)) => Err(e),
-                    None => Ok(()),
-                },
-                Err(e) => {
-                    view.error = Some(e.clone());
-                    Ok(())
-                }
-            };
-            if let Err(e) = outcome {
-                view.reachable = false;
-                view.error = Some(e.to_string());
-            }
-            view.checked_at = Some(now());
-            view
-        });
+        let all: Vec<&GridName> = self.inventory.grids.iter().map(|g| &g.name).collect();
+        self.refresh_only(&all).await;
+    }
+
+    /// Checks these grids now, concurrently, and replaces their cache
+    /// entries: what an operation does before it publishes its outcome,
+    /// so the grid pages agree with it.
+    pub async fn refresh_only(&self, grids: &[&GridName]) {
+        let checks = self
+            .inventory
+            .grids
+            .iter()
+            .filter(|g| grids.contains(&&g.name))
+            .map(|g| self.check(g));
         let views: Vec<GridView> = futures_util::future::join_all(checks).await;
         if let Ok(mut cache) = self.cache.write() {
-            *cache = views;
+            for view in views {
+                match cache.iter_mut().find(|c| c.name == view.name) {
+                    Some(slot) => *slot = view,
+                    None => cache.push(view),
+                }
+            }
         }
+    }
+
+    async fn check(&self, g: &GridEntry) -> GridView {
+        let mut view = unchecked(g);
+        let outcome = match &self.client {
+            Ok(grids) => match grids.connection(&g.name).await {
+                Some(Ok(conn)) => probe(&conn, &mut view).await,
+                Some(Err(e)) => Err(e),
+                None => Ok(()),
+            },
+            Err(e) => {
+                view.error = Some(e.clone());
+                Ok(())
+            }
+        };
+        if let Err(e) = outcome {
+            view.reachable = false;
+            view.error = Some(e.to_string());
+        }
+        view.checked_at = Some(crate::clock::now().to_string());
+        view
     }
 
     /// Refreshes now and then every `every` until `stop` changes.

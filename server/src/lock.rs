@@ -9,10 +9,15 @@
 use app::model::Action;
 use grid::{AppName, GridName};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = "mig.lock";
+/// A lock is a few hundred bytes; a file past this is not read further.
+pub const MAX_LOCK_BYTES: u64 = 64 << 10;
+/// How much of an unreadable lock is kept to show an admin.
+pub const SHOWN_BYTES: usize = 4 << 10;
 pub const ARCHIVE_DIR: &str = "locks";
 pub const LOCK_VERSION: u32 = 1;
 
@@ -46,8 +51,7 @@ pub struct Lock {
     pub source_app_name: AppName,
     pub target_grid: GridName,
     pub target_app_name: AppName,
-    /// RFC 3339.
-    pub created_at: String,
+    pub created_at: crate::clock::Timestamp,
     pub created_by: String,
     pub console: ConsoleId,
 }
@@ -116,20 +120,65 @@ impl LockFile {
         self.dir.join(LOCK_FILE)
     }
 
+    /// Reads `mig.lock`. A file that is not a lock this console can read
+    /// (bad JSON, too big, a symlink, a directory, no permission) is
+    /// `Unreadable` with what was read of it and why: never deleted, never
+    /// followed, never read past [`MAX_LOCK_BYTES`]. `Err` only for a
+    /// config directory that cannot be looked into at all.
     pub fn read(&self) -> std::io::Result<LockState> {
-        let raw = match std::fs::read(self.path()) {
-            Ok(raw) => raw,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
-            Err(e) => return Err(e),
+        let path = self.path();
+        let unreadable = |problem: String| {
+            Ok(LockState::Unreadable {
+                raw: String::new(),
+                problem: format!("{problem} ({})", path.display()),
+            })
         };
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
+            Err(e) => return unreadable(format!("the lock file cannot be read: {e}")),
+            Ok(m) if m.file_type().is_symlink() => {
+                return unreadable(
+                    "the lock file is a symbolic link, which the console never follows".into(),
+                );
+            }
+            Ok(m) if !m.is_file() => {
+                return unreadable("the lock file is not a regular file".into());
+            }
+            Ok(_) => {}
+        }
+        let mut file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
+            Err(e) => return unreadable(format!("the lock file cannot be read: {e}")),
+        };
+        let mut raw = Vec::new();
+        if let Err(e) = (&mut file).take(MAX_LOCK_BYTES + 1).read_to_end(&mut raw) {
+            return unreadable(format!("the lock file cannot be read: {e}"));
+        }
+        if raw.len() as u64 > MAX_LOCK_BYTES {
+            let size = file.metadata().map_or(0, |m| m.len());
+            raw.truncate(SHOWN_BYTES);
+            return Ok(LockState::Unreadable {
+                raw: String::from_utf8_lossy(&raw).into_owned(),
+                problem: format!(
+                    "the lock file is {size} bytes, far more than a lock; only its first {SHOWN_BYTES} bytes are shown ({size_left} left out)",
+                    size_left = size.saturating_sub(SHOWN_BYTES as u64)
+                ),
+            });
+        }
+        let shown = || String::from_utf8_lossy(&raw[..raw.len().min(SHOWN_BYTES)]).into_owned();
         Ok(match serde_json::from_slice::<Lock>(&raw) {
             Ok(lock) if lock.version == LOCK_VERSION => LockState::Held(lock),
             Ok(lock) => LockState::Unreadable {
-                raw: String::from_utf8_lossy(&raw).into_owned(),
+                raw: shown(),
                 problem: format!("lock version {} is not {LOCK_VERSION}", lock.version),
             },
             Err(e) => LockState::Unreadable {
-                raw: String::from_utf8_lossy(&raw).into_owned(),
+                raw: shown(),
                 problem: e.to_string(),
             },
         })
@@ -149,7 +198,14 @@ impl LockFile {
             source: std::io::Error::other(e),
         })?;
         {
-            let mut f = std::fs::File::create(&tmp).map_err(io(tmp.clone()))?;
+            // Readable by the console's user only, like every secret of the config directory.
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io(tmp.clone()))?;
             f.write_all(&body).map_err(io(tmp.clone()))?;
             f.sync_all().map_err(io(tmp.clone()))?;
         }
@@ -234,7 +290,7 @@ mod tests {
             source_app_name: "shop".parse().unwrap(),
             target_grid: "west".parse().unwrap(),
             target_app_name: "shop".parse().unwrap(),
-            created_at: "2026-11-21T10:00:00Z".into(),
+            created_at: "2026-11-21T10:00:00Z".parse().unwrap(),
             created_by: "ana".into(),
             console: ConsoleId::this_process(),
         }

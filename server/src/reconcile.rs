@@ -9,8 +9,43 @@
 
 use crate::lock::Lock;
 use app::model::Action;
-use grid::GridName;
 use grid::dialect::AppState;
+use grid::{AppName, GridName};
+
+/// Where the console runs, relative to an operation's apps. MIG's rows
+/// keyed on the current grid describe a console that lives *inside* the
+/// app it moves; a console anywhere else decides from what it observes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Inside the source app (it woke up on the source grid).
+    InSource,
+    /// Inside the target app, i.e. inside the copy (it woke up on the target grid).
+    InTarget,
+    /// Outside the operation's apps (or where it runs is not configured).
+    Outside,
+}
+
+impl Place {
+    /// From the console's configured whereabouts (`current_grid`,
+    /// `current_app`): inside an app only when both name it. A console
+    /// that names no app (the demo's outside console) is outside every
+    /// operation, whatever its grid.
+    pub fn of(lock: &Lock, grid: Option<&GridName>, app: Option<&AppName>) -> Place {
+        let (Some(grid), Some(app)) = (grid, app) else {
+            return Place::Outside;
+        };
+        if *grid == lock.target_grid
+            && *app == lock.target_app_name
+            && lock.target_grid != lock.source_grid
+        {
+            Place::InTarget
+        } else if *grid == lock.source_grid && *app == lock.source_app_name {
+            Place::InSource
+        } else {
+            Place::Outside
+        }
+    }
+}
 
 /// What a controller says about one app.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,8 +165,8 @@ fn describe(what: &str, s: &Seen) -> String {
 }
 
 /// The steps for this lock, in order.
-pub fn decide(lock: &Lock, current_grid: Option<&GridName>, seen: &Observed) -> Vec<Step> {
-    let on_target = current_grid == Some(&lock.target_grid) && lock.target_grid != lock.source_grid;
+pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
+    let on_target = place == Place::InTarget;
     if on_target && lock.action == Action::Snapshot {
         return vec![Step::Nothing(
             "this console runs in a snapshot copy; the snapshot's lock belongs to the source"
@@ -257,7 +292,7 @@ mod tests {
             source_app_name: "shop".parse().unwrap(),
             target_grid: "west".parse().unwrap(),
             target_app_name: "shop".parse().unwrap(),
-            created_at: "2026-11-21T10:00:00Z".into(),
+            created_at: "2026-11-21T10:00:00Z".parse().unwrap(),
             created_by: "ana".into(),
             console: ConsoleId {
                 host: "h".into(),
@@ -292,26 +327,66 @@ mod tests {
         // source_grid == current, snapshot: snapshot finished, destroy the helper.
         let finished = obs(st(Running), st(Stopped), st(Stopped), Match);
         assert_eq!(
-            decide(&lock(Action::Snapshot), Some(&g("east")), &finished),
+            decide(&lock(Action::Snapshot), Place::InSource, &finished),
             vec![Step::DestroyHelper, done.clone()]
         );
         // source_grid == current, migrate: the source restarted after a failed migrate.
         let failed = obs(st(Running), st(Stopped), st(Failed), NotCompared);
-        let steps = decide(&lock(Action::Migrate), Some(&g("east")), &failed);
+        let steps = decide(&lock(Action::Migrate), Place::InSource, &failed);
         assert_eq!(steps[0], Step::DestroyHelper);
         assert_eq!(steps[1], Step::DestroyTarget);
         assert!(matches!(steps[2], Step::Finish(Outcome::Failed(_))));
         // target_grid == current, migrate: succeeded, destroy helper then source.
         let migrated = obs(st(Stopped), st(Running), st(Stopped), Match);
         assert_eq!(
-            decide(&lock(Action::Migrate), Some(&g("west")), &migrated),
+            decide(&lock(Action::Migrate), Place::InTarget, &migrated),
             vec![Step::DestroyHelper, Step::DestroySource, done.clone()]
         );
         // target_grid == current, snapshot: a manually started copy; nothing.
         assert!(matches!(
-            decide(&lock(Action::Snapshot), Some(&g("west")), &migrated)[..],
+            decide(&lock(Action::Snapshot), Place::InTarget, &migrated)[..],
             [Step::Nothing(_)]
         ));
+    }
+
+    #[test]
+    fn a_console_is_inside_an_app_only_when_it_names_the_app() {
+        let l = lock(Action::Snapshot);
+        let shop: AppName = "shop".parse().unwrap();
+        let other: AppName = "shopsnap".parse().unwrap();
+        assert_eq!(
+            Place::of(&l, Some(&g("west")), Some(&shop)),
+            Place::InTarget
+        );
+        assert_eq!(
+            Place::of(&l, Some(&g("east")), Some(&shop)),
+            Place::InSource
+        );
+        assert_eq!(Place::of(&l, Some(&g("west")), None), Place::Outside);
+        assert_eq!(
+            Place::of(&l, Some(&g("west")), Some(&other)),
+            Place::Outside
+        );
+        assert_eq!(Place::of(&l, None, None), Place::Outside);
+    }
+
+    /// The demo's console (current grid east, inside no app) snapshots
+    /// west/shop into its own grid: it meters the helper and finishes,
+    /// instead of taking itself for a console inside the copy.
+    #[test]
+    fn a_snapshot_into_the_console_own_grid_runs_and_finishes() {
+        let mut l = lock(Action::Snapshot);
+        l.source_grid = g("west");
+        l.target_grid = g("east");
+        l.target_app_name = "shopsnap".parse().unwrap();
+        let place = Place::of(&l, Some(&g("east")), None);
+        let copying = obs(st(Stopped), Absent, st(Running), NotCompared);
+        assert!(matches!(decide(&l, place, &copying)[..], [Step::Wait(_)]));
+        let copied = obs(st(Running), st(Stopped), st(Stopped), Match);
+        assert_eq!(
+            decide(&l, place, &copied),
+            vec![Step::DestroyHelper, Step::Finish(Outcome::Done)]
+        );
     }
 
     #[test]
@@ -322,7 +397,7 @@ mod tests {
             st(Stopped),
             Checksums::Mismatch("data".into()),
         );
-        let steps = decide(&lock(Action::Migrate), Some(&g("west")), &mismatch);
+        let steps = decide(&lock(Action::Migrate), Place::InTarget, &mismatch);
         let [Step::Hold(why)] = &steps[..] else {
             panic!("{steps:?}")
         };
@@ -331,7 +406,7 @@ mod tests {
             "{why}"
         );
         let not_running = obs(st(Stopped), st(Stopped), Absent, Match);
-        let steps = decide(&lock(Action::Migrate), Some(&g("west")), &not_running);
+        let steps = decide(&lock(Action::Migrate), Place::InTarget, &not_running);
         assert!(
             matches!(&steps[..], [Step::Hold(w)] if w.contains("the target app is stopped")),
             "{steps:?}"
@@ -342,7 +417,7 @@ mod tests {
     fn a_working_helper_means_wait_and_an_unreachable_grid_means_hold() {
         let copying = obs(st(Stopped), st(Stopped), st(Running), NotCompared);
         assert!(matches!(
-            decide(&lock(Action::Migrate), None, &copying)[..],
+            decide(&lock(Action::Migrate), Place::Outside, &copying)[..],
             [Step::Wait(_)]
         ));
         let blind = obs(
@@ -352,14 +427,14 @@ mod tests {
             NotCompared,
         );
         assert!(
-            matches!(&decide(&lock(Action::Migrate), None, &blind)[..], [Step::Hold(w)] if w.contains("timeout"))
+            matches!(&decide(&lock(Action::Migrate), Place::Outside, &blind)[..], [Step::Hold(w)] if w.contains("timeout"))
         );
     }
 
     #[test]
     fn interrupted_before_the_helper_existed_restarts_the_source() {
         let early = obs(st(Stopped), Absent, Absent, NotCompared);
-        let steps = decide(&lock(Action::Migrate), None, &early);
+        let steps = decide(&lock(Action::Migrate), Place::Outside, &early);
         assert_eq!(steps[0], Step::StartSource);
         assert!(matches!(&steps[1], Step::Finish(Outcome::Failed(r)) if r.contains("interrupted")));
     }
@@ -368,7 +443,7 @@ mod tests {
     fn snapshot_verified_restarts_a_stopped_source_and_is_done() {
         let s = obs(st(Stopped), st(Stopped), st(Stopped), Match);
         assert_eq!(
-            decide(&lock(Action::Snapshot), None, &s),
+            decide(&lock(Action::Snapshot), Place::Outside, &s),
             vec![
                 Step::DestroyHelper,
                 Step::StartSource,
@@ -389,7 +464,9 @@ mod tests {
             v
         };
         let sums = [Match, Checksums::Mismatch("v".into()), NotCompared];
-        let places = [None, Some(g("east")), Some(g("west")), Some(g("north"))];
+        let shop: AppName = "shop".parse().unwrap();
+        let places = [None, Some(g("east")), Some(g("west")), Some(g("north"))]
+            .map(|grid| Place::of(&lock(Action::Migrate), grid.as_ref(), Some(&shop)));
         let mut cases = 0;
         for action in [Action::Migrate, Action::Snapshot] {
             for place in &places {
@@ -403,7 +480,7 @@ mod tests {
                                     helper.clone(),
                                     sum.clone(),
                                 );
-                                let steps = decide(&lock(action), place.as_ref(), &o);
+                                let steps = decide(&lock(action), *place, &o);
                                 cases += 1;
                                 assert!(!steps.is_empty(), "{o:?}");
                                 let has = |s: &Step| steps.contains(s);

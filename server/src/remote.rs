@@ -2,7 +2,7 @@
 //! shell (`--url`, token in `MIGCTL_TOKEN`).
 
 use anyhow::{Context, bail};
-use app::model::OperationView;
+use app::model::{EventKind, OperationView, StreamEvent};
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -109,7 +109,7 @@ pub fn describe(op: &OperationView) -> String {
         op.target_app,
         op.phase,
         pct,
-        op.outcome.as_deref().unwrap_or("running"),
+        op.outcome.map_or("running", |o| o.as_str()),
         op.reason
             .as_deref()
             .map(|r| format!(" ({r})"))
@@ -122,45 +122,31 @@ pub fn describe(op: &OperationView) -> String {
 pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
     let mut after = 0i64;
     loop {
-        let events = remote.get(&format!("/operations/{id}/events")).await?;
-        for e in events.as_array().into_iter().flatten() {
-            let seq = e["seq"].as_i64().unwrap_or(0);
-            if seq <= after {
+        let events: Vec<StreamEvent> =
+            serde_json::from_value(remote.get(&format!("/operations/{id}/events")).await?)?;
+        for e in events {
+            if e.seq <= after {
                 continue;
             }
-            after = seq;
-            let source = e["source"].as_str().unwrap_or("");
-            match e["kind"].as_str() {
-                Some("progress") => {
-                    let p = &e["data"]["progress"];
-                    let (done, total) = (
-                        p["done"].as_u64().unwrap_or(0),
-                        p["total"].as_u64().unwrap_or(1).max(1),
-                    );
-                    let filled = usize::try_from(done * 30 / total).unwrap_or(30).min(30);
-                    print!(
-                        "\r[{}{}] {:>3}% {} of {}  {}/s   ",
-                        "#".repeat(filled),
-                        " ".repeat(30 - filled),
-                        done * 100 / total,
-                        app::model::human_bytes(done),
-                        app::model::human_bytes(total),
-                        app::model::human_bytes(p["rate_bytes_per_sec"].as_u64().unwrap_or(0))
-                    );
-                    let _ = std::io::stdout().flush();
-                }
-                Some("phase") => println!(
-                    "\n{:>7} | phase {}: {}",
-                    source,
-                    e["data"]["phase"].as_str().unwrap_or(""),
-                    e["data"]["text"].as_str().unwrap_or("")
-                ),
-                Some("log") => println!(
-                    "\n{:>7} | {}",
-                    source,
-                    e["data"]["text"].as_str().unwrap_or("")
-                ),
-                _ => {}
+            after = e.seq;
+            let source = e.source;
+            if let Some(p) = e.progress() {
+                let (done, total) = (p.done, p.total.max(1));
+                let filled = usize::try_from(done * 30 / total).unwrap_or(30).min(30);
+                print!(
+                    "\r[{}{}] {:>3}% {} of {}  {}/s   ",
+                    "#".repeat(filled),
+                    " ".repeat(30 - filled),
+                    done * 100 / total,
+                    app::model::human_bytes(done),
+                    app::model::human_bytes(total),
+                    app::model::human_bytes(p.rate_bytes_per_sec)
+                );
+                let _ = std::io::stdout().flush();
+            } else if let Some(p) = e.phase() {
+                println!("\n{:>7} | phase {}: {}", source, p.phase, p.text);
+            } else if e.kind == EventKind::Log {
+                println!("\n{:>7} | {}", source, e.text());
             }
         }
         let op: OperationView =

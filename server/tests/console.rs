@@ -678,3 +678,508 @@ async fn the_dashboard_lists_grids_with_reachability_and_a_grid_page_lists_its_a
     t.stop().await;
     sim.stop().await;
 }
+
+// ---- What a hostile probe of a running console found (issue: security defects).
+
+/// 49 wrong passwords at once for one user: at most the limit are checked,
+/// the rest are throttled, and the right password right after is refused too.
+#[tokio::test]
+async fn concurrent_wrong_sign_ins_cannot_beat_the_throttle() {
+    let t = TestConsole::start().await;
+    let attempts = (0..49).map(|i| {
+        let c = t.browser();
+        let url = format!("{}/login", t.url);
+        async move {
+            let r = c
+                .post(url)
+                .form(&[("username", "ana"), ("password", &format!("wrong {i}"))])
+                .send()
+                .await
+                .unwrap();
+            location(&r)
+        }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let checked = answers
+        .iter()
+        .filter(|l| l.contains("error=invalid"))
+        .count();
+    let throttled = answers
+        .iter()
+        .filter(|l| l.contains("error=throttled"))
+        .count();
+    assert_eq!(
+        checked, 3,
+        "only the per-user limit is checked: {answers:?}"
+    );
+    assert_eq!(checked + throttled, 49, "{answers:?}");
+    let r = t.login(&t.browser(), "ana", PASSWORD).await;
+    assert!(location(&r).contains("error=throttled"), "{}", location(&r));
+    t.stop().await;
+}
+
+fn vm_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// 200 concurrent wrong sign-ins against a fresh `migctl serve`: hashing is
+/// bounded (one argon2id at a time a core, each 19 MiB), so the console's
+/// peak RSS stays within 128 MiB of its idle RSS. Unbounded, 200 took 7 GiB.
+#[tokio::test]
+async fn two_hundred_concurrent_sign_ins_keep_memory_bounded() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_migctl"))
+        .env("MIGCTL_LOG", "warn")
+        .args(["--config-dir", dir.path().to_str().unwrap()])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("url: ")
+                .map(|u| u.trim_end_matches('/').to_owned())
+        })
+        .unwrap();
+    let pid = child.id();
+    let idle = vm_kib(pid, "VmRSS:");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let attempts = (0..200).map(|i| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let r = client
+                .post(format!("{url}/login"))
+                .header(ORIGIN, &url)
+                .form(&[
+                    ("username", format!("user{i}")),
+                    ("password", "wrong password".into()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            r.status()
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::SEE_OTHER || *s == StatusCode::SERVICE_UNAVAILABLE),
+        "every attempt is answered: {statuses:?}"
+    );
+    let peak = vm_kib(pid, "VmHWM:");
+    let grew_mib = peak.saturating_sub(idle) / 1024;
+    eprintln!(
+        "idle RSS {} MiB, peak {} MiB under 200 concurrent sign-ins",
+        idle / 1024,
+        peak / 1024
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(grew_mib < 128, "peak RSS grew by {grew_mib} MiB");
+}
+
+#[tokio::test]
+async fn oversized_sign_in_fields_are_refused_before_anything_is_hashed_or_kept() {
+    let t = TestConsole::start().await;
+    let c = t.browser();
+    let huge = "a".repeat(1 << 20);
+    let r = c
+        .post(format!("{}/login", t.url))
+        .form(&[("username", huge.as_str()), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "a 1 MiB form is refused"
+    );
+    let long = "b".repeat(4000);
+    let r = c
+        .post(format!("{}/login", t.url))
+        .form(&[("username", long.as_str()), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&r).contains("error=invalid"), "{}", location(&r));
+    let (actor, detail): (String, String) = sqlx::query_as(
+        "SELECT actor, detail FROM audit_log WHERE action = 'login.refused' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&t.pool)
+    .await
+    .unwrap();
+    assert!(actor.len() < 100, "the audit keeps a short name: {actor}");
+    assert!(actor.ends_with("(4000 bytes)"), "{actor}");
+    assert!(detail.contains("user name of 4000 bytes"), "{detail}");
+    let longest: i64 =
+        sqlx::query_scalar("SELECT MAX(LENGTH(actor) + LENGTH(detail)) FROM audit_log")
+            .fetch_one(&t.pool)
+            .await
+            .unwrap();
+    assert!(longest < 300, "no audit row holds the input: {longest}");
+    t.stop().await;
+}
+
+/// `next` after sign-in: only a path of this console, whatever a browser
+/// would strip from it; control characters never reach a header (no 500).
+#[tokio::test]
+async fn sign_in_never_redirects_off_the_console() {
+    let t = TestConsole::start().await;
+    for next in [
+        "/\t/evil.example/phish",
+        "/\n/evil.example",
+        "/\r\n/evil.example",
+        "/\u{b}/evil.example",
+        "//evil.example",
+        "https://evil.example",
+    ] {
+        let c = t.browser();
+        let r = c
+            .post(format!("{}/login", t.url))
+            .form(&[("username", "vic"), ("password", PASSWORD), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(location(&r), "/", "{next:?}");
+    }
+    let r = t
+        .browser()
+        .post(format!("{}/login", t.url))
+        .form(&[
+            ("username", "vic"),
+            ("password", PASSWORD),
+            ("next", "/operations?state=done"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/operations?state=done");
+    t.stop().await;
+}
+
+/// The database (with session ids and hashes), its WAL and SHM, and the
+/// config directory are the console user's only.
+#[tokio::test]
+async fn the_config_directory_secrets_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestConsole::start().await;
+    let _ = t.signed_in_as("vic").await;
+    let dir = t._dir.path();
+    for f in ["migctl.db", "migctl.db-wal", "migctl.db-shm"] {
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{f} is {mode:o}");
+    }
+    t.stop().await;
+
+    // A database an older console left 0644 is tightened at start.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("migctl.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let pool = migctl::db::open(&db).await.unwrap();
+    pool.close().await;
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+/// A huge lock is read no further than a lock can be; a symlink is never
+/// followed; a lock the OS cannot read is reported, not a 500.
+#[tokio::test]
+async fn odd_lock_files_are_reported_not_followed_nor_swallowed() {
+    let t = TestConsole::start().await;
+    let c = t.signed_in_as("ana").await;
+    let lock = t._dir.path().join("mig.lock");
+    let get = |path: &'static str| {
+        let c = c.clone();
+        let url = format!("{}{path}", t.url);
+        async move {
+            let r = c.get(url).send().await.unwrap();
+            let status = r.status();
+            (status, r.text().await.unwrap())
+        }
+    };
+
+    std::fs::write(&lock, vec![b'{'; 20 << 20]).unwrap();
+    let (status, body) = get("/api/v1/lock").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.len() < 16 << 10, "{} bytes", body.len());
+    assert!(
+        body.contains("only its first 4096 bytes are shown"),
+        "{body}"
+    );
+    let (_, page) = get("/lock").await;
+    assert!(
+        page.len() < 256 << 10,
+        "the lock page is {} bytes",
+        page.len()
+    );
+
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &lock).unwrap();
+    let (_, body) = get("/api/v1/lock").await;
+    assert!(!body.contains("root:"), "the symlink was followed: {body}");
+    assert!(body.contains("symbolic link"), "{body}");
+
+    std::fs::remove_file(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    for path in ["/api/v1/lock", "/api/v1/lock/evidence"] {
+        let (status, body) = get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        assert!(
+            body.contains("not a regular file") && body.contains("mig.lock"),
+            "{body}"
+        );
+    }
+    let r = c
+        .post(format!("{}/api/v1/operations", t.url))
+        .json(&serde_json::json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("not a regular file") && body.contains("override"),
+        "{body}"
+    );
+    let r = c
+        .post(format!("{}/api/v1/lock/override", t.url))
+        .json(&serde_json::json!({"op_id": "unreadable", "reason": "a directory in the lock's place"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    assert!(!lock.exists(), "the override moved it aside");
+    t.stop().await;
+}
+
+/// Client mistakes are 4xx with a message, never 500.
+#[tokio::test]
+async fn client_mistakes_are_answered_4xx_with_a_message() {
+    let t = TestConsole::start().await;
+    let c = t.signed_in_as("olga").await;
+    let post = |path: &str, body: Vec<u8>, content_type: &str| {
+        c.post(format!("{}{path}", t.url))
+            .header("content-type", content_type.to_owned())
+            .body(body)
+            .send()
+    };
+    let form = "application/x-www-form-urlencoded";
+    for (path, body) in [
+        (
+            "/sfn/preview",
+            "source_grid=east&source_app=shop&target_grid=west&target_app=s&action=teleport",
+        ),
+        ("/sfn/preview", ""),
+        ("/sfn/operation", ""),
+    ] {
+        let r = post(path, body.as_bytes().to_vec(), form).await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {body:?}: {text}"
+        );
+        assert!(text.contains("message"), "{text}");
+    }
+    let r = post("/sfn/preview", vec![b'a'; 10 << 20], form)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = post(
+        "/api/v1/operations",
+        vec![b' '; 10 << 20],
+        "application/json",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = c
+        .get(format!(
+            "{}/api/v1/operations/op-x/events?after=junk",
+            t.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["message"].is_string(), "JSON like the rest: {body}");
+
+    // A 10,000-character name is refused before it is echoed in a redirect.
+    let long = "x".repeat(10_000);
+    let r = c
+        .post(format!("{}/operations/new", t.url))
+        .form(&[
+            ("source_grid", "east"),
+            ("source_app", "shop"),
+            ("target_grid", "west"),
+            ("target_app", long.as_str()),
+            ("action", "migrate"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = location(&r);
+    assert!(to.len() < 1024, "a {} byte Location", to.len());
+    assert!(
+        to.contains("too%20long") && to.contains("field=target_app"),
+        "{to}"
+    );
+    let r = c.get(format!("{}{to}", t.url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    t.stop().await;
+}
+
+/// A DNS-rebinding page talks to the console under its own name: refused,
+/// even with an Origin that matches that name.
+#[tokio::test]
+async fn requests_for_another_host_name_are_refused() {
+    let t = TestConsole::start().await;
+    let port = t.url.rsplit(':').next().unwrap().to_owned();
+    let evil = format!("evil.example:{port}");
+    let c = t.plain();
+    let r = c
+        .post(format!("{}/login", t.url))
+        .header("host", &evil)
+        .header(ORIGIN, format!("http://{evil}"))
+        .form(&[("username", "ana"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(session_cookie(&r).is_none());
+    let r = c
+        .get(format!("{}/login", t.url))
+        .header("host", &evil)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
+    assert!(r.text().await.unwrap().contains("public_url"));
+    // Its own names still work.
+    let r = c
+        .get(format!("{}/login", t.url))
+        .header("host", format!("localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    t.stop().await;
+}
+
+/// Pages carry a CSP whose nonce is the one on their inline scripts, and
+/// the headers that keep them from being sniffed, framed or referred.
+#[tokio::test]
+async fn pages_carry_security_headers_and_a_csp_with_their_script_nonce() {
+    let t = TestConsole::start().await;
+    let r = t
+        .plain()
+        .get(format!("{}/login", t.url))
+        .send()
+        .await
+        .unwrap();
+    let h = r.headers().clone();
+    let header = |k: &str| {
+        h.get(k)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("referrer-policy"), "same-origin");
+    let csp = header("content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("'wasm-unsafe-eval'") && !csp.contains("'unsafe-inline' 'wasm"),
+        "{csp}"
+    );
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap_or_else(|| panic!("no nonce in {csp}"))
+        .to_owned();
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the scripts carry the nonce"
+    );
+    let again = t
+        .plain()
+        .get(format!("{}/login", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !header_of(&again, "content-security-policy").contains(&nonce),
+        "a nonce per page"
+    );
+    let api = t
+        .plain()
+        .get(format!("{}/api/v1/me", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header_of(&api, "x-content-type-options"), "nosniff");
+    t.stop().await;
+}
+
+fn header_of(r: &reqwest::Response, k: &str) -> String {
+    r.headers()
+        .get(k)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// Disabling a user revokes their API tokens: enabling them again brings
+/// none back.
+#[tokio::test]
+async fn disabling_a_user_revokes_their_tokens_for_good() {
+    let t = TestConsole::start().await;
+    let vic = accounts::find_by_name(&t.pool, "vic")
+        .await
+        .unwrap()
+        .unwrap();
+    let token = tokens::create(&t.pool, vic.id).await.unwrap();
+    let me = |token: String| {
+        let url = format!("{}/api/v1/me", t.url);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(me(token.clone()).await, StatusCode::OK);
+    accounts::set_disabled(&t.pool, "vic", true).await.unwrap();
+    assert_eq!(me(token.clone()).await, StatusCode::UNAUTHORIZED);
+    accounts::set_disabled(&t.pool, "vic", false).await.unwrap();
+    assert_eq!(
+        me(token).await,
+        StatusCode::UNAUTHORIZED,
+        "the old token stays dead"
+    );
+    t.stop().await;
+}

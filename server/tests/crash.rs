@@ -145,6 +145,63 @@ fn sigkill(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// SIGTERM while an operation copies and a browser follows its event
+/// stream: the console stops within a few seconds (the stream ends, the
+/// drive task stops where it is, the lock stays), and the console started
+/// again resumes the operation to its outcome.
+#[tokio::test]
+async fn sigterm_with_an_open_stream_and_a_running_operation_stops_promptly_and_the_next_start_resumes()
+ {
+    let s = setup().await;
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (status, op) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    assert_eq!(status, 201, "{op}");
+    let id = op["id"].as_str().unwrap().to_owned();
+    wait_for(&url, &s.token, &id, |op| op["phase"] == "copying").await;
+    let mut stream = reqwest::Client::new()
+        .get(format!("{url}/api/v1/operations/{id}/events"))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(
+        stream.chunk().await.unwrap().is_some(),
+        "the stream is live"
+    );
+
+    let asked = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &console.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = console.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "the console still runs 5 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "a clean exit: {status:?}");
+    // The stream ended with the console (no hang, no error mid-event).
+    while let Ok(Some(_)) = stream.chunk().await {}
+    assert!(s.dir.path().join("mig.lock").exists(), "the lock stays");
+
+    let (mut console, url) = serve(s.dir.path());
+    let done = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert!(!s.dir.path().join("mig.lock").exists());
+    sigkill(&mut console);
+    s.sim.stop().await;
+}
+
 async fn checksum(c: &Connection, app: &str) -> String {
     c.vol_checksum(&VolRef::new(
         AppName::new(app).unwrap(),
@@ -595,7 +652,9 @@ async fn reconcile_for_real(
     let toml = std::fs::read_to_string(s.dir.path().join("migctl.toml")).unwrap();
     std::fs::write(
         s.dir.path().join("migctl.toml"),
-        format!("current_grid = \"{current}\"\n{toml}"),
+        // The console lives inside `shop` (MIG's place): the rows keyed on
+        // the current grid apply.
+        format!("current_grid = \"{current}\"\ncurrent_app = \"shop\"\n{toml}"),
     )
     .unwrap();
 

@@ -33,6 +33,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_on(None).await
+}
+
+/// The console outside any app, naming `current_grid` as the demo's does.
+async fn world_on(current_grid: Option<&str>) -> World {
     let g = grids_with_shop(&[
         Vol("boot", 4 << 20, 0..4 << 20),
         Vol("data", 32 << 20, 8 << 20..12 << 20),
@@ -45,6 +50,7 @@ async fn world() -> World {
         private_key_file: Some(console.join("id_ed25519")),
         known_hosts_file: Some(console.join("known_hosts")),
         site_root: Some(dir.path().join("site")),
+        current_grid: current_grid.map(|g| g.parse().unwrap()),
         ..Overrides::default()
     };
     let (settings, _) = config::load(dir.path(), &overrides).unwrap();
@@ -146,6 +152,69 @@ impl World {
         self.task.await.unwrap().unwrap();
         self.sim.stop().await;
     }
+}
+
+/// The apps a grid page lists: (name, state).
+async fn listed(w: &World, grid: &str) -> Vec<(String, String)> {
+    let apps: Value = w
+        .get(&format!("/grids/{grid}/apps"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    apps.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap().to_owned();
+            (s("name"), s("state"))
+        })
+        .collect()
+}
+
+/// The demo's console runs on east inside no app. A migrate to west and
+/// then a snapshot back into east both finish, and the moment the API
+/// says `done` the grid pages agree: no source left, no helper, no stale state.
+#[tokio::test]
+async fn an_outside_console_snapshots_into_its_own_grid_and_the_grid_pages_agree_with_every_outcome()
+ {
+    let w = world_on(Some("east")).await;
+    let sums = World::sums(&w.east, "shop").await;
+    let r = w.post(&w.operator, request("migrate", "shop")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let op: Value = r.json().await.unwrap();
+    let done = w.wait_outcome(op["id"].as_str().unwrap()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    let east = listed(&w, "east").await;
+    assert!(
+        east.iter().all(|(name, _)| name != "shop"),
+        "the source is gone from east's page once done: {east:?}"
+    );
+    assert_eq!(
+        listed(&w, "west").await,
+        [("shop".to_owned(), "running".to_owned())],
+        "west lists the running target and no helper"
+    );
+
+    let body = json!({"source_grid": "west", "source_app": "shop", "target_grid": "east", "target_app": "shopsnap", "action": "snapshot"});
+    let r = w.post(&w.operator, body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let op: Value = r.json().await.unwrap();
+    let done = w.wait_outcome(op["id"].as_str().unwrap()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(done["bytes_done"], done["bytes_total"]);
+    assert_eq!(World::sums(&w.east, "shopsnap").await, sums);
+    assert_eq!(w.get("/lock").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        listed(&w, "east").await,
+        [("shopsnap".to_owned(), "stopped".to_owned())],
+        "east lists the stopped copy and no helper"
+    );
+    assert_eq!(
+        listed(&w, "west").await,
+        [("shop".to_owned(), "running".to_owned())]
+    );
+    w.stop().await;
 }
 
 fn request(action: &str, target: &str) -> Value {

@@ -78,7 +78,7 @@ fn Evidence(d: LockDetail, is_admin: bool) -> impl IntoView {
             <section class="card" aria-label="Evidence">
                 <h2>"Evidence"</h2>
                 <dl class="facts" data-testid="lock-evidence">
-                    <dt>"phase"</dt><dd>{d.phase.clone().unwrap_or_else(|| "unknown".into())}</dd>
+                    <dt>"phase"</dt><dd>{d.phase.map_or("unknown", |p| p.as_str())}</dd>
                     <dt>"last word"</dt><dd>{d.reason.clone().unwrap_or_else(|| "—".into())}</dd>
                     <dt>"last progress"</dt><dd>{d.last_progress.clone().unwrap_or_else(|| "none".into())}</dd>
                     <dt>"last event"</dt><dd>{age(d.last_event_age_secs)}</dd>

@@ -7,31 +7,12 @@ use super::error_text;
 use super::layout::Me;
 use crate::backend::get_operation;
 use crate::model::{
-    Action, MonitorState, OperationDetail, OperationView, Role, human_bytes, human_duration,
+    CancelCleanup, MonitorState, OperationDetail, OperationView, Outcome, Phase, Role, human_bytes,
+    human_duration,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
-
-/// The phase pipeline of a migrate; a snapshot restarts the source where
-/// a migrate starts the target.
-const PHASES: [&str; 8] = [
-    "preflight",
-    "provisioning",
-    "stopping_source",
-    "copying",
-    "verifying",
-    "starting_target",
-    "reconciling",
-    "done",
-];
-
-fn phases(action: Action) -> [&'static str; 8] {
-    PHASES.map(|p| match (action, p) {
-        (Action::Snapshot, "starting_target") => "restarting_source",
-        _ => p,
-    })
-}
 
 /// Log sources the operator can filter by: (query value, label).
 const SOURCES: [(&str, &str); 5] = [
@@ -43,18 +24,17 @@ const SOURCES: [(&str, &str); 5] = [
 ];
 
 /// What cancelling does in this phase, said before the operator confirms.
-fn cleanup_text(op: &OperationView, phase: &str) -> Option<String> {
-    match phase {
-        "queued" | "preflight" | "provisioning" => Some(format!(
+fn cleanup_text(op: &OperationView, phase: Phase) -> Option<String> {
+    Some(match phase.cancel()? {
+        CancelCleanup::RemoveHelper => format!(
             "The helper is removed and the lock released. The source app {}/{} has not been stopped and stays as it is.",
             op.source_grid, op.source_app
-        )),
-        "stopping_source" | "copying" | "verifying" => Some(format!(
+        ),
+        CancelCleanup::RestoreSource => format!(
             "The helper is stopped, the source app {}/{} is started again and the partial copy {}/{} is removed.",
             op.source_grid, op.source_app, op.target_grid, op.target_app
-        )),
-        _ => None,
-    }
+        ),
+    })
 }
 
 #[component]
@@ -103,7 +83,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             .filter(|s| SOURCES.iter().any(|(v, _)| v == s))
             .unwrap_or_else(|| "all".into())
     };
-    let phases = phases(op.action);
+    let phases = op.action.pipeline();
     let title = format!(
         "{} {}/{} → {}/{}",
         op.action, op.source_grid, op.source_app, op.target_grid, op.target_app
@@ -165,8 +145,8 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 let class = move || {
                     let s = state.read();
                     let current = phases.iter().position(|q| *q == s.phase);
-                    match (current, s.outcome.as_deref()) {
-                        (_, Some("done")) => "done",
+                    match (current, s.outcome) {
+                        (_, Some(Outcome::Done)) => "done",
                         (Some(c), _) if i < c => "done",
                         (Some(c), Some(_)) if i == c => "failed",
                         (Some(c), None) if i == c => "current",
@@ -174,7 +154,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     }
                 };
                 let aria = move || (class() == "current").then_some("step");
-                view! { <li class=class aria-current=aria>{p.replace('_', " ")}</li> }
+                view! { <li class=class aria-current=aria>{p.label()}</li> }
             }).collect_view()}
         </ol>
         <section class="card" aria-label="Progress">
@@ -199,8 +179,8 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             <p class="big" data-testid="outcome">
                 {move || {
                     let s = state.read();
-                    let word = s.outcome.clone().unwrap_or_else(|| format!("running: {}", s.phase.replace('_', " ")));
-                    let class = format!("status status-op-{}", s.outcome.as_deref().unwrap_or("running"));
+                    let word = s.outcome.map_or_else(|| format!("running: {}", s.phase.label()), |o| o.to_string());
+                    let class = format!("status status-op-{}", s.outcome.map_or("running", Outcome::as_str));
                     view! { <span class=class>{word}</span> }
                 }}
             </p>
@@ -219,7 +199,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             if !(s.running() && can_cancel) {
                 return None;
             }
-            Some(match cleanup_text(&op_for_cancel, &s.phase) {
+            Some(match cleanup_text(&op_for_cancel, s.phase) {
                 Some(cleanup) => view! {
                     <details class="cancel card" data-testid="cancel">
                         <summary>"Cancel this operation…"</summary>
@@ -251,14 +231,14 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     <For
                         each=move || {
                             let f = filter();
-                            state.read().lines.iter().filter(|l| f == "all" || l.source == f).cloned().collect::<Vec<_>>()
+                            state.read().lines.iter().filter(|l| f == "all" || l.source.as_str() == f).cloned().collect::<Vec<_>>()
                         }
                         key=|l| l.seq
                         let(line)
                     >
-                        <li data-source=line.source.clone() data-kind=line.kind.clone() data-seq=line.seq>
+                        <li data-source=line.source.as_str() data-kind=line.kind.as_str() data-seq=line.seq>
                             <span class="seq">{line.seq}</span>
-                            <span class=format!("src src-{}", line.source)>{line.source.clone()}</span>
+                            <span class=format!("src src-{}", line.source)>{line.source.as_str()}</span>
                             <span class="text">{line.text}</span>
                         </li>
                     </For>
@@ -333,7 +313,8 @@ mod live {
                 link.set("ended");
             }
         });
-        for kind in ["phase", "log", "progress", "state", "message"] {
+        let kinds = crate::model::EventKind::ALL.iter().map(|k| k.as_str());
+        for kind in kinds.chain(["message"]) {
             let _ =
                 source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
         }

@@ -46,11 +46,7 @@ impl Fields {
 }
 
 fn parse_action(s: &str) -> Option<Action> {
-    match s {
-        "migrate" => Some(Action::Migrate),
-        "snapshot" => Some(Action::Snapshot),
-        _ => None,
-    }
+    s.parse().ok()
 }
 
 #[component]

@@ -9,7 +9,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 fn outcome_text(op: &OperationView) -> String {
-    op.outcome.clone().unwrap_or_else(|| "running".into())
+    op.outcome.map_or("running", |o| o.as_str()).to_owned()
 }
 
 /// The lock banner: MIG's two choices, view the monitor or override the
@@ -72,7 +72,7 @@ pub fn OperationTable(ops: Vec<OperationView>) -> impl IntoView {
                             <td>{op.action.as_str()}</td>
                             <td>{format!("{}/{}", op.source_grid, op.source_app)}</td>
                             <td>{format!("{}/{}", op.target_grid, op.target_app)}</td>
-                            <td>{op.phase.clone()}</td>
+                            <td>{op.phase.as_str()}</td>
                             <td><span class=format!("status status-op-{outcome}")>{outcome.clone()}</span></td>
                             <td>{op.created_at.clone()}</td>
                         </tr>

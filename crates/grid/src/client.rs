@@ -719,15 +719,23 @@ impl AsyncWrite for Counting<'_> {
 pub struct Grids {
     config: ClientConfig,
     endpoints: HashMap<GridName, Endpoint>,
-    connections: tokio::sync::Mutex<HashMap<GridName, Arc<Connection>>>,
+    /// One slot per grid, each with its own lock: a grid slow to answer a
+    /// connect holds only its own slot, never another grid's commands.
+    connections: HashMap<GridName, tokio::sync::Mutex<Option<Arc<Connection>>>>,
 }
 
 impl Grids {
     pub fn new(config: ClientConfig, endpoints: impl IntoIterator<Item = Endpoint>) -> Self {
+        let endpoints: HashMap<GridName, Endpoint> =
+            endpoints.into_iter().map(|e| (e.grid.clone(), e)).collect();
+        let connections = endpoints
+            .keys()
+            .map(|g| (g.clone(), tokio::sync::Mutex::default()))
+            .collect();
         Grids {
             config,
-            endpoints: endpoints.into_iter().map(|e| (e.grid.clone(), e)).collect(),
-            connections: tokio::sync::Mutex::default(),
+            endpoints,
+            connections,
         }
     }
 
@@ -738,15 +746,15 @@ impl Grids {
     /// The grid's connection; `None` when the grid is not in the inventory.
     pub async fn connection(&self, grid: &GridName) -> Option<Result<Arc<Connection>, GridError>> {
         let endpoint = self.endpoints.get(grid)?;
-        let mut connections = self.connections.lock().await;
-        if let Some(c) = connections.get(grid).filter(|c| !c.is_closed()) {
+        let mut slot = self.connections.get(grid)?.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Some(Ok(c.clone()));
         }
-        connections.remove(grid);
+        *slot = None;
         Some(match Connection::open(endpoint, &self.config).await {
             Ok(c) => {
                 let c = Arc::new(c);
-                connections.insert(grid.clone(), c.clone());
+                *slot = Some(c.clone());
                 Ok(c)
             }
             Err(e) => Err(e),

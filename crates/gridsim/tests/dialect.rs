@@ -566,3 +566,64 @@ fn init_writes_what_a_console_needs_and_keeps_its_keys_when_run_again() {
     gridsim::init(dir.path(), &["east", "west"], 2301, vec![]).unwrap();
     assert_eq!(keys::load(&key_file).unwrap().public_key(), &before);
 }
+
+/// A controller that accepts connections and never answers holds only its
+/// own grid: while a connect to it waits, commands to another grid go on
+/// at their usual pace.
+#[tokio::test]
+async fn a_grid_that_never_answers_does_not_delay_another_grid() {
+    let h = Harness::new().await;
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // Accept and hold the sockets without a word (no SSH banner).
+    let holder = tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let east = h
+        .endpoints
+        .iter()
+        .find(|e| e.grid.as_str() == "east")
+        .unwrap()
+        .clone();
+    let mute = Endpoint {
+        grid: GridName::new("mute").unwrap(),
+        host: "127.0.0.1".into(),
+        port,
+        user: east.user.clone(),
+    };
+    let mut config = h.config.clone();
+    config.connect_timeout = Duration::from_secs(20);
+    let grids = std::sync::Arc::new(grid::Grids::new(config, [east.clone(), mute.clone()]));
+
+    // Connecting to the mute grid hangs (until its 20 s timeout) …
+    let waiting = {
+        let grids = grids.clone();
+        tokio::spawn(async move { grids.connection(&mute.grid).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished());
+    // … while east connects and answers several commands meanwhile.
+    let started = std::time::Instant::now();
+    let conn = tokio::time::timeout(Duration::from_secs(5), grids.connection(&east.grid))
+        .await
+        .expect("east is not held up by the mute grid")
+        .unwrap()
+        .unwrap();
+    for _ in 0..5 {
+        conn.grid_info().await.unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "east answered in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !waiting.is_finished(),
+        "the mute grid still has not answered"
+    );
+    waiting.abort();
+    holder.abort();
+}

@@ -2,13 +2,8 @@
 //! the template's environment).
 
 use grid::{AppName, GridName};
+pub use operation_model::Action;
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Migrate,
-    Snapshot,
-}
 
 /// Everything the helper needs to know, with the variable it came from.
 #[derive(Clone, Debug)]
@@ -47,11 +42,9 @@ impl Job {
                 None => Ok(default),
             }
         };
-        let action = match need("MIG_ACTION")?.as_str() {
-            "migrate" => Action::Migrate,
-            "snapshot" => Action::Snapshot,
-            other => anyhow::bail!("MIG_ACTION={other:?}: use migrate or snapshot"),
-        };
+        let action: Action = need("MIG_ACTION")?
+            .parse()
+            .map_err(|e| anyhow::anyhow!("MIG_ACTION: {e}"))?;
         let block_size = number("MIG_BLOCK_SIZE", DEFAULT_BLOCK_SIZE)?;
         if block_size == 0 || block_size % 4096 != 0 {
             anyhow::bail!("MIG_BLOCK_SIZE must be a positive multiple of 4096");
@@ -77,13 +70,7 @@ impl Job {
     pub fn properties(&self) -> Vec<(String, String)> {
         vec![
             ("MIG_OP_ID".into(), self.op_id.clone()),
-            (
-                "MIG_ACTION".into(),
-                match self.action {
-                    Action::Migrate => "migrate".into(),
-                    Action::Snapshot => "snapshot".into(),
-                },
-            ),
+            ("MIG_ACTION".into(), self.action.to_string()),
             ("MIG_SOURCE_GRID".into(), self.source_grid.to_string()),
             ("MIG_SOURCE_APP".into(), self.source_app.to_string()),
             ("MIG_TARGET_GRID".into(), self.target_grid.to_string()),

@@ -4,8 +4,8 @@
 //! all zero or already equal on the target), checks whole-volume checksums,
 //! then starts the target (migrate) or restarts the source (snapshot).
 //!
-//! Its log (stdout, which the grid keeps as the app log) has human lines and
-//! structured lines `progress {json}` the console meters. Exit status 0 means
+//! Its log (stdout, which the grid keeps as the app log) is one
+//! `operation_model::Report` a line (JSON): phases, progress and text. Exit status 0 means
 //! done and verified; anything else means failed, with the reason logged.
 //! Running it again after a failure resumes: equal blocks are not copied again.
 

@@ -6,12 +6,14 @@ async fn main() {
     let job = match helper::Job::from_env(|k| std::env::var(k).ok()) {
         Ok(job) => job,
         Err(e) => {
-            println!("failed: the helper's environment is incomplete: {e}");
+            helper::run::say(format!(
+                "failed: the helper's environment is incomplete: {e}"
+            ));
             std::process::exit(2);
         }
     };
     match helper::run::run(&job).await {
-        Ok(()) => println!("done"),
+        Ok(()) => helper::run::say("done"),
         Err(_) => std::process::exit(1),
     }
 }

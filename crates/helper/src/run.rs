@@ -1,37 +1,33 @@
 //! The helper's procedure: stop, create, copy, verify, start.
 
-use crate::env::{Action, Job};
+use crate::env::Job;
 use crate::plan::{self, Range};
 use grid::dialect::{AppState, Descriptor, VolRef, VolumeSpec};
 use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
 use grid::{ClientConfig, Connection, Endpoint, keys};
-use serde::Serialize;
+use operation_model::{Action, Phase, Progress, Report};
 use std::time::{Duration, Instant};
 
 /// Longest single `vol read`/`vol write` pair, so progress is reported often.
 const MAX_RANGE: u64 = 64 << 20;
 
-/// One structured progress line: `progress {json}`.
-#[derive(Serialize)]
-pub struct Progress<'a> {
-    pub volume: &'a str,
-    pub volume_done: u64,
-    pub volume_total: u64,
-    pub done: u64,
-    pub total: u64,
-    pub copied: u64,
-    pub rate_bytes_per_sec: u64,
+/// Writes one report line to the log (stdout, which the grid keeps).
+pub fn emit(report: Report) {
+    println!("{}", report.encode());
 }
 
-fn say(line: impl AsRef<str>) {
-    println!("{}", line.as_ref());
+/// A line for people.
+pub fn say(text: impl Into<String>) {
+    emit(Report::Log { text: text.into() });
 }
 
-fn report(p: &Progress<'_>) {
-    if let Ok(json) = serde_json::to_string(p) {
-        println!("progress {json}");
-    }
+/// The helper enters `phase`; `text` says what it does.
+fn enter(phase: Phase, text: impl Into<String>) {
+    emit(Report::Phase {
+        phase,
+        text: text.into(),
+    });
 }
 
 struct Grids {
@@ -107,13 +103,9 @@ async fn restart_source(job: &Job, reach: &Reach, current: &Connection) {
 /// Runs the job; on failure after the source was stopped, tries to restart
 /// it so the application comes back, and reports the failure.
 pub async fn run(job: &Job) -> anyhow::Result<()> {
-    let verb = match job.action {
-        Action::Migrate => "migrate",
-        Action::Snapshot => "snapshot",
-    };
     say(format!(
-        "helper for operation {}: {verb} {}/{} to {}/{}",
-        job.op_id, job.source_grid, job.source_app, job.target_grid, job.target_app
+        "helper for operation {}: {} {}/{} to {}/{}",
+        job.op_id, job.action, job.source_grid, job.source_app, job.target_grid, job.target_app
     ));
     let reach = Reach::load(job)?;
     let grids = Grids {
@@ -174,10 +166,13 @@ async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result
         source.state,
         AppState::Running | AppState::Starting | AppState::Stopping
     ) {
-        say(format!(
-            "stopping the source app {} (timeout {} s)",
-            source.name, job.stop_timeout_secs
-        ));
+        enter(
+            Phase::StoppingSource,
+            format!(
+                "stopping the source app {} (timeout {} s)",
+                source.name, job.stop_timeout_secs
+            ),
+        );
         let t = Instant::now();
         g.source
             .app_stop(&job.source_app, Some(job.stop_timeout_secs))
@@ -191,10 +186,18 @@ async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result
 
     if existing.is_none() {
         g.target.app_create(&job.target_app, &descriptor).await?;
-        say(format!(
-            "created the target app {} on {}",
-            job.target_app, job.target_grid
-        ));
+        enter(
+            Phase::Copying,
+            format!(
+                "created the target app {} on {}",
+                job.target_app, job.target_grid
+            ),
+        );
+    } else {
+        enter(
+            Phase::Copying,
+            format!("copying into the existing target {}", job.target_app),
+        );
     }
 
     let started = Instant::now();
@@ -209,6 +212,13 @@ async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result
         total - copied
     ));
 
+    enter(
+        Phase::Verifying,
+        format!(
+            "comparing the checksums of {} volume(s)",
+            source.volumes.len()
+        ),
+    );
     for v in &source.volumes {
         let s = g
             .source
@@ -234,12 +244,18 @@ async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result
 
     match job.action {
         Action::Migrate => {
-            say(format!("starting the target app {}", job.target_app));
+            enter(
+                Phase::StartingTarget,
+                format!("starting the target app {}", job.target_app),
+            );
             g.target.app_start(&job.target_app).await?;
             say("target app is running; migration copy complete");
         }
         Action::Snapshot => {
-            say(format!("restarting the source app {}", job.source_app));
+            enter(
+                Phase::RestartingSource,
+                format!("restarting the source app {}", job.source_app),
+            );
             g.source.app_start(&job.source_app).await?;
             *source_stopped = false;
             say("source app is running again; snapshot complete");
@@ -301,9 +317,8 @@ async fn copy_volume(
     ));
     let mut volume_done = p.skipped;
     *done += p.skipped;
-    let volume = v.name.to_string();
     let progress = |volume_done: u64, done: u64, copied: u64| Progress {
-        volume: &volume,
+        volume: v.name.to_string(),
         volume_done,
         volume_total: v.size,
         done,
@@ -311,7 +326,7 @@ async fn copy_volume(
         copied,
         rate_bytes_per_sec: (copied as f64 / started.elapsed().as_secs_f64().max(1e-3)) as u64,
     };
-    report(&progress(volume_done, *done, *copied));
+    emit(Report::Progress(progress(volume_done, *done, *copied)));
     let mut last = Instant::now();
     for Range { offset, length } in p.copy {
         let (mut writer, mut reader) = tokio::io::duplex(1 << 20);
@@ -337,10 +352,10 @@ async fn copy_volume(
         *copied += length;
         throttle(job, *copied, started).await;
         if last.elapsed() >= Duration::from_millis(500) {
-            report(&progress(volume_done, *done, *copied));
+            emit(Report::Progress(progress(volume_done, *done, *copied)));
             last = Instant::now();
         }
     }
-    report(&progress(volume_done, *done, *copied));
+    emit(Report::Progress(progress(volume_done, *done, *copied)));
     Ok(())
 }

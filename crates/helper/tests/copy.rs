@@ -138,7 +138,13 @@ async fn run_helper(s: &Setup, job: &helper::Job) -> (AppState, Vec<String>) {
         .await
         .unwrap()
         .into_iter()
-        .map(|l| l.text)
+        .map(|l| match operation_model::Report::decode(&l.text) {
+            // The tests read progress as it was once written: `progress {json}`.
+            operation_model::Report::Progress(p) => {
+                format!("progress {}", serde_json::to_string(&p).unwrap())
+            }
+            report => report.text(),
+        })
         .collect();
     s.west.app_destroy(&name).await.unwrap();
     (state, log)

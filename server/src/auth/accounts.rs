@@ -139,12 +139,14 @@ pub async fn set_role(pool: &SqlitePool, name: &str, role: Role) -> Result<(), A
     touched(&r, name)
 }
 
-/// Disables (ending the user's sessions; their tokens stop working) or enables the user.
+/// Disables (ending the user's sessions and revoking their API tokens, so
+/// enabling the user again brings none of them back) or enables the user.
 pub async fn set_disabled(
     pool: &SqlitePool,
     name: &str,
     disabled: bool,
 ) -> Result<(), AccountError> {
+    let mut tx = pool.begin().await?;
     let r = sqlx::query(
         "UPDATE users SET disabled = ?, session_epoch = session_epoch + ?,
              updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE name = ?",
@@ -152,8 +154,15 @@ pub async fn set_disabled(
     .bind(disabled)
     .bind(i64::from(disabled))
     .bind(name)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    if disabled {
+        sqlx::query("DELETE FROM api_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     touched(&r, name)
 }
 

@@ -1,6 +1,11 @@
 //! Failed sign-ins, counted per user name and per client address. After too
 //! many failures in a window, further attempts are refused without checking
 //! the password until the window has passed.
+//!
+//! An attempt is counted *before* its password is checked ([`LoginThrottle::reserve`]),
+//! in the same critical section as the check, so concurrent attempts cannot
+//! all pass the check while the slow hashes run; a success gives the
+//! reservation back.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -53,27 +58,57 @@ impl LoginThrottle {
     /// `Err(wait)` when this user or address must wait before trying again.
     pub fn check(&self, user: &str, address: IpAddr, now: Instant) -> Result<(), Duration> {
         let failures = self.lock();
+        match self.wait(&failures, user, address, now) {
+            Some(w) => Err(w),
+            None => Ok(()),
+        }
+    }
+
+    fn wait(
+        &self,
+        failures: &HashMap<Key, Failures>,
+        user: &str,
+        address: IpAddr,
+        now: Instant,
+    ) -> Option<Duration> {
         let limits = [
             (Key::User(user.to_lowercase()), self.policy.per_user),
             (Key::Address(address), self.policy.per_address),
         ];
-        let wait = limits
+        limits
             .iter()
             .filter_map(|(key, limit)| {
                 let f = failures.get(key)?;
                 let ends = f.since + self.policy.window;
                 (f.count >= *limit && ends > now).then(|| ends - now)
             })
-            .max();
-        match wait {
-            Some(w) => Err(w),
-            None => Ok(()),
+            .max()
+    }
+
+    /// Checks and counts an attempt at once: `Err(wait)` when this user or
+    /// address must wait; otherwise the attempt counts as a failure until
+    /// [`LoginThrottle::record_success`] gives it back.
+    pub fn reserve(&self, user: &str, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut failures = self.lock();
+        if let Some(w) = self.wait(&failures, user, address, now) {
+            return Err(w);
         }
+        Self::count(&mut failures, self.policy.window, user, address, now);
+        Ok(())
     }
 
     pub fn record_failure(&self, user: &str, address: IpAddr, now: Instant) {
-        let window = self.policy.window;
         let mut failures = self.lock();
+        Self::count(&mut failures, self.policy.window, user, address, now);
+    }
+
+    fn count(
+        failures: &mut HashMap<Key, Failures>,
+        window: Duration,
+        user: &str,
+        address: IpAddr,
+        now: Instant,
+    ) {
         if failures.len() > 100_000 {
             failures.retain(|_, f| f.since + window > now);
         }
@@ -92,10 +127,15 @@ impl LoginThrottle {
         }
     }
 
-    /// A successful sign-in clears the user's count; the address keeps its
-    /// count, so one good account does not unlock guessing at others.
-    pub fn record_success(&self, user: &str) {
-        self.lock().remove(&Key::User(user.to_lowercase()));
+    /// A successful sign-in clears the user's count and gives back the
+    /// address's reservation; the address keeps its earlier failures, so
+    /// one good account does not unlock guessing at others.
+    pub fn record_success(&self, user: &str, address: IpAddr) {
+        let mut failures = self.lock();
+        failures.remove(&Key::User(user.to_lowercase()));
+        if let Some(f) = failures.get_mut(&Key::Address(address)) {
+            f.count = f.count.saturating_sub(1);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Failures>> {
@@ -153,8 +193,40 @@ mod tests {
         let now = Instant::now();
         t.record_failure("ana", addr, now);
         t.record_failure("ana", addr, now);
-        t.record_success("ana");
+        t.record_success("ana", addr);
         t.record_failure("ana", addr, now);
         assert!(t.check("ana", addr, now).is_ok());
+    }
+
+    /// The race the hostile probe won: many attempts checked before any
+    /// was counted. Reserving counts under the same lock as the check, so
+    /// of 49 concurrent attempts exactly `per_user` get through.
+    #[test]
+    fn concurrent_reservations_never_exceed_the_limit() {
+        let t = std::sync::Arc::new(LoginThrottle::new(policy()));
+        let addr: IpAddr = [127, 0, 0, 1].into();
+        let now = Instant::now();
+        let passed: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..49)
+                .map(|_| {
+                    let t = t.clone();
+                    s.spawn(move || t.reserve("ana", addr, now).is_ok())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
+        });
+        assert_eq!(passed, 3);
+        // A success gives the reservation back to the address but not more.
+        let t = LoginThrottle::new(policy());
+        t.reserve("bob", addr, now).unwrap();
+        t.record_success("bob", addr);
+        for _ in 0..5 {
+            t.reserve(&format!("u{}", rand::random::<u32>()), addr, now)
+                .unwrap();
+        }
+        assert!(t.reserve("carl", addr, now).is_err());
     }
 }

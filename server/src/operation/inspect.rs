@@ -2,7 +2,9 @@
 //! evidence behind a lock. Both ask the controllers live; neither changes
 //! anything on a grid or on disk.
 
-use super::{Engine, EngineError, HELPER_TEMPLATE, Preflight, StartRequest, store};
+use super::start::Preflight;
+use super::{Engine, EngineError, HELPER_TEMPLATE, StartRequest, store};
+use crate::clock::Timestamp;
 use crate::lock::{Lock, LockState};
 use crate::reconcile::Seen;
 use app::model::{Action, LockDetail, PlanStep, PlanView, VolumeView, human_bytes};
@@ -18,10 +20,7 @@ const FIXED_OVERHEAD_SECS: u64 = 15;
 pub const QUIET_LIMIT_SECS: u64 = 300;
 
 fn seconds_since(rfc3339: &str) -> Option<u64> {
-    let then = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .ok()?;
-    let secs = (time::OffsetDateTime::now_utc() - then).whole_seconds();
-    u64::try_from(secs).ok()
+    rfc3339.parse::<Timestamp>().ok().map(Timestamp::age_secs)
 }
 
 impl Engine {
@@ -123,14 +122,14 @@ impl Engine {
             fields: fields(&lock),
             raw: None,
             problem: None,
-            age_secs: seconds_since(&lock.created_at),
-            phase: op.as_ref().map(|o| o.phase.clone()),
+            age_secs: Some(lock.created_at.age_secs()),
+            phase: op.as_ref().map(|o| o.phase),
             reason: op.as_ref().and_then(|o| o.reason.clone()),
-            last_progress: progress.map(|(done, total, at)| {
+            last_progress: progress.map(|(p, at)| {
                 format!(
                     "{} of {} at {at}",
-                    human_bytes(done.max(0).unsigned_abs()),
-                    human_bytes(total.max(0).unsigned_abs())
+                    human_bytes(p.done),
+                    human_bytes(p.total)
                 )
             }),
             last_event_at: last.map(|e| e.at),
@@ -175,7 +174,7 @@ fn fields(l: &Lock) -> Vec<(String, String)> {
         ("source_app_name", l.source_app_name.to_string()),
         ("target_grid", l.target_grid.to_string()),
         ("target_app_name", l.target_app_name.to_string()),
-        ("created_at", l.created_at.clone()),
+        ("created_at", l.created_at.to_string()),
         ("created_by", l.created_by.clone()),
         (
             "console",

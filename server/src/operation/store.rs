@@ -1,104 +1,132 @@
 //! The `operations` and `operation_events` tables: every query on them.
+//! Rows are read into named types; a value the model does not know (a
+//! phase, an outcome, a time) is an error, never a default.
 
-use app::model::{Action, OperationView};
+use crate::clock::{self, Timestamp};
+use crate::lock::Lock;
+use app::model::{Action, EventKind, EventSource, OperationView, Outcome, Phase, StreamEvent};
+use operation_model::Progress;
 use sqlx::SqlitePool;
 
-pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+#[derive(sqlx::FromRow)]
+struct OperationRow {
+    id: String,
+    #[sqlx(try_from = "String")]
+    action: Action,
+    source_grid: String,
+    source_app: String,
+    target_grid: String,
+    target_app: String,
+    #[sqlx(try_from = "String")]
+    phase: Phase,
+    outcome: Option<String>,
+    reason: Option<String>,
+    bytes_done: i64,
+    bytes_total: i64,
+    created_by: String,
+    #[sqlx(try_from = "String")]
+    created_at: Timestamp,
+    #[sqlx(try_from = "String")]
+    updated_at: Timestamp,
+    finished_at: Option<String>,
 }
-
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-);
 
 const COLUMNS: &str = "id, action, source_grid, source_app, target_grid, target_app, phase, outcome, reason, \
                        bytes_done, bytes_total, created_by, created_at, updated_at, finished_at";
 
-fn view(r: Row) -> OperationView {
-    OperationView {
-        id: r.0,
-        action: if r.1 == "snapshot" {
-            Action::Snapshot
-        } else {
-            Action::Migrate
-        },
-        source_grid: r.2,
-        source_app: r.3,
-        target_grid: r.4,
-        target_app: r.5,
-        phase: r.6,
-        outcome: r.7,
-        reason: r.8,
-        bytes_done: r.9,
-        bytes_total: r.10,
-        created_by: r.11,
-        created_at: r.12,
-        updated_at: r.13,
-        finished_at: r.14,
+fn decode_error(column: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(e),
     }
 }
 
-pub async fn insert(pool: &SqlitePool, op: &OperationView) -> sqlx::Result<()> {
+impl TryFrom<OperationRow> for OperationView {
+    type Error = sqlx::Error;
+    fn try_from(r: OperationRow) -> sqlx::Result<OperationView> {
+        let outcome = r
+            .outcome
+            .map(|o| o.parse::<Outcome>())
+            .transpose()
+            .map_err(|e| decode_error("outcome", e))?;
+        let finished_at = r
+            .finished_at
+            .map(|t| t.parse::<Timestamp>())
+            .transpose()
+            .map_err(|e| decode_error("finished_at", e))?;
+        Ok(OperationView {
+            id: r.id,
+            action: r.action,
+            source_grid: r.source_grid,
+            source_app: r.source_app,
+            target_grid: r.target_grid,
+            target_app: r.target_app,
+            phase: r.phase,
+            outcome,
+            reason: r.reason,
+            bytes_done: r.bytes_done,
+            bytes_total: r.bytes_total,
+            created_by: r.created_by,
+            created_at: r.created_at.to_string(),
+            updated_at: r.updated_at.to_string(),
+            finished_at: finished_at.map(|t| t.to_string()),
+        })
+    }
+}
+
+/// Records the operation `lock` guards, in `phase`.
+pub async fn insert(
+    pool: &SqlitePool,
+    lock: &Lock,
+    phase: Phase,
+    bytes_total: u64,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO operations (id, action, source_grid, source_app, target_grid, target_app, phase,
              bytes_total, created_by, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(&op.id)
-    .bind(op.action.as_str())
-    .bind(&op.source_grid)
-    .bind(&op.source_app)
-    .bind(&op.target_grid)
-    .bind(&op.target_app)
-    .bind(&op.phase)
-    .bind(op.bytes_total)
-    .bind(&op.created_by)
-    .bind(&op.created_at)
-    .bind(&op.updated_at)
+    .bind(&lock.op_id)
+    .bind(lock.action.as_str())
+    .bind(lock.source_grid.as_str())
+    .bind(lock.source_app_name.as_str())
+    .bind(lock.target_grid.as_str())
+    .bind(lock.target_app_name.as_str())
+    .bind(phase.as_str())
+    .bind(i64::try_from(bytes_total).unwrap_or(i64::MAX))
+    .bind(&lock.created_by)
+    .bind(lock.created_at.to_string())
+    .bind(clock::now().to_string())
     .execute(pool)
     .await?;
     Ok(())
 }
 
 pub async fn get(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<OperationView>> {
-    let row: Option<Row> =
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM operations WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.map(view))
+    sqlx::query_as::<_, OperationRow>(&format!("SELECT {COLUMNS} FROM operations WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .map(OperationView::try_from)
+        .transpose()
 }
 
 pub async fn list(pool: &SqlitePool, limit: i64) -> sqlx::Result<Vec<OperationView>> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
+    sqlx::query_as::<_, OperationRow>(&format!(
         "SELECT {COLUMNS} FROM operations ORDER BY created_at DESC, id DESC LIMIT ?"
     ))
     .bind(limit)
     .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(view).collect())
+    .await?
+    .into_iter()
+    .map(OperationView::try_from)
+    .collect()
 }
 
-pub async fn set_phase(pool: &SqlitePool, id: &str, phase: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE operations SET phase = ?, updated_at = ? WHERE id = ?")
-        .bind(phase)
-        .bind(now())
+pub async fn set_phase(pool: &SqlitePool, id: &str, phase: Phase) -> sqlx::Result<()> {
+    sqlx::query("UPDATE operations SET phase = ?, updated_at = ? WHERE id = ? AND outcome IS NULL")
+        .bind(phase.as_str())
+        .bind(clock::now().to_string())
         .bind(id)
         .execute(pool)
         .await?;
@@ -106,14 +134,20 @@ pub async fn set_phase(pool: &SqlitePool, id: &str, phase: &str) -> sqlx::Result
 }
 
 /// Progress never goes backwards: the larger value wins.
-pub async fn set_progress(pool: &SqlitePool, id: &str, done: i64, total: i64) -> sqlx::Result<()> {
+pub async fn set_progress(pool: &SqlitePool, id: &str, p: &Progress) -> sqlx::Result<()> {
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     sqlx::query(
         "UPDATE operations SET bytes_done = MAX(bytes_done, ?), bytes_total = MAX(bytes_total, ?),
+             bytes_copied = MAX(bytes_copied, ?),
+             copy_rate = CASE WHEN ? > 0 THEN ? ELSE copy_rate END,
              updated_at = ? WHERE id = ?",
     )
-    .bind(done)
-    .bind(total)
-    .bind(now())
+    .bind(n(p.done))
+    .bind(n(p.total))
+    .bind(n(p.copied))
+    .bind(n(p.copied))
+    .bind(n(p.rate_bytes_per_sec))
+    .bind(clock::now().to_string())
     .bind(id)
     .execute(pool)
     .await?;
@@ -123,26 +157,27 @@ pub async fn set_progress(pool: &SqlitePool, id: &str, done: i64, total: i64) ->
 pub async fn set_reason(pool: &SqlitePool, id: &str, reason: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE operations SET reason = ?, updated_at = ? WHERE id = ?")
         .bind(reason)
-        .bind(now())
+        .bind(clock::now().to_string())
         .bind(id)
         .execute(pool)
         .await?;
     Ok(())
 }
 
+/// Records the outcome, once: a second outcome for the same operation is ignored.
 pub async fn finish(
     pool: &SqlitePool,
     id: &str,
-    outcome: &str,
+    outcome: Outcome,
     reason: Option<&str>,
 ) -> sqlx::Result<()> {
-    let at = now();
+    let at = clock::now().to_string();
     sqlx::query(
         "UPDATE operations SET outcome = ?, phase = ?, reason = COALESCE(?, reason),
              updated_at = ?, finished_at = ? WHERE id = ? AND outcome IS NULL",
     )
-    .bind(outcome)
-    .bind(outcome)
+    .bind(outcome.as_str())
+    .bind(outcome.phase().as_str())
     .bind(reason)
     .bind(&at)
     .bind(&at)
@@ -152,6 +187,17 @@ pub async fn finish(
     Ok(())
 }
 
+/// An event about to be stored.
+pub struct NewEvent<'a> {
+    pub kind: EventKind,
+    pub source: EventSource,
+    pub data: &'a serde_json::Value,
+    /// The line's number in its app's log, for lines from an app's log.
+    pub app_seq: Option<u64>,
+    /// True for the outcome's phase event.
+    pub last: bool,
+}
+
 /// Appends an event with the operation's next sequence number. The
 /// outcome's phase event is the last one: later events (a poll that was
 /// under way) are dropped and `None` returned, so every reader's log ends
@@ -159,84 +205,93 @@ pub async fn finish(
 pub async fn append_event(
     pool: &SqlitePool,
     op_id: &str,
-    kind: &str,
-    source: &str,
-    data: &serde_json::Value,
+    e: NewEvent<'_>,
 ) -> sqlx::Result<Option<i64>> {
     sqlx::query_scalar(
-        "INSERT INTO operation_events (op_id, seq, at, kind, source, data)
-         SELECT ?, next, ?, ?, ?, ? FROM
+        "INSERT INTO operation_events (op_id, seq, at, kind, source, data, app_seq, final)
+         SELECT ?, next, ?, ?, ?, ?, ?, ? FROM
            (SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM operation_events WHERE op_id = ?)
-         WHERE NOT EXISTS (SELECT 1 FROM operation_events WHERE op_id = ? AND kind = 'phase'
-                             AND json_extract(data, '$.phase') IN ('done', 'failed', 'cancelled'))
+         WHERE NOT EXISTS (SELECT 1 FROM operation_events WHERE op_id = ? AND final = 1)
          RETURNING seq",
     )
     .bind(op_id)
-    .bind(now())
-    .bind(kind)
-    .bind(source)
-    .bind(data.to_string())
+    .bind(clock::now().to_string())
+    .bind(e.kind.as_str())
+    .bind(e.source.as_str())
+    .bind(e.data.to_string())
+    .bind(e.app_seq.and_then(|s| i64::try_from(s).ok()))
+    .bind(e.last)
     .bind(op_id)
     .bind(op_id)
     .fetch_optional(pool)
     .await
 }
 
-/// A stored event: the same shape the pages and the SSE stream use.
-pub use app::model::StreamEvent as EventRow;
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    seq: i64,
+    #[sqlx(try_from = "String")]
+    at: Timestamp,
+    #[sqlx(try_from = "String")]
+    kind: EventKind,
+    #[sqlx(try_from = "String")]
+    source: EventSource,
+    data: String,
+}
 
-type EventTuple = (i64, String, String, String, String);
-
-fn event_row((seq, at, kind, source, data): EventTuple) -> EventRow {
-    EventRow {
-        seq,
-        at,
-        kind,
-        source,
-        data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+impl From<EventRow> for StreamEvent {
+    fn from(r: EventRow) -> StreamEvent {
+        StreamEvent {
+            seq: r.seq,
+            at: r.at.to_string(),
+            kind: r.kind,
+            source: r.source,
+            // Stored by this module as JSON; anything else is shown as text.
+            data: serde_json::from_str(&r.data).unwrap_or(serde_json::Value::String(r.data)),
+        }
     }
 }
+
+const EVENT_COLUMNS: &str = "seq, at, kind, source, data";
 
 pub async fn events_after(
     pool: &SqlitePool,
     op_id: &str,
     after: i64,
-) -> sqlx::Result<Vec<EventRow>> {
-    let rows: Vec<EventTuple> = sqlx::query_as(
-        "SELECT seq, at, kind, source, data FROM operation_events WHERE op_id = ? AND seq > ? ORDER BY seq",
-    )
+) -> sqlx::Result<Vec<StreamEvent>> {
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM operation_events WHERE op_id = ? AND seq > ? ORDER BY seq"
+    ))
     .bind(op_id)
     .bind(after)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(event_row).collect())
+    Ok(rows.into_iter().map(StreamEvent::from).collect())
 }
 
-/// The last app-log sequence number stored for `source` (helper, source or target).
+/// The last app-log line number stored from `source` (helper, source or target).
 pub async fn last_app_seq(
     pool: &SqlitePool,
     op_id: &str,
-    source: &str,
-) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar(
-        "SELECT MAX(json_extract(data, '$.seq')) FROM operation_events
-         WHERE op_id = ? AND source = ?",
+    source: EventSource,
+) -> sqlx::Result<Option<u64>> {
+    let seq: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(app_seq) FROM operation_events WHERE op_id = ? AND source = ?",
     )
     .bind(op_id)
-    .bind(source)
+    .bind(source.as_str())
     .fetch_one(pool)
-    .await
+    .await?;
+    Ok(seq.and_then(|s| u64::try_from(s).ok()))
 }
 
 /// The copy rate of the most recently finished operation that copied
 /// anything, with its id: what the pre-flight estimate is based on.
 pub async fn last_rate(pool: &SqlitePool) -> sqlx::Result<Option<(u64, String)>> {
     let row: Option<(i64, String)> = sqlx::query_as(
-        "SELECT json_extract(e.data, '$.progress.rate_bytes_per_sec'), o.id
-           FROM operation_events e JOIN operations o ON o.id = e.op_id
-          WHERE o.outcome = 'done' AND e.kind = 'progress'
-            AND json_extract(e.data, '$.progress.copied') > 0
-          ORDER BY o.finished_at DESC, e.seq DESC LIMIT 1",
+        "SELECT copy_rate, id FROM operations
+          WHERE outcome = 'done' AND bytes_copied > 0
+          ORDER BY finished_at DESC LIMIT 1",
     )
     .fetch_optional(pool)
     .await?;
@@ -244,39 +299,35 @@ pub async fn last_rate(pool: &SqlitePool) -> sqlx::Result<Option<(u64, String)>>
 }
 
 /// The operation's newest event.
-pub async fn last_event(pool: &SqlitePool, op_id: &str) -> sqlx::Result<Option<EventRow>> {
+pub async fn last_event(pool: &SqlitePool, op_id: &str) -> sqlx::Result<Option<StreamEvent>> {
     events_tail(pool, op_id, None).await
 }
 
-/// The operation's newest progress sample: (done, total, at).
+/// The operation's newest progress sample and when it came.
 pub async fn last_progress(
     pool: &SqlitePool,
     op_id: &str,
-) -> sqlx::Result<Option<(i64, i64, String)>> {
-    Ok(events_tail(pool, op_id, Some("progress")).await?.map(|e| {
-        let p = &e.data["progress"];
-        (
-            p["done"].as_i64().unwrap_or(0),
-            p["total"].as_i64().unwrap_or(0),
-            e.at,
-        )
-    }))
+) -> sqlx::Result<Option<(Progress, String)>> {
+    Ok(events_tail(pool, op_id, Some(EventKind::Progress))
+        .await?
+        .and_then(|e| Some((e.progress()?, e.at))))
 }
 
 async fn events_tail(
     pool: &SqlitePool,
     op_id: &str,
-    kind: Option<&str>,
-) -> sqlx::Result<Option<EventRow>> {
-    let row: Option<EventTuple> = sqlx::query_as(
-        "SELECT seq, at, kind, source, data FROM operation_events
+    kind: Option<EventKind>,
+) -> sqlx::Result<Option<StreamEvent>> {
+    let kind = kind.map(EventKind::as_str);
+    let row: Option<EventRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM operation_events
           WHERE op_id = ? AND (? IS NULL OR kind = ?)
-          ORDER BY seq DESC LIMIT 1",
-    )
+          ORDER BY seq DESC LIMIT 1"
+    ))
     .bind(op_id)
     .bind(kind)
     .bind(kind)
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(event_row))
+    Ok(row.map(StreamEvent::from))
 }

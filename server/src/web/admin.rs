@@ -227,10 +227,7 @@ pub async fn override_lock(
             None,
         ),
         Err(EngineError::Unexpected(e)) => unexpected("/lock", format!("{e:#}")),
-        Err(e) => {
-            let text = e.to_string();
-            to("/lock", "error", &text, super::forms::field_of(&text))
-        }
+        Err(e) => to("/lock", "error", &e.to_string(), e.field_name()),
     }
 }
 

@@ -31,6 +31,8 @@ pub fn routes() -> Router<AppState> {
         .fallback(|| async { ApiError::NotFound("no such API route; see README.md".into()) })
 }
 
+const START_FIELDS: &str = "source_grid, source_app, target_grid, target_app and action";
+
 async fn me(user: CurrentUser) -> Json<SignedIn> {
     Json(user.0)
 }
@@ -71,12 +73,7 @@ async fn start_operation(
     body: Result<Json<crate::operation::StartRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<app::model::OperationView>), ApiError> {
     let who = user.require(Role::Operator)?.name.clone();
-    let Json(req) = body.map_err(|e| {
-        ApiError::Unprocessable(format!(
-            "{}; send source_grid, source_app, target_grid, target_app and action",
-            e.body_text()
-        ))
-    })?;
+    let Json(req) = body.map_err(|e| ApiError::bad_json(&e, START_FIELDS))?;
     let op = state.engine.start(req, &who).await?;
     Ok((StatusCode::CREATED, Json(op)))
 }
@@ -88,12 +85,7 @@ async fn plan_operation(
     body: Result<Json<crate::operation::StartRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<app::model::PlanView>, ApiError> {
     user.require(Role::Operator)?;
-    let Json(req) = body.map_err(|e| {
-        ApiError::Unprocessable(format!(
-            "{}; send source_grid, source_app, target_grid, target_app and action",
-            e.body_text()
-        ))
-    })?;
+    let Json(req) = body.map_err(|e| ApiError::bad_json(&e, START_FIELDS))?;
     Ok(Json(state.engine.plan(&req).await?))
 }
 
@@ -142,9 +134,15 @@ async fn operation_events(
     State(state): State<AppState>,
     _: CurrentUser,
     Path(id): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<EventsQuery>,
+    query: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
+    let axum::extract::Query(query) = query.map_err(|e| {
+        ApiError::Unprocessable(format!(
+            "{}; `after` is the sequence number of the last event you have",
+            e.body_text()
+        ))
+    })?;
     use crate::operation::store;
     use axum::response::IntoResponse;
     use axum::response::sse::{Event, KeepAlive, Sse};
@@ -169,12 +167,6 @@ async fn operation_events(
     // The stream ends after the outcome's phase event (an operation's last
     // event). An operation that ended without one (written by an older
     // console) ends once it is finished and a second look finds nothing new.
-    let is_final = |ev: &store::EventRow| {
-        ev.kind == "phase"
-            && ev.data["phase"]
-                .as_str()
-                .is_some_and(|p| app::model::FINAL_PHASES.contains(&p))
-    };
     let stream = futures_util::stream::unfold(
         (
             pool,
@@ -188,12 +180,12 @@ async fn operation_events(
         move |(pool, id, mut after, mut buffered, mut ending, mut quiet, mut wake)| async move {
             loop {
                 if let Some(ev) = buffered.pop_front() {
-                    let ev: store::EventRow = ev;
+                    let ev: app::model::StreamEvent = ev;
                     after = ev.seq;
-                    ending |= is_final(&ev);
+                    ending |= ev.is_final();
                     let event = Event::default()
                         .id(ev.seq.to_string())
-                        .event(ev.kind.clone())
+                        .event(ev.kind.as_str())
                         .json_data(&ev)
                         .unwrap_or_else(|_| Event::default().comment("unencodable event"));
                     return Some((
@@ -222,6 +214,9 @@ async fn operation_events(
             }
         },
     );
+    // At shutdown the stream ends where it is; the browser reconnects with
+    // Last-Event-ID to whichever console answers next.
+    let stream = futures_util::StreamExt::take_until(stream, state.engine.shutdown_signal());
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
@@ -256,9 +251,7 @@ async fn override_lock(
     body: Result<Json<OverrideRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<crate::operation::Overridden>, ApiError> {
     let who = user.require(Role::Admin)?.name.clone();
-    let Json(req) = body.map_err(|e| {
-        ApiError::Unprocessable(format!("{}; send op_id and reason", e.body_text()))
-    })?;
+    let Json(req) = body.map_err(|e| ApiError::bad_json(&e, "op_id and reason"))?;
     Ok(Json(
         state
             .engine

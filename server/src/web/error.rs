@@ -22,6 +22,8 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -41,6 +43,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "locked"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -68,14 +71,31 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A JSON body the route could not take: 413 when it is too large, else
+    /// 422 with what was wrong and what the route expects.
+    pub fn bad_json(e: &axum::extract::rejection::JsonRejection, expected: &str) -> ApiError {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!("{}; send {expected}", e.body_text()))
+        } else {
+            ApiError::Unprocessable(format!("{}; send {expected}", e.body_text()))
+        }
+    }
+}
+
 impl From<crate::operation::EngineError> for ApiError {
     fn from(e: crate::operation::EngineError) -> Self {
         use crate::operation::EngineError as E;
         match e {
-            E::BadInput(m) => ApiError::Unprocessable(m),
-            E::NotAllowed(m) => ApiError::Forbidden(m),
-            E::Locked(m) => ApiError::Conflict(m),
-            E::Unavailable(m) => ApiError::Unavailable(m),
+            E::BadField { .. } | E::BadInput(_) | E::UnknownGrid(_) => {
+                ApiError::Unprocessable(e.to_string())
+            }
+            E::ModeForbids { .. } => ApiError::Forbidden(e.to_string()),
+            E::NoSuchOperation(_) => ApiError::NotFound(e.to_string()),
+            E::Locked(_) | E::Ended { .. } | E::NotCancellable { .. } => {
+                ApiError::Conflict(e.to_string())
+            }
+            E::Grid(_) | E::Unavailable(_) => ApiError::Unavailable(e.to_string()),
             E::Unexpected(e) => ApiError::Unexpected(e),
         }
     }

@@ -24,36 +24,24 @@ pub struct NewOperationForm {
     action: String,
 }
 
-/// The field an engine refusal is about, so the form shows it there.
-pub(crate) fn field_of(message: &str) -> Option<&'static str> {
-    if message.starts_with("target_app") || message.starts_with("target app") {
-        Some("target_app")
-    } else if message.starts_with("source_app") || message.starts_with("there is no app") {
-        Some("source_app")
-    } else if message.starts_with("source_grid") {
-        Some("source_grid")
-    } else if message.starts_with("target_grid") {
-        Some("target_grid")
-    } else if message.starts_with("op_id") {
-        Some("op_id")
-    } else if message.starts_with("reason") {
-        Some("reason")
-    } else {
-        None
-    }
+/// The longest value a field is echoed back with (names are 64 at most).
+const ECHO_MAX: usize = 64;
+
+fn echo(value: &str) -> String {
+    urlencode(&value.chars().take(ECHO_MAX).collect::<String>())
 }
 
-fn back(form: &NewOperationForm, error: &str) -> Response {
+fn back(form: &NewOperationForm, error: &str, field: Option<&str>) -> Response {
     let mut to = format!(
         "/operations/new?error={}&source_grid={}&source_app={}&target_grid={}&target_app={}&action={}",
         urlencode(error),
-        urlencode(&form.source_grid),
-        urlencode(&form.source_app),
-        urlencode(&form.target_grid),
-        urlencode(&form.target_app),
-        urlencode(&form.action)
+        echo(&form.source_grid),
+        echo(&form.source_app),
+        echo(&form.target_grid),
+        echo(&form.target_app),
+        echo(&form.action)
     );
-    if let Some(field) = field_of(error) {
+    if let Some(field) = field {
         to.push_str("&field=");
         to.push_str(field);
     }
@@ -67,12 +55,24 @@ pub async fn new_operation(
 ) -> Response {
     let who = match user.require(Role::Operator) {
         Ok(u) => u.name.clone(),
-        Err(e) => return back(&form, &e.to_string()),
+        Err(e) => return back(&form, &e.to_string(), None),
     };
-    let action = match form.action.as_str() {
-        "migrate" => Action::Migrate,
-        "snapshot" => Action::Snapshot,
-        _ => return back(&form, "choose migrate or snapshot"),
+    // Names are 64 characters at most: a longer value is refused here,
+    // before anything echoes it back.
+    for (field, value) in [
+        ("source_grid", &form.source_grid),
+        ("source_app", &form.source_app),
+        ("target_grid", &form.target_grid),
+        ("target_app", &form.target_app),
+    ] {
+        let n = value.chars().count();
+        if n > ECHO_MAX {
+            let error = format!("{field}: {n} characters is too long: 64 at most");
+            return back(&form, &error, Some(field));
+        }
+    }
+    let Ok(action) = form.action.parse::<Action>() else {
+        return back(&form, "choose migrate or snapshot", None);
     };
     let request = StartRequest {
         source_grid: form.source_grid.clone(),
@@ -88,9 +88,10 @@ pub async fn new_operation(
             back(
                 &form,
                 "the console hit an unexpected error; its log has the cause",
+                None,
             )
         }
-        Err(e) => back(&form, &e.to_string()),
+        Err(e) => back(&form, &e.to_string(), e.field_name()),
     }
 }
 

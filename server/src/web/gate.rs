@@ -1,7 +1,8 @@
-//! The two checks every request passes: the Origin check on state-changing
-//! requests (no cross-site form or fetch can act for a signed-in user), then
-//! the sign-in gate (session cookie or bearer token) for everything but the
-//! sign-in page, the health check and static assets.
+//! The checks every request passes: the Host check (the console answers only
+//! to its own names, so a DNS-rebinding page cannot talk to it), the Origin
+//! check on state-changing requests (no cross-site form or fetch can act for
+//! a signed-in user), then the sign-in gate (session cookie or bearer token)
+//! for everything but the sign-in page, the health check and static assets.
 
 use super::AppState;
 use super::error::ApiError;
@@ -15,6 +16,87 @@ use tower_sessions::Session;
 
 pub const SESSION_USER: &str = "user_id";
 pub const SESSION_EPOCH: &str = "epoch";
+
+/// The names and origins this console answers to: `public_url` when set,
+/// and on the port it listens on, `localhost` and any IP address (an IP
+/// literal cannot be rebound by DNS). Any other name is refused.
+#[derive(Clone, Debug)]
+pub struct OwnOrigins {
+    /// `public_url` without a trailing slash, lower case.
+    public: Option<String>,
+    port: u16,
+}
+
+impl OwnOrigins {
+    pub fn new(public_url: Option<&str>, port: u16) -> OwnOrigins {
+        OwnOrigins {
+            public: public_url.map(|u| u.trim_end_matches('/').to_ascii_lowercase()),
+            port,
+        }
+    }
+
+    fn public_authority(&self) -> Option<&str> {
+        self.public.as_deref()?.split_once("://").map(|(_, a)| a)
+    }
+
+    /// Whether a `Host` (or an Origin's authority) names this console.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        if self.public_authority() == Some(host.as_str()) {
+            return true;
+        }
+        let (name, port) = match host.rsplit_once(':') {
+            Some((n, p)) if !n.is_empty() && !p.contains(']') => (n, p.parse::<u16>().ok()),
+            _ => (host.as_str(), None),
+        };
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        port == Some(self.port) && (name == "localhost" || name.parse::<std::net::IpAddr>().is_ok())
+    }
+
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        let origin = origin.to_ascii_lowercase();
+        if self.public.as_deref() == Some(origin.as_str()) {
+            return true;
+        }
+        match origin.split_once("://") {
+            Some(("http" | "https", authority)) => self.host_allowed(authority),
+            _ => false,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.public {
+            Some(p) => format!("{p}, or localhost and IP addresses on port {}", self.port),
+            None => format!("localhost and IP addresses on port {}", self.port),
+        }
+    }
+}
+
+/// Refuses a request whose `Host` is not one of this console's names
+/// (421): what a DNS-rebinding page would send.
+pub async fn own_host_only(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    match host {
+        Some(h) if !state.origins.host_allowed(&h) => {
+            tracing::warn!(host = %h, path = request.uri().path(), "refused a request for another host name");
+            let why = format!(
+                "this console answers to {} only, not {h:?}; reach it by one of those, or set public_url to the name it is reached by",
+                state.origins.describe()
+            );
+            (StatusCode::MISDIRECTED_REQUEST, why).into_response()
+        }
+        _ => next.run(request).await,
+    }
+}
 
 fn is_public(path: &str) -> bool {
     path == "/login" || path == "/healthz" || path == "/favicon.ico" || path.starts_with("/pkg/")
@@ -134,7 +216,7 @@ pub async fn same_origin_only(
     {
         return next.run(request).await;
     }
-    match origin_verdict(request.headers(), state.settings.public_url.as_deref()) {
+    match origin_verdict(request.headers(), &state.origins) {
         Ok(()) => next.run(request).await,
         Err(why) => {
             tracing::warn!(path = request.uri().path(), %why, "refused a cross-origin request");
@@ -147,21 +229,13 @@ pub async fn same_origin_only(
     }
 }
 
-fn origin_verdict(headers: &HeaderMap, public_url: Option<&str>) -> Result<(), String> {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+fn origin_verdict(headers: &HeaderMap, origins: &OwnOrigins) -> Result<(), String> {
     match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        Some(origin) => {
-            let authority = origin.split_once("://").map(|(_, a)| a);
-            let matches_host = authority.is_some() && authority.map(str::to_ascii_lowercase) == host.map(str::to_ascii_lowercase);
-            if matches_host || public_url == Some(origin) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "cross-origin request refused: Origin {origin} is not this console ({})",
-                    public_url.or(host).unwrap_or("unknown host")
-                ))
-            }
-        }
+        Some(origin) if origins.origin_allowed(origin) => Ok(()),
+        Some(origin) => Err(format!(
+            "cross-origin request refused: Origin {origin} is not this console ({})",
+            origins.describe()
+        )),
         None => match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
             Some("same-origin" | "none") => Ok(()),
             _ => Err(
@@ -217,12 +291,12 @@ mod tests {
             ("host", "127.0.0.1:8080"),
             ("origin", "http://127.0.0.1:8080"),
         ]);
-        assert!(origin_verdict(&same, None).is_ok());
+        assert!(origin_verdict(&same, &own(None)).is_ok());
         let evil = headers(&[
             ("host", "127.0.0.1:8080"),
             ("origin", "http://evil.example"),
         ]);
-        let err = origin_verdict(&evil, None).err().unwrap();
+        let err = origin_verdict(&evil, &own(None)).err().unwrap();
         assert!(
             err.contains("Origin http://evil.example is not this console"),
             "{err}"
@@ -231,17 +305,52 @@ mod tests {
             ("host", "10.0.0.5:8080"),
             ("origin", "https://mig.example.com"),
         ]);
-        assert!(origin_verdict(&proxied, Some("https://mig.example.com")).is_ok());
-        assert!(origin_verdict(&proxied, None).is_err());
+        assert!(origin_verdict(&proxied, &own(Some("https://mig.example.com"))).is_ok());
+        assert!(origin_verdict(&proxied, &own(None)).is_err());
         let null = headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]);
-        assert!(origin_verdict(&null, None).is_err());
+        assert!(origin_verdict(&null, &own(None)).is_err());
+    }
+
+    fn own(public: Option<&str>) -> OwnOrigins {
+        OwnOrigins::new(public, 8080)
+    }
+
+    #[test]
+    fn the_console_answers_to_its_own_names_only() {
+        let o = own(None);
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "[::1]:8080",
+            "10.1.2.3:8080",
+            "LOCALHOST:8080",
+        ] {
+            assert!(o.host_allowed(ok), "{ok}");
+        }
+        // A rebinding page's name, another port, no port.
+        for bad in [
+            "evil.example:8080",
+            "127.0.0.1:9090",
+            "127.0.0.1",
+            "localhost.evil.example:8080",
+            "",
+        ] {
+            assert!(!o.host_allowed(bad), "{bad}");
+        }
+        let p = own(Some("https://mig.example.com/"));
+        assert!(p.host_allowed("mig.example.com"));
+        assert!(p.origin_allowed("https://mig.example.com"));
+        assert!(!p.origin_allowed("https://evil.example"));
+        assert!(!p.origin_allowed("http://evil.example:8080"));
+        assert!(o.origin_allowed("http://127.0.0.1:8080"));
+        assert!(!o.origin_allowed("file://127.0.0.1:8080"));
     }
 
     #[test]
     fn without_origin_only_same_origin_fetch_metadata_passes() {
-        assert!(origin_verdict(&headers(&[("sec-fetch-site", "same-origin")]), None).is_ok());
-        assert!(origin_verdict(&headers(&[("sec-fetch-site", "cross-site")]), None).is_err());
-        assert!(origin_verdict(&headers(&[("host", "h")]), None).is_err());
+        assert!(origin_verdict(&headers(&[("sec-fetch-site", "same-origin")]), &own(None)).is_ok());
+        assert!(origin_verdict(&headers(&[("sec-fetch-site", "cross-site")]), &own(None)).is_err());
+        assert!(origin_verdict(&headers(&[("host", "h")]), &own(None)).is_err());
     }
 
     #[test]

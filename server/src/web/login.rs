@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 use tower_sessions::Session;
 
+/// A sign-in form is a name, a password and a path: a few KiB at most.
+pub const MAX_BODY: usize = 8 << 10;
+
 #[derive(Deserialize)]
 pub struct LoginForm {
     #[serde(default)]
@@ -23,10 +26,52 @@ pub struct LoginForm {
     next: String,
 }
 
-/// Only paths on this console; never `//host` or a scheme.
+/// Only paths on this console: `/` then visible ASCII (no `\\`, no space or
+/// control character: browsers drop tabs and newlines from URLs, so
+/// `/<TAB>/evil.example` would become `//evil.example`), never `//host`.
 fn safe_next(next: &str) -> &str {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.len() <= 2048
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
     if local && next != "/login" { next } else { "/" }
+}
+
+/// A sign-in refused for too many attempts at once: 503 with `Retry-After`.
+fn busy(next: &str) -> Response {
+    let retry = password::QUEUE_WAIT.as_secs().max(1);
+    let link = super::gate::urlencode(next);
+    let page = format!(
+        "<!doctype html><title>Busy — migctl</title><p>The console is busy checking other sign-ins. \
+         <a href=\"/login?next={link}\">Try again</a> in {retry} seconds.</p>"
+    );
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (axum::http::header::RETRY_AFTER, retry.to_string()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/html; charset=utf-8".to_owned(),
+            ),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+/// What a refused or failed attempt leaves in the audit log about the
+/// name it tried: at most 64 characters, control characters escaped.
+fn name_for_audit(name: &str) -> String {
+    let shown: String = name
+        .chars()
+        .take(64)
+        .flat_map(char::escape_default)
+        .collect();
+    if name.chars().count() > 64 {
+        format!("{shown}… ({} bytes)", name.len())
+    } else {
+        shown
+    }
 }
 
 fn back_to_login(error: &str, next: &str, extra: &str) -> Response {
@@ -49,7 +94,25 @@ pub async fn login(
     if name.is_empty() || form.password.is_empty() {
         return back_to_login("missing", &next, "");
     }
-    if let Err(wait) = state.throttle.check(name, peer.ip(), Instant::now()) {
+    let now = Instant::now();
+    // Fields beyond what any account can have are refused before anything
+    // is hashed, kept or logged in full; they still count as attempts.
+    if accounts::check_name(name).is_err() || form.password.len() > password::MAX_LEN {
+        let shown = name_for_audit(name);
+        let _ = state.throttle.reserve(&shown, peer.ip(), now);
+        let detail = format!(
+            "from {}: user name of {} bytes, password of {} bytes",
+            peer.ip(),
+            name.len(),
+            form.password.len()
+        );
+        if let Err(e) = db::audit(&state.pool, &shown, "login.refused", &detail).await {
+            tracing::error!(error = %e, "cannot record a refused sign-in");
+        }
+        return back_to_login("invalid", &next, "");
+    }
+    // Counted before the slow check, atomically with the check of the limit.
+    if let Err(wait) = state.throttle.reserve(name, peer.ip(), now) {
         let secs = wait.as_secs().max(1);
         tracing::warn!(user = name, address = %peer.ip(), "sign-in refused: throttled");
         return back_to_login("throttled", &next, &format!("&retry={secs}"));
@@ -58,22 +121,26 @@ pub async fn login(
         Ok(u) => u.filter(|u| !u.disabled),
         Err(e) => return super::error::ApiError::from(e).into_response(),
     };
-    let ok = password::verify(
+    let ok = match password::verify(
         form.password,
         user.as_ref().map(|u| u.password_hash.clone()),
     )
-    .await;
+    .await
+    {
+        Ok(ok) => ok,
+        Err(password::Busy) => {
+            tracing::warn!(user = name, address = %peer.ip(), "sign-in refused: hashing is busy");
+            return busy(&next);
+        }
+    };
     let Some(user) = user.filter(|_| ok) else {
-        state
-            .throttle
-            .record_failure(name, peer.ip(), Instant::now());
         let detail = format!("from {}", peer.ip());
         if let Err(e) = db::audit(&state.pool, name, "login.failed", &detail).await {
             tracing::error!(error = %e, "cannot record a failed sign-in");
         }
         return back_to_login("invalid", &next, "");
     };
-    state.throttle.record_success(name);
+    state.throttle.record_success(name, peer.ip());
     // A new id at sign-in: an id planted before sign-in is worth nothing after.
     let stored = async {
         session.cycle_id().await?;
@@ -116,5 +183,36 @@ mod tests {
         assert_eq!(safe_next("/\\evil.example"), "/");
         assert_eq!(safe_next(""), "/");
         assert_eq!(safe_next("/login"), "/");
+        // What browsers strip from a URL must not turn a path into a host.
+        for bad in [
+            "/\t/evil.example/phish",
+            "/\n/evil",
+            "/\r\n/x",
+            "/\x0b/x",
+            "/ /x",
+            "/é",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+        assert_eq!(
+            safe_next("/operations?state=done&app=shop"),
+            "/operations?state=done&app=shop"
+        );
+        assert_eq!(
+            safe_next("/%09/evil.example"),
+            "/%09/evil.example",
+            "a path, still"
+        );
+    }
+
+    #[test]
+    fn audited_names_are_short_and_escaped() {
+        assert_eq!(super::name_for_audit("ana"), "ana");
+        let long = super::name_for_audit(&"x".repeat(1 << 20));
+        assert!(
+            long.len() < 100 && long.ends_with("(1048576 bytes)"),
+            "{long}"
+        );
+        assert_eq!(super::name_for_audit("a\nb"), "a\\nb");
     }
 }

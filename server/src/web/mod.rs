@@ -6,13 +6,14 @@ pub mod api;
 pub mod error;
 pub mod forms;
 pub mod gate;
+pub mod headers;
 pub mod login;
 pub mod pages;
 
 use crate::auth::throttle::LoginThrottle;
 use crate::config::Settings;
 use app::backend::BackendHandle;
-use axum::extract::FromRef;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 use leptos::config::LeptosOptions;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub backend: BackendHandle,
     pub grids: Arc<crate::grids::GridMonitor>,
     pub engine: Arc<crate::operation::Engine>,
+    pub origins: Arc<gate::OwnOrigins>,
 }
 
 pub fn router(state: AppState, sessions: SqliteStore) -> Router {
@@ -51,10 +53,16 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
         .leptos_routes_with_context(
             &state,
             generate_route_list(app::App),
-            move || provide_context(backend.clone()),
+            move || {
+                provide_context(backend.clone());
+                headers::provide_page_policy();
+            },
             move || app::shell(options.clone()),
         )
-        .route("/login", post(login::login))
+        .route(
+            "/login",
+            post(login::login).layer(DefaultBodyLimit::max(login::MAX_BODY)),
+        )
         .route("/logout", post(login::logout))
         .route("/operations/new", post(forms::new_operation))
         .route("/operations/{id}/cancel", post(forms::cancel_operation))
@@ -70,6 +78,7 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        .layer(middleware::from_fn(pages::server_fn_mistakes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             gate::require_sign_in,
@@ -79,6 +88,11 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
             gate::same_origin_only,
         ))
         .layer(session_layer)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate::own_host_only,
+        ))
+        .layer(middleware::from_fn(headers::security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -2,6 +2,7 @@
 //! call, and the handlers that render pages and answer server functions.
 
 use super::AppState;
+use super::error::ApiError;
 use crate::auth::accounts;
 use crate::config::Settings;
 use crate::grids::GridMonitor;
@@ -13,7 +14,7 @@ use app::model::{
     PlanView, UserRow,
 };
 use axum::extract::{Request, State};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use leptos::prelude::provide_context;
 use sqlx::SqlitePool;
 use std::sync::Arc;
@@ -156,6 +157,7 @@ impl ConsoleBackend {
                 action: r.action,
             };
             self.engine.plan(&req).await.map_err(|e| {
+                let field = e.field_name().map(str::to_owned);
                 let message = match e {
                     EngineError::Unexpected(e) => {
                         tracing::error!(error = format!("{e:#}"), "pre-flight failed");
@@ -163,10 +165,7 @@ impl ConsoleBackend {
                     }
                     other => other.to_string(),
                 };
-                FieldError {
-                    field: super::forms::field_of(&message).map(str::to_owned),
-                    message,
-                }
+                FieldError { field, message }
             })
         })
     }
@@ -186,8 +185,50 @@ pub fn backend(
     }))
 }
 
+/// Server-function arguments are a few names: a body past this is refused.
+const MAX_SFN_BODY: usize = 64 << 10;
+
 pub async fn server_fn(State(state): State<AppState>, request: Request) -> impl IntoResponse {
     let backend = state.backend.clone();
     leptos_axum::handle_server_fns_with_context(move || provide_context(backend.clone()), request)
         .await
+}
+
+/// Around every server function (`/sfn/…`, whichever route Leptos answers
+/// it on): a request the function cannot decode (a missing or unknown
+/// argument) or a body too large is the client's mistake, answered 422 or
+/// 413 with what was wrong instead of Leptos's 500.
+pub async fn server_fn_mistakes(request: Request, next: axum::middleware::Next) -> Response {
+    if !request.uri().path().starts_with("/sfn/") {
+        return next.run(request).await;
+    }
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_SFN_BODY) {
+        return ApiError::TooLarge(format!(
+            "the request body is larger than {MAX_SFN_BODY} bytes"
+        ))
+        .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let limited = axum::body::Body::new(http_body_util::Limited::new(body, MAX_SFN_BODY));
+    let response = next.run(Request::from_parts(parts, limited)).await;
+    if response.status() != axum::http::StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_SFN_BODY)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    match text.split_once('|') {
+        Some(("Args" | "MissingArg" | "Deserialization", why)) => {
+            ApiError::Unprocessable(format!("the request's arguments cannot be read: {why}"))
+                .into_response()
+        }
+        _ => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
 }

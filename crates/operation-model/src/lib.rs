@@ -1,0 +1,91 @@
+//! The operation model, one definition for every process that speaks of
+//! operations: the console (server), the browser (wasm) and the helper.
+//!
+//! States are enums with their rules as methods. On the wire and in the
+//! database they keep the snake_case strings they always had; reading an
+//! unknown string is an error ([`UnknownValue`]), never a default.
+
+mod event;
+mod report;
+mod state;
+
+pub use event::{EventKind, EventSource, PhaseData, StreamEvent, TextData};
+pub use report::{Progress, Report};
+pub use state::{Action, CancelCleanup, Mode, Outcome, Phase};
+
+/// A string that names none of an enum's values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownValue {
+    /// What was being read: `phase`, `outcome`, …
+    pub what: &'static str,
+    pub value: String,
+    /// The values that are known, for the message.
+    pub known: &'static [&'static str],
+}
+
+impl std::fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is not a known {}; use one of: {}",
+            self.value,
+            self.what,
+            self.known.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+/// For an enum whose values all have a wire string: `as_str`, `ALL`,
+/// `Display`, `FromStr` and `TryFrom<String>` (what sqlx's
+/// `#[sqlx(try_from = "String")]` uses), one definition.
+macro_rules! wire_enum {
+    ($ty:ident, $what:literal, [$($variant:ident => $s:literal),+ $(,)?]) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            const NAMES: &'static [&'static str] = &[$($s),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $s),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = $crate::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($s => Ok($ty::$variant),)+
+                    other => Err($crate::UnknownValue {
+                        what: $what,
+                        value: other.chars().take(64).collect(),
+                        known: $ty::NAMES,
+                    }),
+                }
+            }
+        }
+
+        /// Compares with the wire string, as tests and templates read it.
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = $crate::UnknownValue;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+    };
+}
+pub(crate) use wire_enum;

@@ -1,0 +1,248 @@
+//! What an operation does and where it is: action, mode, phase, outcome.
+
+use crate::wire_enum;
+use serde::{Deserialize, Serialize};
+
+/// What an operation does to the source app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Copy to the target, start it, destroy the source once the target is verified.
+    Migrate,
+    /// Copy to the target (which stays stopped) and restart the source.
+    Snapshot,
+}
+
+wire_enum!(Action, "action", [Migrate => "migrate", Snapshot => "snapshot"]);
+
+impl Action {
+    /// Whether the console's mode offers this action.
+    pub fn allowed_by(self, mode: Mode) -> bool {
+        matches!(
+            (self, mode),
+            (_, Mode::Both) | (Action::Migrate, Mode::Migrate) | (Action::Snapshot, Mode::Snapshot)
+        )
+    }
+
+    /// The phases an operation of this action goes through when all goes
+    /// well, in order (what the monitor's pipeline shows).
+    pub fn pipeline(self) -> [Phase; 8] {
+        [
+            Phase::Preflight,
+            Phase::Provisioning,
+            Phase::StoppingSource,
+            Phase::Copying,
+            Phase::Verifying,
+            match self {
+                Action::Migrate => Phase::StartingTarget,
+                Action::Snapshot => Phase::RestartingSource,
+            },
+            Phase::Reconciling,
+            Phase::Done,
+        ]
+    }
+}
+
+/// Which actions the console offers (MIG's `mode` property).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Migrate,
+    Snapshot,
+    #[default]
+    Both,
+}
+
+wire_enum!(Mode, "mode", [Migrate => "migrate", Snapshot => "snapshot", Both => "both"]);
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Migrate => "migrate only",
+            Mode::Snapshot => "snapshot only",
+            Mode::Both => "migrate and snapshot",
+        }
+    }
+}
+
+/// Where an operation is. An operation starts in `Preflight` (the start
+/// request is checked and the lock taken at once: there is no queue) and
+/// ends in one of the terminal phases, which are its [`Outcome`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Preflight,
+    Provisioning,
+    StoppingSource,
+    Copying,
+    Verifying,
+    StartingTarget,
+    RestartingSource,
+    Reconciling,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+wire_enum!(Phase, "phase", [
+    Preflight => "preflight",
+    Provisioning => "provisioning",
+    StoppingSource => "stopping_source",
+    Copying => "copying",
+    Verifying => "verifying",
+    StartingTarget => "starting_target",
+    RestartingSource => "restarting_source",
+    Reconciling => "reconciling",
+    Done => "done",
+    Failed => "failed",
+    Cancelled => "cancelled",
+]);
+
+/// What a cancel in a given phase cleans up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelCleanup {
+    /// The source was not stopped yet: the helper goes, the lock is released.
+    RemoveHelper,
+    /// The source is stopped or being copied: the helper goes, the source
+    /// is started again and the partial target removed.
+    RestoreSource,
+}
+
+impl Phase {
+    /// The outcome this phase is, for the three terminal phases.
+    pub fn outcome(self) -> Option<Outcome> {
+        match self {
+            Phase::Done => Some(Outcome::Done),
+            Phase::Failed => Some(Outcome::Failed),
+            Phase::Cancelled => Some(Outcome::Cancelled),
+            _ => None,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.outcome().is_some()
+    }
+
+    /// What cancelling does in this phase; `None` when it is refused: the
+    /// copy is complete and the target (or the restarted source) is starting,
+    /// or the operation has ended.
+    pub fn cancel(self) -> Option<CancelCleanup> {
+        match self {
+            Phase::Preflight | Phase::Provisioning => Some(CancelCleanup::RemoveHelper),
+            Phase::StoppingSource | Phase::Copying | Phase::Verifying => {
+                Some(CancelCleanup::RestoreSource)
+            }
+            Phase::StartingTarget
+            | Phase::RestartingSource
+            | Phase::Reconciling
+            | Phase::Done
+            | Phase::Failed
+            | Phase::Cancelled => None,
+        }
+    }
+
+    pub fn cancellable(self) -> bool {
+        self.cancel().is_some()
+    }
+
+    /// The phase in words: `stopping source`.
+    pub fn label(self) -> String {
+        self.as_str().replace('_', " ")
+    }
+}
+
+/// How an operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Done,
+    Failed,
+    Cancelled,
+}
+
+wire_enum!(Outcome, "outcome", [Done => "done", Failed => "failed", Cancelled => "cancelled"]);
+
+impl Outcome {
+    /// The terminal phase an operation with this outcome is in.
+    pub fn phase(self) -> Phase {
+        match self {
+            Outcome::Done => Phase::Done,
+            Outcome::Failed => Phase::Failed,
+            Outcome::Cancelled => Phase::Cancelled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_reads_back_what_it_writes_on_the_wire_and_in_rows() {
+        for p in Phase::ALL {
+            assert_eq!(p.as_str().parse::<Phase>(), Ok(*p));
+            assert_eq!(
+                serde_json::to_string(p).unwrap(),
+                format!("\"{}\"", p.as_str())
+            );
+        }
+        for o in Outcome::ALL {
+            assert_eq!(Phase::try_from(o.as_str().to_owned()), Ok(o.phase()));
+            assert_eq!(o.phase().outcome(), Some(*o));
+        }
+        for a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>(), Ok(*a));
+        }
+    }
+
+    #[test]
+    fn an_unknown_value_is_an_error_that_names_the_known_ones() {
+        let e = "teleport".parse::<Action>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`teleport` is not a known action; use one of: migrate, snapshot"
+        );
+        assert!("queued".parse::<Phase>().is_err(), "there is no queue");
+        assert!(serde_json::from_str::<Outcome>("\"overridden\"").is_err());
+        let long = "x".repeat(10_000).parse::<Phase>().unwrap_err();
+        assert!(long.to_string().len() < 400, "the message stays short");
+    }
+
+    #[test]
+    fn cancel_is_allowed_until_the_copy_is_complete() {
+        use CancelCleanup::*;
+        let rules: Vec<_> = Phase::ALL.iter().map(|p| (*p, p.cancel())).collect();
+        assert_eq!(
+            rules,
+            [
+                (Phase::Preflight, Some(RemoveHelper)),
+                (Phase::Provisioning, Some(RemoveHelper)),
+                (Phase::StoppingSource, Some(RestoreSource)),
+                (Phase::Copying, Some(RestoreSource)),
+                (Phase::Verifying, Some(RestoreSource)),
+                (Phase::StartingTarget, None),
+                (Phase::RestartingSource, None),
+                (Phase::Reconciling, None),
+                (Phase::Done, None),
+                (Phase::Failed, None),
+                (Phase::Cancelled, None),
+            ]
+        );
+        for p in Phase::ALL {
+            assert!(!(p.is_terminal() && p.cancellable()), "{p}");
+        }
+    }
+
+    #[test]
+    fn the_pipeline_ends_done_and_a_snapshot_restarts_the_source() {
+        let m = Action::Migrate.pipeline();
+        let s = Action::Snapshot.pipeline();
+        assert_eq!(m.last(), Some(&Phase::Done));
+        assert!(m.contains(&Phase::StartingTarget) && !m.contains(&Phase::RestartingSource));
+        assert!(s.contains(&Phase::RestartingSource) && !s.contains(&Phase::StartingTarget));
+        assert_eq!(m.iter().filter(|p| p.is_terminal()).count(), 1);
+        assert!(Action::Snapshot.allowed_by(Mode::Both));
+        assert!(!Action::Migrate.allowed_by(Mode::Snapshot));
+    }
+}

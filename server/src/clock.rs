@@ -1,0 +1,87 @@
+//! The one clock: instants in UTC, written as RFC 3339 text everywhere
+//! they leave the process (database rows, the lock file, the API).
+
+use std::fmt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// An instant, UTC. Stored and sent as RFC 3339 (`2026-11-23T19:33:08.123Z`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub OffsetDateTime);
+
+pub fn now() -> Timestamp {
+    Timestamp(OffsetDateTime::now_utc())
+}
+
+impl Timestamp {
+    /// Whole seconds from this instant until now (0 for one in the future).
+    pub fn age_secs(self) -> u64 {
+        u64::try_from((OffsetDateTime::now_utc() - self.0).whole_seconds()).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.format(&Rfc3339) {
+            Ok(s) => f.write_str(&s),
+            // Only years outside 0..=9999 cannot be written.
+            Err(_) => write!(f, "{}", self.0.unix_timestamp()),
+        }
+    }
+}
+
+impl std::str::FromStr for Timestamp {
+    type Err = time::error::Parse;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OffsetDateTime::parse(s, &Rfc3339).map(|t| Timestamp(t.to_offset(time::UtcOffset::UTC)))
+    }
+}
+
+/// What sqlx's `#[sqlx(try_from = "String")]` reads rows with.
+impl TryFrom<String> for Timestamp {
+    type Error = time::error::Parse;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Timestamp> for String {
+    fn from(t: Timestamp) -> String {
+        t.to_string()
+    }
+}
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse()
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 time: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_back_what_they_write_and_junk_is_refused() {
+        let t = now();
+        assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+        let z: Timestamp = "2026-11-21T10:00:00Z".parse().unwrap();
+        assert_eq!(z.to_string(), "2026-11-21T10:00:00Z");
+        assert!(z.age_secs() > 0);
+        assert!("yesterday".parse::<Timestamp>().is_err());
+        let json: Result<Timestamp, _> = serde_json::from_str("\"not a time\"");
+        assert!(
+            json.unwrap_err()
+                .to_string()
+                .contains("not an RFC 3339 time")
+        );
+    }
+}

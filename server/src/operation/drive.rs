@@ -1,0 +1,116 @@
+//! Driving an operation: provision the helper (fresh starts), then observe,
+//! decide, and meter or settle until it has an outcome or is held. At
+//! start-up an existing lock is driven the same way. Drive tasks are
+//! tracked; at shutdown they stop where they are and the lock stays.
+
+use super::{Driving, Engine, store};
+use crate::lock::{Lock, LockState};
+use crate::reconcile::{self, Place, Seen, Step};
+use app::model::Phase;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a restarted console waits for a helper whose provisioning was
+/// under way when the previous console stopped.
+pub const PROVISION_GRACE: Duration = Duration::from_secs(20);
+
+impl Engine {
+    /// Where this console runs relative to the operation's apps.
+    pub(super) fn place(&self, lock: &Lock) -> Place {
+        Place::of(
+            lock,
+            self.settings.current_grid.as_ref(),
+            self.settings.current_app.as_ref(),
+        )
+    }
+
+    pub(super) fn spawn_drive(self: &Arc<Self>, lock: Lock, fresh: bool) {
+        let me = self.clone();
+        let stop = self.shutdown.clone();
+        self.tasks.spawn(async move {
+            let op = lock.op_id.clone();
+            tokio::select! {
+                () = me.drive(lock, fresh) => {}
+                () = stop.cancelled() => {
+                    tracing::info!(op, "console stopping: the operation keeps its lock and resumes at the next start");
+                }
+            }
+        });
+    }
+
+    /// At start-up: an existing lock is reconciled (and metered if the helper still works).
+    pub async fn resume(self: &Arc<Self>) {
+        match self.lock.read() {
+            Ok(LockState::Held(lock)) => {
+                if matches!(store::get(&self.pool, &lock.op_id).await, Ok(None))
+                    && let Err(e) = store::insert(&self.pool, &lock, Phase::Reconciling, 0).await
+                {
+                    tracing::error!(error = %e, "cannot record the locked operation");
+                    return;
+                }
+                self.log(&lock.op_id, "console started: reconciling from the lock")
+                    .await;
+                self.spawn_drive(lock, false);
+            }
+            Ok(LockState::Unreadable { problem, .. }) => {
+                tracing::error!(%problem, "the lock file is unreadable; an admin must inspect and override it");
+            }
+            Ok(LockState::Free) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the lock file"),
+        }
+    }
+
+    async fn drive(self: Arc<Self>, lock: Lock, fresh: bool) {
+        let op = lock.op_id.clone();
+        if let Ok(mut set) = self.driving.lock() {
+            set.insert(op.clone());
+        }
+        let _driving = Driving(&self, op.clone());
+        if fresh && let Err(e) = self.provision(&lock).await {
+            self.log(&op, format!("provisioning failed: {e}")).await;
+        }
+        // A provision request may still be on its way when a console dies:
+        // give the helper time to appear before calling the run interrupted.
+        let phase_at_start = store::get(&self.pool, &op)
+            .await
+            .ok()
+            .flatten()
+            .map(|o| o.phase);
+        let provisioning =
+            !fresh && matches!(phase_at_start, Some(Phase::Preflight | Phase::Provisioning));
+        let started = std::time::Instant::now();
+        let place = self.place(&lock);
+        loop {
+            let seen = self.observe(&lock).await;
+            if provisioning && seen.helper == Seen::Absent && started.elapsed() < PROVISION_GRACE {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            let steps = reconcile::decide(&lock, place, &seen);
+            let next = steps
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", then ");
+            self.log(&op, format!("observed: {seen}; next: {next}"))
+                .await;
+            if let [Step::Wait(_)] = &steps[..] {
+                self.meter(&lock).await;
+                continue;
+            }
+            // A cancel or an override may have settled the operation meanwhile.
+            let _settling = self.settling.lock().await;
+            if !matches!(self.lock.read(), Ok(LockState::Held(l)) if l.op_id == op) {
+                return;
+            }
+            self.phase(
+                &op,
+                Phase::Reconciling,
+                "settling the operation from what the grids report",
+            )
+            .await;
+            self.apply(&lock, steps).await;
+            return;
+        }
+    }
+}

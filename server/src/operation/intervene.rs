@@ -1,0 +1,179 @@
+//! A person steps in: an operator cancels a running operation, or an admin
+//! overrides the lock. Both take turns with reconciliation (`settling`).
+
+use super::{Engine, EngineError, Field, destroy, helper_name, remove_helper, store};
+use crate::lock::LockState;
+use app::model::{Action, OperationView, Outcome};
+use grid::dialect::AppState;
+
+/// What `cancel` did, for the answer to the operator.
+#[derive(Debug, serde::Serialize)]
+pub struct Cancelled {
+    pub operation: OperationView,
+    pub cleanup: Vec<String>,
+}
+
+/// What an override did.
+#[derive(Debug, serde::Serialize)]
+pub struct Overridden {
+    pub op_id: String,
+    pub archived_to: String,
+    pub helper_destroyed: bool,
+}
+
+impl Engine {
+    /// Cancels a running operation with the clean-up its phase calls for
+    /// (`Phase::cancel`): before the source is stopped, the helper goes and
+    /// the lock is released; during the copy, the helper is stopped, the
+    /// source restarted and the partial target removed; once the target
+    /// starts, cancelling is refused.
+    pub async fn cancel(&self, id: &str, user: &str) -> Result<Cancelled, EngineError> {
+        let _settling = self.settling.lock().await;
+        let op = store::get(&self.pool, id)
+            .await?
+            .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()))?;
+        if let Some(outcome) = op.outcome {
+            return Err(EngineError::Ended {
+                id: id.to_owned(),
+                outcome,
+            });
+        }
+        if !op.phase.cancellable() {
+            return Err(EngineError::NotCancellable {
+                id: id.to_owned(),
+                phase: op.phase,
+                starting: match op.action {
+                    Action::Migrate => "target",
+                    Action::Snapshot => "source",
+                },
+            });
+        }
+        let lock = match self
+            .lock
+            .read()
+            .map_err(|e| EngineError::Unexpected(e.into()))?
+        {
+            LockState::Held(l) if l.op_id == id => l,
+            _ => {
+                return Err(EngineError::Locked(format!(
+                    "operation {id} does not hold the lock"
+                )));
+            }
+        };
+        self.log(
+            id,
+            format!("cancel requested by {user} in phase {}", op.phase),
+        )
+        .await;
+        let mut cleanup = vec![];
+        let dst = self.connection(&lock.target_grid).await?;
+        let src = self.connection(&lock.source_grid).await?;
+        let helper = helper_name(&lock.target_app_name)?;
+        if dst.app_info(&helper).await.is_ok() {
+            remove_helper(&dst, &helper, 10).await?;
+            cleanup.push(format!("stopped and removed {helper}"));
+        }
+        match src.app_info(&lock.source_app_name).await {
+            Ok(info) if info.state != AppState::Running => {
+                src.app_start(&lock.source_app_name).await?;
+                cleanup.push(format!("restarted the source app {}", lock.source_app_name));
+            }
+            _ => {}
+        }
+        if let Ok(info) = dst.app_info(&lock.target_app_name).await
+            && matches!(info.state, AppState::Stopped | AppState::Failed)
+        {
+            destroy(&dst, &lock.target_app_name).await?;
+            cleanup.push(format!(
+                "removed the partial target {}",
+                lock.target_app_name
+            ));
+        }
+        cleanup.push("released the lock".into());
+        // The row's reason says who cancelled; the last event says what was cleaned up.
+        let reason = format!("cancelled by {user}");
+        self.conclude(
+            &lock,
+            Outcome::Cancelled,
+            Some(&reason),
+            &cleanup.join("; "),
+        )
+        .await?;
+        let operation = store::get(&self.pool, id)
+            .await?
+            .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()))?;
+        Ok(Cancelled { operation, cleanup })
+    }
+
+    /// Moves the lock aside (admins): the operator typed the op id (or
+    /// `unreadable` for a lock that cannot be read) and a reason.
+    pub async fn override_lock(
+        &self,
+        op_id: &str,
+        reason: &str,
+        admin: &str,
+        destroy_helper: bool,
+    ) -> Result<Overridden, EngineError> {
+        if reason.trim().is_empty() {
+            return Err(EngineError::field(
+                Field::Reason,
+                "reason: say why the lock is overridden",
+            ));
+        }
+        let _settling = self.settling.lock().await;
+        let state = self
+            .lock
+            .read()
+            .map_err(|e| EngineError::Unexpected(e.into()))?;
+        let held = match &state {
+            LockState::Free => {
+                return Err(EngineError::BadInput("there is no lock to override".into()));
+            }
+            LockState::Held(l) if l.op_id != op_id => {
+                return Err(EngineError::field(
+                    Field::OpId,
+                    format!(
+                        "op_id: the lock belongs to {}; type that id to override it",
+                        l.op_id
+                    ),
+                ));
+            }
+            LockState::Unreadable { .. } if op_id != "unreadable" => {
+                return Err(EngineError::field(
+                    Field::OpId,
+                    "op_id: the lock is unreadable; type `unreadable` to override it",
+                ));
+            }
+            LockState::Held(l) => Some(l.clone()),
+            LockState::Unreadable { .. } => None,
+        };
+        let mut helper_destroyed = false;
+        if let (true, Some(l)) = (destroy_helper, &held) {
+            let dst = self.connection(&l.target_grid).await?;
+            let helper = helper_name(&l.target_app_name)?;
+            if dst.app_info(&helper).await.is_ok() {
+                remove_helper(&dst, &helper, 10).await?;
+                helper_destroyed = true;
+            }
+        }
+        let expected = held.as_ref().map(|l| l.op_id.as_str());
+        let dest = self
+            .lock
+            .archive("overridden", expected, op_id)
+            .map_err(|e| EngineError::Unexpected(e.into()))?;
+        let text = format!("lock overridden by {admin}: {reason}");
+        if let Some(l) = &held {
+            self.grids
+                .refresh_only(&[&l.source_grid, &l.target_grid])
+                .await;
+            self.record_end(op_id, Outcome::Failed, &text).await?;
+        }
+        let detail = serde_json::json!({"op_id": op_id, "reason": reason, "archived_to": dest.display().to_string(), "helper_destroyed": helper_destroyed});
+        crate::db::audit(&self.pool, admin, "lock.override", &detail.to_string()).await?;
+        Ok(Overridden {
+            op_id: op_id.to_owned(),
+            archived_to: dest.display().to_string(),
+            helper_destroyed,
+        })
+    }
+}

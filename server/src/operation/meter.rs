@@ -1,0 +1,162 @@
+//! Metering a running helper: its reports (phases, progress, text) become
+//! events, the source and target apps' own logs are stored alongside, and
+//! the three apps' states are sampled until the helper stops working.
+
+use super::{Engine, helper_name, store};
+use crate::lock::Lock;
+use crate::reconcile::Seen;
+use app::model::{EventKind, EventSource};
+use grid::dialect::{AppState, LogLine};
+use grid::{AppName, Connection};
+use operation_model::Report;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Engine {
+    /// Follows the helper's log and the apps' states until the helper stops working.
+    pub(super) async fn meter(&self, lock: &Lock) {
+        let op = &lock.op_id;
+        let Ok(dst) = self.connection(&lock.target_grid).await else {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            return;
+        };
+        let Ok(helper) = helper_name(&lock.target_app_name) else {
+            return;
+        };
+        let since = self.last_seq(op, EventSource::Helper).await;
+        let mut apps = AppLogs::new(self, lock, &dst).await;
+        let mut follower = match dst.app_log_follow(&helper, since).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.log(op, format!("cannot follow the helper log: {e}"))
+                    .await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            }
+        };
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        let mut last_states: Option<serde_json::Value> = None;
+        loop {
+            tokio::select! {
+                line = follower.next() => match line {
+                    Some(Ok(line)) => self.helper_line(op, &line).await,
+                    Some(Err(e)) => {
+                        self.log(op, format!("helper log: {e}")).await;
+                        break;
+                    }
+                    None => break,
+                },
+                _ = ticker.tick() => {
+                    apps.poll(self, op).await;
+                    let (source, target, helper) = self.states(lock).await;
+                    let states = json!({"source": source.to_string(), "target": target.to_string(), "helper": helper.to_string()});
+                    if last_states.as_ref() != Some(&states) {
+                        self.states_event(op, states.clone()).await;
+                        last_states = Some(states);
+                    }
+                    if !matches!(helper, Seen::State(AppState::Starting | AppState::Running | AppState::Stopping)) {
+                        // Drain what the helper wrote last.
+                        while let Ok(Some(Ok(line))) = tokio::time::timeout(Duration::from_millis(300), follower.next()).await {
+                            self.helper_line(op, &line).await;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        follower.close().await;
+    }
+
+    /// One line of the helper's log, decoded as a report. A phase report
+    /// moves the operation's phase; text never does.
+    async fn helper_line(&self, op: &str, line: &LogLine) {
+        match Report::decode(&line.text) {
+            Report::Progress(p) => {
+                let _ = store::set_progress(&self.pool, op, &p).await;
+                let data = json!({"seq": line.seq, "progress": p});
+                self.app_line(op, EventSource::Helper, line.seq, EventKind::Progress, data)
+                    .await;
+            }
+            Report::Phase { phase, text } => {
+                let data = json!({"seq": line.seq, "at": line.at, "text": text});
+                self.app_line(op, EventSource::Helper, line.seq, EventKind::Log, data)
+                    .await;
+                if phase.is_terminal() {
+                    // The outcome is the console's to decide, after it verifies.
+                    return;
+                }
+                self.phase(op, phase, &text).await;
+            }
+            Report::Log { text } => {
+                let data = json!({"seq": line.seq, "at": line.at, "text": text});
+                self.app_line(op, EventSource::Helper, line.seq, EventKind::Log, data)
+                    .await;
+            }
+        }
+    }
+}
+
+/// The source and target apps' own logs, read on every metering tick and
+/// stored as events (`source` / `target`), so the monitor shows all four.
+struct AppLogs {
+    apps: Vec<AppLog>,
+}
+
+struct AppLog {
+    source: EventSource,
+    conn: Option<Arc<Connection>>,
+    app: AppName,
+    /// The last line stored.
+    since: Option<u64>,
+}
+
+impl AppLogs {
+    async fn new(engine: &Engine, lock: &Lock, dst: &Arc<Connection>) -> AppLogs {
+        let op = &lock.op_id;
+        let src = engine.connection(&lock.source_grid).await.ok();
+        // The source's history before this operation is not part of it:
+        // start after its last line unless this operation already stored some.
+        let mut source_since = engine.last_seq(op, EventSource::Source).await;
+        if source_since.is_none()
+            && let Some(c) = &src
+            && let Ok(lines) = c.app_log(&lock.source_app_name, None).await
+        {
+            source_since = Some(lines.last().map_or(0, |l| l.seq));
+        }
+        let target_since = engine.last_seq(op, EventSource::Target).await;
+        AppLogs {
+            apps: vec![
+                AppLog {
+                    source: EventSource::Source,
+                    conn: src,
+                    app: lock.source_app_name.clone(),
+                    since: source_since,
+                },
+                AppLog {
+                    source: EventSource::Target,
+                    conn: Some(dst.clone()),
+                    app: lock.target_app_name.clone(),
+                    since: target_since,
+                },
+            ],
+        }
+    }
+
+    async fn poll(&mut self, engine: &Engine, op: &str) {
+        for a in &mut self.apps {
+            let Some(c) = &a.conn else { continue };
+            // A missing app (the target before it is created) has no log yet.
+            let Ok(lines) = c.app_log(&a.app, a.since).await else {
+                continue;
+            };
+            for l in lines {
+                a.since = Some(l.seq);
+                let data = json!({"seq": l.seq, "text": l.text});
+                engine
+                    .app_line(op, a.source, l.seq, EventKind::Log, data)
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! What the controllers say about an operation's three apps (source,
+//! target, helper) and whether the volumes' checksums match.
+
+use super::{Engine, EngineError, helper_name, not_found};
+use crate::lock::Lock;
+use crate::reconcile::{Checksums, Observed, Seen};
+use grid::dialect::VolRef;
+use grid::{AppName, Connection};
+use std::sync::Arc;
+
+impl Engine {
+    /// The states of the source app, the target app and the helper.
+    pub(super) async fn states(&self, lock: &Lock) -> (Seen, Seen, Seen) {
+        let (src, dst) = tokio::join!(
+            self.connection(&lock.source_grid),
+            self.connection(&lock.target_grid)
+        );
+        let helper = async {
+            match helper_name(&lock.target_app_name) {
+                Ok(h) => seen(&dst, &h).await,
+                Err(e) => Seen::Unknown(e.to_string()),
+            }
+        };
+        tokio::join!(
+            seen(&src, &lock.source_app_name),
+            seen(&dst, &lock.target_app_name),
+            helper
+        )
+    }
+
+    pub(super) async fn observe(&self, lock: &Lock) -> Observed {
+        let (source, target, helper) = self.states(lock).await;
+        let checksums = if matches!(source, Seen::State(_)) && matches!(target, Seen::State(_)) {
+            self.compare(lock).await
+        } else {
+            Checksums::Unknown
+        };
+        Observed {
+            source,
+            target,
+            helper,
+            checksums,
+        }
+    }
+
+    async fn compare(&self, lock: &Lock) -> Checksums {
+        let (Ok(src), Ok(dst)) = (
+            self.connection(&lock.source_grid).await,
+            self.connection(&lock.target_grid).await,
+        ) else {
+            return Checksums::Unknown;
+        };
+        let (Ok(s), Ok(t)) = (
+            src.app_info(&lock.source_app_name).await,
+            dst.app_info(&lock.target_app_name).await,
+        ) else {
+            return Checksums::Unknown;
+        };
+        if s.volumes != t.volumes {
+            return Checksums::Mismatch("(the volume lists differ)".into());
+        }
+        for v in &s.volumes {
+            let (sv, tv) = (
+                VolRef::new(s.name.clone(), v.name.clone()),
+                VolRef::new(t.name.clone(), v.name.clone()),
+            );
+            let (a, b) = tokio::join!(src.vol_checksum(&sv), dst.vol_checksum(&tv));
+            match (a, b) {
+                (Ok(a), Ok(b)) if a.digest == b.digest => {}
+                (Ok(_), Ok(_)) => return Checksums::Mismatch(v.name.to_string()),
+                _ => return Checksums::Unknown,
+            }
+        }
+        Checksums::Match
+    }
+}
+
+async fn seen(conn: &Result<Arc<Connection>, EngineError>, app: &AppName) -> Seen {
+    match conn {
+        Err(e) => Seen::Unknown(e.to_string()),
+        Ok(c) => match c.app_info(app).await {
+            Ok(info) => Seen::State(info.state),
+            Err(e) if not_found(&e) => Seen::Absent,
+            Err(e) => Seen::Unknown(e.to_string()),
+        },
+    }
+}

@@ -1,0 +1,54 @@
+//! Provisioning the helper app `MigHelper_<target>` on the target grid with
+//! the operation's job as its properties.
+
+use super::{Engine, EngineError, HELPER_TEMPLATE, helper_name, remove_helper};
+use crate::lock::Lock;
+use app::model::Phase;
+use grid::TemplateName;
+use grid::dialect::Property;
+
+impl Engine {
+    pub(super) async fn provision(&self, lock: &Lock) -> Result<(), EngineError> {
+        let op = &lock.op_id;
+        self.phase(
+            op,
+            Phase::Provisioning,
+            &format!("provisioning the helper on grid {}", lock.target_grid),
+        )
+        .await;
+        let dst = self.connection(&lock.target_grid).await?;
+        let helper = helper_name(&lock.target_app_name)?;
+        // A helper left by an aborted run is removed first (MIG did the same).
+        if let Ok(info) = dst.app_info(&helper).await {
+            self.log(op, format!("destroying a stale {helper} ({})", info.state))
+                .await;
+            remove_helper(&dst, &helper, 30).await?;
+        }
+        let job = helper::Job {
+            op_id: op.clone(),
+            action: lock.action,
+            source_grid: lock.source_grid.clone(),
+            source_app: lock.source_app_name.clone(),
+            target_grid: lock.target_grid.clone(),
+            target_app: lock.target_app_name.clone(),
+            grids_file: Default::default(),
+            key_file: Default::default(),
+            known_hosts: Default::default(),
+            block_size: helper::env::DEFAULT_BLOCK_SIZE,
+            stop_timeout_secs: helper::env::DEFAULT_STOP_TIMEOUT,
+            rate_limit: self.settings.copy_rate_limit_mib.unwrap_or(0) << 20,
+        };
+        let props = job
+            .properties()
+            .into_iter()
+            .map(|(k, v)| Property::new(k, v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::BadInput(e.to_string()))?;
+        let template =
+            TemplateName::new(HELPER_TEMPLATE).map_err(|e| EngineError::Unexpected(e.into()))?;
+        dst.app_provision(&template, &helper, props).await?;
+        self.log(op, format!("{helper} is running on {}", lock.target_grid))
+            .await;
+        Ok(())
+    }
+}

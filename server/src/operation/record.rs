@@ -1,0 +1,104 @@
+//! Recording an operation's events: each is stored with the next sequence
+//! number, then subscribers (SSE streams) are woken.
+
+use super::{Engine, store};
+use app::model::{EventKind, EventSource, Phase};
+use serde_json::json;
+
+impl Engine {
+    async fn store_event(&self, op: &str, e: store::NewEvent<'_>) {
+        let kind = e.kind;
+        match store::append_event(&self.pool, op, e).await {
+            Ok(Some(_)) => self.events.send_modify(|n| *n += 1),
+            Ok(None) => tracing::debug!(op, %kind, "event after the outcome dropped"),
+            Err(e) => tracing::error!(error = %e, op, "cannot store an operation event"),
+        }
+    }
+
+    /// A line of the console's own log.
+    pub(super) async fn log(&self, op: &str, text: impl Into<String>) {
+        let data = json!({ "text": text.into() });
+        self.store_event(
+            op,
+            store::NewEvent {
+                kind: EventKind::Log,
+                source: EventSource::Console,
+                data: &data,
+                app_seq: None,
+                last: false,
+            },
+        )
+        .await;
+    }
+
+    /// A line from an app's log (helper, source or target) with its number there.
+    pub(super) async fn app_line(
+        &self,
+        op: &str,
+        source: EventSource,
+        seq: u64,
+        kind: EventKind,
+        data: serde_json::Value,
+    ) {
+        self.store_event(
+            op,
+            store::NewEvent {
+                kind,
+                source,
+                data: &data,
+                app_seq: Some(seq),
+                last: false,
+            },
+        )
+        .await;
+    }
+
+    /// The live states of the three apps.
+    pub(super) async fn states_event(&self, op: &str, data: serde_json::Value) {
+        self.store_event(
+            op,
+            store::NewEvent {
+                kind: EventKind::State,
+                source: EventSource::Console,
+                data: &data,
+                app_seq: None,
+                last: false,
+            },
+        )
+        .await;
+    }
+
+    /// The operation enters `phase`: the row and an event. A terminal
+    /// phase's event is the operation's last.
+    pub(super) async fn phase(&self, op: &str, phase: Phase, text: &str) {
+        if !phase.is_terminal()
+            && let Err(e) = store::set_phase(&self.pool, op, phase).await
+        {
+            tracing::error!(error = %e, op, "cannot store the phase");
+        }
+        let data = json!({ "phase": phase, "text": text });
+        self.store_event(
+            op,
+            store::NewEvent {
+                kind: EventKind::Phase,
+                source: EventSource::Console,
+                data: &data,
+                app_seq: None,
+                last: phase.is_terminal(),
+            },
+        )
+        .await;
+    }
+
+    /// A receiver that changes whenever any operation gets an event.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
+    }
+
+    pub(super) async fn last_seq(&self, op: &str, source: EventSource) -> Option<u64> {
+        store::last_app_seq(&self.pool, op, source)
+            .await
+            .ok()
+            .flatten()
+    }
+}

@@ -1,0 +1,183 @@
+//! Starting an operation: pre-flight (nothing changes anywhere), the lock
+//! taken atomically, the operation recorded, then the drive in the background.
+
+use super::{Engine, EngineError, Field, helper_name, not_found, store};
+use crate::clock;
+use crate::lock::{ConsoleId, LOCK_VERSION, Lock, LockError, LockFile, LockState};
+use app::model::{Action, OperationView, Phase};
+use grid::{AppName, GridName};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct StartRequest {
+    pub source_grid: String,
+    pub source_app: String,
+    pub target_grid: String,
+    pub target_app: String,
+    pub action: Action,
+}
+
+/// What pre-flight established about a request.
+pub(super) struct Preflight {
+    pub source_grid: GridName,
+    pub source_app: AppName,
+    pub target_grid: GridName,
+    pub target_app: AppName,
+    pub helper: AppName,
+    pub source: grid::dialect::AppInfo,
+    pub target_free_bytes: u64,
+    /// A `MigHelper_<target>` left by an aborted run, destroyed before provisioning.
+    pub stale_helper: bool,
+}
+
+fn parse_name<T>(field: Field, value: &str) -> Result<T, EngineError>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value.parse::<T>().map_err(|e| {
+        EngineError::field(
+            field,
+            format!("{}: {value:?} is not a valid name ({e})", field.as_str()),
+        )
+    })
+}
+
+fn new_op_id() -> String {
+    use rand::Rng;
+    let t = clock::now().0;
+    let suffix: u32 = rand::rng().random_range(0..0x10000);
+    format!(
+        "op-{:04}{:02}{:02}-{:02}{:02}{:02}-{suffix:04x}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+impl Engine {
+    /// Pre-flight: valid names, the mode allows the action, no lock, both
+    /// grids reachable, the source exists, the target name is free, the
+    /// target grid has room. Nothing is changed anywhere.
+    pub(super) async fn preflight(&self, req: &StartRequest) -> Result<Preflight, EngineError> {
+        let source_grid = parse_name::<GridName>(Field::SourceGrid, &req.source_grid)?;
+        let source_app = parse_name::<AppName>(Field::SourceApp, &req.source_app)?;
+        let target_grid = parse_name::<GridName>(Field::TargetGrid, &req.target_grid)?;
+        let target_app = parse_name::<AppName>(Field::TargetApp, &req.target_app)?;
+        let helper = helper_name(&target_app)?;
+        if !req.action.allowed_by(self.settings.mode) {
+            return Err(EngineError::ModeForbids {
+                mode: self.settings.mode,
+                action: req.action,
+            });
+        }
+        if source_grid == target_grid && source_app == target_app {
+            return Err(EngineError::BadInput(
+                "the target is the source; pick another target app name or grid".into(),
+            ));
+        }
+
+        // A held lock answers at once, before any grid is asked.
+        match self
+            .lock
+            .read()
+            .map_err(|e| EngineError::Unexpected(e.into()))?
+        {
+            LockState::Free => {}
+            held => {
+                return Err(EngineError::Locked(
+                    LockError::Held(Box::new(held)).to_string(),
+                ));
+            }
+        }
+        let (src, dst) =
+            tokio::try_join!(self.connection(&source_grid), self.connection(&target_grid))?;
+        let source = match src.app_info(&source_app).await {
+            Ok(info) => info,
+            Err(e) if not_found(&e) => {
+                return Err(EngineError::field(
+                    Field::SourceApp,
+                    format!("there is no app {source_app} on grid {source_grid}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match dst.app_info(&target_app).await {
+            Ok(_) => {
+                return Err(EngineError::field(
+                    Field::TargetApp,
+                    format!(
+                        "target_app: {target_app} already exists on grid {target_grid}; pick another name"
+                    ),
+                ));
+            }
+            Err(e) if not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let total: u64 = source.volumes.iter().map(|v| v.size).sum();
+        let info = dst.grid_info().await?;
+        if info.free_bytes < total {
+            return Err(EngineError::BadInput(format!(
+                "grid {target_grid} has {} bytes free; {source_app} needs {total}",
+                info.free_bytes
+            )));
+        }
+        let stale_helper = dst.app_info(&helper).await.is_ok();
+        Ok(Preflight {
+            source_grid,
+            source_app,
+            target_grid,
+            target_app,
+            helper,
+            source,
+            target_free_bytes: info.free_bytes,
+            stale_helper,
+        })
+    }
+
+    /// Pre-flight, lock, record, then drive the operation in the background.
+    pub async fn start(
+        self: &std::sync::Arc<Self>,
+        req: StartRequest,
+        user: &str,
+    ) -> Result<OperationView, EngineError> {
+        let p = self.preflight(&req).await?;
+        let total: u64 = p.source.volumes.iter().map(|v| v.size).sum();
+        let lock = Lock {
+            version: LOCK_VERSION,
+            op_id: new_op_id(),
+            action: req.action,
+            source_grid: p.source_grid,
+            source_app_name: p.source_app,
+            target_grid: p.target_grid,
+            target_app_name: p.target_app,
+            created_at: clock::now(),
+            created_by: user.to_owned(),
+            console: ConsoleId::this_process(),
+        };
+        let lock_file = LockFile::new(&self.settings.config_dir);
+        let lock = tokio::task::spawn_blocking(move || lock_file.acquire(&lock).map(|()| lock))
+            .await
+            .map_err(|e| EngineError::Unexpected(e.into()))?
+            .map_err(|e| match e {
+                LockError::Held(_) => EngineError::Locked(e.to_string()),
+                other => EngineError::Unexpected(other.into()),
+            })?;
+        let id = lock.op_id.clone();
+        if let Err(e) = store::insert(&self.pool, &lock, Phase::Preflight, total).await {
+            // Never a lock without a recorded operation.
+            let _ = self.lock.archive("aborted", Some(&id), &id);
+            return Err(e.into());
+        }
+        self.phase(&id, Phase::Preflight, "pre-flight passed; lock taken")
+            .await;
+        let op = store::get(&self.pool, &id)
+            .await?
+            .ok_or_else(|| EngineError::NoSuchOperation(id.clone()))?;
+        self.spawn_drive(lock, true);
+        Ok(op)
+    }
+}
