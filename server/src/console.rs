@@ -138,7 +138,6 @@ impl Console {
             throttle: Arc::new(LoginThrottle::new(self.throttle)),
             origins: Arc::new(web::gate::OwnOrigins::new(
                 self.settings.public_url.as_deref(),
-                local.port(),
             )),
         };
         let router = web::router(state, sessions);

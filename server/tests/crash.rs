@@ -10,36 +10,10 @@ mod support;
 use grid::dialect::VolRef;
 use grid::{AppName, Connection, VolumeName};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Vol, grids_with_shop};
-
-fn migctl(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_migctl"));
-    c.env("MIGCTL_LOG", "warn").arg("--config-dir").arg(dir);
-    c
-}
-
-/// Starts `migctl serve` and returns it with its URL.
-fn serve(dir: &Path) -> (Child, String) {
-    let mut child = migctl(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = lines
-        .map_while(Result::ok)
-        .find_map(|l| {
-            l.strip_prefix("url: ")
-                .map(|u| u.trim_end_matches('/').to_owned())
-        })
-        .unwrap();
-    (child, url)
-}
+use support::{Vol, grids_with_shop, migctl, serve};
 
 struct Setup {
     _grids_dir: tempfile::TempDir,

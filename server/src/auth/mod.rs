@@ -2,5 +2,6 @@
 
 pub mod accounts;
 pub mod password;
+pub mod sessions;
 pub mod throttle;
 pub mod tokens;

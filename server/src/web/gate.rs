@@ -17,21 +17,19 @@ use tower_sessions::Session;
 pub const SESSION_USER: &str = "user_id";
 pub const SESSION_EPOCH: &str = "epoch";
 
-/// The names and origins this console answers to: `public_url` when set,
-/// and on the port it listens on, `localhost` and any IP address (an IP
-/// literal cannot be rebound by DNS). Any other name is refused.
+/// The names this console answers to: the host of `public_url` when set,
+/// `localhost`, and IP addresses (an IP literal cannot be rebound by DNS,
+/// so a rebinding page can never present one). Any other name is refused.
 #[derive(Clone, Debug)]
 pub struct OwnOrigins {
     /// `public_url` without a trailing slash, lower case.
     public: Option<String>,
-    port: u16,
 }
 
 impl OwnOrigins {
-    pub fn new(public_url: Option<&str>, port: u16) -> OwnOrigins {
+    pub fn new(public_url: Option<&str>) -> OwnOrigins {
         OwnOrigins {
             public: public_url.map(|u| u.trim_end_matches('/').to_ascii_lowercase()),
-            port,
         }
     }
 
@@ -39,35 +37,39 @@ impl OwnOrigins {
         self.public.as_deref()?.split_once("://").map(|(_, a)| a)
     }
 
-    /// Whether a `Host` (or an Origin's authority) names this console.
+    /// Whether a `Host` names this console.
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         if self.public_authority() == Some(host.as_str()) {
             return true;
         }
-        let (name, port) = match host.rsplit_once(':') {
-            Some((n, p)) if !n.is_empty() && !p.contains(']') => (n, p.parse::<u16>().ok()),
-            _ => (host.as_str(), None),
+        let name = if let Some(v6) = host.strip_prefix('[') {
+            v6.split(']').next().unwrap_or_default()
+        } else {
+            host.split(':').next().unwrap_or_default()
         };
-        let name = name.trim_start_matches('[').trim_end_matches(']');
-        port == Some(self.port) && (name == "localhost" || name.parse::<std::net::IpAddr>().is_ok())
+        name == "localhost" || name.parse::<std::net::IpAddr>().is_ok()
     }
 
-    pub fn origin_allowed(&self, origin: &str) -> bool {
+    /// Whether a state-changing request's `Origin` is this console: its
+    /// `public_url`, or the very host and port the request was sent to
+    /// (another port of the same machine is another site).
+    pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.to_ascii_lowercase();
         if self.public.as_deref() == Some(origin.as_str()) {
             return true;
         }
-        match origin.split_once("://") {
-            Some(("http" | "https", authority)) => self.host_allowed(authority),
-            _ => false,
-        }
+        let authority = match origin.split_once("://") {
+            Some(("http" | "https", authority)) => authority,
+            _ => return false,
+        };
+        host.is_some_and(|h| h.eq_ignore_ascii_case(authority) && self.host_allowed(h))
     }
 
     fn describe(&self) -> String {
         match &self.public {
-            Some(p) => format!("{p}, or localhost and IP addresses on port {}", self.port),
-            None => format!("localhost and IP addresses on port {}", self.port),
+            Some(p) => format!("{p}, localhost or an IP address"),
+            None => "localhost or an IP address".to_owned(),
         }
     }
 }
@@ -230,8 +232,9 @@ pub async fn same_origin_only(
 }
 
 fn origin_verdict(headers: &HeaderMap, origins: &OwnOrigins) -> Result<(), String> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        Some(origin) if origins.origin_allowed(origin) => Ok(()),
+        Some(origin) if origins.origin_allowed(origin, host) => Ok(()),
         Some(origin) => Err(format!(
             "cross-origin request refused: Origin {origin} is not this console ({})",
             origins.describe()
@@ -312,7 +315,7 @@ mod tests {
     }
 
     fn own(public: Option<&str>) -> OwnOrigins {
-        OwnOrigins::new(public, 8080)
+        OwnOrigins::new(public)
     }
 
     #[test]
@@ -322,28 +325,29 @@ mod tests {
             "127.0.0.1:8080",
             "localhost:8080",
             "[::1]:8080",
-            "10.1.2.3:8080",
-            "LOCALHOST:8080",
+            "10.1.2.3",
+            "LOCALHOST:9",
         ] {
             assert!(o.host_allowed(ok), "{ok}");
         }
-        // A rebinding page's name, another port, no port.
+        // A rebinding page's names.
         for bad in [
             "evil.example:8080",
-            "127.0.0.1:9090",
-            "127.0.0.1",
             "localhost.evil.example:8080",
+            "127.0.0.1.nip.io",
             "",
         ] {
             assert!(!o.host_allowed(bad), "{bad}");
         }
         let p = own(Some("https://mig.example.com/"));
         assert!(p.host_allowed("mig.example.com"));
-        assert!(p.origin_allowed("https://mig.example.com"));
-        assert!(!p.origin_allowed("https://evil.example"));
-        assert!(!p.origin_allowed("http://evil.example:8080"));
-        assert!(o.origin_allowed("http://127.0.0.1:8080"));
-        assert!(!o.origin_allowed("file://127.0.0.1:8080"));
+        assert!(p.origin_allowed("https://mig.example.com", Some("10.0.0.5:8080")));
+        assert!(!p.origin_allowed("https://evil.example", Some("evil.example")));
+        // The origin is the host the request went to, port included.
+        assert!(o.origin_allowed("http://127.0.0.1:8080", Some("127.0.0.1:8080")));
+        assert!(!o.origin_allowed("http://127.0.0.1:9999", Some("127.0.0.1:8080")));
+        assert!(!o.origin_allowed("http://evil.example:8080", Some("evil.example:8080")));
+        assert!(!o.origin_allowed("file://127.0.0.1:8080", Some("127.0.0.1:8080")));
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState, sessions: SqliteStore) -> Router {
-    let session_layer = SessionManagerLayer::new(sessions)
+    let session_layer = SessionManagerLayer::new(crate::auth::sessions::HashedIds::new(sessions))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Strict)

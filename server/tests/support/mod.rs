@@ -8,7 +8,9 @@ use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
 use grid::{ClientConfig, Connection, Endpoint, GridName, keys};
 use gridsim::{RunningSim, SimConfig, SimPaths};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 pub struct Grids {
     pub dir: tempfile::TempDir,
@@ -77,4 +79,29 @@ pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
         east,
         west,
     }
+}
+
+pub fn migctl(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_migctl"));
+    c.env("MIGCTL_LOG", "warn").arg("--config-dir").arg(dir);
+    c
+}
+
+/// Starts `migctl serve` and returns it with its URL.
+pub fn serve(dir: &Path) -> (Child, String) {
+    let mut child = migctl(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = lines
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("url: ")
+                .map(|u| u.trim_end_matches('/').to_owned())
+        })
+        .unwrap();
+    (child, url)
 }
