@@ -45,6 +45,11 @@ pub struct TemplateConfig {
     /// properties win): e.g. where the helper finds the grids' trust key.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// Volumes the program sees as directories: each is unpacked from its
+    /// image before the program starts and packed back when it ends; the
+    /// program finds it in `GRIDSIM_VOL_<volume>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<grid::VolumeName>,
 }
 
 fn default_capacity() -> u64 {

@@ -5,12 +5,13 @@
 
 use crate::config::SimConfig;
 use crate::faults::Faults;
+use crate::mount;
 use crate::store::{AppRecord, Layout, State};
 use grid::dialect::{
     AppState, AppSummary, BlockHashes, Checksum, Command, DIALECT_VERSION, Descriptor, ErrorCode,
     GridInfo, LogLine, Refusal, Request, TemplateInfo, VolRef,
 };
-use grid::{AppName, GridName, TemplateName};
+use grid::{AppName, GridName, TemplateName, VolumeName};
 use std::collections::{BTreeMap, HashMap};
 use std::io::SeekFrom;
 use std::path::PathBuf;
@@ -494,11 +495,37 @@ impl Controller {
                         .map(|t| {
                             let mut env = t.env.clone();
                             env.extend(rec.properties.clone());
-                            (t.command.clone(), env)
+                            let mounts: Vec<VolumeName> = t
+                                .mounts
+                                .iter()
+                                .filter(|m| rec.volumes.iter().any(|v| &v.name == *m))
+                                .cloned()
+                                .collect();
+                            (t.command.clone(), env, mounts)
                         })
                 };
-                if let Some((cmd, env)) = command.filter(|(c, _)| !c.is_empty()) {
-                    self.spawn_process(app, cmd, env).await?;
+                if let Some((cmd, mut env, mounts)) = command.filter(|(c, _, _)| !c.is_empty()) {
+                    for vol in &mounts {
+                        let dir = self.layout.mount_dir(app, vol);
+                        let file = self.layout.volume_file(app, vol);
+                        let name = vol.to_string();
+                        let unpacked = {
+                            let dir = dir.clone();
+                            tokio::task::spawn_blocking(move || mount::unpack(&name, &file, &dir))
+                                .await
+                                .map_err(internal)?
+                        };
+                        if let Err(e) = unpacked {
+                            self.set_state(app, AppState::Failed, &e.to_string())
+                                .await?;
+                            return Err(Refusal::new(
+                                ErrorCode::BadState,
+                                format!("app {app} did not start: {e}"),
+                            ));
+                        }
+                        env.insert(format!("GRIDSIM_VOL_{vol}"), dir.display().to_string());
+                    }
+                    self.spawn_process(app, cmd, env, mounts).await?;
                 }
                 let me = self.clone();
                 let app2 = app.clone();
@@ -534,6 +561,7 @@ impl Controller {
         app: &AppName,
         cmd: Vec<String>,
         props: BTreeMap<String, String>,
+        mounts: Vec<VolumeName>,
     ) -> Result<(), Refusal> {
         let mut command = tokio::process::Command::new(&cmd[0]);
         command
@@ -603,8 +631,12 @@ impl Controller {
             }
             // Give the output readers a moment to drain the pipes into the log.
             tokio::time::sleep(Duration::from_millis(50)).await;
+            // The mounted volumes' files go back into their images before
+            // the app is stopped: a stopped app's volumes are consistent.
+            let packed = me.pack_mounts(&app2, &mounts).await;
             let stopping = me.app_state(&app2).await == Some(AppState::Stopping);
             let (to, why) = match status {
+                _ if packed.is_err() => (AppState::Failed, packed.err().unwrap_or_default()),
                 Ok(s) if s.success() => (
                     AppState::Stopped,
                     "the process exited with status 0".to_owned(),
@@ -619,6 +651,42 @@ impl Controller {
             let _ = me.set_state(&app2, to, &why).await;
         });
         Ok(())
+    }
+
+    /// Packs each mounted volume's directory back into its image. A volume
+    /// whose files do not fit keeps its old image and the files stay in the
+    /// directory; the error says so.
+    async fn pack_mounts(&self, app: &AppName, mounts: &[VolumeName]) -> Result<(), String> {
+        let mut problems = vec![];
+        for vol in mounts {
+            let Ok((file, size, _)) = self.volume(&VolRef::new(app.clone(), vol.clone())).await
+            else {
+                continue;
+            };
+            let dir = self.layout.mount_dir(app, vol);
+            let name = vol.to_string();
+            let packed =
+                tokio::task::spawn_blocking(move || mount::pack(&name, &dir, &file, size)).await;
+            match packed {
+                Ok(Ok(used)) => {
+                    self.log(
+                        app,
+                        format!("volume {vol}: {used} bytes of files written back"),
+                    )
+                    .await
+                }
+                Ok(Err(e)) => {
+                    self.log(app, e.to_string()).await;
+                    problems.push(e.to_string());
+                }
+                Err(e) => problems.push(format!("volume {vol}: {e}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 
     /// Stops the app and waits until it has stopped; a process that does not

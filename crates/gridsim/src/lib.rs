@@ -13,6 +13,7 @@
 pub mod config;
 pub mod controller;
 pub mod faults;
+pub mod mount;
 pub mod ssh;
 pub mod store;
 
@@ -93,12 +94,14 @@ pub fn init(
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v.display().to_string()))
                 .collect(),
+                mounts: vec![],
             },
             TemplateConfig {
                 name: TemplateName::new("Generic")?,
                 description: "an app that only changes state".into(),
                 command: vec![],
                 env: Default::default(),
+                mounts: vec![],
             },
         ];
         config.save(&paths.config())?;

@@ -55,6 +55,11 @@ impl Layout {
     pub fn app_dir(&self, app: &AppName) -> PathBuf {
         self.dir.join("apps").join(app.as_str())
     }
+    /// Where a mounted volume's files are while the app's process runs:
+    /// inside this grid's own directory, never shared with another grid.
+    pub fn mount_dir(&self, app: &AppName, vol: &VolumeName) -> PathBuf {
+        self.dir.join("mnt").join(app.as_str()).join(vol.as_str())
+    }
     pub fn volume_file(&self, app: &AppName, vol: &VolumeName) -> PathBuf {
         self.app_dir(app).join(format!("{vol}.img"))
     }

@@ -627,3 +627,106 @@ async fn a_grid_that_never_answers_does_not_delay_another_grid() {
     waiting.abort();
     holder.abort();
 }
+
+/// An app's process sees its `config` volume as a directory; what it writes
+/// is in the volume's bytes once the app has stopped, a copy of those bytes
+/// on another grid brings the files (and their modes) back, and a volume
+/// too small for the files is a clear failure at stop that loses nothing.
+#[tokio::test]
+async fn a_mounted_volume_carries_its_files_to_another_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    gridsim::init(dir.path(), &["east", "west"], 0, vec!["true".into()]).unwrap();
+    let path = SimPaths::new(dir.path()).config();
+    let mut config = SimConfig::load(&path).unwrap();
+    config.start_delay_ms = 50;
+    config.stop_delay_ms = 50;
+    let script = r#"cd "$GRIDSIM_VOL_config" || exit 3
+        if [ -f state ]; then echo "found $(cat state) mode $(stat -c %a state) on $GRIDSIM_GRID"; fi
+        if [ -n "$WRITE" ]; then head -c "$WRITE" /dev/zero | tr '\0' x > state; chmod 600 state; fi
+        trap 'exit 0' TERM; while :; do sleep 0.05; done"#;
+    config.templates.push(gridsim::config::TemplateConfig {
+        name: TemplateName::new("Mounted").unwrap(),
+        description: String::new(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        env: Default::default(),
+        mounts: vec![VolumeName::new("config").unwrap()],
+    });
+    config.save(&path).unwrap();
+    let (sim, client, endpoints) = start_sim(dir.path()).await;
+    let open = |g: &str| {
+        let e = endpoints
+            .iter()
+            .find(|e| e.grid.as_str() == g)
+            .unwrap()
+            .clone();
+        let client = client.clone();
+        async move { Connection::open(&e, &client).await.unwrap() }
+    };
+    let (east, west) = (open("east").await, open("west").await);
+    let mut d = descriptor(&[("config", 1 << 20)]);
+    d.template = Some(TemplateName::new("Mounted").unwrap());
+    d.properties.insert("WRITE".into(), "5".into());
+    east.app_create(&app("shop"), &d).await.unwrap();
+    east.app_start(&app("shop")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    east.app_stop(&app("shop"), Some(5)).await.unwrap();
+    assert_eq!(
+        east.app_info(&app("shop")).await.unwrap().state,
+        AppState::Stopped
+    );
+
+    // The volume's bytes are the truth: copy them to west and start there.
+    let mut image = Vec::new();
+    east.vol_read(&vol("shop", "config"), 0, None, &mut image)
+        .await
+        .unwrap();
+    assert_eq!(image.len(), 1 << 20);
+    d.properties.remove("WRITE");
+    west.app_create(&app("shop"), &d).await.unwrap();
+    west.vol_write(&vol("shop", "config"), 0, &mut &image[..])
+        .await
+        .unwrap();
+    west.app_start(&app("shop")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log: Vec<String> = west
+        .app_log(&app("shop"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert!(
+        log.iter().any(|l| l == "found xxxxx mode 600 on west"),
+        "{log:#?}"
+    );
+    west.app_stop(&app("shop"), Some(5)).await.unwrap();
+    assert_eq!(
+        west.app_info(&app("shop")).await.unwrap().state,
+        AppState::Stopped
+    );
+
+    // Too many files for the volume: failed at stop, with the reason.
+    let mut small = descriptor(&[("config", 16 << 10)]);
+    small.template = Some(TemplateName::new("Mounted").unwrap());
+    small.properties.insert("WRITE".into(), "65536".into());
+    east.app_create(&app("tiny"), &small).await.unwrap();
+    east.app_start(&app("tiny")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    east.app_stop(&app("tiny"), Some(5)).await.unwrap();
+    assert_eq!(
+        east.app_info(&app("tiny")).await.unwrap().state,
+        AppState::Failed
+    );
+    let log: Vec<String> = east
+        .app_log(&app("tiny"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert!(
+        log.iter().any(|l| l.contains("volume config is full")),
+        "{log:#?}"
+    );
+    sim.stop().await;
+}

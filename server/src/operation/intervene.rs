@@ -163,9 +163,7 @@ impl Engine {
             .map_err(|e| EngineError::Unexpected(e.into()))?;
         let text = format!("lock overridden by {admin}: {reason}");
         if let Some(l) = &held {
-            self.grids
-                .refresh_only(&[&l.source_grid, &l.target_grid])
-                .await;
+            self.reread_grids(l).await;
             self.record_end(op_id, Outcome::Failed, &text).await?;
         }
         let detail = serde_json::json!({"op_id": op_id, "reason": reason, "archived_to": dest.display().to_string(), "helper_destroyed": helper_destroyed});

@@ -7,6 +7,10 @@ use super::{Engine, EngineError, destroy, helper_name, remove_helper, store};
 use crate::lock::Lock;
 use crate::reconcile::{Outcome as Decided, Step};
 use app::model::Outcome;
+use std::time::Duration;
+
+/// How long publishing an outcome waits for the grids to be re-read.
+const REREAD_LIMIT: Duration = Duration::from_secs(5);
 
 impl Engine {
     pub(super) async fn apply(&self, lock: &Lock, steps: Vec<Step>) {
@@ -81,9 +85,7 @@ impl Engine {
         reason: Option<&str>,
         text: &str,
     ) -> Result<(), EngineError> {
-        self.grids
-            .refresh_only(&[&lock.source_grid, &lock.target_grid])
-            .await;
+        self.reread_grids(lock).await;
         let op = &lock.op_id;
         store::finish(&self.pool, op, outcome, reason).await?;
         let archived = self
@@ -93,6 +95,22 @@ impl Engine {
             .map_err(|e| EngineError::Unexpected(e.into()));
         self.phase(op, outcome.phase(), text).await;
         archived
+    }
+
+    /// Re-reads the operation's grids into the pages' cache, for a few
+    /// seconds at most: a grid that does not answer does not hold up the
+    /// outcome (its page says when it was last checked).
+    pub(super) async fn reread_grids(&self, lock: &Lock) {
+        let grids = [&lock.source_grid, &lock.target_grid];
+        if tokio::time::timeout(REREAD_LIMIT, self.grids.refresh_only(&grids))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                op = lock.op_id,
+                "the grids were not re-read in time; their pages catch up at the next check"
+            );
+        }
     }
 
     /// Records the end of an operation whose lock has already gone (an
