@@ -40,6 +40,10 @@ pub enum Command {
         /// Copy at most this many MiB per second (to watch a copy at leisure)
         #[arg(long, env = "MIGCTL_COPY_RATE_LIMIT_MIB")]
         copy_rate_limit_mib: Option<u64>,
+        /// Run the console inside the app `shop` (MIG's way): it stops, moves
+        /// and wakes up with it
+        #[arg(long = "self")]
+        inside: bool,
     },
     /// Manage user accounts
     #[command(subcommand)]
@@ -188,7 +192,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             dir,
             listen,
             copy_rate_limit_mib,
-        } => demo(dir, *listen, *copy_rate_limit_mib).await,
+            inside,
+        } => {
+            if *inside {
+                crate::demo::inside_shop(dir, *listen, *copy_rate_limit_mib).await
+            } else {
+                crate::demo::outside(dir, *listen, *copy_rate_limit_mib).await
+            }
+        }
         Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),
         Command::Op(cmd) => Ok(op_command(cmd).await?),
         Command::Lock(cmd) => Ok(lock_command(cmd).await?),
@@ -222,122 +233,6 @@ async fn serve(dir: &Path, overrides: &Overrides) -> Result<(), CliError> {
         listener.local_addr().map_err(anyhow::Error::from)?
     );
     console.serve(listener, shutdown_signal()).await?;
-    Ok(())
-}
-
-/// The embedded default: gridsim with three grids on loopback, a config
-/// directory pointing the console at them, an admin whose password is new at
-/// every start, and the console.
-async fn demo(
-    dir: &Path,
-    listen: SocketAddr,
-    copy_rate_limit_mib: Option<u64>,
-) -> Result<(), CliError> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let sim_dir = dir.join("gridsim");
-    let me = std::env::current_exe().context("cannot find the migctl binary")?;
-    gridsim::init(&sim_dir, &["east", "west", "north"], 0, vec![])?;
-    // The helper is this binary (`migctl helper`), wherever it now lives.
-    let sim_config_file = gridsim::SimPaths::new(&sim_dir).config();
-    let mut sim_config = gridsim::SimConfig::load(&sim_config_file)?;
-    for t in sim_config
-        .templates
-        .iter_mut()
-        .filter(|t| t.name.as_str() == "MigHelper")
-    {
-        t.command = vec![me.display().to_string(), "helper".into()];
-    }
-    sim_config.save(&sim_config_file)?;
-    let sim = gridsim::start(&sim_dir).await?;
-    demo_shop(&sim).await?;
-    let file = dir.join(config::CONFIG_FILE);
-    if !file.exists() {
-        std::fs::write(
-            &file,
-            "# Written by `migctl demo`: the console runs on grid east of the simulated grids.\n\
-             current_grid = \"east\"\n\
-             mode = \"both\"\n\
-             grids_file = \"gridsim/console/grids.toml\"\n\
-             private_key_file = \"gridsim/console/id_ed25519\"\n\
-             known_hosts_file = \"gridsim/console/known_hosts\"\n",
-        )
-        .with_context(|| format!("cannot write {}", file.display()))?;
-    }
-    let overrides = Overrides {
-        listen: Some(listen),
-        copy_rate_limit_mib,
-        ..Overrides::default()
-    };
-    let (settings, _) = config::load(dir, &overrides)?;
-    let console = Console::open(settings).await?;
-    let secret = password::random();
-    let hash = password::hash(secret.clone()).await?;
-    match accounts::create(&console.pool, "admin", Role::Admin, &hash).await {
-        Err(accounts::AccountError::Exists(_)) => {
-            accounts::set_password(&console.pool, "admin", &hash)
-                .await
-                .map_err(anyhow::Error::from)?;
-        }
-        other => {
-            other.map_err(anyhow::Error::from)?;
-        }
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}; pick another with --listen"))?;
-    let local = listener.local_addr().map_err(anyhow::Error::from)?;
-    for g in &sim.grids {
-        println!("grid: {} at {}", g.name, g.address);
-    }
-    println!("url: http://{local}/");
-    println!("user: admin");
-    println!("password: {secret}");
-    let served = console.serve(listener, shutdown_signal()).await;
-    sim.stop().await;
-    served?;
-    Ok(())
-}
-
-/// The demo's app `shop` on east: a dense boot volume and sparse data and
-/// log volumes of a few hundred MiB, running. Made once; kept across runs.
-async fn demo_shop(sim: &gridsim::RunningSim) -> anyhow::Result<()> {
-    let Some(east) = sim.grid("east") else {
-        return Ok(());
-    };
-    let c = &east.controller;
-    let mut out = Vec::new();
-    if c.execute("app info shop", &mut tokio::io::empty(), &mut out)
-        .await
-        .is_ok()
-    {
-        return Ok(());
-    }
-    let descriptor = br#"{"properties":{"tier":"web"},"volumes":[
-        {"name":"boot","size":134217728},{"name":"data","size":402653184},{"name":"logs","size":67108864}]}"#;
-    c.execute("app create shop", &mut &descriptor[..], &mut out)
-        .await
-        .map_err(|r| anyhow::anyhow!("{r}"))?;
-    let mut block = vec![0u8; 1 << 20];
-    for (volume, offset, mib) in [
-        ("boot", 0u64, 128u64),
-        ("data", 64 << 20, 96),
-        ("logs", 0, 8),
-    ] {
-        let mut bytes = Vec::with_capacity(usize::try_from(mib << 20).unwrap_or(0));
-        for i in 0..mib {
-            for (j, b) in block.iter_mut().enumerate() {
-                *b = ((i as usize * 31 + j * 7) % 251) as u8 | 1;
-            }
-            bytes.extend_from_slice(&block);
-        }
-        let line = format!("vol write shop:{volume} --offset {offset}");
-        c.execute(&line, &mut &bytes[..], &mut out)
-            .await
-            .map_err(|r| anyhow::anyhow!("{r}"))?;
-    }
-    c.execute("app start shop", &mut tokio::io::empty(), &mut out)
-        .await
-        .map_err(|r| anyhow::anyhow!("{r}"))?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod console;
 pub mod db;
+pub mod demo;
 pub mod grids;
 pub mod lock;
 pub mod operation;

@@ -137,9 +137,35 @@ impl Engine {
     /// Stops every drive task where it is and waits for them. Operations
     /// keep their lock; the next start resumes them.
     pub async fn stop(&self) {
+        if !self.shutdown.is_cancelled() {
+            self.record_departure().await;
+        }
         self.shutdown.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+    }
+
+    /// A console inside an operation's app stops because its app stops (the
+    /// helper stopping the source): the operation's log says so, so the gap
+    /// until it wakes up is explained.
+    async fn record_departure(&self) {
+        let Ok(LockState::Held(lock)) = self.lock.read() else {
+            return;
+        };
+        if self.place(&lock) == crate::reconcile::Place::Outside {
+            return;
+        }
+        let (grid, app) = match self.place(&lock) {
+            crate::reconcile::Place::InTarget => (&lock.target_grid, &lock.target_app_name),
+            _ => (&lock.source_grid, &lock.source_app_name),
+        };
+        self.log(
+            &lock.op_id,
+            format!(
+                "console stopping with its app {app} on {grid}: the helper carries on, and the console takes the operation up again where it wakes up"
+            ),
+        )
+        .await;
     }
 
     async fn connection(&self, grid: &GridName) -> Result<Arc<Connection>, EngineError> {
