@@ -115,6 +115,10 @@ pub struct LogLine {
 pub struct OperationDetail {
     pub operation: OperationView,
     pub events: Vec<StreamEvent>,
+    /// When this console runs inside the operation's source app, the grid
+    /// where it answers again after stopping with the app.
+    #[serde(default)]
+    pub console_moves_to: Option<String>,
 }
 
 /// What the monitor shows, folded from the operation's row and its events
@@ -136,6 +140,12 @@ pub struct MonitorState {
     pub helper_state: String,
     pub last_seq: i64,
     pub lines: Vec<LogLine>,
+    /// While the console is away with its app (it said so in its last
+    /// event): the grid where it will answer again.
+    pub away: Option<String>,
+    /// Where this console answers again if it stops with the operation's
+    /// source app (it lives inside it).
+    pub moves_to: Option<String>,
 }
 
 impl MonitorState {
@@ -159,6 +169,7 @@ impl MonitorState {
         for e in &d.events {
             m.apply(e);
         }
+        m.moves_to = d.console_moves_to.clone();
         // The row has the last word on the outcome (events may lag it).
         if d.operation.outcome.is_some() {
             m.outcome = d.operation.outcome;
@@ -179,6 +190,7 @@ impl MonitorState {
             return;
         }
         self.last_seq = e.seq;
+        self.away = e.away();
         let text = match e.kind {
             EventKind::State => {
                 if let Some(states) = e.states() {
@@ -229,6 +241,12 @@ impl MonitorState {
 
     pub fn running(&self) -> bool {
         self.outcome.is_none()
+    }
+
+    /// Where the console answers again when the stream drops now: it said
+    /// it was leaving, or it lives in the app this operation stops.
+    pub fn console_away_to(&self) -> Option<String> {
+        self.away.clone().or_else(|| self.moves_to.clone())
     }
 
     pub fn percent(&self) -> u64 {
@@ -538,6 +556,32 @@ mod tests {
         assert_eq!(m.outcome.map(Outcome::as_str), Some("failed"));
         assert_eq!(m.reason.as_deref(), Some("the helper failed"));
         assert_eq!(m.eta_secs(), None, "no ETA once it ended");
+    }
+
+    #[test]
+    fn the_monitor_knows_the_console_is_away_until_it_hears_from_it_again() {
+        let mut m = MonitorState::default();
+        m.apply(&ev(
+            1,
+            "log",
+            "console",
+            serde_json::json!({"text": "console stopping with its app shop on east", "away": "west"}),
+        ));
+        assert_eq!(m.away.as_deref(), Some("west"));
+        m.apply(&ev(
+            2,
+            "log",
+            "helper",
+            serde_json::json!({"seq": 9, "text": "copied"}),
+        ));
+        assert_eq!(m.away, None, "anything newer means the console is back");
+        m.apply(&ev(
+            3,
+            "log",
+            "helper",
+            serde_json::json!({"text": "x", "away": "north"}),
+        ));
+        assert_eq!(m.away, None, "only the console says where it goes");
     }
 
     #[test]

@@ -44,6 +44,14 @@ export async function startDemo(rateMiB?: number, dir?: string): Promise<Running
   return run(args, dir, true);
 }
 
+/** A fresh `migctl demo --self`: the console runs inside the app `shop`. */
+export async function startSelfDemo(rateMiB?: number): Promise<Running> {
+  const dir = mkdtempSync(join(tmpdir(), "migctl-e2e-self-"));
+  const args = ["demo", "--self", "--dir", dir, "--listen", "127.0.0.1:0"];
+  if (rateMiB) args.push("--copy-rate-limit-mib", String(rateMiB));
+  return run(args, dir, true);
+}
+
 /** Stops the process by its pid: SIGTERM (graceful) or SIGKILL (a crash). */
 export async function stop(r: Running, signal: NodeJS.Signals = "SIGTERM") {
   if (r.child.exitCode !== null || r.child.signalCode !== null) return;

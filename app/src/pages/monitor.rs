@@ -131,12 +131,15 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             {format!("Operation {} started by {} at {}", op.id, op.created_by, op.created_at)}
             " · "
             <span class="link-state" data-testid="link-state" data-state=move || link.get()>
-                {move || match link.get() {
-                    "live" => "live",
-                    "connecting" => "connecting…",
-                    "reconnecting" => "connection lost — reconnecting…",
-                    "ended" => "finished",
-                    _ => "refreshes every 2 s",
+                {move || match (link.get(), state.read().console_away_to()) {
+                    ("live", _) => "live".to_owned(),
+                    ("connecting", _) => "connecting…".to_owned(),
+                    // The console stopped with its app (self-migration): it
+                    // answers again from where the app wakes up.
+                    ("reconnecting", Some(grid)) => format!("the console is moving with the app to {grid} — retrying until it answers from there…"),
+                    ("reconnecting", None) => "connection lost — reconnecting…".to_owned(),
+                    ("ended", _) => "finished".to_owned(),
+                    _ => "refreshes every 2 s".to_owned(),
                 }}
             </span>
         </p>

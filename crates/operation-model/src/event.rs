@@ -58,6 +58,10 @@ pub struct TextData {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// The console stops with its app and will answer again from this grid
+    /// (a console inside the app it moves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub away: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +105,15 @@ impl StreamEvent {
         (self.kind == EventKind::State)
             .then(|| serde_json::from_value(self.data.clone()).ok())
             .flatten()
+    }
+
+    /// The grid the console will answer from again, for the console's
+    /// "stopping with its app" line.
+    pub fn away(&self) -> Option<String> {
+        (self.kind == EventKind::Log && self.source == EventSource::Console)
+            .then(|| serde_json::from_value::<TextData>(self.data.clone()).ok())
+            .flatten()
+            .and_then(|d| d.away)
     }
 
     /// The event's text (empty when it has none).

@@ -26,7 +26,7 @@ impl Engine {
 
     pub(super) fn spawn_drive(self: &Arc<Self>, lock: Lock, fresh: bool) {
         let me = self.clone();
-        let stop = self.shutdown.clone();
+        let stop = self.drives.clone();
         self.tasks.spawn(async move {
             let op = lock.op_id.clone();
             tokio::select! {

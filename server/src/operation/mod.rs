@@ -55,8 +55,11 @@ pub struct Engine {
     settling: tokio::sync::Mutex<()>,
     /// The drive tasks, so shutdown stops and awaits them.
     tasks: TaskTracker,
-    /// Cancelled at shutdown: drive tasks stop where they are (the lock and
-    /// the helper stay; the next start resumes), event streams end.
+    /// Cancelled at shutdown, first: drive tasks stop where they are (the
+    /// lock and the helper stay; the next start resumes).
+    drives: CancellationToken,
+    /// Cancelled at shutdown, last: event streams send what is stored (the
+    /// console's last words included) and end.
     shutdown: CancellationToken,
 }
 
@@ -116,6 +119,7 @@ impl Engine {
             driving: Default::default(),
             settling: tokio::sync::Mutex::new(()),
             tasks: TaskTracker::new(),
+            drives: CancellationToken::new(),
             shutdown: CancellationToken::new(),
         })
     }
@@ -129,20 +133,23 @@ impl Engine {
         self.lock.read()
     }
 
-    /// Resolves when the console is shutting down.
-    pub fn shutdown_signal(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
-        self.shutdown.clone().cancelled_owned()
+    /// Cancelled when the console is shutting down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     /// Stops every drive task where it is and waits for them. Operations
     /// keep their lock; the next start resumes them.
     pub async fn stop(&self) {
-        if !self.shutdown.is_cancelled() {
-            self.record_departure().await;
+        if self.shutdown.is_cancelled() {
+            return;
         }
-        self.shutdown.cancel();
+        self.drives.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        // Nothing else is recorded now: this is the console's last event.
+        self.record_departure().await;
+        self.shutdown.cancel();
     }
 
     /// A console inside an operation's app stops because its app stops (the
@@ -159,13 +166,15 @@ impl Engine {
             crate::reconcile::Place::InTarget => (&lock.target_grid, &lock.target_app_name),
             _ => (&lock.source_grid, &lock.source_app_name),
         };
-        self.log(
-            &lock.op_id,
-            format!(
-                "console stopping with its app {app} on {grid}: the helper carries on, and the console takes the operation up again where it wakes up"
-            ),
-        )
-        .await;
+        // A migrated app wakes up on the target; a snapshot's source where it was.
+        let wakes_on = match lock.action {
+            app::model::Action::Migrate => &lock.target_grid,
+            app::model::Action::Snapshot => &lock.source_grid,
+        };
+        let text = format!(
+            "console stopping with its app {app} on {grid}: the helper carries on, and the console takes the operation up again on {wakes_on}"
+        );
+        self.departure(&lock.op_id, text, wakes_on).await;
     }
 
     async fn connection(&self, grid: &GridName) -> Result<Arc<Connection>, EngineError> {

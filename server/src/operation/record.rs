@@ -2,7 +2,7 @@
 //! number, then subscribers (SSE streams) are woken.
 
 use super::{Engine, store};
-use app::model::{EventKind, EventSource, Phase};
+use app::model::{EventKind, EventSource, Phase, TextData};
 use serde_json::json;
 
 impl Engine {
@@ -18,6 +18,28 @@ impl Engine {
     /// A line of the console's own log.
     pub(super) async fn log(&self, op: &str, text: impl Into<String>) {
         let data = json!({ "text": text.into() });
+        self.store_event(
+            op,
+            store::NewEvent {
+                kind: EventKind::Log,
+                source: EventSource::Console,
+                data: &data,
+                app_seq: None,
+                last: false,
+            },
+        )
+        .await;
+    }
+
+    /// The console's line before it stops with its app: `away` is the grid
+    /// it will answer from again, for the monitor to say so meanwhile.
+    pub(super) async fn departure(&self, op: &str, text: String, away: &grid::GridName) {
+        let data = serde_json::to_value(TextData {
+            text,
+            seq: None,
+            away: Some(away.to_string()),
+        })
+        .unwrap_or_default();
         self.store_event(
             op,
             store::NewEvent {

@@ -162,64 +162,81 @@ async fn operation_events(
         .and_then(|v| v.trim().parse().ok())
         .or(query.after)
         .unwrap_or(0);
-    let pool = state.pool.clone();
-    let wake = state.engine.subscribe();
-    // The stream ends after the outcome's phase event (an operation's last
-    // event). An operation that ended without one (written by an older
-    // console) ends once it is finished and a second look finds nothing new.
-    let stream = futures_util::stream::unfold(
-        (
-            pool,
-            id,
-            after,
-            std::collections::VecDeque::new(),
-            false,
-            false,
-            wake,
-        ),
-        move |(pool, id, mut after, mut buffered, mut ending, mut quiet, mut wake)| async move {
-            loop {
-                if let Some(ev) = buffered.pop_front() {
-                    let ev: app::model::StreamEvent = ev;
-                    after = ev.seq;
-                    ending |= ev.is_final();
-                    let event = Event::default()
-                        .id(ev.seq.to_string())
-                        .event(ev.kind.as_str())
-                        .json_data(&ev)
-                        .unwrap_or_else(|_| Event::default().comment("unencodable event"));
-                    return Some((
-                        Ok::<_, std::convert::Infallible>(event),
-                        (pool, id, after, buffered, ending, quiet, wake),
-                    ));
-                }
-                if ending {
-                    return None;
-                }
-                let finished =
-                    matches!(store::get(&pool, &id).await, Ok(Some(op)) if op.outcome.is_some());
-                match store::events_after(&pool, &id, after).await {
-                    Ok(evs) if !evs.is_empty() => buffered.extend(evs),
-                    Ok(_) if finished && quiet => ending = true,
-                    // New events wake the stream; the timeout covers events
-                    // written by another process (a console restarted meanwhile).
-                    Ok(_) => {
-                        quiet = finished;
-                        let _ =
-                            tokio::time::timeout(std::time::Duration::from_secs(1), wake.changed())
-                                .await;
-                    }
-                    Err(_) => return None,
-                }
-            }
-        },
-    );
-    // At shutdown the stream ends where it is; the browser reconnects with
-    // Last-Event-ID to whichever console answers next.
-    let stream = futures_util::StreamExt::take_until(stream, state.engine.shutdown_signal());
+    let follow = Follow {
+        pool: state.pool.clone(),
+        id,
+        after,
+        buffered: Default::default(),
+        ending: false,
+        quiet: false,
+        wake: state.engine.subscribe(),
+        closing: state.engine.shutdown_token(),
+    };
+    let stream = futures_util::stream::unfold(follow, |mut f| async move {
+        let event = f.next().await?;
+        let sse = Event::default()
+            .id(event.seq.to_string())
+            .event(event.kind.as_str())
+            .json_data(&event)
+            .unwrap_or_else(|_| Event::default().comment("unencodable event"));
+        Some((Ok::<_, std::convert::Infallible>(sse), f))
+    });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// One follower of an operation's events (an open SSE stream).
+struct Follow {
+    pool: sqlx::SqlitePool,
+    id: String,
+    after: i64,
+    buffered: std::collections::VecDeque<app::model::StreamEvent>,
+    ending: bool,
+    quiet: bool,
+    wake: tokio::sync::watch::Receiver<u64>,
+    /// The console is stopping: send what is stored, then end.
+    closing: tokio_util::sync::CancellationToken,
+}
+
+impl Follow {
+    /// The next event, or `None` when the stream ends: after the outcome's
+    /// phase event (an operation's last event); for an operation that
+    /// ended without one (written by an older console), once it is
+    /// finished and a second look finds nothing new; and when the console
+    /// stops, once every stored event is sent (the last words of a console
+    /// leaving with its app included). The browser then reconnects with
+    /// Last-Event-ID to whichever console answers next.
+    async fn next(&mut self) -> Option<app::model::StreamEvent> {
+        use crate::operation::store;
+        loop {
+            if let Some(ev) = self.buffered.pop_front() {
+                self.after = ev.seq;
+                self.ending |= ev.is_final();
+                return Some(ev);
+            }
+            if self.ending {
+                return None;
+            }
+            let closing = self.closing.is_cancelled();
+            let finished = matches!(store::get(&self.pool, &self.id).await, Ok(Some(op)) if op.outcome.is_some());
+            match store::events_after(&self.pool, &self.id, self.after).await {
+                Ok(evs) if !evs.is_empty() => self.buffered.extend(evs),
+                Ok(_) if closing || (finished && self.quiet) => self.ending = true,
+                // New events wake the stream; the timeout covers events
+                // written by another process (a console restarted meanwhile).
+                Ok(_) => {
+                    self.quiet = finished;
+                    let wait = std::time::Duration::from_secs(1);
+                    tokio::select! {
+                        _ = tokio::time::timeout(wait, self.wake.changed()) => {}
+                        () = self.closing.cancelled() => {}
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 async fn cancel_operation(

@@ -73,7 +73,12 @@ impl Backend for ConsoleBackend {
                     return Ok(None);
                 };
                 let events = store::events_after(&self.pool, &id, 0).await?;
-                Ok::<_, sqlx::Error>(Some(OperationDetail { operation, events }))
+                let console_moves_to = console_moves_to(&self.settings, &operation);
+                Ok::<_, sqlx::Error>(Some(OperationDetail {
+                    operation,
+                    events,
+                    console_moves_to,
+                }))
             };
             read.await.map_err(|e| {
                 tracing::error!(error = %e, "cannot read an operation");
@@ -169,6 +174,19 @@ impl ConsoleBackend {
             })
         })
     }
+}
+
+/// When this console lives inside the operation's source app, it stops
+/// with it: where it answers again (the target for a migrate; the source's
+/// own grid for a snapshot).
+fn console_moves_to(settings: &Settings, op: &app::model::OperationView) -> Option<String> {
+    let inside = settings.current_grid.as_ref().map(|g| g.as_str())
+        == Some(op.source_grid.as_str())
+        && settings.current_app.as_ref().map(|a| a.as_str()) == Some(op.source_app.as_str());
+    inside.then(|| match op.action {
+        app::model::Action::Migrate => op.target_grid.clone(),
+        app::model::Action::Snapshot => op.source_grid.clone(),
+    })
 }
 
 pub fn backend(
