@@ -15,42 +15,34 @@ impl Engine {
         }
     }
 
+    /// An event of the console's own (not from an app's log).
+    async fn console_event(&self, op: &str, kind: EventKind, data: serde_json::Value, last: bool) {
+        let event = store::NewEvent {
+            kind,
+            source: EventSource::Console,
+            data: &data,
+            app_seq: None,
+            last,
+        };
+        self.store_event(op, event).await;
+    }
+
     /// A line of the console's own log.
     pub(super) async fn log(&self, op: &str, text: impl Into<String>) {
         let data = json!({ "text": text.into() });
-        self.store_event(
-            op,
-            store::NewEvent {
-                kind: EventKind::Log,
-                source: EventSource::Console,
-                data: &data,
-                app_seq: None,
-                last: false,
-            },
-        )
-        .await;
+        self.console_event(op, EventKind::Log, data, false).await;
     }
 
     /// The console's line before it stops with its app: `away` is the grid
     /// it will answer from again, for the monitor to say so meanwhile.
     pub(super) async fn departure(&self, op: &str, text: String, away: &grid::GridName) {
-        let data = serde_json::to_value(TextData {
+        let data = TextData {
             text,
             seq: None,
             away: Some(away.to_string()),
-        })
-        .unwrap_or_default();
-        self.store_event(
-            op,
-            store::NewEvent {
-                kind: EventKind::Log,
-                source: EventSource::Console,
-                data: &data,
-                app_seq: None,
-                last: false,
-            },
-        )
-        .await;
+        };
+        let data = serde_json::to_value(data).unwrap_or_default();
+        self.console_event(op, EventKind::Log, data, false).await;
     }
 
     /// A line from an app's log (helper, source or target) with its number there.
@@ -77,17 +69,7 @@ impl Engine {
 
     /// The live states of the three apps.
     pub(super) async fn states_event(&self, op: &str, data: serde_json::Value) {
-        self.store_event(
-            op,
-            store::NewEvent {
-                kind: EventKind::State,
-                source: EventSource::Console,
-                data: &data,
-                app_seq: None,
-                last: false,
-            },
-        )
-        .await;
+        self.console_event(op, EventKind::State, data, false).await;
     }
 
     /// The operation enters `phase`: the row and an event. A terminal
@@ -99,17 +81,8 @@ impl Engine {
             tracing::error!(error = %e, op, "cannot store the phase");
         }
         let data = json!({ "phase": phase, "text": text });
-        self.store_event(
-            op,
-            store::NewEvent {
-                kind: EventKind::Phase,
-                source: EventSource::Console,
-                data: &data,
-                app_seq: None,
-                last: phase.is_terminal(),
-            },
-        )
-        .await;
+        self.console_event(op, EventKind::Phase, data, phase.is_terminal())
+            .await;
     }
 
     /// A receiver that changes whenever any operation gets an event.
