@@ -31,15 +31,27 @@ impl Place {
     /// that names no app (the demo's outside console) is outside every
     /// operation, whatever its grid.
     pub fn of(lock: &Lock, grid: Option<&GridName>, app: Option<&AppName>) -> Place {
+        Place::among(
+            (lock.source_grid.as_str(), lock.source_app_name.as_str()),
+            (lock.target_grid.as_str(), lock.target_app_name.as_str()),
+            grid.map(GridName::as_str),
+            app.map(AppName::as_str),
+        )
+    }
+
+    /// The same from names: (grid, app) of the source and of the target.
+    pub fn among(
+        source: (&str, &str),
+        target: (&str, &str),
+        grid: Option<&str>,
+        app: Option<&str>,
+    ) -> Place {
         let (Some(grid), Some(app)) = (grid, app) else {
             return Place::Outside;
         };
-        if *grid == lock.target_grid
-            && *app == lock.target_app_name
-            && lock.target_grid != lock.source_grid
-        {
+        if (grid, app) == target && target.0 != source.0 {
             Place::InTarget
-        } else if *grid == lock.source_grid && *app == lock.source_app_name {
+        } else if (grid, app) == source {
             Place::InSource
         } else {
             Place::Outside

@@ -180,10 +180,13 @@ impl ConsoleBackend {
 /// with it: where it answers again (the target for a migrate; the source's
 /// own grid for a snapshot).
 fn console_moves_to(settings: &Settings, op: &app::model::OperationView) -> Option<String> {
-    let inside = settings.current_grid.as_ref().map(|g| g.as_str())
-        == Some(op.source_grid.as_str())
-        && settings.current_app.as_ref().map(|a| a.as_str()) == Some(op.source_app.as_str());
-    inside.then(|| match op.action {
+    let place = crate::reconcile::Place::among(
+        (&op.source_grid, &op.source_app),
+        (&op.target_grid, &op.target_app),
+        settings.current_grid.as_ref().map(|g| g.as_str()),
+        settings.current_app.as_ref().map(|a| a.as_str()),
+    );
+    (place == crate::reconcile::Place::InSource).then(|| match op.action {
         app::model::Action::Migrate => op.target_grid.clone(),
         app::model::Action::Snapshot => op.source_grid.clone(),
     })
