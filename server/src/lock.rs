@@ -123,18 +123,15 @@ impl LockFile {
     /// Reads `mig.lock`. A file that is not a lock this console can read
     /// (bad JSON, too big, a symlink, a directory, no permission) is
     /// `Unreadable` with what was read of it and why: never deleted, never
-    /// followed, never read past [`MAX_LOCK_BYTES`]. `Err` only for a
-    /// config directory that cannot be looked into at all.
-    pub fn read(&self) -> std::io::Result<LockState> {
+    /// followed, never read past [`MAX_LOCK_BYTES`].
+    pub fn read(&self) -> LockState {
         let path = self.path();
-        let unreadable = |problem: String| {
-            Ok(LockState::Unreadable {
-                raw: String::new(),
-                problem: format!("{problem} ({})", path.display()),
-            })
+        let unreadable = |problem: String| LockState::Unreadable {
+            raw: String::new(),
+            problem: format!("{problem} ({})", path.display()),
         };
         match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return LockState::Free,
             Err(e) => return unreadable(format!("the lock file cannot be read: {e}")),
             Ok(m) if m.file_type().is_symlink() => {
                 return unreadable(
@@ -152,7 +149,7 @@ impl LockFile {
             .open(&path)
         {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Free),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return LockState::Free,
             Err(e) => return unreadable(format!("the lock file cannot be read: {e}")),
         };
         let mut raw = Vec::new();
@@ -162,16 +159,16 @@ impl LockFile {
         if raw.len() as u64 > MAX_LOCK_BYTES {
             let size = file.metadata().map_or(0, |m| m.len());
             raw.truncate(SHOWN_BYTES);
-            return Ok(LockState::Unreadable {
+            return LockState::Unreadable {
                 raw: String::from_utf8_lossy(&raw).into_owned(),
                 problem: format!(
                     "the lock file is {size} bytes, far more than a lock; only its first {SHOWN_BYTES} bytes are shown ({size_left} left out)",
                     size_left = size.saturating_sub(SHOWN_BYTES as u64)
                 ),
-            });
+            };
         }
         let shown = || String::from_utf8_lossy(&raw[..raw.len().min(SHOWN_BYTES)]).into_owned();
-        Ok(match serde_json::from_slice::<Lock>(&raw) {
+        match serde_json::from_slice::<Lock>(&raw) {
             Ok(lock) if lock.version == LOCK_VERSION => LockState::Held(lock),
             Ok(lock) => LockState::Unreadable {
                 raw: shown(),
@@ -181,7 +178,7 @@ impl LockFile {
                 raw: shown(),
                 problem: e.to_string(),
             },
-        })
+        }
     }
 
     /// Takes the lock, or says who holds it. Exactly one of any number of
@@ -216,8 +213,7 @@ impl LockFile {
         match linked {
             Ok(()) => fsync_dir(&self.dir).map_err(io(self.dir.clone())),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let state = self.read().map_err(io(self.path()))?;
-                Err(LockError::Held(Box::new(state)))
+                Err(LockError::Held(Box::new(self.read())))
             }
             Err(e) => Err(LockError::Io {
                 path: self.path(),
@@ -236,10 +232,7 @@ impl LockFile {
         label: &str,
     ) -> Result<PathBuf, LockError> {
         if let Some(wanted) = expected_op {
-            match self.read().map_err(|source| LockError::Io {
-                path: self.path(),
-                source,
-            })? {
+            match self.read() {
                 LockState::Held(l) if l.op_id == wanted => {}
                 LockState::Held(l) => {
                     return Err(LockError::NotOurs {
@@ -312,7 +305,7 @@ mod tests {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert_eq!(winners.iter().filter(|r| r.is_ok()).count(), 1);
-        let LockState::Held(held) = LockFile::new(dir.path()).read().unwrap() else {
+        let LockState::Held(held) = LockFile::new(dir.path()).read() else {
             panic!("the lock should be held")
         };
         for r in winners.iter().filter_map(|r| r.as_ref().err()) {
@@ -346,7 +339,7 @@ mod tests {
         ));
         let dest = file.archive("done", Some("op-1"), "op-1").unwrap();
         assert_eq!(dest, dir.path().join("locks/done-op-1.json"));
-        assert_eq!(file.read().unwrap(), LockState::Free);
+        assert_eq!(file.read(), LockState::Free);
         let archived: Lock = serde_json::from_slice(&std::fs::read(dest).unwrap()).unwrap();
         assert_eq!(archived.op_id, "op-1");
         file.acquire(&lock("op-2")).unwrap();
@@ -357,7 +350,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(LOCK_FILE), "{\"op_id\": \"x\", trunc").unwrap();
         let file = LockFile::new(dir.path());
-        let LockState::Unreadable { raw, problem } = file.read().unwrap() else {
+        let LockState::Unreadable { raw, problem } = file.read() else {
             panic!("unreadable expected")
         };
         assert_eq!(raw, "{\"op_id\": \"x\", trunc");

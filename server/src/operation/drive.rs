@@ -41,7 +41,7 @@ impl Engine {
     /// At start-up: an existing lock is reconciled (and metered if the helper still works).
     pub async fn resume(self: &Arc<Self>) {
         match self.lock.read() {
-            Ok(LockState::Held(lock)) => {
+            LockState::Held(lock) => {
                 if matches!(store::get(&self.pool, &lock.op_id).await, Ok(None))
                     && let Err(e) = store::insert(&self.pool, &lock, Phase::Reconciling, 0).await
                 {
@@ -52,11 +52,10 @@ impl Engine {
                     .await;
                 self.spawn_drive(lock, false);
             }
-            Ok(LockState::Unreadable { problem, .. }) => {
+            LockState::Unreadable { problem, .. } => {
                 tracing::error!(%problem, "the lock file is unreadable; an admin must inspect and override it");
             }
-            Ok(LockState::Free) => {}
-            Err(e) => tracing::error!(error = %e, "cannot read the lock file"),
+            LockState::Free => {}
         }
     }
 
@@ -100,7 +99,7 @@ impl Engine {
             }
             // A cancel or an override may have settled the operation meanwhile.
             let _settling = self.settling.lock().await;
-            if !matches!(self.lock.read(), Ok(LockState::Held(l)) if l.op_id == op) {
+            if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
                 return;
             }
             self.phase(

@@ -73,10 +73,7 @@ impl Engine {
     /// operation's last progress, and (when `live`) the three apps' states
     /// read from the controllers now. Without `live` nothing waits on SSH.
     pub async fn lock_detail(&self, live: bool) -> Result<Option<LockDetail>, EngineError> {
-        let state = self
-            .lock
-            .read()
-            .map_err(|e| EngineError::Unexpected(e.into()))?;
+        let state = self.lock.read();
         let lock = match state {
             LockState::Free => return Ok(None),
             LockState::Unreadable { raw, problem } => {

@@ -48,11 +48,7 @@ impl Engine {
                 },
             });
         }
-        let lock = match self
-            .lock
-            .read()
-            .map_err(|e| EngineError::Unexpected(e.into()))?
-        {
+        let lock = match self.lock.read() {
             LockState::Held(l) if l.op_id == id => l,
             _ => {
                 return Err(EngineError::Locked(format!(
@@ -121,10 +117,7 @@ impl Engine {
             ));
         }
         let _settling = self.settling.lock().await;
-        let state = self
-            .lock
-            .read()
-            .map_err(|e| EngineError::Unexpected(e.into()))?;
+        let state = self.lock.read();
         let held = match &state {
             LockState::Free => {
                 return Err(EngineError::BadInput("there is no lock to override".into()));

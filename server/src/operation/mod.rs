@@ -129,7 +129,7 @@ impl Engine {
         self.driving.lock().is_ok_and(|set| set.contains(op))
     }
 
-    pub fn lock_state(&self) -> std::io::Result<LockState> {
+    pub fn lock_state(&self) -> LockState {
         self.lock.read()
     }
 
@@ -156,7 +156,7 @@ impl Engine {
     /// helper stopping the source): the operation's log says so, so the gap
     /// until it wakes up is explained.
     async fn record_departure(&self) {
-        let Ok(LockState::Held(lock)) = self.lock.read() else {
+        let LockState::Held(lock) = self.lock.read() else {
             return;
         };
         if self.place(&lock) == crate::reconcile::Place::Outside {

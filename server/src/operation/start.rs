@@ -81,11 +81,7 @@ impl Engine {
         }
 
         // A held lock answers at once, before any grid is asked.
-        match self
-            .lock
-            .read()
-            .map_err(|e| EngineError::Unexpected(e.into()))?
-        {
+        match self.lock.read() {
             LockState::Free => {}
             held => {
                 return Err(EngineError::Locked(

@@ -282,7 +282,7 @@ async fn lock(
     _: CurrentUser,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     use crate::lock::LockState;
-    match state.engine.lock_state().map_err(anyhow::Error::from)? {
+    match state.engine.lock_state() {
         LockState::Free => Err(ApiError::NotFound(
             "there is no lock: no operation is running".into(),
         )),
