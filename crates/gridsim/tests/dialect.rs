@@ -628,6 +628,11 @@ async fn a_grid_that_never_answers_does_not_delay_another_grid() {
     holder.abort();
 }
 
+async fn log_texts(c: &Connection, a: &str) -> Vec<String> {
+    let lines = c.app_log(&app(a), None).await.unwrap();
+    lines.into_iter().map(|l| l.text).collect()
+}
+
 /// An app's process sees its `config` volume as a directory; what it writes
 /// is in the volume's bytes once the app has stopped, a copy of those bytes
 /// on another grid brings the files (and their modes) back, and a volume
@@ -688,13 +693,7 @@ async fn a_mounted_volume_carries_its_files_to_another_grid() {
         .unwrap();
     west.app_start(&app("shop")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let log: Vec<String> = west
-        .app_log(&app("shop"), None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.text)
-        .collect();
+    let log = log_texts(&west, "shop").await;
     assert!(
         log.iter().any(|l| l == "found xxxxx mode 600 on west"),
         "{log:#?}"
@@ -717,13 +716,7 @@ async fn a_mounted_volume_carries_its_files_to_another_grid() {
         east.app_info(&app("tiny")).await.unwrap().state,
         AppState::Failed
     );
-    let log: Vec<String> = east
-        .app_log(&app("tiny"), None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|l| l.text)
-        .collect();
+    let log = log_texts(&east, "tiny").await;
     assert!(
         log.iter().any(|l| l.contains("volume config is full")),
         "{log:#?}"

@@ -71,28 +71,23 @@ impl Engine {
     /// One line of the helper's log, decoded as a report. A phase report
     /// moves the operation's phase; text never does.
     async fn helper_line(&self, op: &str, line: &LogLine) {
-        match Report::decode(&line.text) {
+        let (phase, text) = match Report::decode(&line.text) {
             Report::Progress(p) => {
                 let _ = store::set_progress(&self.pool, op, &p).await;
                 let data = json!({"seq": line.seq, "progress": p});
                 self.app_line(op, EventSource::Helper, line.seq, EventKind::Progress, data)
                     .await;
+                return;
             }
-            Report::Phase { phase, text } => {
-                let data = json!({"seq": line.seq, "at": line.at, "text": text});
-                self.app_line(op, EventSource::Helper, line.seq, EventKind::Log, data)
-                    .await;
-                if phase.is_terminal() {
-                    // The outcome is the console's to decide, after it verifies.
-                    return;
-                }
-                self.phase(op, phase, &text).await;
-            }
-            Report::Log { text } => {
-                let data = json!({"seq": line.seq, "at": line.at, "text": text});
-                self.app_line(op, EventSource::Helper, line.seq, EventKind::Log, data)
-                    .await;
-            }
+            Report::Phase { phase, text } => (Some(phase), text),
+            Report::Log { text } => (None, text),
+        };
+        let data = json!({"seq": line.seq, "at": line.at, "text": text});
+        self.app_line(op, EventSource::Helper, line.seq, EventKind::Log, data)
+            .await;
+        // The outcome is the console's to decide, after it verifies.
+        if let Some(phase) = phase.filter(|p| !p.is_terminal()) {
+            self.phase(op, phase, &text).await;
         }
     }
 }
