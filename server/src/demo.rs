@@ -52,6 +52,7 @@ async fn start_grids(dir: &Path) -> anyhow::Result<gridsim::RunningSim> {
         command: vec!["sh".into(), "-c".into(), script.into(), me],
         env: [("NO_COLOR".to_owned(), "1".to_owned())].into(),
         mounts: vec![grid::VolumeName::new("config")?],
+        restart_on_crash: 0,
     });
     sim_config.save(&sim_config_file)?;
     gridsim::start(&sim_dir).await

@@ -83,6 +83,8 @@ pub struct Observed {
     pub target: Seen,
     pub helper: Seen,
     pub checksums: Checksums,
+    /// What a failed helper said was wrong (its `failed` report).
+    pub helper_failure: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,11 +253,14 @@ pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
         _ => {
             // The copy did not finish: bring the source back, clear the
             // helper and any partial, stopped target, and record the failure.
-            let reason = match &seen.helper {
-                Seen::State(AppState::Failed) => {
-                    "the helper failed; its log has the reason".to_owned()
+            let reason = match (&seen.helper, &seen.helper_failure) {
+                (Seen::State(AppState::Failed), Some(said)) => format!("the helper failed: {said}"),
+                (Seen::State(AppState::Failed), None) => {
+                    "the helper failed without saying why; its log may tell".to_owned()
                 }
-                Seen::Absent => "the operation was interrupted before the copy finished".to_owned(),
+                (Seen::Absent, _) => {
+                    "the operation was interrupted before the copy finished".to_owned()
+                }
                 _ => match &seen.checksums {
                     Checksums::Mismatch(v) => format!("the checksum of volume {v} differs"),
                     _ => format!(
@@ -319,6 +324,7 @@ mod tests {
             target,
             helper,
             checksums,
+            helper_failure: None,
         }
     }
 
@@ -359,6 +365,19 @@ mod tests {
             decide(&lock(Action::Snapshot), Place::InTarget, &migrated)[..],
             [Step::Nothing(_)]
         ));
+    }
+
+    #[test]
+    fn a_failed_migrate_is_recorded_with_the_helper_own_reason() {
+        let mut failed = obs(st(Running), st(Stopped), st(Failed), NotCompared);
+        failed.helper_failure = Some("checksum mismatch on volume data".into());
+        let steps = decide(&lock(Action::Migrate), Place::InSource, &failed);
+        assert_eq!(
+            steps.last(),
+            Some(&Step::Finish(Outcome::Failed(
+                "the helper failed: checksum mismatch on volume data".into()
+            )))
+        );
     }
 
     #[test]

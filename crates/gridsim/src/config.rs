@@ -50,6 +50,16 @@ pub struct TemplateConfig {
     /// program finds it in `GRIDSIM_VOL_<volume>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<grid::VolumeName>,
+    /// How many times in a row the grid restarts an app's process that
+    /// dies unexpectedly (killed by a signal it was not sent by a stop);
+    /// 0: never, the app is `failed`. A process that exits with a status
+    /// decided to end: it is never restarted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restart_on_crash: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn default_capacity() -> u64 {

@@ -37,6 +37,8 @@ pub struct Controller {
     /// Bumped on every state change; waiters re-check when it moves.
     changed: watch::Sender<u64>,
     processes: std::sync::Mutex<HashMap<AppName, Process>>,
+    /// Restarts after crashes since each app's last `app start`.
+    restarts: std::sync::Mutex<HashMap<AppName, u32>>,
     /// The most recent command lines received, oldest first.
     recent: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
@@ -104,6 +106,7 @@ impl Controller {
             state: Mutex::new(state),
             changed: watch::channel(0).0,
             processes: std::sync::Mutex::default(),
+            restarts: std::sync::Mutex::default(),
             recent: std::sync::Mutex::default(),
         });
         Ok(controller)
@@ -485,57 +488,11 @@ impl Controller {
             }
             AppState::Starting => {}
             AppState::Stopped | AppState::Failed => {
-                self.set_state(app, AppState::Starting, "").await?;
-                let command = {
-                    let state = self.state.lock().await;
-                    let rec = state.apps.get(app).ok_or_else(|| not_found(app))?;
-                    rec.template
-                        .as_ref()
-                        .and_then(|t| self.config.template(t))
-                        .map(|t| {
-                            let mut env = t.env.clone();
-                            env.extend(rec.properties.clone());
-                            let mounts: Vec<VolumeName> = t
-                                .mounts
-                                .iter()
-                                .filter(|m| rec.volumes.iter().any(|v| &v.name == *m))
-                                .cloned()
-                                .collect();
-                            (t.command.clone(), env, mounts)
-                        })
-                };
-                if let Some((cmd, mut env, mounts)) = command.filter(|(c, _, _)| !c.is_empty()) {
-                    for vol in &mounts {
-                        let dir = self.layout.mount_dir(app, vol);
-                        let file = self.layout.volume_file(app, vol);
-                        let name = vol.to_string();
-                        let unpacked = {
-                            let dir = dir.clone();
-                            tokio::task::spawn_blocking(move || mount::unpack(&name, &file, &dir))
-                                .await
-                                .map_err(internal)?
-                        };
-                        if let Err(e) = unpacked {
-                            self.set_state(app, AppState::Failed, &e.to_string())
-                                .await?;
-                            return Err(Refusal::new(
-                                ErrorCode::BadState,
-                                format!("app {app} did not start: {e}"),
-                            ));
-                        }
-                        env.insert(format!("GRIDSIM_VOL_{vol}"), dir.display().to_string());
-                    }
-                    self.spawn_process(app, cmd, env, mounts).await?;
+                if let Ok(mut r) = self.restarts.lock() {
+                    r.remove(app);
                 }
-                let me = self.clone();
-                let app2 = app.clone();
-                let delay = Duration::from_millis(self.config.start_delay_ms);
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    if me.app_state(&app2).await == Some(AppState::Starting) {
-                        let _ = me.set_state(&app2, AppState::Running, "").await;
-                    }
-                });
+                self.set_state(app, AppState::Starting, "").await?;
+                self.launch(app).await?;
             }
         }
         let limit = Duration::from_millis(self.config.start_delay_ms) + Duration::from_secs(60);
@@ -554,6 +511,68 @@ impl Controller {
             )),
             None => Err(not_found(app)),
         }
+    }
+
+    /// Runs the app's process (if its template has one) with its mounted
+    /// volumes, and moves it from `starting` to `running` after the start
+    /// delay. The app is `starting`.
+    fn launch<'a>(
+        self: &'a Arc<Self>,
+        app: &'a AppName,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Refusal>> + Send + 'a>> {
+        Box::pin(async move {
+            let command = {
+                let state = self.state.lock().await;
+                let rec = state.apps.get(app).ok_or_else(|| not_found(app))?;
+                rec.template
+                    .as_ref()
+                    .and_then(|t| self.config.template(t))
+                    .map(|t| {
+                        let mut env = t.env.clone();
+                        env.extend(rec.properties.clone());
+                        let mounts: Vec<VolumeName> = t
+                            .mounts
+                            .iter()
+                            .filter(|m| rec.volumes.iter().any(|v| &v.name == *m))
+                            .cloned()
+                            .collect();
+                        (t.command.clone(), env, mounts)
+                    })
+            };
+            if let Some((cmd, mut env, mounts)) = command.filter(|(c, _, _)| !c.is_empty()) {
+                for vol in &mounts {
+                    let dir = self.layout.mount_dir(app, vol);
+                    let file = self.layout.volume_file(app, vol);
+                    let name = vol.to_string();
+                    let unpacked = {
+                        let dir = dir.clone();
+                        tokio::task::spawn_blocking(move || mount::unpack(&name, &file, &dir))
+                            .await
+                            .map_err(internal)?
+                    };
+                    if let Err(e) = unpacked {
+                        self.set_state(app, AppState::Failed, &e.to_string())
+                            .await?;
+                        return Err(Refusal::new(
+                            ErrorCode::BadState,
+                            format!("app {app} did not start: {e}"),
+                        ));
+                    }
+                    env.insert(format!("GRIDSIM_VOL_{vol}"), dir.display().to_string());
+                }
+                self.spawn_process(app, cmd, env, mounts).await?;
+            }
+            let me = self.clone();
+            let app2 = app.clone();
+            let delay = Duration::from_millis(self.config.start_delay_ms);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if me.app_state(&app2).await == Some(AppState::Starting) {
+                    let _ = me.set_state(&app2, AppState::Running, "").await;
+                }
+            });
+            Ok(())
+        })
     }
 
     async fn spawn_process(
@@ -619,11 +638,11 @@ impl Controller {
         let me = self.clone();
         let app2 = app.clone();
         tokio::spawn(async move {
-            let status = tokio::select! {
-                s = child.wait() => s,
+            let (status, killed) = tokio::select! {
+                s = child.wait() => (s, false),
                 _ = kill_rx.recv() => {
                     let _ = child.start_kill();
-                    child.wait().await
+                    (child.wait().await, true)
                 }
             };
             if let Ok(mut p) = me.processes.lock() {
@@ -635,6 +654,30 @@ impl Controller {
             // the app is stopped: a stopped app's volumes are consistent.
             let packed = me.pack_mounts(&app2, &mounts).await;
             let stopping = me.app_state(&app2).await == Some(AppState::Stopping);
+            let signal = status
+                .as_ref()
+                .ok()
+                .and_then(std::os::unix::process::ExitStatusExt::signal);
+            if let Some(signal) = signal.filter(|_| !killed && !stopping && packed.is_ok())
+                && let Some((n, limit)) = me.may_restart(&app2).await
+            {
+                let why = format!(
+                    "the process was killed by signal {signal}; the grid restarts it (restart {n} of {limit})"
+                );
+                me.log(&app2, why.clone()).await;
+                if me.set_state(&app2, AppState::Starting, &why).await.is_ok()
+                    && let Err(e) = me.launch(&app2).await
+                {
+                    let _ = me
+                        .set_state(
+                            &app2,
+                            AppState::Failed,
+                            &format!("restart failed: {}", e.message),
+                        )
+                        .await;
+                }
+                return;
+            }
             let (to, why) = match status {
                 _ if packed.is_err() => (AppState::Failed, packed.err().unwrap_or_default()),
                 Ok(s) if s.success() => (
@@ -651,6 +694,20 @@ impl Controller {
             let _ = me.set_state(&app2, to, &why).await;
         });
         Ok(())
+    }
+
+    /// Whether the app's template lets the grid restart its crashed process
+    /// once more: (this restart, the limit). Counted until the next `app start`.
+    async fn may_restart(&self, app: &AppName) -> Option<(u32, u32)> {
+        let template = self.state.lock().await.apps.get(app)?.template.clone()?;
+        let limit = self.config.template(&template)?.restart_on_crash;
+        let mut restarts = self.restarts.lock().ok()?;
+        let n = restarts.entry(app.clone()).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some((*n, limit))
     }
 
     /// Packs each mounted volume's directory back into its image. A volume

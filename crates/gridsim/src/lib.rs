@@ -95,6 +95,9 @@ pub fn init(
                 .map(|(k, v)| (k.to_owned(), v.display().to_string()))
                 .collect(),
                 mounts: vec![],
+                // A console inside a stopped source cannot act: the grid
+                // brings a crashed helper back, and it resumes the copy.
+                restart_on_crash: 3,
             },
             TemplateConfig {
                 name: TemplateName::new("Generic")?,
@@ -102,6 +105,7 @@ pub fn init(
                 command: vec![],
                 env: Default::default(),
                 mounts: vec![],
+                restart_on_crash: 0,
             },
         ];
         config.save(&paths.config())?;

@@ -655,6 +655,7 @@ async fn a_mounted_volume_carries_its_files_to_another_grid() {
         command: vec!["sh".into(), "-c".into(), script.into()],
         env: Default::default(),
         mounts: vec![VolumeName::new("config").unwrap()],
+        restart_on_crash: 0,
     });
     config.save(&path).unwrap();
     let (sim, client, endpoints) = start_sim(dir.path()).await;
@@ -722,4 +723,115 @@ async fn a_mounted_volume_carries_its_files_to_another_grid() {
         "{log:#?}"
     );
     sim.stop().await;
+}
+
+/// The grid restarts a process that dies of a signal nobody sent it through
+/// a stop, as often as its template allows; a process that exits with a
+/// status decided to end and is `failed`; a stop is never undone.
+#[tokio::test]
+async fn a_crashed_process_is_restarted_within_its_template_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    gridsim::init(dir.path(), &["east"], 0, vec!["true".into()]).unwrap();
+    let path = SimPaths::new(dir.path()).config();
+    let mut config = SimConfig::load(&path).unwrap();
+    config.start_delay_ms = 50;
+    config.stop_delay_ms = 50;
+    let script = r#"echo "pid $$"; [ -n "$EXIT" ] && exit "$EXIT"; trap 'exit 0' TERM; while :; do sleep 0.05; done"#;
+    config.templates.push(gridsim::config::TemplateConfig {
+        name: TemplateName::new("Crashy").unwrap(),
+        description: String::new(),
+        command: vec!["sh".into(), "-c".into(), script.into()],
+        env: Default::default(),
+        mounts: vec![],
+        restart_on_crash: 2,
+    });
+    config.save(&path).unwrap();
+    let (sim, client, endpoints) = start_sim(dir.path()).await;
+    let east = Connection::open(&endpoints[0], &client).await.unwrap();
+    let mut d = descriptor(&[]);
+    d.template = Some(TemplateName::new("Crashy").unwrap());
+    east.app_create(&app("svc"), &d).await.unwrap();
+    east.app_start(&app("svc")).await.unwrap();
+
+    settle(&east, 1).await;
+    for restart in 1..=2 {
+        let pid = pids(&east).await.last().unwrap().clone();
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap();
+        settle(&east, restart + 1).await;
+        let log = log_texts(&east, "svc").await;
+        assert!(
+            log.iter().any(|l| l.contains(&format!(
+                "killed by signal 9; the grid restarts it (restart {restart} of 2)"
+            ))),
+            "{log:#?}"
+        );
+    }
+    // The limit is reached: the next crash leaves the app failed.
+    let pid = pids(&east).await.last().unwrap().clone();
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap();
+    for _ in 0..100 {
+        if state(&east).await == AppState::Failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state(&east).await, AppState::Failed);
+    assert_eq!(pids(&east).await.len(), 3);
+
+    // A start counts afresh; a stop is a stop, not a crash.
+    east.app_start(&app("svc")).await.unwrap();
+    settle(&east, 4).await;
+    east.app_stop(&app("svc"), Some(5)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(state(&east).await, AppState::Stopped);
+    assert_eq!(pids(&east).await.len(), 4);
+
+    // An exit with a status is the process's decision: failed, no restart.
+    let mut d = descriptor(&[]);
+    d.template = Some(TemplateName::new("Crashy").unwrap());
+    d.properties.insert("EXIT".into(), "1".into());
+    east.app_create(&app("quits"), &d).await.unwrap();
+    let _ = east.app_start(&app("quits")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        east.app_info(&app("quits")).await.unwrap().state,
+        AppState::Failed
+    );
+    let starts = log_texts(&east, "quits")
+        .await
+        .iter()
+        .filter(|l| l.starts_with("pid "))
+        .count();
+    assert_eq!(starts, 1, "never restarted");
+    sim.stop().await;
+}
+
+/// The pids the test app `svc` reported, one per process it ran.
+async fn pids(c: &Connection) -> Vec<String> {
+    log_texts(c, "svc")
+        .await
+        .iter()
+        .filter_map(|l| l.strip_prefix("pid ").map(str::to_owned))
+        .collect()
+}
+
+async fn state(c: &Connection) -> AppState {
+    c.app_info(&app("svc")).await.unwrap().state
+}
+
+/// Waits until `svc` runs its `n`th process.
+async fn settle(c: &Connection, n: usize) {
+    for _ in 0..100 {
+        if pids(c).await.len() >= n && state(c).await == AppState::Running {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no process {n}: {:#?}", log_texts(c, "svc").await);
 }

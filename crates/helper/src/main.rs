@@ -6,9 +6,9 @@ async fn main() {
     let job = match helper::Job::from_env(|k| std::env::var(k).ok()) {
         Ok(job) => job,
         Err(e) => {
-            helper::run::say(format!(
-                "failed: the helper's environment is incomplete: {e}"
-            ));
+            helper::run::emit(operation_model::Report::Failed {
+                reason: format!("the helper's environment is incomplete: {e}"),
+            });
             std::process::exit(2);
         }
     };

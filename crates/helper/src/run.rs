@@ -107,20 +107,36 @@ pub async fn run(job: &Job) -> anyhow::Result<()> {
         "helper for operation {}: {} {}/{} to {}/{}",
         job.op_id, job.action, job.source_grid, job.source_app, job.target_grid, job.target_app
     ));
+    let (reach, grids) = match connect(job).await {
+        Ok(both) => both,
+        Err(e) => {
+            emit(Report::Failed {
+                reason: format!("{e:#}"),
+            });
+            return Err(e);
+        }
+    };
+    let mut source_stopped = false;
+    let outcome = work(job, &grids, &mut source_stopped).await;
+    if let Err(e) = &outcome {
+        if source_stopped {
+            say(format!("failed: {e:#}; restarting the source app"));
+            restart_source(job, &reach, &grids.source).await;
+        }
+        emit(Report::Failed {
+            reason: format!("{e:#}"),
+        });
+    }
+    outcome
+}
+
+async fn connect(job: &Job) -> anyhow::Result<(Reach, Grids)> {
     let reach = Reach::load(job)?;
     let grids = Grids {
         source: reach.open(&job.source_grid).await?,
         target: reach.open(&job.target_grid).await?,
     };
-    let mut source_stopped = false;
-    let outcome = work(job, &grids, &mut source_stopped).await;
-    if let Err(e) = &outcome {
-        say(format!("failed: {e:#}"));
-        if source_stopped {
-            restart_source(job, &reach, &grids.source).await;
-        }
-    }
-    outcome
+    Ok((reach, grids))
 }
 
 async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result<()> {

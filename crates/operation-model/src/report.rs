@@ -35,6 +35,11 @@ pub enum Report {
     Log {
         text: String,
     },
+    /// The helper gives up: why, in its own words. Its last report; the
+    /// console records it as the operation's reason when it settles.
+    Failed {
+        reason: String,
+    },
 }
 
 impl Report {
@@ -62,6 +67,7 @@ impl Report {
     pub fn text(&self) -> String {
         match self {
             Report::Phase { text, .. } | Report::Log { text } => text.clone(),
+            Report::Failed { reason } => format!("failed: {reason}"),
             Report::Progress(p) => format!(
                 "{}: {} of {} bytes in place",
                 p.volume, p.volume_done, p.volume_total
@@ -89,6 +95,9 @@ mod tests {
             }),
             Report::Log {
                 text: "source stopped in 0.2 s".into(),
+            },
+            Report::Failed {
+                reason: "checksum mismatch on volume data".into(),
             },
         ];
         for r in all {

@@ -102,6 +102,7 @@ impl Engine {
             if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
                 return;
             }
+            self.catch_up(&lock).await;
             self.phase(
                 &op,
                 Phase::Reconciling,

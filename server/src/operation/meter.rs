@@ -68,6 +68,25 @@ impl Engine {
         follower.close().await;
     }
 
+    /// Stores what the helper and the two apps wrote after the last stored
+    /// line: a console that was away (stopped with its app) missed them.
+    /// Done before the operation settles, while the helper's log exists.
+    pub(super) async fn catch_up(&self, lock: &Lock) {
+        let op = &lock.op_id;
+        let Ok(dst) = self.connection(&lock.target_grid).await else {
+            return;
+        };
+        if let Ok(helper) = helper_name(&lock.target_app_name) {
+            let since = self.last_seq(op, EventSource::Helper).await;
+            if let Ok(lines) = dst.app_log(&helper, since).await {
+                for line in &lines {
+                    self.helper_line(op, line).await;
+                }
+            }
+        }
+        AppLogs::new(self, lock, &dst).await.poll(self, op).await;
+    }
+
     /// One line of the helper's log, decoded as a report. A phase report
     /// moves the operation's phase; text never does.
     async fn helper_line(&self, op: &str, line: &LogLine) {
@@ -81,6 +100,7 @@ impl Engine {
             }
             Report::Phase { phase, text } => (Some(phase), text),
             Report::Log { text } => (None, text),
+            failed @ Report::Failed { .. } => (None, failed.text()),
         };
         let data = json!({"seq": line.seq, "at": line.at, "text": text});
         self.app_line(op, EventSource::Helper, line.seq, EventKind::Log, data)

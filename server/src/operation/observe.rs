@@ -4,8 +4,9 @@
 use super::{Engine, EngineError, helper_name, not_found};
 use crate::lock::Lock;
 use crate::reconcile::{Checksums, Observed, Seen};
-use grid::dialect::VolRef;
+use grid::dialect::{AppState, VolRef};
 use grid::{AppName, Connection};
+use operation_model::Report;
 use std::sync::Arc;
 
 impl Engine {
@@ -35,12 +36,33 @@ impl Engine {
         } else {
             Checksums::Unknown
         };
+        let helper_failure = if helper == Seen::State(AppState::Failed) {
+            self.helper_failure(lock).await
+        } else {
+            None
+        };
         Observed {
             source,
             target,
             helper,
             checksums,
+            helper_failure,
         }
+    }
+
+    /// The reason a failed helper gave, in its own words: its last
+    /// `failed` report (`None` when it died without one).
+    async fn helper_failure(&self, lock: &Lock) -> Option<String> {
+        let dst = self.connection(&lock.target_grid).await.ok()?;
+        let helper = helper_name(&lock.target_app_name).ok()?;
+        let lines = dst.app_log(&helper, None).await.ok()?;
+        lines
+            .iter()
+            .rev()
+            .find_map(|l| match Report::decode(&l.text) {
+                Report::Failed { reason } => Some(reason),
+                _ => None,
+            })
     }
 
     async fn compare(&self, lock: &Lock) -> Checksums {
