@@ -386,6 +386,9 @@ pub struct ConsoleInfo {
     pub version: String,
     pub current_grid: Option<String>,
     pub current_app: Option<String>,
+    /// The snapshot operation that made the copy this console runs in
+    /// (MIG's "manually started snapshot copy"); `None` for an original.
+    pub snapshot_copy_of: Option<String>,
     pub mode: Mode,
     pub config_dir: String,
     pub grids_file: String,

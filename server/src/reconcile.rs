@@ -106,8 +106,10 @@ pub enum Step {
     Wait(String),
     /// Keep the lock: a person must look. The reason says why.
     Hold(String),
-    /// MIG's "manually started snapshot copy": leave everything as it is.
-    Nothing(String),
+    /// MIG's "manually started snapshot copy": this console runs in a copy
+    /// the operation made. Destroy nothing anywhere; record that the
+    /// operation's outcome is the source console's, and free this console.
+    InSnapshotCopy,
 }
 
 impl std::fmt::Display for Seen {
@@ -150,7 +152,9 @@ impl std::fmt::Display for Step {
             }
             Step::Wait(why) => write!(f, "wait: {why}"),
             Step::Hold(why) => write!(f, "keep the lock: {why}"),
-            Step::Nothing(why) => write!(f, "nothing to do: {why}"),
+            Step::InSnapshotCopy => f.write_str(
+                "this console runs in a snapshot copy the operation made: destroy nothing, record that, release the copied lock",
+            ),
         }
     }
 }
@@ -182,10 +186,7 @@ fn describe(what: &str, s: &Seen) -> String {
 pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
     let on_target = place == Place::InTarget;
     if on_target && lock.action == Action::Snapshot {
-        return vec![Step::Nothing(
-            "this console runs in a snapshot copy; the snapshot's lock belongs to the source"
-                .into(),
-        )];
+        return vec![Step::InSnapshotCopy];
     }
     for (what, s) in [
         ("source", &seen.source),
@@ -363,7 +364,7 @@ mod tests {
         // target_grid == current, snapshot: a manually started copy; nothing.
         assert!(matches!(
             decide(&lock(Action::Snapshot), Place::InTarget, &migrated)[..],
-            [Step::Nothing(_)]
+            [Step::InSnapshotCopy]
         ));
     }
 
@@ -538,7 +539,7 @@ mod tests {
                                     assert!(
                                         steps.iter().all(|s| matches!(
                                             s,
-                                            Step::Wait(_) | Step::Hold(_) | Step::Nothing(_)
+                                            Step::Wait(_) | Step::Hold(_) | Step::InSnapshotCopy
                                         )),
                                         "{o:?} → {steps:?}"
                                     );

@@ -5,6 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use grid::inventory::Inventory;
+use grid::known_hosts::KnownHosts;
+use grid::{AppName, ClientConfig, Connection, Endpoint, GridName, keys};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 /// `migctl demo --self` in a scratch directory, and a browser signed in to
 /// the console inside `shop`.
 struct SelfDemo {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     demo: std::process::Child,
     url: String,
     browser: reqwest::Client,
@@ -21,12 +24,18 @@ struct SelfDemo {
 
 impl SelfDemo {
     async fn start() -> SelfDemo {
+        SelfDemo::start_with(&[]).await
+    }
+
+    /// With more `migctl demo` arguments (e.g. a copy rate limit).
+    async fn start_with(args: &[&str]) -> SelfDemo {
         let dir = tempfile::tempdir().unwrap();
         let mut demo = Command::new(env!("CARGO_BIN_EXE_migctl"))
             .env("MIGCTL_LOG", "warn")
             .args(["demo", "--self", "--dir"])
             .arg(dir.path())
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -58,7 +67,7 @@ impl SelfDemo {
             .unwrap();
         assert_eq!(r.headers()["location"], "/", "signed in");
         SelfDemo {
-            _dir: dir,
+            dir,
             demo,
             url,
             browser,
@@ -81,17 +90,27 @@ impl SelfDemo {
     /// through the console's absence. Returns the operation and how long
     /// the console did not answer.
     async fn run(&self, action: &str, target: &str) -> (Value, Duration) {
+        let id = self.begin(("east", "shop"), ("west", target), action).await;
+        self.outcome(&id, action).await
+    }
+
+    /// Starts an operation; returns its id.
+    async fn begin(&self, source: (&str, &str), target: (&str, &str), action: &str) -> String {
         let r = self
             .browser
             .post(format!("{}/api/v1/operations", self.url))
             .header("origin", &self.url)
-            .json(&json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": target, "action": action}))
+            .json(&json!({"source_grid": source.0, "source_app": source.1, "target_grid": target.0, "target_app": target.1, "action": action}))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 201);
+        assert_eq!(r.status(), 201, "{:?}", r.text().await);
         let op: Value = r.json().await.unwrap();
-        let id = op["id"].as_str().unwrap().to_owned();
+        op["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits for the operation's outcome through the console's absence.
+    async fn outcome(&self, id: &str, action: &str) -> (Value, Duration) {
         let started = Instant::now();
         let mut away = Duration::ZERO;
         loop {
@@ -113,6 +132,24 @@ impl SelfDemo {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// A connection to a demo grid with the demo's operator key.
+    async fn grid(&self, name: &str) -> Connection {
+        let trust = self.dir.path().join("gridsim/console");
+        let client = ClientConfig::new(
+            keys::load(&trust.join("id_ed25519")).unwrap(),
+            KnownHosts::load(&trust.join("known_hosts")).unwrap(),
+        );
+        let inventory = Inventory::load(&trust.join("grids.toml")).unwrap();
+        let endpoint = Endpoint::from(inventory.get(&GridName::new(name).unwrap()).unwrap());
+        Connection::open(&endpoint, &client).await.unwrap()
+    }
+
+    /// The operation's stored events.
+    async fn events(&self, id: &str) -> Vec<Value> {
+        let events = self.api(&format!("/operations/{id}/events")).await.unwrap();
+        events.as_array().unwrap().clone()
     }
 
     /// The apps a grid page lists: (name, state).
@@ -210,5 +247,193 @@ async fn the_console_inside_shop_snapshots_itself_and_wakes_up_on_the_source() {
         d.apps("west").await,
         [("shopcopy".to_owned(), "stopped".to_owned())],
         "the copy stays stopped and the helper is gone"
+    );
+}
+
+/// MIG's fourth row, for real: an operator starts the snapshot copy by
+/// hand. Its console wakes up inside the copy with the database and lock
+/// as they were when shop stopped; it destroys nothing anywhere, records
+/// that it is a copy of that snapshot, and takes a new operation.
+#[tokio::test]
+async fn a_snapshot_copy_started_by_hand_destroys_nothing_and_is_free_to_work() {
+    let d = SelfDemo::start().await;
+    let (done, _) = d.run("snapshot", "shopcopy").await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    let id = done["id"].as_str().unwrap().to_owned();
+
+    // The copy listens where shop does (the property travelled): stop shop first.
+    let (east, west) = (d.grid("east").await, d.grid("west").await);
+    let app = |n: &str| AppName::new(n).unwrap();
+    east.app_stop(&app("shop"), Some(30)).await.unwrap();
+    west.app_start(&app("shopcopy")).await.unwrap();
+    // It answers (the session travelled), then reconciles from the copied lock.
+    let mut console = Value::Null;
+    for _ in 0..300 {
+        console = d.api("/console").await.unwrap_or_default();
+        if !console["snapshot_copy_of"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        (
+            console["current_grid"].as_str(),
+            console["current_app"].as_str(),
+            console["snapshot_copy_of"].as_str()
+        ),
+        (Some("west"), Some("shopcopy"), Some(id.as_str())),
+        "{console}"
+    );
+    // In the copy, the snapshot is recorded as the source console's to finish.
+    let mut op = Value::Null;
+    for _ in 0..100 {
+        op = d.api(&format!("/operations/{id}")).await.unwrap();
+        if !op["outcome"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(op["outcome"], "elsewhere", "{op}");
+    let reason = op["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("nothing was destroyed anywhere") && reason.contains("east/shop"),
+        "{reason}"
+    );
+    // Nothing destroyed anywhere, and no lock blocks this console.
+    assert_eq!(
+        d.apps("east").await,
+        [("shop".to_owned(), "stopped".to_owned())]
+    );
+    assert_eq!(
+        d.apps("west").await,
+        [("shopcopy".to_owned(), "running".to_owned())]
+    );
+    let lock = d.api("/lock").await.unwrap();
+    assert!(
+        lock["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("there is no lock")),
+        "{lock}"
+    );
+
+    // Its operator can work: the copy snapshots itself to north.
+    let next = d
+        .begin(("west", "shopcopy"), ("north", "shopcopy2"), "snapshot")
+        .await;
+    let (next, _) = d.outcome(&next, "snapshot").await;
+    assert_eq!(next["outcome"], "done", "{next}");
+    assert_eq!(
+        d.apps("north").await,
+        [("shopcopy2".to_owned(), "stopped".to_owned())]
+    );
+}
+
+/// A self-migrate whose copy fails verification (west corrupts what it
+/// stores): the helper restarts shop, the console wakes up on east, removes
+/// the helper and the partial target, and records `failed` with the
+/// helper's own reason, after every line the helper wrote.
+#[tokio::test]
+async fn a_self_migrate_whose_copy_fails_ends_failed_back_on_the_source() {
+    let d = SelfDemo::start().await;
+    let west = d.grid("west").await;
+    west.call_line("sim fault", "sim fault corrupt-writes on", None)
+        .await
+        .unwrap();
+    let (failed, away) = d.run("migrate", "shop").await;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert!(away > Duration::ZERO, "the console was never away");
+    let reason = failed["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("the helper failed: checksum mismatch on volume"),
+        "{reason}"
+    );
+    let console = d.api("/console").await.unwrap();
+    assert_eq!(console["current_grid"], "east", "it woke up where it was");
+    assert_eq!(
+        d.apps("east").await,
+        [("shop".to_owned(), "running".to_owned())]
+    );
+    assert_eq!(
+        d.apps("west").await,
+        [],
+        "helper and partial target removed"
+    );
+
+    let id = failed["id"].as_str().unwrap();
+    let events = d.events(id).await;
+    let helper: Vec<&Value> = events.iter().filter(|e| e["source"] == "helper").collect();
+    let seqs: Vec<i64> = helper
+        .iter()
+        .map(|e| e["data"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert!(
+        helper.iter().any(|e| e["data"]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("failed: checksum mismatch"))),
+        "the helper's failure is in the log"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["data"]["phase"], "failed");
+}
+
+/// The helper is SIGKILLed mid-copy while the console sits in the stopped
+/// source: its grid restarts it, it resumes into the partial target, and
+/// the console wakes up on west to record `done`.
+#[tokio::test]
+async fn a_helper_killed_mid_copy_is_restarted_by_its_grid_and_the_self_migrate_ends_done() {
+    let d = SelfDemo::start_with(&["--copy-rate-limit-mib", "40"]).await;
+    let west = d.grid("west").await;
+    let id = d.begin(("east", "shop"), ("west", "shop"), "migrate").await;
+    let helper = AppName::new("MigHelper_shop").unwrap();
+    let started = Instant::now();
+    let pid = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no copy seen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(lines) = west.app_log(&helper, None).await else {
+            continue;
+        };
+        let copying = lines.iter().any(|l| {
+            matches!(operation_model::Report::decode(&l.text),
+                operation_model::Report::Progress(p) if p.copied > 0)
+        });
+        let pid = lines.iter().rev().find_map(|l| {
+            l.text
+                .split_once("(pid ")
+                .and_then(|(_, p)| p.trim_end_matches(')').parse::<u32>().ok())
+        });
+        if let (true, Some(pid)) = (copying, pid) {
+            break pid;
+        }
+    };
+    Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    let (done, _) = d.outcome(&id, "migrate").await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(d.apps("east").await, []);
+    assert_eq!(
+        d.apps("west").await,
+        [("shop".to_owned(), "running".to_owned())]
+    );
+    let texts: Vec<String> = d
+        .events(&id)
+        .await
+        .iter()
+        .filter(|e| e["source"] == "helper")
+        .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("killed by signal 9; the grid restarts it")),
+        "{texts:#?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("resuming into the existing target")),
+        "{texts:#?}"
     );
 }

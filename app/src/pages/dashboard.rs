@@ -53,7 +53,18 @@ pub fn Dashboard() -> impl IntoView {
 fn Overview(user: SignedIn, info: ConsoleInfo) -> impl IntoView {
     let grid = info.current_grid.clone();
     let app = info.current_app.clone();
+    let copy_of = info.snapshot_copy_of.clone().map(|op| {
+        let href = format!("/operations/{op}");
+        view! {
+            <p class="notice" role="status" data-testid="snapshot-copy">
+                "This console runs in a snapshot copy made by operation "
+                <a href=href>{op}</a>
+                ". Nothing was destroyed anywhere; that operation's outcome is recorded by the console in its source app. This copy is yours to use."
+            </p>
+        }
+    });
     view! {
+        {copy_of}
         <section class="cards" aria-label="This console">
             <div class="card" data-testid="current-grid">
                 <h2>"Current grid"</h2>

@@ -95,7 +95,7 @@ pub fn OperationsPage() -> impl IntoView {
         <form method="get" class="filters" aria-label="Filter">
             <label for="f-state">"State"</label>
             <select id="f-state" name="state">
-                {["", "running", "done", "failed", "cancelled"].into_iter().map(|s| {
+                {["", "running", "done", "failed", "cancelled", "elsewhere"].into_iter().map(|s| {
                     let selected = q("state") == s;
                     view! { <option value=s selected=selected>{if s.is_empty() { "any" } else { s }}</option> }
                 }).collect_view()}

@@ -83,6 +83,8 @@ pub enum Phase {
     Done,
     Failed,
     Cancelled,
+    /// See [`Outcome::Elsewhere`].
+    Elsewhere,
 }
 
 wire_enum!(Phase, "phase", [
@@ -97,6 +99,7 @@ wire_enum!(Phase, "phase", [
     Done => "done",
     Failed => "failed",
     Cancelled => "cancelled",
+    Elsewhere => "elsewhere",
 ]);
 
 /// What a cancel in a given phase cleans up.
@@ -110,12 +113,13 @@ pub enum CancelCleanup {
 }
 
 impl Phase {
-    /// The outcome this phase is, for the three terminal phases.
+    /// The outcome this phase is, for the terminal phases.
     pub fn outcome(self) -> Option<Outcome> {
         match self {
             Phase::Done => Some(Outcome::Done),
             Phase::Failed => Some(Outcome::Failed),
             Phase::Cancelled => Some(Outcome::Cancelled),
+            Phase::Elsewhere => Some(Outcome::Elsewhere),
             _ => None,
         }
     }
@@ -138,7 +142,8 @@ impl Phase {
             | Phase::Reconciling
             | Phase::Done
             | Phase::Failed
-            | Phase::Cancelled => None,
+            | Phase::Cancelled
+            | Phase::Elsewhere => None,
         }
     }
 
@@ -159,9 +164,13 @@ pub enum Outcome {
     Done,
     Failed,
     Cancelled,
+    /// Recorded by a console that runs in a snapshot copy this operation
+    /// made: its database was copied mid-operation, and the operation's
+    /// outcome belongs to the console in the source app. Nothing was destroyed.
+    Elsewhere,
 }
 
-wire_enum!(Outcome, "outcome", [Done => "done", Failed => "failed", Cancelled => "cancelled"]);
+wire_enum!(Outcome, "outcome", [Done => "done", Failed => "failed", Cancelled => "cancelled", Elsewhere => "elsewhere"]);
 
 impl Outcome {
     /// The terminal phase an operation with this outcome is in.
@@ -170,6 +179,7 @@ impl Outcome {
             Outcome::Done => Phase::Done,
             Outcome::Failed => Phase::Failed,
             Outcome::Cancelled => Phase::Cancelled,
+            Outcome::Elsewhere => Phase::Elsewhere,
         }
     }
 }
@@ -227,6 +237,7 @@ mod tests {
                 (Phase::Done, None),
                 (Phase::Failed, None),
                 (Phase::Cancelled, None),
+                (Phase::Elsewhere, None),
             ]
         );
         for p in Phase::ALL {

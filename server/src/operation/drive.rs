@@ -40,6 +40,11 @@ impl Engine {
 
     /// At start-up: an existing lock is reconciled (and metered if the helper still works).
     pub async fn resume(self: &Arc<Self>) {
+        if let (Some(g), Some(a)) = (&self.settings.current_grid, &self.settings.current_app)
+            && let Ok(Some(op)) = store::copy_origin(&self.pool, g.as_str(), a.as_str()).await
+        {
+            self.note_copy_origin(&op);
+        }
         match self.lock.read() {
             LockState::Held(lock) => {
                 if matches!(store::get(&self.pool, &lock.op_id).await, Ok(None))
@@ -102,7 +107,11 @@ impl Engine {
             if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
                 return;
             }
-            self.catch_up(&lock).await;
+            // A console in a snapshot copy records only what its database
+            // held when the copy was made; the rest is the source's.
+            if steps != [Step::InSnapshotCopy] {
+                self.catch_up(&lock).await;
+            }
             self.phase(
                 &op,
                 Phase::Reconciling,

@@ -61,6 +61,8 @@ pub struct Engine {
     /// Cancelled at shutdown, last: event streams send what is stored (the
     /// console's last words included) and end.
     shutdown: CancellationToken,
+    /// The snapshot operation whose copy this console runs in, if any.
+    copy_origin: Mutex<Option<String>>,
 }
 
 /// Marks an operation as driven for as long as it lives.
@@ -121,12 +123,25 @@ impl Engine {
             tasks: TaskTracker::new(),
             drives: CancellationToken::new(),
             shutdown: CancellationToken::new(),
+            copy_origin: Mutex::default(),
         })
     }
 
     /// True while this console works on `op` (provisions, meters or settles it).
     pub fn is_driving(&self, op: &str) -> bool {
         self.driving.lock().is_ok_and(|set| set.contains(op))
+    }
+
+    /// The snapshot operation that made the copy this console runs in
+    /// (MIG's "manually started snapshot copy"), once reconciliation found it.
+    pub fn snapshot_copy_of(&self) -> Option<String> {
+        self.copy_origin.lock().ok().and_then(|o| o.clone())
+    }
+
+    fn note_copy_origin(&self, op: &str) {
+        if let Ok(mut o) = self.copy_origin.lock() {
+            *o = Some(op.to_owned());
+        }
     }
 
     pub fn lock_state(&self) -> LockState {

@@ -24,7 +24,8 @@ impl Engine {
                     }
                     Decided::Failed(r) => self.conclude(lock, Outcome::Failed, Some(r), r).await,
                 },
-                Step::Hold(reason) | Step::Nothing(reason) | Step::Wait(reason) => {
+                Step::InSnapshotCopy => self.record_copy(lock).await,
+                Step::Hold(reason) | Step::Wait(reason) => {
                     let _ = store::set_reason(&self.pool, op, reason).await;
                     self.log(op, format!("lock kept: {reason}")).await;
                     Ok(())
@@ -37,7 +38,7 @@ impl Engine {
                 Ok(())
                     if matches!(
                         step,
-                        Step::Hold(_) | Step::Nothing(_) | Step::Wait(_) | Step::Finish(_)
+                        Step::Hold(_) | Step::InSnapshotCopy | Step::Wait(_) | Step::Finish(_)
                     ) => {}
                 Ok(()) => self.log(op, format!("{step}: done")).await,
                 Err(e) => {
@@ -69,8 +70,28 @@ impl Engine {
                 let c = self.connection(&lock.target_grid).await?;
                 destroy(&c, &lock.target_app_name).await?;
             }
-            Step::Finish(_) | Step::Hold(_) | Step::Nothing(_) | Step::Wait(_) => {}
+            Step::Finish(_) | Step::Hold(_) | Step::InSnapshotCopy | Step::Wait(_) => {}
         }
+        Ok(())
+    }
+
+    /// MIG's "manually started snapshot copy": this console woke up inside
+    /// the copy, with the database and lock as they were when the source
+    /// stopped. Nothing is destroyed anywhere; the operation is recorded as
+    /// `elsewhere` (its outcome is the source console's) and this copy of
+    /// the lock is archived, so the copy's operator can work.
+    async fn record_copy(&self, lock: &Lock) -> Result<(), EngineError> {
+        let here = match (&self.settings.current_grid, &self.settings.current_app) {
+            (Some(g), Some(a)) => format!("{g}/{a}"),
+            _ => format!("{}/{}", lock.target_grid, lock.target_app_name),
+        };
+        let text = format!(
+            "this console runs in {here}, a snapshot copy of {}/{} made by this operation: nothing was destroyed anywhere; the operation's outcome is recorded by the console in {}/{}; this console is free for new operations",
+            lock.source_grid, lock.source_app_name, lock.source_grid, lock.source_app_name
+        );
+        self.conclude(lock, Outcome::Elsewhere, Some(&text), &text)
+            .await?;
+        self.note_copy_origin(&lock.op_id);
         Ok(())
     }
 

@@ -298,6 +298,20 @@ pub async fn last_rate(pool: &SqlitePool) -> sqlx::Result<Option<(u64, String)>>
     Ok(row.map(|(rate, id)| (u64::try_from(rate).unwrap_or(0), id)))
 }
 
+/// The snapshot operation whose copy this console runs in: the newest one
+/// recorded `elsewhere` with `grid`/`app` as its target.
+pub async fn copy_origin(pool: &SqlitePool, grid: &str, app: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT id FROM operations
+          WHERE outcome = 'elsewhere' AND target_grid = ? AND target_app = ?
+          ORDER BY finished_at DESC LIMIT 1",
+    )
+    .bind(grid)
+    .bind(app)
+    .fetch_optional(pool)
+    .await
+}
+
 /// The operation's newest event.
 pub async fn last_event(pool: &SqlitePool, op_id: &str) -> sqlx::Result<Option<StreamEvent>> {
     events_tail(pool, op_id, None).await

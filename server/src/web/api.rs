@@ -38,7 +38,7 @@ async fn me(user: CurrentUser) -> Json<SignedIn> {
 }
 
 async fn console(State(state): State<AppState>, _: CurrentUser) -> Json<ConsoleInfo> {
-    Json(super::pages::console_info(&state.settings))
+    Json(super::pages::console_info(&state.settings, &state.engine))
 }
 
 async fn users(

@@ -19,8 +19,9 @@ use leptos::prelude::provide_context;
 use sqlx::SqlitePool;
 use std::sync::Arc;
 
-pub fn console_info(settings: &Settings) -> ConsoleInfo {
+pub fn console_info(settings: &Settings, engine: &Engine) -> ConsoleInfo {
     ConsoleInfo {
+        snapshot_copy_of: engine.snapshot_copy_of(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         current_grid: settings.current_grid.as_ref().map(|g| g.to_string()),
         current_app: settings.current_app.as_ref().map(|a| a.to_string()),
@@ -41,7 +42,7 @@ pub struct ConsoleBackend {
 
 impl Backend for ConsoleBackend {
     fn console_info(&self) -> ConsoleInfo {
-        console_info(&self.settings)
+        console_info(&self.settings, &self.engine)
     }
 
     fn list_users(&self) -> BoxFuture<'_, Result<Vec<UserRow>, String>> {
