@@ -691,10 +691,17 @@ async fn reconciliation_rows_for_real() {
     assert!(s.dir.path().join("mig.lock").exists(), "the lock is kept");
     s.sim.stop().await;
 
-    // target_grid == current, snapshot: a manually started copy; nothing happens.
+    // target_grid == current, snapshot: a manually started copy. Nothing is
+    // destroyed; the copy's console records the operation as the source
+    // console's (`elsewhere`) and archives its copy of the lock.
     let (s, op, left) = reconcile_for_real("snapshot", "west", "stopped", true).await;
-    assert!(op["outcome"].is_null());
+    assert_eq!(op["outcome"], "elsewhere", "{op}");
     assert_eq!(left, ["east/shop", "west/shop", "west/MigHelper_shop"]);
+    assert!(
+        !s.dir.path().join("mig.lock").exists(),
+        "this copy is free to work"
+    );
+    assert!(s.dir.path().join("locks/elsewhere-op-left.json").exists());
     s.sim.stop().await;
 
     // source_grid == current, snapshot finished: the helper goes, done.

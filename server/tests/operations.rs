@@ -930,10 +930,15 @@ async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
         let sent = w.sim.grid(grid).unwrap().controller.recent_commands();
         let sent = &sent[before..];
         assert!(
-            sent.iter()
-                .all(|c| ["app info", "app list", "grid info", "app log"]
-                    .iter()
-                    .any(|looks| c.starts_with(looks))),
+            sent.iter().all(|c| [
+                "app info",
+                "app list",
+                "grid info",
+                "app log",
+                "template list"
+            ]
+            .iter()
+            .any(|looks| c.starts_with(looks))),
             "planning only looks: {sent:?}"
         );
     }

@@ -22,6 +22,7 @@ mod record;
 mod settle;
 mod start;
 pub mod store;
+mod travel;
 
 pub use error::{EngineError, Field};
 pub use intervene::{Cancelled, Overridden};

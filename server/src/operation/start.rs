@@ -1,9 +1,10 @@
 //! Starting an operation: pre-flight (nothing changes anywhere), the lock
 //! taken atomically, the operation recorded, then the drive in the background.
 
-use super::{Engine, EngineError, Field, helper_name, not_found, store};
+use super::{Engine, EngineError, Field, HELPER_TEMPLATE, helper_name, not_found, store, travel};
 use crate::clock;
 use crate::lock::{ConsoleId, LOCK_VERSION, Lock, LockError, LockFile, LockState};
+use crate::reconcile::Place;
 use app::model::{Action, OperationView, Phase};
 use grid::{AppName, GridName};
 use serde::Deserialize;
@@ -112,6 +113,29 @@ impl Engine {
             }
             Err(e) if not_found(&e) => {}
             Err(e) => return Err(e.into()),
+        }
+        let templates = dst.template_list().await?;
+        if let Some(why) =
+            travel::missing_template(&target_grid, &source, HELPER_TEMPLATE, &templates)
+        {
+            return Err(EngineError::field(Field::TargetGrid, why));
+        }
+        // A console inside the source stops with it and must wake up with
+        // everything it knows; its own writes must fit on the config volume.
+        let place = Place::among(
+            (source_grid.as_str(), source_app.as_str()),
+            (target_grid.as_str(), target_app.as_str()),
+            self.settings.current_grid.as_ref().map(GridName::as_str),
+            self.settings.current_app.as_ref().map(AppName::as_str),
+        );
+        if place == Place::InSource {
+            let dir = self.settings.config_dir.clone();
+            let used = tokio::task::spawn_blocking(move || travel::used_bytes(&dir))
+                .await
+                .unwrap_or(0);
+            if let Some(why) = travel::obstacle(&self.settings, req.action, &source, used) {
+                return Err(EngineError::BadInput(why));
+            }
         }
         let total: u64 = source.volumes.iter().map(|v| v.size).sum();
         let info = dst.grid_info().await?;
