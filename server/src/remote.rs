@@ -49,10 +49,10 @@ impl Remote {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the console at {}", self.url))?;
+        let r = req.send().await.map_err(|e| Unreachable {
+            url: self.url.clone(),
+            cause: e.without_url().to_string(),
+        })?;
         let status = r.status();
         let value: Value = r.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -70,6 +70,58 @@ impl Remote {
 
     pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+/// The console did not answer at all (as opposed to refusing): it may be
+/// restarting, or away moving with the app it lives in.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach the console at {url}: {cause}")]
+pub struct Unreachable {
+    url: String,
+    cause: String,
+}
+
+/// How long `watch` waits for a console that does not answer.
+pub const AWAY_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `get`, retried while the console does not answer (a console inside the
+/// app it moves is away until the app starts where it goes), up to
+/// `AWAY_LIMIT`; says once when it is away and when it is back.
+async fn get_through_gap(
+    remote: &Remote,
+    path: &str,
+    away: &mut Option<std::time::Instant>,
+) -> anyhow::Result<Value> {
+    loop {
+        match remote.get(path).await {
+            Ok(v) => {
+                if let Some(since) = away.take() {
+                    println!(
+                        "\nconsole answers again after {:.0} s",
+                        since.elapsed().as_secs_f64()
+                    );
+                }
+                return Ok(v);
+            }
+            Err(e) if e.downcast_ref::<Unreachable>().is_some() => {
+                let since = *away.get_or_insert_with(|| {
+                    println!(
+                        "\nconsole does not answer ({e}); it may be moving with its app: retrying for up to {} min",
+                        AWAY_LIMIT.as_secs() / 60
+                    );
+                    std::time::Instant::now()
+                });
+                if since.elapsed() > AWAY_LIMIT {
+                    return Err(e.context(format!(
+                        "the console has not answered for {} min",
+                        AWAY_LIMIT.as_secs() / 60
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -118,17 +170,29 @@ pub fn describe(op: &OperationView) -> String {
 }
 
 /// Follows an operation: a progress bar on the terminal and the merged log,
-/// until it ends. Returns the final state.
+/// until it ends, through a console that is away for a while (each event
+/// printed once). Returns the final state.
 pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
     let mut after = 0i64;
+    let mut away = None;
+    // Set once the operation has its outcome: one more read prints the
+    // events stored up to it (the outcome's own event is the last).
+    let mut ended = false;
     loop {
-        let events: Vec<StreamEvent> =
-            serde_json::from_value(remote.get(&format!("/operations/{id}/events")).await?)?;
+        let events: Vec<StreamEvent> = serde_json::from_value(
+            get_through_gap(
+                remote,
+                &format!("/operations/{id}/events?after={after}"),
+                &mut away,
+            )
+            .await?,
+        )?;
         for e in events {
             if e.seq <= after {
                 continue;
             }
             after = e.seq;
+            ended |= e.is_final();
             let source = e.source;
             if let Some(p) = e.progress() {
                 let (done, total) = (p.done, p.total.max(1));
@@ -149,11 +213,16 @@ pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
                 println!("\n{:>7} | {}", source, e.text());
             }
         }
-        let op: OperationView =
-            serde_json::from_value(remote.get(&format!("/operations/{id}")).await?)?;
-        if op.outcome.is_some() {
+        let op: OperationView = serde_json::from_value(
+            get_through_gap(remote, &format!("/operations/{id}"), &mut away).await?,
+        )?;
+        if op.outcome.is_some() && ended {
             println!();
             return Ok(op);
+        }
+        if op.outcome.is_some() {
+            ended = true;
+            continue;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }

@@ -437,3 +437,66 @@ async fn a_helper_killed_mid_copy_is_restarted_by_its_grid_and_the_self_migrate_
         "{texts:#?}"
     );
 }
+
+/// `migctl op start --wait` from a terminal rides through the console's
+/// absence: it says the console is away, says when it answers again from
+/// west, prints every helper line once, and exits 0 on `done`.
+#[tokio::test]
+async fn op_watch_from_the_shell_rides_through_the_move() {
+    let d = SelfDemo::start().await;
+    // A token in the console's own database, which travels with shop.
+    let config = d.dir.path().join("gridsim/grids/east/mnt/shop/config");
+    let out = Command::new(env!("CARGO_BIN_EXE_migctl"))
+        .env("MIGCTL_LOG", "warn")
+        .arg("--config-dir")
+        .arg(&config)
+        .args(["user", "token", "admin"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let url = d.url.clone();
+    let watch = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_migctl"))
+            .env("MIGCTL_LOG", "warn")
+            .env("MIGCTL_URL", url)
+            .env("MIGCTL_TOKEN", token)
+            .args([
+                "op",
+                "start",
+                "--source",
+                "east/shop",
+                "--target",
+                "west/shop",
+            ])
+            .args(["--action", "migrate", "--wait"])
+            .output()
+            .unwrap()
+    });
+    let out = tokio::time::timeout(Duration::from_secs(240), watch)
+        .await
+        .expect("op start --wait ended")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("console does not answer"), "{text}");
+    assert!(text.contains("console answers again after"), "{text}");
+    assert!(
+        text.lines().last().unwrap_or_default().contains(" done"),
+        "{text}"
+    );
+    // Each line of the helper's log printed once, however long the gap.
+    let helper: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("helper |"))
+        .collect();
+    let mut unique = helper.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert!(helper.len() > 5, "{text}");
+    assert_eq!(helper.len(), unique.len(), "a line printed twice: {text}");
+}

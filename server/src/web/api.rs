@@ -128,7 +128,7 @@ struct EventsQuery {
 /// The operation's events as Server-Sent Events (`id:` = sequence number;
 /// `Last-Event-ID` resumes after it), or as a JSON array when the client
 /// asks for `application/json`. The stream ends after the outcome.
-/// `?after=SEQ` starts after SEQ (a page that already shows events up to
+/// `?after=SEQ` starts after SEQ (both forms) (a page that already shows events up to
 /// SEQ); a `Last-Event-ID` from a reconnecting client wins over it.
 async fn operation_events(
     State(state): State<AppState>,
@@ -154,7 +154,8 @@ async fn operation_events(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     if wants_json {
-        return Ok(Json(store::events_after(&state.pool, &id, 0).await?).into_response());
+        let after = query.after.unwrap_or(0);
+        return Ok(Json(store::events_after(&state.pool, &id, after).await?).into_response());
     }
     let after: i64 = headers
         .get("last-event-id")
