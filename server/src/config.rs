@@ -30,6 +30,8 @@ pub struct Settings {
     pub site_root: PathBuf,
     /// The helper copies at most this many MiB per second (`None`: as fast as it can).
     pub copy_rate_limit_mib: Option<u64>,
+    /// Ranges the helper copies at once.
+    pub copy_streams: u64,
 }
 
 impl Settings {
@@ -78,6 +80,9 @@ pub struct Overrides {
     /// Copy at most this many MiB per second, to spare the grids' network
     #[arg(long, env = "MIGCTL_COPY_RATE_LIMIT_MIB")]
     pub copy_rate_limit_mib: Option<u64>,
+    /// Ranges the helper copies at once (1–16) [default: 4]
+    #[arg(long, env = "MIGCTL_COPY_STREAMS")]
+    pub copy_streams: Option<u64>,
 }
 
 /// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
@@ -92,9 +97,10 @@ struct FileSettings {
     known_hosts_file: Option<PathBuf>,
     public_url: Option<String>,
     copy_rate_limit_mib: Option<u64>,
+    copy_streams: Option<u64>,
 }
 
-const KNOWN_KEYS: [&str; 9] = [
+const KNOWN_KEYS: [&str; 10] = [
     "listen",
     "current_grid",
     "current_app",
@@ -104,6 +110,7 @@ const KNOWN_KEYS: [&str; 9] = [
     "known_hosts_file",
     "public_url",
     "copy_rate_limit_mib",
+    "copy_streams",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +155,7 @@ fn fix_for(key: &str) -> String {
             "write copy_rate_limit_mib = 50 (a whole number of MiB per second; leave it out for no limit)"
                 .into()
         }
+        "copy_streams" => "write copy_streams = 4 (how many ranges the helper copies at once, 1 to 16)".into(),
         _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
     }
 }
@@ -300,6 +308,17 @@ pub fn load(
             .copy_rate_limit_mib
             .or(file.copy_rate_limit_mib)
             .filter(|&n| n > 0),
+        copy_streams: match overrides.copy_streams.or(file.copy_streams) {
+            None => helper::env::DEFAULT_STREAMS,
+            Some(n @ 1..=16) => n,
+            Some(n) => {
+                return Err(ConfigError::Value {
+                    setting: "copy_streams".into(),
+                    message: format!("{n} is not between 1 and 16"),
+                    fix: fix_for("copy_streams"),
+                });
+            }
+        },
     };
     Ok((settings, warnings))
 }

@@ -25,6 +25,7 @@ pub fn server_config(host_key: PrivateKey) -> Arc<russh::server::Config> {
         inactivity_timeout: Some(Duration::from_secs(3600)),
         // Without nodelay, small-window clients crawl.
         nodelay: true,
+        window_size: grid::client::WINDOW,
         ..Default::default()
     })
 }

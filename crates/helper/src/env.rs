@@ -21,10 +21,15 @@ pub struct Job {
     pub stop_timeout_secs: u64,
     /// Bytes per second the copy may use; 0 means no limit.
     pub rate_limit: u64,
+    /// Ranges copied at once, each over its own channels.
+    pub streams: u64,
 }
 
 pub const DEFAULT_BLOCK_SIZE: u64 = 4 << 20;
 pub const DEFAULT_STOP_TIMEOUT: u64 = 120;
+/// Ranges in flight at once: enough to overlap one range's reading,
+/// sending and syncing with the next ones' (measured: `scripts/bench-copy`).
+pub const DEFAULT_STREAMS: u64 = 4;
 
 impl Job {
     /// Reads the job through `get` (the process environment in production).
@@ -62,6 +67,10 @@ impl Job {
             block_size,
             stop_timeout_secs: number("MIG_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT)?,
             rate_limit: number("MIG_RATE_LIMIT", 0)?,
+            streams: match number("MIG_STREAMS", DEFAULT_STREAMS)? {
+                n @ 1..=16 => n,
+                n => anyhow::bail!("MIG_STREAMS={n} is not between 1 and 16"),
+            },
         })
     }
 
@@ -81,6 +90,7 @@ impl Job {
                 self.stop_timeout_secs.to_string(),
             ),
             ("MIG_RATE_LIMIT".into(), self.rate_limit.to_string()),
+            ("MIG_STREAMS".into(), self.streams.to_string()),
         ]
     }
 }

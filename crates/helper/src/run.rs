@@ -310,6 +310,9 @@ async fn copy_volume(
     copied: &mut u64,
     started: Instant,
 ) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     let src = VolRef::new(job.source_app.clone(), v.name.clone());
     let dst = VolRef::new(job.target_app.clone(), v.name.clone());
     let (sh, th) = tokio::try_join!(
@@ -323,11 +326,12 @@ async fn copy_volume(
         &th.hashes,
         max_range(job),
     );
+    let to_copy = v.size - p.skipped;
     say(format!(
         "volume {}: {} bytes, {} to copy in {} range(s), {} already in place",
         v.name,
         v.size,
-        v.size - p.skipped,
+        to_copy,
         p.copy.len(),
         p.skipped
     ));
@@ -343,35 +347,67 @@ async fn copy_volume(
         rate_bytes_per_sec: (copied as f64 / started.elapsed().as_secs_f64().max(1e-3)) as u64,
     };
     emit(Report::Progress(progress(volume_done, *done, *copied)));
+    // Several ranges in flight, each on its own pair of channels; the rate
+    // limit holds for all of them (a range starts when the bytes started
+    // before it are within the limit). Progress counts finished ranges, so
+    // it never goes backwards.
+    let started_bytes = AtomicU64::new(*copied);
+    let streams = usize::try_from(job.streams).unwrap_or(1).max(1);
+    let mut moves = futures_util::stream::iter(p.copy.iter().copied())
+        .map(|range| {
+            let (src, dst, started_bytes) = (&src, &dst, &started_bytes);
+            async move {
+                let before = started_bytes.fetch_add(range.length, Ordering::Relaxed);
+                throttle(job, before, started).await;
+                copy_range(g, src, dst, range).await.map(|()| range)
+            }
+        })
+        .buffer_unordered(streams);
     let mut last = Instant::now();
-    for Range { offset, length } in p.copy {
-        let (mut writer, mut reader) = tokio::io::duplex(1 << 20);
-        let read = async {
-            let n = g
-                .source
-                .vol_read(&src, offset, Some(length), &mut writer)
-                .await;
-            drop(writer);
-            n
-        };
-        let write = g.target.vol_write(&dst, offset, &mut reader);
-        let (r, w) = tokio::join!(read, write);
-        let (r, w) = (r?, w?);
-        if r != length || w != length {
-            anyhow::bail!(
-                "volume {}: range {offset}+{length} moved {r} bytes out and {w} in",
-                v.name
-            );
-        }
-        volume_done += length;
-        *done += length;
-        *copied += length;
-        throttle(job, *copied, started).await;
+    while let Some(range) = moves.next().await {
+        let range = range?;
+        volume_done += range.length;
+        *done += range.length;
+        *copied += range.length;
         if last.elapsed() >= Duration::from_millis(500) {
             emit(Report::Progress(progress(volume_done, *done, *copied)));
             last = Instant::now();
         }
     }
+    drop(moves);
     emit(Report::Progress(progress(volume_done, *done, *copied)));
+    // Into an existing target (a retry, a repeated snapshot): say how much changed.
+    if th.hashes.iter().any(Option::is_some) && v.size > 0 {
+        say(format!(
+            "volume {}: {:.1} % of blocks changed; {} MiB copied",
+            v.name,
+            to_copy as f64 * 100.0 / v.size as f64,
+            to_copy.div_ceil(1 << 20)
+        ));
+    }
+    Ok(())
+}
+
+/// Moves one range from the source volume to the target volume.
+async fn copy_range(g: &Grids, src: &VolRef, dst: &VolRef, range: Range) -> anyhow::Result<()> {
+    let Range { offset, length } = range;
+    let (mut writer, mut reader) = tokio::io::duplex(1 << 20);
+    let read = async {
+        let n = g
+            .source
+            .vol_read(src, offset, Some(length), &mut writer)
+            .await;
+        drop(writer);
+        n
+    };
+    let write = g.target.vol_write(dst, offset, &mut reader);
+    let (r, w) = tokio::join!(read, write);
+    let (r, w) = (r?, w?);
+    if r != length || w != length {
+        anyhow::bail!(
+            "volume {}: range {offset}+{length} moved {r} bytes out and {w} in",
+            dst.vol
+        );
+    }
     Ok(())
 }

@@ -105,6 +105,7 @@ fn job(action: Action, target: &str) -> helper::Job {
         block_size: 1 << 20,
         stop_timeout_secs: 10,
         rate_limit: 0,
+        streams: 4,
     }
 }
 

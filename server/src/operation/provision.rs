@@ -37,6 +37,7 @@ impl Engine {
             block_size: helper::env::DEFAULT_BLOCK_SIZE,
             stop_timeout_secs: helper::env::DEFAULT_STOP_TIMEOUT,
             rate_limit: self.settings.copy_rate_limit_mib.unwrap_or(0) << 20,
+            streams: self.settings.copy_streams,
         };
         let props = job
             .properties()
