@@ -98,6 +98,14 @@ pub struct OperationView {
     pub created_at: String,
     pub updated_at: String,
     pub finished_at: Option<String>,
+    /// Bytes actually moved (blocks already in place or all zero are not).
+    #[serde(default)]
+    pub bytes_copied: i64,
+    /// How long the app was down: the source left `running` until the
+    /// target ran (migrate) or the source ran again (snapshot). `None`
+    /// until the helper has measured it.
+    #[serde(default)]
+    pub downtime_ms: Option<i64>,
 }
 
 /// A line of the monitor's log.
@@ -146,6 +154,8 @@ pub struct MonitorState {
     /// Where this console answers again if it stops with the operation's
     /// source app (it lives inside it).
     pub moves_to: Option<String>,
+    /// How long the app was down, once the helper has measured it.
+    pub downtime_ms: Option<u64>,
 }
 
 impl MonitorState {
@@ -160,6 +170,7 @@ impl MonitorState {
             source_state: unseen(),
             target_state: unseen(),
             helper_state: unseen(),
+            downtime_ms: op.downtime_ms.and_then(|ms| u64::try_from(ms).ok()),
             ..MonitorState::default()
         }
     }
@@ -191,6 +202,9 @@ impl MonitorState {
         }
         self.last_seq = e.seq;
         self.away = e.away();
+        if let Some(ms) = e.downtime_ms() {
+            self.downtime_ms = Some(ms);
+        }
         let text = match e.kind {
             EventKind::State => {
                 if let Some(states) = e.states() {

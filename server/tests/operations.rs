@@ -264,8 +264,21 @@ async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
     assert_eq!(r.status(), StatusCode::CREATED);
     let op: Value = r.json().await.unwrap();
     let id = op["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
     let done = w.wait_outcome(&id).await;
     assert_eq!(done["outcome"], "done", "{done}");
+    // What it cost the app: measured by the helper, within the wall time,
+    // and at least the grid's start delay (the target had to start).
+    let downtime = done["downtime_ms"].as_u64().expect("downtime recorded");
+    assert!(
+        (100..started.elapsed().as_millis() as u64).contains(&downtime),
+        "{done}"
+    );
+    assert_eq!(
+        done["bytes_copied"],
+        8 << 20,
+        "only the blocks with data move (4 MiB of boot, 4 MiB of data): {done}"
+    );
     let target = w
         .west
         .app_info(&AppName::new("shop").unwrap())

@@ -190,6 +190,10 @@ async fn the_console_inside_shop_migrates_itself_and_finishes_on_the_target() {
     let id = done["id"].as_str().unwrap().to_owned();
     assert_eq!(done["outcome"], "done", "{done}");
     assert!(away > Duration::ZERO, "the console was never away");
+    assert!(
+        done["downtime_ms"].as_u64().is_some_and(|ms| ms > 0),
+        "{done}"
+    );
     let console = d.api("/console").await.unwrap();
     assert_eq!(console["current_grid"], "west", "it woke up on west");
 

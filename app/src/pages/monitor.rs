@@ -84,6 +84,11 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             .unwrap_or_else(|| "all".into())
     };
     let phases = op.action.pipeline();
+    let back_up = if op.action == crate::model::Action::Migrate {
+        "target"
+    } else {
+        "source"
+    };
     let title = format!(
         "{} {}/{} → {}/{}",
         op.action, op.source_grid, op.source_app, op.target_grid, op.target_app
@@ -188,6 +193,12 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 }}
             </p>
             {move || state.read().reason.clone().map(|r| view! { <p class="hint" data-testid="reason">{r}</p> })}
+            {move || state.read().downtime_ms.map(|ms| view! {
+                <p data-testid="downtime" data-ms=ms.to_string()>
+                    {format!("The app was down for {:.1} s (source stopped until the {} ran).", ms as f64 / 1000.0,
+                        back_up)}
+                </p>
+            })}
         </section>
         <section class="cards panes" aria-label="Apps">
             <Pane title="Source app" name=format!("{}/{}", op.source_grid, op.source_app) testid="pane-source"

@@ -64,7 +64,12 @@ impl Reach {
 
 /// Restarts the source after a failure, on a fresh connection when the old
 /// one dropped; a few tries, since the failure may have been the network.
-async fn restart_source(job: &Job, reach: &Reach, current: &Connection) {
+async fn restart_source(
+    job: &Job,
+    reach: &Reach,
+    current: &Connection,
+    down_since: Option<Instant>,
+) {
     for attempt in 1..=3u64 {
         let fresh;
         let conn = if current.is_closed() {
@@ -90,6 +95,7 @@ async fn restart_source(job: &Job, reach: &Reach, current: &Connection) {
                     "restarted the source app {}/{} after the failure",
                     job.source_grid, job.source_app
                 ));
+                report_downtime(down_since);
                 return;
             }
             Err(e) => say(format!(
@@ -117,11 +123,12 @@ pub async fn run(job: &Job) -> anyhow::Result<()> {
         }
     };
     let mut source_stopped = false;
-    let outcome = work(job, &grids, &mut source_stopped).await;
+    let mut down_since = None;
+    let outcome = work(job, &grids, &mut source_stopped, &mut down_since).await;
     if let Err(e) = &outcome {
         if source_stopped {
             say(format!("failed: {e:#}; restarting the source app"));
-            restart_source(job, &reach, &grids.source).await;
+            restart_source(job, &reach, &grids.source, down_since).await;
         }
         emit(Report::Failed {
             reason: format!("{e:#}"),
@@ -139,7 +146,21 @@ async fn connect(job: &Job) -> anyhow::Result<(Reach, Grids)> {
     Ok((reach, grids))
 }
 
-async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result<()> {
+/// The app runs again: how long it was down, when this helper stopped it
+/// (a helper restarted mid-copy did not see the stop, and says nothing).
+fn report_downtime(down_since: Option<Instant>) {
+    if let Some(since) = down_since {
+        let ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        emit(Report::Downtime { ms });
+    }
+}
+
+async fn work(
+    job: &Job,
+    g: &Grids,
+    source_stopped: &mut bool,
+    down_since: &mut Option<Instant>,
+) -> anyhow::Result<()> {
     let source = g.source.app_info(&job.source_app).await?;
     let descriptor = Descriptor::from(&source);
     let total: u64 = source.volumes.iter().map(|v| v.size).sum();
@@ -190,6 +211,9 @@ async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result
             ),
         );
         let t = Instant::now();
+        if source.state == AppState::Running {
+            *down_since = Some(t);
+        }
         g.source
             .app_stop(&job.source_app, Some(job.stop_timeout_secs))
             .await?;
@@ -266,6 +290,7 @@ async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result
             );
             g.target.app_start(&job.target_app).await?;
             say("target app is running; migration copy complete");
+            report_downtime(*down_since);
         }
         Action::Snapshot => {
             enter(
@@ -275,6 +300,7 @@ async fn work(job: &Job, g: &Grids, source_stopped: &mut bool) -> anyhow::Result
             g.source.app_start(&job.source_app).await?;
             *source_stopped = false;
             say("source app is running again; snapshot complete");
+            report_downtime(*down_since);
         }
     }
     Ok(())
@@ -348,8 +374,9 @@ async fn copy_volume(
     };
     emit(Report::Progress(progress(volume_done, *done, *copied)));
     // Several ranges in flight, each on its own pair of channels; the rate
-    // limit holds for all of them (a range starts when the bytes started
-    // before it are within the limit). Progress counts finished ranges, so
+    // limit holds for all of them: a range starts only once the bytes
+    // started so far, its own included, are within the limit, so the bytes
+    // finished never run ahead of it. Progress counts finished ranges, so
     // it never goes backwards.
     let started_bytes = AtomicU64::new(*copied);
     let streams = usize::try_from(job.streams).unwrap_or(1).max(1);
@@ -358,7 +385,7 @@ async fn copy_volume(
             let (src, dst, started_bytes) = (&src, &dst, &started_bytes);
             async move {
                 let before = started_bytes.fetch_add(range.length, Ordering::Relaxed);
-                throttle(job, before, started).await;
+                throttle(job, before + range.length, started).await;
                 copy_range(g, src, dst, range).await.map(|()| range)
             }
         })

@@ -62,6 +62,9 @@ pub struct TextData {
     /// (a console inside the app it moves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub away: Option<String>,
+    /// The helper's measure of how long the app was down (its `downtime` report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +117,14 @@ impl StreamEvent {
             .then(|| serde_json::from_value::<TextData>(self.data.clone()).ok())
             .flatten()
             .and_then(|d| d.away)
+    }
+
+    /// How long the app was down, for the helper's `downtime` line.
+    pub fn downtime_ms(&self) -> Option<u64> {
+        (self.kind == EventKind::Log && self.source == EventSource::Helper)
+            .then(|| serde_json::from_value::<TextData>(self.data.clone()).ok())
+            .flatten()
+            .and_then(|d| d.downtime_ms)
     }
 
     /// The event's text (empty when it has none).

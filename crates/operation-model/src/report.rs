@@ -35,6 +35,12 @@ pub enum Report {
     Log {
         text: String,
     },
+    /// The app is running again: it was down `ms` milliseconds, from the
+    /// source leaving `running` until the target runs (migrate) or the
+    /// source runs again (snapshot, or a restart after a failure).
+    Downtime {
+        ms: u64,
+    },
     /// The helper gives up: why, in its own words. Its last report; the
     /// console records it as the operation's reason when it settles.
     Failed {
@@ -68,6 +74,9 @@ impl Report {
         match self {
             Report::Phase { text, .. } | Report::Log { text } => text.clone(),
             Report::Failed { reason } => format!("failed: {reason}"),
+            Report::Downtime { ms } => {
+                format!("the app was down for {:.1} s", *ms as f64 / 1000.0)
+            }
             Report::Progress(p) => format!(
                 "{}: {} of {} bytes in place",
                 p.volume, p.volume_done, p.volume_total
@@ -99,6 +108,7 @@ mod tests {
             Report::Failed {
                 reason: "checksum mismatch on volume data".into(),
             },
+            Report::Downtime { ms: 8_600 },
         ];
         for r in all {
             let line = r.encode();

@@ -90,6 +90,7 @@ impl Engine {
     /// One line of the helper's log, decoded as a report. A phase report
     /// moves the operation's phase; text never does.
     async fn helper_line(&self, op: &str, line: &LogLine) {
+        let mut data = json!({"seq": line.seq, "at": line.at});
         let (phase, text) = match Report::decode(&line.text) {
             Report::Progress(p) => {
                 let _ = store::set_progress(&self.pool, op, &p).await;
@@ -101,8 +102,13 @@ impl Engine {
             Report::Phase { phase, text } => (Some(phase), text),
             Report::Log { text } => (None, text),
             failed @ Report::Failed { .. } => (None, failed.text()),
+            down @ Report::Downtime { ms } => {
+                let _ = store::set_downtime(&self.pool, op, ms).await;
+                data["downtime_ms"] = ms.into();
+                (None, down.text())
+            }
         };
-        let data = json!({"seq": line.seq, "at": line.at, "text": text});
+        data["text"] = text.clone().into();
         self.app_line(op, EventSource::Helper, line.seq, EventKind::Log, data)
             .await;
         // The outcome is the console's to decide, after it verifies.

@@ -29,10 +29,13 @@ struct OperationRow {
     #[sqlx(try_from = "String")]
     updated_at: Timestamp,
     finished_at: Option<String>,
+    bytes_copied: i64,
+    downtime_ms: Option<i64>,
 }
 
 const COLUMNS: &str = "id, action, source_grid, source_app, target_grid, target_app, phase, outcome, reason, \
-                       bytes_done, bytes_total, created_by, created_at, updated_at, finished_at";
+                       bytes_done, bytes_total, created_by, created_at, updated_at, finished_at, \
+                       bytes_copied, downtime_ms";
 
 fn decode_error(column: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
@@ -70,6 +73,8 @@ impl TryFrom<OperationRow> for OperationView {
             created_at: r.created_at.to_string(),
             updated_at: r.updated_at.to_string(),
             finished_at: finished_at.map(|t| t.to_string()),
+            bytes_copied: r.bytes_copied,
+            downtime_ms: r.downtime_ms,
         })
     }
 }
@@ -134,6 +139,17 @@ pub async fn set_phase(pool: &SqlitePool, id: &str, phase: Phase) -> sqlx::Resul
 }
 
 /// Progress never goes backwards: the larger value wins.
+/// Records how long the app was down, as the helper measured it.
+pub async fn set_downtime(pool: &SqlitePool, id: &str, ms: u64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE operations SET downtime_ms = ?, updated_at = ? WHERE id = ?")
+        .bind(i64::try_from(ms).unwrap_or(i64::MAX))
+        .bind(clock::now().to_string())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn set_progress(pool: &SqlitePool, id: &str, p: &Progress) -> sqlx::Result<()> {
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     sqlx::query(
