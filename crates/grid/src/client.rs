@@ -207,15 +207,16 @@ pub const WINDOW: u32 = 16 << 20;
 /// faster than ChaCha20-Poly1305, and volumes are what these connections carry.
 /// The client's order decides; a server without it falls back to the next.
 pub fn preferred() -> russh::Preferred {
-    let mut p = russh::Preferred::default();
-    p.cipher = std::borrow::Cow::Borrowed(&[
-        russh::cipher::AES_256_GCM,
-        russh::cipher::CHACHA20_POLY1305,
-        russh::cipher::AES_256_CTR,
-        russh::cipher::AES_192_CTR,
-        russh::cipher::AES_128_CTR,
-    ]);
-    p
+    russh::Preferred {
+        cipher: std::borrow::Cow::Borrowed(&[
+            russh::cipher::AES_256_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_256_CTR,
+            russh::cipher::AES_192_CTR,
+            russh::cipher::AES_128_CTR,
+        ]),
+        ..russh::Preferred::default()
+    }
 }
 
 impl Connection {
