@@ -5,7 +5,7 @@
 
 use crate::dialect::{
     AppInfo, AppSummary, BlockHashes, Checksum, Command, Descriptor, GridInfo, LogLine, Property,
-    Refusal, TemplateInfo, VolRef,
+    Refusal, TemplateInfo, VolRef, WriteReceipt,
 };
 use crate::known_hosts::{self, KnownHosts, Verdict};
 use crate::name::{AppName, GridName, TemplateName};
@@ -591,8 +591,41 @@ impl Connection {
         let c = Command::VolWrite {
             vol: vol.clone(),
             offset,
+            hash_blocks: None,
         };
-        let mut channel = self.open_exec(&c).await?;
+        self.send_volume(&c, input).await.map(|(sent, _)| sent)
+    }
+
+    /// Like [`Connection::vol_write`], and the controller (dialect 2) answers
+    /// with the digest of each `block_size` block as it stored it.
+    pub async fn vol_write_hashed(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        block_size: u64,
+        input: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<WriteReceipt, GridError> {
+        let c = Command::VolWrite {
+            vol: vol.clone(),
+            offset,
+            hash_blocks: Some(block_size),
+        };
+        let (_, out) = self.send_volume(&c, input).await?;
+        serde_json::from_slice(&out).map_err(|e| GridError::Protocol {
+            grid: self.endpoint.grid.clone(),
+            command: c.verb(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Runs a command that reads `input` to its end; returns the bytes sent
+    /// and the command's output.
+    async fn send_volume(
+        &self,
+        c: &Command,
+        input: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<(u64, Vec<u8>), GridError> {
+        let mut channel = self.open_exec(c).await?;
         let mut writer = channel.make_writer();
         let sent = tokio::io::copy(input, &mut writer)
             .await
@@ -600,8 +633,8 @@ impl Connection {
         writer.flush().await.map_err(|_| self.dropped(c.verb()))?;
         drop(writer);
         channel.eof().await.map_err(|_| self.dropped(c.verb()))?;
-        self.finish(c.verb(), &mut channel, None).await?;
-        Ok(sent)
+        let finished = self.finish(c.verb(), &mut channel, None).await?;
+        Ok((sent, finished.stdout))
     }
 
     /// Follows an app's log: lines after `since`, then new ones as they come.

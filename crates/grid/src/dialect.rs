@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub const DIALECT_VERSION: u32 = 1;
+/// 2: `vol write --hash-blocks B` answers with the digests of what it stored.
+pub const DIALECT_VERSION: u32 = 2;
 
 /// Longest command line a controller accepts.
 pub const MAX_COMMAND_LINE: usize = 64 * 1024;
@@ -199,6 +200,17 @@ pub struct BlockHashes {
     pub hashes: Vec<Option<String>>,
 }
 
+/// What `vol write --hash-blocks B` stored: one BLAKE3 hex digest per
+/// block of B bytes from `offset` (`null` for an all-zero block; the last
+/// may be shorter), computed from the bytes as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteReceipt {
+    pub written: u64,
+    pub block_size: u64,
+    pub offset: u64,
+    pub hashes: Vec<Option<String>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checksum {
     pub algorithm: String,
@@ -316,10 +328,12 @@ pub enum Command {
         offset: u64,
         length: Option<u64>,
     },
-    /// Bytes on stdin.
+    /// Bytes on stdin. With `hash_blocks` (dialect 2), the controller
+    /// answers with the BLAKE3 digest of each block as it stored it.
     VolWrite {
         vol: VolRef,
         offset: u64,
+        hash_blocks: Option<u64>,
     },
     VolHash {
         vol: VolRef,
@@ -457,10 +471,17 @@ impl Command {
                 }
                 v
             }
-            Command::VolWrite { vol, offset } => {
+            Command::VolWrite {
+                vol,
+                offset,
+                hash_blocks,
+            } => {
                 let mut v = vec![s("vol"), s("write"), vol.to_string()];
                 if *offset != 0 {
                     v.extend([s("--offset"), offset.to_string()]);
+                }
+                if let Some(b) = hash_blocks {
+                    v.extend([s("--hash-blocks"), b.to_string()]);
                 }
                 v
             }
@@ -499,7 +520,14 @@ impl Command {
     }
 
     fn has_json_reply(&self) -> bool {
-        !matches!(self, Command::VolRead { .. } | Command::VolWrite { .. })
+        !matches!(
+            self,
+            Command::VolRead { .. }
+                | Command::VolWrite {
+                    hash_blocks: None,
+                    ..
+                }
+        )
     }
 
     /// A short name for logs and errors, e.g. `app stop`.
@@ -521,6 +549,15 @@ impl Command {
             Command::VolChecksum { .. } => "vol checksum",
         }
     }
+}
+
+fn check_block_size(flag: &str, b: u64) -> Result<(), Refusal> {
+    if b == 0 || b % 4096 != 0 || b > 64 << 20 {
+        return Err(Refusal::bad_request(format!(
+            "{flag} must be a multiple of 4096 up to 64 MiB"
+        )));
+    }
+    Ok(())
 }
 
 impl Request {
@@ -547,7 +584,14 @@ impl Request {
             }
         };
         let rest = &argv[2..];
-        let valued = ["timeout", "since", "offset", "length", "block-size"];
+        let valued = [
+            "timeout",
+            "since",
+            "offset",
+            "length",
+            "block-size",
+            "hash-blocks",
+        ];
         let a = Args::split(rest, &valued)?;
         let json = a.has("json");
         let command = match (noun, verb) {
@@ -633,11 +677,25 @@ impl Request {
                 }
             }
             ("vol", "write") => {
-                a.only(&["offset"])?;
-                let p = a.exactly(1, "vol write APP:VOL [--offset N] < bytes")?;
+                a.only(&["offset", "hash-blocks", "json"])?;
+                let p = a.exactly(
+                    1,
+                    "vol write APP:VOL [--offset N] [--hash-blocks B [--json]] < bytes",
+                )?;
+                let offset = a.number("offset")?.unwrap_or(0);
+                let hash_blocks = a.number("hash-blocks")?;
+                if let Some(b) = hash_blocks {
+                    check_block_size("--hash-blocks", b)?;
+                    if offset % b != 0 {
+                        return Err(Refusal::bad_request(format!(
+                            "--offset {offset} is not a multiple of --hash-blocks {b}: blocks are counted from the volume's start"
+                        )));
+                    }
+                }
                 Command::VolWrite {
                     vol: VolRef::parse(p[0])?,
-                    offset: a.number("offset")?.unwrap_or(0),
+                    offset,
+                    hash_blocks,
                 }
             }
             ("vol", "hash") => {
@@ -649,11 +707,7 @@ impl Request {
                 let block_size = a
                     .number("block-size")?
                     .ok_or_else(|| Refusal::bad_request("vol hash needs --block-size B"))?;
-                if block_size == 0 || block_size % 4096 != 0 || block_size > 64 << 20 {
-                    return Err(Refusal::bad_request(
-                        "--block-size must be a multiple of 4096 up to 64 MiB",
-                    ));
-                }
+                check_block_size("--block-size", block_size)?;
                 Command::VolHash {
                     vol: VolRef::parse(p[0])?,
                     block_size,
@@ -729,6 +783,12 @@ mod tests {
             Command::VolWrite {
                 vol: vol("shop", "data"),
                 offset: 0,
+                hash_blocks: None,
+            },
+            Command::VolWrite {
+                vol: vol("shop", "data"),
+                offset: 8 << 20,
+                hash_blocks: Some(4 << 20),
             },
             Command::VolHash {
                 vol: vol("shop", "data"),

@@ -9,7 +9,7 @@ use crate::mount;
 use crate::store::{AppRecord, Layout, State};
 use grid::dialect::{
     AppState, AppSummary, BlockHashes, Checksum, Command, DIALECT_VERSION, Descriptor, ErrorCode,
-    GridInfo, LogLine, Refusal, Request, TemplateInfo, VolRef,
+    GridInfo, LogLine, Refusal, Request, TemplateInfo, VolRef, WriteReceipt,
 };
 use grid::{AppName, GridName, TemplateName, VolumeName};
 use std::collections::{BTreeMap, HashMap};
@@ -334,9 +334,25 @@ impl Controller {
                 offset,
                 length,
             } => self.vol_read(&vol, offset, length, stdout).await,
-            Command::VolWrite { vol, offset } => {
-                let n = self.vol_write(&vol, offset, stdin).await?;
-                write(stdout, format!("wrote {n} bytes to {vol}\n").as_bytes()).await
+            Command::VolWrite {
+                vol,
+                offset,
+                hash_blocks,
+            } => {
+                let (n, hashes) = self.vol_write(&vol, offset, hash_blocks, stdin).await?;
+                let text = format!("wrote {n} bytes to {vol}\n");
+                match (hash_blocks, hashes) {
+                    (Some(block_size), Some(hashes)) => {
+                        let receipt = WriteReceipt {
+                            written: n,
+                            block_size,
+                            offset,
+                            hashes,
+                        };
+                        reply(stdout, json, &receipt, text).await
+                    }
+                    _ => write(stdout, text.as_bytes()).await,
+                }
             }
             Command::VolHash {
                 vol,
@@ -934,7 +950,15 @@ impl Controller {
         stdout.flush().await.map_err(internal)
     }
 
-    async fn vol_write(&self, vol: &VolRef, offset: u64, stdin: Stdin<'_>) -> Result<u64, Refusal> {
+    /// Writes stdin at `offset`; with `hash_blocks`, also the BLAKE3 digest
+    /// of each block as written (the bytes that reach the file).
+    async fn vol_write(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        hash_blocks: Option<u64>,
+        stdin: Stdin<'_>,
+    ) -> Result<(u64, Option<Vec<Option<String>>>), Refusal> {
         let (path, size, state) = self.volume(vol).await?;
         if state != AppState::Stopped {
             return Err(Refusal::new(
@@ -954,6 +978,7 @@ impl Controller {
         f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
         let mut buf = vec![0u8; IO_BUFFER];
         let mut written = 0u64;
+        let mut hasher = hash_blocks.map(BlockHasher::new);
         loop {
             let n = stdin.read(&mut buf).await.map_err(internal)?;
             if n == 0 {
@@ -968,10 +993,13 @@ impl Controller {
                 buf[0] ^= 0xFF;
             }
             f.write_all(&buf[..n]).await.map_err(internal)?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf[..n]);
+            }
             written += n as u64;
         }
         f.sync_data().await.map_err(internal)?;
-        Ok(written)
+        Ok((written, hasher.map(BlockHasher::finish)))
     }
 
     async fn vol_hash(
@@ -1016,6 +1044,57 @@ impl Controller {
                 let _ = proc_.kill.try_send(());
             }
         }
+    }
+}
+
+/// The digests of consecutive blocks of a byte stream, as `vol hash`
+/// gives them: BLAKE3 hex per block, `None` for an all-zero block.
+struct BlockHasher {
+    block_size: u64,
+    filled: u64,
+    zero: bool,
+    hasher: blake3::Hasher,
+    out: Vec<Option<String>>,
+}
+
+impl BlockHasher {
+    fn new(block_size: u64) -> BlockHasher {
+        BlockHasher {
+            block_size,
+            filled: 0,
+            zero: true,
+            hasher: blake3::Hasher::new(),
+            out: vec![],
+        }
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = usize::try_from(self.block_size - self.filled).unwrap_or(usize::MAX);
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.zero = self.zero && now.iter().all(|b| *b == 0);
+            self.hasher.update(now);
+            self.filled += now.len() as u64;
+            bytes = rest;
+            if self.filled == self.block_size {
+                self.close();
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        let digest = self.hasher.finalize().to_hex().to_string();
+        self.out.push((!self.zero).then_some(digest));
+        self.hasher.reset();
+        self.filled = 0;
+        self.zero = true;
+    }
+
+    fn finish(mut self) -> Vec<Option<String>> {
+        if self.filled > 0 {
+            self.close();
+        }
+        self.out
     }
 }
 

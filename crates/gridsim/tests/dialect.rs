@@ -132,7 +132,7 @@ async fn every_dialect_command_round_trips() {
 
     let info = east.grid_info().await.unwrap();
     assert_eq!(info.name.as_str(), "east");
-    assert_eq!(info.dialect, 1);
+    assert_eq!(info.dialect, 2);
     assert_eq!(info.free_bytes, 4 << 30);
 
     let templates = east.template_list().await.unwrap();
@@ -232,6 +232,34 @@ async fn every_dialect_command_round_trips() {
         hashes.hashes[4].as_deref(),
         Some(blake3::hash(&data).to_hex().as_str())
     );
+    // Dialect 2: a write answers with the digests of the blocks it stored,
+    // the same as `vol hash` gives for them afterwards (zero blocks: null).
+    let mut two = pattern(1 << 20, 9);
+    two.extend(vec![0u8; 1 << 20]);
+    let receipt = east
+        .vol_write_hashed(&vol("shop", "data"), 6 << 20, 1 << 20, &mut &two[..])
+        .await
+        .unwrap();
+    assert_eq!(receipt.written, 2 << 20);
+    let after = east
+        .vol_hash(&vol("shop", "data"), 1 << 20, 6 << 20, Some(2 << 20))
+        .await
+        .unwrap();
+    assert_eq!(receipt.hashes, after.hashes);
+    assert_eq!(receipt.hashes[1], None);
+    let misaligned = east
+        .vol_write_hashed(&vol("shop", "data"), 4096, 1 << 20, &mut &two[..4096])
+        .await
+        .unwrap_err();
+    assert!(
+        misaligned
+            .to_string()
+            .contains("not a multiple of --hash-blocks"),
+        "{misaligned}"
+    );
+    east.vol_write(&vol("shop", "data"), 6 << 20, &mut &vec![0u8; 2 << 20][..])
+        .await
+        .unwrap();
     let sum = east.vol_checksum(&vol("shop", "data")).await.unwrap();
     let mut whole = vec![0u8; 8 << 20];
     whole[4 << 20..5 << 20].copy_from_slice(&data);

@@ -240,11 +240,24 @@ async fn work(
         );
     }
 
+    // A dialect 2 target answers each write with the digests of what it
+    // stored: verification then needs no second read of either volume.
+    let hashed_writes = g.target.grid_info().await.is_ok_and(|i| i.dialect >= 2);
     let started = Instant::now();
     let mut done = 0u64;
     let mut copied = 0u64;
+    let mut copies = vec![];
     for v in &source.volumes {
-        copy_volume(job, g, v, total, &mut done, &mut copied, started).await?;
+        let c = copy_volume(
+            job,
+            g,
+            v,
+            hashed_writes,
+            (total, &mut done, &mut copied),
+            started,
+        )
+        .await?;
+        copies.push(c);
     }
     say(format!(
         "copied {copied} bytes in {:.1} s; {} bytes were already in place",
@@ -259,27 +272,8 @@ async fn work(
             source.volumes.len()
         ),
     );
-    for v in &source.volumes {
-        let s = g
-            .source
-            .vol_checksum(&VolRef::new(job.source_app.clone(), v.name.clone()))
-            .await?;
-        let t = g
-            .target
-            .vol_checksum(&VolRef::new(job.target_app.clone(), v.name.clone()))
-            .await?;
-        if s.digest != t.digest {
-            anyhow::bail!(
-                "checksum mismatch on volume {}: source {} target {}",
-                v.name,
-                s.digest,
-                t.digest
-            );
-        }
-        say(format!(
-            "verified volume {}: {}:{}",
-            v.name, s.algorithm, s.digest
-        ));
+    for (v, c) in source.volumes.iter().zip(&copies) {
+        verify_volume(job, g, v, c).await?;
     }
 
     match job.action {
@@ -327,15 +321,23 @@ async fn throttle(job: &Job, copied: u64, started: Instant) {
     }
 }
 
+/// What the copy of one volume established: the source's block digests
+/// and, from a dialect 2 target, the digests of every block as it is now
+/// stored there (from `vol hash` for blocks left alone, from the write
+/// receipts for blocks copied).
+struct VolumeCopy {
+    source: Vec<Option<String>>,
+    stored: Option<Vec<Option<String>>>,
+}
+
 async fn copy_volume(
     job: &Job,
     g: &Grids,
     v: &VolumeSpec,
-    total: u64,
-    done: &mut u64,
-    copied: &mut u64,
+    hashed_writes: bool,
+    (total, done, copied): (u64, &mut u64, &mut u64),
     started: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<VolumeCopy> {
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -373,6 +375,7 @@ async fn copy_volume(
         rate_bytes_per_sec: (copied as f64 / started.elapsed().as_secs_f64().max(1e-3)) as u64,
     };
     emit(Report::Progress(progress(volume_done, *done, *copied)));
+    let mut stored = hashed_writes.then(|| th.hashes.clone());
     // Several ranges in flight, each on its own pair of channels; the rate
     // limit holds for all of them: a range starts only once the bytes
     // started so far, its own included, are within the limit, so the bytes
@@ -380,19 +383,30 @@ async fn copy_volume(
     // it never goes backwards.
     let started_bytes = AtomicU64::new(*copied);
     let streams = usize::try_from(job.streams).unwrap_or(1).max(1);
+    let block_size = job.block_size;
     let mut moves = futures_util::stream::iter(p.copy.iter().copied())
         .map(|range| {
             let (src, dst, started_bytes) = (&src, &dst, &started_bytes);
             async move {
                 let before = started_bytes.fetch_add(range.length, Ordering::Relaxed);
                 throttle(job, before + range.length, started).await;
-                copy_range(g, src, dst, range).await.map(|()| range)
+                let receipt =
+                    copy_range(g, src, dst, range, hashed_writes.then_some(block_size)).await?;
+                anyhow::Ok((range, receipt))
             }
         })
         .buffer_unordered(streams);
     let mut last = Instant::now();
-    while let Some(range) = moves.next().await {
-        let range = range?;
+    while let Some(moved) = moves.next().await {
+        let (range, receipt) = moved?;
+        if let (Some(stored), Some(hashes)) = (stored.as_mut(), receipt) {
+            let first = usize::try_from(range.offset / block_size).unwrap_or(usize::MAX);
+            for (i, h) in hashes.into_iter().enumerate() {
+                if let Some(slot) = stored.get_mut(first + i) {
+                    *slot = h;
+                }
+            }
+        }
         volume_done += range.length;
         *done += range.length;
         *copied += range.length;
@@ -412,11 +426,82 @@ async fn copy_volume(
             to_copy.div_ceil(1 << 20)
         ));
     }
+    Ok(VolumeCopy {
+        source: sh.hashes,
+        stored,
+    })
+}
+
+/// The target holds what the source holds: every block digest the target
+/// gave for what it stored equals the source's (a dialect 1 target: the
+/// two whole-volume checksums, which reads both volumes again).
+async fn verify_volume(job: &Job, g: &Grids, v: &VolumeSpec, c: &VolumeCopy) -> anyhow::Result<()> {
+    if let Some(stored) = &c.stored {
+        let differs = c
+            .source
+            .iter()
+            .zip(stored)
+            .position(|(s, t)| s != t)
+            .or((c.source.len() != stored.len()).then_some(c.source.len().min(stored.len())));
+        if let Some(i) = differs {
+            let show = |h: Option<&Option<String>>| match h {
+                Some(Some(h)) => h.clone(),
+                Some(None) => "zero".to_owned(),
+                None => "missing".to_owned(),
+            };
+            anyhow::bail!(
+                "checksum mismatch on volume {}: block {i} (offset {}) is {} on the source and {} as the target stored it",
+                v.name,
+                i as u64 * job.block_size,
+                show(c.source.get(i)),
+                show(stored.get(i))
+            );
+        }
+        let mut rolled = blake3::Hasher::new();
+        for h in &c.source {
+            rolled.update(h.as_deref().unwrap_or("zero").as_bytes());
+            rolled.update(b"\n");
+        }
+        say(format!(
+            "verified volume {}: all {} block digests of what the target stored equal the source's; blake3-blocks:{}",
+            v.name,
+            c.source.len(),
+            rolled.finalize().to_hex()
+        ));
+        return Ok(());
+    }
+    let s = g
+        .source
+        .vol_checksum(&VolRef::new(job.source_app.clone(), v.name.clone()))
+        .await?;
+    let t = g
+        .target
+        .vol_checksum(&VolRef::new(job.target_app.clone(), v.name.clone()))
+        .await?;
+    if s.digest != t.digest {
+        anyhow::bail!(
+            "checksum mismatch on volume {}: source {} target {}",
+            v.name,
+            s.digest,
+            t.digest
+        );
+    }
+    say(format!(
+        "verified volume {}: {}:{}",
+        v.name, s.algorithm, s.digest
+    ));
     Ok(())
 }
 
-/// Moves one range from the source volume to the target volume.
-async fn copy_range(g: &Grids, src: &VolRef, dst: &VolRef, range: Range) -> anyhow::Result<()> {
+/// Moves one range from the source volume to the target volume; with
+/// `hash_blocks`, returns the digests the target gave for what it stored.
+async fn copy_range(
+    g: &Grids,
+    src: &VolRef,
+    dst: &VolRef,
+    range: Range,
+    hash_blocks: Option<u64>,
+) -> anyhow::Result<Option<Vec<Option<String>>>> {
     let Range { offset, length } = range;
     let (mut writer, mut reader) = tokio::io::duplex(1 << 20);
     let read = async {
@@ -427,14 +512,27 @@ async fn copy_range(g: &Grids, src: &VolRef, dst: &VolRef, range: Range) -> anyh
         drop(writer);
         n
     };
-    let write = g.target.vol_write(dst, offset, &mut reader);
+    let write = async {
+        match hash_blocks {
+            Some(b) => g
+                .target
+                .vol_write_hashed(dst, offset, b, &mut reader)
+                .await
+                .map(|r| (r.written, Some(r.hashes))),
+            None => g
+                .target
+                .vol_write(dst, offset, &mut reader)
+                .await
+                .map(|n| (n, None)),
+        }
+    };
     let (r, w) = tokio::join!(read, write);
-    let (r, w) = (r?, w?);
+    let (r, (w, hashes)) = (r?, w?);
     if r != length || w != length {
         anyhow::bail!(
             "volume {}: range {offset}+{length} moved {r} bytes out and {w} in",
             dst.vol
         );
     }
-    Ok(())
+    Ok(hashes)
 }

@@ -172,9 +172,25 @@ fn last_progress(log: &[String]) -> serde_json::Value {
 async fn migrate_copies_verifies_and_starts_the_target_and_snapshot_restarts_the_source() {
     let s = setup().await;
     let source_sums = checksums(&s.east, "shop").await;
+    let sent_before = |grid: &str| s.sim.grid(grid).unwrap().controller.recent_commands().len();
+    let before = [sent_before("east"), sent_before("west")];
 
     let (state, log) = run_helper(&s, &job(Action::Migrate, "shop2")).await;
     assert_eq!(state, AppState::Stopped, "the helper exits 0: {log:#?}");
+    // Verified from the digests west gave for what it stored: neither
+    // volume is read again for a whole-volume checksum.
+    for (grid, before) in ["east", "west"].into_iter().zip(before) {
+        let sent = s.sim.grid(grid).unwrap().controller.recent_commands();
+        assert!(
+            !sent[before..].iter().any(|c| c.starts_with("vol checksum")),
+            "{grid}: {sent:#?}"
+        );
+    }
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("verified volume data: all 64 block digests")),
+        "{log:#?}"
+    );
     assert!(
         log.iter()
             .any(|l| l == "target app is running; migration copy complete"),

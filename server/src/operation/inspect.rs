@@ -263,14 +263,15 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
             Command::VolWrite {
                 vol: dst.clone(),
                 offset: 0,
+                hash_blocks: Some(helper::env::DEFAULT_BLOCK_SIZE),
             },
-            "write each range to the target",
+            "write each range to the target, which answers with the digests of what it stored",
         ));
         out.push(step(
             "helper",
             &format!("{sg} + {tg}"),
             Command::VolChecksum { vol: dst },
-            "compare whole-volume checksums",
+            "verify: the digests the target gave for what it stored must equal the source's (a dialect 1 target: these whole-volume checksums)",
         ));
     }
     match action {
