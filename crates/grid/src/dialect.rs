@@ -552,7 +552,7 @@ impl Command {
 }
 
 fn check_block_size(flag: &str, b: u64) -> Result<(), Refusal> {
-    if b == 0 || b % 4096 != 0 || b > 64 << 20 {
+    if b == 0 || !b.is_multiple_of(4096) || b > 64 << 20 {
         return Err(Refusal::bad_request(format!(
             "{flag} must be a multiple of 4096 up to 64 MiB"
         )));
@@ -686,7 +686,7 @@ impl Request {
                 let hash_blocks = a.number("hash-blocks")?;
                 if let Some(b) = hash_blocks {
                     check_block_size("--hash-blocks", b)?;
-                    if offset % b != 0 {
+                    if !offset.is_multiple_of(b) {
                         return Err(Refusal::bad_request(format!(
                             "--offset {offset} is not a multiple of --hash-blocks {b}: blocks are counted from the volume's start"
                         )));
