@@ -900,7 +900,10 @@ async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
     );
     assert_eq!(commands[1], "app stop shop --timeout 120 --json");
     assert_eq!(commands[2], "app create shop2 --json");
-    assert!(commands.contains(&"vol write shop2:data"), "{commands:#?}");
+    assert!(
+        commands.contains(&"vol write shop2:data --hash-blocks 4194304 --json"),
+        "the target answers each write with the digests of what it stored: {commands:#?}"
+    );
     assert_eq!(
         commands.last(),
         Some(&"app destroy shop --json"),
