@@ -166,6 +166,11 @@ impl SelfDemo {
     }
 }
 
+/// A row of a grid's app list: (name, state).
+fn app_in(name: &str, state: &str) -> (String, String) {
+    (name.to_owned(), state.to_owned())
+}
+
 impl Drop for SelfDemo {
     fn drop(&mut self) {
         let _ = Command::new("kill")
@@ -225,10 +230,7 @@ async fn the_console_inside_shop_migrates_itself_and_finishes_on_the_target() {
     );
     // The grids agree: the source and the helper are gone.
     assert_eq!(d.apps("east").await, []);
-    assert_eq!(
-        d.apps("west").await,
-        [("shop".to_owned(), "running".to_owned())]
-    );
+    assert_eq!(d.apps("west").await, [app_in("shop", "running")]);
 }
 
 /// A snapshot of the console's own app: the console stops with shop, the
@@ -243,13 +245,10 @@ async fn the_console_inside_shop_snapshots_itself_and_wakes_up_on_the_source() {
     assert!(away > Duration::ZERO, "the console was never away");
     let console = d.api("/console").await.unwrap();
     assert_eq!(console["current_grid"], "east", "it woke up where it was");
-    assert_eq!(
-        d.apps("east").await,
-        [("shop".to_owned(), "running".to_owned())]
-    );
+    assert_eq!(d.apps("east").await, [app_in("shop", "running")]);
     assert_eq!(
         d.apps("west").await,
-        [("shopcopy".to_owned(), "stopped".to_owned())],
+        [app_in("shopcopy", "stopped")],
         "the copy stays stopped and the helper is gone"
     );
 }
@@ -304,14 +303,8 @@ async fn a_snapshot_copy_started_by_hand_destroys_nothing_and_is_free_to_work() 
         "{reason}"
     );
     // Nothing destroyed anywhere, and no lock blocks this console.
-    assert_eq!(
-        d.apps("east").await,
-        [("shop".to_owned(), "stopped".to_owned())]
-    );
-    assert_eq!(
-        d.apps("west").await,
-        [("shopcopy".to_owned(), "running".to_owned())]
-    );
+    assert_eq!(d.apps("east").await, [app_in("shop", "stopped")]);
+    assert_eq!(d.apps("west").await, [app_in("shopcopy", "running")]);
     let lock = d.api("/lock").await.unwrap();
     assert!(
         lock["message"]
@@ -326,10 +319,7 @@ async fn a_snapshot_copy_started_by_hand_destroys_nothing_and_is_free_to_work() 
         .await;
     let (next, _) = d.outcome(&next, "snapshot").await;
     assert_eq!(next["outcome"], "done", "{next}");
-    assert_eq!(
-        d.apps("north").await,
-        [("shopcopy2".to_owned(), "stopped".to_owned())]
-    );
+    assert_eq!(d.apps("north").await, [app_in("shopcopy2", "stopped")]);
 }
 
 /// A self-migrate whose copy fails verification (west corrupts what it
@@ -353,10 +343,7 @@ async fn a_self_migrate_whose_copy_fails_ends_failed_back_on_the_source() {
     );
     let console = d.api("/console").await.unwrap();
     assert_eq!(console["current_grid"], "east", "it woke up where it was");
-    assert_eq!(
-        d.apps("east").await,
-        [("shop".to_owned(), "running".to_owned())]
-    );
+    assert_eq!(d.apps("east").await, [app_in("shop", "running")]);
     assert_eq!(
         d.apps("west").await,
         [],
@@ -417,10 +404,7 @@ async fn a_helper_killed_mid_copy_is_restarted_by_its_grid_and_the_self_migrate_
     let (done, _) = d.outcome(&id, "migrate").await;
     assert_eq!(done["outcome"], "done", "{done}");
     assert_eq!(d.apps("east").await, []);
-    assert_eq!(
-        d.apps("west").await,
-        [("shop".to_owned(), "running".to_owned())]
-    );
+    assert_eq!(d.apps("west").await, [app_in("shop", "running")]);
     let texts: Vec<String> = d
         .events(&id)
         .await
