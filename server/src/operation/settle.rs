@@ -81,13 +81,11 @@ impl Engine {
     /// `elsewhere` (its outcome is the source console's) and this copy of
     /// the lock is archived, so the copy's operator can work.
     async fn record_copy(&self, lock: &Lock) -> Result<(), EngineError> {
-        let here = match (&self.settings.current_grid, &self.settings.current_app) {
-            (Some(g), Some(a)) => format!("{g}/{a}"),
-            _ => format!("{}/{}", lock.target_grid, lock.target_app_name),
-        };
+        // Inside the copy: where this console runs is the lock's target.
+        let source = format!("{}/{}", lock.source_grid, lock.source_app_name);
         let text = format!(
-            "this console runs in {here}, a snapshot copy of {}/{} made by this operation: nothing was destroyed anywhere; the operation's outcome is recorded by the console in {}/{}; this console is free for new operations",
-            lock.source_grid, lock.source_app_name, lock.source_grid, lock.source_app_name
+            "this console runs in {}/{}, a snapshot copy of {source} made by this operation: nothing was destroyed anywhere; the operation's outcome is recorded by the console in {source}; this console is free for new operations",
+            lock.target_grid, lock.target_app_name
         );
         self.conclude(lock, Outcome::Elsewhere, Some(&text), &text)
             .await?;
