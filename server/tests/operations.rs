@@ -904,6 +904,10 @@ async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
         commands.contains(&"vol write shop2:data --hash-blocks 4194304 --json"),
         "the target answers each write with the digests of what it stored: {commands:#?}"
     );
+    assert!(
+        !commands.iter().any(|c| c.starts_with("vol checksum")),
+        "a dialect 2 target needs no second read to verify: {commands:#?}"
+    );
     assert_eq!(
         commands.last(),
         Some(&"app destroy shop --json"),

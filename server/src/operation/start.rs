@@ -27,6 +27,8 @@ pub(super) struct Preflight {
     pub helper: AppName,
     pub source: grid::dialect::AppInfo,
     pub target_free_bytes: u64,
+    /// The dialect the target's controller speaks (2: writes answer with digests).
+    pub target_dialect: u32,
     /// A `MigHelper_<target>` left by an aborted run, destroyed before provisioning.
     pub stale_helper: bool,
 }
@@ -154,6 +156,7 @@ impl Engine {
             helper,
             source,
             target_free_bytes: info.free_bytes,
+            target_dialect: info.dialect,
             stale_helper,
         })
     }
