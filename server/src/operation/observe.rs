@@ -31,7 +31,16 @@ impl Engine {
 
     pub(super) async fn observe(&self, lock: &Lock) -> Observed {
         let (source, target, helper) = self.states(lock).await;
-        let checksums = if matches!(source, Seen::State(_)) && matches!(target, Seen::State(_)) {
+        // While the helper works the decision is to wait, whatever the
+        // volumes hold: reading both of them then would only slow the copy.
+        let helper_works = matches!(
+            helper,
+            Seen::State(AppState::Starting | AppState::Running | AppState::Stopping)
+        );
+        let checksums = if matches!(source, Seen::State(_))
+            && matches!(target, Seen::State(_))
+            && !helper_works
+        {
             self.compare(lock).await
         } else {
             Checksums::Unknown
