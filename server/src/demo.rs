@@ -131,9 +131,7 @@ pub async fn inside_shop(
     if first_run {
         // The address travels with the app: a port picked now stays.
         let listen = if listen.port() == 0 {
-            let probe = std::net::TcpListener::bind(listen)
-                .with_context(|| format!("cannot listen on {listen}"))?;
-            probe.local_addr().map_err(anyhow::Error::from)?
+            free_port_below_ephemeral(listen)?
         } else {
             listen
         };
@@ -167,6 +165,24 @@ pub async fn inside_shop(
     shutdown_signal().await;
     sim.stop().await;
     Ok(())
+}
+
+/// A free port for the console inside shop, picked once and kept. Below
+/// the kernel's ephemeral range (32768 and up on Linux): a port from that
+/// range may be taken, before the console binds it, as the local end of
+/// one of the many SSH connections the demo's grids and helper open.
+fn free_port_below_ephemeral(listen: SocketAddr) -> anyhow::Result<SocketAddr> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..100 {
+        let candidate = SocketAddr::new(listen.ip(), rng.random_range(20_000..32_000));
+        if std::net::TcpListener::bind(candidate).is_ok() {
+            return Ok(candidate);
+        }
+    }
+    let probe = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    Ok(probe.local_addr()?)
 }
 
 /// The grid `shop` is on, with its description.

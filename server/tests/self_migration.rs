@@ -37,16 +37,22 @@ impl SelfDemo {
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("demo.err")).unwrap())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+        let errors = dir.path().join("demo.err");
         let mut said = |prefix: &str| {
             lines
                 .by_ref()
                 .map_while(Result::ok)
                 .find_map(|l| l.strip_prefix(prefix).map(str::to_owned))
-                .unwrap()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the demo ended before saying {prefix:?}: {}",
+                        std::fs::read_to_string(&errors).unwrap_or_default()
+                    )
+                })
         };
         assert_eq!(said("console: "), "inside shop on east");
         let url = said("url: ").trim_end_matches('/').to_owned();
