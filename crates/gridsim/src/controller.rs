@@ -1098,7 +1098,8 @@ impl BlockHasher {
     }
 }
 
-/// blake3 of each block; `None` for blocks that are all zero.
+/// blake3 of each block of `length` bytes from `offset`; `None` for blocks
+/// that are all zero.
 pub fn hash_blocks(
     path: &std::path::Path,
     block_size: u64,
@@ -1108,29 +1109,24 @@ pub fn hash_blocks(
     use std::io::{Read, Seek};
     let mut f = std::fs::File::open(path)?;
     f.seek(SeekFrom::Start(offset))?;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; usize::try_from(block_size).unwrap_or(1 << 20)];
+    // The same digests a hashed `vol write` gives: one definition of a block's digest.
+    let mut hasher = BlockHasher::new(block_size);
+    let mut buf = vec![0u8; IO_BUFFER];
     let mut left = length;
     while left > 0 {
-        let want = usize::try_from(left.min(block_size)).unwrap_or(buf.len());
-        let block = &mut buf[..want];
-        let mut filled = 0;
-        while filled < want {
-            let n = f.read(&mut block[filled..])?;
-            if n == 0 {
-                block[filled..].fill(0);
-                break;
+        let want = usize::try_from(left.min(IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
+        let n = match f.read(&mut buf[..want])? {
+            // A volume file shorter than its size reads as zeros past its end.
+            0 => {
+                buf[..want].fill(0);
+                want
             }
-            filled += n;
-        }
-        out.push(if block.iter().all(|b| *b == 0) {
-            None
-        } else {
-            Some(blake3::hash(block).to_hex().to_string())
-        });
-        left -= want as u64;
+            n => n,
+        };
+        hasher.update(&buf[..n]);
+        left -= n as u64;
     }
-    Ok(out)
+    Ok(hasher.finish())
 }
 
 pub fn checksum(path: &std::path::Path, size: u64) -> std::io::Result<String> {
