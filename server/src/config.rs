@@ -32,6 +32,8 @@ pub struct Settings {
     pub copy_rate_limit_mib: Option<u64>,
     /// Ranges the helper copies at once.
     pub copy_streams: u64,
+    /// zstd on the wire: auto (when a sample compresses), zstd, off.
+    pub copy_compression: helper::env::CompressChoice,
 }
 
 impl Settings {
@@ -83,6 +85,9 @@ pub struct Overrides {
     /// Ranges the helper copies at once (1–16) [default: 4]
     #[arg(long, env = "MIGCTL_COPY_STREAMS")]
     pub copy_streams: Option<u64>,
+    /// zstd on the wire: auto (when a sample of a volume compresses), zstd or off [default: auto]
+    #[arg(long, env = "MIGCTL_COPY_COMPRESSION")]
+    pub copy_compression: Option<String>,
 }
 
 /// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
@@ -98,9 +103,10 @@ struct FileSettings {
     public_url: Option<String>,
     copy_rate_limit_mib: Option<u64>,
     copy_streams: Option<u64>,
+    copy_compression: Option<String>,
 }
 
-const KNOWN_KEYS: [&str; 10] = [
+const KNOWN_KEYS: [&str; 11] = [
     "listen",
     "current_grid",
     "current_app",
@@ -111,6 +117,7 @@ const KNOWN_KEYS: [&str; 10] = [
     "public_url",
     "copy_rate_limit_mib",
     "copy_streams",
+    "copy_compression",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +163,7 @@ fn fix_for(key: &str) -> String {
                 .into()
         }
         "copy_streams" => "write copy_streams = 4 (how many ranges the helper copies at once, 1 to 16)".into(),
+        "copy_compression" => "write copy_compression = \"auto\" (or \"zstd\", or \"off\")".into(),
         _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
     }
 }
@@ -318,6 +326,14 @@ pub fn load(
                     fix: fix_for("copy_streams"),
                 });
             }
+        },
+        copy_compression: match overrides.copy_compression.clone().or(file.copy_compression) {
+            None => Default::default(),
+            Some(v) => v.parse().map_err(|message| ConfigError::Value {
+                setting: "copy_compression".into(),
+                message,
+                fix: fix_for("copy_compression"),
+            })?,
         },
     };
     Ok((settings, warnings))

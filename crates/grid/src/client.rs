@@ -4,8 +4,8 @@
 //! deadline, and a dropped connection surfaces as [`GridError::Disconnected`].
 
 use crate::dialect::{
-    AppInfo, AppSummary, BlockHashes, Checksum, Command, Descriptor, GridInfo, LogLine, Property,
-    Refusal, TemplateInfo, VolRef, WriteReceipt,
+    AppInfo, AppSummary, BlockHashes, Checksum, Command, Compression, Descriptor, GridInfo,
+    HashAlgorithm, LogLine, Property, PullReceipt, Refusal, TemplateInfo, VolRef, WriteReceipt,
 };
 use crate::known_hosts::{self, KnownHosts, Verdict};
 use crate::name::{AppName, GridName, TemplateName};
@@ -441,11 +441,7 @@ impl Connection {
         stdin: Option<&[u8]>,
     ) -> Result<T, GridError> {
         let out = self.call(command, stdin).await?;
-        serde_json::from_slice(&out).map_err(|e| GridError::Protocol {
-            grid: self.endpoint.grid.clone(),
-            command: command.verb(),
-            detail: e.to_string(),
-        })
+        self.decode(command, &out)
     }
 
     pub async fn grid_info(&self) -> Result<GridInfo, GridError> {
@@ -538,11 +534,25 @@ impl Connection {
         offset: u64,
         length: Option<u64>,
     ) -> Result<BlockHashes, GridError> {
+        self.vol_hash_with(vol, block_size, offset, length, HashAlgorithm::Blake3)
+            .await
+    }
+
+    /// `vol hash` with a chosen algorithm (XXH3 needs dialect 3).
+    pub async fn vol_hash_with(
+        &self,
+        vol: &VolRef,
+        block_size: u64,
+        offset: u64,
+        length: Option<u64>,
+        algorithm: HashAlgorithm,
+    ) -> Result<BlockHashes, GridError> {
         let c = Command::VolHash {
             vol: vol.clone(),
             block_size,
             offset,
             length,
+            algorithm,
         };
         self.call_json(&c, None).await
     }
@@ -560,10 +570,25 @@ impl Connection {
         length: Option<u64>,
         out: &mut (dyn AsyncWrite + Unpin + Send),
     ) -> Result<u64, GridError> {
+        self.vol_read_as(vol, offset, length, Compression::None, out)
+            .await
+    }
+
+    /// Like [`Connection::vol_read`]; with [`Compression::Zstd`] (dialect 3)
+    /// `out` gets the zstd stream and the count is of its bytes.
+    pub async fn vol_read_as(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        length: Option<u64>,
+        compress: Compression,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<u64, GridError> {
         let c = Command::VolRead {
             vol: vol.clone(),
             offset,
             length,
+            compress,
         };
         let mut counted = Counting {
             inner: out,
@@ -592,26 +617,60 @@ impl Connection {
             vol: vol.clone(),
             offset,
             hash_blocks: None,
+            compress: Compression::None,
         };
         self.send_volume(&c, input).await.map(|(sent, _)| sent)
     }
 
     /// Like [`Connection::vol_write`], and the controller (dialect 2) answers
-    /// with the digest of each `block_size` block as it stored it.
+    /// with the digest of each `block_size` block as it stored it. With
+    /// [`Compression::Zstd`] (dialect 3) `input` is a zstd stream; the
+    /// receipt counts the bytes stored.
     pub async fn vol_write_hashed(
         &self,
         vol: &VolRef,
         offset: u64,
         block_size: u64,
+        compress: Compression,
         input: &mut (dyn AsyncRead + Unpin + Send),
     ) -> Result<WriteReceipt, GridError> {
         let c = Command::VolWrite {
             vol: vol.clone(),
             offset,
             hash_blocks: Some(block_size),
+            compress,
         };
         let (_, out) = self.send_volume(&c, input).await?;
-        serde_json::from_slice(&out).map_err(|e| GridError::Protocol {
+        self.decode(&c, &out)
+    }
+
+    /// Dialect 3: this grid's controller reads `length` bytes at `offset`
+    /// of `from` on `from_grid` and writes them at the same offset of `vol`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn vol_pull(
+        &self,
+        vol: &VolRef,
+        from_grid: &GridName,
+        from: &VolRef,
+        offset: u64,
+        length: u64,
+        hash_blocks: Option<u64>,
+        compress: Compression,
+    ) -> Result<PullReceipt, GridError> {
+        let c = Command::VolPull {
+            vol: vol.clone(),
+            from_grid: from_grid.clone(),
+            from: from.clone(),
+            offset,
+            length,
+            hash_blocks,
+            compress,
+        };
+        self.call_json(&c, None).await
+    }
+
+    fn decode<T: DeserializeOwned>(&self, c: &Command, out: &[u8]) -> Result<T, GridError> {
+        serde_json::from_slice(out).map_err(|e| GridError::Protocol {
             grid: self.endpoint.grid.clone(),
             command: c.verb(),
             detail: e.to_string(),

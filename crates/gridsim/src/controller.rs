@@ -6,10 +6,12 @@
 use crate::config::SimConfig;
 use crate::faults::Faults;
 use crate::mount;
+use crate::peers::Peers;
 use crate::store::{AppRecord, Layout, State};
 use grid::dialect::{
-    AppState, AppSummary, BlockHashes, Checksum, Command, DIALECT_VERSION, Descriptor, ErrorCode,
-    GridInfo, LogLine, Refusal, Request, TemplateInfo, VolRef, WriteReceipt,
+    AppState, AppSummary, BlockHashes, Checksum, Command, Compression, DIALECT_VERSION, Descriptor,
+    ErrorCode, GridInfo, HashAlgorithm, LogLine, PullReceipt, Refusal, Request, TemplateInfo,
+    VolRef, WriteReceipt,
 };
 use grid::{AppName, GridName, TemplateName, VolumeName};
 use std::collections::{BTreeMap, HashMap};
@@ -41,6 +43,8 @@ pub struct Controller {
     restarts: std::sync::Mutex<HashMap<AppName, u32>>,
     /// The most recent command lines received, oldest first.
     recent: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// The grids this one trusts, for `vol pull`; `None`: it trusts none.
+    peers: Option<Peers>,
 }
 
 struct Process {
@@ -69,6 +73,7 @@ impl Controller {
         name: GridName,
         dir: PathBuf,
         config: Arc<SimConfig>,
+        trust_dir: Option<PathBuf>,
     ) -> std::io::Result<Arc<Controller>> {
         let layout = Layout { dir };
         let mut state = layout.load()?;
@@ -108,6 +113,7 @@ impl Controller {
             processes: std::sync::Mutex::default(),
             restarts: std::sync::Mutex::default(),
             recent: std::sync::Mutex::default(),
+            peers: trust_dir.map(Peers::new),
         });
         Ok(controller)
     }
@@ -228,6 +234,13 @@ impl Controller {
         }
         let request = Request::parse_line(line)?;
         let verb = request.command.verb();
+        if let Some(old) = self.faults.get().dialect
+            && request.command.since_dialect() > old
+        {
+            return Err(Refusal::bad_request(format!(
+                "`{verb}` with these options is not in dialect v{old}"
+            )));
+        }
         if let Some(d) = self.faults.delay(verb) {
             tokio::time::sleep(d).await;
         }
@@ -241,7 +254,7 @@ impl Controller {
                 let total = self.config.capacity_bytes;
                 let info = GridInfo {
                     name: self.name.clone(),
-                    dialect: DIALECT_VERSION,
+                    dialect: self.faults.get().dialect.unwrap_or(DIALECT_VERSION),
                     free_bytes: total.saturating_sub(state.allocated_bytes()),
                     total_bytes: total,
                     apps: u32::try_from(state.apps.len()).unwrap_or(u32::MAX),
@@ -333,13 +346,33 @@ impl Controller {
                 vol,
                 offset,
                 length,
-            } => self.vol_read(&vol, offset, length, stdout).await,
+                compress,
+            } => match compress {
+                Compression::None => self.vol_read(&vol, offset, length, stdout).await,
+                Compression::Zstd => {
+                    let mut z = async_compression::tokio::write::ZstdEncoder::with_quality(
+                        stdout,
+                        async_compression::Level::Fastest,
+                    );
+                    self.vol_read(&vol, offset, length, &mut z).await?;
+                    z.shutdown().await.map_err(internal)
+                }
+            },
             Command::VolWrite {
                 vol,
                 offset,
                 hash_blocks,
+                compress,
             } => {
-                let (n, hashes) = self.vol_write(&vol, offset, hash_blocks, stdin).await?;
+                let (n, hashes) = match compress {
+                    Compression::None => self.vol_write(&vol, offset, hash_blocks, stdin).await?,
+                    Compression::Zstd => {
+                        let mut z = async_compression::tokio::bufread::ZstdDecoder::new(
+                            tokio::io::BufReader::with_capacity(IO_BUFFER, stdin),
+                        );
+                        self.vol_write(&vol, offset, hash_blocks, &mut z).await?
+                    }
+                };
                 let text = format!("wrote {n} bytes to {vol}\n");
                 match (hash_blocks, hashes) {
                     (Some(block_size), Some(hashes)) => {
@@ -354,13 +387,41 @@ impl Controller {
                     _ => write(stdout, text.as_bytes()).await,
                 }
             }
+            Command::VolPull {
+                vol,
+                from_grid,
+                from,
+                offset,
+                length,
+                hash_blocks,
+                compress,
+            } => {
+                let receipt = self
+                    .vol_pull(
+                        &vol,
+                        &from_grid,
+                        &from,
+                        (offset, length),
+                        hash_blocks,
+                        compress,
+                    )
+                    .await?;
+                let text = format!(
+                    "pulled {} bytes from {from_grid}/{from} into {vol} ({} on the wire)\n",
+                    receipt.written, receipt.wire_bytes
+                );
+                reply(stdout, json, &receipt, text).await
+            }
             Command::VolHash {
                 vol,
                 block_size,
                 offset,
                 length,
+                algorithm,
             } => {
-                let hashes = self.vol_hash(&vol, block_size, offset, length).await?;
+                let hashes = self
+                    .vol_hash(&vol, block_size, offset, length, algorithm)
+                    .await?;
                 let text: String = hashes
                     .hashes
                     .iter()
@@ -906,6 +967,19 @@ impl Controller {
         ))
     }
 
+    fn writable(vol: &VolRef, state: AppState) -> Result<(), Refusal> {
+        if state != AppState::Stopped {
+            return Err(Refusal::new(
+                ErrorCode::BadState,
+                format!(
+                    "app {} is {state}; volumes are written only while it is stopped",
+                    vol.app
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn range(size: u64, offset: u64, length: Option<u64>) -> Result<u64, Refusal> {
         if offset > size {
             return Err(Refusal::bad_request(format!(
@@ -960,15 +1034,7 @@ impl Controller {
         stdin: Stdin<'_>,
     ) -> Result<(u64, Option<Vec<Option<String>>>), Refusal> {
         let (path, size, state) = self.volume(vol).await?;
-        if state != AppState::Stopped {
-            return Err(Refusal::new(
-                ErrorCode::BadState,
-                format!(
-                    "app {} is {state}; volumes are written only while it is stopped",
-                    vol.app
-                ),
-            ));
-        }
+        Self::writable(vol, state)?;
         Self::range(size, offset, Some(0))?;
         let mut f = tokio::fs::OpenOptions::new()
             .write(true)
@@ -978,7 +1044,7 @@ impl Controller {
         f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
         let mut buf = vec![0u8; IO_BUFFER];
         let mut written = 0u64;
-        let mut hasher = hash_blocks.map(BlockHasher::new);
+        let mut hasher = hash_blocks.map(|b| BlockHasher::new(b, HashAlgorithm::Blake3));
         loop {
             let n = stdin.read(&mut buf).await.map_err(internal)?;
             if n == 0 {
@@ -1008,19 +1074,86 @@ impl Controller {
         block_size: u64,
         offset: u64,
         length: Option<u64>,
+        algorithm: HashAlgorithm,
     ) -> Result<BlockHashes, Refusal> {
         let (path, size, _) = self.volume(vol).await?;
         let length = Self::range(size, offset, length)?;
-        let hashes =
-            tokio::task::spawn_blocking(move || hash_blocks(&path, block_size, offset, length))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?;
+        let hashes = tokio::task::spawn_blocking(move || {
+            hash_blocks(&path, block_size, offset, length, algorithm)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
         Ok(BlockHashes {
             size,
             block_size,
             offset,
+            algorithm,
             hashes,
+        })
+    }
+
+    /// Reads `from` on `from_grid` over a trusted connection and writes
+    /// what arrives as `vol write` would (the same faults apply).
+    async fn vol_pull(
+        &self,
+        vol: &VolRef,
+        from_grid: &GridName,
+        from: &VolRef,
+        (offset, length): (u64, u64),
+        hash_blocks: Option<u64>,
+        compress: Compression,
+    ) -> Result<PullReceipt, Refusal> {
+        let (_, size, state) = self.volume(vol).await?;
+        Self::writable(vol, state)?;
+        Self::range(size, offset, Some(length))?;
+        let peers = self.peers.as_ref().ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::Denied,
+                format!("grid {} trusts no other grid; it cannot pull", self.name),
+            )
+        })?;
+        let peer = peers.take(from_grid).await?;
+        let (mut sending, receiving) = tokio::io::duplex(IO_BUFFER);
+        let read = async {
+            let n = peer
+                .vol_read_as(from, offset, Some(length), compress, &mut sending)
+                .await;
+            drop(sending);
+            n
+        };
+        let write = async {
+            match compress {
+                Compression::None => {
+                    let mut r = receiving;
+                    self.vol_write(vol, offset, hash_blocks, &mut r).await
+                }
+                Compression::Zstd => {
+                    let mut z = async_compression::tokio::bufread::ZstdDecoder::new(
+                        tokio::io::BufReader::with_capacity(IO_BUFFER, receiving),
+                    );
+                    self.vol_write(vol, offset, hash_blocks, &mut z).await
+                }
+            }
+        };
+        let (read, written) = tokio::join!(read, write);
+        let wire_bytes = read.map_err(|e| match e.refusal() {
+            Some(r) => Refusal::new(r.code, format!("grid {from_grid}: {}", r.message)),
+            None => internal(format!("reading {from} from grid {from_grid}: {e}")),
+        })?;
+        peers.give_back(from_grid, peer);
+        let (written, hashes) = written?;
+        if written != length {
+            return Err(internal(format!(
+                "grid {from_grid} sent {written} bytes of {from} where {length} were asked for"
+            )));
+        }
+        Ok(PullReceipt {
+            written,
+            wire_bytes,
+            offset,
+            block_size: hash_blocks,
+            hashes: hashes.unwrap_or_default(),
         })
     }
 
@@ -1047,23 +1180,64 @@ impl Controller {
     }
 }
 
+/// One block's running digest.
+enum Digest {
+    Blake3(Box<blake3::Hasher>),
+    Xxh3(Box<xxhash_rust::xxh3::Xxh3>),
+}
+
+impl Digest {
+    fn new(algorithm: HashAlgorithm) -> Digest {
+        match algorithm {
+            HashAlgorithm::Blake3 => Digest::Blake3(Box::default()),
+            HashAlgorithm::Xxh3 => Digest::Xxh3(Box::default()),
+        }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Digest::Blake3(h) => {
+                h.update(bytes);
+            }
+            Digest::Xxh3(h) => h.update(bytes),
+        }
+    }
+
+    /// The hex digest so far; starts the next block.
+    fn take(&mut self) -> String {
+        match self {
+            Digest::Blake3(h) => {
+                let hex = h.finalize().to_hex().to_string();
+                h.reset();
+                hex
+            }
+            Digest::Xxh3(h) => {
+                let hex = format!("{:032x}", h.digest128());
+                h.reset();
+                hex
+            }
+        }
+    }
+}
+
 /// The digests of consecutive blocks of a byte stream, as `vol hash`
-/// gives them: BLAKE3 hex per block, `None` for an all-zero block.
+/// gives them: hex per block (BLAKE3, or XXH3-128), `None` for an
+/// all-zero block.
 struct BlockHasher {
     block_size: u64,
     filled: u64,
     zero: bool,
-    hasher: blake3::Hasher,
+    hasher: Digest,
     out: Vec<Option<String>>,
 }
 
 impl BlockHasher {
-    fn new(block_size: u64) -> BlockHasher {
+    fn new(block_size: u64, algorithm: HashAlgorithm) -> BlockHasher {
         BlockHasher {
             block_size,
             filled: 0,
             zero: true,
-            hasher: blake3::Hasher::new(),
+            hasher: Digest::new(algorithm),
             out: vec![],
         }
     }
@@ -1083,9 +1257,8 @@ impl BlockHasher {
     }
 
     fn close(&mut self) {
-        let digest = self.hasher.finalize().to_hex().to_string();
+        let digest = self.hasher.take();
         self.out.push((!self.zero).then_some(digest));
-        self.hasher.reset();
         self.filled = 0;
         self.zero = true;
     }
@@ -1098,19 +1271,20 @@ impl BlockHasher {
     }
 }
 
-/// blake3 of each block of `length` bytes from `offset`; `None` for blocks
-/// that are all zero.
+/// The digest of each block of `length` bytes from `offset`; `None` for
+/// blocks that are all zero.
 pub fn hash_blocks(
     path: &std::path::Path,
     block_size: u64,
     offset: u64,
     length: u64,
+    algorithm: HashAlgorithm,
 ) -> std::io::Result<Vec<Option<String>>> {
     use std::io::{Read, Seek};
     let mut f = std::fs::File::open(path)?;
     f.seek(SeekFrom::Start(offset))?;
     // The same digests a hashed `vol write` gives: one definition of a block's digest.
-    let mut hasher = BlockHasher::new(block_size);
+    let mut hasher = BlockHasher::new(block_size, algorithm);
     let mut buf = vec![0u8; IO_BUFFER];
     let mut left = length;
     while left > 0 {

@@ -19,6 +19,9 @@ pub struct FaultSet {
     pub refuse_connections: bool,
     /// `vol write` flips the first byte of what it writes (a silent corruption).
     pub corrupt_writes: bool,
+    /// The grid speaks an older dialect: `grid info` says so and what came
+    /// later is refused as an old controller would.
+    pub dialect: Option<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -52,13 +55,23 @@ impl Faults {
     /// `sim fault …` arguments (after `sim fault`).
     pub fn apply(&self, args: &[String]) -> Result<String, Refusal> {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let usage = "usage: sim fault fail VERB... [--code C] | delay MS VERB... | drop-after BYTES | refuse on|off | corrupt-writes on|off | clear | show";
+        let usage = "usage: sim fault fail VERB... [--code C] | delay MS VERB... | drop-after BYTES | refuse on|off | corrupt-writes on|off | dialect N | clear | show";
         match a.as_slice() {
             ["clear"] => self.update(|f| *f = FaultSet::default()),
             ["show"] => {}
             ["refuse", v @ ("on" | "off")] => self.update(|f| f.refuse_connections = *v == "on"),
             ["corrupt-writes", v @ ("on" | "off")] => {
                 self.update(|f| f.corrupt_writes = *v == "on")
+            }
+            ["dialect", n] => {
+                let n: u32 = n.parse().map_err(|_| Refusal::bad_request(usage))?;
+                if n == 0 || n > grid::dialect::DIALECT_VERSION {
+                    return Err(Refusal::bad_request(format!(
+                        "dialect {n}: gridsim speaks 1 to {}",
+                        grid::dialect::DIALECT_VERSION
+                    )));
+                }
+                self.update(|f| f.dialect = Some(n));
             }
             ["drop-after", n] => {
                 let n: u64 = n.parse().map_err(|_| Refusal::bad_request(usage))?;

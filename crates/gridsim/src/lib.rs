@@ -14,6 +14,7 @@ pub mod config;
 pub mod controller;
 pub mod faults;
 pub mod mount;
+pub mod peers;
 pub mod ssh;
 pub mod store;
 
@@ -203,7 +204,12 @@ pub async fn start(dir: &Path) -> anyhow::Result<RunningSim> {
         let gdir = paths.grid_dir(&g.name);
         let host_key = keys::load(&gdir.join("host_key"))?;
         let authorized = Arc::new(ssh::read_authorized_keys(&gdir.join("authorized_keys"))?);
-        let controller = Controller::open(g.name.clone(), gdir, config.clone())?;
+        let controller = Controller::open(
+            g.name.clone(),
+            gdir,
+            config.clone(),
+            Some(paths.trust_dir()),
+        )?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", g.port))
             .await
             .with_context(|| format!("grid {}: cannot listen on 127.0.0.1:{}", g.name, g.port))?;
@@ -241,7 +247,12 @@ pub async fn start(dir: &Path) -> anyhow::Result<RunningSim> {
 pub async fn run_stdio(dir: &Path, grid: &GridName, line: &str) -> anyhow::Result<i32> {
     let paths = SimPaths::new(dir);
     let config = Arc::new(SimConfig::load(&paths.config())?);
-    let controller = Controller::open(grid.clone(), paths.grid_dir(grid), config)?;
+    let controller = Controller::open(
+        grid.clone(),
+        paths.grid_dir(grid),
+        config,
+        Some(paths.trust_dir()),
+    )?;
     let mut stdin = tokio::io::stdin();
     let mut stdout = tokio::io::stdout();
     let outcome = controller.execute(line, &mut stdin, &mut stdout).await;

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use grid::dialect::{AppState, Descriptor, ErrorCode, VolRef, VolumeSpec};
+use grid::dialect::{
+    AppState, Compression, Descriptor, ErrorCode, HashAlgorithm, VolRef, VolumeSpec,
+};
 use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
 use grid::{
@@ -132,7 +134,7 @@ async fn every_dialect_command_round_trips() {
 
     let info = east.grid_info().await.unwrap();
     assert_eq!(info.name.as_str(), "east");
-    assert_eq!(info.dialect, 2);
+    assert_eq!(info.dialect, 3);
     assert_eq!(info.free_bytes, 4 << 30);
 
     let templates = east.template_list().await.unwrap();
@@ -237,7 +239,13 @@ async fn every_dialect_command_round_trips() {
     let mut two = pattern(1 << 20, 9);
     two.extend(vec![0u8; 1 << 20]);
     let receipt = east
-        .vol_write_hashed(&vol("shop", "data"), 6 << 20, 1 << 20, &mut &two[..])
+        .vol_write_hashed(
+            &vol("shop", "data"),
+            6 << 20,
+            1 << 20,
+            Compression::None,
+            &mut &two[..],
+        )
         .await
         .unwrap();
     assert_eq!(receipt.written, 2 << 20);
@@ -248,7 +256,13 @@ async fn every_dialect_command_round_trips() {
     assert_eq!(receipt.hashes, after.hashes);
     assert_eq!(receipt.hashes[1], None);
     let misaligned = east
-        .vol_write_hashed(&vol("shop", "data"), 4096, 1 << 20, &mut &two[..4096])
+        .vol_write_hashed(
+            &vol("shop", "data"),
+            4096,
+            1 << 20,
+            Compression::None,
+            &mut &two[..4096],
+        )
         .await
         .unwrap_err();
     assert!(
@@ -276,6 +290,153 @@ async fn every_dialect_command_round_trips() {
     assert!(east.app_list().await.unwrap().is_empty());
     let gone = east.app_info(&app("shop")).await.unwrap_err();
     assert_eq!(code(&gone), Some(ErrorCode::NotFound));
+}
+
+#[tokio::test]
+async fn dialect_3_hashes_cheaply_compresses_on_the_wire_and_pulls_between_grids() {
+    let mut h = Harness::new().await;
+    let (east, west) = (h.connect("east").await, h.connect("west").await);
+    assert_eq!(east.grid_info().await.unwrap().dialect, 3);
+    // An odd size: the last block is short, and ranges straddle the end.
+    let size = (5 << 20) + 12345;
+    east.app_create(&app("shop"), &descriptor(&[("data", size)]))
+        .await
+        .unwrap();
+    west.app_create(&app("copy"), &descriptor(&[("data", size)]))
+        .await
+        .unwrap();
+    let mut data = pattern(usize::try_from(size).unwrap(), 3);
+    // A compressible stretch and a zero block among random bytes.
+    data[1 << 20..2 << 20].fill(b'a');
+    data[3 << 20..4 << 20].fill(0);
+    east.vol_write(&vol("shop", "data"), 0, &mut &data[..])
+        .await
+        .unwrap();
+
+    // XXH3-128: one 32-hex digest per block, null for zeros, equal on equal bytes.
+    let cheap = east
+        .vol_hash_with(&vol("shop", "data"), 1 << 20, 0, None, HashAlgorithm::Xxh3)
+        .await
+        .unwrap();
+    assert_eq!(cheap.algorithm, HashAlgorithm::Xxh3);
+    assert_eq!(cheap.hashes.len(), 6);
+    assert_eq!(cheap.hashes[3], None);
+    assert_eq!(
+        cheap.hashes[0].as_deref(),
+        Some(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&data[..1 << 20])).as_str())
+    );
+
+    // zstd on the wire: a compressed read is smaller and decodes to the bytes.
+    let mut packed = Vec::new();
+    let wire = east
+        .vol_read_as(
+            &vol("shop", "data"),
+            1 << 20,
+            Some(1 << 20),
+            Compression::Zstd,
+            &mut packed,
+        )
+        .await
+        .unwrap();
+    assert!(wire < 64 << 10, "1 MiB of 'a' crossed as {wire} bytes");
+    assert!(zstd::decode_all(&packed[..]).unwrap() == data[1 << 20..2 << 20]);
+    // ... and a compressed write stores the bytes it decodes to.
+    let receipt = west
+        .vol_write_hashed(
+            &vol("copy", "data"),
+            1 << 20,
+            1 << 20,
+            Compression::Zstd,
+            &mut &packed[..],
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.written, 1 << 20);
+    assert_eq!(
+        receipt.hashes,
+        vec![Some(
+            blake3::hash(&data[1 << 20..2 << 20]).to_hex().to_string()
+        )]
+    );
+
+    // vol pull: west reads east itself, in ranges that end at the odd end.
+    for (offset, length, compress) in [
+        (0, 1 << 20, Compression::None),
+        (2 << 20, 3 << 20, Compression::Zstd),
+        (5 << 20, 12345, Compression::None),
+    ] {
+        let r = west
+            .vol_pull(
+                &vol("copy", "data"),
+                &GridName::new("east").unwrap(),
+                &vol("shop", "data"),
+                offset,
+                length,
+                Some(1 << 20),
+                compress,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.written, length);
+        let want = east
+            .vol_hash(&vol("shop", "data"), 1 << 20, offset, Some(length))
+            .await
+            .unwrap();
+        assert_eq!(r.hashes, want.hashes, "digests of what west stored");
+        if compress == Compression::Zstd {
+            assert!(r.wire_bytes < length * 9 / 10, "{r:?}");
+        } else {
+            assert!(r.wire_bytes == length, "{r:?}");
+        }
+    }
+    assert_eq!(
+        west.vol_checksum(&vol("copy", "data"))
+            .await
+            .unwrap()
+            .digest,
+        blake3::hash(&data).to_hex().to_string(),
+        "byte-exact"
+    );
+    let past = west
+        .vol_pull(
+            &vol("copy", "data"),
+            &GridName::new("east").unwrap(),
+            &vol("shop", "data"),
+            5 << 20,
+            12346,
+            None,
+            Compression::None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&past), Some(ErrorCode::BadRequest), "{past}");
+    let stranger = west
+        .vol_pull(
+            &vol("copy", "data"),
+            &GridName::new("south").unwrap(),
+            &vol("shop", "data"),
+            0,
+            1,
+            None,
+            Compression::None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&stranger), Some(ErrorCode::NotFound), "{stranger}");
+    assert!(stranger.to_string().contains("not among the grids"));
+
+    // A grid that speaks dialect 2 says so and refuses what came later.
+    west.call_line("sim", "sim fault dialect 2", None)
+        .await
+        .unwrap();
+    assert_eq!(west.grid_info().await.unwrap().dialect, 2);
+    let old = west
+        .vol_hash_with(&vol("copy", "data"), 1 << 20, 0, None, HashAlgorithm::Xxh3)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&old), Some(ErrorCode::BadRequest), "{old}");
+    assert!(old.to_string().contains("not in dialect v2"), "{old}");
+    h.sim.take().unwrap().stop().await;
 }
 
 #[tokio::test]

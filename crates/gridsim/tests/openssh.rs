@@ -124,7 +124,10 @@ async fn the_grid_client_talks_to_openssh_sshd_running_the_controller() {
         .unwrap();
 
     let info = conn.grid_info().await.unwrap();
-    assert_eq!((info.name.as_str(), info.dialect), ("east", 2));
+    assert_eq!(
+        (info.name.as_str(), info.dialect),
+        ("east", grid::dialect::DIALECT_VERSION)
+    );
     let descriptor = Descriptor {
         volumes: vec![VolumeSpec {
             name: VolumeName::new("data").unwrap(),

@@ -23,6 +23,71 @@ pub struct Job {
     pub rate_limit: u64,
     /// Ranges copied at once, each over its own channels.
     pub streams: u64,
+    pub transfer: TransferChoice,
+    pub compress: CompressChoice,
+}
+
+/// `MIG_TRANSFER`: how bytes travel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TransferChoice {
+    /// The target's controller pulls from the source when it can (dialect 3
+    /// and trust between the grids); else the helper relays.
+    #[default]
+    Auto,
+    /// Always through the helper.
+    Relay,
+}
+
+/// `MIG_COMPRESS`: zstd on the wire (dialect 3 on both grids).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompressChoice {
+    /// Per volume, when a sample of what moves compresses below half.
+    #[default]
+    Auto,
+    Zstd,
+    Off,
+}
+
+impl TransferChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferChoice::Auto => "auto",
+            TransferChoice::Relay => "relay",
+        }
+    }
+}
+
+impl std::str::FromStr for TransferChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(TransferChoice::Auto),
+            "relay" => Ok(TransferChoice::Relay),
+            other => Err(format!("{other:?} is not auto or relay")),
+        }
+    }
+}
+
+impl CompressChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressChoice::Auto => "auto",
+            CompressChoice::Zstd => "zstd",
+            CompressChoice::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for CompressChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(CompressChoice::Auto),
+            "zstd" => Ok(CompressChoice::Zstd),
+            "off" => Ok(CompressChoice::Off),
+            other => Err(format!("{other:?} is not auto, zstd or off")),
+        }
+    }
 }
 
 pub const DEFAULT_BLOCK_SIZE: u64 = 4 << 20;
@@ -47,6 +112,15 @@ impl Job {
                 None => Ok(default),
             }
         };
+        fn parsed<T: std::str::FromStr<Err = String> + Default>(
+            k: &str,
+            v: Option<String>,
+        ) -> anyhow::Result<T> {
+            match v.filter(|v| !v.is_empty()) {
+                Some(v) => v.parse().map_err(|e| anyhow::anyhow!("{k}: {e}")),
+                None => Ok(T::default()),
+            }
+        }
         let action: Action = need("MIG_ACTION")?
             .parse()
             .map_err(|e| anyhow::anyhow!("MIG_ACTION: {e}"))?;
@@ -71,6 +145,8 @@ impl Job {
                 n @ 1..=16 => n,
                 n => anyhow::bail!("MIG_STREAMS={n} is not between 1 and 16"),
             },
+            transfer: parsed("MIG_TRANSFER", get("MIG_TRANSFER"))?,
+            compress: parsed("MIG_COMPRESS", get("MIG_COMPRESS"))?,
         })
     }
 
@@ -91,6 +167,8 @@ impl Job {
             ),
             ("MIG_RATE_LIMIT".into(), self.rate_limit.to_string()),
             ("MIG_STREAMS".into(), self.streams.to_string()),
+            ("MIG_TRANSFER".into(), self.transfer.as_str().into()),
+            ("MIG_COMPRESS".into(), self.compress.as_str().into()),
         ]
     }
 }

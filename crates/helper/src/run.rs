@@ -1,16 +1,13 @@
 //! The helper's procedure: stop, create, copy, verify, start.
 
+use crate::copy::{self, Grids, Method, Totals};
 use crate::env::Job;
-use crate::plan::{self, Range};
-use grid::dialect::{AppState, Descriptor, VolRef, VolumeSpec};
+use grid::dialect::{AppState, Descriptor};
 use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
 use grid::{ClientConfig, Connection, Endpoint, keys};
-use operation_model::{Action, Phase, Progress, Report};
+use operation_model::{Action, Phase, Report};
 use std::time::{Duration, Instant};
-
-/// Longest single `vol read`/`vol write` pair, so progress is reported often.
-const MAX_RANGE: u64 = 64 << 20;
 
 /// Writes one report line to the log (stdout, which the grid keeps).
 pub fn emit(report: Report) {
@@ -28,11 +25,6 @@ fn enter(phase: Phase, text: impl Into<String>) {
         phase,
         text: text.into(),
     });
-}
-
-struct Grids {
-    source: Connection,
-    target: Connection,
 }
 
 /// How to reach the grids: the inventory and the trust key of the grid.
@@ -240,40 +232,34 @@ async fn work(
         );
     }
 
-    // A dialect 2 target answers each write with the digests of what it
-    // stored: verification then needs no second read of either volume.
-    let hashed_writes = g.target.grid_info().await.is_ok_and(|i| i.dialect >= 2);
+    let method = Method::choose(job, g, source.volumes.first()).await;
+    say(method.describe(job));
     let started = Instant::now();
-    let mut done = 0u64;
-    let mut copied = 0u64;
+    let mut totals = Totals {
+        total,
+        ..Totals::default()
+    };
     let mut copies = vec![];
     for v in &source.volumes {
-        let c = copy_volume(
-            job,
-            g,
-            v,
-            hashed_writes,
-            (total, &mut done, &mut copied),
-            started,
-        )
-        .await?;
-        copies.push(c);
+        copies.push(copy::copy_volume(job, g, &method, v, &mut totals, started).await?);
     }
     say(format!(
-        "copied {copied} bytes in {:.1} s; {} bytes were already in place",
+        "copied {} bytes in {:.1} s ({} bytes on the wire); {} bytes were already in place",
+        totals.copied,
         started.elapsed().as_secs_f64(),
-        total - copied
+        totals.wire,
+        total - totals.copied
     ));
 
     enter(
         Phase::Verifying,
         format!(
-            "comparing the checksums of {} volume(s)",
+            "comparing the digests of {} volume(s)",
             source.volumes.len()
         ),
     );
     for (v, c) in source.volumes.iter().zip(&copies) {
-        verify_volume(job, g, v, c).await?;
+        copy::verify_volume(job, g, v, c).await?;
     }
 
     match job.action {
@@ -298,241 +284,4 @@ async fn work(
         }
     }
     Ok(())
-}
-
-/// The longest range to move at once: under a rate limit, about a quarter
-/// second's worth, so the pace (and the progress lines) stay even.
-fn max_range(job: &Job) -> u64 {
-    if job.rate_limit == 0 {
-        return MAX_RANGE;
-    }
-    let quarter = job.rate_limit / 4 / job.block_size * job.block_size;
-    quarter.clamp(job.block_size, MAX_RANGE.max(job.block_size))
-}
-
-/// Sleeps until `copied` bytes since `started` are within the rate limit.
-async fn throttle(job: &Job, copied: u64, started: Instant) {
-    if job.rate_limit == 0 {
-        return;
-    }
-    let due = Duration::from_secs_f64(copied as f64 / job.rate_limit as f64);
-    if let Some(wait) = due.checked_sub(started.elapsed()) {
-        tokio::time::sleep(wait).await;
-    }
-}
-
-/// What the copy of one volume established: the source's block digests
-/// and, from a dialect 2 target, the digests of every block as it is now
-/// stored there (from `vol hash` for blocks left alone, from the write
-/// receipts for blocks copied).
-struct VolumeCopy {
-    source: Vec<Option<String>>,
-    stored: Option<Vec<Option<String>>>,
-}
-
-async fn copy_volume(
-    job: &Job,
-    g: &Grids,
-    v: &VolumeSpec,
-    hashed_writes: bool,
-    (total, done, copied): (u64, &mut u64, &mut u64),
-    started: Instant,
-) -> anyhow::Result<VolumeCopy> {
-    use futures_util::StreamExt;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    let src = VolRef::new(job.source_app.clone(), v.name.clone());
-    let dst = VolRef::new(job.target_app.clone(), v.name.clone());
-    let (sh, th) = tokio::try_join!(
-        g.source.vol_hash(&src, job.block_size, 0, None),
-        g.target.vol_hash(&dst, job.block_size, 0, None)
-    )?;
-    let p = plan::plan(
-        v.size,
-        job.block_size,
-        &sh.hashes,
-        &th.hashes,
-        max_range(job),
-    );
-    let to_copy = v.size - p.skipped;
-    say(format!(
-        "volume {}: {} bytes, {} to copy in {} range(s), {} already in place",
-        v.name,
-        v.size,
-        to_copy,
-        p.copy.len(),
-        p.skipped
-    ));
-    let mut volume_done = p.skipped;
-    *done += p.skipped;
-    let progress = |volume_done: u64, done: u64, copied: u64| Progress {
-        volume: v.name.to_string(),
-        volume_done,
-        volume_total: v.size,
-        done,
-        total,
-        copied,
-        rate_bytes_per_sec: (copied as f64 / started.elapsed().as_secs_f64().max(1e-3)) as u64,
-    };
-    emit(Report::Progress(progress(volume_done, *done, *copied)));
-    let mut stored = hashed_writes.then(|| th.hashes.clone());
-    // Several ranges in flight, each on its own pair of channels; the rate
-    // limit holds for all of them: a range starts only once the bytes
-    // started so far, its own included, are within the limit, so the bytes
-    // finished never run ahead of it. Progress counts finished ranges, so
-    // it never goes backwards.
-    let started_bytes = AtomicU64::new(*copied);
-    let streams = usize::try_from(job.streams).unwrap_or(1).max(1);
-    let block_size = job.block_size;
-    let mut moves = futures_util::stream::iter(p.copy.iter().copied())
-        .map(|range| {
-            let (src, dst, started_bytes) = (&src, &dst, &started_bytes);
-            async move {
-                let before = started_bytes.fetch_add(range.length, Ordering::Relaxed);
-                throttle(job, before + range.length, started).await;
-                let receipt =
-                    copy_range(g, src, dst, range, hashed_writes.then_some(block_size)).await?;
-                anyhow::Ok((range, receipt))
-            }
-        })
-        .buffer_unordered(streams);
-    let mut last = Instant::now();
-    while let Some(moved) = moves.next().await {
-        let (range, receipt) = moved?;
-        if let (Some(stored), Some(hashes)) = (stored.as_mut(), receipt) {
-            let first = usize::try_from(range.offset / block_size).unwrap_or(usize::MAX);
-            for (i, h) in hashes.into_iter().enumerate() {
-                if let Some(slot) = stored.get_mut(first + i) {
-                    *slot = h;
-                }
-            }
-        }
-        volume_done += range.length;
-        *done += range.length;
-        *copied += range.length;
-        if last.elapsed() >= Duration::from_millis(500) {
-            emit(Report::Progress(progress(volume_done, *done, *copied)));
-            last = Instant::now();
-        }
-    }
-    drop(moves);
-    emit(Report::Progress(progress(volume_done, *done, *copied)));
-    // Into an existing target (a retry, a repeated snapshot): say how much changed.
-    if th.hashes.iter().any(Option::is_some) && v.size > 0 {
-        say(format!(
-            "volume {}: {:.1} % of blocks changed; {} MiB copied",
-            v.name,
-            to_copy as f64 * 100.0 / v.size as f64,
-            to_copy.div_ceil(1 << 20)
-        ));
-    }
-    Ok(VolumeCopy {
-        source: sh.hashes,
-        stored,
-    })
-}
-
-/// The target holds what the source holds: every block digest the target
-/// gave for what it stored equals the source's (a dialect 1 target: the
-/// two whole-volume checksums, which reads both volumes again).
-async fn verify_volume(job: &Job, g: &Grids, v: &VolumeSpec, c: &VolumeCopy) -> anyhow::Result<()> {
-    if let Some(stored) = &c.stored {
-        let differs = c
-            .source
-            .iter()
-            .zip(stored)
-            .position(|(s, t)| s != t)
-            .or((c.source.len() != stored.len()).then_some(c.source.len().min(stored.len())));
-        if let Some(i) = differs {
-            let show = |h: Option<&Option<String>>| match h {
-                Some(Some(h)) => h.clone(),
-                Some(None) => "zero".to_owned(),
-                None => "missing".to_owned(),
-            };
-            anyhow::bail!(
-                "checksum mismatch on volume {}: block {i} (offset {}) is {} on the source and {} as the target stored it",
-                v.name,
-                i as u64 * job.block_size,
-                show(c.source.get(i)),
-                show(stored.get(i))
-            );
-        }
-        let mut rolled = blake3::Hasher::new();
-        for h in &c.source {
-            rolled.update(h.as_deref().unwrap_or("zero").as_bytes());
-            rolled.update(b"\n");
-        }
-        say(format!(
-            "verified volume {}: all {} block digests of what the target stored equal the source's; blake3-blocks:{}",
-            v.name,
-            c.source.len(),
-            rolled.finalize().to_hex()
-        ));
-        return Ok(());
-    }
-    let s = g
-        .source
-        .vol_checksum(&VolRef::new(job.source_app.clone(), v.name.clone()))
-        .await?;
-    let t = g
-        .target
-        .vol_checksum(&VolRef::new(job.target_app.clone(), v.name.clone()))
-        .await?;
-    if s.digest != t.digest {
-        anyhow::bail!(
-            "checksum mismatch on volume {}: source {} target {}",
-            v.name,
-            s.digest,
-            t.digest
-        );
-    }
-    say(format!(
-        "verified volume {}: {}:{}",
-        v.name, s.algorithm, s.digest
-    ));
-    Ok(())
-}
-
-/// Moves one range from the source volume to the target volume; with
-/// `hash_blocks`, returns the digests the target gave for what it stored.
-async fn copy_range(
-    g: &Grids,
-    src: &VolRef,
-    dst: &VolRef,
-    range: Range,
-    hash_blocks: Option<u64>,
-) -> anyhow::Result<Option<Vec<Option<String>>>> {
-    let Range { offset, length } = range;
-    let (mut writer, mut reader) = tokio::io::duplex(1 << 20);
-    let read = async {
-        let n = g
-            .source
-            .vol_read(src, offset, Some(length), &mut writer)
-            .await;
-        drop(writer);
-        n
-    };
-    let write = async {
-        match hash_blocks {
-            Some(b) => g
-                .target
-                .vol_write_hashed(dst, offset, b, &mut reader)
-                .await
-                .map(|r| (r.written, Some(r.hashes))),
-            None => g
-                .target
-                .vol_write(dst, offset, &mut reader)
-                .await
-                .map(|n| (n, None)),
-        }
-    };
-    let (r, w) = tokio::join!(read, write);
-    let (r, (w, hashes)) = (r?, w?);
-    if r != length || w != length {
-        anyhow::bail!(
-            "volume {}: range {offset}+{length} moved {r} bytes out and {w} in",
-            dst.vol
-        );
-    }
-    Ok(hashes)
 }

@@ -47,7 +47,8 @@ async fn setup() -> Setup {
     };
     let (east, west) = (conn("east").await, conn("west").await);
 
-    // shop: a dense boot volume and a mostly sparse data volume, running.
+    // shop: a dense boot volume (incompressible) and a mostly sparse data
+    // volume (a repeating pattern: compressible), running.
     let shop = app("shop");
     east.app_create(
         &shop,
@@ -59,7 +60,7 @@ async fn setup() -> Setup {
     )
     .await
     .unwrap();
-    let boot: Vec<u8> = (0..4u32 << 20).map(|i| (i * 7 % 251) as u8 | 1).collect();
+    let boot = noise(4 << 20, 7);
     east.vol_write(&vref("shop", "boot"), 0, &mut &boot[..])
         .await
         .unwrap();
@@ -74,6 +75,20 @@ async fn setup() -> Setup {
         east,
         west,
     }
+}
+
+/// Incompressible bytes (xorshift), never an all-zero block.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&(x | 1).to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 fn app(s: &str) -> AppName {
@@ -106,6 +121,8 @@ fn job(action: Action, target: &str) -> helper::Job {
         stop_timeout_secs: 10,
         rate_limit: 0,
         streams: 4,
+        transfer: Default::default(),
+        compress: Default::default(),
     }
 }
 
@@ -159,6 +176,16 @@ async fn checksums(c: &Connection, a: &str) -> Vec<String> {
     out
 }
 
+/// From "copied N bytes in T s (W bytes on the wire); …".
+fn wire_bytes(log: &[String]) -> u64 {
+    let line = log
+        .iter()
+        .find(|l| l.starts_with("copied ") && l.contains(" on the wire"))
+        .expect("the copy's summary line");
+    let (_, rest) = line.split_once(" s (").unwrap();
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
+
 fn last_progress(log: &[String]) -> serde_json::Value {
     let line = log
         .iter()
@@ -210,6 +237,32 @@ async fn migrate_copies_verifies_and_starts_the_target_and_snapshot_restarts_the
     assert_eq!(p["total"], (68u64 << 20));
     // Zero blocks are never sent: 4 MiB boot + 12 MiB of data.
     assert_eq!(p["copied"], (16u64 << 20), "{p}");
+    // west pulled from east itself; data's pattern went as zstd, boot's
+    // noise as it is.
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("copy method: west pulls from east")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(
+            |l| l.starts_with("volume data: a 256 KiB sample compresses to")
+                && l.ends_with("zstd on the wire")
+        ),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(
+            |l| l.starts_with("volume boot: a 256 KiB sample compresses to")
+                && l.ends_with("sent as it is")
+        ),
+        "{log:#?}"
+    );
+    let wire = wire_bytes(&log);
+    assert!(
+        (4 << 20..5 << 20).contains(&wire),
+        "4 MiB of noise plus 12 MiB of pattern crossed as {wire} bytes"
+    );
 
     s.east.app_start(&app("shop")).await.unwrap();
     let (state, log) = run_helper(&s, &job(Action::Snapshot, "shop3")).await;
@@ -233,13 +286,13 @@ async fn migrate_copies_verifies_and_starts_the_target_and_snapshot_restarts_the
 async fn a_copy_cut_off_mid_volume_fails_restarts_the_source_and_a_rerun_resumes() {
     let s = setup().await;
     let source_sums = checksums(&s.east, "shop").await;
-    // The source's connection drops after 6 MiB of a volume read.
+    // The source's connection drops after 2 MiB of a volume read.
     s.sim
         .grid("east")
         .unwrap()
         .controller
         .faults
-        .update(|f| f.drop_after_bytes = Some(6 << 20));
+        .update(|f| f.drop_after_bytes = Some(2 << 20));
     let (state, log) = run_helper(&s, &job(Action::Migrate, "shop2")).await;
     assert_eq!(state, AppState::Failed, "{log:#?}");
     assert!(log.iter().any(|l| l.starts_with("failed: ")), "{log:#?}");
@@ -297,5 +350,152 @@ async fn a_rate_limited_copy_never_reports_more_than_the_limit() {
     );
     let p = last_progress(&log);
     assert_eq!(p["copied"], (16u64 << 20), "{p}");
+    s.sim.stop().await;
+}
+
+/// `volume`'s size: odd, so the last block is short.
+const ODD: u64 = (24 << 20) + 4097;
+
+/// An app `odd` on east: runs of 3 non-zero blocks with a zero block
+/// between (7 ranges, the last the short block at the end), stopped.
+async fn odd_app(s: &Setup) -> Vec<u8> {
+    let odd = app("odd");
+    s.east
+        .app_create(
+            &odd,
+            &Descriptor {
+                volumes: vec![spec("volume", ODD)],
+                ..Descriptor::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut bytes = noise(usize::try_from(ODD).unwrap(), 11);
+    for b in (3..24).step_by(4) {
+        bytes[b << 20..(b + 1) << 20].fill(0);
+    }
+    s.east
+        .vol_write(&vref("odd", "volume"), 0, &mut &bytes[..])
+        .await
+        .unwrap();
+    bytes
+}
+
+fn odd_job(target: &str, transfer: helper::env::TransferChoice) -> helper::Job {
+    let mut j = job(Action::Snapshot, target);
+    j.source_app = app("odd");
+    j.transfer = transfer;
+    j
+}
+
+#[tokio::test]
+async fn ranges_in_flight_at_once_cut_off_by_a_dropped_connection_resume_and_end_byte_exact() {
+    use helper::env::TransferChoice;
+    let s = setup().await;
+    let bytes = odd_app(&s).await;
+    let want = blake3::hash(&bytes).to_hex().to_string();
+    let east = &s.sim.grid("east").unwrap().controller;
+    // Pulled by west, then relayed by the helper: both paths.
+    for (target, transfer, method) in [
+        (
+            "pulled",
+            TransferChoice::Auto,
+            "copy method: west pulls from east",
+        ),
+        (
+            "relayed",
+            TransferChoice::Relay,
+            "copy method: relayed through the helper",
+        ),
+    ] {
+        // Every 3 MiB range is cut after 2 MiB, with 4 of them in flight.
+        east.faults.update(|f| f.drop_after_bytes = Some(2 << 20));
+        let (state, log) = run_helper(&s, &odd_job(target, transfer)).await;
+        assert_eq!(state, AppState::Failed, "{log:#?}");
+        assert!(log.iter().any(|l| l.starts_with(method)), "{log:#?}");
+        assert!(
+            log.iter()
+                .any(|l| l
+                    .starts_with("volume volume: 25169921 bytes, 18878465 to copy in 7 range(s)")),
+            "{log:#?}"
+        );
+        east.faults.update(|f| *f = Default::default());
+        let (state, log) = run_helper(&s, &odd_job(target, transfer)).await;
+        assert_eq!(state, AppState::Stopped, "{log:#?}");
+        assert!(
+            log.iter()
+                .any(|l| l == &format!("resuming into the existing target {target}")),
+            "{log:#?}"
+        );
+        let p = last_progress(&log);
+        assert_eq!(p["done"], ODD, "{p}");
+        assert!(
+            p["copied"].as_u64().unwrap() < 18878465,
+            "what the cut ranges stored is not copied again: {p}"
+        );
+        let got = s
+            .west
+            .vol_checksum(&vref(target, "volume"))
+            .await
+            .unwrap()
+            .digest;
+        assert_eq!(got, want, "{target}: byte-exact");
+    }
+    s.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_snapshot_into_the_same_target_moves_only_the_changed_blocks() {
+    let s = setup().await;
+    let mut bytes = odd_app(&s).await;
+    let (state, log) = run_helper(&s, &odd_job("again", Default::default())).await;
+    assert_eq!(state, AppState::Stopped, "{log:#?}");
+    assert_eq!(last_progress(&log)["copied"], 18878465u64);
+
+    // Two blocks change (one of them was zero), the short last block too.
+    s.east.app_stop(&app("odd"), Some(10)).await.unwrap();
+    for (offset, len) in [
+        (1u64 << 20, 1usize << 20),
+        (3 << 20, 1 << 20),
+        (24 << 20, 4097),
+    ] {
+        let fresh = noise(len, offset + 5);
+        bytes[usize::try_from(offset).unwrap()..][..len].copy_from_slice(&fresh);
+        s.east
+            .vol_write(&vref("odd", "volume"), offset, &mut &fresh[..])
+            .await
+            .unwrap();
+    }
+    let (state, log) = run_helper(&s, &odd_job("again", Default::default())).await;
+    assert_eq!(state, AppState::Stopped, "{log:#?}");
+    let p = last_progress(&log);
+    assert_eq!(
+        p["copied"],
+        (2u64 << 20) + 4097,
+        "only the changed blocks move: {p}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("found by xxh3")),
+        "an existing target is compared by XXH3: {log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l == "volume volume: 3 of 25 blocks changed (12.0 %); 2.0 MiB copied"),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(
+            |l| l.starts_with("verified volume volume: all 25 block digests")
+                && l.contains("(3 moved, checked by BLAKE3)")
+        ),
+        "{log:#?}"
+    );
+    let got = s
+        .west
+        .vol_checksum(&vref("again", "volume"))
+        .await
+        .unwrap()
+        .digest;
+    assert_eq!(got, blake3::hash(&bytes).to_hex().to_string());
     s.sim.stop().await;
 }

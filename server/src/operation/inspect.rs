@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 use crate::lock::{Lock, LockState};
 use crate::reconcile::Seen;
 use app::model::{Action, LockDetail, PlanStep, PlanView, VolumeView, human_bytes};
-use grid::dialect::{Command, VolRef};
+use grid::dialect::{Command, Compression, HashAlgorithm, VolRef};
 use grid::{AppName, TemplateName};
 
 /// Without a finished operation to learn from, the preview assumes this rate.
@@ -233,17 +233,65 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
         },
         "create the target with the source's descriptor",
     ));
+    let block_size = helper::env::DEFAULT_BLOCK_SIZE;
     for v in &p.source.volumes {
         let src = VolRef::new(p.source_app.clone(), v.name.clone());
         let dst = VolRef::new(p.target_app.clone(), v.name.clone());
+        if p.target_dialect >= 3 {
+            // Dialect 3: the target's controller pulls from the source's
+            // (one encrypted hop); the helper relays when it cannot.
+            out.push(step(
+                "helper",
+                &tg,
+                Command::VolHash {
+                    vol: dst.clone(),
+                    block_size,
+                    offset: 0,
+                    length: None,
+                    algorithm: HashAlgorithm::Xxh3,
+                },
+                "find what the target already holds (cheap XXH3-128; an empty target needs no more)",
+            ));
+            out.push(step(
+                "helper",
+                &sg,
+                Command::VolHash {
+                    vol: src.clone(),
+                    block_size,
+                    offset: 0,
+                    length: None,
+                    algorithm: HashAlgorithm::Blake3,
+                },
+                "hash the source's blocks: all-zero and equal blocks are skipped, the rest verified by these digests",
+            ));
+            out.push(step(
+                "helper",
+                &tg,
+                Command::VolPull {
+                    vol: dst.clone(),
+                    from_grid: p.source_grid.clone(),
+                    from: src.clone(),
+                    offset: 0,
+                    length: v.size,
+                    hash_blocks: Some(block_size),
+                    compress: Compression::None,
+                },
+                &format!(
+                    "the target's controller reads {} from the source's in ranges, several at once (zstd when a sample compresses); its answer, the digests of what it stored, must equal the source's",
+                    human_bytes(v.size)
+                ),
+            ));
+            continue;
+        }
         out.push(step(
             "helper",
             &format!("{sg} + {tg}"),
             Command::VolHash {
                 vol: src.clone(),
-                block_size: helper::env::DEFAULT_BLOCK_SIZE,
+                block_size,
                 offset: 0,
                 length: None,
+                algorithm: HashAlgorithm::Blake3,
             },
             "hash blocks on both sides: all-zero and equal blocks are skipped",
         ));
@@ -254,6 +302,7 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
                 vol: src.clone(),
                 offset: 0,
                 length: Some(v.size),
+                compress: Compression::None,
             },
             &format!("read {} in ranges", human_bytes(v.size)),
         ));
@@ -267,7 +316,8 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
             Command::VolWrite {
                 vol: dst.clone(),
                 offset: 0,
-                hash_blocks: hashed.then_some(helper::env::DEFAULT_BLOCK_SIZE),
+                hash_blocks: hashed.then_some(block_size),
+                compress: Compression::None,
             },
             if hashed {
                 "write each range to the target; its answer, the digests of what it stored, must equal the source's"
