@@ -49,6 +49,8 @@ mod ssr {
         pub target_grid: String,
         pub target_app: String,
         pub action: Action,
+        /// Copy into the existing target, moving only the blocks that differ.
+        pub update_target: bool,
     }
 
     /// The backend as Leptos context.
@@ -186,6 +188,7 @@ pub async fn preview_operation(
     target_grid: String,
     target_app: String,
     action: Action,
+    update_target: bool,
 ) -> Result<Result<PlanView, FieldError>, ServerFnError> {
     ssr::require(Role::Operator)?;
     Ok(ssr::backend()?
@@ -196,17 +199,19 @@ pub async fn preview_operation(
             target_grid,
             target_app,
             action,
+            update_target,
         })
         .await)
 }
 
 /// Checks a target app name as the operator types: the name rules, then
-/// whether the target grid (as last checked) already has such an app.
-/// `None` means no objection.
+/// whether the target grid (as last checked) already has such an app (to
+/// update one, whether it has). `None` means no objection.
 #[server(prefix = "/sfn", endpoint = "check_target")]
 pub async fn check_target(
     target_grid: String,
     target_app: String,
+    update: bool,
 ) -> Result<Option<String>, ServerFnError> {
     ssr::signed_in()?;
     if let Err(e) = check_name(&target_app) {
@@ -218,6 +223,13 @@ pub async fn check_target(
         .into_iter()
         .find(|g| g.name == target_grid)
         .is_some_and(|g| g.apps.iter().any(|a| a.name == target_app));
-    Ok(taken
-        .then(|| format!("{target_app} already exists on grid {target_grid}; pick another name")))
+    Ok(match (taken, update) {
+        (true, false) => Some(format!(
+            "{target_app} already exists on grid {target_grid}; pick another name, or update it"
+        )),
+        (false, true) => Some(format!(
+            "there is no {target_app} on grid {target_grid} to update"
+        )),
+        _ => None,
+    })
 }

@@ -54,9 +54,23 @@ pub enum Command {
     /// Show or override the lock of a running console
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Talk to a grid's controller directly, with the console's inventory and key
+    #[command(subcommand)]
+    Grid(GridCommand),
     /// Run as the helper app MigHelper_<target> (job from MIG_* variables)
     #[command(hide = true)]
     Helper,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GridCommand {
+    /// Write a volume's bytes to standard output (e.g. a backup, or the
+    /// grid client's read rate in scripts/bench-copy)
+    Read {
+        grid: grid::GridName,
+        /// APP:VOL
+        volume: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +113,10 @@ pub enum OpCommand {
         target: String,
         #[arg(long, value_parser = ["migrate", "snapshot"])]
         action: String,
+        /// The target app exists (stopped, same volumes): copy only the blocks
+        /// that differ into it, e.g. to refresh an earlier snapshot
+        #[arg(long)]
+        update_target: bool,
         /// Wait for the outcome, showing progress
         #[arg(long)]
         wait: bool,
@@ -203,6 +221,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),
         Command::Op(cmd) => Ok(op_command(cmd).await?),
         Command::Lock(cmd) => Ok(lock_command(cmd).await?),
+        Command::Grid(cmd) => Ok(grid_command(config_dir(&cli)?, cmd).await?),
         Command::Helper => {
             let job = helper::Job::from_env(|k| std::env::var(k).ok())?;
             helper::run::run(&job).await?;
@@ -233,6 +252,24 @@ async fn serve(dir: &Path, overrides: &Overrides) -> Result<(), CliError> {
         listener.local_addr().map_err(anyhow::Error::from)?
     );
     console.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn grid_command(dir: &Path, cmd: &GridCommand) -> anyhow::Result<()> {
+    let GridCommand::Read { grid, volume } = cmd;
+    let (settings, _) = config::load(dir, &Overrides::default())?;
+    let monitor = crate::grids::GridMonitor::load(&settings)?;
+    let client = monitor
+        .client()
+        .map_err(|e| anyhow::anyhow!("the console cannot reach any grid: {e}"))?;
+    let vol = grid::dialect::VolRef::parse(volume)
+        .map_err(|e| anyhow::anyhow!("{volume:?}: {}", e.message))?;
+    let c = client.connection(grid).await.ok_or_else(|| {
+        anyhow::anyhow!("grid {grid} is not in {}", settings.grids_file.display())
+    })??;
+    let mut out = tokio::io::stdout();
+    let n = c.vol_read(&vol, 0, None, &mut out).await?;
+    eprintln!("read {n} bytes of {vol} from grid {grid}");
     Ok(())
 }
 
@@ -347,11 +384,12 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
             source,
             target,
             action,
+            update_target,
             wait,
             remote: r,
         } => {
             let api = Remote::new(r)?;
-            let op = remote::start(&api, source, target, action).await?;
+            let op = remote::start(&api, source, target, action, *update_target).await?;
             println!("{}", remote::describe(&op));
             if *wait {
                 let end = remote::watch(&api, &op.id).await?;

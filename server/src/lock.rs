@@ -54,6 +54,10 @@ pub struct Lock {
     pub created_at: crate::clock::Timestamp,
     pub created_by: String,
     pub console: ConsoleId,
+    /// The target existed before the operation and is updated in place: no
+    /// clean-up destroys it. Absent (false) from older locks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub update_target: bool,
 }
 
 /// What is on disk.
@@ -286,6 +290,7 @@ mod tests {
             created_at: "2026-11-21T10:00:00Z".parse().unwrap(),
             created_by: "ana".into(),
             console: ConsoleId::this_process(),
+            update_target: false,
         }
     }
 

@@ -280,8 +280,17 @@ pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
             if !running(&seen.source) {
                 steps.push(Step::StartSource);
             }
+            let mut reason = reason;
             if present(&seen.target) && !active(&seen.target) {
-                steps.push(Step::DestroyTarget);
+                if lock.update_target {
+                    // It existed before the operation: never destroyed by it.
+                    reason = format!(
+                        "{reason}; the existing target {} may be partly updated and is kept, stopped (a retry that updates it moves only what still differs)",
+                        lock.target_app_name
+                    );
+                } else {
+                    steps.push(Step::DestroyTarget);
+                }
             } else if active(&seen.target) {
                 return vec![Step::Hold(format!(
                     "{reason}, but the unverified target {} is {}; stop it, then override the lock",
@@ -316,6 +325,7 @@ mod tests {
                 host: "h".into(),
                 pid: 1,
             },
+            update_target: false,
         }
     }
 

@@ -136,10 +136,11 @@ pub async fn start(
     source: &str,
     target: &str,
     action: &str,
+    update_target: bool,
 ) -> anyhow::Result<OperationView> {
     let (sg, sa) = split_grid_app(source, "--source")?;
     let (tg, ta) = split_grid_app(target, "--target")?;
-    let body = json!({"source_grid": sg, "source_app": sa, "target_grid": tg, "target_app": ta, "action": action});
+    let body = json!({"source_grid": sg, "source_app": sa, "target_grid": tg, "target_app": ta, "action": action, "update_target": update_target});
     Ok(serde_json::from_value(
         remote.post("/operations", body).await?,
     )?)

@@ -20,9 +20,15 @@ struct Fields {
     target_grid: String,
     target_app: String,
     action: String,
+    /// "1" when the existing target is updated.
+    update_target: String,
 }
 
 impl Fields {
+    fn updates(&self) -> bool {
+        !self.update_target.is_empty()
+    }
+
     fn query(&self) -> String {
         fn enc(s: &str) -> String {
             s.bytes()
@@ -35,12 +41,17 @@ impl Fields {
                 .collect()
         }
         format!(
-            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}",
+            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}{}",
             enc(&self.source_grid),
             enc(&self.source_app),
             enc(&self.target_grid),
             enc(&self.target_app),
-            enc(&self.action)
+            enc(&self.action),
+            if self.updates() {
+                "&update_target=1"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -64,6 +75,7 @@ pub fn NewOperationPage() -> impl IntoView {
             target_grid: get("target_grid"),
             target_app: get("target_app"),
             action: get("action"),
+            update_target: get("update_target"),
         }
     };
     let review = move || query.read().get("review").is_some().then(fields);
@@ -75,12 +87,14 @@ pub fn NewOperationPage() -> impl IntoView {
                 message: "choose migrate or snapshot".into(),
             })));
         };
+        let update = f.updates();
         preview_operation(
             f.source_grid,
             f.source_app,
             f.target_grid,
             f.target_app,
             action,
+            update,
         )
         .await
         .map(Some)
@@ -153,6 +167,7 @@ fn OpForm(
         defaults.target_grid.clone()
     });
     let target_app = RwSignal::new(defaults.target_app.clone());
+    let update = RwSignal::new(defaults.updates());
     // Typing replaces the submitted answer for that field with a live one.
     let typed_source = RwSignal::new(false);
     let typed_target = RwSignal::new(false);
@@ -164,14 +179,18 @@ fn OpForm(
     };
     let check_target_now = move || {
         typed_target.set(true);
-        let (grid, app) = (target_grid.get_untracked(), target_app.get_untracked());
+        let (grid, app, updating) = (
+            target_grid.get_untracked(),
+            target_app.get_untracked(),
+            update.get_untracked(),
+        );
         if let Err(e) = check_name(&app) {
             live_target.set(Some(e));
             return;
         }
         live_target.set(None);
         leptos::task::spawn_local(async move {
-            let verdict = check_target(grid.clone(), app.clone()).await;
+            let verdict = check_target(grid.clone(), app.clone(), updating).await;
             let current = target_grid.get_untracked() == grid && target_app.get_untracked() == app;
             if let (Ok(v), true) = (verdict, current) {
                 live_target.set(v);
@@ -242,9 +261,19 @@ fn OpForm(
                 aria-describedby="target_app-hint target_app-error"
                 prop:value=move || target_app.get()
                 on:input=move |ev| { target_app.set(event_target_value(&ev)); check_target_now(); }/>
-            <p class="hint" id="target_app-hint">"A letter, then up to 63 letters, digits, _ or -; not yet used on the target grid."</p>
+            <p class="hint" id="target_app-hint">"A letter, then up to 63 letters, digits, _ or -; not yet used on the target grid (unless updated)."</p>
             <p class="field-error" id="target_app-error" data-testid="error-target_app" aria-live="polite"
                 hidden=move || target_error().is_none()>{target_error}</p>
+            <label class="choice">
+                <input type="checkbox" name="update_target" value="1" data-testid="update-target"
+                    aria-describedby="update_target-hint"
+                    prop:checked=move || update.get()
+                    on:change=move |ev| { update.set(event_target_checked(&ev)); check_target_now(); }/>
+                " Update the existing target"
+                <span class="hint" id="update_target-hint">
+                    " — it exists, stopped, with the source's volumes (e.g. an earlier snapshot): only the blocks that differ are copied, and it is never destroyed"
+                </span>
+            </label>
             <fieldset>
                 <legend>"Action"</legend>
                 {actions.iter().map(|a| {
@@ -315,6 +344,7 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 <input type="hidden" name="target_grid" value=fields.target_grid.clone()/>
                 <input type="hidden" name="target_app" value=fields.target_app.clone()/>
                 <input type="hidden" name="action" value=fields.action.clone()/>
+                <input type="hidden" name="update_target" value=fields.update_target.clone()/>
                 <button type="submit" class="primary">{format!("Start the {verb}")}</button>
                 " "
                 <a class="button" href=change>"Change"</a>

@@ -76,7 +76,12 @@ impl Engine {
             }
             _ => {}
         }
-        if let Ok(info) = dst.app_info(&lock.target_app_name).await
+        if lock.update_target {
+            cleanup.push(format!(
+                "kept the existing target {} (it may be partly updated)",
+                lock.target_app_name
+            ));
+        } else if let Ok(info) = dst.app_info(&lock.target_app_name).await
             && matches!(info.state, AppState::Stopped | AppState::Failed)
         {
             destroy(&dst, &lock.target_app_name).await?;

@@ -16,6 +16,10 @@ pub struct StartRequest {
     pub target_grid: String,
     pub target_app: String,
     pub action: Action,
+    /// The target app exists (stopped, the source's volumes): the copy
+    /// updates it, moving only the blocks that differ, and never destroys it.
+    #[serde(default)]
+    pub update_target: bool,
 }
 
 /// What pre-flight established about a request.
@@ -31,6 +35,8 @@ pub(super) struct Preflight {
     pub target_dialect: u32,
     /// A `MigHelper_<target>` left by an aborted run, destroyed before provisioning.
     pub stale_helper: bool,
+    /// The target exists and is updated in place.
+    pub update_target: bool,
 }
 
 fn parse_name<T>(field: Field, value: &str) -> Result<T, EngineError>
@@ -44,6 +50,44 @@ where
             format!("{}: {value:?} is not a valid name ({e})", field.as_str()),
         )
     })
+}
+
+/// Why an existing target cannot receive this copy, if it cannot: the
+/// operator did not ask to update it, or it runs, or its volumes differ
+/// from the source's (names and sizes).
+fn not_updatable(
+    source: &grid::dialect::AppInfo,
+    target: &grid::dialect::AppInfo,
+    update: bool,
+) -> Option<String> {
+    use grid::dialect::AppState;
+    if !update {
+        return Some(
+            "already exists; pick another name, or choose \"update the existing target\" to copy only the blocks that differ into it".into(),
+        );
+    }
+    if !matches!(target.state, AppState::Stopped | AppState::Failed) {
+        return Some(format!(
+            "is {}; stop it first: only a stopped app is updated",
+            target.state
+        ));
+    }
+    if target.volumes != source.volumes {
+        let list = |a: &grid::dialect::AppInfo| {
+            a.volumes
+                .iter()
+                .map(|v| format!("{} {}", v.name, app::model::human_bytes(v.size)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Some(format!(
+            "has other volumes ({}) than {} ({}); pick another name",
+            list(target),
+            source.name,
+            list(source)
+        ));
+    }
+    None
 }
 
 fn new_op_id() -> String {
@@ -105,15 +149,24 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         match dst.app_info(&target_app).await {
-            Ok(_) => {
-                return Err(EngineError::field(
-                    Field::TargetApp,
-                    format!(
-                        "target_app: {target_app} already exists on grid {target_grid}; pick another name"
-                    ),
-                ));
+            Ok(existing) => {
+                if let Some(why) = not_updatable(&source, &existing, req.update_target) {
+                    return Err(EngineError::field(
+                        Field::TargetApp,
+                        format!("target_app: {target_app} on grid {target_grid} {why}"),
+                    ));
+                }
             }
-            Err(e) if not_found(&e) => {}
+            Err(e) if not_found(&e) => {
+                if req.update_target {
+                    return Err(EngineError::field(
+                        Field::TargetApp,
+                        format!(
+                            "target_app: there is no app {target_app} on grid {target_grid} to update; leave \"update the existing target\" off to create it"
+                        ),
+                    ));
+                }
+            }
             Err(e) => return Err(e.into()),
         }
         let templates = dst.template_list().await?;
@@ -141,7 +194,8 @@ impl Engine {
         }
         let total: u64 = source.volumes.iter().map(|v| v.size).sum();
         let info = dst.grid_info().await?;
-        if info.free_bytes < total {
+        // An updated target already holds its volumes' space.
+        if info.free_bytes < total && !req.update_target {
             return Err(EngineError::BadInput(format!(
                 "grid {target_grid} has {} bytes free; {source_app} needs {total}",
                 info.free_bytes
@@ -158,6 +212,7 @@ impl Engine {
             target_free_bytes: info.free_bytes,
             target_dialect: info.dialect,
             stale_helper,
+            update_target: req.update_target,
         })
     }
 
@@ -180,6 +235,7 @@ impl Engine {
             created_at: clock::now(),
             created_by: user.to_owned(),
             console: ConsoleId::this_process(),
+            update_target: p.update_target,
         };
         let lock_file = LockFile::new(&self.settings.config_dir);
         let lock = tokio::task::spawn_blocking(move || lock_file.acquire(&lock).map(|()| lock))
@@ -202,5 +258,50 @@ impl Engine {
             .ok_or_else(|| EngineError::NoSuchOperation(id.clone()))?;
         self.spawn_drive(lock, true);
         Ok(op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use grid::dialect::{AppInfo, AppState, VolumeSpec};
+
+    fn app(name: &str, state: AppState, sizes: &[u64]) -> AppInfo {
+        AppInfo {
+            name: name.parse().unwrap(),
+            state,
+            template: None,
+            properties: Default::default(),
+            volumes: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| VolumeSpec {
+                    name: format!("v{i}").parse().unwrap(),
+                    size: *s,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn only_a_stopped_target_of_the_same_shape_is_updated_and_only_when_asked() {
+        let shop = app("shop", AppState::Running, &[1 << 20, 4096]);
+        let same = app("copy", AppState::Stopped, &[1 << 20, 4096]);
+        assert!(
+            not_updatable(&shop, &same, false)
+                .unwrap()
+                .contains("update the existing target")
+        );
+        assert_eq!(not_updatable(&shop, &same, true), None);
+        let failed = app("copy", AppState::Failed, &[1 << 20, 4096]);
+        assert_eq!(not_updatable(&shop, &failed, true), None);
+        let running = app("copy", AppState::Running, &[1 << 20, 4096]);
+        assert_eq!(
+            not_updatable(&shop, &running, true).as_deref(),
+            Some("is running; stop it first: only a stopped app is updated")
+        );
+        let other = app("copy", AppState::Stopped, &[2 << 20]);
+        let why = not_updatable(&shop, &other, true).unwrap();
+        assert!(why.contains("has other volumes (v0 2 MiB)"), "{why}");
     }
 }

@@ -22,6 +22,9 @@ pub struct NewOperationForm {
     target_app: String,
     #[serde(default)]
     action: String,
+    /// "1" (the checkbox) when the existing target is updated.
+    #[serde(default)]
+    update_target: String,
 }
 
 /// The longest value a field is echoed back with (names are 64 at most).
@@ -41,6 +44,9 @@ fn back(form: &NewOperationForm, error: &str, field: Option<&str>) -> Response {
         echo(&form.target_app),
         echo(&form.action)
     );
+    if !form.update_target.is_empty() {
+        to.push_str("&update_target=1");
+    }
     if let Some(field) = field {
         to.push_str("&field=");
         to.push_str(field);
@@ -80,6 +86,7 @@ pub async fn new_operation(
         target_grid: form.target_grid.clone(),
         target_app: form.target_app.clone(),
         action,
+        update_target: !form.update_target.is_empty(),
     };
     match state.engine.start(request, &who).await {
         Ok(op) => Redirect::to(&format!("/operations/{}", op.id)).into_response(),

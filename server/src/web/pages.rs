@@ -161,6 +161,7 @@ impl ConsoleBackend {
                 target_grid: r.target_grid,
                 target_app: r.target_app,
                 action: r.action,
+                update_target: r.update_target,
             };
             self.engine.plan(&req).await.map_err(|e| {
                 let field = e.field_name().map(str::to_owned);
