@@ -1220,12 +1220,28 @@ impl Digest {
     }
 }
 
+/// Zeros to compare with (a `memcmp`, much faster than testing each byte).
+static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+
+fn all_zero(mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        let n = bytes.len().min(ZEROS.len());
+        if bytes[..n] != ZEROS[..n] {
+            return false;
+        }
+        bytes = &bytes[n..];
+    }
+    true
+}
+
 /// The digests of consecutive blocks of a byte stream, as `vol hash`
 /// gives them: hex per block (BLAKE3, or XXH3-128), `None` for an
-/// all-zero block.
+/// all-zero block. Zeros at the start of a block are only counted: a
+/// block that stays zero is never hashed.
 struct BlockHasher {
     block_size: u64,
     filled: u64,
+    /// The block's first `filled` bytes are zeros not yet fed to `hasher`.
     zero: bool,
     hasher: Digest,
     out: Vec<Option<String>>,
@@ -1246,8 +1262,13 @@ impl BlockHasher {
         while !bytes.is_empty() {
             let room = usize::try_from(self.block_size - self.filled).unwrap_or(usize::MAX);
             let (now, rest) = bytes.split_at(room.min(bytes.len()));
-            self.zero = self.zero && now.iter().all(|b| *b == 0);
-            self.hasher.update(now);
+            if self.zero && !all_zero(now) {
+                self.zero = false;
+                self.zeros(self.filled);
+            }
+            if !self.zero {
+                self.hasher.update(now);
+            }
             self.filled += now.len() as u64;
             bytes = rest;
             if self.filled == self.block_size {
@@ -1256,9 +1277,34 @@ impl BlockHasher {
         }
     }
 
+    /// Feeds `n` zero bytes to the hasher (the zeros a block began with).
+    fn zeros(&mut self, mut n: u64) {
+        while n > 0 {
+            let k = usize::try_from(n.min(ZEROS.len() as u64)).unwrap_or(ZEROS.len());
+            self.hasher.update(&ZEROS[..k]);
+            n -= k as u64;
+        }
+    }
+
+    /// `n` bytes known to be zero (a hole of a sparse file) without reading them.
+    fn skip_zeros(&mut self, mut n: u64) {
+        while n > 0 {
+            let room = self.block_size - self.filled;
+            let now = room.min(n);
+            if !self.zero {
+                self.zeros(now);
+            }
+            self.filled += now;
+            n -= now;
+            if self.filled == self.block_size {
+                self.close();
+            }
+        }
+    }
+
     fn close(&mut self) {
-        let digest = self.hasher.take();
-        self.out.push((!self.zero).then_some(digest));
+        let digest = (!self.zero).then(|| self.hasher.take());
+        self.out.push(digest);
         self.filled = 0;
         self.zero = true;
     }
@@ -1282,25 +1328,43 @@ pub fn hash_blocks(
 ) -> std::io::Result<Vec<Option<String>>> {
     use std::io::{Read, Seek};
     let mut f = std::fs::File::open(path)?;
-    f.seek(SeekFrom::Start(offset))?;
     // The same digests a hashed `vol write` gives: one definition of a block's digest.
     let mut hasher = BlockHasher::new(block_size, algorithm);
     let mut buf = vec![0u8; IO_BUFFER];
-    let mut left = length;
-    while left > 0 {
-        let want = usize::try_from(left.min(IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
+    let (mut at, end) = (offset, offset + length);
+    while at < end {
+        // Holes of the sparse file are zeros: skipped, not read.
+        let data = next_data(&f, at).min(end);
+        if data > at {
+            hasher.skip_zeros(data - at);
+            at = data;
+            continue;
+        }
+        f.seek(SeekFrom::Start(at))?;
+        let want = usize::try_from((end - at).min(IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
         let n = match f.read(&mut buf[..want])? {
             // A volume file shorter than its size reads as zeros past its end.
             0 => {
-                buf[..want].fill(0);
-                want
+                hasher.skip_zeros(end - at);
+                break;
             }
             n => n,
         };
         hasher.update(&buf[..n]);
-        left -= n as u64;
+        at += n as u64;
     }
     Ok(hasher.finish())
+}
+
+/// Where the next data at or after `at` begins (`SEEK_DATA`): the bytes
+/// before it are a hole. Past the last data, or where the file system
+/// cannot tell, `u64::MAX` or `at` (read it all).
+fn next_data(f: &std::fs::File, at: u64) -> u64 {
+    match rustix::fs::seek(f, rustix::fs::SeekFrom::Data(at)) {
+        Ok(data) => data,
+        Err(rustix::io::Errno::NXIO) => u64::MAX,
+        Err(_) => at,
+    }
 }
 
 pub fn checksum(path: &std::path::Path, size: u64) -> std::io::Result<String> {
@@ -1339,5 +1403,76 @@ async fn reply<T: serde::Serialize>(
         write(stdout, &bytes).await
     } else {
         write(stdout, text.as_bytes()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The digests whatever way the bytes come: in odd pieces, with zeros
+    /// at a block's start counted rather than hashed, or as a hole skipped.
+    #[test]
+    fn block_digests_do_not_depend_on_how_the_bytes_arrive() {
+        let block = 8192usize;
+        let mut bytes = vec![0u8; block * 4 + 100];
+        bytes[block + 5000] = 7; // block 1: zeros, then data
+        bytes[block * 3..block * 3 + 10].fill(9); // block 3: data first
+        bytes[block * 4 + 99] = 1; // the short last block
+        for algorithm in [HashAlgorithm::Blake3, HashAlgorithm::Xxh3] {
+            let want: Vec<Option<String>> = bytes
+                .chunks(block)
+                .map(|b| {
+                    (!b.iter().all(|x| *x == 0)).then(|| match algorithm {
+                        HashAlgorithm::Blake3 => blake3::hash(b).to_hex().to_string(),
+                        HashAlgorithm::Xxh3 => format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b)),
+                    })
+                })
+                .collect();
+            assert_eq!(want[0], None);
+            assert_eq!(want[2], None);
+            for piece in [1usize, 777, 4096, 100_000] {
+                let mut h = BlockHasher::new(block as u64, algorithm);
+                for p in bytes.chunks(piece) {
+                    h.update(p);
+                }
+                assert_eq!(h.finish(), want, "{algorithm} in pieces of {piece}");
+            }
+            // Block 0, 2 and the zeros of block 1 arrive as holes.
+            let mut h = BlockHasher::new(block as u64, algorithm);
+            h.skip_zeros(block as u64 + 5000);
+            h.update(&bytes[block + 5000..block * 2]);
+            h.skip_zeros(block as u64);
+            h.update(&bytes[block * 3..]);
+            assert_eq!(h.finish(), want, "{algorithm} with holes");
+        }
+    }
+
+    #[test]
+    fn a_sparse_file_hashes_as_its_bytes_holes_included() {
+        use std::io::{Seek, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vol");
+        let mut f = std::fs::File::create(&path).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.seek(SeekFrom::Start(40 << 20)).unwrap();
+        f.write_all(&[5u8; 3 << 20]).unwrap();
+        drop(f);
+        let mut whole = vec![0u8; 64 << 20];
+        whole[40 << 20..43 << 20].fill(5);
+        let hashes = hash_blocks(&path, 4 << 20, 0, 64 << 20, HashAlgorithm::Blake3).unwrap();
+        let want: Vec<Option<String>> = whole
+            .chunks(4 << 20)
+            .map(|b| (!b.iter().all(|x| *x == 0)).then(|| blake3::hash(b).to_hex().to_string()))
+            .collect();
+        assert_eq!(hashes, want);
+        // A range that starts inside a hole and ends inside the data.
+        let part = hash_blocks(&path, 4 << 20, 36 << 20, 6 << 20, HashAlgorithm::Blake3).unwrap();
+        assert_eq!(part[0], None);
+        assert_eq!(
+            part[1].as_deref(),
+            Some(blake3::hash(&whole[40 << 20..42 << 20]).to_hex().as_str())
+        );
     }
 }

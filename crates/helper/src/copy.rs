@@ -220,11 +220,12 @@ async fn compression(
 }
 
 /// Copies the blocks of `v` that differ; `totals` moves as ranges finish.
+/// `fresh`: the helper created the target just now (all zeros).
 pub async fn copy_volume(
     job: &Job,
     g: &Grids,
     method: &Method,
-    v: &VolumeSpec,
+    (v, fresh): (&VolumeSpec, bool),
     totals: &mut Totals,
     started: Instant,
 ) -> anyhow::Result<VolumeCopy> {
@@ -233,25 +234,30 @@ pub async fn copy_volume(
 
     let (src, dst) = refs(job, v);
     let block_size = job.block_size;
-    // What the target holds now: XXH3 where it can (cheap); an empty
-    // target (all zero) needs no more, and the source's BLAKE3 digests then
-    // serve both the plan and the verification.
-    let cheap = if method.dialect3 {
+    // A fresh target holds zeros: the source's BLAKE3 digests serve both
+    // the plan and the verification. An existing one (a retry, an update)
+    // is compared by XXH3 where both grids have it (cheap), both hashed at
+    // once; moved blocks are then verified by BLAKE3 range by range.
+    let detect = if !fresh && method.dialect3 {
         HashAlgorithm::Xxh3
     } else {
         HashAlgorithm::Blake3
     };
-    let th = g
-        .target
-        .vol_hash_with(&dst, block_size, 0, None, cheap)
-        .await?;
-    let resync = th.hashes.iter().any(Option::is_some);
-    let detect = if resync { cheap } else { HashAlgorithm::Blake3 };
-    let sh = g
-        .source
-        .vol_hash_with(&src, block_size, 0, None, detect)
-        .await?;
-    let (mut expected, before) = (tagged(sh), tagged(th));
+    let blocks = usize::try_from(v.size.div_ceil(block_size)).unwrap_or(0);
+    let (sh, th) = tokio::try_join!(
+        g.source.vol_hash_with(&src, block_size, 0, None, detect),
+        async {
+            if fresh {
+                return Ok(vec![None; blocks]);
+            }
+            g.target
+                .vol_hash_with(&dst, block_size, 0, None, detect)
+                .await
+                .map(tagged)
+        }
+    )?;
+    let resync = th.iter().any(Option::is_some);
+    let (mut expected, before) = (tagged(sh), th);
     let p = plan::plan(v.size, block_size, &expected, &before, max_range(job));
     let to_copy = v.size - p.skipped;
     say(format!(

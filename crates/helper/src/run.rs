@@ -240,8 +240,9 @@ async fn work(
         ..Totals::default()
     };
     let mut copies = vec![];
+    let fresh = existing.is_none();
     for v in &source.volumes {
-        copies.push(copy::copy_volume(job, g, &method, v, &mut totals, started).await?);
+        copies.push(copy::copy_volume(job, g, &method, (v, fresh), &mut totals, started).await?);
     }
     say(format!(
         "copied {} bytes in {:.1} s ({} bytes on the wire); {} bytes were already in place",
