@@ -359,6 +359,119 @@ async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
 }
 
 #[tokio::test]
+async fn a_repeated_snapshot_updates_its_target_moving_only_what_changed_and_never_destroys_it() {
+    let w = world().await;
+    let op: Value = w
+        .post(&w.operator, request("snapshot", "shopcopy"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let done = w.wait_outcome(op["id"].as_str().unwrap()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+
+    // The same target again: refused unless the operator asks to update it.
+    let r = w.post(&w.operator, request("snapshot", "shopcopy")).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e: Value = r.json().await.unwrap();
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("target_app: shopcopy already exists on grid west")
+            && message.contains("update the existing target"),
+        "{e}"
+    );
+    let mut nowhere = request("snapshot", "nosuchcopy");
+    nowhere["update_target"] = json!(true);
+    let r = w.post(&w.operator, nowhere).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("there is no app nosuchcopy on grid west to update"),
+        "{e}"
+    );
+
+    // One 4 MiB block of data changes while shop is stopped.
+    let shop = AppName::new("shop").unwrap();
+    w.east.app_stop(&shop, Some(10)).await.unwrap();
+    let data = VolRef::new(shop.clone(), VolumeName::new("data").unwrap());
+    w.east
+        .vol_write(&data, 20 << 20, &mut &vec![0x5au8; 1 << 20][..])
+        .await
+        .unwrap();
+    w.east.app_start(&shop).await.unwrap();
+    let sums = World::sums(&w.east, "shop").await;
+    let mut update = request("snapshot", "shopcopy");
+    update["update_target"] = json!(true);
+    let r = w.post(&w.operator, update.clone()).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let op: Value = r.json().await.unwrap();
+    let id = op["id"].as_str().unwrap().to_owned();
+    let done = w.wait_outcome(&id).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(
+        done["bytes_copied"],
+        4 << 20,
+        "only the changed block moves: {done}"
+    );
+    assert_eq!(World::sums(&w.west, "shopcopy").await, sums);
+    let events: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/operations/{id}/events", w.url))
+        .bearer_auth(&w.viewer)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let texts: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["data"]["text"].as_str())
+        .collect();
+    assert!(
+        texts.contains(&"volume data: 1 of 8 blocks changed (12.5 %); 4.0 MiB copied"),
+        "{texts:#?}"
+    );
+
+    // An update that fails keeps the target: it existed before.
+    w.sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.corrupt_writes = true;
+    });
+    w.east.app_stop(&shop, Some(10)).await.unwrap();
+    w.east
+        .vol_write(&data, 0, &mut &vec![0x77u8; 1 << 20][..])
+        .await
+        .unwrap();
+    w.east.app_start(&shop).await.unwrap();
+    let op: Value = w.post(&w.operator, update).await.json().await.unwrap();
+    let failed = w.wait_outcome(op["id"].as_str().unwrap()).await;
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    let reason = failed["reason"].as_str().unwrap();
+    assert!(reason.contains("checksum mismatch"), "{reason}");
+    assert!(
+        reason.contains("the existing target shopcopy may be partly updated and is kept"),
+        "{reason}"
+    );
+    let kept = w
+        .west
+        .app_info(&AppName::new("shopcopy").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(kept.state.as_str(), "stopped");
+    assert_eq!(
+        w.east.app_info(&shop).await.unwrap().state.as_str(),
+        "running",
+        "the source runs again"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn fifty_concurrent_starts_give_one_201_and_409s_naming_the_holder() {
     let w = world().await;
     // Keep the operation busy long enough for every request to meet its lock.
@@ -470,7 +583,7 @@ async fn bad_requests_are_refused_before_any_controller_hears_of_them() {
     let msg: Value = r.json().await.unwrap();
     assert_eq!(
         msg["message"],
-        "target_app: taken already exists on grid west; pick another name"
+        "target_app: taken already exists on grid west; pick another name, or choose \"update the existing target\" to copy only the blocks that differ into it"
     );
     assert_eq!(
         w.get("/lock").await.status(),
@@ -916,6 +1029,11 @@ async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
         "the source goes last"
     );
     assert_eq!(p["bytes_total"], (36u64 << 20));
+    assert_eq!(
+        p["bytes_to_move"],
+        (8u64 << 20),
+        "4 MiB of boot and 4 MiB of data hold bytes; the rest is zeros: {p}"
+    );
     assert_eq!(p["volumes"].as_array().unwrap().len(), 2);
     assert!(p["estimate_secs"].as_u64().unwrap() > 0);
     assert!(p["rate_basis"].as_str().unwrap().contains("assumed"), "{p}");
@@ -957,7 +1075,8 @@ async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
                 "app list",
                 "grid info",
                 "app log",
-                "template list"
+                "template list",
+                "vol hash"
             ]
             .iter()
             .any(|looks| c.starts_with(looks))),

@@ -314,7 +314,15 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 <dt>"Volumes"</dt>
                 <dd>{plan.volumes.iter().map(|v| format!("{} ({})", v.name, human_bytes(v.size))).collect::<Vec<_>>().join(", ")}</dd>
                 <dt>"To copy"</dt>
-                <dd data-testid="bytes">{format!("at most {} — all-zero blocks are skipped", human_bytes(plan.bytes_total))}</dd>
+                <dd data-testid="bytes">{match plan.bytes_to_move {
+                    Some(n) => format!(
+                        "{} of {} — found by hashing the source now: all-zero blocks{} are skipped",
+                        human_bytes(n),
+                        human_bytes(plan.bytes_total),
+                        if fields.updates() { " and blocks the target already holds" } else { "" }
+                    ),
+                    None => format!("at most {} — all-zero blocks are skipped", human_bytes(plan.bytes_total)),
+                }}</dd>
                 <dt>"Room on "{plan.target_grid.clone()}</dt>
                 <dd>{format!("{} free", human_bytes(plan.target_free_bytes))}</dd>
                 <dt>"Estimate"</dt>

@@ -241,10 +241,20 @@ impl Controller {
                 "`{verb}` with these options is not in dialect v{old}"
             )));
         }
-        if let Some(d) = self.faults.delay(verb) {
+        // A pull writes: faults set on `vol write` hold for it too.
+        let also = (verb == "vol pull").then_some("vol write");
+        let delay = self
+            .faults
+            .delay(verb)
+            .or_else(|| also.and_then(|v| self.faults.delay(v)));
+        if let Some(d) = delay {
             tokio::time::sleep(d).await;
         }
-        if let Some(refusal) = self.faults.failure(verb) {
+        if let Some(refusal) = self
+            .faults
+            .failure(verb)
+            .or_else(|| also.and_then(|v| self.faults.failure(v)))
+        {
             return Err(refusal);
         }
         let json = request.json;

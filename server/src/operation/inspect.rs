@@ -9,7 +9,8 @@ use crate::lock::{Lock, LockState};
 use crate::reconcile::Seen;
 use app::model::{Action, LockDetail, PlanStep, PlanView, VolumeView, human_bytes};
 use grid::dialect::{Command, Compression, HashAlgorithm, VolRef};
-use grid::{AppName, TemplateName};
+use grid::{AppName, Connection, TemplateName};
+use std::sync::Arc;
 
 /// Without a finished operation to learn from, the preview assumes this rate.
 pub const ASSUMED_RATE: u64 = 50 << 20;
@@ -43,7 +44,9 @@ impl Engine {
             ),
             _ => (measured, basis),
         };
-        let estimate_secs = bytes_total / rate.max(1) + FIXED_OVERHEAD_SECS;
+        let bytes_to_move = self.bytes_to_move(&p).await;
+        let estimate_secs =
+            bytes_to_move.unwrap_or(bytes_total) / rate.max(1) + FIXED_OVERHEAD_SECS;
         Ok(PlanView {
             action: req.action,
             source_grid: p.source_grid.to_string(),
@@ -61,12 +64,53 @@ impl Engine {
                 })
                 .collect(),
             bytes_total,
+            bytes_to_move,
             target_free_bytes: p.target_free_bytes,
             steps: steps(req.action, &p),
             estimate_secs,
             rate_bytes_per_sec: rate,
             rate_basis: basis,
         })
+    }
+
+    /// The bytes the helper will move, as it will find them: blocks of the
+    /// source that hold data and differ from the target's (a new target
+    /// holds zeros). Hashed now with XXH3 (dialect 3; holes are not read);
+    /// `None` when a grid cannot.
+    async fn bytes_to_move(&self, p: &Preflight) -> Option<u64> {
+        let block = helper::env::DEFAULT_BLOCK_SIZE;
+        let (src, dst) = tokio::try_join!(
+            self.connection(&p.source_grid),
+            self.connection(&p.target_grid)
+        )
+        .ok()?;
+        let mut total = 0;
+        for v in &p.source.volumes {
+            let hash = |c: Arc<Connection>, app: &AppName| {
+                let vol = VolRef::new(app.clone(), v.name.clone());
+                async move {
+                    c.vol_hash_with(&vol, block, 0, None, HashAlgorithm::Xxh3)
+                        .await
+                        .map(|h| h.hashes)
+                }
+            };
+            let (s, t) = tokio::join!(hash(src.clone(), &p.source_app), async {
+                if p.update_target {
+                    hash(dst.clone(), &p.target_app).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            });
+            let (s, t) = (s.ok()?, t.ok()?);
+            for (i, h) in s.iter().enumerate() {
+                let there = t.as_ref().and_then(|t| t.get(i)).cloned().flatten();
+                if *h != there {
+                    let start = i as u64 * block;
+                    total += block.min(v.size.saturating_sub(start));
+                }
+            }
+        }
+        Some(total)
     }
 
     /// The lock with its evidence: the file's fields, its age, the

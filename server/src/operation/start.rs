@@ -58,17 +58,18 @@ where
 fn not_updatable(
     source: &grid::dialect::AppInfo,
     target: &grid::dialect::AppInfo,
+    grid: &GridName,
     update: bool,
 ) -> Option<String> {
     use grid::dialect::AppState;
     if !update {
-        return Some(
-            "already exists; pick another name, or choose \"update the existing target\" to copy only the blocks that differ into it".into(),
-        );
+        return Some(format!(
+            "already exists on grid {grid}; pick another name, or choose \"update the existing target\" to copy only the blocks that differ into it"
+        ));
     }
     if !matches!(target.state, AppState::Stopped | AppState::Failed) {
         return Some(format!(
-            "is {}; stop it first: only a stopped app is updated",
+            "on grid {grid} is {}; stop it first: only a stopped app is updated",
             target.state
         ));
     }
@@ -81,7 +82,7 @@ fn not_updatable(
                 .join(", ")
         };
         return Some(format!(
-            "has other volumes ({}) than {} ({}); pick another name",
+            "on grid {grid} has other volumes ({}) than {} ({}); pick another name",
             list(target),
             source.name,
             list(source)
@@ -150,10 +151,12 @@ impl Engine {
         };
         match dst.app_info(&target_app).await {
             Ok(existing) => {
-                if let Some(why) = not_updatable(&source, &existing, req.update_target) {
+                if let Some(why) =
+                    not_updatable(&source, &existing, &target_grid, req.update_target)
+                {
                     return Err(EngineError::field(
                         Field::TargetApp,
-                        format!("target_app: {target_app} on grid {target_grid} {why}"),
+                        format!("target_app: {target_app} {why}"),
                     ));
                 }
             }
@@ -285,23 +288,24 @@ mod tests {
 
     #[test]
     fn only_a_stopped_target_of_the_same_shape_is_updated_and_only_when_asked() {
+        let west: GridName = "west".parse().unwrap();
         let shop = app("shop", AppState::Running, &[1 << 20, 4096]);
         let same = app("copy", AppState::Stopped, &[1 << 20, 4096]);
         assert!(
-            not_updatable(&shop, &same, false)
+            not_updatable(&shop, &same, &west, false)
                 .unwrap()
                 .contains("update the existing target")
         );
-        assert_eq!(not_updatable(&shop, &same, true), None);
+        assert_eq!(not_updatable(&shop, &same, &west, true), None);
         let failed = app("copy", AppState::Failed, &[1 << 20, 4096]);
-        assert_eq!(not_updatable(&shop, &failed, true), None);
+        assert_eq!(not_updatable(&shop, &failed, &west, true), None);
         let running = app("copy", AppState::Running, &[1 << 20, 4096]);
         assert_eq!(
-            not_updatable(&shop, &running, true).as_deref(),
-            Some("is running; stop it first: only a stopped app is updated")
+            not_updatable(&shop, &running, &west, true).as_deref(),
+            Some("on grid west is running; stop it first: only a stopped app is updated")
         );
         let other = app("copy", AppState::Stopped, &[2 << 20]);
-        let why = not_updatable(&shop, &other, true).unwrap();
+        let why = not_updatable(&shop, &other, &west, true).unwrap();
         assert!(why.contains("has other volumes (v0 2 MiB)"), "{why}");
     }
 }

@@ -50,7 +50,18 @@ pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
     .await
     .unwrap();
     for Vol(name, _, range) in volumes {
-        let bytes: Vec<u8> = range.clone().map(|i| (i % 251) as u8 | 1).collect();
+        // Incompressible (as most app data): zstd on the wire must not
+        // shrink a copy below the byte counts the fault tests cut it at.
+        let mut x = range.start | 1;
+        let bytes: Vec<u8> = range
+            .clone()
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8 | 1
+            })
+            .collect();
         let line = format!("vol write shop:{name} --offset {}", range.start);
         east.execute(&line, &mut &bytes[..], &mut Vec::new())
             .await
