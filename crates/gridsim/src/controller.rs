@@ -4,6 +4,7 @@
 //! becomes the app log, and volumes are real sparse files.
 
 use crate::config::SimConfig;
+use crate::digests::{Digests, Known};
 use crate::faults::Faults;
 use crate::mount;
 use crate::peers::Peers;
@@ -45,6 +46,8 @@ pub struct Controller {
     recent: std::sync::Mutex<std::collections::VecDeque<String>>,
     /// The grids this one trusts, for `vol pull`; `None`: it trusts none.
     peers: Option<Peers>,
+    /// Block digests of volumes only this controller writes.
+    digests: Digests,
 }
 
 struct Process {
@@ -114,6 +117,7 @@ impl Controller {
             restarts: std::sync::Mutex::default(),
             recent: std::sync::Mutex::default(),
             peers: trust_dir.map(Peers::new),
+            digests: Digests::default(),
         });
         Ok(controller)
     }
@@ -552,6 +556,7 @@ impl Controller {
             ));
         }
         self.layout.remove_app(app).map_err(internal)?;
+        self.digests.forget_under(&self.layout.app_dir(app));
         self.layout
             .create_volumes(app, &rec.volumes)
             .map_err(internal)?;
@@ -627,6 +632,8 @@ impl Controller {
                     })
             };
             if let Some((cmd, mut env, mounts)) = command.filter(|(c, _, _)| !c.is_empty()) {
+                // A running process may change its volumes: forget them.
+                self.digests.forget_under(&self.layout.app_dir(app));
                 for vol in &mounts {
                     let dir = self.layout.mount_dir(app, vol);
                     let file = self.layout.volume_file(app, vol);
@@ -809,8 +816,12 @@ impl Controller {
             };
             let dir = self.layout.mount_dir(app, vol);
             let name = vol.to_string();
+            self.digests.forget(&file);
+            let image = file.clone();
             let packed =
                 tokio::task::spawn_blocking(move || mount::pack(&name, &dir, &file, size)).await;
+            // Again: a hash read while packing is not remembered.
+            self.digests.forget(&image);
             match packed {
                 Ok(Ok(used)) => {
                     self.log(
@@ -915,6 +926,7 @@ impl Controller {
         state.apps.remove(app);
         self.layout.save(&state).map_err(internal)?;
         self.layout.remove_app(app).map_err(internal)?;
+        self.digests.forget_under(&self.layout.app_dir(app));
         self.changed.send_modify(|g| *g += 1);
         Ok(())
     }
@@ -1035,7 +1047,8 @@ impl Controller {
     }
 
     /// Writes stdin at `offset`; with `hash_blocks`, also the BLAKE3 digest
-    /// of each block as written (the bytes that reach the file).
+    /// of each block as written (the bytes that reach the file), and both
+    /// digests of every whole block are remembered.
     async fn vol_write(
         &self,
         vol: &VolRef,
@@ -1046,15 +1059,52 @@ impl Controller {
         let (path, size, state) = self.volume(vol).await?;
         Self::writable(vol, state)?;
         Self::range(size, offset, Some(0))?;
+        // What is remembered of the blocks from here on is in doubt until
+        // the write ends (a failed one leaves them unknown).
+        self.digests.changed(&path, offset, size - offset);
+        let (written, known) = self
+            .write_stream(&path, (offset, size), hash_blocks, vol, stdin)
+            .await?;
+        let Some(known) = known else {
+            return Ok((written, None));
+        };
+        if let Some(b) = hash_blocks {
+            // Whole blocks only: a short last block counts at the volume's end.
+            let whole = usize::try_from(if offset + written == size {
+                written.div_ceil(b)
+            } else {
+                written / b
+            })
+            .unwrap_or(0);
+            let blocks = usize::try_from(size.div_ceil(b)).unwrap_or(0);
+            let first = usize::try_from(offset / b).unwrap_or(usize::MAX);
+            self.digests.put(
+                &path,
+                (b, blocks),
+                first,
+                known[..whole.min(known.len())].to_vec(),
+            );
+        }
+        Ok((written, Some(digests_of(&known, HashAlgorithm::Blake3))))
+    }
+
+    async fn write_stream(
+        &self,
+        path: &std::path::Path,
+        (offset, size): (u64, u64),
+        hash_blocks: Option<u64>,
+        vol: &VolRef,
+        stdin: Stdin<'_>,
+    ) -> Result<(u64, Option<Vec<Known>>), Refusal> {
         let mut f = tokio::fs::OpenOptions::new()
             .write(true)
-            .open(&path)
+            .open(path)
             .await
             .map_err(internal)?;
         f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
         let mut buf = vec![0u8; IO_BUFFER];
         let mut written = 0u64;
-        let mut hasher = hash_blocks.map(|b| BlockHasher::new(b, HashAlgorithm::Blake3));
+        let mut hasher = hash_blocks.map(|b| BlockHasher::new(b, Which::BOTH));
         loop {
             let n = stdin.read(&mut buf).await.map_err(internal)?;
             if n == 0 {
@@ -1088,12 +1138,23 @@ impl Controller {
     ) -> Result<BlockHashes, Refusal> {
         let (path, size, _) = self.volume(vol).await?;
         let length = Self::range(size, offset, length)?;
-        let hashes = tokio::task::spawn_blocking(move || {
-            hash_blocks(&path, block_size, offset, length, algorithm)
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+        let end = offset + length;
+        // Whole blocks of a volume no process writes: what is remembered.
+        let hashes = if !self.has_process(&vol.app)
+            && offset.is_multiple_of(block_size)
+            && (end == size || end.is_multiple_of(block_size))
+        {
+            self.hash_remembered(&path, size, block_size, (offset, length), algorithm)
+                .await?
+        } else {
+            let known = tokio::task::spawn_blocking(move || {
+                hash_blocks(&path, block_size, offset, length, Which::only(algorithm))
+            })
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+            digests_of(&known, algorithm)
+        };
         Ok(BlockHashes {
             size,
             block_size,
@@ -1101,6 +1162,66 @@ impl Controller {
             algorithm,
             hashes,
         })
+    }
+
+    fn has_process(&self, app: &AppName) -> bool {
+        self.processes.lock().map_or(true, |p| p.contains_key(app))
+    }
+
+    /// `vol hash` from the digests remembered; only blocks not known are
+    /// read, and then both digests are computed, so the other algorithm is
+    /// known next time.
+    async fn hash_remembered(
+        &self,
+        path: &std::path::Path,
+        size: u64,
+        block_size: u64,
+        (offset, length): (u64, u64),
+        algorithm: HashAlgorithm,
+    ) -> Result<Vec<Option<String>>, Refusal> {
+        let blocks = usize::try_from(size.div_ceil(block_size)).unwrap_or(0);
+        let first = usize::try_from(offset / block_size).unwrap_or(0);
+        let count = usize::try_from(length.div_ceil(block_size)).unwrap_or(0);
+        let mut known = self.digests.get(path, block_size, first, count);
+        let have = |k: &Option<Known>| k.as_ref().and_then(|k| k.digest(algorithm)).is_some();
+        let mut i = 0;
+        while i < count {
+            if have(&known[i]) {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j < count && !have(&known[j]) {
+                j += 1;
+            }
+            let from = (first + i) as u64 * block_size;
+            let to = ((first + j) as u64 * block_size).min(size);
+            let generation = self.digests.generation(path);
+            let p = path.to_owned();
+            let fresh = tokio::task::spawn_blocking(move || {
+                hash_blocks(&p, block_size, from, to - from, Which::BOTH)
+            })
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+            self.digests.put_read(
+                path,
+                generation,
+                (block_size, blocks),
+                first + i,
+                fresh.clone(),
+            );
+            for (k, f) in fresh.into_iter().enumerate() {
+                if let Some(slot) = known.get_mut(i + k) {
+                    *slot = Some(f);
+                }
+            }
+            i = j;
+        }
+        Ok(known
+            .into_iter()
+            .map(|k| k.and_then(|k| k.digest(algorithm)).flatten())
+            .collect())
     }
 
     /// Reads `from` on `from_grid` over a trusted connection and writes
@@ -1190,46 +1311,6 @@ impl Controller {
     }
 }
 
-/// One block's running digest.
-enum Digest {
-    Blake3(Box<blake3::Hasher>),
-    Xxh3(Box<xxhash_rust::xxh3::Xxh3>),
-}
-
-impl Digest {
-    fn new(algorithm: HashAlgorithm) -> Digest {
-        match algorithm {
-            HashAlgorithm::Blake3 => Digest::Blake3(Box::default()),
-            HashAlgorithm::Xxh3 => Digest::Xxh3(Box::default()),
-        }
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        match self {
-            Digest::Blake3(h) => {
-                h.update(bytes);
-            }
-            Digest::Xxh3(h) => h.update(bytes),
-        }
-    }
-
-    /// The hex digest so far; starts the next block.
-    fn take(&mut self) -> String {
-        match self {
-            Digest::Blake3(h) => {
-                let hex = h.finalize().to_hex().to_string();
-                h.reset();
-                hex
-            }
-            Digest::Xxh3(h) => {
-                let hex = format!("{:032x}", h.digest128());
-                h.reset();
-                hex
-            }
-        }
-    }
-}
-
 /// Zeros to compare with (a `memcmp`, much faster than testing each byte).
 static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
 
@@ -1244,27 +1325,59 @@ fn all_zero(mut bytes: &[u8]) -> bool {
     true
 }
 
+/// Which digests a [`BlockHasher`] computes.
+#[derive(Clone, Copy, Debug)]
+pub struct Which {
+    pub blake3: bool,
+    pub xxh3: bool,
+}
+
+impl Which {
+    pub const BOTH: Which = Which {
+        blake3: true,
+        xxh3: true,
+    };
+
+    pub fn only(algorithm: HashAlgorithm) -> Which {
+        Which {
+            blake3: algorithm == HashAlgorithm::Blake3,
+            xxh3: algorithm == HashAlgorithm::Xxh3,
+        }
+    }
+}
+
 /// The digests of consecutive blocks of a byte stream, as `vol hash`
-/// gives them: hex per block (BLAKE3, or XXH3-128), `None` for an
-/// all-zero block. Zeros at the start of a block are only counted: a
-/// block that stays zero is never hashed.
+/// gives them: BLAKE3 and/or XXH3-128 hex per block, or all zeros. Zeros
+/// at the start of a block are only counted: a block that stays zero is
+/// never hashed.
 struct BlockHasher {
     block_size: u64,
     filled: u64,
-    /// The block's first `filled` bytes are zeros not yet fed to `hasher`.
+    /// The block's first `filled` bytes are zeros not yet fed to the hashers.
     zero: bool,
-    hasher: Digest,
-    out: Vec<Option<String>>,
+    blake3: Option<Box<blake3::Hasher>>,
+    xxh3: Option<Box<xxhash_rust::xxh3::Xxh3>>,
+    out: Vec<Known>,
 }
 
 impl BlockHasher {
-    fn new(block_size: u64, algorithm: HashAlgorithm) -> BlockHasher {
+    fn new(block_size: u64, which: Which) -> BlockHasher {
         BlockHasher {
             block_size,
             filled: 0,
             zero: true,
-            hasher: Digest::new(algorithm),
+            blake3: which.blake3.then(Box::default),
+            xxh3: which.xxh3.then(Box::default),
             out: vec![],
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if let Some(h) = self.blake3.as_mut() {
+            h.update(bytes);
+        }
+        if let Some(h) = self.xxh3.as_mut() {
+            h.update(bytes);
         }
     }
 
@@ -1277,7 +1390,7 @@ impl BlockHasher {
                 self.zeros(self.filled);
             }
             if !self.zero {
-                self.hasher.update(now);
+                self.feed(now);
             }
             self.filled += now.len() as u64;
             bytes = rest;
@@ -1287,11 +1400,11 @@ impl BlockHasher {
         }
     }
 
-    /// Feeds `n` zero bytes to the hasher (the zeros a block began with).
+    /// Feeds `n` zero bytes to the hashers (the zeros a block began with).
     fn zeros(&mut self, mut n: u64) {
         while n > 0 {
             let k = usize::try_from(n.min(ZEROS.len() as u64)).unwrap_or(ZEROS.len());
-            self.hasher.update(&ZEROS[..k]);
+            self.feed(&ZEROS[..k]);
             n -= k as u64;
         }
     }
@@ -1313,13 +1426,28 @@ impl BlockHasher {
     }
 
     fn close(&mut self) {
-        let digest = (!self.zero).then(|| self.hasher.take());
-        self.out.push(digest);
+        let known = if self.zero {
+            Known::Zero
+        } else {
+            Known::Data {
+                blake3: self.blake3.as_mut().map(|h| {
+                    let hex = h.finalize().to_hex().to_string();
+                    h.reset();
+                    hex
+                }),
+                xxh3: self.xxh3.as_mut().map(|h| {
+                    let hex = format!("{:032x}", h.digest128());
+                    h.reset();
+                    hex
+                }),
+            }
+        };
+        self.out.push(known);
         self.filled = 0;
         self.zero = true;
     }
 
-    fn finish(mut self) -> Vec<Option<String>> {
+    fn finish(mut self) -> Vec<Known> {
         if self.filled > 0 {
             self.close();
         }
@@ -1327,19 +1455,26 @@ impl BlockHasher {
     }
 }
 
-/// The digest of each block of `length` bytes from `offset`; `None` for
-/// blocks that are all zero.
+/// One algorithm's digests of `known` blocks (`None`: all zero, or not computed).
+fn digests_of(known: &[Known], algorithm: HashAlgorithm) -> Vec<Option<String>> {
+    known
+        .iter()
+        .map(|k| k.digest(algorithm).flatten())
+        .collect()
+}
+
+/// The digests of each block of `length` bytes from `offset`.
 pub fn hash_blocks(
     path: &std::path::Path,
     block_size: u64,
     offset: u64,
     length: u64,
-    algorithm: HashAlgorithm,
-) -> std::io::Result<Vec<Option<String>>> {
+    which: Which,
+) -> std::io::Result<Vec<Known>> {
     use std::io::{Read, Seek};
     let mut f = std::fs::File::open(path)?;
     // The same digests a hashed `vol write` gives: one definition of a block's digest.
-    let mut hasher = BlockHasher::new(block_size, algorithm);
+    let mut hasher = BlockHasher::new(block_size, which);
     let mut buf = vec![0u8; IO_BUFFER];
     let (mut at, end) = (offset, offset + length);
     while at < end {
@@ -1443,19 +1578,27 @@ mod tests {
             assert_eq!(want[0], None);
             assert_eq!(want[2], None);
             for piece in [1usize, 777, 4096, 100_000] {
-                let mut h = BlockHasher::new(block as u64, algorithm);
+                let mut h = BlockHasher::new(block as u64, Which::only(algorithm));
                 for p in bytes.chunks(piece) {
                     h.update(p);
                 }
-                assert_eq!(h.finish(), want, "{algorithm} in pieces of {piece}");
+                assert_eq!(
+                    digests_of(&h.finish(), algorithm),
+                    want,
+                    "{algorithm} in pieces of {piece}"
+                );
             }
             // Block 0, 2 and the zeros of block 1 arrive as holes.
-            let mut h = BlockHasher::new(block as u64, algorithm);
+            let mut h = BlockHasher::new(block as u64, Which::only(algorithm));
             h.skip_zeros(block as u64 + 5000);
             h.update(&bytes[block + 5000..block * 2]);
             h.skip_zeros(block as u64);
             h.update(&bytes[block * 3..]);
-            assert_eq!(h.finish(), want, "{algorithm} with holes");
+            assert_eq!(
+                digests_of(&h.finish(), algorithm),
+                want,
+                "{algorithm} with holes"
+            );
         }
     }
 
@@ -1471,14 +1614,20 @@ mod tests {
         drop(f);
         let mut whole = vec![0u8; 64 << 20];
         whole[40 << 20..43 << 20].fill(5);
-        let hashes = hash_blocks(&path, 4 << 20, 0, 64 << 20, HashAlgorithm::Blake3).unwrap();
+        let hashes = digests_of(
+            &hash_blocks(&path, 4 << 20, 0, 64 << 20, Which::BOTH).unwrap(),
+            HashAlgorithm::Blake3,
+        );
         let want: Vec<Option<String>> = whole
             .chunks(4 << 20)
             .map(|b| (!b.iter().all(|x| *x == 0)).then(|| blake3::hash(b).to_hex().to_string()))
             .collect();
         assert_eq!(hashes, want);
         // A range that starts inside a hole and ends inside the data.
-        let part = hash_blocks(&path, 4 << 20, 36 << 20, 6 << 20, HashAlgorithm::Blake3).unwrap();
+        let part = digests_of(
+            &hash_blocks(&path, 4 << 20, 36 << 20, 6 << 20, Which::BOTH).unwrap(),
+            HashAlgorithm::Blake3,
+        );
         assert_eq!(part[0], None);
         assert_eq!(
             part[1].as_deref(),

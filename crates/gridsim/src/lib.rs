@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod digests;
 pub mod faults;
 pub mod mount;
 pub mod peers;

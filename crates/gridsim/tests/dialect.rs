@@ -439,6 +439,88 @@ async fn dialect_3_hashes_cheaply_compresses_on_the_wire_and_pulls_between_grids
     h.sim.take().unwrap().stop().await;
 }
 
+/// Per 1 MiB block: the digest of its bytes, `None` for zeros.
+fn block_digests(data: &[u8], algorithm: HashAlgorithm) -> Vec<Option<String>> {
+    data.chunks(1 << 20)
+        .map(|b| {
+            (!b.iter().all(|x| *x == 0)).then(|| match algorithm {
+                HashAlgorithm::Blake3 => blake3::hash(b).to_hex().to_string(),
+                HashAlgorithm::Xxh3 => format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b)),
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn remembered_block_digests_follow_every_write() {
+    let mut h = Harness::new().await;
+    let east = h.connect("east").await;
+    let size = (8 << 20) + 100;
+    east.app_create(&app("vm"), &descriptor(&[("disk", size)]))
+        .await
+        .unwrap();
+    let disk = vol("vm", "disk");
+    let mut data = pattern(usize::try_from(size).unwrap(), 5);
+    data[2 << 20..3 << 20].fill(0);
+    east.vol_write(&disk, 0, &mut &data[..]).await.unwrap();
+    let hashes = |algorithm, offset, length| {
+        let (east, disk) = (&east, &disk);
+        async move {
+            east.vol_hash_with(disk, 1 << 20, offset, length, algorithm)
+                .await
+                .unwrap()
+                .hashes
+        }
+    };
+    for round in 0..2 {
+        for alg in [HashAlgorithm::Blake3, HashAlgorithm::Xxh3] {
+            assert_eq!(
+                hashes(alg, 0, None).await,
+                block_digests(&data, alg),
+                "{alg}, round {round}"
+            );
+        }
+    }
+    // A plain write of one block: the next hash sees it, and only it changed.
+    let fresh = pattern(1 << 20, 9);
+    data[4 << 20..5 << 20].copy_from_slice(&fresh);
+    east.vol_write(&disk, 4 << 20, &mut &fresh[..])
+        .await
+        .unwrap();
+    for alg in [HashAlgorithm::Xxh3, HashAlgorithm::Blake3] {
+        assert_eq!(
+            hashes(alg, 0, None).await,
+            block_digests(&data, alg),
+            "{alg}"
+        );
+    }
+    // A hashed write to the end (the short last block) and a zeroed block.
+    let mut tail = pattern((3 << 20) + 100, 11);
+    tail[..1 << 20].fill(0);
+    data[5 << 20..].copy_from_slice(&tail);
+    east.vol_write_hashed(&disk, 5 << 20, 1 << 20, Compression::None, &mut &tail[..])
+        .await
+        .unwrap();
+    for alg in [HashAlgorithm::Xxh3, HashAlgorithm::Blake3] {
+        assert_eq!(
+            hashes(alg, 0, None).await,
+            block_digests(&data, alg),
+            "{alg}"
+        );
+        assert_eq!(
+            hashes(alg, 3 << 20, Some((5 << 20) + 100)).await,
+            block_digests(&data[3 << 20..], alg),
+            "{alg} from block 3"
+        );
+        // Not block-aligned at its end: hashed from the file, as it is.
+        assert_eq!(
+            hashes(alg, 1 << 20, Some(1 << 19)).await,
+            block_digests(&data[1 << 20..(1 << 20) + (1 << 19)], alg)
+        );
+    }
+    h.sim.take().unwrap().stop().await;
+}
+
 #[tokio::test]
 async fn a_256_mib_volume_reads_back_with_the_same_checksum_and_survives_a_restart() {
     let mut h = Harness::new().await;

@@ -269,14 +269,17 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
         },
         "stop the source: it stays down until the copy is verified",
     ));
-    out.push(step(
-        "helper",
-        &tg,
-        Command::AppCreate {
-            app: app(&p.target_app),
-        },
-        "create the target with the source's descriptor",
-    ));
+    // An updated target exists: nothing is created.
+    if !p.update_target {
+        out.push(step(
+            "helper",
+            &tg,
+            Command::AppCreate {
+                app: app(&p.target_app),
+            },
+            "create the target with the source's descriptor",
+        ));
+    }
     let block_size = helper::env::DEFAULT_BLOCK_SIZE;
     for v in &p.source.volumes {
         let src = VolRef::new(p.source_app.clone(), v.name.clone());
@@ -284,30 +287,39 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
         if p.target_dialect >= 3 {
             // Dialect 3: the target's controller pulls from the source's
             // (one encrypted hop); the helper relays when it cannot.
-            out.push(step(
-                "helper",
-                &tg,
-                Command::VolHash {
-                    vol: dst.clone(),
-                    block_size,
-                    offset: 0,
-                    length: None,
-                    algorithm: HashAlgorithm::Xxh3,
-                },
-                "find what the target already holds (cheap XXH3-128; an empty target needs no more)",
-            ));
-            out.push(step(
-                "helper",
-                &sg,
-                Command::VolHash {
-                    vol: src.clone(),
-                    block_size,
-                    offset: 0,
-                    length: None,
-                    algorithm: HashAlgorithm::Blake3,
-                },
-                "hash the source's blocks: all-zero and equal blocks are skipped, the rest verified by these digests",
-            ));
+            if p.update_target {
+                for (by_grid, vol, whose) in
+                    [(&tg, &dst, "the target's"), (&sg, &src, "the source's")]
+                {
+                    out.push(step(
+                        "helper",
+                        by_grid,
+                        Command::VolHash {
+                            vol: vol.clone(),
+                            block_size,
+                            offset: 0,
+                            length: None,
+                            algorithm: HashAlgorithm::Xxh3,
+                        },
+                        &format!(
+                            "hash {whose} blocks with XXH3-128 (cheap; both at once): only blocks that differ move, each then verified by BLAKE3"
+                        ),
+                    ));
+                }
+            } else {
+                out.push(step(
+                    "helper",
+                    &sg,
+                    Command::VolHash {
+                        vol: src.clone(),
+                        block_size,
+                        offset: 0,
+                        length: None,
+                        algorithm: HashAlgorithm::Blake3,
+                    },
+                    "hash the source's blocks: all-zero blocks are skipped (the new target holds zeros), the rest verified by these digests",
+                ));
+            }
             out.push(step(
                 "helper",
                 &tg,
