@@ -1059,32 +1059,40 @@ impl Controller {
         let (path, size, state) = self.volume(vol).await?;
         Self::writable(vol, state)?;
         Self::range(size, offset, Some(0))?;
-        // What is remembered of the blocks from here on is in doubt until
-        // the write ends (a failed one leaves them unknown).
-        self.digests.changed(&path, offset, size - offset);
-        let (written, known) = self
+        // A hash that reads while this writes is not remembered.
+        self.digests.changed(&path, offset, 0);
+        let (written, known) = match self
             .write_stream(&path, (offset, size), hash_blocks, vol, stdin)
-            .await?;
-        let Some(known) = known else {
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                // How far it got is not known here: forget the volume.
+                self.digests.forget(&path);
+                return Err(e);
+            }
+        };
+        let (Some(known), Some(b)) = (known, hash_blocks) else {
+            self.digests.changed(&path, offset, written);
             return Ok((written, None));
         };
-        if let Some(b) = hash_blocks {
-            // Whole blocks only: a short last block counts at the volume's end.
-            let whole = usize::try_from(if offset + written == size {
-                written.div_ceil(b)
-            } else {
-                written / b
-            })
-            .unwrap_or(0);
-            let blocks = usize::try_from(size.div_ceil(b)).unwrap_or(0);
-            let first = usize::try_from(offset / b).unwrap_or(usize::MAX);
-            self.digests.put(
-                &path,
-                (b, blocks),
-                first,
-                known[..whole.min(known.len())].to_vec(),
-            );
-        }
+        // Whole blocks are remembered (a short last block counts at the
+        // volume's end); the rest of what was written is no longer known.
+        let whole = if offset + written == size {
+            written
+        } else {
+            written / b * b
+        };
+        let count = usize::try_from(whole.div_ceil(b)).unwrap_or(0);
+        let blocks = usize::try_from(size.div_ceil(b)).unwrap_or(0);
+        let first = usize::try_from(offset / b).unwrap_or(usize::MAX);
+        self.digests.changed(&path, offset + whole, written - whole);
+        self.digests.put(
+            &path,
+            (b, blocks),
+            first,
+            known[..count.min(known.len())].to_vec(),
+        );
         Ok((written, Some(digests_of(&known, HashAlgorithm::Blake3))))
     }
 

@@ -499,3 +499,42 @@ async fn a_repeated_snapshot_into_the_same_target_moves_only_the_changed_blocks(
     assert_eq!(got, blake3::hash(&bytes).to_hex().to_string());
     s.sim.stop().await;
 }
+
+#[tokio::test]
+async fn older_controllers_get_the_same_byte_exact_copy_by_older_means() {
+    let s = setup().await;
+    let bytes = odd_app(&s).await;
+    let want = blake3::hash(&bytes).to_hex().to_string();
+    let west = &s.sim.grid("west").unwrap().controller;
+    for (dialect, target, means) in [
+        (
+            2,
+            "two",
+            "verified by BLAKE3 of every copied block as the target stored it",
+        ),
+        (1, "one", "verified by whole-volume BLAKE3 checksums"),
+    ] {
+        west.faults.update(|f| f.dialect = Some(dialect));
+        let (state, log) = run_helper(&s, &odd_job(target, Default::default())).await;
+        assert_eq!(state, AppState::Stopped, "{log:#?}");
+        let method = log
+            .iter()
+            .find(|l| l.starts_with("copy method: "))
+            .expect("the method is logged");
+        assert!(
+            method.starts_with("copy method: relayed through the helper")
+                && method.contains(means)
+                && method.ends_with("compression unavailable (dialect < 3)"),
+            "dialect {dialect}: {method}"
+        );
+        west.faults.update(|f| *f = Default::default());
+        let got = s
+            .west
+            .vol_checksum(&vref(target, "volume"))
+            .await
+            .unwrap()
+            .digest;
+        assert_eq!(got, want, "dialect {dialect}: byte-exact");
+    }
+    s.sim.stop().await;
+}
