@@ -19,6 +19,11 @@ test("the dashboard shows the demo grids as reachable and a grid page lists its 
   await expect(page).toHaveURL(url() + "/grids/east");
   await expect(page.getByRole("heading", { name: "Grid east" })).toBeVisible();
   await expect(page.getByText("Checked at")).toBeVisible();
+  // The demo's shop runs on east with its three volumes.
+  const shop = page.locator('[data-testid="apps"] tr[data-app="shop"]');
+  await expect(shop).toHaveCount(1);
+  await expect(shop.locator(".status")).toHaveText("running");
+  await expect(shop).toContainText("boot (128 MiB), data (384 MiB), logs (64 MiB)");
 });
 
 test("every page fits a phone's width and the controls are reachable by keyboard", async ({ page }) => {

@@ -14,6 +14,8 @@ test.afterAll(async () => {
 });
 
 test("an operator reviews the pre-flight, migrates shop from east to west and watches it to done", async ({ page }) => {
+  // The copy is slowed on purpose: the waits below (90 s for the outcome) fit in this.
+  test.setTimeout(180_000);
   await page.setViewportSize({ width: 1280, height: 900 });
   await signIn(page, demo.url, demo.user, demo.password);
   await screenshot(page, "dashboard");

@@ -13,6 +13,8 @@ test.afterAll(async () => {
 });
 
 test("an admin adds a viewer who can watch but not start or cancel; the admin cancels mid-copy", async ({ browser }) => {
+  // The waits below (60 s for each outcome) fit in this.
+  test.setTimeout(180_000);
   const adminCtx = await browser.newContext();
   const admin = await adminCtx.newPage();
   await signIn(admin, demo.url, demo.user, demo.password);

@@ -15,7 +15,8 @@ test.afterAll(async () => {
 });
 
 test("the console inside shop migrates it and the monitor rides through the move to done", async ({ page }) => {
-  test.setTimeout(150_000);
+  // The waits below (60 s for the move, then 120 s for the outcome) fit in this.
+  test.setTimeout(240_000);
   await signIn(page, demo.url, demo.user, demo.password);
   await expect(page.getByTestId("current-grid")).toContainText("east");
   await page.goto(demo.url + "/operations/new");

@@ -13,6 +13,8 @@ test.afterAll(async () => {
 });
 
 test("a snapshot watched from two browsers, one reloading mid-copy, shows one log and ends with the source running", async ({ browser }) => {
+  // The waits below (90 s for each outcome) fit in this.
+  test.setTimeout(180_000);
   const first = await browser.newContext();
   const second = await browser.newContext();
   const a = await first.newPage();

@@ -210,13 +210,22 @@ async fn first_start_creates_an_admin_and_sigterm_stops_the_console_cleanly() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let printed: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+    let mut printed = vec![];
+    let mut serving = false;
+    for line in BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)
-        .take_while(|l| !l.starts_with("url: "))
-        .collect();
+    {
+        if line.starts_with("url: ") {
+            serving = true;
+            break;
+        }
+        printed.push(line);
+    }
     child.kill().unwrap();
     child.wait().unwrap();
+    // It got as far as serving: a console that died at start prints no password either.
+    assert!(serving, "the second start never served: {printed:?}");
     assert!(
         printed.iter().all(|l| !l.starts_with("password:")),
         "{printed:?}"
@@ -242,4 +251,47 @@ fn a_broken_grid_inventory_stops_start_up_with_its_line() {
     assert!(err.contains("grids.toml:3:"), "{err}");
     assert!(err.contains("unknown field `adress`"), "{err}");
     assert!(err.contains("fix:"), "{err}");
+}
+
+/// Where `migctl serve` listens, from its `url:` line, with `env` set and
+/// `args` after `serve`.
+fn listens_on(dir: &std::path::Path, env: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = migctl();
+    cmd.env_remove("MIGCTL_LISTEN");
+    if let Some(listen) = env {
+        cmd.env("MIGCTL_LISTEN", listen);
+    }
+    let mut child = cmd
+        .arg("--config-dir")
+        .arg(dir)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("url: ").map(str::to_owned));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    url.expect("the console printed its url")
+}
+
+#[test]
+fn flags_win_over_the_environment_and_the_environment_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three loopback addresses tell the three layers apart (port 0: any free one).
+    std::fs::write(dir.path().join("migctl.toml"), "listen = \"127.0.0.2:0\"\n").unwrap();
+    let file = listens_on(dir.path(), None, &[]);
+    assert!(file.starts_with("http://127.0.0.2:"), "{file}");
+    let env = listens_on(dir.path(), Some("127.0.0.3:0"), &[]);
+    assert!(env.starts_with("http://127.0.0.3:"), "{env}");
+    let flag = listens_on(
+        dir.path(),
+        Some("127.0.0.3:0"),
+        &["--listen", "127.0.0.4:0"],
+    );
+    assert!(flag.starts_with("http://127.0.0.4:"), "{flag}");
 }

@@ -15,12 +15,15 @@ use std::time::{Duration, Instant};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A port that is free now, below the kernel's ephemeral range (where
+/// outgoing connections take theirs). sshd binds it later, so another
+/// process may still take it first: [`start_sshd`] then tries another.
+fn free_port(attempt: u16) -> u16 {
+    let pid = u16::try_from(std::process::id() % 4000).unwrap();
+    (0..200)
+        .map(|i| 20_000 + (pid * 3 + attempt * 401 + i * 17) % 12_000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 fn whoami() -> String {
@@ -56,7 +59,26 @@ fn start_sshd(dir: &Path, sim: &Path, grid: &str, authorized: &russh::keys::Publ
     keys::save(&host_key_path, &host_key).unwrap();
     let auth_path = dir.join("authorized_keys");
     std::fs::write(&auth_path, authorized.to_openssh().unwrap() + "\n").unwrap();
-    let port = free_port();
+    for attempt in 0..5 {
+        let port = free_port(attempt);
+        if let Some(sshd) = try_sshd(dir, sim, grid, port, &host_key) {
+            return sshd;
+        }
+    }
+    panic!("sshd did not start on any of 5 ports");
+}
+
+/// sshd on `port`, once it accepts connections; `None` when it exits
+/// first (the port was taken meanwhile).
+fn try_sshd(
+    dir: &Path,
+    sim: &Path,
+    grid: &str,
+    port: u16,
+    host_key: &russh::keys::PrivateKey,
+) -> Option<Sshd> {
+    let host_key_path = dir.join("sshd_host_key");
+    let auth_path = dir.join("authorized_keys");
     let force = format!(
         "{} controller --data {} --grid {grid}",
         env!("CARGO_BIN_EXE_gridsim"),
@@ -73,7 +95,7 @@ fn start_sshd(dir: &Path, sim: &Path, grid: &str, authorized: &russh::keys::Publ
     );
     let config_path = dir.join("sshd_config");
     std::fs::write(&config_path, config).unwrap();
-    let child = Command::new(SSHD)
+    let mut child = Command::new(SSHD)
         .args(["-D", "-e", "-f"])
         .arg(&config_path)
         .stdout(Stdio::null())
@@ -81,18 +103,29 @@ fn start_sshd(dir: &Path, sim: &Path, grid: &str, authorized: &russh::keys::Publ
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+    loop {
+        // Ours, if it still runs once something answers on the port.
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+            if child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "sshd did not start on port {port}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Sshd {
+    Some(Sshd {
         child,
         port,
         host_key: host_key.public_key().clone(),
-    }
+    })
 }
 
 fn app(s: &str) -> AppName {
