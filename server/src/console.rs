@@ -117,11 +117,18 @@ impl Console {
         );
 
         let local: SocketAddr = listener.local_addr()?;
+        // A release build names its assets by their hash (hash.txt next to
+        // the binary says which); without it they keep their plain names.
+        let hashed = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("hash.txt")))
+            .is_some_and(|f| f.is_file());
         let leptos_options = LeptosOptions::builder()
             .output_name("migctl")
             .site_root(self.settings.site_root.display().to_string())
             .site_pkg_dir("pkg")
             .site_addr(local)
+            .hash_files(hashed)
             .build();
         let state = web::AppState {
             leptos_options,

@@ -342,6 +342,34 @@ async fn without_a_session_pages_redirect_to_sign_in_and_the_api_answers_401() {
 }
 
 #[tokio::test]
+async fn assets_go_compressed_as_the_browser_asks_and_are_revalidated() {
+    let t = TestConsole::start().await;
+    let pkg = t._dir.path().join("site").join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let css = ".card { margin: 1rem; }\n".repeat(2000);
+    std::fs::write(pkg.join("migctl.css"), &css).unwrap();
+    let c = reqwest::Client::new();
+    let get = |encoding: &'static str| {
+        c.get(format!("{}/pkg/migctl.css", t.url))
+            .header("accept-encoding", encoding)
+            .send()
+    };
+    for (asked, sent) in [("br", "br"), ("gzip", "gzip"), ("gzip, br", "br")] {
+        let r = get(asked).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-encoding"], sent, "asked for {asked}");
+        // No hash in the file names of a debug build: the browser asks again.
+        assert_eq!(r.headers()["cache-control"], "no-cache");
+        let body = r.bytes().await.unwrap();
+        assert!(body.len() < css.len() / 10, "{} bytes", body.len());
+    }
+    let plain = get("identity").await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.bytes().await.unwrap().len(), css.len());
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn a_bearer_token_works_and_a_wrong_one_does_not() {
     let t = TestConsole::start().await;
     let olga = accounts::find_by_name(&t.pool, "olga")

@@ -44,6 +44,29 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// How long a browser may keep what `/pkg/` serves: a year when the file
+/// names carry their contents' hash (a new build has new names), else it
+/// asks again each time (and gets 304 while the file is unchanged).
+pub async fn asset_caching(
+    axum::extract::State(hashed): axum::extract::State<bool>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let asset = request.uri().path().starts_with("/pkg/");
+    let mut response = next.run(request).await;
+    if asset && response.status().is_success() {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(if hashed {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            }),
+        );
+    }
+    response
+}
+
 /// Called while Leptos renders a page: the policy with this page's nonce.
 pub fn provide_page_policy() {
     use leptos::prelude::use_context;

@@ -93,6 +93,13 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
             gate::own_host_only,
         ))
         .layer(middleware::from_fn(headers::security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.leptos_options.hash_files,
+            headers::asset_caching,
+        ))
+        // gzip or brotli as the browser asks; never an event stream (each
+        // event must leave at once), images or tiny bodies.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
