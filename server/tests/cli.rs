@@ -295,3 +295,22 @@ fn flags_win_over_the_environment_and_the_environment_over_the_file() {
     );
     assert!(flag.starts_with("http://127.0.0.4:"), "{flag}");
 }
+
+#[test]
+fn an_unknown_log_format_is_refused_with_the_ones_there_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = migctl()
+        .env("MIGCTL_LOG_FORMAT", "yaml")
+        .arg("--config-dir")
+        .arg(dir.path())
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"MIGCTL_LOG_FORMAT="yaml" is not a log format"#)
+            && err.contains(r#"set it to "text" (the default) or "json""#),
+        "{err}"
+    );
+}

@@ -783,3 +783,71 @@ async fn a_checksum_mismatch_fails_the_operation_and_keeps_the_source() {
     sigkill(&mut console);
     s.sim.stop().await;
 }
+
+#[tokio::test]
+async fn json_logs_carry_the_operation_id_on_every_line_of_its_work() {
+    let s = setup().await;
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let log_path = s.dir.path().join("console.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let (mut console, url) = support::serve_logging(
+        s.dir.path(),
+        log.into(),
+        &[("MIGCTL_LOG_FORMAT", "json"), ("MIGCTL_LOG", "info")],
+    );
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shopcopy", "action": "snapshot"});
+    let (_, op) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    let id = op["id"].as_str().unwrap().to_owned();
+    let done = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    sigkill(&mut console);
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["timestamp"].is_string())
+    );
+    let of_op: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["op"] == id.as_str())
+        .collect();
+    let said = |what: &str| {
+        of_op.iter().any(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(what))
+        })
+    };
+    assert!(said("MigHelper_shopcopy is running on west"), "{text}");
+    assert!(
+        of_op.iter().any(|l| l["fields"]["phase"] == "done"),
+        "the outcome is logged with the operation: {text}"
+    );
+    for step in [
+        "pre-flight passed",
+        "provisioning the helper",
+        "settling the operation",
+    ] {
+        assert!(said(step), "{step}: {text}");
+    }
+    // What the engine's own task logs runs in the operation's span: any
+    // line logged there (a grid's warning too) names it.
+    assert!(
+        of_op
+            .iter()
+            .filter(|l| l["fields"]["message"] != "pre-flight passed; lock taken")
+            .all(|l| l["span"]["op"] == id.as_str()),
+        "{text}"
+    );
+    s.sim.stop().await;
+}

@@ -25,8 +25,10 @@ impl Engine {
     }
 
     pub(super) fn spawn_drive(self: &Arc<Self>, lock: Lock, fresh: bool) {
+        use tracing::Instrument;
         let me = self.clone();
         let stop = self.drives.clone();
+        let span = tracing::info_span!("operation", op = %lock.op_id);
         self.tasks.spawn(async move {
             let op = lock.op_id.clone();
             tokio::select! {
@@ -35,7 +37,7 @@ impl Engine {
                     tracing::info!(op, "console stopping: the operation keeps its lock and resumes at the next start");
                 }
             }
-        });
+        }.instrument(span));
     }
 
     /// At start-up: an existing lock is reconciled (and metered if the helper still works).

@@ -27,9 +27,11 @@ impl Engine {
         self.store_event(op, event).await;
     }
 
-    /// A line of the console's own log.
+    /// A line of the console's own log (also in the process's log).
     pub(super) async fn log(&self, op: &str, text: impl Into<String>) {
-        let data = json!({ "text": text.into() });
+        let text = text.into();
+        tracing::info!(op, "{text}");
+        let data = json!({ "text": text });
         self.console_event(op, EventKind::Log, data, false).await;
     }
 
@@ -81,6 +83,7 @@ impl Engine {
         {
             tracing::error!(error = %e, op, "cannot store the phase");
         }
+        tracing::info!(op, %phase, "{text}");
         let data = json!({ "phase": phase, "text": text });
         self.console_event(op, EventKind::Phase, data, phase.is_terminal())
             .await;

@@ -100,10 +100,16 @@ pub fn migctl(dir: &Path) -> Command {
 
 /// Starts `migctl serve` and returns it with its URL.
 pub fn serve(dir: &Path) -> (Child, String) {
+    serve_logging(dir, Stdio::null(), &[])
+}
+
+/// [`serve`] with its log (stderr) going to `log` and more environment.
+pub fn serve_logging(dir: &Path, log: Stdio, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = migctl(dir)
+        .envs(env.iter().copied())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
