@@ -330,7 +330,8 @@ pub struct PlanView {
     pub bytes_total: u64,
     /// What will actually move: zero blocks (and, into an updated target,
     /// blocks it already holds) left out; `None` when the grids cannot
-    /// hash cheaply (dialect < 3): then at most `bytes_total`.
+    /// hash cheaply (dialect < 3) or not within seconds: then at most
+    /// `bytes_total`.
     #[serde(default)]
     pub bytes_to_move: Option<u64>,
     pub target_free_bytes: u64,

@@ -1059,8 +1059,7 @@ impl Controller {
         let (path, size, state) = self.volume(vol).await?;
         Self::writable(vol, state)?;
         Self::range(size, offset, Some(0))?;
-        // A hash that reads while this writes is not remembered.
-        self.digests.changed(&path, offset, 0);
+        self.digests.writing(&path);
         let (written, known) = match self
             .write_stream(&path, (offset, size), hash_blocks, vol, stdin)
             .await

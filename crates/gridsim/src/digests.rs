@@ -76,6 +76,11 @@ impl Digests {
             .unwrap_or(u64::MAX)
     }
 
+    /// A write to `file` begins: a hash that reads meanwhile is not remembered.
+    pub fn writing(&self, file: &Path) {
+        self.bump(file);
+    }
+
     fn bump(&self, file: &Path) {
         if let Ok(mut g) = self.generations.lock() {
             *g.entry(file.to_owned()).or_default() += 1;
@@ -136,10 +141,9 @@ impl Digests {
         let Ok(mut volumes) = self.volumes.lock() else {
             return;
         };
-        if let Some(e) = volumes.get_mut(file) {
-            if length == 0 {
-                return;
-            }
+        if let Some(e) = volumes.get_mut(file)
+            && length > 0
+        {
             let first = usize::try_from(offset / e.block_size).unwrap_or(usize::MAX);
             let last = usize::try_from((offset + length - 1) / e.block_size).unwrap_or(usize::MAX);
             for i in first..=last.min(e.blocks.len().saturating_sub(1)) {

@@ -20,6 +20,9 @@ const FIXED_OVERHEAD_SECS: u64 = 15;
 /// A running operation without a new event for this long looks stuck.
 pub const QUIET_LIMIT_SECS: u64 = 300;
 
+/// How long the preview may spend counting the bytes that will move.
+const COUNT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn seconds_since(rfc3339: &str) -> Option<u64> {
     rfc3339.parse::<Timestamp>().ok().map(Timestamp::age_secs)
 }
@@ -76,8 +79,16 @@ impl Engine {
     /// The bytes the helper will move, as it will find them: blocks of the
     /// source that hold data and differ from the target's (a new target
     /// holds zeros). Hashed now with XXH3 (dialect 3; holes are not read);
-    /// `None` when a grid cannot.
+    /// `None` when a grid cannot, or cannot within [`COUNT_LIMIT`] (a
+    /// preview must not wait on reading a huge volume).
     async fn bytes_to_move(&self, p: &Preflight) -> Option<u64> {
+        tokio::time::timeout(COUNT_LIMIT, self.count_bytes_to_move(p))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    async fn count_bytes_to_move(&self, p: &Preflight) -> Option<u64> {
         let block = helper::env::DEFAULT_BLOCK_SIZE;
         let (src, dst) = tokio::try_join!(
             self.connection(&p.source_grid),
