@@ -141,6 +141,20 @@ impl World {
         }
     }
 
+    /// The operation's stored events, as JSON.
+    async fn events(&self, id: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/operations/{id}/events", self.url))
+            .bearer_auth(&self.viewer)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn sums(c: &Connection, app: &str) -> Vec<String> {
         let mut v = vec![];
         for vol in ["boot", "data"] {
@@ -302,16 +316,7 @@ async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
     // History and events are recorded.
     let list: Value = w.get("/operations").await.json().await.unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
-    let events: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/operations/{id}/events", w.url))
-        .bearer_auth(&w.viewer)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = w.events(&id).await;
     let events = events.as_array().unwrap();
     assert!(
         events
@@ -423,16 +428,7 @@ async fn a_repeated_snapshot_updates_its_target_moving_only_what_changed_and_nev
         "only the changed block moves: {done}"
     );
     assert_eq!(World::sums(&w.west, "shopcopy").await, sums);
-    let events: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/operations/{id}/events", w.url))
-        .bearer_auth(&w.viewer)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = w.events(&id).await;
     let texts: Vec<&str> = events
         .as_array()
         .unwrap()

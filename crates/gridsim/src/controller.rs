@@ -378,15 +378,9 @@ impl Controller {
                 hash_blocks,
                 compress,
             } => {
-                let (n, hashes) = match compress {
-                    Compression::None => self.vol_write(&vol, offset, hash_blocks, stdin).await?,
-                    Compression::Zstd => {
-                        let mut z = async_compression::tokio::bufread::ZstdDecoder::new(
-                            tokio::io::BufReader::with_capacity(IO_BUFFER, stdin),
-                        );
-                        self.vol_write(&vol, offset, hash_blocks, &mut z).await?
-                    }
-                };
+                let (n, hashes) = self
+                    .vol_write(&vol, offset, hash_blocks, compress, stdin)
+                    .await?;
                 let text = format!("wrote {n} bytes to {vol}\n");
                 match (hash_blocks, hashes) {
                     (Some(block_size), Some(hashes)) => {
@@ -1046,24 +1040,36 @@ impl Controller {
         stdout.flush().await.map_err(internal)
     }
 
-    /// Writes stdin at `offset`; with `hash_blocks`, also the BLAKE3 digest
-    /// of each block as written (the bytes that reach the file), and both
-    /// digests of every whole block are remembered.
+    /// Writes stdin (a zstd stream with [`Compression::Zstd`]) at `offset`;
+    /// with `hash_blocks`, also the BLAKE3 digest of each block as written
+    /// (the bytes that reach the file), and both digests of every whole
+    /// block are remembered.
     async fn vol_write(
         &self,
         vol: &VolRef,
         offset: u64,
         hash_blocks: Option<u64>,
+        compress: Compression,
         stdin: Stdin<'_>,
     ) -> Result<(u64, Option<Vec<Option<String>>>), Refusal> {
         let (path, size, state) = self.volume(vol).await?;
         Self::writable(vol, state)?;
         Self::range(size, offset, Some(0))?;
         self.digests.writing(&path);
-        let (written, known) = match self
-            .write_stream(&path, (offset, size), hash_blocks, vol, stdin)
-            .await
-        {
+        let written = match compress {
+            Compression::None => {
+                self.write_stream(&path, (offset, size), hash_blocks, vol, stdin)
+                    .await
+            }
+            Compression::Zstd => {
+                let mut z = async_compression::tokio::bufread::ZstdDecoder::new(
+                    tokio::io::BufReader::with_capacity(IO_BUFFER, stdin),
+                );
+                self.write_stream(&path, (offset, size), hash_blocks, vol, &mut z)
+                    .await
+            }
+        };
+        let (written, known) = match written {
             Ok(w) => w,
             Err(e) => {
                 // How far it got is not known here: forget the volume.
@@ -1261,18 +1267,9 @@ impl Controller {
             n
         };
         let write = async {
-            match compress {
-                Compression::None => {
-                    let mut r = receiving;
-                    self.vol_write(vol, offset, hash_blocks, &mut r).await
-                }
-                Compression::Zstd => {
-                    let mut z = async_compression::tokio::bufread::ZstdDecoder::new(
-                        tokio::io::BufReader::with_capacity(IO_BUFFER, receiving),
-                    );
-                    self.vol_write(vol, offset, hash_blocks, &mut z).await
-                }
-            }
+            let mut r = receiving;
+            self.vol_write(vol, offset, hash_blocks, compress, &mut r)
+                .await
         };
         let (read, written) = tokio::join!(read, write);
         let wire_bytes = read.map_err(|e| match e.refusal() {

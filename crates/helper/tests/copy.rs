@@ -353,6 +353,15 @@ async fn a_rate_limited_copy_never_reports_more_than_the_limit() {
     s.sim.stop().await;
 }
 
+/// The checksum of `target`'s volume on west.
+async fn stored(s: &Setup, target: &str) -> String {
+    s.west
+        .vol_checksum(&vref(target, "volume"))
+        .await
+        .unwrap()
+        .digest
+}
+
 /// `volume`'s size: odd, so the last block is short.
 const ODD: u64 = (24 << 20) + 4097;
 
@@ -433,12 +442,7 @@ async fn ranges_in_flight_at_once_cut_off_by_a_dropped_connection_resume_and_end
             p["copied"].as_u64().unwrap() < 18878465,
             "what the cut ranges stored is not copied again: {p}"
         );
-        let got = s
-            .west
-            .vol_checksum(&vref(target, "volume"))
-            .await
-            .unwrap()
-            .digest;
+        let got = stored(&s, target).await;
         assert_eq!(got, want, "{target}: byte-exact");
     }
     s.sim.stop().await;
@@ -490,12 +494,7 @@ async fn a_repeated_snapshot_into_the_same_target_moves_only_the_changed_blocks(
         ),
         "{log:#?}"
     );
-    let got = s
-        .west
-        .vol_checksum(&vref("again", "volume"))
-        .await
-        .unwrap()
-        .digest;
+    let got = stored(&s, "again").await;
     assert_eq!(got, blake3::hash(&bytes).to_hex().to_string());
     s.sim.stop().await;
 }
@@ -528,12 +527,7 @@ async fn older_controllers_get_the_same_byte_exact_copy_by_older_means() {
             "dialect {dialect}: {method}"
         );
         west.faults.update(|f| *f = Default::default());
-        let got = s
-            .west
-            .vol_checksum(&vref(target, "volume"))
-            .await
-            .unwrap()
-            .digest;
+        let got = stored(&s, target).await;
         assert_eq!(got, want, "dialect {dialect}: byte-exact");
     }
     s.sim.stop().await;
