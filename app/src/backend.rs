@@ -51,6 +51,10 @@ mod ssr {
         pub action: Action,
         /// Copy into the existing target, moving only the blocks that differ.
         pub update_target: bool,
+        /// Pre-copy while the source runs; when to cut over.
+        pub warm: bool,
+        pub cutover: Option<crate::model::Cutover>,
+        pub cutover_at: Option<String>,
     }
 
     /// The backend as Leptos context.
@@ -189,6 +193,9 @@ pub async fn preview_operation(
     target_app: String,
     action: Action,
     update_target: bool,
+    warm: bool,
+    cutover: Option<crate::model::Cutover>,
+    cutover_at: Option<String>,
 ) -> Result<Result<PlanView, FieldError>, ServerFnError> {
     ssr::require(Role::Operator)?;
     Ok(ssr::backend()?
@@ -200,6 +207,9 @@ pub async fn preview_operation(
             target_app,
             action,
             update_target,
+            warm,
+            cutover,
+            cutover_at,
         })
         .await)
 }

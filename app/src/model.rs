@@ -6,8 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use operation_model::{
-    Action, CancelCleanup, EventKind, EventSource, Mode, Outcome, Phase, PhaseData, Progress,
-    StreamEvent, TextData,
+    Action, AtPassLimit, CancelCleanup, Cutover, EventKind, EventSource, Mode, Outcome, Pass,
+    Phase, PhaseData, Progress, StreamEvent, TextData,
 };
 
 /// What a user may do. Ordered: each role can do everything the ones before it can.
@@ -106,6 +106,17 @@ pub struct OperationView {
     /// until the helper has measured it.
     #[serde(default)]
     pub downtime_ms: Option<i64>,
+    /// Warm: copied pass after pass while the source ran, then cut over.
+    #[serde(default)]
+    pub warm: bool,
+    /// Warm: when it cuts over; `cutover_at` for a scheduled one (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover: Option<Cutover>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover_at: Option<String>,
+    /// Warm: the passes so far, the final one (after the stop) last.
+    #[serde(default)]
+    pub passes: Vec<Pass>,
 }
 
 /// A line of the monitor's log.
@@ -156,6 +167,14 @@ pub struct MonitorState {
     pub moves_to: Option<String>,
     /// How long the app was down, once the helper has measured it.
     pub downtime_ms: Option<u64>,
+    pub warm: bool,
+    /// Warm: the passes that ended.
+    pub passes: Vec<Pass>,
+    /// Warm: the pass under way and its own progress (bytes moved of the
+    /// bytes it found changed).
+    pub pass: u32,
+    pub pass_copied: u64,
+    pub pass_delta: u64,
 }
 
 impl MonitorState {
@@ -171,6 +190,7 @@ impl MonitorState {
             target_state: unseen(),
             helper_state: unseen(),
             downtime_ms: op.downtime_ms.and_then(|ms| u64::try_from(ms).ok()),
+            warm: op.warm,
             ..MonitorState::default()
         }
     }
@@ -205,6 +225,11 @@ impl MonitorState {
         if let Some(ms) = e.downtime_ms() {
             self.downtime_ms = Some(ms);
         }
+        if let Some(p) = e.pass()
+            && !self.passes.iter().any(|q| q.pass == p.pass)
+        {
+            self.passes.push(p);
+        }
         let text = match e.kind {
             EventKind::State => {
                 if let Some(states) = e.states() {
@@ -218,9 +243,17 @@ impl MonitorState {
                 let Some(p) = e.progress() else {
                     return;
                 };
+                // Later passes re-copy what changed: the bar (bytes in
+                // place) stays where pass 1 left it, the pass has its own count.
                 self.done = self.done.max(p.done);
                 self.total = self.total.max(p.total);
                 self.rate = p.rate_bytes_per_sec;
+                if p.pass > 0 {
+                    self.warm = true;
+                    self.pass = p.pass;
+                    self.pass_copied = p.copied;
+                    self.pass_delta = p.delta;
+                }
                 let text = format!(
                     "{}: {} of {} copied",
                     p.volume,
@@ -273,10 +306,35 @@ impl MonitorState {
             .min(100)
     }
 
-    /// Seconds left at the current rate, while copying.
+    /// Seconds left at the current rate, while copying. Warm: the rest of
+    /// this pass and a final pass as large as the last one found (the
+    /// cutover).
     pub fn eta_secs(&self) -> Option<u64> {
-        (self.running() && self.rate > 0 && self.done < self.total)
-            .then(|| (self.total - self.done).div_ceil(self.rate))
+        if !self.running() || self.rate == 0 {
+            return None;
+        }
+        if self.warm && self.pass > 1 {
+            let rest = self.pass_delta.saturating_sub(self.pass_copied);
+            let last = self.passes.last().map_or(self.pass_delta, |p| p.delta);
+            return Some((rest + last).div_ceil(self.rate));
+        }
+        (self.done < self.total).then(|| (self.total - self.done).div_ceil(self.rate))
+    }
+
+    /// The pass under way, for people: `pass 3: 12 MiB of 40 MiB changed`.
+    pub fn pass_label(&self) -> Option<String> {
+        (self.warm && self.pass > 0 && self.running()).then(|| {
+            let name = if self.phase == Phase::PreCopying {
+                format!("pass {}", self.pass)
+            } else {
+                format!("final pass ({})", self.pass)
+            };
+            format!(
+                "{name}: {} of {} changed",
+                human_bytes(self.pass_copied),
+                human_bytes(self.pass_delta)
+            )
+        })
     }
 }
 
@@ -337,6 +395,9 @@ pub struct PlanView {
     pub target_free_bytes: u64,
     /// Controller commands in order: (who sends it, grid, command line).
     pub steps: Vec<PlanStep>,
+    /// Warm or cold, and why (`None`: cold, as asked).
+    #[serde(default)]
+    pub copy_mode: Option<String>,
     /// Expected duration of the whole operation and of the source's downtime.
     pub estimate_secs: u64,
     pub rate_bytes_per_sec: u64,

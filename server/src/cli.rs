@@ -44,6 +44,15 @@ pub enum Command {
         /// and wakes up with it
         #[arg(long = "self")]
         inside: bool,
+        /// Size of shop's `data` volume in MiB, filled with incompressible
+        /// bytes (applies when the demo creates shop) [default: 384, mostly sparse]
+        #[arg(long)]
+        shop_data_mib: Option<u64>,
+        /// KiB per second shop's process writes at random offsets of `data`
+        /// while it runs: changes for a warm migration to chase (applies
+        /// when the demo creates shop) [default: 0]
+        #[arg(long, default_value_t = 0)]
+        shop_write_kib: u64,
     },
     /// Manage user accounts
     #[command(subcommand)]
@@ -60,6 +69,9 @@ pub enum Command {
     /// Run as the helper app MigHelper_<target> (job from MIG_* variables)
     #[command(hide = true)]
     Helper,
+    /// Run as the demo app shop's process: writes SHOP_WRITE_KIB KiB/s to its disk `data`
+    #[command(hide = true)]
+    Shop,
 }
 
 #[derive(Subcommand, Debug)]
@@ -117,6 +129,20 @@ pub enum OpCommand {
         /// that differ into it, e.g. to refresh an earlier snapshot
         #[arg(long)]
         update_target: bool,
+        /// Copy while the source runs, pass after pass; stop it only for the
+        /// final pass (needs a source grid of dialect 4, else it copies cold)
+        #[arg(long, conflicts_with = "cold")]
+        warm: bool,
+        /// Stop the source for the whole copy (MIG's way; the default)
+        #[arg(long)]
+        cold: bool,
+        /// Warm: when to cut over: auto (once a pass finds little changed),
+        /// manual (`migctl op cutover ID`) or scheduled (with --cutover-at)
+        #[arg(long, requires = "warm", value_parser = ["auto", "manual", "scheduled"])]
+        cutover: Option<String>,
+        /// Warm: cut over at this time, RFC 3339 (e.g. 2026-11-24T18:00:00Z)
+        #[arg(long, requires = "warm")]
+        cutover_at: Option<String>,
         /// Wait for the outcome, showing progress
         #[arg(long)]
         wait: bool,
@@ -133,6 +159,12 @@ pub enum OpCommand {
     },
     /// List operations, newest first
     List {
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
+    /// Cut a warm operation over now: stop the source and copy the last changes
+    Cutover {
+        id: String,
         #[command(flatten)]
         remote: crate::remote::RemoteArgs,
     },
@@ -211,12 +243,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             copy_rate_limit_mib,
             inside,
+            shop_data_mib,
+            shop_write_kib,
         } => {
+            let shop = crate::demo::ShopShape {
+                data_mib: *shop_data_mib,
+                write_kib: *shop_write_kib,
+            };
             if *inside {
-                crate::demo::inside_shop(dir, *listen, *copy_rate_limit_mib).await
+                crate::demo::inside_shop(dir, *listen, *copy_rate_limit_mib, shop).await
             } else {
-                crate::demo::outside(dir, *listen, *copy_rate_limit_mib).await
+                crate::demo::outside(dir, *listen, *copy_rate_limit_mib, shop).await
             }
+        }
+        Command::Shop => {
+            crate::demo::shop_process(shutdown_signal()).await?;
+            Ok(())
         }
         Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),
         Command::Op(cmd) => Ok(op_command(cmd).await?),
@@ -237,6 +279,8 @@ async fn serve(dir: &Path, overrides: &Overrides) -> Result<(), CliError> {
         tracing::warn!("{w}");
     }
     let listen = settings.listen;
+    // The console inside the demo's shop writes as shop does.
+    crate::demo::spawn_shop_writes();
     let console = Console::open(settings).await?;
     if let Some(secret) = console.bootstrap_admin().await? {
         println!("created the first user (the password is shown only now):");
@@ -385,11 +429,21 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
             target,
             action,
             update_target,
+            warm,
+            cold: _,
+            cutover,
+            cutover_at,
             wait,
             remote: r,
         } => {
             let api = Remote::new(r)?;
-            let op = remote::start(&api, source, target, action, *update_target).await?;
+            let options = remote::StartOptions {
+                update_target: *update_target,
+                warm: *warm,
+                cutover: cutover.clone(),
+                cutover_at: cutover_at.clone(),
+            };
+            let op = remote::start(&api, (source, target, action), &options).await?;
             println!("{}", remote::describe(&op));
             if *wait {
                 let end = remote::watch(&api, &op.id).await?;
@@ -421,6 +475,15 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
             for op in ops {
                 println!("{}", remote::describe(&op));
             }
+        }
+        OpCommand::Cutover { id, remote: r } => {
+            let v = Remote::new(r)?
+                .post(&format!("/operations/{id}/cutover"), serde_json::json!({}))
+                .await?;
+            println!(
+                "{}",
+                v["requested"].as_str().unwrap_or("cut over requested")
+            );
         }
         OpCommand::Cancel { id, remote: r } => {
             let v = Remote::new(r)?

@@ -34,6 +34,14 @@ pub struct Settings {
     pub copy_streams: u64,
     /// zstd on the wire: auto (when a sample compresses), zstd, off.
     pub copy_compression: helper::env::CompressChoice,
+    /// Warm: passes before `warm_at_pass_limit` applies.
+    pub warm_pass_limit: u32,
+    /// Warm: a pass that finds at most this many MiB changed is followed
+    /// by the cutover (automatic cutover).
+    pub warm_converged_mib: u64,
+    /// Warm: at the pass limit with a delta still large, cut over anyway
+    /// or wait for an operator's "cut over now".
+    pub warm_at_pass_limit: app::model::AtPassLimit,
 }
 
 impl Settings {
@@ -88,6 +96,15 @@ pub struct Overrides {
     /// zstd on the wire: auto (when a sample of a volume compresses), zstd or off [default: auto]
     #[arg(long, env = "MIGCTL_COPY_COMPRESSION")]
     pub copy_compression: Option<String>,
+    /// Warm operations: pre-copy passes before the pass-limit rule applies (1–1000) [default: 8]
+    #[arg(long, env = "MIGCTL_WARM_PASS_LIMIT")]
+    pub warm_pass_limit: Option<u32>,
+    /// Warm operations: cut over once a pass finds at most this many MiB changed [default: 16]
+    #[arg(long, env = "MIGCTL_WARM_CONVERGED_MIB")]
+    pub warm_converged_mib: Option<u64>,
+    /// Warm operations at the pass limit with a large delta: cut_over or wait (for "cut over now") [default: cut_over]
+    #[arg(long, env = "MIGCTL_WARM_AT_PASS_LIMIT")]
+    pub warm_at_pass_limit: Option<String>,
 }
 
 /// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
@@ -104,9 +121,12 @@ struct FileSettings {
     copy_rate_limit_mib: Option<u64>,
     copy_streams: Option<u64>,
     copy_compression: Option<String>,
+    warm_pass_limit: Option<u32>,
+    warm_converged_mib: Option<u64>,
+    warm_at_pass_limit: Option<String>,
 }
 
-const KNOWN_KEYS: [&str; 11] = [
+const KNOWN_KEYS: [&str; 14] = [
     "listen",
     "current_grid",
     "current_app",
@@ -118,6 +138,9 @@ const KNOWN_KEYS: [&str; 11] = [
     "copy_rate_limit_mib",
     "copy_streams",
     "copy_compression",
+    "warm_pass_limit",
+    "warm_converged_mib",
+    "warm_at_pass_limit",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +187,9 @@ fn fix_for(key: &str) -> String {
         }
         "copy_streams" => "write copy_streams = 4 (how many ranges the helper copies at once, 1 to 16)".into(),
         "copy_compression" => "write copy_compression = \"auto\" (or \"zstd\", or \"off\")".into(),
+        "warm_pass_limit" => "write warm_pass_limit = 8 (pre-copy passes, 1 to 1000)".into(),
+        "warm_converged_mib" => "write warm_converged_mib = 16 (a whole number of MiB)".into(),
+        "warm_at_pass_limit" => "write warm_at_pass_limit = \"cut_over\" (or \"wait\")".into(),
         _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
     }
 }
@@ -334,6 +360,36 @@ pub fn load(
                 message,
                 fix: fix_for("copy_compression"),
             })?,
+        },
+        warm_pass_limit: match overrides.warm_pass_limit.or(file.warm_pass_limit) {
+            None => helper::env::DEFAULT_PASS_LIMIT,
+            Some(n @ 1..=1000) => n,
+            Some(n) => {
+                return Err(ConfigError::Value {
+                    setting: "warm_pass_limit".into(),
+                    message: format!("{n} is not between 1 and 1000"),
+                    fix: fix_for("warm_pass_limit"),
+                });
+            }
+        },
+        warm_converged_mib: overrides
+            .warm_converged_mib
+            .or(file.warm_converged_mib)
+            .unwrap_or(helper::env::DEFAULT_CONVERGED_BYTES >> 20),
+        warm_at_pass_limit: match overrides
+            .warm_at_pass_limit
+            .clone()
+            .or(file.warm_at_pass_limit)
+        {
+            None => Default::default(),
+            Some(v) => {
+                v.parse()
+                    .map_err(|e: operation_model::UnknownValue| ConfigError::Value {
+                        setting: "warm_at_pass_limit".into(),
+                        message: e.to_string(),
+                        fix: fix_for("warm_at_pass_limit"),
+                    })?
+            }
         },
     };
     Ok((settings, warnings))

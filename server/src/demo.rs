@@ -19,6 +19,11 @@ use std::time::Duration;
 pub const CONSOLE_TEMPLATE: &str = "Migctl";
 /// Size of the console's config volume (database, logs, keys, lock).
 const CONFIG_VOLUME: u64 = 64 << 20;
+/// The template of the demo's `shop` (outside the console): its process is
+/// `migctl shop`, writing to its disk `data`.
+pub const SHOP_TEMPLATE: &str = "Shop";
+/// The property that sets how fast shop writes, KiB per second.
+const WRITE_KIB: &str = "SHOP_WRITE_KIB";
 /// Where `--self` keeps the first run's admin password (the database that
 /// knows it travels with the app).
 const PASSWORD_FILE: &str = "admin-password";
@@ -42,9 +47,11 @@ async fn start_grids(dir: &Path) -> anyhow::Result<gridsim::RunningSim> {
     }
     sim_config
         .templates
-        .retain(|t| t.name.as_str() != CONSOLE_TEMPLATE);
+        .retain(|t| t.name.as_str() != CONSOLE_TEMPLATE && t.name.as_str() != SHOP_TEMPLATE);
+    let data = grid::VolumeName::new("data")?;
     // The grid tells its process where it runs (AppLogic's /etc/applogic.sh):
     // the console takes its grid, app and config directory from that.
+    let me_shop = me.clone();
     let script = r#"MIGCTL_CURRENT_GRID="$GRIDSIM_GRID" MIGCTL_CURRENT_APP="$GRIDSIM_APP" exec "$0" --config-dir "$GRIDSIM_VOL_config" serve"#;
     sim_config.templates.push(gridsim::config::TemplateConfig {
         name: grid::TemplateName::new(CONSOLE_TEMPLATE)?,
@@ -52,6 +59,18 @@ async fn start_grids(dir: &Path) -> anyhow::Result<gridsim::RunningSim> {
         command: vec!["sh".into(), "-c".into(), script.into(), me],
         env: [("NO_COLOR".to_owned(), "1".to_owned())].into(),
         mounts: vec![grid::VolumeName::new("config")?],
+        // shop's data: the console writes to it as shop's process would.
+        disks: vec![data.clone()],
+        restart_on_crash: 0,
+    });
+    sim_config.templates.push(gridsim::config::TemplateConfig {
+        name: grid::TemplateName::new(SHOP_TEMPLATE)?,
+        description: "the demo app: writes SHOP_WRITE_KIB KiB/s at random offsets of its disk data"
+            .into(),
+        command: vec![me_shop, "shop".into()],
+        env: [("NO_COLOR".to_owned(), "1".to_owned())].into(),
+        mounts: vec![],
+        disks: vec![data],
         restart_on_crash: 0,
     });
     sim_config.save(&sim_config_file)?;
@@ -63,9 +82,10 @@ pub async fn outside(
     dir: &Path,
     listen: SocketAddr,
     copy_rate_limit_mib: Option<u64>,
+    shop: ShopShape,
 ) -> Result<(), CliError> {
     let sim = start_grids(dir).await?;
-    demo_shop(&sim, None).await?;
+    demo_shop(&sim, None, shop).await?;
     let file = dir.join(config::CONFIG_FILE);
     if !file.exists() {
         std::fs::write(
@@ -125,6 +145,7 @@ pub async fn inside_shop(
     dir: &Path,
     listen: SocketAddr,
     copy_rate_limit_mib: Option<u64>,
+    shop: ShopShape,
 ) -> Result<(), CliError> {
     let sim = start_grids(dir).await?;
     let first_run = find_shop(&sim).await.is_none();
@@ -141,7 +162,7 @@ pub async fn inside_shop(
         if let Some(mib) = copy_rate_limit_mib {
             properties.push(("MIGCTL_COPY_RATE_LIMIT_MIB".into(), mib.to_string()));
         }
-        demo_shop(&sim, Some(ConsoleApp { properties, image })).await?;
+        demo_shop(&sim, Some(ConsoleApp { properties, image }), shop).await?;
         std::fs::write(dir.join(PASSWORD_FILE), &secret)
             .with_context(|| format!("cannot write {}", dir.join(PASSWORD_FILE).display()))?;
     }
@@ -258,11 +279,26 @@ struct ConsoleApp {
     image: Vec<u8>,
 }
 
+/// How big and how busy the demo's `shop` is (`--shop-data-mib`,
+/// `--shop-write-kib`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ShopShape {
+    /// `data`'s size, filled with incompressible bytes; `None`: 384 MiB,
+    /// mostly sparse.
+    pub data_mib: Option<u64>,
+    pub write_kib: u64,
+}
+
 /// The demo's app `shop` on east: a dense boot volume and sparse data and
-/// log volumes of a few hundred MiB, running. Made once; kept across runs.
-/// With a console (`--self`): the console template, its properties, and a
-/// `config` volume holding `image`.
-async fn demo_shop(sim: &gridsim::RunningSim, console: Option<ConsoleApp>) -> anyhow::Result<()> {
+/// log volumes of a few hundred MiB, running; its process writes to `data`
+/// at `shop.write_kib` KiB/s. Made once; kept across runs. With a console
+/// (`--self`): the console template, its properties, and a `config`
+/// volume holding `image`.
+async fn demo_shop(
+    sim: &gridsim::RunningSim,
+    console: Option<ConsoleApp>,
+    shop: ShopShape,
+) -> anyhow::Result<()> {
     let Some(east) = sim.grid("east") else {
         return Ok(());
     };
@@ -274,11 +310,13 @@ async fn demo_shop(sim: &gridsim::RunningSim, console: Option<ConsoleApp>) -> an
     {
         return Ok(());
     }
+    let data_size = shop.data_mib.map_or(402653184u64, |mib| mib.max(1) << 20);
     let mut descriptor = serde_json::json!({
-        "properties": {"tier": "web"},
+        "template": SHOP_TEMPLATE,
+        "properties": {"tier": "web", WRITE_KIB: shop.write_kib.to_string()},
         "volumes": [
             {"name": "boot", "size": 134217728u64},
-            {"name": "data", "size": 402653184u64},
+            {"name": "data", "size": data_size},
             {"name": "logs", "size": 67108864u64}
         ]
     });
@@ -295,12 +333,30 @@ async fn demo_shop(sim: &gridsim::RunningSim, console: Option<ConsoleApp>) -> an
     c.execute("app create shop", &mut descriptor.as_bytes(), &mut out)
         .await
         .map_err(|r| anyhow::anyhow!("{r}"))?;
+    if let Some(mib) = shop.data_mib {
+        // Incompressible: random bytes, written 64 MiB at a time.
+        let mut offset = 0u64;
+        while offset < mib << 20 {
+            let n = (64u64 << 20).min((mib << 20) - offset);
+            let mut bytes = vec![0u8; usize::try_from(n).unwrap_or(0)];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            let line = format!("vol write shop:data --offset {offset}");
+            c.execute(&line, &mut &bytes[..], &mut out)
+                .await
+                .map_err(|r| anyhow::anyhow!("{r}"))?;
+            offset += n;
+        }
+    }
     let mut block = vec![0u8; 1 << 20];
-    for (volume, offset, mib) in [
-        ("boot", 0u64, 128u64),
-        ("data", 64 << 20, 96),
-        ("logs", 0, 8),
-    ] {
+    let data = if shop.data_mib.is_some() {
+        vec![]
+    } else {
+        vec![("data", 64u64 << 20, 96u64)]
+    };
+    for (volume, offset, mib) in [("boot", 0u64, 128u64), ("logs", 0, 8)]
+        .into_iter()
+        .chain(data)
+    {
         let mut bytes = Vec::with_capacity(usize::try_from(mib << 20).unwrap_or(0));
         for i in 0..mib {
             for (j, b) in block.iter_mut().enumerate() {
@@ -322,4 +378,69 @@ async fn demo_shop(sim: &gridsim::RunningSim, console: Option<ConsoleApp>) -> an
         .await
         .map_err(|r| anyhow::anyhow!("{r}"))?;
     Ok(())
+}
+
+/// `migctl shop`: the demo app's process. It writes `SHOP_WRITE_KIB` KiB
+/// a second at random offsets of its disk `data` (through the grid, which
+/// tracks the blocks it writes) until it is told to stop, then says how
+/// many writes the disk confirmed. `SHOP_WRITE_SEED` makes the writes
+/// repeatable (tests replay them).
+pub async fn shop_process(stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let kib = var(WRITE_KIB).unwrap_or(0);
+    let seed = var("SHOP_WRITE_SEED").unwrap_or_else(rand::random);
+    println!("shop is running; it writes {kib} KiB/s to its data volume");
+    let acked = std::sync::atomic::AtomicU64::new(0);
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let writes = write_to_data((kib, seed), &acked, &stopping);
+    tokio::pin!(writes);
+    tokio::select! {
+        () = stop => {
+            // The write under way finishes: every write counted is in `data`.
+            stopping.cancel();
+            writes.await?;
+        }
+        r = &mut writes => r?,
+    }
+    println!(
+        "shop stops after {} writes (seed {seed})",
+        acked.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    Ok(())
+}
+
+/// Writes `kib` KiB/s to the disk `data` until `stop` (nothing when 0).
+async fn write_to_data(
+    (kib, seed): (u64, u64),
+    acked: &std::sync::atomic::AtomicU64,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    if kib == 0 {
+        stop.cancelled().await;
+        return Ok(());
+    }
+    let mut disk = gridsim::disk::Disk::of("data").await?;
+    gridsim::disk::write_steadily(&mut disk, (kib, seed), acked, stop, |n| {
+        println!("shop has written {} KiB to data", n >> 10);
+    })
+    .await?;
+    Ok(())
+}
+
+/// A console inside the demo's shop (`--self`) writes to shop's `data` as
+/// shop's own process does, when the app says how fast.
+pub fn spawn_shop_writes() {
+    let kib: u64 = std::env::var(WRITE_KIB)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if kib > 0 && std::env::var_os("GRIDSIM_DISK_data").is_some() {
+        tokio::spawn(async move {
+            let acked = std::sync::atomic::AtomicU64::new(0);
+            let never = tokio_util::sync::CancellationToken::new();
+            if let Err(e) = write_to_data((kib, rand::random()), &acked, &never).await {
+                tracing::warn!("shop's writes to data stopped: {e:#}");
+            }
+        });
+    }
 }

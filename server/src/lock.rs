@@ -58,6 +58,19 @@ pub struct Lock {
     /// clean-up destroys it. Absent (false) from older locks.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub update_target: bool,
+    /// A warm operation: how it cuts over. Absent from cold (and older) locks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<WarmPlan>,
+}
+
+/// How a warm operation cuts over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmPlan {
+    pub cutover: app::model::Cutover,
+    /// For a scheduled cutover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover_at: Option<crate::clock::Timestamp>,
 }
 
 /// What is on disk.
@@ -291,6 +304,7 @@ mod tests {
             created_by: "ana".into(),
             console: ConsoleId::this_process(),
             update_target: false,
+            warm: None,
         }
     }
 

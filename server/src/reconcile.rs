@@ -326,6 +326,7 @@ mod tests {
                 pid: 1,
             },
             update_target: false,
+            warm: None,
         }
     }
 

@@ -131,16 +131,29 @@ pub fn split_grid_app(s: &str, flag: &str) -> anyhow::Result<(String, String)> {
         .with_context(|| format!("{flag} {s:?}: write GRID/APP, e.g. east/shop"))
 }
 
+/// The options of `op start` besides source, target and action.
+#[derive(Default)]
+pub struct StartOptions {
+    pub update_target: bool,
+    pub warm: bool,
+    pub cutover: Option<String>,
+    pub cutover_at: Option<String>,
+}
+
 pub async fn start(
     remote: &Remote,
-    source: &str,
-    target: &str,
-    action: &str,
-    update_target: bool,
+    (source, target, action): (&str, &str, &str),
+    o: &StartOptions,
 ) -> anyhow::Result<OperationView> {
     let (sg, sa) = split_grid_app(source, "--source")?;
     let (tg, ta) = split_grid_app(target, "--target")?;
-    let body = json!({"source_grid": sg, "source_app": sa, "target_grid": tg, "target_app": ta, "action": action, "update_target": update_target});
+    let mut body = json!({"source_grid": sg, "source_app": sa, "target_grid": tg, "target_app": ta, "action": action, "update_target": o.update_target, "warm": o.warm});
+    if let Some(c) = &o.cutover {
+        body["cutover"] = c.as_str().into();
+    }
+    if let Some(at) = &o.cutover_at {
+        body["cutover_at"] = at.as_str().into();
+    }
     Ok(serde_json::from_value(
         remote.post("/operations", body).await?,
     )?)
@@ -152,8 +165,18 @@ pub fn describe(op: &OperationView) -> String {
     } else {
         0
     };
+    let warm = if op.warm {
+        let passes = op.passes.iter().filter(|p| !p.final_pass).count();
+        format!("  warm ({passes} pass(es))")
+    } else {
+        String::new()
+    };
+    let down = op
+        .downtime_ms
+        .map(|ms| format!("  down {:.1} s", ms as f64 / 1000.0))
+        .unwrap_or_default();
     format!(
-        "{}  {} {}/{} -> {}/{}  phase {}  {}%  {}{}",
+        "{}  {} {}/{} -> {}/{}{warm}  phase {}  {}%  {}{down}{}",
         op.id,
         op.action,
         op.source_grid,

@@ -10,10 +10,9 @@ mod support;
 use grid::dialect::VolRef;
 use grid::{AppName, Connection, VolumeName};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{Vol, grids_with_shop, migctl, serve};
+use support::{Vol, api, grids_with_shop, operator_token, serve, sigkill, wait_for};
 
 struct Setup {
     _grids_dir: tempfile::TempDir,
@@ -41,30 +40,7 @@ async fn setup() -> Setup {
         ),
     )
     .unwrap();
-    let mut add = migctl(dir.path())
-        .args([
-            "user",
-            "add",
-            "olga",
-            "--role",
-            "operator",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"a long password\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
-    let out = migctl(dir.path())
-        .args(["user", "token", "olga"])
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = operator_token(dir.path());
     Setup {
         _grids_dir: g.dir,
         dir,
@@ -73,50 +49,6 @@ async fn setup() -> Setup {
         east: g.east,
         west: g.west,
     }
-}
-
-async fn api(
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let req = match method {
-        "POST" => c
-            .post(format!("{url}/api/v1{path}"))
-            .json(&body.unwrap_or(json!({}))),
-        _ => c
-            .get(format!("{url}/api/v1{path}"))
-            .header("accept", "application/json"),
-    };
-    let r = req.bearer_auth(token).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn wait_for(url: &str, token: &str, id: &str, what: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let (_, op) = api(url, token, "GET", &format!("/operations/{id}"), None).await;
-        if what(&op) {
-            return op;
-        }
-        assert!(Instant::now() < deadline, "timed out: {op}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn sigkill(child: &mut Child) {
-    assert!(
-        Command::new("kill")
-            .args(["-KILL", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    child.wait().unwrap();
 }
 
 /// SIGTERM while an operation copies and a browser follows its event

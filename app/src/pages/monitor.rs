@@ -30,6 +30,10 @@ fn cleanup_text(op: &OperationView, phase: Phase) -> Option<String> {
             "The helper is removed and the lock released. The source app {}/{} has not been stopped and stays as it is.",
             op.source_grid, op.source_app
         ),
+        CancelCleanup::RemoveCopy => format!(
+            "The helper is stopped and the partial copy {}/{} removed. The source app {}/{} was never stopped: it keeps running.",
+            op.target_grid, op.target_app, op.source_grid, op.source_app
+        ),
         CancelCleanup::RestoreSource => format!(
             "The helper is stopped, the source app {}/{} is started again and the partial copy {}/{} is removed.",
             op.source_grid, op.source_app, op.target_grid, op.target_app
@@ -83,7 +87,14 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             .filter(|s| SOURCES.iter().any(|(v, _)| v == s))
             .unwrap_or_else(|| "all".into())
     };
-    let phases = op.action.pipeline();
+    let phases: std::sync::Arc<[Phase]> = op.action.pipeline(op.warm).into();
+    let cutover_plan = op.cutover.map(|c| match (c, &op.cutover_at) {
+        (crate::model::Cutover::Scheduled, Some(at)) => format!("cuts over at {at}"),
+        (crate::model::Cutover::Manual, _) => {
+            "cuts over when an operator presses \"Cut over now\"".to_owned()
+        }
+        _ => "cuts over by itself once a pass finds little changed".to_owned(),
+    });
     let back_up = if op.action == crate::model::Action::Migrate {
         "target"
     } else {
@@ -95,6 +106,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
     );
     let helper = format!("MigHelper_{}", op.target_app);
     let monitor_url = format!("/operations/{}", op.id);
+    let cutover_url = monitor_url.clone();
     let op_for_cancel = op.clone();
 
     // Auto-scroll: follow new lines until the operator scrolls up.
@@ -150,9 +162,10 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         </p>
         <ol class="pipeline" aria-label="Phases" data-testid="pipeline">
             {phases.iter().enumerate().map(|(i, p)| {
+                let all = phases.clone();
                 let class = move || {
                     let s = state.read();
-                    let current = phases.iter().position(|q| *q == s.phase);
+                    let current = all.iter().position(|q| *q == s.phase);
                     match (current, s.outcome) {
                         (_, Some(Outcome::Done)) => "done",
                         (Some(c), _) if i < c => "done",
@@ -161,7 +174,10 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                         _ => "todo",
                     }
                 };
-                let aria = move || (class() == "current").then_some("step");
+                let aria = {
+                    let class = class.clone();
+                    move || (class() == "current").then_some("step")
+                };
                 view! { <li class=class aria-current=aria>{p.label()}</li> }
             }).collect_view()}
         </ol>
@@ -192,6 +208,29 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     view! { <span class=class>{word}</span> }
                 }}
             </p>
+            {move || state.read().pass_label().map(|l| view! { <p data-testid="pass">{l}</p> })}
+            {cutover_plan.map(|plan| view! {
+                <p class="hint" data-testid="warm-plan">{format!("Warm: the source runs while passes copy what changed; it {plan}.")}</p>
+            })}
+            {move || {
+                let s = state.read();
+                (!s.passes.is_empty()).then(|| view! {
+                    <table class="passes" data-testid="passes">
+                        <caption>"Passes"</caption>
+                        <thead><tr><th scope="col">"Pass"</th><th scope="col">"Changed"</th><th scope="col">"Copied"</th><th scope="col">"Took"</th></tr></thead>
+                        <tbody>
+                            {s.passes.iter().map(|p| view! {
+                                <tr data-pass=p.pass data-final=p.final_pass.to_string()>
+                                    <td>{if p.final_pass { format!("{} (final, app stopped)", p.pass) } else { p.pass.to_string() }}</td>
+                                    <td>{human_bytes(p.delta)}</td>
+                                    <td>{human_bytes(p.copied)}</td>
+                                    <td>{format!("{:.1} s", p.ms as f64 / 1000.0)}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                })
+            }}
             {move || state.read().reason.clone().map(|r| view! { <p class="hint" data-testid="reason">{r}</p> })}
             {move || state.read().downtime_ms.map(|ms| view! {
                 <p data-testid="downtime" data-ms=ms.to_string()>
@@ -208,6 +247,15 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             <Pane title="Target app" name=format!("{}/{}", op.target_grid, op.target_app) testid="pane-target"
                 state=Signal::derive(move || state.read().target_state.clone())/>
         </section>
+        {move || {
+            let s = state.read();
+            (s.running() && can_cancel && s.warm && matches!(s.phase, Phase::Provisioning | Phase::PreCopying)).then(|| view! {
+                <form method="post" action=format!("{cutover_url}/cutover") class="card cutover" data-testid="cutover">
+                    <p>"The source keeps running while passes copy what changed. Cutting over stops it now, copies the last changes, verifies and starts the "{back_up}"."</p>
+                    <button type="submit">"Cut over now"</button>
+                </form>
+            })
+        }}
         {move || {
             let s = state.read();
             if !(s.running() && can_cancel) {

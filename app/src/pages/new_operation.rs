@@ -7,7 +7,9 @@
 use super::error_text;
 use super::layout::Me;
 use crate::backend::{check_target, console_settings, list_grids, preview_operation};
-use crate::model::{Action, FieldError, PlanView, Role, check_name, human_bytes, human_duration};
+use crate::model::{
+    Action, Cutover, FieldError, PlanView, Role, check_name, human_bytes, human_duration,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -22,11 +24,25 @@ struct Fields {
     action: String,
     /// "1" when the existing target is updated.
     update_target: String,
+    /// "1" for warm (pre-copy while the source runs).
+    warm: String,
+    /// auto, manual or scheduled (warm).
+    cutover: String,
+    /// `datetime-local` (UTC) for a scheduled cutover.
+    cutover_at: String,
 }
 
 impl Fields {
     fn updates(&self) -> bool {
         !self.update_target.is_empty()
+    }
+
+    fn warm(&self) -> bool {
+        self.warm == "1"
+    }
+
+    fn cutover(&self) -> Option<Cutover> {
+        self.cutover.parse().ok()
     }
 
     fn query(&self) -> String {
@@ -41,7 +57,7 @@ impl Fields {
                 .collect()
         }
         format!(
-            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}{}",
+            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}{}{}",
             enc(&self.source_grid),
             enc(&self.source_app),
             enc(&self.target_grid),
@@ -51,6 +67,15 @@ impl Fields {
                 "&update_target=1"
             } else {
                 ""
+            },
+            if self.warm() {
+                format!(
+                    "&warm=1&cutover={}&cutover_at={}",
+                    enc(&self.cutover),
+                    enc(&self.cutover_at)
+                )
+            } else {
+                String::new()
             }
         )
     }
@@ -76,6 +101,9 @@ pub fn NewOperationPage() -> impl IntoView {
             target_app: get("target_app"),
             action: get("action"),
             update_target: get("update_target"),
+            warm: get("warm"),
+            cutover: get("cutover"),
+            cutover_at: get("cutover_at"),
         }
     };
     let review = move || query.read().get("review").is_some().then(fields);
@@ -87,7 +115,8 @@ pub fn NewOperationPage() -> impl IntoView {
                 message: "choose migrate or snapshot".into(),
             })));
         };
-        let update = f.updates();
+        let (update, warm, cutover) = (f.updates(), f.warm(), f.cutover());
+        let at = (warm && !f.cutover_at.is_empty()).then_some(f.cutover_at);
         preview_operation(
             f.source_grid,
             f.source_app,
@@ -95,6 +124,9 @@ pub fn NewOperationPage() -> impl IntoView {
             f.target_app,
             action,
             update,
+            warm,
+            cutover.filter(|_| warm),
+            at,
         )
         .await
         .map(Some)
@@ -291,6 +323,36 @@ fn OpForm(
                 }).collect_view()}
                 {submitted_for("action").map(|e| view! { <p class="field-error" data-testid="error-action">{e}</p> })}
             </fieldset>
+            <fieldset>
+                <legend>"Copy"</legend>
+                <label class="choice">
+                    <input type="radio" name="warm" value="0" checked=!defaults.warm() data-testid="copy-cold"/>
+                    " cold" <span class="hint">" — MIG's way: the source stops first and stays down for the whole copy"</span>
+                </label>
+                <label class="choice">
+                    <input type="radio" name="warm" value="1" checked=defaults.warm() data-testid="copy-warm"
+                        aria-describedby="warm-hint"/>
+                    " warm" <span class="hint" id="warm-hint">" — the source keeps running while passes copy what it changes; it stops only for the final pass, so it is down for seconds whatever its size (needs a grid that reads running apps, dialect 4; otherwise it copies cold and says why)"</span>
+                </label>
+                <label for="cutover">"Cut over (warm)"</label>
+                <select id="cutover" name="cutover" data-testid="cutover-choice">
+                    {[(Cutover::Auto, "automatically, once a pass finds little changed"),
+                      (Cutover::Manual, "when I press \"Cut over now\" on the monitor"),
+                      (Cutover::Scheduled, "at a time (UTC)")]
+                        .into_iter()
+                        .map(|(c, label)| {
+                            let sel = defaults.cutover() == Some(c);
+                            view! { <option value=c.as_str() selected=sel>{label}</option> }
+                        })
+                        .collect_view()}
+                </select>
+                <label for="cutover_at">"Scheduled cutover, UTC (warm, scheduled)"</label>
+                <input id="cutover_at" name="cutover_at" type="datetime-local" value=defaults.cutover_at.clone()
+                    aria-describedby="cutover_at-error"/>
+                {submitted_for("cutover").map(|e| view! { <p class="field-error" data-testid="error-cutover">{e}</p> })}
+                <p class="field-error" id="cutover_at-error" data-testid="error-cutover_at"
+                    hidden=submitted_for("cutover_at").is_none()>{submitted_for("cutover_at")}</p>
+            </fieldset>
             <button type="submit" class="primary">"Review the plan"</button>
         </form>
     }
@@ -300,9 +362,18 @@ fn OpForm(
 fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
     let change = format!("/operations/new?{}", fields.query());
     let verb = plan.action.as_str();
-    let downtime = match plan.action {
-        Action::Migrate => "The source app is stopped from the first step until the target runs.",
-        Action::Snapshot => {
+    let warm = plan
+        .copy_mode
+        .as_deref()
+        .is_some_and(|m| m.starts_with("warm"));
+    let downtime = match (plan.action, warm) {
+        (_, true) => {
+            "Only the final pass: the source stops once the passes have copied almost everything, and runs again (or the target starts) after the last changes are copied and verified."
+        }
+        (Action::Migrate, false) => {
+            "The source app is stopped from the first step until the target runs."
+        }
+        (Action::Snapshot, false) => {
             "The source app is stopped while its volumes are copied, then started again."
         }
     };
@@ -332,6 +403,7 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                     human_bytes(plan.rate_bytes_per_sec),
                     plan.rate_basis
                 )}</dd>
+                {plan.copy_mode.clone().map(|m| view! { <dt>"Copy"</dt><dd data-testid="copy-mode">{m}</dd> })}
                 <dt>"Downtime"</dt>
                 <dd>{downtime}</dd>
             </dl>
@@ -353,6 +425,9 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 <input type="hidden" name="target_app" value=fields.target_app.clone()/>
                 <input type="hidden" name="action" value=fields.action.clone()/>
                 <input type="hidden" name="update_target" value=fields.update_target.clone()/>
+                <input type="hidden" name="warm" value=fields.warm.clone()/>
+                <input type="hidden" name="cutover" value=fields.cutover.clone()/>
+                <input type="hidden" name="cutover_at" value=fields.cutover_at.clone()/>
                 <button type="submit" class="primary">{format!("Start the {verb}")}</button>
                 " "
                 <a class="button" href=change>"Change"</a>

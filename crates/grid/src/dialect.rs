@@ -12,7 +12,11 @@ use std::fmt;
 /// 2: `vol write --hash-blocks B` answers with the digests of what it stored.
 /// 3: `vol hash --algorithm xxh3`, `--compress zstd` on `vol read`/`vol write`,
 /// and `vol pull` (a controller reads another grid's volume itself).
-pub const DIALECT_VERSION: u32 = 3;
+/// 4: `vol read`, `vol hash` and `vol pull` read a running app's volumes
+/// (as they are at that moment; warm migration's pre-copy passes), and
+/// `vol hash` of a running app costs what changed since the last one
+/// where the grid tracks the app's writes.
+pub const DIALECT_VERSION: u32 = 4;
 
 /// Longest command line a controller accepts.
 pub const MAX_COMMAND_LINE: usize = 64 * 1024;

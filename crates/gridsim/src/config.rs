@@ -50,6 +50,11 @@ pub struct TemplateConfig {
     /// program finds it in `GRIDSIM_VOL_<volume>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<grid::VolumeName>,
+    /// Volumes the program writes as disks, through the controller (a Unix
+    /// socket in `GRIDSIM_DISK_<volume>`, see `disk.rs`): the grid tracks
+    /// the blocks it writes, so they can be read and hashed while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<grid::VolumeName>,
     /// How many times in a row the grid restarts an app's process that
     /// dies unexpectedly (killed by a signal it was not sent by a stop);
     /// 0: never, the app is `failed`. A process that exits with a status

@@ -47,12 +47,14 @@ pub struct Controller {
     /// The grids this one trusts, for `vol pull`; `None`: it trusts none.
     peers: Option<Peers>,
     /// Block digests of volumes only this controller writes.
-    digests: Digests,
+    digests: Arc<Digests>,
 }
 
 struct Process {
     pid: Option<u32>,
     kill: tokio::sync::mpsc::Sender<()>,
+    /// Volumes the process writes through the controller.
+    disks: Vec<VolumeName>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
@@ -117,7 +119,7 @@ impl Controller {
             restarts: std::sync::Mutex::default(),
             recent: std::sync::Mutex::default(),
             peers: trust_dir.map(Peers::new),
-            digests: Digests::default(),
+            digests: Arc::default(),
         });
         Ok(controller)
     }
@@ -622,13 +624,20 @@ impl Controller {
                             .filter(|m| rec.volumes.iter().any(|v| &v.name == *m))
                             .cloned()
                             .collect();
-                        (t.command.clone(), env, mounts)
+                        let disks: Vec<VolumeName> = t
+                            .disks
+                            .iter()
+                            .filter(|d| rec.volumes.iter().any(|v| &v.name == *d))
+                            .cloned()
+                            .collect();
+                        (t.command.clone(), env, (mounts, disks))
                     })
             };
-            if let Some((cmd, mut env, mounts)) = command.filter(|(c, _, _)| !c.is_empty()) {
-                // A running process may change its volumes: forget them.
-                self.digests.forget_under(&self.layout.app_dir(app));
+            if let Some((cmd, mut env, (mounts, disks))) = command.filter(|(c, _, _)| !c.is_empty())
+            {
                 for vol in &mounts {
+                    // Its files change while the process runs: forget it.
+                    self.digests.forget(&self.layout.volume_file(app, vol));
                     let dir = self.layout.mount_dir(app, vol);
                     let file = self.layout.volume_file(app, vol);
                     let name = vol.to_string();
@@ -648,7 +657,7 @@ impl Controller {
                     }
                     env.insert(format!("GRIDSIM_VOL_{vol}"), dir.display().to_string());
                 }
-                self.spawn_process(app, cmd, env, mounts).await?;
+                self.spawn_process(app, cmd, env, (mounts, disks)).await?;
             }
             let me = self.clone();
             let app2 = app.clone();
@@ -668,8 +677,18 @@ impl Controller {
         app: &AppName,
         cmd: Vec<String>,
         props: BTreeMap<String, String>,
-        mounts: Vec<VolumeName>,
+        (mounts, disks): (Vec<VolumeName>, Vec<VolumeName>),
     ) -> Result<(), Refusal> {
+        let mut served = crate::disk::Disks::new();
+        let mut disk_env = vec![];
+        for vol in &disks {
+            let (file, size, _) = self.volume(&VolRef::new(app.clone(), vol.clone())).await?;
+            let socket = self.layout.disk_socket(app, vol);
+            served
+                .serve(&socket, file, size, self.digests.clone())
+                .map_err(|e| internal(format!("cannot serve disk {vol}: {e}")))?;
+            disk_env.push((format!("GRIDSIM_DISK_{vol}"), socket));
+        }
         let mut command = tokio::process::Command::new(&cmd[0]);
         command
             .args(&cmd[1..])
@@ -678,7 +697,8 @@ impl Controller {
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .env("GRIDSIM_GRID", self.name.as_str())
-            .env("GRIDSIM_APP", app.as_str());
+            .env("GRIDSIM_APP", app.as_str())
+            .envs(disk_env);
         for (k, v) in &props {
             if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 command.env(k, v);
@@ -721,7 +741,14 @@ impl Controller {
         }
         let (kill_tx, mut kill_rx) = tokio::sync::mpsc::channel::<()>(1);
         if let Ok(mut p) = self.processes.lock() {
-            p.insert(app.clone(), Process { pid, kill: kill_tx });
+            p.insert(
+                app.clone(),
+                Process {
+                    pid,
+                    kill: kill_tx,
+                    disks,
+                },
+            );
         }
         let me = self.clone();
         let app2 = app.clone();
@@ -733,6 +760,8 @@ impl Controller {
                     (child.wait().await, true)
                 }
             };
+            // Every write the process sent in full is in its volume first.
+            served.close().await;
             if let Ok(mut p) = me.processes.lock() {
                 p.remove(&app2);
             }
@@ -996,6 +1025,23 @@ impl Controller {
         Ok(())
     }
 
+    /// Dialect 4 reads a running app's volumes (what warm migration's
+    /// passes need); an older controller only a stopped app's.
+    fn readable(&self, vol: &VolRef, state: AppState) -> Result<(), Refusal> {
+        match self.faults.get().dialect {
+            Some(old) if old < 4 && state != AppState::Stopped && state != AppState::Failed => {
+                Err(Refusal::new(
+                    ErrorCode::BadState,
+                    format!(
+                        "app {} is {state}; a dialect v{old} controller reads only a stopped app's volumes",
+                        vol.app
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn range(size: u64, offset: u64, length: Option<u64>) -> Result<u64, Refusal> {
         if offset > size {
             return Err(Refusal::bad_request(format!(
@@ -1018,7 +1064,8 @@ impl Controller {
         length: Option<u64>,
         stdout: Stdout<'_>,
     ) -> Result<(), Refusal> {
-        let (path, size, _) = self.volume(vol).await?;
+        let (path, size, state) = self.volume(vol).await?;
+        self.readable(vol, state)?;
         let length = Self::range(size, offset, length)?;
         let mut f = tokio::fs::File::open(&path).await.map_err(internal)?;
         f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
@@ -1149,11 +1196,12 @@ impl Controller {
         length: Option<u64>,
         algorithm: HashAlgorithm,
     ) -> Result<BlockHashes, Refusal> {
-        let (path, size, _) = self.volume(vol).await?;
+        let (path, size, state) = self.volume(vol).await?;
+        self.readable(vol, state)?;
         let length = Self::range(size, offset, length)?;
         let end = offset + length;
-        // Whole blocks of a volume no process writes: what is remembered.
-        let hashes = if !self.has_process(&vol.app)
+        // Whole blocks of a volume only the controller writes: what is remembered.
+        let hashes = if self.tracked(vol)
             && offset.is_multiple_of(block_size)
             && (end == size || end.is_multiple_of(block_size))
         {
@@ -1177,8 +1225,12 @@ impl Controller {
         })
     }
 
-    fn has_process(&self, app: &AppName) -> bool {
-        self.processes.lock().map_or(true, |p| p.contains_key(app))
+    /// Whether only the controller writes the volume: its app has no
+    /// process, or the process writes it as a disk (through the controller).
+    fn tracked(&self, vol: &VolRef) -> bool {
+        self.processes
+            .lock()
+            .is_ok_and(|p| p.get(&vol.app).is_none_or(|p| p.disks.contains(&vol.vol)))
     }
 
     /// `vol hash` from the digests remembered; only blocks not known are
@@ -1293,7 +1345,8 @@ impl Controller {
     }
 
     async fn vol_checksum(&self, vol: &VolRef) -> Result<Checksum, Refusal> {
-        let (path, size, _) = self.volume(vol).await?;
+        let (path, size, state) = self.volume(vol).await?;
+        self.readable(vol, state)?;
         let digest = tokio::task::spawn_blocking(move || checksum(&path, size))
             .await
             .map_err(internal)?

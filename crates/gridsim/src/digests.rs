@@ -2,12 +2,18 @@
 //! every block it has hashed or written, so a `vol hash` of a volume it
 //! knows reads only the blocks it does not (changed-block tracking, as
 //! hypervisors keep it). Only the controller writes a volume it remembers:
-//! a volume of an app whose process runs is forgotten when the process
-//! starts and again when it ends (its mounts are packed back into the
-//! image then), and remembered only while no process runs.
+//! its own writes, and the writes of an app's process to its disks (which
+//! reach the file through the controller, `disk.rs`); a mounted volume is
+//! forgotten when its process starts and again when its files are packed
+//! back into the image.
+//!
+//! A hash reads while writes may land. Each file keeps a short log of its
+//! recent changes: a hash that read while the file changed is remembered
+//! all the same, except for the blocks those changes touched; when the log
+//! no longer reaches back to the hash's start, nothing of it is.
 
 use grid::dialect::HashAlgorithm;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// One block: all zeros, or the digests of its bytes computed so far.
@@ -37,12 +43,59 @@ struct Entry {
     blocks: Vec<Option<Known>>,
 }
 
-/// What is remembered, and for each file a count of its changes: a hash
-/// computed while the file changed is not remembered.
+/// Changes kept per file for hashes still reading.
+const CHANGE_LOG: usize = 4096;
+
+/// One file: what is remembered, how many times it changed, and the
+/// extents of its last changes (`None`: the whole file).
+#[derive(Default)]
+struct File {
+    entry: Option<Entry>,
+    generation: u64,
+    recent: VecDeque<(u64, Option<(u64, u64)>)>,
+}
+
+impl File {
+    fn change(&mut self, extent: Option<(u64, u64)>) {
+        self.generation += 1;
+        if self.recent.len() == CHANGE_LOG {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((self.generation, extent));
+        match (extent, self.entry.as_mut()) {
+            (None, _) => self.entry = None,
+            (Some((offset, length)), Some(e)) if length > 0 => {
+                let first = usize::try_from(offset / e.block_size).unwrap_or(usize::MAX);
+                let last =
+                    usize::try_from((offset + length - 1) / e.block_size).unwrap_or(usize::MAX);
+                for i in first..=last.min(e.blocks.len().saturating_sub(1)) {
+                    e.blocks[i] = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The changes after `generation`, when the log still has all of them.
+    fn since(&self, generation: u64) -> Option<Vec<Option<(u64, u64)>>> {
+        if self.generation == generation {
+            return Some(vec![]);
+        }
+        let oldest = self.recent.front()?.0;
+        (oldest <= generation + 1).then(|| {
+            self.recent
+                .iter()
+                .filter(|(g, _)| *g > generation)
+                .map(|(_, e)| *e)
+                .collect()
+        })
+    }
+}
+
+/// What is remembered, file by file.
 #[derive(Default)]
 pub struct Digests {
-    volumes: std::sync::Mutex<HashMap<PathBuf, Entry>>,
-    generations: std::sync::Mutex<HashMap<PathBuf, u64>>,
+    files: std::sync::Mutex<HashMap<PathBuf, File>>,
 }
 
 impl Digests {
@@ -56,11 +109,10 @@ impl Digests {
         first: usize,
         count: usize,
     ) -> Vec<Option<Known>> {
-        let volumes = match self.volumes.lock() {
-            Ok(v) => v,
-            Err(_) => return vec![None; count],
+        let Ok(files) = self.files.lock() else {
+            return vec![None; count];
         };
-        match volumes.get(file) {
+        match files.get(file).and_then(|f| f.entry.as_ref()) {
             Some(e) if e.block_size == block_size => (first..first + count)
                 .map(|i| e.blocks.get(i).cloned().flatten())
                 .collect(),
@@ -70,25 +122,28 @@ impl Digests {
 
     /// How many times `file` changed so far.
     pub fn generation(&self, file: &Path) -> u64 {
-        self.generations
+        self.files
             .lock()
-            .map(|g| g.get(file).copied().unwrap_or(0))
+            .map(|f| f.get(file).map_or(0, |f| f.generation))
             .unwrap_or(u64::MAX)
     }
 
-    /// A write to `file` begins: a hash that reads meanwhile is not remembered.
+    /// A write to `file` whose extent is not known yet begins: a hash that
+    /// reads meanwhile is not remembered.
     pub fn writing(&self, file: &Path) {
-        self.bump(file);
+        self.with(file, |f| f.change(None));
     }
 
-    fn bump(&self, file: &Path) {
-        if let Ok(mut g) = self.generations.lock() {
-            *g.entry(file.to_owned()).or_default() += 1;
+    fn with(&self, file: &Path, apply: impl FnOnce(&mut File)) {
+        if let Ok(mut files) = self.files.lock() {
+            apply(files.entry(file.to_owned()).or_default());
         }
     }
 
-    /// [`Digests::put`] of a hash that read the file, unless it changed
-    /// since `generation` (the hash may have read it half written).
+    /// [`Digests::put`] of a hash that read the file since `generation`:
+    /// the blocks changed meanwhile stay unknown (the hash may have read
+    /// them half written); nothing is kept when those changes are no
+    /// longer all known.
     pub fn put_read(
         &self,
         file: &Path,
@@ -97,78 +152,68 @@ impl Digests {
         first: usize,
         known: Vec<Known>,
     ) {
-        let Ok(g) = self.generations.lock() else {
+        let Ok(mut files) = self.files.lock() else {
             return;
         };
-        if g.get(file).copied().unwrap_or(0) == generation {
-            self.put(file, shape, first, known);
+        let f = files.entry(file.to_owned()).or_default();
+        let Some(changes) = f.since(generation) else {
+            return;
+        };
+        if changes.iter().any(Option::is_none) {
+            return;
         }
+        put(f, shape, first, known);
+        let log = std::mem::take(&mut f.recent);
+        let generation = f.generation;
+        for extent in changes {
+            f.change(extent);
+        }
+        // Re-applying the changes is not a change.
+        f.recent = log;
+        f.generation = generation;
     }
 
     /// Remembers blocks from `first` on of `file` (`blocks` in all, the
     /// volume's size in blocks); another block size replaces what was known.
-    pub fn put(
-        &self,
-        file: &Path,
-        (block_size, blocks): (u64, usize),
-        first: usize,
-        known: Vec<Known>,
-    ) {
-        let Ok(mut volumes) = self.volumes.lock() else {
-            return;
-        };
-        let e = volumes.entry(file.to_owned()).or_insert_with(|| Entry {
-            block_size,
-            blocks: vec![None; blocks],
-        });
-        if e.block_size != block_size || e.blocks.len() != blocks {
-            *e = Entry {
-                block_size,
-                blocks: vec![None; blocks],
-            };
-        }
-        for (i, k) in known.into_iter().enumerate() {
-            if let Some(slot) = e.blocks.get_mut(first + i) {
-                *slot = Some(k);
-            }
-        }
+    pub fn put(&self, file: &Path, shape: (u64, usize), first: usize, known: Vec<Known>) {
+        self.with(file, |f| put(f, shape, first, known));
     }
 
     /// The bytes `offset..offset + length` of `file` changed: the blocks
     /// they touch are no longer known.
     pub fn changed(&self, file: &Path, offset: u64, length: u64) {
-        self.bump(file);
-        let Ok(mut volumes) = self.volumes.lock() else {
-            return;
-        };
-        if let Some(e) = volumes.get_mut(file)
-            && length > 0
-        {
-            let first = usize::try_from(offset / e.block_size).unwrap_or(usize::MAX);
-            let last = usize::try_from((offset + length - 1) / e.block_size).unwrap_or(usize::MAX);
-            for i in first..=last.min(e.blocks.len().saturating_sub(1)) {
-                e.blocks[i] = None;
-            }
-        }
+        self.with(file, |f| f.change(Some((offset, length))));
     }
 
     /// Forgets `file` entirely (something else may have written it).
     pub fn forget(&self, file: &Path) {
-        self.bump(file);
-        if let Ok(mut volumes) = self.volumes.lock() {
-            volumes.remove(file);
-        }
+        self.with(file, |f| f.change(None));
     }
 
     /// Forgets every file under `dir` (an app's directory).
     pub fn forget_under(&self, dir: &Path) {
-        let files: Vec<PathBuf> = self
-            .volumes
-            .lock()
-            .map(|v| v.keys().filter(|f| f.starts_with(dir)).cloned().collect())
-            .unwrap_or_default();
-        for f in files {
-            self.forget(&f);
+        if let Ok(mut files) = self.files.lock() {
+            for (_, f) in files.iter_mut().filter(|(p, _)| p.starts_with(dir)) {
+                f.change(None);
+            }
+        }
+    }
+}
+
+fn put(f: &mut File, (block_size, blocks): (u64, usize), first: usize, known: Vec<Known>) {
+    let e = f.entry.get_or_insert_with(|| Entry {
+        block_size,
+        blocks: vec![None; blocks],
+    });
+    if e.block_size != block_size || e.blocks.len() != blocks {
+        *e = Entry {
+            block_size,
+            blocks: vec![None; blocks],
+        };
+    }
+    for (i, k) in known.into_iter().enumerate() {
+        if let Some(slot) = e.blocks.get_mut(first + i) {
+            *slot = Some(k);
         }
     }
 }

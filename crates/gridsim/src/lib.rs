@@ -13,6 +13,7 @@
 pub mod config;
 pub mod controller;
 pub mod digests;
+pub mod disk;
 pub mod faults;
 pub mod mount;
 pub mod peers;
@@ -97,6 +98,7 @@ pub fn init(
                 .map(|(k, v)| (k.to_owned(), v.display().to_string()))
                 .collect(),
                 mounts: vec![],
+                disks: vec![],
                 // A console inside a stopped source cannot act: the grid
                 // brings a crashed helper back, and it resumes the copy.
                 restart_on_crash: 3,
@@ -107,6 +109,7 @@ pub fn init(
                 command: vec![],
                 env: Default::default(),
                 mounts: vec![],
+                disks: vec![],
                 restart_on_crash: 0,
             },
         ];

@@ -60,6 +60,13 @@ impl Layout {
     pub fn mount_dir(&self, app: &AppName, vol: &VolumeName) -> PathBuf {
         self.dir.join("mnt").join(app.as_str()).join(vol.as_str())
     }
+    /// Where the controller serves a disk of the app's process.
+    pub fn disk_socket(&self, app: &AppName, vol: &VolumeName) -> PathBuf {
+        self.dir
+            .join("disks")
+            .join(app.as_str())
+            .join(format!("{vol}.sock"))
+    }
     pub fn volume_file(&self, app: &AppName, vol: &VolumeName) -> PathBuf {
         self.app_dir(app).join(format!("{vol}.img"))
     }

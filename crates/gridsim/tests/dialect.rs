@@ -926,6 +926,7 @@ async fn a_mounted_volume_carries_its_files_to_another_grid() {
         command: vec!["sh".into(), "-c".into(), script.into()],
         env: Default::default(),
         mounts: vec![VolumeName::new("config").unwrap()],
+        disks: vec![],
         restart_on_crash: 0,
     });
     config.save(&path).unwrap();
@@ -1014,6 +1015,7 @@ async fn a_crashed_process_is_restarted_within_its_template_limit() {
         command: vec!["sh".into(), "-c".into(), script.into()],
         env: Default::default(),
         mounts: vec![],
+        disks: vec![],
         restart_on_crash: 2,
     });
     config.save(&path).unwrap();

@@ -121,6 +121,8 @@ pub struct Totals {
     pub copied: u64,
     /// Bytes that crossed the wire for what was moved (fewer when compressed).
     pub wire: u64,
+    /// Bytes that differed when each volume's copy began.
+    pub delta: u64,
 }
 
 /// What the copy of one volume established: per block, what the source
@@ -131,6 +133,11 @@ pub struct VolumeCopy {
     expected: Vec<Option<String>>,
     stored: Option<Vec<Option<String>>>,
     moved_blocks: usize,
+    /// What the target holds now (see [`Target::Recorded`]).
+    pub record: Vec<Option<String>>,
+    /// Bytes that differed when the copy began, and bytes moved.
+    pub delta: u64,
+    pub copied: u64,
 }
 
 fn refs(job: &Job, v: &VolumeSpec) -> (VolRef, VolRef) {
@@ -219,41 +226,79 @@ async fn compression(
     Ok(choice)
 }
 
-/// Copies the blocks of `v` that differ; `totals` moves as ranges finish.
-/// `fresh`: the helper created the target just now (all zeros).
+/// What the target volume holds, as far as the helper knows.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Created by the helper just now: all zeros.
+    Fresh,
+    /// There before (a retry, an update): hashed to find out.
+    Existing,
+    /// What an earlier warm pass left: per block, the source's digest (by
+    /// [`Method::detect`]) as of the hash its copy followed.
+    Recorded(Vec<Option<String>>),
+}
+
+/// Which pass of the copy this is.
+#[derive(Clone, Copy, Default)]
+pub struct Pass<'a> {
+    /// 0: a cold copy (the source is stopped); 1, 2, …: warm passes, the
+    /// final one after the stop included.
+    pub number: u32,
+    /// Set: start no more ranges (a cutover cuts the pass short).
+    pub interrupt: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl Method {
+    /// How equal blocks are found in a target that holds something: XXH3
+    /// where both grids have it (cheap), else BLAKE3.
+    pub fn detect(&self) -> HashAlgorithm {
+        if self.dialect3 {
+            HashAlgorithm::Xxh3
+        } else {
+            HashAlgorithm::Blake3
+        }
+    }
+}
+
+/// Copies the blocks of `v` that differ from what `target` holds; `totals`
+/// moves as ranges finish.
 pub async fn copy_volume(
     job: &Job,
     g: &Grids,
     method: &Method,
-    (v, fresh): (&VolumeSpec, bool),
+    (v, target): (&VolumeSpec, &Target),
     totals: &mut Totals,
-    started: Instant,
+    (started, pass): (Instant, Pass<'_>),
 ) -> anyhow::Result<VolumeCopy> {
     use futures_util::StreamExt;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     let (src, dst) = refs(job, v);
     let block_size = job.block_size;
-    // A fresh target holds zeros: the source's BLAKE3 digests serve both
-    // the plan and the verification. An existing one (a retry, an update)
-    // is compared by XXH3 where both grids have it (cheap), both hashed at
-    // once; moved blocks are then verified by BLAKE3 range by range.
-    let detect = if !fresh && method.dialect3 {
-        HashAlgorithm::Xxh3
-    } else {
-        HashAlgorithm::Blake3
+    // A cold copy into a fresh target: the source's BLAKE3 digests serve
+    // both the plan and the verification. Otherwise blocks are compared by
+    // XXH3 where both grids have it (cheap; an existing target is hashed at
+    // the same time as the source); in a cold copy, moved blocks are then
+    // verified by BLAKE3 range by range; a warm copy is verified after its
+    // final pass, volume against volume.
+    let warm = pass.number > 0;
+    let detect = match target {
+        Target::Fresh if !warm => HashAlgorithm::Blake3,
+        _ => method.detect(),
     };
     let blocks = usize::try_from(v.size.div_ceil(block_size)).unwrap_or(0);
     let (sh, th) = tokio::try_join!(
         g.source.vol_hash_with(&src, block_size, 0, None, detect),
         async {
-            if fresh {
-                return Ok(vec![None; blocks]);
+            match target {
+                Target::Fresh => Ok(vec![None; blocks]),
+                Target::Recorded(r) => Ok(r.clone()),
+                Target::Existing => g
+                    .target
+                    .vol_hash_with(&dst, block_size, 0, None, detect)
+                    .await
+                    .map(tagged),
             }
-            g.target
-                .vol_hash_with(&dst, block_size, 0, None, detect)
-                .await
-                .map(tagged)
         }
     )?;
     let resync = th.iter().any(Option::is_some);
@@ -261,7 +306,12 @@ pub async fn copy_volume(
     let p = plan::plan(v.size, block_size, &expected, &before, max_range(job));
     let to_copy = v.size - p.skipped;
     say(format!(
-        "volume {}: {} bytes, {} to copy in {} range(s), {} already in place (found by {})",
+        "{}volume {}: {} bytes, {} to copy in {} range(s), {} already in place (found by {})",
+        if warm {
+            format!("pass {}: ", pass.number)
+        } else {
+            String::new()
+        },
         v.name,
         v.size,
         to_copy,
@@ -272,6 +322,7 @@ pub async fn copy_volume(
     let compress = compression(job, g, method, v, &src, &p.copy).await?;
     let mut volume_done = p.skipped;
     totals.done += p.skipped;
+    totals.delta += to_copy;
     let progress = |volume_done: u64, t: &Totals| Progress {
         volume: v.name.to_string(),
         volume_done,
@@ -280,12 +331,14 @@ pub async fn copy_volume(
         total: t.total,
         copied: t.copied,
         rate_bytes_per_sec: (t.copied as f64 / started.elapsed().as_secs_f64().max(1e-3)) as u64,
+        pass: pass.number,
+        delta: t.delta,
     };
     emit(Report::Progress(progress(volume_done, totals)));
     let mut stored = method.hashed_writes.then(|| before.clone());
     // Blocks moved are verified by BLAKE3: when the plan used XXH3, the
     // source hashes each range as it goes.
-    let source_blake3 = detect != HashAlgorithm::Blake3;
+    let source_blake3 = detect != HashAlgorithm::Blake3 && !warm;
     // Several ranges in flight; the rate limit holds for all of them: a
     // range starts only once the bytes started so far, its own included,
     // are within the limit. Progress counts finished ranges, so it never
@@ -296,8 +349,16 @@ pub async fn copy_volume(
         .map(|range| {
             let (src, dst, started_bytes) = (&src, &dst, &started_bytes);
             async move {
+                let cut = || pass.interrupt.is_some_and(|i| i.load(Ordering::Relaxed));
+                if cut() {
+                    return anyhow::Ok((range, None, None));
+                }
                 let before = started_bytes.fetch_add(range.length, Ordering::Relaxed);
                 throttle(job, before + range.length, started).await;
+                // A cutover may have come while this range waited its turn.
+                if cut() {
+                    return anyhow::Ok((range, None, None));
+                }
                 let source_digests = async {
                     if source_blake3 {
                         g.source
@@ -312,14 +373,25 @@ pub async fn copy_volume(
                     move_range(job, g, method, (src, dst), range, compress),
                     source_digests
                 );
-                anyhow::Ok((range, moved?, digests?))
+                anyhow::Ok((range, Some(moved?), digests?))
             }
         })
         .buffer_unordered(streams);
     let mut last = Instant::now();
+    // What the target holds after this pass, by the plan's digests: a
+    // range cut short keeps what it held.
+    let mut record = expected.clone();
+    let mut copied = 0;
     while let Some(result) = moves.next().await {
         let (range, moved, digests) = result?;
         let first = usize::try_from(range.offset / block_size).unwrap_or(usize::MAX);
+        let Some(moved) = moved else {
+            let count = usize::try_from(range.length.div_ceil(block_size)).unwrap_or(0);
+            for i in first..(first + count).min(record.len()) {
+                record[i] = before.get(i).cloned().flatten();
+            }
+            continue;
+        };
         let place = |list: &mut Vec<Option<String>>, hashes: Vec<Option<String>>| {
             for (i, h) in hashes.into_iter().enumerate() {
                 if let Some(slot) = list.get_mut(first + i) {
@@ -334,6 +406,7 @@ pub async fn copy_volume(
             place(&mut expected, hashes);
         }
         volume_done += range.length;
+        copied += range.length;
         totals.done += range.length;
         totals.copied += range.length;
         totals.wire += moved.wire;
@@ -344,8 +417,8 @@ pub async fn copy_volume(
     }
     drop(moves);
     emit(Report::Progress(progress(volume_done, totals)));
-    let moved_blocks = usize::try_from(to_copy.div_ceil(block_size)).unwrap_or(usize::MAX);
-    if resync && !expected.is_empty() {
+    let moved_blocks = usize::try_from(copied.div_ceil(block_size)).unwrap_or(usize::MAX);
+    if resync && !warm && !expected.is_empty() {
         say(format!(
             "volume {}: {} of {} blocks changed ({:.1} %); {:.1} MiB copied",
             v.name,
@@ -359,6 +432,9 @@ pub async fn copy_volume(
         expected,
         stored,
         moved_blocks,
+        record,
+        delta: to_copy,
+        copied,
     })
 }
 
@@ -438,6 +514,17 @@ async fn move_range(
     Ok(Moved { hashes, wire })
 }
 
+/// One digest for a volume's BLAKE3 block digests (`None`: a zero block),
+/// as [`Report::Verified`] names it: `blocks-blake3:<block size>:<hex>`.
+pub fn blocks_digest(block_size: u64, hashes: &[Option<String>]) -> String {
+    let mut rolled = blake3::Hasher::new();
+    for h in hashes {
+        rolled.update(h.as_deref().unwrap_or("zero").as_bytes());
+        rolled.update(b"\n");
+    }
+    format!("blocks-blake3:{block_size}:{}", rolled.finalize().to_hex())
+}
+
 /// The target holds what the source holds: every block digest the target
 /// gave equals the source's (a dialect 1 target: the two whole-volume
 /// checksums, which reads both volumes again).
@@ -469,18 +556,16 @@ pub async fn verify_volume(
                 show(stored.get(i))
             );
         }
-        let mut rolled = blake3::Hasher::new();
-        for h in &c.expected {
-            rolled.update(h.as_deref().unwrap_or("zero").as_bytes());
-            rolled.update(b"\n");
-        }
         say(format!(
-            "verified volume {}: all {} block digests of what the target stored equal the source's ({} moved, checked by BLAKE3); blocks-digest:{}",
+            "verified volume {}: all {} block digests of what the target stored equal the source's ({} moved, checked by BLAKE3)",
             v.name,
             c.expected.len(),
             c.moved_blocks,
-            rolled.finalize().to_hex()
         ));
+        emit(Report::Verified {
+            volume: v.name.to_string(),
+            digest: blocks_digest(job.block_size, &c.expected),
+        });
         return Ok(());
     }
     let s = g.source.vol_checksum(&src).await?;
@@ -497,5 +582,9 @@ pub async fn verify_volume(
         "verified volume {}: {}:{}",
         v.name, s.algorithm, s.digest
     ));
+    emit(Report::Verified {
+        volume: v.name.to_string(),
+        digest: format!("checksum:{}", s.digest),
+    });
     Ok(())
 }

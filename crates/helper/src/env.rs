@@ -2,7 +2,7 @@
 //! the template's environment).
 
 use grid::{AppName, GridName};
-pub use operation_model::Action;
+pub use operation_model::{Action, AtPassLimit, Cutover};
 use std::path::PathBuf;
 
 /// Everything the helper needs to know, with the variable it came from.
@@ -25,7 +25,30 @@ pub struct Job {
     pub streams: u64,
     pub transfer: TransferChoice,
     pub compress: CompressChoice,
+    /// Pre-copy while the source runs (`MIG_WARM=1`); `None`: cold.
+    pub warm: Option<Warm>,
 }
+
+/// How a warm job passes and when it cuts over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warm {
+    /// `MIG_CUTOVER`.
+    pub cutover: Cutover,
+    /// `MIG_CUTOVER_AT`: seconds since the Unix epoch (scheduled).
+    pub cutover_at: Option<u64>,
+    /// `MIG_PASS_LIMIT`: passes before [`Warm::at_limit`] applies.
+    pub pass_limit: u32,
+    /// `MIG_CONVERGED_BYTES`: a delta this small is cut over (auto).
+    pub converged_bytes: u64,
+    /// `MIG_AT_PASS_LIMIT`.
+    pub at_limit: AtPassLimit,
+    /// `MIG_CUTOVER_SIGNAL`: the app on the target grid whose existence
+    /// asks for the cutover now (the console creates it).
+    pub signal: AppName,
+}
+
+pub const DEFAULT_PASS_LIMIT: u32 = 8;
+pub const DEFAULT_CONVERGED_BYTES: u64 = 16 << 20;
 
 /// `MIG_TRANSFER`: how bytes travel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,13 +170,49 @@ impl Job {
             },
             transfer: parsed("MIG_TRANSFER", get("MIG_TRANSFER"))?,
             compress: parsed("MIG_COMPRESS", get("MIG_COMPRESS"))?,
+            warm: match get("MIG_WARM").as_deref() {
+                None | Some("" | "0") => None,
+                Some("1") => {
+                    let wire = |k: &str| get(k).filter(|v| !v.is_empty());
+                    let cutover: Cutover = match wire("MIG_CUTOVER") {
+                        Some(v) => v.parse().map_err(|e| anyhow::anyhow!("MIG_CUTOVER: {e}"))?,
+                        None => Cutover::Auto,
+                    };
+                    let cutover_at = match wire("MIG_CUTOVER_AT") {
+                        Some(v) => Some(v.parse().map_err(|_| {
+                            anyhow::anyhow!("MIG_CUTOVER_AT={v:?} is not seconds since the epoch")
+                        })?),
+                        None => None,
+                    };
+                    if cutover == Cutover::Scheduled && cutover_at.is_none() {
+                        anyhow::bail!("MIG_CUTOVER=scheduled needs MIG_CUTOVER_AT");
+                    }
+                    Some(Warm {
+                        cutover,
+                        cutover_at,
+                        pass_limit: match number("MIG_PASS_LIMIT", u64::from(DEFAULT_PASS_LIMIT))? {
+                            n @ 1..=1000 => u32::try_from(n).unwrap_or(DEFAULT_PASS_LIMIT),
+                            n => anyhow::bail!("MIG_PASS_LIMIT={n} is not between 1 and 1000"),
+                        },
+                        converged_bytes: number("MIG_CONVERGED_BYTES", DEFAULT_CONVERGED_BYTES)?,
+                        at_limit: match wire("MIG_AT_PASS_LIMIT") {
+                            Some(v) => v
+                                .parse()
+                                .map_err(|e| anyhow::anyhow!("MIG_AT_PASS_LIMIT: {e}"))?,
+                            None => AtPassLimit::CutOver,
+                        },
+                        signal: AppName::new(need("MIG_CUTOVER_SIGNAL")?)?,
+                    })
+                }
+                Some(other) => anyhow::bail!("MIG_WARM={other:?} is not 0 or 1"),
+            },
         })
     }
 
     /// The properties the console provisions the helper with (what
     /// [`Job::from_env`] reads back, minus the grid's own trust material).
     pub fn properties(&self) -> Vec<(String, String)> {
-        vec![
+        let mut props = vec![
             ("MIG_OP_ID".into(), self.op_id.clone()),
             ("MIG_ACTION".into(), self.action.to_string()),
             ("MIG_SOURCE_GRID".into(), self.source_grid.to_string()),
@@ -169,7 +228,21 @@ impl Job {
             ("MIG_STREAMS".into(), self.streams.to_string()),
             ("MIG_TRANSFER".into(), self.transfer.as_str().into()),
             ("MIG_COMPRESS".into(), self.compress.as_str().into()),
-        ]
+        ];
+        if let Some(w) = &self.warm {
+            props.extend([
+                ("MIG_WARM".into(), "1".into()),
+                ("MIG_CUTOVER".into(), w.cutover.to_string()),
+                ("MIG_PASS_LIMIT".into(), w.pass_limit.to_string()),
+                ("MIG_CONVERGED_BYTES".into(), w.converged_bytes.to_string()),
+                ("MIG_AT_PASS_LIMIT".into(), w.at_limit.to_string()),
+                ("MIG_CUTOVER_SIGNAL".into(), w.signal.to_string()),
+            ]);
+            if let Some(at) = w.cutover_at {
+                props.push(("MIG_CUTOVER_AT".into(), at.to_string()));
+            }
+        }
+        props
     }
 }
 
@@ -199,6 +272,39 @@ mod tests {
         assert_eq!(job.block_size, DEFAULT_BLOCK_SIZE);
         let props: HashMap<_, _> = job.properties().into_iter().collect();
         assert_eq!(props["MIG_TARGET_APP"], "shop2");
+        assert_eq!(job.warm, None);
+
+        for (k, v) in [
+            ("MIG_WARM", "1"),
+            ("MIG_CUTOVER", "scheduled"),
+            ("MIG_CUTOVER_AT", "1800000000"),
+            ("MIG_AT_PASS_LIMIT", "wait"),
+            ("MIG_CUTOVER_SIGNAL", "MigCutover_shop2"),
+        ] {
+            env.insert(k.into(), v.into());
+        }
+        let warm = Job::from_env(|k| env.get(k).cloned()).unwrap();
+        let mut again: HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| !k.contains("WARM") && !k.contains("CUTOVER") && !k.contains("PASS"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        again.extend(warm.properties());
+        assert_eq!(
+            Job::from_env(|k| again.get(k).cloned()).unwrap().warm,
+            warm.warm
+        );
+        let w = warm.warm.unwrap();
+        assert_eq!(
+            (w.cutover, w.cutover_at, w.at_limit),
+            (Cutover::Scheduled, Some(1_800_000_000), AtPassLimit::Wait)
+        );
+        env.remove("MIG_CUTOVER_AT");
+        let err = Job::from_env(|k| env.get(k).cloned())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "MIG_CUTOVER=scheduled needs MIG_CUTOVER_AT");
+        env.remove("MIG_WARM");
 
         env.insert("MIG_TARGET_APP".into(), "a;b".into());
         let err = Job::from_env(|k| env.get(k).cloned())

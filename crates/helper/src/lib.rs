@@ -9,10 +9,13 @@
 //! `operation_model::Report` a line (JSON): phases, progress and text. Exit status 0 means
 //! done and verified; anything else means failed, with the reason logged.
 //! Running it again after a failure resumes: equal blocks are not copied again.
+//! Warm (`MIG_WARM=1`): passes while the source runs, then the stop and a
+//! final pass of what changed since (`warm`).
 
 pub mod copy;
 pub mod env;
 pub mod plan;
 pub mod run;
+pub mod warm;
 
 pub use env::Job;

@@ -1,7 +1,8 @@
 //! The helper's procedure: stop, create, copy, verify, start.
 
-use crate::copy::{self, Grids, Method, Totals};
+use crate::copy::{self, Grids, Method, Pass, Target, Totals};
 use crate::env::Job;
+use crate::warm;
 use grid::dialect::{AppState, Descriptor};
 use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
@@ -191,6 +192,44 @@ async fn work(
         say(format!("resuming into the existing target {}", t.name));
     }
 
+    // Warm: passes while the source runs, when its grid can read it running.
+    let mut warm = None;
+    if let Some(w) = &job.warm {
+        match warm_refused(g, &source).await {
+            None => warm = Some(w),
+            Some(why) => say(format!("copying cold: {why}")),
+        }
+    }
+    let mut pre_copied = None;
+    let mut method = None;
+    if let Some(w) = warm {
+        if existing.is_none() {
+            g.target.app_create(&job.target_app, &descriptor).await?;
+        }
+        enter(
+            Phase::PreCopying,
+            format!(
+                "pre-copying while {} runs: pass 1 copies everything, each later pass what changed since the one before",
+                source.name
+            ),
+        );
+        let m = Method::choose(job, g, source.volumes.first()).await;
+        say(m.describe(job));
+        let targets = source
+            .volumes
+            .iter()
+            .map(|_| {
+                if existing.is_some() {
+                    Target::Existing
+                } else {
+                    Target::Fresh
+                }
+            })
+            .collect();
+        pre_copied = Some(warm::pre_copy(job, w, g, &m, (&source.volumes, targets)).await?);
+        method = Some(m);
+    }
+
     if matches!(
         source.state,
         AppState::Running | AppState::Starting | AppState::Stopping
@@ -216,8 +255,101 @@ async fn work(
     }
     *source_stopped = true;
 
-    if existing.is_none() {
-        g.target.app_create(&job.target_app, &descriptor).await?;
+    if let (Some(pre), Some(method)) = (&pre_copied, &method) {
+        enter(
+            Phase::Copying,
+            format!("final pass: copying what changed since pass {}", pre.passes),
+        );
+        let t = Instant::now();
+        let totals = warm::final_pass(
+            job,
+            g,
+            method,
+            (&source.volumes, &pre.targets),
+            pre.passes + 1,
+        )
+        .await?;
+        say(format!(
+            "final pass copied {} bytes in {:.2} s ({} bytes on the wire)",
+            totals.copied,
+            t.elapsed().as_secs_f64(),
+            totals.wire
+        ));
+        enter(
+            Phase::Verifying,
+            format!(
+                "comparing every block of {} volume(s) with the stopped source",
+                source.volumes.len()
+            ),
+        );
+        for v in &source.volumes {
+            warm::verify(job, g, v).await?;
+        }
+    } else {
+        copy_cold(job, g, &source, (&descriptor, existing.is_none())).await?;
+    }
+
+    match job.action {
+        Action::Migrate => {
+            enter(
+                Phase::StartingTarget,
+                format!("starting the target app {}", job.target_app),
+            );
+            let t = Instant::now();
+            g.target.app_start(&job.target_app).await?;
+            say(format!(
+                "target app is running (started in {:.2} s); migration copy complete",
+                t.elapsed().as_secs_f64()
+            ));
+            report_downtime(*down_since);
+        }
+        Action::Snapshot => {
+            enter(
+                Phase::RestartingSource,
+                format!("restarting the source app {}", job.source_app),
+            );
+            let t = Instant::now();
+            g.source.app_start(&job.source_app).await?;
+            *source_stopped = false;
+            say(format!(
+                "source app is running again (started in {:.2} s); snapshot complete",
+                t.elapsed().as_secs_f64()
+            ));
+            report_downtime(*down_since);
+        }
+    }
+    Ok(())
+}
+
+/// Why a warm job copies cold: its source does not run (nothing to chase)
+/// or its grid cannot read a running app's volumes.
+async fn warm_refused(g: &Grids, source: &grid::dialect::AppInfo) -> Option<String> {
+    if source.state != AppState::Running {
+        return Some(format!(
+            "the source app {} is {}, not running: there is nothing to copy while it runs",
+            source.name, source.state
+        ));
+    }
+    match g.source.grid_info().await {
+        Ok(i) if i.dialect >= 4 => None,
+        Ok(i) => Some(format!(
+            "the source grid {} speaks dialect {}; reading a running app's volumes needs dialect 4",
+            i.name, i.dialect
+        )),
+        Err(e) => Some(format!("cannot ask the source grid what it speaks: {e}")),
+    }
+}
+
+/// MIG's copy: the source is stopped; create the target (unless it
+/// exists), copy every volume, verify.
+async fn copy_cold(
+    job: &Job,
+    g: &Grids,
+    source: &grid::dialect::AppInfo,
+    (descriptor, fresh): (&Descriptor, bool),
+) -> anyhow::Result<()> {
+    if fresh {
+        g.target.app_create(&job.target_app, descriptor).await?;
         enter(
             Phase::Copying,
             format!(
@@ -235,14 +367,29 @@ async fn work(
     let method = Method::choose(job, g, source.volumes.first()).await;
     say(method.describe(job));
     let started = Instant::now();
+    let total: u64 = source.volumes.iter().map(|v| v.size).sum();
     let mut totals = Totals {
         total,
         ..Totals::default()
     };
+    let target = if fresh {
+        Target::Fresh
+    } else {
+        Target::Existing
+    };
     let mut copies = vec![];
-    let fresh = existing.is_none();
     for v in &source.volumes {
-        copies.push(copy::copy_volume(job, g, &method, (v, fresh), &mut totals, started).await?);
+        copies.push(
+            copy::copy_volume(
+                job,
+                g,
+                &method,
+                (v, &target),
+                &mut totals,
+                (started, Pass::default()),
+            )
+            .await?,
+        );
     }
     say(format!(
         "copied {} bytes in {:.1} s ({} bytes on the wire); {} bytes were already in place",
@@ -261,28 +408,6 @@ async fn work(
     );
     for (v, c) in source.volumes.iter().zip(&copies) {
         copy::verify_volume(job, g, v, c).await?;
-    }
-
-    match job.action {
-        Action::Migrate => {
-            enter(
-                Phase::StartingTarget,
-                format!("starting the target app {}", job.target_app),
-            );
-            g.target.app_start(&job.target_app).await?;
-            say("target app is running; migration copy complete");
-            report_downtime(*down_since);
-        }
-        Action::Snapshot => {
-            enter(
-                Phase::RestartingSource,
-                format!("restarting the source app {}", job.source_app),
-            );
-            g.source.app_start(&job.source_app).await?;
-            *source_stopped = false;
-            say("source app is running again; snapshot complete");
-            report_downtime(*down_since);
-        }
     }
     Ok(())
 }

@@ -123,6 +123,7 @@ fn job(action: Action, target: &str) -> helper::Job {
         streams: 4,
         transfer: Default::default(),
         compress: Default::default(),
+        warm: None,
     }
 }
 

@@ -65,6 +65,9 @@ pub struct TextData {
     /// The helper's measure of how long the app was down (its `downtime` report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub downtime_ms: Option<u64>,
+    /// A warm pass that ended (the helper's `pass` report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass: Option<crate::Pass>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +128,14 @@ impl StreamEvent {
             .then(|| serde_json::from_value::<TextData>(self.data.clone()).ok())
             .flatten()
             .and_then(|d| d.downtime_ms)
+    }
+
+    /// The warm pass that ended, for the helper's `pass` line.
+    pub fn pass(&self) -> Option<crate::Pass> {
+        (self.kind == EventKind::Log && self.source == EventSource::Helper)
+            .then(|| serde_json::from_value::<TextData>(self.data.clone()).ok())
+            .flatten()
+            .and_then(|d| d.pass)
     }
 
     /// The event's text (empty when it has none).

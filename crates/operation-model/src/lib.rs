@@ -10,8 +10,8 @@ mod report;
 mod state;
 
 pub use event::{EventKind, EventSource, PhaseData, StreamEvent, TextData};
-pub use report::{Progress, Report};
-pub use state::{Action, CancelCleanup, Mode, Outcome, Phase};
+pub use report::{Pass, Progress, Report};
+pub use state::{Action, AtPassLimit, CancelCleanup, Cutover, Mode, Outcome, Phase};
 
 /// A string that names none of an enum's values.
 #[derive(Clone, Debug, PartialEq, Eq)]

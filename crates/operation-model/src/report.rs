@@ -20,6 +20,27 @@ pub struct Progress {
     /// Bytes actually moved so far.
     pub copied: u64,
     pub rate_bytes_per_sec: u64,
+    /// Warm: the pass this sample belongs to (1: the bulk copy; later
+    /// ones copy what changed). 0: a cold copy.
+    pub pass: u32,
+    /// Bytes this copy (this pass) found to move, all volumes so far.
+    pub delta: u64,
+}
+
+/// One warm pass, when it ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Pass {
+    /// 1, 2, …; the final pass (after the stop) is the last one.
+    pub pass: u32,
+    /// Bytes that differed from the target when the pass began.
+    pub delta: u64,
+    /// Bytes moved (less than `delta` when a cutover cut the pass short).
+    pub copied: u64,
+    pub ms: u64,
+    /// The pass after the source stopped.
+    #[serde(rename = "final")]
+    pub final_pass: bool,
 }
 
 /// One line of the helper's log.
@@ -34,6 +55,18 @@ pub enum Report {
     Progress(Progress),
     Log {
         text: String,
+    },
+    /// A warm pass ended.
+    Pass(Pass),
+    /// A volume is verified: the stopped source and the target hold the
+    /// same bytes, which `digest` names (`blocks-blake3:<block size>:<hex>`,
+    /// one BLAKE3 over the blocks' digests, or `checksum:<digest>` from a
+    /// dialect 1 target). The console checks the side that stays stopped
+    /// against it before it destroys anything: the other one runs, and
+    /// its app may write.
+    Verified {
+        volume: String,
+        digest: String,
     },
     /// The app is running again: it was down `ms` milliseconds, from the
     /// source leaving `running` until the target runs (migrate) or the
@@ -81,6 +114,17 @@ impl Report {
                 "{}: {} of {} bytes in place",
                 p.volume, p.volume_done, p.volume_total
             ),
+            Report::Verified { volume, digest } => {
+                format!("volume {volume} verified: {digest}")
+            }
+            Report::Pass(p) => format!(
+                "{} {}: {} bytes had changed, {} copied in {:.1} s",
+                if p.final_pass { "final pass" } else { "pass" },
+                p.pass,
+                p.delta,
+                p.copied,
+                p.ms as f64 / 1000.0
+            ),
         }
     }
 }
@@ -109,6 +153,17 @@ mod tests {
                 reason: "checksum mismatch on volume data".into(),
             },
             Report::Downtime { ms: 8_600 },
+            Report::Verified {
+                volume: "data".into(),
+                digest: "blocks-blake3:4194304:ab12".into(),
+            },
+            Report::Pass(Pass {
+                pass: 2,
+                delta: 8 << 20,
+                copied: 8 << 20,
+                ms: 40,
+                final_pass: true,
+            }),
         ];
         for r in all {
             let line = r.encode();

@@ -25,11 +25,14 @@ impl Action {
     }
 
     /// The phases an operation of this action goes through when all goes
-    /// well, in order (what the monitor's pipeline shows).
-    pub fn pipeline(self) -> [Phase; 8] {
-        [
-            Phase::Preflight,
-            Phase::Provisioning,
+    /// well, in order (what the monitor's pipeline shows); a warm one
+    /// pre-copies while the source runs before it stops it.
+    pub fn pipeline(self, warm: bool) -> Vec<Phase> {
+        let mut phases = vec![Phase::Preflight, Phase::Provisioning];
+        if warm {
+            phases.push(Phase::PreCopying);
+        }
+        phases.extend([
             Phase::StoppingSource,
             Phase::Copying,
             Phase::Verifying,
@@ -39,9 +42,39 @@ impl Action {
             },
             Phase::Reconciling,
             Phase::Done,
-        ]
+        ]);
+        phases
     }
 }
+
+/// When a warm operation stops the source for its last pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cutover {
+    /// As soon as a pass leaves a delta small enough to copy in moments.
+    #[default]
+    Auto,
+    /// When an operator presses "cut over now"; passes go on meanwhile.
+    Manual,
+    /// At a time the operator chose; passes go on until then.
+    Scheduled,
+}
+
+wire_enum!(Cutover, "cutover", [Auto => "auto", Manual => "manual", Scheduled => "scheduled"]);
+
+/// What a warm operation does when its passes reach the limit without
+/// the delta becoming small (the app writes faster than the copy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AtPassLimit {
+    /// Cut over anyway (a longer final pass), and say so.
+    #[default]
+    CutOver,
+    /// Keep the source running and wait for "cut over now", pre-copying on.
+    Wait,
+}
+
+wire_enum!(AtPassLimit, "at_pass_limit", [CutOver => "cut_over", Wait => "wait"]);
 
 /// Which actions the console offers (MIG's `mode` property).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,6 +107,8 @@ pub enum Phase {
     #[default]
     Preflight,
     Provisioning,
+    /// Warm: copying pass after pass while the source runs.
+    PreCopying,
     StoppingSource,
     Copying,
     Verifying,
@@ -90,6 +125,7 @@ pub enum Phase {
 wire_enum!(Phase, "phase", [
     Preflight => "preflight",
     Provisioning => "provisioning",
+    PreCopying => "pre_copying",
     StoppingSource => "stopping_source",
     Copying => "copying",
     Verifying => "verifying",
@@ -107,6 +143,9 @@ wire_enum!(Phase, "phase", [
 pub enum CancelCleanup {
     /// The source was not stopped yet: the helper goes, the lock is released.
     RemoveHelper,
+    /// Warm, before the cutover: the source keeps running; the helper and
+    /// the partial target go.
+    RemoveCopy,
     /// The source is stopped or being copied: the helper goes, the source
     /// is started again and the partial target removed.
     RestoreSource,
@@ -134,6 +173,7 @@ impl Phase {
     pub fn cancel(self) -> Option<CancelCleanup> {
         match self {
             Phase::Preflight | Phase::Provisioning => Some(CancelCleanup::RemoveHelper),
+            Phase::PreCopying => Some(CancelCleanup::RemoveCopy),
             Phase::StoppingSource | Phase::Copying | Phase::Verifying => {
                 Some(CancelCleanup::RestoreSource)
             }
@@ -228,6 +268,7 @@ mod tests {
             [
                 (Phase::Preflight, Some(RemoveHelper)),
                 (Phase::Provisioning, Some(RemoveHelper)),
+                (Phase::PreCopying, Some(RemoveCopy)),
                 (Phase::StoppingSource, Some(RestoreSource)),
                 (Phase::Copying, Some(RestoreSource)),
                 (Phase::Verifying, Some(RestoreSource)),
@@ -247,8 +288,14 @@ mod tests {
 
     #[test]
     fn the_pipeline_ends_done_and_a_snapshot_restarts_the_source() {
-        let m = Action::Migrate.pipeline();
-        let s = Action::Snapshot.pipeline();
+        let m = Action::Migrate.pipeline(false);
+        let s = Action::Snapshot.pipeline(true);
+        assert!(!m.contains(&Phase::PreCopying));
+        assert_eq!(
+            s[2],
+            Phase::PreCopying,
+            "a warm one pre-copies before the stop"
+        );
         assert_eq!(m.last(), Some(&Phase::Done));
         assert!(m.contains(&Phase::StartingTarget) && !m.contains(&Phase::RestartingSource));
         assert!(s.contains(&Phase::RestartingSource) && !s.contains(&Phase::StartingTarget));

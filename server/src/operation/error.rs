@@ -13,6 +13,8 @@ pub enum Field {
     TargetApp,
     OpId,
     Reason,
+    Cutover,
+    CutoverAt,
 }
 
 impl Field {
@@ -24,6 +26,8 @@ impl Field {
             Field::TargetApp => "target_app",
             Field::OpId => "op_id",
             Field::Reason => "reason",
+            Field::Cutover => "cutover",
+            Field::CutoverAt => "cutover_at",
         }
     }
 }
@@ -53,6 +57,9 @@ pub enum EngineError {
         phase: Phase,
         starting: &'static str,
     },
+    /// "Cut over now" for an operation that is not pre-copying.
+    #[error("operation {id} {why}")]
+    NoCutover { id: String, why: String },
     #[error("grid {0} is not in the grid inventory")]
     UnknownGrid(grid::GridName),
     /// A grid could not be asked or refused a command; the error names the grid.

@@ -70,6 +70,20 @@ impl Engine {
             bytes_to_move,
             target_free_bytes: p.target_free_bytes,
             steps: steps(req.action, &p),
+            copy_mode: match (&p.warm, &p.cold_because) {
+                (None, _) => None,
+                (Some(w), None) => Some(format!(
+                    "warm: {} keeps running while passes copy what changed; it stops only for the final pass, which {}",
+                    p.source_app,
+                    match (w.cutover, w.cutover_at) {
+                        (app::model::Cutover::Scheduled, Some(at)) => format!("starts at {at}"),
+                        (app::model::Cutover::Manual, _) =>
+                            "starts when an operator presses \"Cut over now\"".to_owned(),
+                        _ => "starts once a pass finds little changed".to_owned(),
+                    }
+                )),
+                (Some(_), Some(why)) => Some(format!("cold after all: {why}")),
+            },
             estimate_secs,
             rate_bytes_per_sec: rate,
             rate_basis: basis,
@@ -271,15 +285,23 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
             "start the helper with the operation in its properties (MIG_*)",
         ));
     }
-    out.push(step(
+    let warm = p.warm.is_some() && p.cold_because.is_none();
+    let stop = step(
         "helper",
         &sg,
         Command::AppStop {
             app: app(&p.source_app),
             timeout_secs: Some(helper::env::DEFAULT_STOP_TIMEOUT),
         },
-        "stop the source: it stays down until the copy is verified",
-    ));
+        if warm {
+            "after the passes: stop the source for the final pass, which copies only the blocks its writes changed since the last pass"
+        } else {
+            "stop the source: it stays down until the copy is verified"
+        },
+    );
+    if !warm {
+        out.push(stop.clone());
+    }
     // An updated target exists: nothing is created.
     if !p.update_target {
         out.push(step(
@@ -398,6 +420,25 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
                 &format!("{sg} + {tg}"),
                 Command::VolChecksum { vol: dst },
                 "compare whole-volume checksums",
+            ));
+        }
+    }
+    if warm {
+        // The steps above are pass 1, run while the source runs; later
+        // passes repeat them for the blocks that changed.
+        out.push(stop);
+        for v in &p.source.volumes {
+            out.push(step(
+                "helper",
+                &format!("{sg} + {tg}"),
+                Command::VolHash {
+                    vol: VolRef::new(p.source_app.clone(), v.name.clone()),
+                    block_size,
+                    offset: 0,
+                    length: None,
+                    algorithm: HashAlgorithm::Blake3,
+                },
+                "verify: every block of the stopped source and of the target, both grids at once",
             ));
         }
     }

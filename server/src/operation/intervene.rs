@@ -1,9 +1,11 @@
 //! A person steps in: an operator cancels a running operation, or an admin
 //! overrides the lock. Both take turns with reconciliation (`settling`).
 
-use super::{Engine, EngineError, Field, destroy, helper_name, remove_helper, store};
+use super::{
+    Engine, EngineError, Field, cutover_signal_name, destroy, helper_name, remove_helper, store,
+};
 use crate::lock::LockState;
-use app::model::{Action, OperationView, Outcome};
+use app::model::{Action, OperationView, Outcome, Phase};
 use grid::dialect::AppState;
 
 /// What `cancel` did, for the answer to the operator.
@@ -104,6 +106,69 @@ impl Engine {
             .await?
             .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()))?;
         Ok(Cancelled { operation, cleanup })
+    }
+
+    /// "Cut over now" for a warm operation that is pre-copying: creates
+    /// the signal app its helper looks for (`MigCutNow_<target>`); the
+    /// helper stops the source and runs the final pass. Asking twice is
+    /// the same as asking once.
+    pub async fn cutover(&self, id: &str, user: &str) -> Result<String, EngineError> {
+        let _settling = self.settling.lock().await;
+        let op = store::get(&self.pool, id)
+            .await?
+            .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()))?;
+        let refuse = |why: String| EngineError::NoCutover {
+            id: id.to_owned(),
+            why,
+        };
+        if let Some(outcome) = op.outcome {
+            return Err(EngineError::Ended {
+                id: id.to_owned(),
+                outcome,
+            });
+        }
+        if !op.warm {
+            return Err(refuse(
+                "is cold: its source is stopped for the whole copy; there is nothing to cut over"
+                    .into(),
+            ));
+        }
+        if !matches!(op.phase, Phase::Provisioning | Phase::PreCopying) {
+            return Err(refuse(format!(
+                "is {}: the cutover has begun already",
+                op.phase.label()
+            )));
+        }
+        let lock = match self.lock.read() {
+            LockState::Held(l) if l.op_id == id => l,
+            _ => {
+                return Err(EngineError::Locked(format!(
+                    "operation {id} does not hold the lock"
+                )));
+            }
+        };
+        let dst = self.connection(&lock.target_grid).await?;
+        let signal = cutover_signal_name(&lock.target_app_name)?;
+        let said = if dst.app_info(&signal).await.is_ok() {
+            format!("cut over now was already asked for; {user} asked again")
+        } else {
+            let descriptor = grid::dialect::Descriptor {
+                template: None,
+                properties: [
+                    ("requested_by".to_owned(), user.to_owned()),
+                    ("operation".to_owned(), id.to_owned()),
+                ]
+                .into(),
+                volumes: vec![],
+            };
+            dst.app_create(&signal, &descriptor).await?;
+            format!(
+                "cut over now requested by {user}: the helper stops the source after the pass under way and copies the last changes"
+            )
+        };
+        self.log(id, said.clone()).await;
+        crate::db::audit(&self.pool, user, "operation.cutover", id).await?;
+        Ok(said)
     }
 
     /// Moves the lock aside (admins): the operator typed the op id (or

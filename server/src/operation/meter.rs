@@ -102,6 +102,18 @@ impl Engine {
             Report::Phase { phase, text } => (Some(phase), text),
             Report::Log { text } => (None, text),
             failed @ Report::Failed { .. } => (None, failed.text()),
+            verified @ Report::Verified { .. } => {
+                if let Report::Verified { volume, digest } = &verified {
+                    data["verified"] = json!({"volume": volume, "digest": digest});
+                }
+                (None, verified.text())
+            }
+            Report::Pass(p) => {
+                let _ = store::add_pass(&self.pool, op, &p).await;
+                let text = Report::Pass(p.clone()).text();
+                data["pass"] = serde_json::to_value(&p).unwrap_or_default();
+                (None, text)
+            }
             down @ Report::Downtime { ms } => {
                 let _ = store::set_downtime(&self.pool, op, ms).await;
                 data["downtime_ms"] = ms.into();

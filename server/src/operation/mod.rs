@@ -26,7 +26,7 @@ mod travel;
 
 pub use error::{EngineError, Field};
 pub use intervene::{Cancelled, Overridden};
-pub use start::StartRequest;
+pub use start::{StartRequest, form_time};
 
 use crate::config::Settings;
 use crate::grids::GridMonitor;
@@ -88,6 +88,13 @@ pub(crate) fn helper_name(target: &AppName) -> Result<AppName, EngineError> {
     })
 }
 
+/// The app whose existence on the target grid asks a warm operation's
+/// helper to cut over now: `MigCutNow_<target>` (as long as the helper's name).
+pub(crate) fn cutover_signal_name(target: &AppName) -> Result<AppName, EngineError> {
+    helper_name(target)?;
+    AppName::new(format!("MigCutNow_{target}")).map_err(|e| EngineError::Unexpected(e.into()))
+}
+
 pub(crate) fn not_found(e: &GridError) -> bool {
     e.refusal().is_some_and(|r| r.code == ErrorCode::NotFound)
 }
@@ -107,7 +114,16 @@ async fn remove_helper(
     stop_timeout_secs: u64,
 ) -> Result<(), GridError> {
     let _ = conn.app_stop(helper, Some(stop_timeout_secs)).await;
-    destroy(conn, helper).await
+    destroy(conn, helper).await?;
+    // A warm operation's "cut over now" goes with its helper.
+    if let Some(signal) = helper
+        .as_str()
+        .strip_prefix("MigHelper_")
+        .and_then(|t| AppName::new(format!("MigCutNow_{t}")).ok())
+    {
+        destroy(conn, &signal).await?;
+    }
+    Ok(())
 }
 
 impl Engine {

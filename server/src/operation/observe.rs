@@ -1,12 +1,14 @@
 //! What the controllers say about an operation's three apps (source,
-//! target, helper) and whether the volumes' checksums match.
+//! target, helper) and whether the copy is verified.
 
-use super::{Engine, EngineError, helper_name, not_found};
+use super::{Engine, EngineError, helper_name, not_found, store};
 use crate::lock::Lock;
 use crate::reconcile::{Checksums, Observed, Seen};
-use grid::dialect::{AppState, VolRef};
+use app::model::Action;
+use grid::dialect::{AppInfo, AppState, HashAlgorithm, VolRef};
 use grid::{AppName, Connection};
 use operation_model::Report;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 impl Engine {
@@ -74,6 +76,35 @@ impl Engine {
             })
     }
 
+    /// What the helper verified, volume by volume (its `verified`
+    /// reports): from its log, or, once it is gone, from the stored events.
+    async fn verified(&self, lock: &Lock) -> BTreeMap<String, String> {
+        let mut found = BTreeMap::new();
+        if let (Ok(dst), Ok(helper)) = (
+            self.connection(&lock.target_grid).await,
+            helper_name(&lock.target_app_name),
+        ) && let Ok(lines) = dst.app_log(&helper, None).await
+        {
+            for l in &lines {
+                if let Report::Verified { volume, digest } = Report::decode(&l.text) {
+                    found.insert(volume, digest);
+                }
+            }
+        }
+        if found.is_empty() {
+            found = store::verified(&self.pool, &lock.op_id)
+                .await
+                .unwrap_or_default();
+        }
+        found
+    }
+
+    /// Whether the copy is verified. The helper compared the stopped
+    /// source with the target before either ran again; the side that
+    /// stays stopped (the source after a migrate, the target after a
+    /// snapshot) must still hold what it verified. The other side runs,
+    /// and its app may write. Without reports (an older helper), both
+    /// sides' whole-volume checksums.
     async fn compare(&self, lock: &Lock) -> Checksums {
         let (Ok(src), Ok(dst)) = (
             self.connection(&lock.source_grid).await,
@@ -90,20 +121,59 @@ impl Engine {
         if s.volumes != t.volumes {
             return Checksums::Mismatch("(the volume lists differ)".into());
         }
-        for v in &s.volumes {
-            let (sv, tv) = (
-                VolRef::new(s.name.clone(), v.name.clone()),
-                VolRef::new(t.name.clone(), v.name.clone()),
-            );
-            let (a, b) = tokio::join!(src.vol_checksum(&sv), dst.vol_checksum(&tv));
-            match (a, b) {
-                (Ok(a), Ok(b)) if a.digest == b.digest => {}
-                (Ok(_), Ok(_)) => return Checksums::Mismatch(v.name.to_string()),
-                _ => return Checksums::Unknown,
+        let reports = self.verified(lock).await;
+        if reports.is_empty() {
+            return both_sides(&src, &dst, (&s, &t)).await;
+        }
+        let (stopped, app) = match lock.action {
+            Action::Migrate => (&src, &s),
+            Action::Snapshot => (&dst, &t),
+        };
+        for v in &app.volumes {
+            let Some(expected) = reports.get(v.name.as_str()) else {
+                return Checksums::Mismatch(format!("{} (the helper did not verify it)", v.name));
+            };
+            let vol = VolRef::new(app.name.clone(), v.name.clone());
+            match digest_now(stopped, &vol, expected).await {
+                Some(now) if &now == expected => {}
+                Some(_) => return Checksums::Mismatch(v.name.to_string()),
+                None => return Checksums::Unknown,
             }
         }
         Checksums::Match
     }
+}
+
+/// The volume's digest now, in the form of `like` (a `verified` report's).
+async fn digest_now(c: &Connection, vol: &VolRef, like: &str) -> Option<String> {
+    if let Some(rest) = like.strip_prefix("blocks-blake3:") {
+        let block_size: u64 = rest.split(':').next()?.parse().ok()?;
+        let h = c
+            .vol_hash_with(vol, block_size, 0, None, HashAlgorithm::Blake3)
+            .await
+            .ok()?;
+        return Some(helper::copy::blocks_digest(block_size, &h.hashes));
+    }
+    like.strip_prefix("checksum:")?;
+    let sum = c.vol_checksum(vol).await.ok()?;
+    Some(format!("checksum:{}", sum.digest))
+}
+
+/// Both sides' whole-volume checksums, equal volume by volume.
+async fn both_sides(src: &Connection, dst: &Connection, (s, t): (&AppInfo, &AppInfo)) -> Checksums {
+    for v in &s.volumes {
+        let (sv, tv) = (
+            VolRef::new(s.name.clone(), v.name.clone()),
+            VolRef::new(t.name.clone(), v.name.clone()),
+        );
+        let (a, b) = tokio::join!(src.vol_checksum(&sv), dst.vol_checksum(&tv));
+        match (a, b) {
+            (Ok(a), Ok(b)) if a.digest == b.digest => {}
+            (Ok(_), Ok(_)) => return Checksums::Mismatch(v.name.to_string()),
+            _ => return Checksums::Unknown,
+        }
+    }
+    Checksums::Match
 }
 
 async fn seen(conn: &Result<Arc<Connection>, EngineError>, app: &AppName) -> Seen {

@@ -1,7 +1,9 @@
 //! Provisioning the helper app `MigHelper_<target>` on the target grid with
 //! the operation's job as its properties.
 
-use super::{Engine, EngineError, HELPER_TEMPLATE, helper_name, remove_helper};
+use super::{
+    Engine, EngineError, HELPER_TEMPLATE, cutover_signal_name, helper_name, remove_helper,
+};
 use crate::lock::Lock;
 use app::model::Phase;
 use grid::TemplateName;
@@ -40,6 +42,21 @@ impl Engine {
             streams: self.settings.copy_streams,
             transfer: helper::env::TransferChoice::Auto,
             compress: self.settings.copy_compression,
+            warm: match &lock.warm {
+                None => None,
+                Some(w) => Some(helper::env::Warm {
+                    cutover: w.cutover,
+                    // Whole seconds, rounded up: never before the time asked.
+                    cutover_at: w.cutover_at.and_then(|t| {
+                        let late = u64::from(t.0.nanosecond() > 0);
+                        u64::try_from(t.0.unix_timestamp()).ok().map(|s| s + late)
+                    }),
+                    pass_limit: self.settings.warm_pass_limit,
+                    converged_bytes: self.settings.warm_converged_mib << 20,
+                    at_limit: self.settings.warm_at_pass_limit,
+                    signal: cutover_signal_name(&lock.target_app_name)?,
+                }),
+            },
         };
         let props = job
             .properties()

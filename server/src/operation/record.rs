@@ -42,7 +42,7 @@ impl Engine {
             text,
             seq: None,
             away: Some(away.to_string()),
-            downtime_ms: None,
+            ..TextData::default()
         };
         let data = serde_json::to_value(data).unwrap_or_default();
         self.console_event(op, EventKind::Log, data, false).await;

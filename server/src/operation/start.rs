@@ -3,9 +3,9 @@
 
 use super::{Engine, EngineError, Field, HELPER_TEMPLATE, helper_name, not_found, store, travel};
 use crate::clock;
-use crate::lock::{ConsoleId, LOCK_VERSION, Lock, LockError, LockFile, LockState};
+use crate::lock::{ConsoleId, LOCK_VERSION, Lock, LockError, LockFile, LockState, WarmPlan};
 use crate::reconcile::Place;
-use app::model::{Action, OperationView, Phase};
+use app::model::{Action, Cutover, OperationView, Phase};
 use grid::{AppName, GridName};
 use serde::Deserialize;
 
@@ -20,6 +20,97 @@ pub struct StartRequest {
     /// updates it, moving only the blocks that differ, and never destroys it.
     #[serde(default)]
     pub update_target: bool,
+    /// Copy while the source runs, pass after pass, and stop it only for
+    /// the last changes.
+    #[serde(default)]
+    pub warm: bool,
+    /// Warm: when to cut over (default `auto`; `scheduled` with `cutover_at`).
+    #[serde(default)]
+    pub cutover: Option<Cutover>,
+    /// Warm: the scheduled cutover, RFC 3339 (implies `scheduled`).
+    #[serde(default)]
+    pub cutover_at: Option<String>,
+}
+
+/// A cutover time from a form: a browser's `datetime-local` value
+/// (`2026-11-24T18:00`, taken as UTC, as the form says) becomes RFC 3339;
+/// anything else is passed on for `warm_plan` to judge. Empty: none.
+pub fn form_time(text: &str) -> Option<String> {
+    let t = text.trim();
+    let local = |len: usize| t.len() == len && t.as_bytes().get(10) == Some(&b'T');
+    match () {
+        _ if t.is_empty() => None,
+        _ if local(16) => Some(format!("{t}:00Z")),
+        _ if local(19) => Some(format!("{t}Z")),
+        _ => Some(t.to_owned()),
+    }
+}
+
+/// The furthest ahead a cutover can be scheduled.
+const MAX_SCHEDULE_SECS: i64 = 7 * 24 * 3600;
+
+/// The warm plan a request asks for, or what is wrong with it.
+fn warm_plan(req: &StartRequest) -> Result<Option<WarmPlan>, EngineError> {
+    if !req.warm {
+        if req.cutover.is_some() || req.cutover_at.is_some() {
+            return Err(EngineError::field(
+                Field::Cutover,
+                "cutover: only a warm operation cuts over; set \"warm\": true or leave the cutover out",
+            ));
+        }
+        return Ok(None);
+    }
+    let at = match req.cutover_at.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            let at: clock::Timestamp = text.parse().map_err(|_| {
+                EngineError::field(
+                    Field::CutoverAt,
+                    format!(
+                        "cutover_at: {text:?} is not an RFC 3339 time like 2026-11-24T18:00:00Z"
+                    ),
+                )
+            })?;
+            let ahead = (at.0 - clock::now().0).whole_seconds();
+            if ahead <= 0 {
+                return Err(EngineError::field(
+                    Field::CutoverAt,
+                    format!(
+                        "cutover_at: {at} has passed; pick a time ahead, or cut over automatically"
+                    ),
+                ));
+            }
+            if ahead > MAX_SCHEDULE_SECS {
+                return Err(EngineError::field(
+                    Field::CutoverAt,
+                    format!(
+                        "cutover_at: {at} is more than 7 days ahead; pre-copying that long keeps the lock held: pick a nearer time"
+                    ),
+                ));
+            }
+            Some(at)
+        }
+    };
+    let cutover = match (req.cutover, at) {
+        (None, Some(_)) | (Some(Cutover::Scheduled), Some(_)) => Cutover::Scheduled,
+        (Some(Cutover::Scheduled), None) => {
+            return Err(EngineError::field(
+                Field::CutoverAt,
+                "cutover_at: a scheduled cutover needs its time (RFC 3339, e.g. 2026-11-24T18:00:00Z)",
+            ));
+        }
+        (Some(c), Some(_)) => {
+            return Err(EngineError::field(
+                Field::Cutover,
+                format!("cutover: {c} does not take a time; use \"scheduled\" with cutover_at"),
+            ));
+        }
+        (c, None) => c.unwrap_or_default(),
+    };
+    Ok(Some(WarmPlan {
+        cutover,
+        cutover_at: at,
+    }))
 }
 
 /// What pre-flight established about a request.
@@ -37,6 +128,10 @@ pub(super) struct Preflight {
     pub stale_helper: bool,
     /// The target exists and is updated in place.
     pub update_target: bool,
+    pub warm: Option<WarmPlan>,
+    /// Why a warm request will copy cold after all (the helper finds the
+    /// same): the source is not running, or its grid speaks dialect < 4.
+    pub cold_because: Option<String>,
 }
 
 fn parse_name<T>(field: Field, value: &str) -> Result<T, EngineError>
@@ -116,6 +211,7 @@ impl Engine {
         let target_grid = parse_name::<GridName>(Field::TargetGrid, &req.target_grid)?;
         let target_app = parse_name::<AppName>(Field::TargetApp, &req.target_app)?;
         let helper = helper_name(&target_app)?;
+        let warm = warm_plan(req)?;
         if !req.action.allowed_by(self.settings.mode) {
             return Err(EngineError::ModeForbids {
                 mode: self.settings.mode,
@@ -205,6 +301,19 @@ impl Engine {
             )));
         }
         let stale_helper = dst.app_info(&helper).await.is_ok();
+        let cold_because = match &warm {
+            None => None,
+            Some(_) if source.state != grid::dialect::AppState::Running => Some(format!(
+                "the source app {source_app} is {}, not running: there is nothing to copy while it runs",
+                source.state
+            )),
+            Some(_) => match src.grid_info().await?.dialect {
+                d if d >= 4 => None,
+                d => Some(format!(
+                    "the source grid {source_grid} speaks dialect {d}; reading a running app's volumes needs dialect 4"
+                )),
+            },
+        };
         Ok(Preflight {
             source_grid,
             source_app,
@@ -216,6 +325,8 @@ impl Engine {
             target_dialect: info.dialect,
             stale_helper,
             update_target: req.update_target,
+            warm,
+            cold_because,
         })
     }
 
@@ -239,6 +350,7 @@ impl Engine {
             created_by: user.to_owned(),
             console: ConsoleId::this_process(),
             update_target: p.update_target,
+            warm: p.warm,
         };
         let lock_file = LockFile::new(&self.settings.config_dir);
         let lock = tokio::task::spawn_blocking(move || lock_file.acquire(&lock).map(|()| lock))

@@ -4,7 +4,9 @@
 
 use crate::clock::{self, Timestamp};
 use crate::lock::Lock;
-use app::model::{Action, EventKind, EventSource, OperationView, Outcome, Phase, StreamEvent};
+use app::model::{
+    Action, Cutover, EventKind, EventSource, OperationView, Outcome, Pass, Phase, StreamEvent,
+};
 use operation_model::Progress;
 use sqlx::SqlitePool;
 
@@ -31,11 +33,15 @@ struct OperationRow {
     finished_at: Option<String>,
     bytes_copied: i64,
     downtime_ms: Option<i64>,
+    warm: bool,
+    cutover: Option<String>,
+    cutover_at: Option<String>,
+    passes: String,
 }
 
 const COLUMNS: &str = "id, action, source_grid, source_app, target_grid, target_app, phase, outcome, reason, \
                        bytes_done, bytes_total, created_by, created_at, updated_at, finished_at, \
-                       bytes_copied, downtime_ms";
+                       bytes_copied, downtime_ms, warm, cutover, cutover_at, passes";
 
 fn decode_error(column: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
@@ -57,6 +63,13 @@ impl TryFrom<OperationRow> for OperationView {
             .map(|t| t.parse::<Timestamp>())
             .transpose()
             .map_err(|e| decode_error("finished_at", e))?;
+        let cutover = r
+            .cutover
+            .map(|c| c.parse::<Cutover>())
+            .transpose()
+            .map_err(|e| decode_error("cutover", e))?;
+        let passes: Vec<Pass> =
+            serde_json::from_str(&r.passes).map_err(|e| decode_error("passes", e))?;
         Ok(OperationView {
             id: r.id,
             action: r.action,
@@ -75,6 +88,10 @@ impl TryFrom<OperationRow> for OperationView {
             finished_at: finished_at.map(|t| t.to_string()),
             bytes_copied: r.bytes_copied,
             downtime_ms: r.downtime_ms,
+            warm: r.warm,
+            cutover,
+            cutover_at: r.cutover_at,
+            passes,
         })
     }
 }
@@ -88,8 +105,8 @@ pub async fn insert(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO operations (id, action, source_grid, source_app, target_grid, target_app, phase,
-             bytes_total, created_by, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             bytes_total, created_by, created_at, updated_at, warm, cutover, cutover_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&lock.op_id)
     .bind(lock.action.as_str())
@@ -102,6 +119,14 @@ pub async fn insert(
     .bind(&lock.created_by)
     .bind(lock.created_at.to_string())
     .bind(clock::now().to_string())
+    .bind(lock.warm.is_some())
+    .bind(lock.warm.as_ref().map(|w| w.cutover.as_str()))
+    .bind(
+        lock.warm
+            .as_ref()
+            .and_then(|w| w.cutover_at)
+            .map(|t| t.to_string()),
+    )
     .execute(pool)
     .await?;
     Ok(())
@@ -140,6 +165,29 @@ pub async fn set_phase(pool: &SqlitePool, id: &str, phase: Phase) -> sqlx::Resul
 
 /// Progress never goes backwards: the larger value wins.
 /// Records how long the app was down, as the helper measured it.
+/// Adds a warm pass that ended (a pass reported twice, by a helper that
+/// was restarted, is kept once: the later report wins).
+pub async fn add_pass(pool: &SqlitePool, id: &str, pass: &Pass) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    let text: Option<String> = sqlx::query_scalar("SELECT passes FROM operations WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let mut passes: Vec<Pass> = text
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    passes.retain(|p| p.pass != pass.pass);
+    passes.push(pass.clone());
+    passes.sort_by_key(|p| p.pass);
+    sqlx::query("UPDATE operations SET passes = ?, updated_at = ? WHERE id = ?")
+        .bind(serde_json::to_string(&passes).unwrap_or_else(|_| "[]".into()))
+        .bind(clock::now().to_string())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
 pub async fn set_downtime(pool: &SqlitePool, id: &str, ms: u64) -> sqlx::Result<()> {
     sqlx::query("UPDATE operations SET downtime_ms = ?, updated_at = ? WHERE id = ?")
         .bind(i64::try_from(ms).unwrap_or(i64::MAX))
@@ -269,6 +317,23 @@ impl From<EventRow> for StreamEvent {
 }
 
 const EVENT_COLUMNS: &str = "seq, at, kind, source, data";
+
+/// The helper's `verified` reports stored for an operation: volume → digest.
+pub async fn verified(
+    pool: &SqlitePool,
+    op_id: &str,
+) -> sqlx::Result<std::collections::BTreeMap<String, String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT json_extract(data, '$.verified.volume'), json_extract(data, '$.verified.digest')
+         FROM operation_events
+         WHERE op_id = ? AND source = 'helper' AND json_extract(data, '$.verified') IS NOT NULL
+         ORDER BY seq",
+    )
+    .bind(op_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
 
 pub async fn events_after(
     pool: &SqlitePool,

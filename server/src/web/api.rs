@@ -25,6 +25,10 @@ pub fn routes() -> Router<AppState> {
             "/operations/{id}/cancel",
             axum::routing::post(cancel_operation),
         )
+        .route(
+            "/operations/{id}/cutover",
+            axum::routing::post(cutover_operation),
+        )
         .route("/lock", get(lock))
         .route("/lock/evidence", get(lock_evidence))
         .route("/lock/override", axum::routing::post(override_lock))
@@ -253,6 +257,19 @@ async fn cancel_operation(
         return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
     }
     Ok(Json(state.engine.cancel(&id, &who).await?))
+}
+
+async fn cutover_operation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = user.require(Role::Operator)?.name.clone();
+    let said = state.engine.cutover(&id, &who).await?;
+    let operation = crate::operation::store::get(&state.pool, &id).await?;
+    Ok(Json(
+        serde_json::json!({"requested": said, "operation": operation}),
+    ))
 }
 
 #[derive(serde::Deserialize)]

@@ -3,8 +3,8 @@
 
 use super::AppState;
 use super::gate::{CurrentUser, urlencode};
-use crate::operation::{EngineError, StartRequest};
-use app::model::{Action, Role};
+use crate::operation::{EngineError, StartRequest, form_time};
+use app::model::{Action, Cutover, Role};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -25,6 +25,14 @@ pub struct NewOperationForm {
     /// "1" (the checkbox) when the existing target is updated.
     #[serde(default)]
     update_target: String,
+    /// "1": warm (pre-copy while the source runs).
+    #[serde(default)]
+    warm: String,
+    #[serde(default)]
+    cutover: String,
+    /// A `datetime-local` value, UTC.
+    #[serde(default)]
+    cutover_at: String,
 }
 
 /// The longest value a field is echoed back with (names are 64 at most).
@@ -46,6 +54,12 @@ fn back(form: &NewOperationForm, error: &str, field: Option<&str>) -> Response {
     );
     if !form.update_target.is_empty() {
         to.push_str("&update_target=1");
+    }
+    if form.warm == "1" {
+        to.push_str("&warm=1&cutover=");
+        to.push_str(&echo(&form.cutover));
+        to.push_str("&cutover_at=");
+        to.push_str(&echo(&form.cutover_at));
     }
     if let Some(field) = field {
         to.push_str("&field=");
@@ -80,6 +94,14 @@ pub async fn new_operation(
     let Ok(action) = form.action.parse::<Action>() else {
         return back(&form, "choose migrate or snapshot", None);
     };
+    let warm = form.warm == "1";
+    let cutover = match form.cutover.as_str() {
+        "" => None,
+        c => match c.parse::<Cutover>() {
+            Ok(c) => Some(c),
+            Err(e) => return back(&form, &e.to_string(), Some("cutover")),
+        },
+    };
     let request = StartRequest {
         source_grid: form.source_grid.clone(),
         source_app: form.source_app.clone(),
@@ -87,6 +109,10 @@ pub async fn new_operation(
         target_app: form.target_app.clone(),
         action,
         update_target: !form.update_target.is_empty(),
+        warm,
+        // A cold operation's form still carries the (hidden) cutover fields.
+        cutover: cutover.filter(|_| warm),
+        cutover_at: form_time(&form.cutover_at).filter(|_| warm),
     };
     match state.engine.start(request, &who).await {
         Ok(op) => Redirect::to(&format!("/operations/{}", op.id)).into_response(),
@@ -112,6 +138,28 @@ pub async fn cancel_operation(
         Ok(u) => state
             .engine
             .cancel(&id, &u.name.clone())
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(()) => Redirect::to(&monitor).into_response(),
+        Err(e) => Redirect::to(&format!("{monitor}?error={}", urlencode(&e))).into_response(),
+    }
+}
+
+/// "Cut over now" from the monitor.
+pub async fn cutover_operation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
+    let monitor = format!("/operations/{}", urlencode(&id));
+    let outcome = match user.require(Role::Operator) {
+        Ok(u) => state
+            .engine
+            .cutover(&id, &u.name.clone())
             .await
             .map(drop)
             .map_err(|e| e.to_string()),

@@ -162,6 +162,13 @@ impl ConsoleBackend {
                 target_app: r.target_app,
                 action: r.action,
                 update_target: r.update_target,
+                warm: r.warm,
+                cutover: r.cutover.filter(|_| r.warm),
+                cutover_at: r
+                    .cutover_at
+                    .as_deref()
+                    .and_then(crate::operation::form_time)
+                    .filter(|_| r.warm),
             };
             self.engine.plan(&req).await.map_err(|e| {
                 let field = e.field_name().map(str::to_owned);

@@ -8,9 +8,11 @@ use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
 use grid::{ClientConfig, Connection, Endpoint, GridName, keys};
 use gridsim::{RunningSim, SimConfig, SimPaths};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Grids {
     pub dir: tempfile::TempDir,
@@ -26,6 +28,14 @@ pub struct Vol(pub &'static str, pub u64, pub std::ops::Range<u64>);
 
 /// gridsim (fast state changes) with `shop` running on east.
 pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
+    grids_with_busy_shop(volumes, None).await
+}
+
+/// gridsim with `shop` running on east; with `write`, shop's process is
+/// the demo's (`migctl shop`), writing that many KiB/s at random offsets
+/// of its disk `data` (a volume `data` must be among `volumes`),
+/// and `(kib, seed)` for `write`: the writes are repeatable from the seed.
+pub async fn grids_with_busy_shop(volumes: &[Vol], write: Option<(u64, u64)>) -> Grids {
     let dir = tempfile::tempdir().unwrap();
     let helper = vec![env!("CARGO_BIN_EXE_migctl").to_owned(), "helper".to_owned()];
     gridsim::init(dir.path(), &["east", "west"], 0, helper).unwrap();
@@ -33,6 +43,17 @@ pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
     let mut config = SimConfig::load(&path).unwrap();
     config.start_delay_ms = 100;
     config.stop_delay_ms = 100;
+    if write.is_some() {
+        config.templates.push(gridsim::TemplateConfig {
+            name: grid::TemplateName::new("Shop").unwrap(),
+            description: "the demo app".into(),
+            command: vec![env!("CARGO_BIN_EXE_migctl").to_owned(), "shop".into()],
+            env: Default::default(),
+            mounts: vec![],
+            disks: vec![grid::VolumeName::new("data").unwrap()],
+            restart_on_crash: 0,
+        });
+    }
     config.save(&path).unwrap();
     let sim = gridsim::start(dir.path()).await.unwrap();
 
@@ -41,7 +62,13 @@ pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
         .iter()
         .map(|Vol(name, size, _)| format!(r#"{{"name":"{name}","size":{size}}}"#))
         .collect();
-    let descriptor = format!(r#"{{"volumes":[{}]}}"#, specs.join(","));
+    let descriptor = match write {
+        Some((kib, seed)) => format!(
+            r#"{{"template":"Shop","properties":{{"SHOP_WRITE_KIB":"{kib}","SHOP_WRITE_SEED":"{seed}"}},"volumes":[{}]}}"#,
+            specs.join(",")
+        ),
+        None => format!(r#"{{"volumes":[{}]}}"#, specs.join(",")),
+    };
     east.execute(
         "app create shop",
         &mut descriptor.as_bytes(),
@@ -50,18 +77,7 @@ pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
     .await
     .unwrap();
     for Vol(name, _, range) in volumes {
-        // Incompressible (as most app data): zstd on the wire must not
-        // shrink a copy below the byte counts the fault tests cut it at.
-        let mut x = range.start | 1;
-        let bytes: Vec<u8> = range
-            .clone()
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8 | 1
-            })
-            .collect();
+        let bytes = filling(range.clone());
         let line = format!("vol write shop:{name} --offset {}", range.start);
         east.execute(&line, &mut &bytes[..], &mut Vec::new())
             .await
@@ -90,6 +106,21 @@ pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
         east,
         west,
     }
+}
+
+/// What `grids_with_shop` writes over a volume's `range`. Incompressible
+/// (as most app data): zstd on the wire must not shrink a copy below the
+/// byte counts the fault tests cut it at.
+pub fn filling(range: std::ops::Range<u64>) -> Vec<u8> {
+    let mut x = range.start | 1;
+    range
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8 | 1
+        })
+        .collect()
 }
 
 pub fn migctl(dir: &Path) -> Command {
@@ -121,4 +152,80 @@ pub fn serve_logging(dir: &Path, log: Stdio, env: &[(&str, &str)]) -> (Child, St
         })
         .unwrap();
     (child, url)
+}
+
+/// One call of the console's API with a bearer token: (status, JSON body).
+pub async fn api(
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let c = reqwest::Client::new();
+    let req = match method {
+        "POST" => c
+            .post(format!("{url}/api/v1{path}"))
+            .json(&body.unwrap_or(json!({}))),
+        _ => c
+            .get(format!("{url}/api/v1{path}"))
+            .header("accept", "application/json"),
+    };
+    let r = req.bearer_auth(token).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls an operation until `what` holds (90 s at most).
+pub async fn wait_for(url: &str, token: &str, id: &str, what: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, op) = api(url, token, "GET", &format!("/operations/{id}"), None).await;
+        if what(&op) {
+            return op;
+        }
+        assert!(Instant::now() < deadline, "timed out: {op}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Kills a child process outright, as a crash would.
+pub fn sigkill(child: &mut Child) {
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.wait().unwrap();
+}
+
+/// Adds the operator `olga` to the console in `dir` and returns an API token of hers.
+pub fn operator_token(dir: &Path) -> String {
+    use std::io::Write;
+    let mut add = migctl(dir)
+        .args([
+            "user",
+            "add",
+            "olga",
+            "--role",
+            "operator",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long password\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+    let out = migctl(dir)
+        .args(["user", "token", "olga"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }

@@ -1,0 +1,300 @@
+//! Warm copy: pass after pass while the source runs, each moving what
+//! changed since the last, until the delta is small (or the operator, a
+//! scheduled time or the pass limit says so); then the caller stops the
+//! source and runs the final pass ([`final_pass`]) and [`verify`].
+
+use crate::copy::{self, Grids, Method, Pass, Target, Totals};
+use crate::env::{AtPassLimit, Cutover, Job, Warm};
+use crate::run::{emit, say};
+use grid::dialect::{HashAlgorithm, VolumeSpec};
+use operation_model::Report;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often the helper looks for a cutover request.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Why the passes ended.
+#[derive(Debug)]
+pub enum CutoverReason {
+    Converged { delta: u64 },
+    Requested { by: String },
+    Scheduled,
+    PassLimit { delta: u64 },
+}
+
+impl std::fmt::Display for CutoverReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CutoverReason::Converged { delta } => write!(
+                f,
+                "the last pass found {} changed: small enough to copy with the app stopped",
+                mib(*delta)
+            ),
+            CutoverReason::Requested { by } => write!(f, "{by} asked to cut over now"),
+            CutoverReason::Scheduled => write!(f, "the scheduled cutover time has come"),
+            CutoverReason::PassLimit { delta } => write!(
+                f,
+                "the pass limit is reached and the delta is still {} (the app writes about as fast as the copy runs); cutting over anyway, as set",
+                mib(*delta)
+            ),
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
+/// What the passes left: what each volume's target holds, and how many
+/// passes ran.
+pub struct PreCopied {
+    pub targets: Vec<Target>,
+    pub passes: u32,
+}
+
+/// Runs passes while the source runs, until it is time to cut over.
+pub async fn pre_copy(
+    job: &Job,
+    warm: &Warm,
+    g: &Grids,
+    method: &Method,
+    (volumes, targets): (&[VolumeSpec], Vec<Target>),
+) -> anyhow::Result<PreCopied> {
+    let cut = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let requested: std::sync::Mutex<Option<CutoverReason>> = std::sync::Mutex::new(None);
+    // Looks for "cut over now" (the signal app) and the scheduled time.
+    let watch = async {
+        while !done.load(Ordering::Relaxed) {
+            let reason = match g.target.app_info(&warm.signal).await {
+                Ok(info) => Some(CutoverReason::Requested {
+                    by: info
+                        .properties
+                        .get("requested_by")
+                        .cloned()
+                        .unwrap_or_else(|| "an operator".into()),
+                }),
+                Err(_) if scheduled_time_has_come(warm) => Some(CutoverReason::Scheduled),
+                Err(_) => None,
+            };
+            if let Some(r) = reason {
+                if let Ok(mut slot) = requested.lock() {
+                    slot.get_or_insert(r);
+                }
+                cut.store(true, Ordering::Relaxed);
+                return;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    };
+    let passes = async {
+        let result = passes(job, warm, g, method, (volumes, targets), &cut).await;
+        done.store(true, Ordering::Relaxed);
+        result
+    };
+    let ((targets, passes, own), ()) = tokio::join!(passes, watch);
+    let reason = requested
+        .lock()
+        .ok()
+        .and_then(|mut r| r.take())
+        .or(own)
+        .unwrap_or(CutoverReason::Requested {
+            by: "an operator".into(),
+        });
+    say(format!("cutting over after pass {passes}: {reason}"));
+    Ok(PreCopied { targets, passes })
+}
+
+fn scheduled_time_has_come(warm: &Warm) -> bool {
+    warm.cutover == Cutover::Scheduled
+        && warm.cutover_at.is_some_and(|at| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .is_ok_and(|now| now.as_secs() >= at)
+        })
+}
+
+/// The passes themselves: (what the targets hold, passes run, why they
+/// ended when they decided it themselves).
+async fn passes(
+    job: &Job,
+    warm: &Warm,
+    g: &Grids,
+    method: &Method,
+    (volumes, mut targets): (&[VolumeSpec], Vec<Target>),
+    cut: &AtomicBool,
+) -> (Vec<Target>, u32, Option<CutoverReason>) {
+    let total: u64 = volumes.iter().map(|v| v.size).sum();
+    let mut said_waiting = false;
+    let mut pass = 0;
+    loop {
+        pass += 1;
+        let started = Instant::now();
+        let mut totals = Totals {
+            total,
+            ..Totals::default()
+        };
+        for (v, target) in volumes.iter().zip(targets.iter_mut()) {
+            let spec = Pass {
+                number: pass,
+                interrupt: Some(cut),
+            };
+            match copy::copy_volume(job, g, method, (v, target), &mut totals, (started, spec)).await
+            {
+                Ok(c) => *target = Target::Recorded(c.record),
+                Err(e) => {
+                    // A pass that fails (a connection dropped) is not the
+                    // end: the next one hashes the target again and copies
+                    // what differs.
+                    say(format!(
+                        "pass {pass}: volume {}: {e:#}; the next pass compares the target again",
+                        v.name
+                    ));
+                    *target = Target::Existing;
+                }
+            }
+        }
+        emit(Report::Pass(operation_model::Pass {
+            pass,
+            delta: totals.delta,
+            copied: totals.copied,
+            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            final_pass: false,
+        }));
+        if cut.load(Ordering::Relaxed) {
+            return (targets, pass, None);
+        }
+        let converged = pass > 1 && totals.delta <= warm.converged_bytes;
+        let wait = match warm.cutover {
+            Cutover::Auto if converged => {
+                return (
+                    targets,
+                    pass,
+                    Some(CutoverReason::Converged {
+                        delta: totals.delta,
+                    }),
+                );
+            }
+            Cutover::Auto if pass >= warm.pass_limit => match warm.at_limit {
+                AtPassLimit::CutOver => {
+                    return (
+                        targets,
+                        pass,
+                        Some(CutoverReason::PassLimit {
+                            delta: totals.delta,
+                        }),
+                    );
+                }
+                AtPassLimit::Wait => {
+                    if !said_waiting {
+                        say(format!(
+                            "pass limit ({}) reached with {} still changing between passes; the source keeps running and the passes go on until an operator presses \"cut over now\"",
+                            warm.pass_limit,
+                            mib(totals.delta)
+                        ));
+                        said_waiting = true;
+                    }
+                    true
+                }
+            },
+            Cutover::Auto => false,
+            Cutover::Manual | Cutover::Scheduled => {
+                if converged && !said_waiting {
+                    say(match warm.cutover {
+                        Cutover::Scheduled => {
+                            "the delta is small; pre-copying on until the scheduled cutover"
+                        }
+                        _ => {
+                            "the delta is small; pre-copying on until an operator presses \"cut over now\""
+                        }
+                    });
+                    said_waiting = true;
+                }
+                converged || pass >= warm.pass_limit
+            }
+        };
+        if wait {
+            // A pause between passes, cut short by a cutover.
+            for _ in 0..8 {
+                if cut.load(Ordering::Relaxed) {
+                    return (targets, pass, None);
+                }
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    }
+}
+
+/// The pass after the source stopped: what changed since the last pass.
+pub async fn final_pass(
+    job: &Job,
+    g: &Grids,
+    method: &Method,
+    (volumes, targets): (&[VolumeSpec], &[Target]),
+    pass: u32,
+) -> anyhow::Result<Totals> {
+    let started = Instant::now();
+    let mut totals = Totals {
+        total: volumes.iter().map(|v| v.size).sum(),
+        ..Totals::default()
+    };
+    for (v, target) in volumes.iter().zip(targets) {
+        let spec = Pass {
+            number: pass,
+            interrupt: None,
+        };
+        copy::copy_volume(job, g, method, (v, target), &mut totals, (started, spec)).await?;
+    }
+    emit(Report::Pass(operation_model::Pass {
+        pass,
+        delta: totals.delta,
+        copied: totals.copied,
+        ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        final_pass: true,
+    }));
+    Ok(totals)
+}
+
+/// The stopped source and the target, volume against volume: every
+/// block's BLAKE3 digest, both grids at once (a grid that tracks its
+/// writes answers from what it remembers and reads only the rest).
+pub async fn verify(job: &Job, g: &Grids, v: &VolumeSpec) -> anyhow::Result<()> {
+    let src = grid::dialect::VolRef::new(job.source_app.clone(), v.name.clone());
+    let dst = grid::dialect::VolRef::new(job.target_app.clone(), v.name.clone());
+    let b = HashAlgorithm::Blake3;
+    let (s, t) = tokio::try_join!(
+        g.source.vol_hash_with(&src, job.block_size, 0, None, b),
+        g.target.vol_hash_with(&dst, job.block_size, 0, None, b)
+    )?;
+    if let Some(i) = s
+        .hashes
+        .iter()
+        .zip(&t.hashes)
+        .position(|(a, b)| a != b)
+        .or((s.hashes.len() != t.hashes.len()).then_some(s.hashes.len().min(t.hashes.len())))
+    {
+        let show = |h: Option<&Option<String>>| match h {
+            Some(Some(h)) => h.clone(),
+            Some(None) => "zero".to_owned(),
+            None => "missing".to_owned(),
+        };
+        anyhow::bail!(
+            "checksum mismatch on volume {}: block {i} (offset {}) is {} on the stopped source and {} on the target",
+            v.name,
+            i as u64 * job.block_size,
+            show(s.hashes.get(i)),
+            show(t.hashes.get(i))
+        );
+    }
+    say(format!(
+        "verified volume {}: all {} block digests of the target equal the stopped source's (BLAKE3, both grids)",
+        v.name,
+        s.hashes.len(),
+    ));
+    emit(Report::Verified {
+        volume: v.name.to_string(),
+        digest: copy::blocks_digest(job.block_size, &s.hashes),
+    });
+    Ok(())
+}

@@ -1,0 +1,454 @@
+//! Warm operations end to end: the console (`migctl serve`), the helper
+//! and gridsim through real SSH, with shop's process (`migctl shop`)
+//! writing to its disk `data` while the passes copy it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use grid::dialect::VolRef;
+use grid::{AppName, Connection, VolumeName};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::{Vol, api, filling, grids_with_busy_shop, operator_token, serve, sigkill, wait_for};
+
+/// shop's `data`: 24 MiB, of which 0..16 MiB hold data at the start.
+const DATA: u64 = 24 << 20;
+const FILLED: std::ops::Range<u64> = 0..16 << 20;
+const SEED: u64 = 42;
+
+struct Setup {
+    _grids_dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
+    sim: gridsim::RunningSim,
+    token: String,
+    east: Connection,
+    west: Connection,
+}
+
+/// shop writing `write_kib` KiB/s (seed [`SEED`]) and a console whose
+/// `migctl.toml` ends with `settings`.
+async fn setup(write_kib: u64, settings: &str) -> Setup {
+    let g = grids_with_busy_shop(
+        &[Vol("boot", 4 << 20, 0..4 << 20), Vol("data", DATA, FILLED)],
+        Some((write_kib, SEED)),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("migctl.toml"),
+        format!(
+            "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n{settings}\n",
+            g.console.join("grids.toml").display(),
+            g.console.join("id_ed25519").display(),
+            g.console.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let token = operator_token(dir.path());
+    Setup {
+        _grids_dir: g.dir,
+        dir,
+        sim: g.sim,
+        token,
+        east: g.east,
+        west: g.west,
+    }
+}
+
+/// What `data` holds before shop writes.
+fn initial_data() -> Vec<u8> {
+    let mut v = vec![0u8; DATA as usize];
+    v[FILLED.start as usize..FILLED.end as usize].copy_from_slice(&filling(FILLED));
+    v
+}
+
+/// What `data` holds after shop's first `n` writes.
+fn data_after(n: u64) -> Vec<u8> {
+    let mut v = initial_data();
+    let mut pattern = gridsim::disk::WritePattern::new(SEED, DATA);
+    let mut chunk = vec![0u8; gridsim::disk::WRITE_CHUNK as usize];
+    for _ in 0..n {
+        let at = pattern.next(&mut chunk) as usize;
+        v[at..at + chunk.len()].copy_from_slice(&chunk);
+    }
+    v
+}
+
+async fn read_volume(c: &Connection, app: &str, vol: &str) -> Vec<u8> {
+    let r = VolRef::new(AppName::new(app).unwrap(), VolumeName::new(vol).unwrap());
+    let mut out = vec![];
+    c.vol_read(&r, 0, None, &mut out).await.unwrap();
+    out
+}
+
+/// How many writes shop's process said it made before it stopped (its
+/// last "shop stops after N writes" line).
+async fn writes_before_stop(c: &Connection) -> u64 {
+    let lines = c
+        .app_log(&AppName::new("shop").unwrap(), None)
+        .await
+        .unwrap();
+    lines
+        .iter()
+        .rev()
+        .find_map(|l| {
+            l.text
+                .strip_prefix("shop stops after ")
+                .and_then(|t| t.split(' ').next())
+                .and_then(|n| n.parse().ok())
+        })
+        .expect("shop said how many writes it made")
+}
+
+async fn start(url: &str, token: &str, body: Value) -> String {
+    let (status, op) = api(url, token, "POST", "/operations", Some(body)).await;
+    assert_eq!(status, 201, "{op}");
+    op["id"].as_str().unwrap().to_owned()
+}
+
+fn warm(action: &str, target: &str, extra: Value) -> Value {
+    let mut body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west",
+        "target_app": target, "action": action, "warm": true});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    body
+}
+
+async fn helper_lines(url: &str, token: &str, id: &str) -> Vec<String> {
+    let (_, events) = api(url, token, "GET", &format!("/operations/{id}/events"), None).await;
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "helper")
+        .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn state(c: &Connection, app: &str) -> Option<String> {
+    c.app_info(&AppName::new(app).unwrap())
+        .await
+        .ok()
+        .map(|i| i.state.to_string())
+}
+
+/// A warm snapshot of an app that writes all along: passes while it runs,
+/// the pass limit reached (the delta never reaches 0) and cut over as set;
+/// the stopped copy holds exactly what shop had written when it stopped.
+#[tokio::test]
+async fn a_warm_snapshot_of_an_app_writing_all_along_holds_every_write_up_to_the_stop() {
+    let s = setup(
+        1024,
+        "warm_pass_limit = 3\nwarm_converged_mib = 0\nwarm_at_pass_limit = \"cut_over\"",
+    )
+    .await;
+    let (mut console, url) = serve(s.dir.path());
+    let id = start(&url, &s.token, warm("snapshot", "shopsnap", json!({}))).await;
+    let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    assert_eq!(op["warm"], true);
+    let passes = op["passes"].as_array().unwrap();
+    assert_eq!(
+        passes.len(),
+        4,
+        "3 passes while it ran, then the final: {op}"
+    );
+    assert_eq!(passes[3]["final"], true);
+    assert!(passes[0]["copied"].as_u64().unwrap() >= 16 << 20, "{op}");
+    let lines = helper_lines(&url, &s.token, &id).await.join("\n");
+    assert!(lines.contains("the pass limit is reached"), "{lines}");
+    assert!(op["downtime_ms"].as_u64().is_some(), "{op}");
+
+    // Every write shop made before it stopped is in the copy, none after.
+    let n = writes_before_stop(&s.east).await;
+    assert!(n > 5, "shop wrote during the passes ({n} writes)");
+    let copy = read_volume(&s.west, "shopsnap", "data").await;
+    let expected = data_after(n);
+    let first_difference = copy.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(
+        first_difference, None,
+        "the copy differs from shop after its {n} writes"
+    );
+    assert_eq!(state(&s.east, "shop").await.as_deref(), Some("running"));
+    assert_eq!(state(&s.west, "shopsnap").await.as_deref(), Some("stopped"));
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
+
+/// A warm migrate that converges cuts over by itself; the API says how
+/// long the app was down, and the grids agree with `done`.
+#[tokio::test]
+async fn a_warm_migrate_cuts_over_by_itself_once_a_pass_finds_little_changed() {
+    let s = setup(128, "").await;
+    let (mut console, url) = serve(s.dir.path());
+    let id = start(&url, &s.token, warm("migrate", "shop", json!({}))).await;
+    let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    let passes = op["passes"].as_array().unwrap();
+    let last = passes.last().unwrap();
+    assert_eq!(last["final"], true, "{op}");
+    assert!(
+        last["delta"].as_u64().unwrap() <= 16 << 20,
+        "the final pass copies little: {op}"
+    );
+    let lines = helper_lines(&url, &s.token, &id).await.join("\n");
+    assert!(
+        lines.contains("small enough to copy with the app stopped"),
+        "{lines}"
+    );
+    assert!(lines.contains("verified volume data"), "{lines}");
+    let down = op["downtime_ms"].as_u64().unwrap();
+    assert!(down > 0, "{op}");
+    assert_eq!(state(&s.east, "shop").await, None, "the source is gone");
+    assert_eq!(state(&s.west, "shop").await.as_deref(), Some("running"));
+    assert_eq!(state(&s.west, "MigCutNow_shop").await, None);
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
+
+/// "Cut over now" during pass 1 (a slow copy): the pass stops short, the
+/// final pass copies the rest with the app stopped.
+#[tokio::test]
+async fn cut_over_now_during_pass_one_cuts_over() {
+    let s = setup(64, "copy_rate_limit_mib = 4").await;
+    let (mut console, url) = serve(s.dir.path());
+    let id = start(
+        &url,
+        &s.token,
+        warm("migrate", "shop", json!({"cutover": "manual"})),
+    )
+    .await;
+    wait_for(&url, &s.token, &id, |op| {
+        op["phase"] == "pre_copying" && op["bytes_done"].as_u64() > Some(0)
+    })
+    .await;
+    // A viewer-less cold operation has nothing to cut over; this one does.
+    let (status, body) = api(
+        &url,
+        &s.token,
+        "POST",
+        &format!("/operations/{id}/cutover"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    let passes = op["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 2, "pass 1, cut short, then the final: {op}");
+    assert!(
+        passes[0]["copied"].as_u64() < passes[0]["delta"].as_u64(),
+        "pass 1 stopped short: {op}"
+    );
+    assert_eq!(passes[1]["final"], true);
+    let lines = helper_lines(&url, &s.token, &id).await.join("\n");
+    assert!(lines.contains("olga asked to cut over now"), "{lines}");
+    let (status, body) = api(
+        &url,
+        &s.token,
+        "POST",
+        &format!("/operations/{id}/cutover"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "an ended operation has nothing to cut over: {body}"
+    );
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
+
+/// A scheduled cutover waits for its time, pre-copying meanwhile.
+#[tokio::test]
+async fn a_scheduled_cutover_waits_for_its_time() {
+    let s = setup(64, "").await;
+    let (mut console, url) = serve(s.dir.path());
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
+    let at_text = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let id = start(
+        &url,
+        &s.token,
+        warm("snapshot", "shopsnap", json!({"cutover_at": at_text})),
+    )
+    .await;
+    let op = wait_for(&url, &s.token, &id, |op| {
+        op["passes"].as_array().is_some_and(|p| p.len() >= 2)
+    })
+    .await;
+    assert_eq!(op["cutover"], "scheduled", "{op}");
+    assert!(
+        time::OffsetDateTime::now_utc() < at,
+        "two passes ran before the time; test too slow to judge"
+    );
+    assert_eq!(op["phase"], "pre_copying", "still before the time: {op}");
+    assert_eq!(state(&s.east, "shop").await.as_deref(), Some("running"));
+    let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    let (_, events) = api(
+        &url,
+        &s.token,
+        "GET",
+        &format!("/operations/{id}/events"),
+        None,
+    )
+    .await;
+    let stopping = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "phase" && e["data"]["phase"] == "stopping_source")
+        .expect("the source was stopped");
+    let stopped_at = time::OffsetDateTime::parse(
+        stopping["at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        stopped_at >= at,
+        "the source stopped at {stopped_at}, before {at}"
+    );
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
+
+/// Cancel during the pre-copy: the source never stopped and keeps
+/// running; the helper, the partial target and the cutover signal go.
+#[tokio::test]
+async fn cancel_during_the_pre_copy_leaves_the_source_running_and_removes_the_partial_target() {
+    let s = setup(64, "").await;
+    let (mut console, url) = serve(s.dir.path());
+    let id = start(
+        &url,
+        &s.token,
+        warm("migrate", "shop", json!({"cutover": "manual"})),
+    )
+    .await;
+    wait_for(&url, &s.token, &id, |op| {
+        !op["passes"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let (status, body) = api(
+        &url,
+        &s.token,
+        "POST",
+        &format!("/operations/{id}/cancel"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["operation"]["outcome"], "cancelled", "{body}");
+    let cleanup = body["cleanup"].to_string();
+    assert!(
+        cleanup.contains("removed the partial target shop"),
+        "{cleanup}"
+    );
+    assert!(
+        !cleanup.contains("restarted the source"),
+        "it never stopped: {cleanup}"
+    );
+    assert_eq!(state(&s.east, "shop").await.as_deref(), Some("running"));
+    for gone in ["shop", "MigHelper_shop", "MigCutNow_shop"] {
+        assert_eq!(state(&s.west, gone).await, None, "{gone} is left on west");
+    }
+    let shop_log = s
+        .east
+        .app_log(&AppName::new("shop").unwrap(), None)
+        .await
+        .unwrap();
+    assert!(
+        !shop_log.iter().any(|l| l.text.starts_with("shop stops")),
+        "the source was never stopped"
+    );
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
+
+/// The delta never converges and the setting says wait: the passes go on
+/// past the limit until an operator cuts over. The console is killed in
+/// a pass and again right after "cut over now"; each time the one started
+/// again carries on, and the operation ends once, done.
+#[tokio::test]
+async fn at_the_pass_limit_it_waits_for_the_operator_through_console_crashes() {
+    let s = setup(
+        1024,
+        "warm_pass_limit = 2\nwarm_converged_mib = 0\nwarm_at_pass_limit = \"wait\"",
+    )
+    .await;
+    let (mut console, url) = serve(s.dir.path());
+    let id = start(&url, &s.token, warm("migrate", "shop", json!({}))).await;
+    wait_for(&url, &s.token, &id, |op| {
+        op["passes"].as_array().unwrap().len() >= 3
+    })
+    .await;
+    sigkill(&mut console);
+
+    let (mut console, url) = serve(s.dir.path());
+    let op = wait_for(&url, &s.token, &id, |op| {
+        op["passes"].as_array().unwrap().len() >= 4
+    })
+    .await;
+    assert_eq!(op["phase"], "pre_copying", "past the limit it waits: {op}");
+    let lines = helper_lines(&url, &s.token, &id).await.join("\n");
+    assert!(lines.contains("pass limit (2) reached"), "{lines}");
+    let (status, body) = api(
+        &url,
+        &s.token,
+        "POST",
+        &format!("/operations/{id}/cutover"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    sigkill(&mut console);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state(&s.west, "shop").await.as_deref() != Some("running") {
+        assert!(
+            Instant::now() < deadline,
+            "the helper never started the target"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (mut console, url) = serve(s.dir.path());
+    let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    let passes = op["passes"].as_array().unwrap();
+    assert_eq!(passes.last().unwrap()["final"], true, "{op}");
+    let (_, events) = api(
+        &url,
+        &s.token,
+        "GET",
+        &format!("/operations/{id}/events"),
+        None,
+    )
+    .await;
+    let events = events.as_array().unwrap();
+    let outcomes = events
+        .iter()
+        .filter(|e| {
+            e["kind"] == "phase"
+                && ["done", "failed", "cancelled"]
+                    .contains(&e["data"]["phase"].as_str().unwrap_or(""))
+        })
+        .count();
+    assert_eq!(outcomes, 1, "one recorded outcome");
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap in the events"
+    );
+    assert_eq!(state(&s.east, "shop").await, None);
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
