@@ -8,13 +8,13 @@ use crate::model::Role;
 #[cfg(feature = "ssr")]
 use crate::model::check_name;
 use crate::model::{
-    Action, ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail,
+    ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail, OperationRequest,
     OperationView, PlanView, SignedIn, UserRow,
 };
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-pub use ssr::{Backend, BackendHandle, BoxFuture, OperationRequest};
+pub use ssr::{Backend, BackendHandle, BoxFuture};
 
 #[cfg(feature = "ssr")]
 mod ssr {
@@ -39,22 +39,6 @@ mod ssr {
         fn lock_detail(&self) -> BoxFuture<'_, Result<Option<LockDetail>, String>>;
         /// What the operation would do; an error names the field it is about.
         fn plan(&self, request: OperationRequest) -> BoxFuture<'_, Result<PlanView, FieldError>>;
-    }
-
-    /// The new-operation form's fields.
-    #[derive(Clone, Debug)]
-    pub struct OperationRequest {
-        pub source_grid: String,
-        pub source_app: String,
-        pub target_grid: String,
-        pub target_app: String,
-        pub action: Action,
-        /// Copy into the existing target, moving only the blocks that differ.
-        pub update_target: bool,
-        /// Pre-copy while the source runs; when to cut over.
-        pub warm: bool,
-        pub cutover: Option<crate::model::Cutover>,
-        pub cutover_at: Option<String>,
     }
 
     /// The backend as Leptos context.
@@ -187,31 +171,10 @@ pub async fn lock_evidence() -> Result<Option<LockDetail>, ServerFnError> {
 /// that is wrong and why. Operators only.
 #[server(prefix = "/sfn", endpoint = "preview")]
 pub async fn preview_operation(
-    source_grid: String,
-    source_app: String,
-    target_grid: String,
-    target_app: String,
-    action: Action,
-    update_target: bool,
-    warm: bool,
-    cutover: Option<crate::model::Cutover>,
-    cutover_at: Option<String>,
+    request: OperationRequest,
 ) -> Result<Result<PlanView, FieldError>, ServerFnError> {
     ssr::require(Role::Operator)?;
-    Ok(ssr::backend()?
-        .0
-        .plan(ssr::OperationRequest {
-            source_grid,
-            source_app,
-            target_grid,
-            target_app,
-            action,
-            update_target,
-            warm,
-            cutover,
-            cutover_at,
-        })
-        .await)
+    Ok(ssr::backend()?.0.plan(request).await)
 }
 
 /// Checks a target app name as the operator types: the name rules, then

@@ -405,6 +405,23 @@ pub struct PlanView {
     pub rate_basis: String,
 }
 
+/// An operation as the new-operation form asks for it (the preview's
+/// question); the server checks every field again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationRequest {
+    pub source_grid: String,
+    pub source_app: String,
+    pub target_grid: String,
+    pub target_app: String,
+    pub action: Action,
+    /// Copy into the existing target, moving only the blocks that differ.
+    pub update_target: bool,
+    /// Pre-copy while the source runs; when to cut over.
+    pub warm: bool,
+    pub cutover: Option<Cutover>,
+    pub cutover_at: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanStep {
     pub by: String,

@@ -645,7 +645,7 @@ async fn the_dashboard_lists_grids_with_reachability_and_a_grid_page_lists_its_a
     let (e, w) = (&grids[0], &grids[1]);
     assert_eq!(e["name"], "east");
     assert_eq!(e["reachable"], true);
-    assert_eq!(e["dialect"], 3);
+    assert_eq!(e["dialect"], 4);
     assert!(e["latency_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(
         e["free_bytes"].as_u64().unwrap(),

@@ -8,7 +8,8 @@ use super::error_text;
 use super::layout::Me;
 use crate::backend::{check_target, console_settings, list_grids, preview_operation};
 use crate::model::{
-    Action, Cutover, FieldError, PlanView, Role, check_name, human_bytes, human_duration,
+    Action, Cutover, FieldError, OperationRequest, PlanView, Role, check_name, human_bytes,
+    human_duration,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -117,17 +118,17 @@ pub fn NewOperationPage() -> impl IntoView {
         };
         let (update, warm, cutover) = (f.updates(), f.warm(), f.cutover());
         let at = (warm && !f.cutover_at.is_empty()).then_some(f.cutover_at);
-        preview_operation(
-            f.source_grid,
-            f.source_app,
-            f.target_grid,
-            f.target_app,
+        preview_operation(OperationRequest {
+            source_grid: f.source_grid,
+            source_app: f.source_app,
+            target_grid: f.target_grid,
+            target_app: f.target_app,
             action,
-            update,
+            update_target: update,
             warm,
-            cutover.filter(|_| warm),
-            at,
-        )
+            cutover: cutover.filter(|_| warm),
+            cutover_at: at,
+        })
         .await
         .map(Some)
     });

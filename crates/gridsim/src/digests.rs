@@ -217,3 +217,56 @@ fn put(f: &mut File, (block_size, blocks): (u64, usize), first: usize, known: Ve
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(tag: &str) -> Known {
+        Known::Data {
+            blake3: Some(tag.into()),
+            xxh3: None,
+        }
+    }
+
+    #[test]
+    fn a_hash_that_read_while_writes_landed_keeps_all_but_the_blocks_they_touched() {
+        let d = Digests::default();
+        let f = Path::new("/v/data.img");
+        let shape = (4096, 4);
+        let g = d.generation(f);
+        // A process writes block 2 while the hash reads.
+        d.changed(f, 2 * 4096 + 10, 100);
+        d.put_read(
+            f,
+            g,
+            shape,
+            0,
+            vec![data("a"), data("b"), data("c"), data("d")],
+        );
+        let known = d.get(f, 4096, 0, 4);
+        assert_eq!(
+            known,
+            vec![Some(data("a")), Some(data("b")), None, Some(data("d"))]
+        );
+        // A later write forgets what it touches, the rest stays.
+        d.changed(f, 4096 - 1, 2);
+        assert_eq!(
+            d.get(f, 4096, 0, 4),
+            vec![None, None, None, Some(data("d"))]
+        );
+        // A whole-file change (a `vol write` of unknown extent) under a
+        // hash: nothing of that hash is kept.
+        let g = d.generation(f);
+        d.writing(f);
+        d.put_read(f, g, shape, 0, vec![data("x"); 4]);
+        assert_eq!(d.get(f, 4096, 0, 4), vec![None; 4]);
+        // More changes than the log keeps: nothing of that hash is kept.
+        let g = d.generation(f);
+        for _ in 0..=CHANGE_LOG {
+            d.changed(f, 0, 1);
+        }
+        d.put_read(f, g, shape, 0, vec![data("y"); 4]);
+        assert_eq!(d.get(f, 4096, 0, 4), vec![None; 4]);
+    }
+}

@@ -134,7 +134,7 @@ async fn every_dialect_command_round_trips() {
 
     let info = east.grid_info().await.unwrap();
     assert_eq!(info.name.as_str(), "east");
-    assert_eq!(info.dialect, 3);
+    assert_eq!(info.dialect, 4);
     assert_eq!(info.free_bytes, 4 << 30);
 
     let templates = east.template_list().await.unwrap();
@@ -296,7 +296,7 @@ async fn every_dialect_command_round_trips() {
 async fn dialect_3_hashes_cheaply_compresses_on_the_wire_and_pulls_between_grids() {
     let mut h = Harness::new().await;
     let (east, west) = (h.connect("east").await, h.connect("west").await);
-    assert_eq!(east.grid_info().await.unwrap().dialect, 3);
+    assert_eq!(east.grid_info().await.unwrap().dialect, 4);
     // An odd size: the last block is short, and ranges straddle the end.
     let size = (5 << 20) + 12345;
     east.app_create(&app("shop"), &descriptor(&[("data", size)]))
@@ -1107,4 +1107,109 @@ async fn settle(c: &Connection, n: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no process {n}: {:#?}", log_texts(c, "svc").await);
+}
+
+/// Dialect 4: a running app's volumes are read and hashed while its
+/// process writes them as disks through the grid, and every block it
+/// writes shows in the next hash; its writes are in the volume once the
+/// app is stopped. A dialect 3 grid reads only a stopped app's volumes.
+#[tokio::test]
+async fn dialect_4_reads_a_running_app_whose_disk_writes_the_grid_tracks() {
+    let dir = tempfile::tempdir().unwrap();
+    gridsim::init(dir.path(), &["east"], 0, vec!["true".into()]).unwrap();
+    let path = SimPaths::new(dir.path()).config();
+    let mut config = SimConfig::load(&path).unwrap();
+    config.start_delay_ms = 50;
+    config.templates.push(gridsim::config::TemplateConfig {
+        name: TemplateName::new("Disky").unwrap(),
+        description: String::new(),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "trap 'exit 0' TERM; while :; do sleep 0.05; done".into(),
+        ],
+        env: Default::default(),
+        mounts: vec![],
+        disks: vec![VolumeName::new("data").unwrap()],
+        restart_on_crash: 0,
+    });
+    config.save(&path).unwrap();
+    let (sim, client, endpoints) = start_sim(dir.path()).await;
+    let east = Connection::open(&endpoints[0], &client).await.unwrap();
+    let mut d = descriptor(&[("data", 8 << 20)]);
+    d.template = Some(TemplateName::new("Disky").unwrap());
+    east.app_create(&app("svc"), &d).await.unwrap();
+    east.app_start(&app("svc")).await.unwrap();
+    let data = vol("svc", "data");
+    let hash = || async {
+        east.vol_hash_with(&data, 1 << 20, 0, None, HashAlgorithm::Blake3)
+            .await
+            .unwrap()
+            .hashes
+    };
+    assert_eq!(hash().await, vec![None; 8], "a new volume is zeros");
+
+    // The process's writes reach the volume through the grid.
+    let socket = dir.path().join("grids/east/disks/svc/data.sock");
+    let mut disk = gridsim::disk::Disk::connect(&socket).await.unwrap();
+    assert_eq!(disk.size(), 8 << 20);
+    let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 | 1).collect();
+    let at = (3 << 20) - 50_000;
+    disk.write_at(at, &bytes).await.unwrap();
+    let mut block2 = vec![0u8; 1 << 20];
+    block2[(1 << 20) - 50_000..].copy_from_slice(&bytes[..50_000]);
+    let mut block3 = vec![0u8; 1 << 20];
+    block3[..50_000].copy_from_slice(&bytes[50_000..]);
+    let h = hash().await;
+    assert_eq!(
+        h[2].as_deref(),
+        Some(blake3::hash(&block2).to_hex().as_str()),
+        "a write shows in the next hash of the running app"
+    );
+    assert_eq!(
+        h[3].as_deref(),
+        Some(blake3::hash(&block3).to_hex().as_str())
+    );
+    assert_eq!(h.iter().filter(|h| h.is_some()).count(), 2);
+    // Written again: the remembered digests follow.
+    disk.write_at(at, &vec![0u8; 100_000]).await.unwrap();
+    assert_eq!(hash().await, vec![None; 8]);
+    disk.write_at(7 << 20, &bytes).await.unwrap();
+    let err = disk.write_at((8 << 20) - 10, &bytes).await.unwrap_err();
+    assert!(
+        err.to_string().contains("past the end of the disk"),
+        "{err}"
+    );
+
+    // A dialect 3 grid refuses to read the running app.
+    sim.grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.dialect = Some(3));
+    let refused = east
+        .vol_hash_with(&data, 1 << 20, 0, None, HashAlgorithm::Blake3)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("a dialect v3 controller reads only a stopped app's volumes"),
+        "{refused}"
+    );
+    sim.grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.dialect = None);
+
+    east.app_stop(&app("svc"), Some(5)).await.unwrap();
+    let mut out = vec![];
+    east.vol_read(&data, 7 << 20, Some(100_000), &mut out)
+        .await
+        .unwrap();
+    assert_eq!(
+        out, bytes,
+        "the stopped app's volume holds what its process wrote"
+    );
+    sim.stop().await;
 }

@@ -514,15 +514,52 @@ async fn move_range(
     Ok(Moved { hashes, wire })
 }
 
-/// One digest for a volume's BLAKE3 block digests (`None`: a zero block),
-/// as [`Report::Verified`] names it: `blocks-blake3:<block size>:<hex>`.
-pub fn blocks_digest(block_size: u64, hashes: &[Option<String>]) -> String {
+/// One digest for a volume's block digests (`None`: a zero block), as
+/// [`Report::Verified`] names it: `blocks-<algorithm>:<block size>:<hex>`.
+pub fn blocks_digest(h: &BlockHashes) -> String {
     let mut rolled = blake3::Hasher::new();
-    for h in hashes {
-        rolled.update(h.as_deref().unwrap_or("zero").as_bytes());
+    for d in &h.hashes {
+        rolled.update(d.as_deref().unwrap_or("zero").as_bytes());
         rolled.update(b"\n");
     }
-    format!("blocks-blake3:{block_size}:{}", rolled.finalize().to_hex())
+    format!(
+        "blocks-{}:{}:{}",
+        h.algorithm,
+        h.block_size,
+        rolled.finalize().to_hex()
+    )
+}
+
+/// After a verified copy, once the app runs again: the fingerprint of each
+/// volume of the side that stays stopped (the source after a migrate, the
+/// target after a snapshot), which the console checks before it destroys
+/// anything. XXH3 where the grid has it.
+pub async fn fingerprint(
+    job: &Job,
+    g: &Grids,
+    method: &Method,
+    volumes: &[VolumeSpec],
+) -> anyhow::Result<()> {
+    let (conn, app) = match job.action {
+        crate::env::Action::Migrate => (&g.source, &job.source_app),
+        crate::env::Action::Snapshot => (&g.target, &job.target_app),
+    };
+    let algorithm = if method.dialect3 {
+        HashAlgorithm::Xxh3
+    } else {
+        HashAlgorithm::Blake3
+    };
+    for v in volumes {
+        let vol = VolRef::new(app.clone(), v.name.clone());
+        let h = conn
+            .vol_hash_with(&vol, job.block_size, 0, None, algorithm)
+            .await?;
+        emit(Report::Verified {
+            volume: v.name.to_string(),
+            digest: blocks_digest(&h),
+        });
+    }
+    Ok(())
 }
 
 /// The target holds what the source holds: every block digest the target
@@ -562,10 +599,6 @@ pub async fn verify_volume(
             c.expected.len(),
             c.moved_blocks,
         ));
-        emit(Report::Verified {
-            volume: v.name.to_string(),
-            digest: blocks_digest(job.block_size, &c.expected),
-        });
         return Ok(());
     }
     let s = g.source.vol_checksum(&src).await?;
@@ -582,9 +615,5 @@ pub async fn verify_volume(
         "verified volume {}: {}:{}",
         v.name, s.algorithm, s.digest
     ));
-    emit(Report::Verified {
-        volume: v.name.to_string(),
-        digest: format!("checksum:{}", s.digest),
-    });
     Ok(())
 }

@@ -286,7 +286,7 @@ async fn work(
             warm::verify(job, g, v).await?;
         }
     } else {
-        copy_cold(job, g, &source, (&descriptor, existing.is_none())).await?;
+        method = Some(copy_cold(job, g, &source, (&descriptor, existing.is_none())).await?);
     }
 
     match job.action {
@@ -318,6 +318,15 @@ async fn work(
             report_downtime(*down_since);
         }
     }
+    // The app runs again: a fingerprint of what stays stopped, for the
+    // console. Without it the console compares both sides itself.
+    if let Some(m) = &method
+        && let Err(e) = copy::fingerprint(job, g, m, &source.volumes).await
+    {
+        say(format!(
+            "cannot fingerprint the copy for the console: {e:#}"
+        ));
+    }
     Ok(())
 }
 
@@ -347,7 +356,7 @@ async fn copy_cold(
     g: &Grids,
     source: &grid::dialect::AppInfo,
     (descriptor, fresh): (&Descriptor, bool),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Method> {
     if fresh {
         g.target.app_create(&job.target_app, descriptor).await?;
         enter(
@@ -409,5 +418,5 @@ async fn copy_cold(
     for (v, c) in source.volumes.iter().zip(&copies) {
         copy::verify_volume(job, g, v, c).await?;
     }
-    Ok(())
+    Ok(method)
 }

@@ -221,7 +221,8 @@ async fn migrate_copies_verifies_and_starts_the_target_and_snapshot_restarts_the
     );
     assert!(
         log.iter()
-            .any(|l| l == "target app is running; migration copy complete"),
+            .any(|l| l.starts_with("target app is running (started in ")
+                && l.ends_with("migration copy complete")),
         "{log:#?}"
     );
     let target = s.west.app_info(&app("shop2")).await.unwrap();

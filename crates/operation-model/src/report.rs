@@ -58,12 +58,12 @@ pub enum Report {
     },
     /// A warm pass ended.
     Pass(Pass),
-    /// A volume is verified: the stopped source and the target hold the
-    /// same bytes, which `digest` names (`blocks-blake3:<block size>:<hex>`,
-    /// one BLAKE3 over the blocks' digests, or `checksum:<digest>` from a
-    /// dialect 1 target). The console checks the side that stays stopped
-    /// against it before it destroys anything: the other one runs, and
-    /// its app may write.
+    /// A volume was verified (the stopped source and the target held the
+    /// same bytes); `digest` fingerprints the side that stays stopped (the
+    /// source after a migrate, the target after a snapshot) as it was then:
+    /// `blocks-<algorithm>:<block size>:<hex>`, one BLAKE3 over the blocks'
+    /// digests. The console checks that side against it before it destroys
+    /// anything: the other side runs, and its app may write.
     Verified {
         volume: String,
         digest: String,

@@ -144,19 +144,21 @@ impl Engine {
     }
 }
 
-/// The volume's digest now, in the form of `like` (a `verified` report's).
+/// The volume's digest now, in the form of `like` (a `verified` report's:
+/// `blocks-<algorithm>:<block size>:<hex>`).
 async fn digest_now(c: &Connection, vol: &VolRef, like: &str) -> Option<String> {
-    if let Some(rest) = like.strip_prefix("blocks-blake3:") {
-        let block_size: u64 = rest.split(':').next()?.parse().ok()?;
-        let h = c
-            .vol_hash_with(vol, block_size, 0, None, HashAlgorithm::Blake3)
-            .await
-            .ok()?;
-        return Some(helper::copy::blocks_digest(block_size, &h.hashes));
-    }
-    like.strip_prefix("checksum:")?;
-    let sum = c.vol_checksum(vol).await.ok()?;
-    Some(format!("checksum:{}", sum.digest))
+    let mut parts = like.strip_prefix("blocks-")?.split(':');
+    let algorithm = match parts.next()? {
+        "xxh3" => HashAlgorithm::Xxh3,
+        "blake3" => HashAlgorithm::Blake3,
+        _ => return None,
+    };
+    let block_size: u64 = parts.next()?.parse().ok()?;
+    let h = c
+        .vol_hash_with(vol, block_size, 0, None, algorithm)
+        .await
+        .ok()?;
+    Some(helper::copy::blocks_digest(&h))
 }
 
 /// Both sides' whole-volume checksums, equal volume by volume.

@@ -8,10 +8,10 @@ use crate::config::Settings;
 use crate::grids::GridMonitor;
 use crate::operation::{Engine, store};
 use crate::operation::{EngineError, StartRequest};
-use app::backend::{Backend, BackendHandle, BoxFuture, OperationRequest};
+use app::backend::{Backend, BackendHandle, BoxFuture};
 use app::model::{
-    ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail, OperationView,
-    PlanView, UserRow,
+    ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail, OperationRequest,
+    OperationView, PlanView, UserRow,
 };
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
