@@ -36,10 +36,10 @@ export async function run(args: string[], dir: string, wantLogin: boolean): Prom
   return { url: found.url.replace(/\/$/, ""), user: found.user, password: found.password, dir, child };
 }
 
-/** A fresh `migctl demo`; `rateMiB` slows the copy so a test can watch it. */
-export async function startDemo(rateMiB?: number, dir?: string): Promise<Running> {
+/** A fresh `migctl demo`; `rateMiB` slows the copy so a test can watch it; `extra` more flags. */
+export async function startDemo(rateMiB?: number, dir?: string, extra: string[] = []): Promise<Running> {
   dir ??= mkdtempSync(join(tmpdir(), "migctl-e2e-"));
-  const args = ["demo", "--dir", dir, "--listen", "127.0.0.1:0"];
+  const args = ["demo", "--dir", dir, "--listen", "127.0.0.1:0", ...extra];
   if (rateMiB) args.push("--copy-rate-limit-mib", String(rateMiB));
   return run(args, dir, true);
 }

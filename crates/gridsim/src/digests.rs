@@ -56,12 +56,18 @@ struct File {
 }
 
 impl File {
-    fn change(&mut self, extent: Option<(u64, u64)>) {
+    /// Logs a change of `extent` (`None`: of unknown extent) for the hashes
+    /// still reading, without touching what is remembered.
+    fn log(&mut self, extent: Option<(u64, u64)>) {
         self.generation += 1;
         if self.recent.len() == CHANGE_LOG {
             self.recent.pop_front();
         }
         self.recent.push_back((self.generation, extent));
+    }
+
+    fn change(&mut self, extent: Option<(u64, u64)>) {
+        self.log(extent);
         match (extent, self.entry.as_mut()) {
             (None, _) => self.entry = None,
             (Some((offset, length)), Some(e)) if length > 0 => {
@@ -129,9 +135,10 @@ impl Digests {
     }
 
     /// A write to `file` whose extent is not known yet begins: a hash that
-    /// reads meanwhile is not remembered.
+    /// reads meanwhile is not remembered. What is remembered stays: the
+    /// write says what it changed when it ends ([`Digests::changed`]).
     pub fn writing(&self, file: &Path) {
-        self.with(file, |f| f.change(None));
+        self.with(file, |f| f.log(None));
     }
 
     fn with(&self, file: &Path, apply: impl FnOnce(&mut File)) {
@@ -255,11 +262,14 @@ mod tests {
             d.get(f, 4096, 0, 4),
             vec![None, None, None, Some(data("d"))]
         );
-        // A whole-file change (a `vol write` of unknown extent) under a
-        // hash: nothing of that hash is kept.
+        // A write of unknown extent begins under a hash: nothing of that
+        // hash is kept, and what was known stays until the write says what
+        // it changed.
         let g = d.generation(f);
         d.writing(f);
         d.put_read(f, g, shape, 0, vec![data("x"); 4]);
+        assert_eq!(d.get(f, 4096, 0, 4), vec![None, None, None, Some(data("d"))]);
+        d.forget(f);
         assert_eq!(d.get(f, 4096, 0, 4), vec![None; 4]);
         // More changes than the log keeps: nothing of that hash is kept.
         let g = d.generation(f);
