@@ -539,6 +539,47 @@ async fn bad_requests_are_refused_before_any_controller_hears_of_them() {
         let msg: Value = r.json().await.unwrap();
         assert!(msg["message"].as_str().unwrap().starts_with(field), "{msg}");
     }
+    // The warm options: each wrong one named, with what to do.
+    for (extra, expected) in [
+        (
+            json!({"cutover": "manual"}),
+            "cutover: only a warm operation cuts over",
+        ),
+        (json!({"warm": true, "cutover": "soon"}), "cutover"),
+        (
+            json!({"warm": true, "cutover_at": "tomorrow"}),
+            "cutover_at: \"tomorrow\" is not an RFC 3339 time",
+        ),
+        (
+            json!({"warm": true, "cutover_at": "2020-01-01T00:00:00Z"}),
+            "cutover_at: 2020-01-01T00:00:00Z has passed",
+        ),
+        (
+            json!({"warm": true, "cutover_at": "2999-01-01T00:00:00Z"}),
+            "cutover_at: 2999-01-01T00:00:00Z is more than 7 days ahead",
+        ),
+        (
+            json!({"warm": true, "cutover": "scheduled"}),
+            "cutover_at: a scheduled cutover needs its time",
+        ),
+        (
+            json!({"warm": true, "cutover": "manual", "cutover_at": "2999-01-01T00:00:00Z"}),
+            "cutover_at: 2999",
+        ),
+        (json!({"warm": "yes"}), "warm"),
+    ] {
+        let mut body = request("migrate", "shop2");
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = w.post(&w.operator, body).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{extra}");
+        let msg: Value = r.json().await.unwrap();
+        assert!(
+            msg["message"].as_str().unwrap().contains(expected),
+            "{extra}: {msg}"
+        );
+    }
     let r = w.post(&w.operator, json!({"source_grid": "east"})).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let r = w.post(&w.viewer, request("migrate", "shop2")).await;
@@ -656,6 +697,21 @@ async fn cancel_during_the_copy_restarts_the_source_and_removes_the_partial_targ
         StatusCode::FORBIDDEN,
         "viewers cannot cancel"
     );
+    // A cold operation has nothing to cut over; viewers cannot ask.
+    for (token, status, says) in [
+        (&w.viewer, StatusCode::FORBIDDEN, "operator"),
+        (&w.operator, StatusCode::CONFLICT, "is cold"),
+    ] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/operations/{id}/cutover", w.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+        let body: Value = r.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains(says), "{body}");
+    }
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/operations/{id}/cancel", w.url))
         .bearer_auth(&w.operator)

@@ -215,8 +215,8 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             {move || {
                 let s = state.read();
                 (!s.passes.is_empty()).then(|| view! {
-                    <table class="passes" data-testid="passes">
-                        <caption>"Passes"</caption>
+                    <table class="table passes" data-testid="passes">
+                        <caption>"Passes (the last one with the app stopped)"</caption>
                         <thead><tr><th scope="col">"Pass"</th><th scope="col">"Changed"</th><th scope="col">"Copied"</th><th scope="col">"Took"</th></tr></thead>
                         <tbody>
                             {s.passes.iter().map(|p| view! {

@@ -268,7 +268,10 @@ mod tests {
         let g = d.generation(f);
         d.writing(f);
         d.put_read(f, g, shape, 0, vec![data("x"); 4]);
-        assert_eq!(d.get(f, 4096, 0, 4), vec![None, None, None, Some(data("d"))]);
+        assert_eq!(
+            d.get(f, 4096, 0, 4),
+            vec![None, None, None, Some(data("d"))]
+        );
         d.forget(f);
         assert_eq!(d.get(f, 4096, 0, 4), vec![None; 4]);
         // More changes than the log keeps: nothing of that hash is kept.

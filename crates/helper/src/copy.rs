@@ -77,7 +77,8 @@ impl Method {
         }
     }
 
-    pub fn describe(&self, job: &Job) -> String {
+    /// The method for the log; `warm`: passes while the source runs.
+    pub fn describe(&self, job: &Job, warm: bool) -> String {
         let transport = match self.transport {
             Transport::Pull => format!(
                 "{} pulls from {} (one encrypted hop)",
@@ -93,7 +94,9 @@ impl Method {
         } else {
             "BLAKE3 finds equal blocks"
         };
-        let verify = if self.hashed_writes {
+        let verify = if warm {
+            "every block of the stopped source against the target after the final pass (BLAKE3, both grids)"
+        } else if self.hashed_writes {
             "BLAKE3 of every copied block as the target stored it, against the source's"
         } else {
             "whole-volume BLAKE3 checksums (a dialect 1 target)"

@@ -214,7 +214,7 @@ async fn work(
             ),
         );
         let m = Method::choose(job, g, source.volumes.first()).await;
-        say(m.describe(job));
+        say(m.describe(job, true));
         let targets = source
             .volumes
             .iter()
@@ -374,7 +374,7 @@ async fn copy_cold(
     }
 
     let method = Method::choose(job, g, source.volumes.first()).await;
-    say(method.describe(job));
+    say(method.describe(job, false));
     let started = Instant::now();
     let total: u64 = source.volumes.iter().map(|v| v.size).sum();
     let mut totals = Totals {
