@@ -452,3 +452,148 @@ async fn at_the_pass_limit_it_waits_for_the_operator_through_console_crashes() {
     console.wait().unwrap();
     s.sim.stop().await;
 }
+
+/// The pid of the helper's process now (its grid's "process … started
+/// (pid N)" line).
+async fn helper_pid(west: &Connection) -> Option<String> {
+    let lines = west
+        .app_log(&AppName::new("MigHelper_shop").unwrap(), None)
+        .await
+        .ok()?;
+    lines.iter().rev().find_map(|l| {
+        l.text
+            .split_once("(pid ")
+            .map(|(_, p)| p.trim_end_matches(')').to_owned())
+    })
+}
+
+/// The helper killed in a pass and again in the cutover: its grid
+/// restarts it each time; the rerun reuses what was copied (in a pass it
+/// pre-copies on into the existing target; with the source already
+/// stopped it finishes cold), and the operation ends once, done.
+#[tokio::test]
+async fn a_helper_killed_in_a_pass_and_in_the_cutover_resumes_and_reuses_the_copy() {
+    let s = setup(64, "copy_rate_limit_mib = 8").await;
+    let (mut console, url) = serve(s.dir.path());
+    let id = start(
+        &url,
+        &s.token,
+        warm("migrate", "shop", json!({"cutover": "manual"})),
+    )
+    .await;
+    wait_for(&url, &s.token, &id, |op| {
+        op["bytes_done"].as_u64() > Some(8 << 20)
+    })
+    .await;
+    let kill = |pid: String| {
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    kill(helper_pid(&s.west).await.unwrap());
+    // Restarted, it finds the partial target and goes on pre-copying.
+    wait_for(&url, &s.token, &id, |op| {
+        !op["passes"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let lines = helper_lines(&url, &s.token, &id).await.join("\n");
+    assert!(
+        lines.contains("the grid restarts it (restart 1 of 3)"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("resuming into the existing target shop"),
+        "{lines}"
+    );
+    let first_rerun_pass = lines
+        .lines()
+        .skip_while(|l| !l.contains("resuming into the existing target"))
+        .find(|l| l.starts_with("pass 1: volume data"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        !first_rerun_pass.contains(", 0 already in place"),
+        "the rerun reuses what was copied: {first_rerun_pass}"
+    );
+
+    // Slow final pass: the kill lands in the cutover.
+    s.sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("vol write".into(), 1500);
+    });
+    let (status, body) = api(
+        &url,
+        &s.token,
+        "POST",
+        &format!("/operations/{id}/cutover"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(&url, &s.token, &id, |op| op["phase"] == "copying").await;
+    kill(helper_pid(&s.west).await.unwrap());
+    s.sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.delay_ms.clear();
+    });
+    let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    let lines = helper_lines(&url, &s.token, &id).await.join("\n");
+    assert!(
+        lines.contains("copying cold: the source app shop is stopped"),
+        "the rerun after the stop finishes cold: {lines}"
+    );
+    assert_eq!(state(&s.west, "shop").await.as_deref(), Some("running"));
+    assert_eq!(state(&s.east, "shop").await, None);
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
+
+/// A source grid that cannot read a running app (dialect 3) gets a cold
+/// copy; the preview and the helper say why.
+#[tokio::test]
+async fn a_grid_that_cannot_read_a_running_app_gets_a_cold_copy_and_says_why() {
+    let s = setup(64, "").await;
+    s.sim
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.dialect = Some(3));
+    let (mut console, url) = serve(s.dir.path());
+    let body = warm("snapshot", "shopsnap", json!({}));
+    let (status, plan) = api(
+        &url,
+        &s.token,
+        "POST",
+        "/operations/plan",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(
+        plan["copy_mode"],
+        "cold after all: the source grid east speaks dialect 3; reading a running app's volumes needs dialect 4"
+    );
+    let id = start(&url, &s.token, body).await;
+    let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+    assert_eq!(op["passes"], json!([]), "no passes: {op}");
+    let lines = helper_lines(&url, &s.token, &id).await.join("\n");
+    assert!(
+        lines.contains("copying cold: the source grid east speaks dialect 3; reading a running app's volumes needs dialect 4"),
+        "{lines}"
+    );
+    // Cold: every write before the stop is in the copy too.
+    let n = writes_before_stop(&s.east).await;
+    assert_eq!(
+        read_volume(&s.west, "shopsnap", "data").await,
+        data_after(n)
+    );
+    console.kill().unwrap();
+    console.wait().unwrap();
+    s.sim.stop().await;
+}
