@@ -125,43 +125,21 @@ async fn passes(
     (volumes, mut targets): (&[VolumeSpec], Vec<Target>),
     cut: &AtomicBool,
 ) -> (Vec<Target>, u32, Option<CutoverReason>) {
-    let total: u64 = volumes.iter().map(|v| v.size).sum();
     let mut said_waiting = false;
     let mut pass = 0;
     loop {
         pass += 1;
-        let started = Instant::now();
-        let mut totals = Totals {
-            total,
-            ..Totals::default()
-        };
-        for (v, target) in volumes.iter().zip(targets.iter_mut()) {
-            let spec = Pass {
-                number: pass,
-                interrupt: Some(cut),
-            };
-            match copy::copy_volume(job, g, method, (v, target), &mut totals, (started, spec)).await
-            {
-                Ok(c) => *target = Target::Recorded(c.record),
-                Err(e) => {
-                    // A pass that fails (a connection dropped) is not the
-                    // end: the next one hashes the target again and copies
-                    // what differs.
-                    say(format!(
-                        "pass {pass}: volume {}: {e:#}; the next pass compares the target again",
-                        v.name
-                    ));
-                    *target = Target::Existing;
-                }
-            }
-        }
-        emit(Report::Pass(operation_model::Pass {
+        // A live pass carries on past a failing volume: it never fails.
+        let totals = one_pass(
+            job,
+            g,
+            method,
+            (volumes, &mut targets),
             pass,
-            delta: totals.delta,
-            copied: totals.copied,
-            ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            final_pass: false,
-        }));
+            Live(Some(cut)),
+        )
+        .await
+        .unwrap_or_default();
         if cut.load(Ordering::Relaxed) {
             return (targets, pass, None);
         }
@@ -215,15 +193,84 @@ async fn passes(
             }
         };
         if wait {
-            // A pause between passes, cut short by a cutover.
+            // A pause between passes, cut short by a cutover: one more pass
+            // (whole, while the app still runs) brings the delta down to
+            // what changed during the pause, then the cutover.
             for _ in 0..8 {
                 if cut.load(Ordering::Relaxed) {
-                    return (targets, pass, None);
+                    let _ = one_pass(
+                        job,
+                        g,
+                        method,
+                        (volumes, &mut targets),
+                        pass + 1,
+                        Live(None),
+                    )
+                    .await;
+                    return (targets, pass + 1, None);
                 }
                 tokio::time::sleep(POLL).await;
             }
         }
     }
+}
+
+/// Which kind of pass.
+#[derive(Clone, Copy)]
+enum PassKind<'a> {
+    /// While the source runs; cut short when the flag is set. A volume
+    /// that fails (a connection dropped) is not the end: the next pass
+    /// compares its target again.
+    Live(Option<&'a AtomicBool>),
+    /// After the stop: whole, and a failure fails the copy.
+    Final,
+}
+use PassKind::{Final, Live};
+
+/// One pass over every volume: each moves what differs from what its
+/// target holds, which `targets` then records. Reports the pass.
+async fn one_pass(
+    job: &Job,
+    g: &Grids,
+    method: &Method,
+    (volumes, targets): (&[VolumeSpec], &mut [Target]),
+    pass: u32,
+    kind: PassKind<'_>,
+) -> anyhow::Result<Totals> {
+    let started = Instant::now();
+    let mut totals = Totals {
+        total: volumes.iter().map(|v| v.size).sum(),
+        ..Totals::default()
+    };
+    let interrupt = match kind {
+        Live(flag) => flag,
+        Final => None,
+    };
+    for (v, target) in volumes.iter().zip(targets.iter_mut()) {
+        let spec = Pass {
+            number: pass,
+            interrupt,
+        };
+        match copy::copy_volume(job, g, method, (v, target), &mut totals, (started, spec)).await {
+            Ok(c) => *target = Target::Recorded(c.record),
+            Err(e) if matches!(kind, Live(_)) => {
+                say(format!(
+                    "pass {pass}: volume {}: {e:#}; the next pass compares the target again",
+                    v.name
+                ));
+                *target = Target::Existing;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    emit(Report::Pass(operation_model::Pass {
+        pass,
+        delta: totals.delta,
+        copied: totals.copied,
+        ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        final_pass: matches!(kind, Final),
+    }));
+    Ok(totals)
 }
 
 /// The pass after the source stopped: what changed since the last pass.
@@ -234,26 +281,8 @@ pub async fn final_pass(
     (volumes, targets): (&[VolumeSpec], &[Target]),
     pass: u32,
 ) -> anyhow::Result<Totals> {
-    let started = Instant::now();
-    let mut totals = Totals {
-        total: volumes.iter().map(|v| v.size).sum(),
-        ..Totals::default()
-    };
-    for (v, target) in volumes.iter().zip(targets) {
-        let spec = Pass {
-            number: pass,
-            interrupt: None,
-        };
-        copy::copy_volume(job, g, method, (v, target), &mut totals, (started, spec)).await?;
-    }
-    emit(Report::Pass(operation_model::Pass {
-        pass,
-        delta: totals.delta,
-        copied: totals.copied,
-        ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        final_pass: true,
-    }));
-    Ok(totals)
+    let mut targets = targets.to_vec();
+    one_pass(job, g, method, (volumes, &mut targets), pass, Final).await
 }
 
 /// The stopped source and the target, volume against volume: every
