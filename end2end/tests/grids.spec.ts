@@ -12,7 +12,7 @@ test("the dashboard shows the demo grids as reachable and a grid page lists its 
   for (const name of ["west", "north"]) {
     await expect(page.locator(`tr[data-grid="${name}"] .status`)).toHaveText("reachable");
   }
-  await expect(east).toContainText("v3");
+  await expect(east).toContainText("v4");
   await expect(east).toContainText("GiB");
 
   await east.getByRole("link", { name: "east" }).click();
