@@ -42,6 +42,9 @@ pub struct Settings {
     /// Warm: at the pass limit with a delta still large, cut over anyway
     /// or wait for an operator's "cut over now".
     pub warm_at_pass_limit: app::model::AtPassLimit,
+    /// Who may read `/metrics`: with a token, whoever sends it as a bearer
+    /// token; without one, clients on loopback only.
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -105,6 +108,9 @@ pub struct Overrides {
     /// Warm operations at the pass limit with a large delta: cut_over or wait (for "cut over now") [default: cut_over]
     #[arg(long, env = "MIGCTL_WARM_AT_PASS_LIMIT")]
     pub warm_at_pass_limit: Option<String>,
+    /// Bearer token that reads /metrics from anywhere (at least 16 characters) [default: loopback only]
+    #[arg(long, env = "MIGCTL_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
@@ -124,9 +130,10 @@ struct FileSettings {
     warm_pass_limit: Option<u32>,
     warm_converged_mib: Option<u64>,
     warm_at_pass_limit: Option<String>,
+    metrics_token: Option<String>,
 }
 
-const KNOWN_KEYS: [&str; 14] = [
+const KNOWN_KEYS: [&str; 15] = [
     "listen",
     "current_grid",
     "current_app",
@@ -141,6 +148,7 @@ const KNOWN_KEYS: [&str; 14] = [
     "warm_pass_limit",
     "warm_converged_mib",
     "warm_at_pass_limit",
+    "metrics_token",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +198,7 @@ fn fix_for(key: &str) -> String {
         "warm_pass_limit" => "write warm_pass_limit = 8 (pre-copy passes, 1 to 1000)".into(),
         "warm_converged_mib" => "write warm_converged_mib = 16 (a whole number of MiB)".into(),
         "warm_at_pass_limit" => "write warm_at_pass_limit = \"cut_over\" (or \"wait\")".into(),
+        "metrics_token" => "write metrics_token = \"…\": 16 or more characters, e.g. from `openssl rand -hex 24`".into(),
         _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
     }
 }
@@ -390,6 +399,16 @@ pub fn load(
                         fix: fix_for("warm_at_pass_limit"),
                     })?
             }
+        },
+        metrics_token: match overrides.metrics_token.clone().or(file.metrics_token) {
+            Some(t) if t.trim().chars().count() < 16 => {
+                return Err(ConfigError::Value {
+                    setting: "metrics_token".into(),
+                    message: "is shorter than 16 characters".into(),
+                    fix: fix_for("metrics_token"),
+                });
+            }
+            t => t.map(|t| t.trim().to_owned()),
         },
     };
     Ok((settings, warnings))

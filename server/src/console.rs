@@ -29,6 +29,8 @@ pub struct Console {
 
 impl Console {
     pub async fn open(settings: Settings) -> anyhow::Result<Console> {
+        // The metrics recorder, before anything records.
+        crate::telemetry::handle();
         // The config directory holds the key, the database and the lock:
         // created for the console's user only.
         std::fs::DirBuilder::new()

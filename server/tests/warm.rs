@@ -247,6 +247,11 @@ async fn cut_over_now_during_pass_one_cuts_over() {
     assert_eq!(passes[1]["final"], true);
     let lines = helper_lines(&url, &s.token, &id).await.join("\n");
     assert!(lines.contains("olga asked to cut over now"), "{lines}");
+    assert_eq!(
+        state(&s.west, "MigCutNow_shop").await,
+        None,
+        "the cutover signal goes with the helper"
+    );
     let (status, body) = api(
         &url,
         &s.token,

@@ -93,6 +93,8 @@ impl Engine {
         let mut data = json!({"seq": line.seq, "at": line.at});
         let (phase, text) = match Report::decode(&line.text) {
             Report::Progress(p) => {
+                metrics::gauge!("migctl_copy_rate_bytes_per_second")
+                    .set(p.rate_bytes_per_sec as f64);
                 let _ = store::set_progress(&self.pool, op, &p).await;
                 let data = json!({"seq": line.seq, "progress": p});
                 self.app_line(op, EventSource::Helper, line.seq, EventKind::Progress, data)
@@ -116,6 +118,7 @@ impl Engine {
             }
             down @ Report::Downtime { ms } => {
                 let _ = store::set_downtime(&self.pool, op, ms).await;
+                metrics::histogram!("migctl_downtime_seconds").record(ms as f64 / 1000.0);
                 data["downtime_ms"] = ms.into();
                 (None, down.text())
             }

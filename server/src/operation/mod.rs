@@ -64,6 +64,8 @@ pub struct Engine {
     shutdown: CancellationToken,
     /// The snapshot operation whose copy this console runs in, if any.
     copy_origin: Mutex<Option<String>>,
+    /// Each operation's phase and since when (the phase-duration metric).
+    phase_clock: Mutex<std::collections::HashMap<String, (app::model::Phase, std::time::Instant)>>,
 }
 
 /// Marks an operation as driven for as long as it lives.
@@ -141,6 +143,7 @@ impl Engine {
             drives: CancellationToken::new(),
             shutdown: CancellationToken::new(),
             copy_origin: Mutex::default(),
+            phase_clock: Mutex::default(),
         })
     }
 

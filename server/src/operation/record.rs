@@ -84,9 +84,31 @@ impl Engine {
             tracing::error!(error = %e, op, "cannot store the phase");
         }
         tracing::info!(op, %phase, "{text}");
+        self.time_phase(op, phase);
         let data = json!({ "phase": phase, "text": text });
         self.console_event(op, EventKind::Phase, data, phase.is_terminal())
             .await;
+    }
+
+    /// Records how long `op` spent in the phase it leaves (a console that
+    /// started mid-operation times from its start).
+    fn time_phase(&self, op: &str, phase: Phase) {
+        let Ok(mut clock) = self.phase_clock.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let left = if phase.is_terminal() {
+            clock.remove(op)
+        } else {
+            clock.insert(op.to_owned(), (phase, now))
+        };
+        if let Some((was, since)) = left.filter(|(was, _)| *was != phase) {
+            metrics::histogram!("migctl_phase_duration_seconds", "phase" => was.as_str())
+                .record(now.duration_since(since).as_secs_f64());
+        } else if let Some((was, since)) = left {
+            // The same phase again (a helper's report after the console's own): keep timing it.
+            clock.insert(op.to_owned(), (was, since));
+        }
     }
 
     /// A receiver that changes whenever any operation gets an event.

@@ -107,6 +107,18 @@ impl Engine {
         self.reread_grids(lock).await;
         let op = &lock.op_id;
         store::finish(&self.pool, op, outcome, reason).await?;
+        metrics::counter!(
+            "migctl_operations_ended_total",
+            "action" => lock.action.as_str(),
+            "outcome" => outcome.as_str()
+        )
+        .increment(1);
+        if let Ok(Some(row)) = store::get(&self.pool, op).await {
+            let copied = u64::try_from(row.bytes_copied).unwrap_or(0);
+            let total = u64::try_from(row.bytes_total).unwrap_or(0);
+            metrics::counter!("migctl_bytes_copied_total").increment(copied);
+            metrics::counter!("migctl_bytes_skipped_total").increment(total.saturating_sub(copied));
+        }
         let archived = self
             .lock
             .archive(outcome.as_str(), Some(op), op)

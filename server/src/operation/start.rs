@@ -366,6 +366,12 @@ impl Engine {
             let _ = self.lock.archive("aborted", Some(&id), &id);
             return Err(e.into());
         }
+        metrics::counter!(
+            "migctl_operations_started_total",
+            "action" => lock.action.as_str(),
+            "copy" => if lock.warm.is_some() { "warm" } else { "cold" }
+        )
+        .increment(1);
         self.phase(&id, Phase::Preflight, "pre-flight passed; lock taken")
             .await;
         let op = store::get(&self.pool, &id)

@@ -176,6 +176,7 @@ async fn operation_events(
         quiet: false,
         wake: state.engine.subscribe(),
         closing: state.engine.shutdown_token(),
+        _counted: crate::telemetry::Subscriber::new(),
     };
     let stream = futures_util::stream::unfold(follow, |mut f| async move {
         let event = f.next().await?;
@@ -202,6 +203,8 @@ struct Follow {
     wake: tokio::sync::watch::Receiver<u64>,
     /// The console is stopping: send what is stored, then end.
     closing: tokio_util::sync::CancellationToken,
+    /// Counted in `migctl_sse_subscribers` while the stream is open.
+    _counted: crate::telemetry::Subscriber,
 }
 
 impl Follow {

@@ -101,7 +101,12 @@ pub async fn own_host_only(
 }
 
 fn is_public(path: &str) -> bool {
-    path == "/login" || path == "/healthz" || path == "/favicon.ico" || path.starts_with("/pkg/")
+    // `/metrics` checks its own access (a token, or loopback).
+    path == "/login"
+        || path == "/healthz"
+        || path == "/metrics"
+        || path == "/favicon.ico"
+        || path.starts_with("/pkg/")
 }
 
 /// Paths answered with JSON (401) rather than a redirect to the sign-in page.

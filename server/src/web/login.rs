@@ -37,6 +37,11 @@ fn safe_next(next: &str) -> &str {
     if local && next != "/login" { next } else { "/" }
 }
 
+/// Counts a refused sign-in by why (`migctl_signins_refused_total`).
+fn refused(reason: &'static str) {
+    metrics::counter!("migctl_signins_refused_total", "reason" => reason).increment(1);
+}
+
 /// A sign-in refused for too many attempts at once: 503 with `Retry-After`.
 fn busy(next: &str) -> Response {
     let retry = password::QUEUE_WAIT.as_secs().max(1);
@@ -109,12 +114,14 @@ pub async fn login(
         if let Err(e) = db::audit(&state.pool, &shown, "login.refused", &detail).await {
             tracing::error!(error = %e, "cannot record a refused sign-in");
         }
+        refused("invalid");
         return back_to_login("invalid", &next, "");
     }
     // Counted before the slow check, atomically with the check of the limit.
     if let Err(wait) = state.throttle.reserve(name, peer.ip(), now) {
         let secs = wait.as_secs().max(1);
         tracing::warn!(user = name, address = %peer.ip(), "sign-in refused: throttled");
+        refused("throttled");
         return back_to_login("throttled", &next, &format!("&retry={secs}"));
     }
     let user = match accounts::find_by_name(&state.pool, name).await {
@@ -130,6 +137,7 @@ pub async fn login(
         Ok(ok) => ok,
         Err(password::Busy) => {
             tracing::warn!(user = name, address = %peer.ip(), "sign-in refused: hashing is busy");
+            refused("busy");
             return busy(&next);
         }
     };
@@ -138,6 +146,7 @@ pub async fn login(
         if let Err(e) = db::audit(&state.pool, name, "login.failed", &detail).await {
             tracing::error!(error = %e, "cannot record a failed sign-in");
         }
+        refused("password");
         return back_to_login("invalid", &next, "");
     };
     state.throttle.record_success(name, peer.ip());

@@ -8,6 +8,7 @@ pub mod forms;
 pub mod gate;
 pub mod headers;
 pub mod login;
+pub mod metrics;
 pub mod pages;
 
 use crate::auth::throttle::LoginThrottle;
@@ -74,6 +75,7 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .route("/metrics", get(metrics::metrics))
         .route("/sfn/{*name}", get(pages::server_fn).post(pages::server_fn))
         .nest("/api/v1", api::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
