@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 #[command(
     name = "migctl",
     version,
-    about = "Migrate and snapshot apps between grids"
+    about = "Migrate and snapshot apps between grids",
+    after_help = "Exit status:\n  0  success (for `op start --wait` and `op watch`: the operation ended done)\n  1  an error: a refused request, an unreachable console or grid, a failed command\n  2  bad configuration or usage\n  3  `lock show`: no lock is held\n  4  the operation followed ended failed\n  5  the operation followed ended cancelled\n  6  the operation followed ended elsewhere (its outcome belongs to another console)"
 )]
 pub struct Cli {
     /// The console's config directory (migctl.toml, grids.toml, keys, lock, database)
@@ -66,6 +67,8 @@ pub enum Command {
     /// Talk to a grid's controller directly, with the console's inventory and key
     #[command(subcommand)]
     Grid(GridCommand),
+    /// Print a completion script for a shell, e.g. `migctl completions bash > /etc/bash_completion.d/migctl`
+    Completions { shell: clap_complete::Shell },
     /// Run as the helper app MigHelper_<target> (job from MIG_* variables)
     #[command(hide = true)]
     Helper,
@@ -159,6 +162,9 @@ pub enum OpCommand {
     },
     /// List operations, newest first
     List {
+        /// The operations as the API gives them (a JSON array)
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         remote: crate::remote::RemoteArgs,
     },
@@ -214,11 +220,43 @@ pub enum CliError {
     Other(#[from] anyhow::Error),
 }
 
+/// The operation a command followed ended other than done: its exit
+/// status says how (see `migctl --help`).
+#[derive(Debug, thiserror::Error)]
+#[error("operation {id} ended {outcome}")]
+pub struct EndedBadly {
+    pub id: String,
+    pub outcome: app::model::Outcome,
+}
+
+impl EndedBadly {
+    fn check(op: &app::model::OperationView) -> Result<(), EndedBadly> {
+        match op.outcome {
+            Some(app::model::Outcome::Done) | None => Ok(()),
+            Some(outcome) => Err(EndedBadly {
+                id: op.id.clone(),
+                outcome,
+            }),
+        }
+    }
+
+    fn exit_code(&self) -> i32 {
+        use app::model::Outcome;
+        match self.outcome {
+            Outcome::Done => 0,
+            Outcome::Failed => 4,
+            Outcome::Cancelled => 5,
+            Outcome::Elsewhere => 6,
+        }
+    }
+}
+
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Config(_) => 2,
             CliError::Other(e) if e.downcast_ref::<crate::grids::GridSetupError>().is_some() => 2,
+            CliError::Other(e) if let Some(end) = e.downcast_ref::<EndedBadly>() => end.exit_code(),
             CliError::Other(_) => 1,
         }
     }
@@ -255,6 +293,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             } else {
                 crate::demo::outside(dir, *listen, *copy_rate_limit_mib, shop).await
             }
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "migctl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
         }
         Command::Shop => {
             crate::demo::shop_process(shutdown_signal()).await?;
@@ -448,13 +496,7 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
             if *wait {
                 let end = remote::watch(&api, &op.id).await?;
                 println!("{}", remote::describe(&end));
-                if end.outcome != Some(app::model::Outcome::Done) {
-                    bail!(
-                        "operation {} ended {}",
-                        end.id,
-                        end.outcome.map_or("?", |o| o.as_str())
-                    );
-                }
+                EndedBadly::check(&end)?;
             }
         }
         OpCommand::Show {
@@ -469,8 +511,12 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
                 println!("{}", remote::describe(&serde_json::from_value(v)?));
             }
         }
-        OpCommand::List { remote: r } => {
+        OpCommand::List { json, remote: r } => {
             let v = Remote::new(r)?.get("/operations").await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
             let ops: Vec<app::model::OperationView> = serde_json::from_value(v)?;
             for op in ops {
                 println!("{}", remote::describe(&op));
@@ -496,6 +542,7 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
         OpCommand::Watch { id, remote: r } => {
             let end = remote::watch(&Remote::new(r)?, id).await?;
             println!("{}", remote::describe(&end));
+            EndedBadly::check(&end)?;
         }
     }
     Ok(())

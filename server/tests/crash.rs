@@ -287,6 +287,59 @@ async fn the_cli_starts_and_watches_an_operation_and_shows_the_lock() {
 
     let out = cli(&["op", "list"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("snapshot east/shop -> west/shopcopy"));
+    let out = cli(&["op", "list", "--json"]).output().unwrap();
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["target_app"], "shopcopy");
+    assert_eq!(listed[0]["outcome"], "done");
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        cli(&["op", "watch", &id]).output().unwrap().status.code(),
+        Some(0)
+    );
+
+    // An operation that fails: the exit status says so (4; see --help).
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.corrupt_writes = true);
+    let failed = tokio::task::spawn_blocking({
+        let mut c = cli(&[
+            "op",
+            "start",
+            "--source",
+            "east/shop",
+            "--target",
+            "west/bad",
+            "--action",
+            "snapshot",
+            "--wait",
+        ]);
+        move || c.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        failed.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("ended failed"));
+    s.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| *f = Default::default());
+    let help = cli(&["--help"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("4  the operation followed ended failed")
+    );
+    let completions = cli(&["completions", "bash"]).output().unwrap();
+    assert!(completions.status.success());
+    assert!(String::from_utf8_lossy(&completions.stdout).contains("_migctl()"));
     let out = cli(&["lock", "show"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no lock");
