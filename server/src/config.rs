@@ -45,6 +45,9 @@ pub struct Settings {
     /// Who may read `/metrics`: with a token, whoever sends it as a bearer
     /// token; without one, clients on loopback only.
     pub metrics_token: Option<String>,
+    /// Events and archived locks of operations that ended this many days
+    /// ago are pruned; the operations' rows stay.
+    pub retention_days: u64,
 }
 
 impl Settings {
@@ -111,6 +114,9 @@ pub struct Overrides {
     /// Bearer token that reads /metrics from anywhere (at least 16 characters) [default: loopback only]
     #[arg(long, env = "MIGCTL_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Days an ended operation keeps its events and archived lock (1 or more) [default: 90]
+    #[arg(long, env = "MIGCTL_RETENTION_DAYS")]
+    pub retention_days: Option<u64>,
 }
 
 /// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
@@ -131,9 +137,10 @@ struct FileSettings {
     warm_converged_mib: Option<u64>,
     warm_at_pass_limit: Option<String>,
     metrics_token: Option<String>,
+    retention_days: Option<u64>,
 }
 
-const KNOWN_KEYS: [&str; 15] = [
+const KNOWN_KEYS: [&str; 16] = [
     "listen",
     "current_grid",
     "current_app",
@@ -149,6 +156,7 @@ const KNOWN_KEYS: [&str; 15] = [
     "warm_converged_mib",
     "warm_at_pass_limit",
     "metrics_token",
+    "retention_days",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +206,7 @@ fn fix_for(key: &str) -> String {
         "warm_pass_limit" => "write warm_pass_limit = 8 (pre-copy passes, 1 to 1000)".into(),
         "warm_converged_mib" => "write warm_converged_mib = 16 (a whole number of MiB)".into(),
         "warm_at_pass_limit" => "write warm_at_pass_limit = \"cut_over\" (or \"wait\")".into(),
+        "retention_days" => "write retention_days = 90 (whole days, 1 or more)".into(),
         "metrics_token" => "write metrics_token = \"…\": 16 or more characters, e.g. from `openssl rand -hex 24`".into(),
         _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
     }
@@ -409,6 +418,17 @@ pub fn load(
                 });
             }
             t => t.map(|t| t.trim().to_owned()),
+        },
+        retention_days: match overrides.retention_days.or(file.retention_days) {
+            None => 90,
+            Some(0) => {
+                return Err(ConfigError::Value {
+                    setting: "retention_days".into(),
+                    message: "0 would prune an operation's log the moment it ends".into(),
+                    fix: fix_for("retention_days"),
+                });
+            }
+            Some(n) => n.min(36_500),
         },
     };
     Ok((settings, warnings))

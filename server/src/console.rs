@@ -117,6 +117,12 @@ impl Console {
                 .clone()
                 .run(crate::grids::REFRESH_EVERY, stop_tx.subscribe()),
         );
+        let retention = tokio::spawn(crate::retention::run(
+            self.pool.clone(),
+            self.settings.config_dir.clone(),
+            self.settings.retention_days,
+            stop_tx.subscribe(),
+        ));
 
         let local: SocketAddr = listener.local_addr()?;
         // A release build names its assets by their hash (hash.txt next to
@@ -169,6 +175,7 @@ impl Console {
         let _ = stop_tx.send(true);
         let _ = cleaner.await;
         let _ = monitor.await;
+        let _ = retention.await;
         self.pool.close().await;
         served.context("the web server stopped with an error")
     }

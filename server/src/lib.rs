@@ -14,6 +14,7 @@ pub mod lock;
 pub mod operation;
 pub mod reconcile;
 pub mod remote;
+pub mod retention;
 pub mod telemetry;
 pub mod web;
 
