@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod remote;
 pub mod retention;
 pub mod telemetry;
+pub mod watch;
 pub mod web;
 
 pub use console::Console;

@@ -2,14 +2,13 @@
 //! shell (`--url`, token in `MIGCTL_TOKEN`).
 
 use anyhow::{Context, bail};
-use app::model::{EventKind, OperationView, StreamEvent};
+use app::model::OperationView;
 use serde_json::{Value, json};
-use std::io::Write;
 
 pub struct Remote {
-    url: String,
-    token: String,
-    http: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) token: String,
+    pub(crate) http: reqwest::Client,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -78,8 +77,8 @@ impl Remote {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot reach the console at {url}: {cause}")]
 pub struct Unreachable {
-    url: String,
-    cause: String,
+    pub(crate) url: String,
+    pub(crate) cause: String,
 }
 
 /// How long `watch` waits for a console that does not answer.
@@ -88,7 +87,7 @@ pub const AWAY_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
 /// `get`, retried while the console does not answer (a console inside the
 /// app it moves is away until the app starts where it goes), up to
 /// `AWAY_LIMIT`; says once when it is away and when it is back.
-async fn get_through_gap(
+pub(crate) async fn get_through_gap(
     remote: &Remote,
     path: &str,
     away: &mut Option<std::time::Instant>,
@@ -193,61 +192,5 @@ pub fn describe(op: &OperationView) -> String {
     )
 }
 
-/// Follows an operation: a progress bar on the terminal and the merged log,
-/// until it ends, through a console that is away for a while (each event
-/// printed once). Returns the final state.
-pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
-    let mut after = 0i64;
-    let mut away = None;
-    // Set once the operation has its outcome: one more read prints the
-    // events stored up to it (the outcome's own event is the last).
-    let mut ended = false;
-    loop {
-        let events: Vec<StreamEvent> = serde_json::from_value(
-            get_through_gap(
-                remote,
-                &format!("/operations/{id}/events?after={after}"),
-                &mut away,
-            )
-            .await?,
-        )?;
-        for e in events {
-            if e.seq <= after {
-                continue;
-            }
-            after = e.seq;
-            ended |= e.is_final();
-            let source = e.source;
-            if let Some(p) = e.progress() {
-                let (done, total) = (p.done, p.total.max(1));
-                let filled = usize::try_from(done * 30 / total).unwrap_or(30).min(30);
-                print!(
-                    "\r[{}{}] {:>3}% {} of {}  {}/s   ",
-                    "#".repeat(filled),
-                    " ".repeat(30 - filled),
-                    done * 100 / total,
-                    app::model::human_bytes(done),
-                    app::model::human_bytes(total),
-                    app::model::human_bytes(p.rate_bytes_per_sec)
-                );
-                let _ = std::io::stdout().flush();
-            } else if let Some(p) = e.phase() {
-                println!("\n{:>7} | phase {}: {}", source, p.phase, p.text);
-            } else if e.kind == EventKind::Log {
-                println!("\n{:>7} | {}", source, e.text());
-            }
-        }
-        let op: OperationView = serde_json::from_value(
-            get_through_gap(remote, &format!("/operations/{id}"), &mut away).await?,
-        )?;
-        if op.outcome.is_some() && ended {
-            println!();
-            return Ok(op);
-        }
-        if op.outcome.is_some() {
-            ended = true;
-            continue;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
-}
+
+pub use crate::watch::watch;

@@ -1,0 +1,200 @@
+//! `migctl op watch` (and `op start --wait`): follows an operation's event
+//! stream (SSE) to its outcome, printing the merged log and its progress
+//! (indicatif on a terminal, plain lines otherwise). A dropped stream is
+//! resumed from the last event printed (`Last-Event-ID`), through a console
+//! that is away for a while (moving with its app); each event is printed
+//! once.
+
+use crate::remote::{AWAY_LIMIT, Remote, Unreachable, get_through_gap};
+use app::model::{EventKind, OperationView, StreamEvent, human_bytes};
+use futures_util::StreamExt;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Where the progress goes.
+enum Progress {
+    /// A bar at the bottom of the terminal; log lines print above it.
+    Bar(indicatif::ProgressBar),
+    /// Not a terminal: the bar as text, rewritten on one line.
+    Plain,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        if !std::io::stdout().is_terminal() {
+            return Progress::Plain;
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "[{bar:30}] {percent:>3}% {bytes} of {total_bytes}  {bytes_per_sec}  {msg}",
+        ) {
+            bar.set_style(style.progress_chars("#>-"));
+        }
+        Progress::Bar(bar)
+    }
+
+    fn line(&self, text: &str) {
+        match self {
+            Progress::Bar(b) => b.println(text),
+            Progress::Plain => println!("\n{text}"),
+        }
+    }
+
+    fn show(&self, e: &StreamEvent) {
+        let source = e.source;
+        if let Some(p) = e.progress() {
+            let (done, total) = (p.done, p.total.max(1));
+            match self {
+                Progress::Bar(b) => {
+                    b.set_length(total);
+                    b.set_position(done);
+                    if p.pass > 0 {
+                        b.set_message(format!(
+                            "pass {}: {} of {} changed",
+                            p.pass,
+                            human_bytes(p.copied),
+                            human_bytes(p.delta)
+                        ));
+                    }
+                }
+                Progress::Plain => {
+                    let filled = usize::try_from(done * 30 / total).unwrap_or(30).min(30);
+                    print!(
+                        "\r[{}{}] {:>3}% {} of {}  {}/s   ",
+                        "#".repeat(filled),
+                        " ".repeat(30 - filled),
+                        done * 100 / total,
+                        human_bytes(done),
+                        human_bytes(total),
+                        human_bytes(p.rate_bytes_per_sec)
+                    );
+                    let _ = std::io::stdout().flush();
+                }
+            }
+        } else if let Some(p) = e.phase() {
+            self.line(&format!("{source:>7} | phase {}: {}", p.phase, p.text));
+        } else if e.kind == EventKind::Log {
+            self.line(&format!("{source:>7} | {}", e.text()));
+        }
+    }
+
+    fn finish(&self) {
+        match self {
+            Progress::Bar(b) => b.finish_and_clear(),
+            Progress::Plain => println!(),
+        }
+    }
+}
+
+/// Follows operation `id` to its outcome and returns it.
+pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
+    let progress = Progress::new();
+    let mut after = 0i64;
+    let mut away: Option<Instant> = None;
+    loop {
+        match follow(remote, id, after, |e| {
+            if e.seq > after {
+                after = e.seq;
+                progress.show(&e);
+            }
+        })
+        .await
+        {
+            Ok(()) => {}
+            Err(e) if e.downcast_ref::<Unreachable>().is_some() => {
+                let since = *away.get_or_insert_with(|| {
+                    progress.line(&format!(
+                        "console does not answer ({e}); it may be moving with its app: retrying for up to {} min",
+                        AWAY_LIMIT.as_secs() / 60
+                    ));
+                    Instant::now()
+                });
+                if since.elapsed() > AWAY_LIMIT {
+                    return Err(e.context(format!(
+                        "the console has not answered for {} min",
+                        AWAY_LIMIT.as_secs() / 60
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        // The stream ended: at the outcome, or because the console stops.
+        let op: OperationView = serde_json::from_value(
+            get_through_gap(remote, &format!("/operations/{id}"), &mut away).await?,
+        )?;
+        if op.outcome.is_some() {
+            // Whatever was stored after the last event the stream sent.
+            let rest: Vec<StreamEvent> = serde_json::from_value(
+                get_through_gap(
+                    remote,
+                    &format!("/operations/{id}/events?after={after}"),
+                    &mut away,
+                )
+                .await?,
+            )?;
+            for e in rest.iter().filter(|e| e.seq > after) {
+                progress.show(e);
+            }
+            progress.finish();
+            return Ok(op);
+        }
+        if let Some(since) = away.take() {
+            progress.line(&format!(
+                "console answers again after {:.0} s",
+                since.elapsed().as_secs_f64()
+            ));
+        }
+    }
+}
+
+/// Reads the event stream after `after` (`Last-Event-ID`) until it ends,
+/// handing each event to `each`.
+async fn follow(
+    remote: &Remote,
+    id: &str,
+    after: i64,
+    mut each: impl FnMut(StreamEvent),
+) -> anyhow::Result<()> {
+    use eventsource_stream::Eventsource;
+    let response = remote
+        .http
+        .get(format!("{}/api/v1/operations/{id}/events", remote.url))
+        .bearer_auth(&remote.token)
+        .header("accept", "text/event-stream")
+        .header("last-event-id", after.to_string())
+        .send()
+        .await
+        .map_err(|e| Unreachable {
+            url: remote.url.clone(),
+            cause: e.without_url().to_string(),
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        anyhow::bail!(
+            "{} ({status})",
+            body["message"].as_str().unwrap_or("the console refused")
+        );
+    }
+    let mut events = response.bytes_stream().eventsource();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(e) => {
+                if let Ok(parsed) = serde_json::from_str::<StreamEvent>(&e.data) {
+                    each(parsed);
+                }
+            }
+            // A dropped connection: the caller resumes from the last event.
+            Err(e) => {
+                return Err(Unreachable {
+                    url: remote.url.clone(),
+                    cause: e.to_string(),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
