@@ -8,8 +8,8 @@ use crate::model::Role;
 #[cfg(feature = "ssr")]
 use crate::model::check_name;
 use crate::model::{
-    ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail, OperationRequest,
-    OperationView, PlanView, SignedIn, UserRow,
+    AuditEntry, AuditFilter, ConsoleInfo, FieldError, GridView, LockDetail, LockView,
+    OperationDetail, OperationRequest, OperationView, PlanView, SignedIn, UserRow,
 };
 use leptos::prelude::*;
 
@@ -39,6 +39,8 @@ mod ssr {
         fn lock_detail(&self) -> BoxFuture<'_, Result<Option<LockDetail>, String>>;
         /// What the operation would do; an error names the field it is about.
         fn plan(&self, request: OperationRequest) -> BoxFuture<'_, Result<PlanView, FieldError>>;
+        /// The audit trail, newest first (admins).
+        fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, Result<Vec<AuditEntry>, String>>;
     }
 
     /// The backend as Leptos context.
@@ -84,6 +86,17 @@ pub async fn whoami() -> Result<SignedIn, ServerFnError> {
 pub async fn console_settings() -> Result<ConsoleInfo, ServerFnError> {
     ssr::signed_in()?;
     Ok(ssr::backend()?.0.console_info())
+}
+
+/// The audit trail (admins only).
+#[server(prefix = "/sfn", endpoint = "audit")]
+pub async fn audit_trail(filter: AuditFilter) -> Result<Vec<AuditEntry>, ServerFnError> {
+    ssr::require(Role::Admin)?;
+    ssr::backend()?
+        .0
+        .audit(filter)
+        .await
+        .map_err(ServerFnError::new)
 }
 
 /// All user accounts (admins only).

@@ -51,6 +51,7 @@ pub fn App() -> impl IntoView {
                     <ParentRoute path=path!("") view=pages::ConsoleLayout ssr=SsrMode::Async>
                         <Route path=path!("") view=pages::Dashboard ssr=SsrMode::Async/>
                         <Route path=path!("users") view=pages::UsersPage ssr=SsrMode::Async/>
+                        <Route path=path!("audit") view=pages::AuditPage ssr=SsrMode::Async/>
                         <Route path=path!("lock") view=pages::LockPage ssr=SsrMode::Async/>
                         <Route path=path!("grids/:name") view=pages::GridPage ssr=SsrMode::Async/>
                         <Route path=path!("operations") view=pages::OperationsPage ssr=SsrMode::Async/>

@@ -494,6 +494,28 @@ pub struct ConsoleInfo {
     pub known_hosts_file: String,
 }
 
+/// One entry of the audit trail: who did what, when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+/// What the audit page and `GET /api/v1/audit` filter by: an exact actor,
+/// an action or its family (`login` matches `login.failed`), how many.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditFilter {
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
 /// One row of the users page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRow {

@@ -44,6 +44,7 @@ test("every page has no serious or critical accessibility violations", async ({ 
     "/grids/east",
     "/lock",
     "/users",
+    "/audit",
     `/operations/${op}`,
   ];
   for (const path of pages) {
@@ -53,6 +54,11 @@ test("every page has no serious or critical accessibility violations", async ({ 
   }
   await expect(page.getByTestId("outcome")).toHaveText("done", { timeout: 60_000 });
   expect(await violations(page), "the monitor of a finished operation").toEqual([]);
+
+  // The audit trail, filtered: the snapshot started above, and who did it.
+  await page.goto(demo.url + "/audit?action=operation");
+  await expect(page.getByTestId("audit").locator('tr[data-action="operation.start"]')).toContainText(`${op}: snapshot east/shop to west/snap (warm)`);
+  await expect(page.getByTestId("audit").locator('tr[data-action^="login"]')).toHaveCount(0);
 
   // The check sees what it should: an image without a text alternative.
   await page.evaluate(() => document.querySelector("main")!.insertAdjacentHTML("beforeend", '<img src="/favicon.ico">'));

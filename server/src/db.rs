@@ -72,3 +72,35 @@ pub async fn audit(pool: &SqlitePool, actor: &str, action: &str, detail: &str) -
         .await?;
     Ok(())
 }
+
+/// The newest audit entries first, filtered (`AuditFilter`): at most
+/// `limit` (200 by default, 1000 at most).
+pub async fn audit_entries(
+    pool: &SqlitePool,
+    f: &app::model::AuditFilter,
+) -> sqlx::Result<Vec<app::model::AuditEntry>> {
+    let actor = f.actor.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let action = f.action.as_deref().map(str::trim).filter(|a| !a.is_empty());
+    let limit = i64::from(f.limit.unwrap_or(200).clamp(1, 1000));
+    let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+        "SELECT id, at, actor, action, detail FROM audit_log
+         WHERE (?1 IS NULL OR actor = ?1)
+           AND (?2 IS NULL OR action = ?2 OR action LIKE ?2 || '.%')
+         ORDER BY id DESC LIMIT ?3",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, at, actor, action, detail)| app::model::AuditEntry {
+            id,
+            at,
+            actor,
+            action,
+            detail,
+        })
+        .collect())
+}

@@ -192,5 +192,4 @@ pub fn describe(op: &OperationView) -> String {
     )
 }
 
-
 pub use crate::watch::watch;

@@ -340,6 +340,60 @@ async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
         assert!(phases.contains(&p), "phase {p} missing from {phases:?}");
     }
     assert!(events.iter().any(|e| e["kind"] == "progress"));
+
+    // The whole log downloads, as text and as NDJSON (one event a line).
+    let download = |ext: &str| {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/operations/{id}/log.{ext}", w.url))
+            .bearer_auth(&w.viewer)
+            .send()
+    };
+    let r = download("txt").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"op-")
+    );
+    let text = r.text().await.unwrap();
+    assert_eq!(text.lines().count(), events.len(), "{text}");
+    assert!(text.contains("helper verified volume data"), "{text}");
+    assert!(text.contains("phase done: "), "{text}");
+    let ndjson = download("ndjson").await.unwrap().text().await.unwrap();
+    let lines: Vec<Value> = ndjson
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(&lines[..], &events[..]);
+
+    // The audit trail says who started what; admins only.
+    let audit = |token: &str, query: &str| {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/audit{query}", w.url))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(
+        audit(&w.viewer, "").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let trail: Value = audit(&w.admin, "?action=operation&actor=olga")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let trail = trail.as_array().unwrap();
+    assert_eq!(trail.len(), 2, "{trail:?}");
+    assert_eq!(trail[0]["action"], "operation.start");
+    assert!(
+        trail[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{id}: migrate east/shop to west/shop")),
+        "{trail:?}"
+    );
     assert!(events.iter().any(|e| {
         e["source"] == "helper"
             && e["data"]["text"]

@@ -40,6 +40,7 @@ fn Nav(user: SignedIn) -> impl IntoView {
             <A href="/lock">"Lock"</A>
             <Show when=move || is_admin>
                 <A href="/users">"Users"</A>
+                <A href="/audit">"Audit"</A>
             </Show>
         </nav>
         <div class="whoami">

@@ -1,5 +1,6 @@
 //! One module per page; the console layout wraps every signed-in page.
 
+mod audit;
 mod dashboard;
 mod grids;
 mod layout;
@@ -10,6 +11,7 @@ mod new_operation;
 mod operations;
 mod users;
 
+pub use audit::AuditPage;
 pub use dashboard::Dashboard;
 pub use grids::GridPage;
 pub use layout::ConsoleLayout;

@@ -279,6 +279,12 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         <section aria-label="Log" class="log-section">
             <div class="log-head">
                 <h2>"Log"</h2>
+                <p class="downloads">
+                    "Download the whole log: "
+                    <a href=format!("/api/v1/operations/{}/log.txt", op.id) download data-testid="log-txt">"text"</a>
+                    " · "
+                    <a href=format!("/api/v1/operations/{}/log.ndjson", op.id) download data-testid="log-ndjson">"NDJSON"</a>
+                </p>
                 <nav class="segmented" aria-label="Show log lines from">
                     {SOURCES.iter().map(|(value, label)| {
                         let href = if *value == "all" { "?".to_owned() } else { format!("?log={value}") };

@@ -102,6 +102,13 @@ impl Engine {
             &cleanup.join("; "),
         )
         .await?;
+        crate::db::audit(
+            &self.pool,
+            user,
+            "operation.cancel",
+            &format!("{id}: {}", cleanup.join("; ")),
+        )
+        .await?;
         let operation = store::get(&self.pool, id)
             .await?
             .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()))?;

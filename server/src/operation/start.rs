@@ -366,6 +366,21 @@ impl Engine {
             let _ = self.lock.archive("aborted", Some(&id), &id);
             return Err(e.into());
         }
+        crate::db::audit(
+            &self.pool,
+            user,
+            "operation.start",
+            &format!(
+                "{id}: {} {}/{} to {}/{}{}",
+                lock.action,
+                lock.source_grid,
+                lock.source_app_name,
+                lock.target_grid,
+                lock.target_app_name,
+                if lock.warm.is_some() { " (warm)" } else { "" }
+            ),
+        )
+        .await?;
         metrics::counter!(
             "migctl_operations_started_total",
             "action" => lock.action.as_str(),

@@ -25,6 +25,12 @@ pub fn routes() -> Router<AppState> {
             "/operations/{id}/cancel",
             axum::routing::post(cancel_operation),
         )
+        .route("/audit", axum::routing::get(audit))
+        .route("/operations/{id}/log.txt", axum::routing::get(log_text))
+        .route(
+            "/operations/{id}/log.ndjson",
+            axum::routing::get(log_ndjson),
+        )
         .route(
             "/operations/{id}/cutover",
             axum::routing::post(cutover_operation),
@@ -260,6 +266,87 @@ async fn cancel_operation(
         return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
     }
     Ok(Json(state.engine.cancel(&id, &who).await?))
+}
+
+/// The audit trail, newest first (admins): `?actor=…&action=…&limit=…`.
+async fn audit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    axum::extract::Query(filter): axum::extract::Query<app::model::AuditFilter>,
+) -> Result<Json<Vec<app::model::AuditEntry>>, ApiError> {
+    user.require(Role::Admin)?;
+    Ok(Json(crate::db::audit_entries(&state.pool, &filter).await?))
+}
+
+/// An operation's whole log for people: one line an event, in order.
+async fn log_text(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let events = whole_log(&state, &id).await?;
+    let mut text = String::new();
+    for e in &events {
+        let line = match (e.progress(), e.phase()) {
+            (Some(p), _) => format!(
+                "{}: {} of {} in place",
+                p.volume,
+                app::model::human_bytes(p.done),
+                app::model::human_bytes(p.total)
+            ),
+            (None, Some(p)) => format!("phase {}: {}", p.phase, p.text),
+            (None, None) if e.kind == app::model::EventKind::State => e.data.to_string(),
+            _ => e.text(),
+        };
+        text.push_str(&format!("{:>6} {} {:>7} {}\n", e.seq, e.at, e.source, line));
+    }
+    Ok(download(&id, "txt", "text/plain; charset=utf-8", text))
+}
+
+/// An operation's whole log as NDJSON: one stored event (as the event
+/// stream sends it) a line.
+async fn log_ndjson(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    let events = whole_log(&state, &id).await?;
+    let mut text = String::new();
+    for e in &events {
+        text.push_str(&serde_json::to_string(e).unwrap_or_default());
+        text.push('\n');
+    }
+    Ok(download(&id, "ndjson", "application/x-ndjson", text))
+}
+
+async fn whole_log(state: &AppState, id: &str) -> Result<Vec<app::model::StreamEvent>, ApiError> {
+    if crate::operation::store::get(&state.pool, id)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
+    }
+    Ok(crate::operation::store::events_after(&state.pool, id, 0).await?)
+}
+
+fn download(id: &str, ext: &str, mime: &'static str, body: String) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let name = format!(
+        "{}.{ext}",
+        id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+    );
+    (
+        [
+            (header::CONTENT_TYPE, mime.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn cutover_operation(

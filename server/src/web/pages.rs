@@ -10,8 +10,8 @@ use crate::operation::{Engine, store};
 use crate::operation::{EngineError, StartRequest};
 use app::backend::{Backend, BackendHandle, BoxFuture};
 use app::model::{
-    ConsoleInfo, FieldError, GridView, LockDetail, LockView, OperationDetail, OperationRequest,
-    OperationView, PlanView, UserRow,
+    AuditEntry, AuditFilter, ConsoleInfo, FieldError, GridView, LockDetail, LockView,
+    OperationDetail, OperationRequest, OperationView, PlanView, UserRow,
 };
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +56,17 @@ impl Backend for ConsoleBackend {
 
     fn grids(&self) -> Vec<GridView> {
         self.grids.snapshot()
+    }
+
+    fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, Result<Vec<AuditEntry>, String>> {
+        Box::pin(async move {
+            crate::db::audit_entries(&self.pool, &filter)
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "cannot read the audit trail");
+                    "cannot read the audit trail; the console's log has the cause".to_owned()
+                })
+        })
     }
 
     fn operations(&self) -> BoxFuture<'_, Result<Vec<OperationView>, String>> {
