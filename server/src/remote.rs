@@ -19,6 +19,9 @@ pub struct RemoteArgs {
     /// API token (`migctl user token NAME`)
     #[arg(long, env = "MIGCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A CA certificate (PEM) to trust for an https:// console, besides the system's roots
+    #[arg(long, env = "MIGCTL_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Remote {
@@ -27,10 +30,25 @@ impl Remote {
             .token
             .clone()
             .context("no API token: set MIGCTL_TOKEN (create one with `migctl user token NAME`)")?;
+        // https:// consoles: the system's roots (rustls-native-certs), and
+        // the operator's own CA when given.
+        let mut http = reqwest::Client::builder();
+        if let Some(path) = &args.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--ca-cert {}: cannot read it", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("--ca-cert {}: not a PEM certificate", path.display()))?;
+            if certs.is_empty() {
+                bail!("--ca-cert {}: no certificate in it", path.display());
+            }
+            for c in certs {
+                http = http.add_root_certificate(c);
+            }
+        }
         Ok(Remote {
             url: args.url.trim_end_matches('/').to_owned(),
             token,
-            http: reqwest::Client::new(),
+            http: http.build().context("cannot set up the HTTP client")?,
         })
     }
 
@@ -50,7 +68,7 @@ impl Remote {
         }
         let r = req.send().await.map_err(|e| Unreachable {
             url: self.url.clone(),
-            cause: e.without_url().to_string(),
+            cause: cause(&e),
         })?;
         let status = r.status();
         let value: Value = r.json().await.unwrap_or(Value::Null);
@@ -79,6 +97,19 @@ impl Remote {
 pub struct Unreachable {
     pub(crate) url: String,
     pub(crate) cause: String,
+}
+
+/// A request error with its sources (a TLS refusal says why: an unknown
+/// issuer, a name that does not match).
+pub(crate) fn cause(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
 /// How long `watch` waits for a console that does not answer.

@@ -168,7 +168,7 @@ async fn follow(
         .await
         .map_err(|e| Unreachable {
             url: remote.url.clone(),
-            cause: e.without_url().to_string(),
+            cause: crate::remote::cause(&e),
         })?;
     let status = response.status();
     if !status.is_success() {
