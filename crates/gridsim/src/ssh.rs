@@ -26,6 +26,16 @@ pub fn server_config(host_key: PrivateKey) -> Arc<russh::server::Config> {
         // Without nodelay, small-window clients crawl.
         nodelay: true,
         window_size: grid::client::WINDOW,
+        preferred: russh::Preferred {
+            // Encrypt-then-MAC only: ssh-audit flags the encrypt-and-MAC
+            // hmac-sha2-256/512 that russh also offers by default (AEAD
+            // ciphers, preferred first, need no MAC at all).
+            mac: std::borrow::Cow::Borrowed(&[
+                russh::mac::HMAC_SHA512_ETM,
+                russh::mac::HMAC_SHA256_ETM,
+            ]),
+            ..Default::default()
+        },
         ..Default::default()
     })
 }
