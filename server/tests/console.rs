@@ -460,6 +460,53 @@ async fn each_role_sees_what_it_is_allowed_to() {
     assert!(html.contains("this needs the admin role"), "{html}");
     assert!(!html.contains(">olga<"), "no user names leak to a viewer");
 
+    // Every route above a role is refused to it, whatever it sends.
+    let body = serde_json::json!({"source_grid": "east", "source_app": "shop", "target_grid": "west",
+        "target_app": "x", "action": "migrate", "op_id": "op-x", "reason": "r"});
+    for (who, c, routes) in [
+        (
+            "viewer",
+            &viewer,
+            &[
+                ("POST", "/api/v1/operations"),
+                ("POST", "/api/v1/operations/plan"),
+                ("POST", "/api/v1/operations/op-x/cancel"),
+                ("POST", "/api/v1/operations/op-x/cutover"),
+                ("POST", "/api/v1/lock/override"),
+                ("GET", "/api/v1/users"),
+                ("GET", "/api/v1/audit"),
+            ][..],
+        ),
+        (
+            "operator",
+            &operator,
+            &[
+                ("POST", "/api/v1/lock/override"),
+                ("GET", "/api/v1/users"),
+                ("GET", "/api/v1/audit"),
+            ][..],
+        ),
+    ] {
+        for (method, path) in routes {
+            let url = format!("{}{path}", t.url);
+            let r = match *method {
+                "POST" => c.post(url).header("origin", &t.url).json(&body),
+                _ => c.get(url),
+            }
+            .send()
+            .await
+            .unwrap();
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{who}: {method} {path}");
+        }
+    }
+    let page = viewer.get(format!("{}/audit", t.url)).send().await.unwrap();
+    let html = page.text().await.unwrap();
+    assert!(html.contains("this needs the admin role"), "{html}");
+    assert!(
+        !html.contains("data-testid=\"audit\""),
+        "no audit rows for a viewer"
+    );
+
     let dash = |c: reqwest::Client| {
         let url = format!("{}/", t.url);
         async move { c.get(url).send().await.unwrap().text().await.unwrap() }
