@@ -29,17 +29,7 @@ async fn setup() -> Setup {
     g.sim.grid("west").unwrap().controller.faults.update(|f| {
         f.delay_ms.insert("vol write".into(), 700);
     });
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("migctl.toml"),
-        format!(
-            "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n",
-            g.console.join("grids.toml").display(),
-            g.console.join("id_ed25519").display(),
-            g.console.join("known_hosts").display()
-        ),
-    )
-    .unwrap();
+    let dir = support::console_dir(&g, "");
     let token = operator_token(dir.path());
     Setup {
         _grids_dir: g.dir,

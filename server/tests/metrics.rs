@@ -34,17 +34,7 @@ async fn scrape(url: &str, token: Option<&str>) -> (u16, String) {
 #[tokio::test]
 async fn metrics_count_what_an_operation_did_and_pass_promtool() {
     let g = grids_with_shop(&[Vol("data", 16 << 20, 0..4 << 20)]).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("migctl.toml"),
-        format!(
-            "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n",
-            g.console.join("grids.toml").display(),
-            g.console.join("id_ed25519").display(),
-            g.console.join("known_hosts").display()
-        ),
-    )
-    .unwrap();
+    let dir = support::console_dir(&g, "");
     let token = operator_token(dir.path());
     let (mut console, url) = serve(dir.path());
 

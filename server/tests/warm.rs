@@ -34,17 +34,7 @@ async fn setup(write_kib: u64, settings: &str) -> Setup {
         Some((write_kib, SEED)),
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("migctl.toml"),
-        format!(
-            "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n{settings}\n",
-            g.console.join("grids.toml").display(),
-            g.console.join("id_ed25519").display(),
-            g.console.join("known_hosts").display()
-        ),
-    )
-    .unwrap();
+    let dir = support::console_dir(&g, settings);
     let token = operator_token(dir.path());
     Setup {
         _grids_dir: g.dir,

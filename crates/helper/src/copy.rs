@@ -517,6 +517,23 @@ async fn move_range(
     Ok(Moved { hashes, wire })
 }
 
+/// The first block whose digests differ (a missing one counts).
+pub fn first_difference(a: &[Option<String>], b: &[Option<String>]) -> Option<usize> {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .or((a.len() != b.len()).then_some(a.len().min(b.len())))
+}
+
+/// A block's digest in a message: the digest, `zero` or `missing`.
+pub fn show(h: Option<&Option<String>>) -> String {
+    match h {
+        Some(Some(h)) => h.clone(),
+        Some(None) => "zero".to_owned(),
+        None => "missing".to_owned(),
+    }
+}
+
 /// One digest for a volume's block digests (`None`: a zero block), as
 /// [`Report::Verified`] names it: `blocks-<algorithm>:<block size>:<hex>`.
 pub fn blocks_digest(h: &BlockHashes) -> String {
@@ -576,18 +593,7 @@ pub async fn verify_volume(
 ) -> anyhow::Result<()> {
     let (src, dst) = refs(job, v);
     if let Some(stored) = &c.stored {
-        let differs = c
-            .expected
-            .iter()
-            .zip(stored)
-            .position(|(s, t)| s != t)
-            .or((c.expected.len() != stored.len()).then_some(c.expected.len().min(stored.len())));
-        if let Some(i) = differs {
-            let show = |h: Option<&Option<String>>| match h {
-                Some(Some(h)) => h.clone(),
-                Some(None) => "zero".to_owned(),
-                None => "missing".to_owned(),
-            };
+        if let Some(i) = first_difference(&c.expected, stored) {
             anyhow::bail!(
                 "checksum mismatch on volume {}: block {i} (offset {}) is {} on the source and {} as the target stored it",
                 v.name,

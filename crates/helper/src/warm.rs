@@ -296,18 +296,8 @@ pub async fn verify(job: &Job, g: &Grids, v: &VolumeSpec) -> anyhow::Result<()> 
         g.source.vol_hash_with(&src, job.block_size, 0, None, b),
         g.target.vol_hash_with(&dst, job.block_size, 0, None, b)
     )?;
-    if let Some(i) = s
-        .hashes
-        .iter()
-        .zip(&t.hashes)
-        .position(|(a, b)| a != b)
-        .or((s.hashes.len() != t.hashes.len()).then_some(s.hashes.len().min(t.hashes.len())))
-    {
-        let show = |h: Option<&Option<String>>| match h {
-            Some(Some(h)) => h.clone(),
-            Some(None) => "zero".to_owned(),
-            None => "missing".to_owned(),
-        };
+    if let Some(i) = copy::first_difference(&s.hashes, &t.hashes) {
+        use copy::show;
         anyhow::bail!(
             "checksum mismatch on volume {}: block {i} (offset {}) is {} on the stopped source and {} on the target",
             v.name,

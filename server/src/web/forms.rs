@@ -133,20 +133,11 @@ pub async fn cancel_operation(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Response {
-    let monitor = format!("/operations/{}", urlencode(&id));
-    let outcome = match user.require(Role::Operator) {
-        Ok(u) => state
-            .engine
-            .cancel(&id, &u.name.clone())
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let result = match user.require(Role::Operator) {
+        Ok(u) => state.engine.cancel(&id, &u.name.clone()).await.map(drop),
+        Err(e) => return back_to_monitor(&id, Err(e.to_string())),
     };
-    match outcome {
-        Ok(()) => Redirect::to(&monitor).into_response(),
-        Err(e) => Redirect::to(&format!("{monitor}?error={}", urlencode(&e))).into_response(),
-    }
+    back_to_monitor(&id, result.map_err(|e| e.to_string()))
 }
 
 /// "Cut over now" from the monitor.
@@ -155,17 +146,17 @@ pub async fn cutover_operation(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Response {
-    let monitor = format!("/operations/{}", urlencode(&id));
-    let outcome = match user.require(Role::Operator) {
-        Ok(u) => state
-            .engine
-            .cutover(&id, &u.name.clone())
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let result = match user.require(Role::Operator) {
+        Ok(u) => state.engine.cutover(&id, &u.name.clone()).await.map(drop),
+        Err(e) => return back_to_monitor(&id, Err(e.to_string())),
     };
-    match outcome {
+    back_to_monitor(&id, result.map_err(|e| e.to_string()))
+}
+
+/// Back to the operation's monitor, with the error when there is one.
+fn back_to_monitor(id: &str, result: Result<(), String>) -> Response {
+    let monitor = format!("/operations/{}", urlencode(id));
+    match result {
         Ok(()) => Redirect::to(&monitor).into_response(),
         Err(e) => Redirect::to(&format!("{monitor}?error={}", urlencode(&e))).into_response(),
     }

@@ -229,3 +229,20 @@ pub fn operator_token(dir: &Path) -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// A console config directory for `g`'s grids: `migctl.toml` names the
+/// inventory, key and known_hosts, then `more` settings.
+pub fn console_dir(g: &Grids, more: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("migctl.toml"),
+        format!(
+            "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n{more}\n",
+            g.console.join("grids.toml").display(),
+            g.console.join("id_ed25519").display(),
+            g.console.join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    dir
+}
