@@ -706,16 +706,9 @@ async fn a_checksum_mismatch_fails_the_operation_and_keeps_the_source() {
     let id = op["id"].as_str().unwrap().to_owned();
     let failed = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
     assert_eq!(failed["outcome"], "failed", "{failed}");
-    let (_, events) = api(
-        &url,
-        &s.token,
-        "GET",
-        &format!("/operations/{id}/events"),
-        None,
-    )
-    .await;
+    let events = support::events(&url, &s.token, &id).await;
     assert!(
-        events.as_array().unwrap().iter().any(|e| e["data"]["text"]
+        events.iter().any(|e| e["data"]["text"]
             .as_str()
             .is_some_and(|t| t.starts_with("failed: checksum mismatch on volume data"))),
         "the helper's log names the mismatch"

@@ -107,10 +107,8 @@ fn warm(action: &str, target: &str, extra: Value) -> Value {
 }
 
 async fn helper_lines(url: &str, token: &str, id: &str) -> Vec<String> {
-    let (_, events) = api(url, token, "GET", &format!("/operations/{id}/events"), None).await;
-    events
-        .as_array()
-        .unwrap()
+    support::events(url, token, id)
+        .await
         .iter()
         .filter(|e| e["source"] == "helper")
         .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
@@ -287,17 +285,8 @@ async fn a_scheduled_cutover_waits_for_its_time() {
     assert_eq!(state(&s.east, "shop").await.as_deref(), Some("running"));
     let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
     assert_eq!(op["outcome"], "done", "{op}");
-    let (_, events) = api(
-        &url,
-        &s.token,
-        "GET",
-        &format!("/operations/{id}/events"),
-        None,
-    )
-    .await;
+    let events = support::events(&url, &s.token, &id).await;
     let stopping = events
-        .as_array()
-        .unwrap()
         .iter()
         .find(|e| e["kind"] == "phase" && e["data"]["phase"] == "stopping_source")
         .expect("the source was stopped");
@@ -419,15 +408,7 @@ async fn at_the_pass_limit_it_waits_for_the_operator_through_console_crashes() {
     assert_eq!(op["outcome"], "done", "{op}");
     let passes = op["passes"].as_array().unwrap();
     assert_eq!(passes.last().unwrap()["final"], true, "{op}");
-    let (_, events) = api(
-        &url,
-        &s.token,
-        "GET",
-        &format!("/operations/{id}/events"),
-        None,
-    )
-    .await;
-    let events = events.as_array().unwrap();
+    let events = support::events(&url, &s.token, &id).await;
     let outcomes = events
         .iter()
         .filter(|e| {

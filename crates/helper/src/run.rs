@@ -255,7 +255,7 @@ async fn work(
     }
     *source_stopped = true;
 
-    if let (Some(pre), Some(method)) = (&pre_copied, &method) {
+    if let (Some(pre), Some(method)) = (pre_copied, &method) {
         enter(
             Phase::Copying,
             format!("final pass: copying what changed since pass {}", pre.passes),
@@ -265,7 +265,7 @@ async fn work(
             job,
             g,
             method,
-            (&source.volumes, &pre.targets),
+            (&source.volumes, pre.targets),
             pre.passes + 1,
         )
         .await?;
@@ -289,35 +289,32 @@ async fn work(
         method = Some(copy_cold(job, g, &source, (&descriptor, existing.is_none())).await?);
     }
 
-    match job.action {
-        Action::Migrate => {
-            enter(
-                Phase::StartingTarget,
-                format!("starting the target app {}", job.target_app),
-            );
-            let t = Instant::now();
-            g.target.app_start(&job.target_app).await?;
-            say(format!(
-                "target app is running (started in {:.2} s); migration copy complete",
-                t.elapsed().as_secs_f64()
-            ));
-            report_downtime(*down_since);
-        }
-        Action::Snapshot => {
-            enter(
-                Phase::RestartingSource,
-                format!("restarting the source app {}", job.source_app),
-            );
-            let t = Instant::now();
-            g.source.app_start(&job.source_app).await?;
-            *source_stopped = false;
-            say(format!(
-                "source app is running again (started in {:.2} s); snapshot complete",
-                t.elapsed().as_secs_f64()
-            ));
-            report_downtime(*down_since);
-        }
-    }
+    // The app runs again: the target (migrate) or the source (snapshot).
+    let (phase, conn, app, starting, (running, done)) = match job.action {
+        Action::Migrate => (
+            Phase::StartingTarget,
+            &g.target,
+            &job.target_app,
+            "starting the target app",
+            ("target app is running", "migration copy complete"),
+        ),
+        Action::Snapshot => (
+            Phase::RestartingSource,
+            &g.source,
+            &job.source_app,
+            "restarting the source app",
+            ("source app is running again", "snapshot complete"),
+        ),
+    };
+    enter(phase, format!("{starting} {app}"));
+    let t = Instant::now();
+    conn.app_start(app).await?;
+    *source_stopped = job.action == Action::Migrate;
+    say(format!(
+        "{running} (started in {:.2} s); {done}",
+        t.elapsed().as_secs_f64()
+    ));
+    report_downtime(*down_since);
     // The app runs again: a fingerprint of what stays stopped, for the
     // console. Without it the console compares both sides itself.
     if let Some(m) = &method

@@ -278,10 +278,9 @@ pub async fn final_pass(
     job: &Job,
     g: &Grids,
     method: &Method,
-    (volumes, targets): (&[VolumeSpec], &[Target]),
+    (volumes, mut targets): (&[VolumeSpec], Vec<Target>),
     pass: u32,
 ) -> anyhow::Result<Totals> {
-    let mut targets = targets.to_vec();
     one_pass(job, g, method, (volumes, &mut targets), pass, Final).await
 }
 

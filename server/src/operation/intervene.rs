@@ -68,7 +68,7 @@ impl Engine {
         let src = self.connection(&lock.source_grid).await?;
         let helper = helper_name(&lock.target_app_name)?;
         if dst.app_info(&helper).await.is_ok() {
-            remove_helper(&dst, &helper, 10).await?;
+            remove_helper(&dst, &lock.target_app_name, 10).await?;
             cleanup.push(format!("stopped and removed {helper}"));
         }
         match src.app_info(&lock.source_app_name).await {
@@ -222,7 +222,7 @@ impl Engine {
             let dst = self.connection(&l.target_grid).await?;
             let helper = helper_name(&l.target_app_name)?;
             if dst.app_info(&helper).await.is_ok() {
-                remove_helper(&dst, &helper, 10).await?;
+                remove_helper(&dst, &l.target_app_name, 10).await?;
                 helper_destroyed = true;
             }
         }

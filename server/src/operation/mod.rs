@@ -109,22 +109,17 @@ async fn destroy(conn: &Connection, app: &AppName) -> Result<(), GridError> {
     }
 }
 
-/// Stops the helper (best effort: it may already have stopped) and destroys it.
+/// Stops the helper of `target`'s operation (best effort: it may already
+/// have stopped) and destroys it, with its "cut over now" signal.
 async fn remove_helper(
     conn: &Connection,
-    helper: &AppName,
+    target: &AppName,
     stop_timeout_secs: u64,
-) -> Result<(), GridError> {
-    let _ = conn.app_stop(helper, Some(stop_timeout_secs)).await;
-    destroy(conn, helper).await?;
-    // A warm operation's "cut over now" goes with its helper.
-    if let Some(signal) = helper
-        .as_str()
-        .strip_prefix("MigHelper_")
-        .and_then(|t| AppName::new(format!("MigCutNow_{t}")).ok())
-    {
-        destroy(conn, &signal).await?;
-    }
+) -> Result<(), EngineError> {
+    let helper = helper_name(target)?;
+    let _ = conn.app_stop(&helper, Some(stop_timeout_secs)).await;
+    destroy(conn, &helper).await?;
+    destroy(conn, &cutover_signal_name(target)?).await?;
     Ok(())
 }
 

@@ -24,7 +24,7 @@ impl Engine {
         if let Ok(info) = dst.app_info(&helper).await {
             self.log(op, format!("destroying a stale {helper} ({})", info.state))
                 .await;
-            remove_helper(&dst, &helper, 30).await?;
+            remove_helper(&dst, &lock.target_app_name, 30).await?;
         }
         let job = helper::Job {
             op_id: op.clone(),

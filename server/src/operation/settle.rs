@@ -3,7 +3,7 @@
 //! operation touched have been read again, so that what the API and the
 //! grid pages say agrees with the outcome the moment it is published.
 
-use super::{Engine, EngineError, destroy, helper_name, remove_helper, store};
+use super::{Engine, EngineError, destroy, remove_helper, store};
 use crate::lock::Lock;
 use crate::reconcile::{Outcome as Decided, Step};
 use app::model::Outcome;
@@ -56,7 +56,7 @@ impl Engine {
         match step {
             Step::DestroyHelper => {
                 let c = self.connection(&lock.target_grid).await?;
-                remove_helper(&c, &helper_name(&lock.target_app_name)?, 30).await?;
+                remove_helper(&c, &lock.target_app_name, 30).await?;
             }
             Step::StartSource => {
                 let c = self.connection(&lock.source_grid).await?;

@@ -246,3 +246,9 @@ pub fn console_dir(g: &Grids, more: &str) -> tempfile::TempDir {
     .unwrap();
     dir
 }
+
+/// An operation's stored events (the API's JSON).
+pub async fn events(url: &str, token: &str, id: &str) -> Vec<Value> {
+    let (_, events) = api(url, token, "GET", &format!("/operations/{id}/events"), None).await;
+    events.as_array().cloned().unwrap_or_default()
+}
