@@ -10,7 +10,7 @@ use anyhow::Context;
 use app::model::Role;
 use leptos::config::LeptosOptions;
 use sqlx::SqlitePool;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::sync::Arc;
@@ -18,6 +18,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_sessions::ExpiredDeletion;
 use tower_sessions_sqlx_store::SqliteStore;
+
+/// How long the requests in flight get to finish once the console stops.
+pub const DRAIN: Duration = Duration::from_secs(5);
 
 pub struct Console {
     pub settings: Arc<Settings>,
@@ -157,20 +160,35 @@ impl Console {
         };
         let router = web::router(state, sessions);
         tracing::info!(address = %local, "serving");
+        let stopping = tokio_util::sync::CancellationToken::new();
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown({
             let engine = self.engine.clone();
+            let stopping = stopping.clone();
             async move {
                 shutdown.await;
                 // Streams and drive tasks end now, so the requests in
                 // flight (open SSE streams) finish and the server can stop.
                 engine.stop().await;
+                stopping.cancel();
             }
-        })
-        .await;
+        });
+        // A graceful shutdown waits for every connection, and one a client
+        // keeps open idle (a browser's keep-alive) can hold it for ever: the
+        // requests in flight get `DRAIN`, then the console stops without them.
+        let served = tokio::select! {
+            served = served.into_future() => served,
+            () = async {
+                stopping.cancelled().await;
+                tokio::time::sleep(DRAIN).await;
+            } => {
+                tracing::warn!(after = ?DRAIN, "connections still open; stopping without them");
+                Ok(())
+            }
+        };
         self.engine.stop().await;
         let _ = stop_tx.send(true);
         let _ = cleaner.await;
