@@ -11,6 +11,7 @@ pub use operation_model::{
 };
 
 /// What a user may do. Ordered: each role can do everything the ones before it can.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -80,6 +81,7 @@ impl FromStr for Role {
 }
 
 /// An operation as the API and the pages show it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperationView {
     pub id: String,
@@ -349,11 +351,13 @@ pub struct LockView {
 }
 
 /// The lock with the evidence an admin needs before overriding it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockDetail {
     /// `None` for an unreadable lock (then `raw` and `problem` say why).
     pub op_id: Option<String>,
     /// `(field, value)` pairs of the lock file, in the file's order.
+    #[cfg_attr(feature = "ssr", schema(value_type = Vec<Vec<String>>))]
     pub fields: Vec<(String, String)>,
     pub raw: Option<String>,
     pub problem: Option<String>,
@@ -376,6 +380,7 @@ pub struct LockDetail {
 }
 
 /// What an operation will do, shown before the operator confirms it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanView {
     pub action: Action,
@@ -422,6 +427,7 @@ pub struct OperationRequest {
     pub cutover_at: Option<String>,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanStep {
     pub by: String,
@@ -471,6 +477,7 @@ pub fn human_duration(secs: u64) -> String {
 }
 
 /// The user behind a request, as the server established it.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedIn {
     pub user_id: i64,
@@ -479,6 +486,7 @@ pub struct SignedIn {
 }
 
 /// What this console is configured to be.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsoleInfo {
     pub version: String,
@@ -495,6 +503,7 @@ pub struct ConsoleInfo {
 }
 
 /// One entry of the audit trail: who did what, when.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub id: i64,
@@ -506,17 +515,28 @@ pub struct AuditEntry {
 
 /// What the audit page and `GET /api/v1/audit` filter by: an exact actor,
 /// an action or its family (`login` matches `login.failed`), how many.
+#[cfg_attr(feature = "ssr", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "ssr", into_params(parameter_in = Query))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditFilter {
+    /// Only this user's entries (exact name).
     #[serde(default)]
     pub actor: Option<String>,
+    /// Only this action or its family (`login` matches `login.failed`).
     #[serde(default)]
     pub action: Option<String>,
+    /// How many entries, newest first: 1 to 1000 (200 when absent).
     #[serde(default)]
+    #[cfg_attr(feature = "ssr", param(minimum = 1, maximum = 1000))]
     pub limit: Option<u32>,
 }
 
+impl AuditFilter {
+    pub const MAX_LIMIT: u32 = 1000;
+}
+
 /// One row of the users page.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRow {
     pub name: String,
@@ -528,6 +548,7 @@ pub struct UserRow {
 
 /// A grid as the console last saw it. Filled in the background; pages
 /// never wait on SSH.
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GridView {
     pub name: String,
@@ -546,6 +567,7 @@ pub struct GridView {
     pub apps: Vec<AppView>,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppView {
     pub name: String,
@@ -554,6 +576,7 @@ pub struct AppView {
     pub volumes: Vec<VolumeView>,
 }
 
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VolumeView {
     pub name: String,

@@ -81,7 +81,11 @@ pub async fn audit_entries(
 ) -> sqlx::Result<Vec<app::model::AuditEntry>> {
     let actor = f.actor.as_deref().map(str::trim).filter(|a| !a.is_empty());
     let action = f.action.as_deref().map(str::trim).filter(|a| !a.is_empty());
-    let limit = i64::from(f.limit.unwrap_or(200).clamp(1, 1000));
+    let limit = i64::from(
+        f.limit
+            .unwrap_or(200)
+            .clamp(1, app::model::AuditFilter::MAX_LIMIT),
+    );
     let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
         "SELECT id, at, actor, action, detail FROM audit_log
          WHERE (?1 IS NULL OR actor = ?1)

@@ -22,7 +22,7 @@ pub const ARCHIVE_DIR: &str = "locks";
 pub const LOCK_VERSION: u32 = 1;
 
 /// Which console wrote the lock.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsoleId {
     pub host: String,
     pub pid: u32,
@@ -41,16 +41,22 @@ impl ConsoleId {
 }
 
 /// The lock's contents (the design's contract, field for field).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lock {
     pub version: u32,
     pub op_id: String,
     pub action: Action,
+    #[schema(value_type = String)]
     pub source_grid: GridName,
+    #[schema(value_type = String)]
     pub source_app_name: AppName,
+    #[schema(value_type = String)]
     pub target_grid: GridName,
+    #[schema(value_type = String)]
     pub target_app_name: AppName,
+    /// RFC 3339, UTC.
+    #[schema(value_type = String)]
     pub created_at: crate::clock::Timestamp,
     pub created_by: String,
     pub console: ConsoleId,
@@ -64,12 +70,13 @@ pub struct Lock {
 }
 
 /// How a warm operation cuts over.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarmPlan {
     pub cutover: app::model::Cutover,
-    /// For a scheduled cutover.
+    /// For a scheduled cutover (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub cutover_at: Option<crate::clock::Timestamp>,
 }
 

@@ -1259,3 +1259,96 @@ async fn disabling_a_user_revokes_their_tokens_for_good() {
     );
     t.stop().await;
 }
+
+/// A client that keeps a connection open (a browser's idle keep-alive, or
+/// a request that never finishes its headers) cannot keep the console from
+/// stopping: it stops within `DRAIN` of being told to. A console inside
+/// its app must stop with the app.
+#[tokio::test]
+async fn open_connections_do_not_keep_the_console_from_stopping() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = TestConsole::start().await;
+    let address = t.url.trim_start_matches("http://").to_owned();
+    // One connection idle after a whole request and its answer…
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    // …and one that never finishes its request.
+    let mut partial = tokio::net::TcpStream::connect(&address).await.unwrap();
+    partial
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nX-Slow: ").as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    tokio::time::timeout(migctl::console::DRAIN + Duration::from_secs(5), t.stop())
+        .await
+        .expect("the console did not stop while clients held connections open");
+    drop((idle, partial));
+}
+
+/// The published contract is readable without signing in, and the API
+/// refuses, with a 422 that names the field, what the contract does not
+/// allow: an unknown field (a typo such as `warn` is not silently a cold
+/// copy), a negative `after`, an audit `limit` out of range.
+#[tokio::test]
+async fn the_api_publishes_its_contract_and_refuses_what_it_does_not_allow() {
+    let t = TestConsole::start().await;
+    let c = t.plain();
+    let doc: serde_json::Value = c
+        .get(format!("{}/api/v1/openapi.json", t.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(
+        doc["paths"]["/api/v1/operations/{id}/cutover"]["post"]["responses"]["409"].is_object()
+    );
+
+    let ana = accounts::find_by_name(&t.pool, "ana")
+        .await
+        .unwrap()
+        .unwrap();
+    let token = tokens::create(&t.pool, ana.id).await.unwrap();
+    let refusal = |r: reqwest::Response| async move {
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "bad_request");
+        body["message"].as_str().unwrap().to_owned()
+    };
+    let r = c
+        .post(format!("{}/api/v1/operations", t.url))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"source_grid": "east", "source_app": "shop",
+            "target_grid": "west", "target_app": "shop", "action": "migrate", "warn": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let message = refusal(r).await;
+    assert!(message.contains("unknown field `warn`"), "{message}");
+    for (path, field) in [
+        ("/api/v1/operations/any/events?after=-1", "after"),
+        ("/api/v1/audit?limit=0", "limit"),
+        ("/api/v1/audit?limit=1001", "limit"),
+        ("/api/v1/audit?limit=many", "limit"),
+    ] {
+        let r = c
+            .get(format!("{}{path}", t.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let message = refusal(r).await;
+        assert!(message.contains(field), "{path}: {message}");
+    }
+    t.stop().await;
+}

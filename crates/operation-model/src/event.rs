@@ -6,6 +6,7 @@ use crate::state::Phase;
 use crate::wire_enum;
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -27,6 +28,7 @@ wire_enum!(EventKind, "event kind", [
 ]);
 
 /// Who said it: the console itself, the helper, or one of the two apps' logs.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventSource {
@@ -83,6 +85,7 @@ pub struct StatesData {
 }
 
 /// One stored event of an operation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StreamEvent {
     pub seq: i64,

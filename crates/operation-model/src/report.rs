@@ -28,6 +28,7 @@ pub struct Progress {
 }
 
 /// One warm pass, when it ends.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Pass {

@@ -4,6 +4,7 @@ use crate::wire_enum;
 use serde::{Deserialize, Serialize};
 
 /// What an operation does to the source app.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
@@ -48,6 +49,7 @@ impl Action {
 }
 
 /// When a warm operation stops the source for its last pass.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cutover {
@@ -77,6 +79,7 @@ pub enum AtPassLimit {
 wire_enum!(AtPassLimit, "at_pass_limit", [CutOver => "cut_over", Wait => "wait"]);
 
 /// Which actions the console offers (MIG's `mode` property).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
@@ -101,6 +104,7 @@ impl Mode {
 /// Where an operation is. An operation starts in `Preflight` (the start
 /// request is checked and the lock taken at once: there is no queue) and
 /// ends in one of the terminal phases, which are its [`Outcome`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -198,6 +202,7 @@ impl Phase {
 }
 
 /// How an operation ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {

@@ -9,14 +9,14 @@ use app::model::{Action, OperationView, Outcome, Phase};
 use grid::dialect::AppState;
 
 /// What `cancel` did, for the answer to the operator.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Cancelled {
     pub operation: OperationView,
     pub cleanup: Vec<String>,
 }
 
 /// What an override did.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct Overridden {
     pub op_id: String,
     pub archived_to: String,

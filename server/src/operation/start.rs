@@ -9,11 +9,21 @@ use app::model::{Action, Cutover, OperationView, Phase};
 use grid::{AppName, GridName};
 use serde::Deserialize;
 
-#[derive(Clone, Debug, Deserialize)]
+/// What to migrate or snapshot, and how. Names: a letter, then letters,
+/// digits, `_` or `-`, 64 at most.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StartRequest {
+    /// A grid of the inventory.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
     pub source_grid: String,
+    /// An app on the source grid.
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
     pub source_app: String,
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
     pub target_grid: String,
+    /// The copy's name on the target grid (a new app unless `update_target`).
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
     pub target_app: String,
     pub action: Action,
     /// The target app exists (stopped, the source's volumes): the copy
@@ -27,8 +37,9 @@ pub struct StartRequest {
     /// Warm: when to cut over (default `auto`; `scheduled` with `cutover_at`).
     #[serde(default)]
     pub cutover: Option<Cutover>,
-    /// Warm: the scheduled cutover, RFC 3339 (implies `scheduled`).
+    /// Warm: the scheduled cutover, RFC 3339, at most 7 days ahead (implies `scheduled`).
     #[serde(default)]
+    #[schema(format = DateTime)]
     pub cutover_at: Option<String>,
 }
 

@@ -3,6 +3,7 @@
 use super::AppState;
 use super::error::ApiError;
 use super::gate::CurrentUser;
+use super::openapi;
 use crate::auth::accounts;
 use app::model::{AppView, ConsoleInfo, GridView, Role, SignedIn, UserRow};
 use axum::extract::{Path, State};
@@ -43,15 +44,21 @@ pub fn routes() -> Router<AppState> {
 
 const START_FIELDS: &str = "source_grid, source_app, target_grid, target_app and action";
 
-async fn me(user: CurrentUser) -> Json<SignedIn> {
+#[utoipa::path(get, path = "/api/v1/me", tag = "console",
+    responses((status = 200, description = "Who is signed in", body = SignedIn), openapi::Unauthorized))]
+pub async fn me(user: CurrentUser) -> Json<SignedIn> {
     Json(user.0)
 }
 
-async fn console(State(state): State<AppState>, _: CurrentUser) -> Json<ConsoleInfo> {
+#[utoipa::path(get, path = "/api/v1/console", tag = "console",
+    responses((status = 200, description = "What this console is configured to be", body = ConsoleInfo), openapi::Unauthorized))]
+pub async fn console(State(state): State<AppState>, _: CurrentUser) -> Json<ConsoleInfo> {
     Json(super::pages::console_info(&state.settings, &state.engine))
 }
 
-async fn users(
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin",
+    responses((status = 200, description = "The users (admins only)", body = Vec<UserRow>), openapi::Unauthorized, openapi::Forbidden))]
+pub async fn users(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<Json<Vec<UserRow>>, ApiError> {
@@ -59,11 +66,16 @@ async fn users(
     Ok(Json(accounts::list(&state.pool).await?))
 }
 
-async fn grids(State(state): State<AppState>, _: CurrentUser) -> Json<Vec<GridView>> {
+#[utoipa::path(get, path = "/api/v1/grids", tag = "grids",
+    responses((status = 200, description = "The grids of the inventory as last checked (never waits on SSH)", body = Vec<GridView>), openapi::Unauthorized))]
+pub async fn grids(State(state): State<AppState>, _: CurrentUser) -> Json<Vec<GridView>> {
     Json(state.grids.snapshot())
 }
 
-async fn grid_apps(
+#[utoipa::path(get, path = "/api/v1/grids/{grid}/apps", tag = "grids",
+    params(("grid" = String, Path, description = "A grid of the inventory")),
+    responses((status = 200, description = "The grid's apps as last checked", body = Vec<AppView>), openapi::Unauthorized, openapi::NotFound))]
+pub async fn grid_apps(
     State(state): State<AppState>,
     _: CurrentUser,
     Path(grid): Path<String>,
@@ -77,7 +89,11 @@ async fn grid_apps(
         .ok_or_else(|| ApiError::NotFound(format!("there is no grid {grid:?} in the inventory")))
 }
 
-async fn start_operation(
+#[utoipa::path(post, path = "/api/v1/operations", tag = "operations",
+    request_body = crate::operation::StartRequest,
+    responses((status = 201, description = "Started: the lock is taken and the helper is on its way", body = app::model::OperationView),
+        openapi::Unauthorized, openapi::Forbidden, openapi::Conflict, openapi::TooLarge, openapi::Unprocessable, openapi::Unavailable))]
+pub async fn start_operation(
     State(state): State<AppState>,
     user: CurrentUser,
     body: Result<Json<crate::operation::StartRequest>, axum::extract::rejection::JsonRejection>,
@@ -88,8 +104,12 @@ async fn start_operation(
     Ok((StatusCode::CREATED, Json(op)))
 }
 
+#[utoipa::path(post, path = "/api/v1/operations/plan", tag = "operations",
+    request_body = crate::operation::StartRequest,
+    responses((status = 200, description = "What starting it would do; changes nothing", body = app::model::PlanView),
+        openapi::Unauthorized, openapi::Forbidden, openapi::Conflict, openapi::TooLarge, openapi::Unprocessable, openapi::Unavailable))]
 /// What starting the operation would do (pre-flight, commands, estimate); changes nothing.
-async fn plan_operation(
+pub async fn plan_operation(
     State(state): State<AppState>,
     user: CurrentUser,
     body: Result<Json<crate::operation::StartRequest>, axum::extract::rejection::JsonRejection>,
@@ -99,8 +119,11 @@ async fn plan_operation(
     Ok(Json(state.engine.plan(&req).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/lock/evidence", tag = "lock",
+    responses((status = 200, description = "The lock with the evidence an admin needs before overriding it", body = app::model::LockDetail),
+        openapi::Unauthorized, openapi::NotFound, openapi::Unavailable))]
 /// The lock with the evidence read live from the controllers (404 when none).
-async fn lock_evidence(
+pub async fn lock_evidence(
     State(state): State<AppState>,
     _: CurrentUser,
 ) -> Result<Json<app::model::LockDetail>, ApiError> {
@@ -112,14 +135,19 @@ async fn lock_evidence(
         .ok_or_else(|| ApiError::NotFound("there is no lock".into()))
 }
 
-async fn operations(
+#[utoipa::path(get, path = "/api/v1/operations", tag = "operations",
+    responses((status = 200, description = "The latest 200 operations, newest first", body = Vec<app::model::OperationView>), openapi::Unauthorized))]
+pub async fn operations(
     State(state): State<AppState>,
     _: CurrentUser,
 ) -> Result<Json<Vec<app::model::OperationView>>, ApiError> {
     Ok(Json(crate::operation::store::list(&state.pool, 200).await?))
 }
 
-async fn operation(
+#[utoipa::path(get, path = "/api/v1/operations/{id}", tag = "operations",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses((status = 200, description = "The operation", body = app::model::OperationView), openapi::Unauthorized, openapi::NotFound))]
+pub async fn operation(
     State(state): State<AppState>,
     _: CurrentUser,
     Path(id): Path<String>,
@@ -130,17 +158,26 @@ async fn operation(
         .ok_or_else(|| ApiError::NotFound(format!("there is no operation {id:?}")))
 }
 
-#[derive(serde::Deserialize)]
-struct EventsQuery {
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Start after this sequence number (the last event you have).
+    #[param(minimum = 0)]
     after: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/operations/{id}/events", tag = "operations",
+    params(("id" = String, Path, description = "The operation's id"), EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "A reconnecting stream's last event: resumes after it")),
+    responses((status = 200, description = "The events: a stream that ends after the outcome, or the stored ones as an array when `Accept: application/json`",
+            content((Vec<app::model::StreamEvent> = "application/json"), (openapi::EventFrame = "text/event-stream"))),
+        openapi::Unauthorized, openapi::NotFound, openapi::Unprocessable))]
 /// The operation's events as Server-Sent Events (`id:` = sequence number;
 /// `Last-Event-ID` resumes after it), or as a JSON array when the client
 /// asks for `application/json`. The stream ends after the outcome.
 /// `?after=SEQ` starts after SEQ (both forms) (a page that already shows events up to
 /// SEQ); a `Last-Event-ID` from a reconnecting client wins over it.
-async fn operation_events(
+pub async fn operation_events(
     State(state): State<AppState>,
     _: CurrentUser,
     Path(id): Path<String>,
@@ -153,6 +190,12 @@ async fn operation_events(
             e.body_text()
         ))
     })?;
+    if query.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::Unprocessable(
+            "after: a sequence number, 0 or more (0: from the start)".into(),
+        ));
+    }
+    let query_after = query.after;
     use crate::operation::store;
     use axum::response::IntoResponse;
     use axum::response::sse::{Event, KeepAlive, Sse};
@@ -164,14 +207,14 @@ async fn operation_events(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     if wants_json {
-        let after = query.after.unwrap_or(0);
+        let after = query_after.unwrap_or(0);
         return Ok(Json(store::events_after(&state.pool, &id, after).await?).into_response());
     }
     let after: i64 = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
-        .or(query.after)
+        .or(query_after)
         .unwrap_or(0);
     let follow = Follow {
         pool: state.pool.clone(),
@@ -253,7 +296,11 @@ impl Follow {
     }
 }
 
-async fn cancel_operation(
+#[utoipa::path(post, path = "/api/v1/operations/{id}/cancel", tag = "operations",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses((status = 200, description = "Cancelled, with the clean-up done", body = crate::operation::Cancelled),
+        openapi::Unauthorized, openapi::Forbidden, openapi::NotFound, openapi::Conflict, openapi::Unavailable))]
+pub async fn cancel_operation(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
@@ -268,18 +315,44 @@ async fn cancel_operation(
     Ok(Json(state.engine.cancel(&id, &who).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", tag = "admin",
+    params(app::model::AuditFilter),
+    responses((status = 200, description = "The audit trail, newest first (admins only)", body = Vec<app::model::AuditEntry>),
+        openapi::Unauthorized, openapi::Forbidden, openapi::Unprocessable))]
 /// The audit trail, newest first (admins): `?actor=…&action=…&limit=…`.
-async fn audit(
+pub async fn audit(
     State(state): State<AppState>,
     user: CurrentUser,
-    axum::extract::Query(filter): axum::extract::Query<app::model::AuditFilter>,
+    query: Result<
+        axum::extract::Query<app::model::AuditFilter>,
+        axum::extract::rejection::QueryRejection,
+    >,
 ) -> Result<Json<Vec<app::model::AuditEntry>>, ApiError> {
     user.require(Role::Admin)?;
+    let axum::extract::Query(filter) = query.map_err(|e| {
+        ApiError::Unprocessable(format!(
+            "{}; filter with actor=NAME, action=ACTION and limit=COUNT",
+            e.body_text()
+        ))
+    })?;
+    if filter
+        .limit
+        .is_some_and(|l| !(1..=app::model::AuditFilter::MAX_LIMIT).contains(&l))
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "limit: ask for 1 to {} entries",
+            app::model::AuditFilter::MAX_LIMIT
+        )));
+    }
     Ok(Json(crate::db::audit_entries(&state.pool, &filter).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/operations/{id}/log.txt", tag = "operations",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses((status = 200, description = "The whole log, one line an event", content_type = "text/plain", body = String),
+        openapi::Unauthorized, openapi::NotFound))]
 /// An operation's whole log for people: one line an event, in order.
-async fn log_text(
+pub async fn log_text(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(id): Path<String>,
@@ -303,9 +376,13 @@ async fn log_text(
     Ok(download(&id, "txt", "text/plain; charset=utf-8", text))
 }
 
+#[utoipa::path(get, path = "/api/v1/operations/{id}/log.ndjson", tag = "operations",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses((status = 200, description = "The whole log, one stored event (JSON) a line", content_type = "application/x-ndjson", body = String),
+        openapi::Unauthorized, openapi::NotFound))]
 /// An operation's whole log as NDJSON: one stored event (as the event
 /// stream sends it) a line.
-async fn log_ndjson(
+pub async fn log_ndjson(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(id): Path<String>,
@@ -349,28 +426,53 @@ fn download(id: &str, ext: &str, mime: &'static str, body: String) -> axum::resp
         .into_response()
 }
 
-async fn cutover_operation(
+/// The answer to "cut over now".
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CutoverRequested {
+    /// What happens next, for people.
+    pub requested: String,
+    pub operation: Option<app::model::OperationView>,
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/cutover", tag = "operations",
+    params(("id" = String, Path, description = "The operation's id")),
+    responses((status = 200, description = "The cutover is asked for; the helper stops the source after its current pass", body = CutoverRequested),
+        openapi::Unauthorized, openapi::Forbidden, openapi::NotFound, openapi::Conflict, openapi::Unavailable))]
+pub async fn cutover_operation(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<CutoverRequested>, ApiError> {
     let who = user.require(Role::Operator)?.name.clone();
-    let said = state.engine.cutover(&id, &who).await?;
+    let requested = state.engine.cutover(&id, &who).await?;
     let operation = crate::operation::store::get(&state.pool, &id).await?;
-    Ok(Json(
-        serde_json::json!({"requested": said, "operation": operation}),
-    ))
+    Ok(Json(CutoverRequested {
+        requested,
+        operation,
+    }))
 }
 
-#[derive(serde::Deserialize)]
-struct OverrideRequest {
+/// An admin's override of the lock of an operation that no longer moves.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRequest {
+    /// The operation holding the lock (the lock's `op_id`; `unreadable` for
+    /// a lock that cannot be read).
+    #[schema(min_length = 1)]
     op_id: String,
+    /// Why: kept in the audit trail and the operation's reason.
+    #[schema(min_length = 1)]
     reason: String,
+    /// Also destroy the operation's helper app.
     #[serde(default)]
     destroy_helper: bool,
 }
 
-async fn override_lock(
+#[utoipa::path(post, path = "/api/v1/lock/override", tag = "lock",
+    request_body = OverrideRequest,
+    responses((status = 200, description = "The lock is archived and the operation ended `overridden`", body = crate::operation::Overridden),
+        openapi::Unauthorized, openapi::Forbidden, openapi::Conflict, openapi::TooLarge, openapi::Unprocessable, openapi::Unavailable))]
+pub async fn override_lock(
     State(state): State<AppState>,
     user: CurrentUser,
     body: Result<Json<OverrideRequest>, axum::extract::rejection::JsonRejection>,
@@ -385,18 +487,41 @@ async fn override_lock(
     ))
 }
 
-async fn lock(
+/// The lock file as `GET /api/v1/lock` shows it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum LockBody {
+    Held(crate::lock::Lock),
+    Unreadable(UnreadableLock),
+}
+
+/// A lock file this console cannot read: never removed silently.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UnreadableLock {
+    /// Always true.
+    pub unreadable: bool,
+    pub problem: String,
+    /// The file's first bytes.
+    pub raw: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/lock", tag = "lock",
+    responses((status = 200, description = "The lock file: its fields, or its raw text when it cannot be read", body = LockBody),
+        openapi::Unauthorized, openapi::NotFound))]
+pub async fn lock(
     State(state): State<AppState>,
     _: CurrentUser,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<LockBody>, ApiError> {
     use crate::lock::LockState;
     match state.engine.lock_state() {
         LockState::Free => Err(ApiError::NotFound(
             "there is no lock: no operation is running".into(),
         )),
-        LockState::Held(l) => Ok(Json(serde_json::to_value(l).map_err(anyhow::Error::from)?)),
-        LockState::Unreadable { raw, problem } => Ok(Json(
-            serde_json::json!({ "unreadable": true, "problem": problem, "raw": raw }),
-        )),
+        LockState::Held(l) => Ok(Json(LockBody::Held(l))),
+        LockState::Unreadable { raw, problem } => Ok(Json(LockBody::Unreadable(UnreadableLock {
+            unreadable: true,
+            problem,
+            raw,
+        }))),
     }
 }

@@ -1,11 +1,44 @@
 //! The one error type of the HTTP boundary and its one mapping to responses:
-//! a JSON body `{ "error": code, "message": text }`. Unexpected errors are
-//! logged with their cause and answered with a generic message.
+//! a JSON body `{ "error": code, "message": text }` ([`ErrorBody`]).
+//! Unexpected errors are logged with their cause and answered with a
+//! generic message.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+/// Every refusal of the API: a code to branch on and a sentence for people
+/// (what was wrong and what to do).
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    /// What was wrong and what to do; names the field or the lock's holder.
+    pub message: String,
+}
+
+/// The kind of refusal; each goes with one HTTP status.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 401: sign in or send a bearer token.
+    Unauthorized,
+    /// 403: your role (or the console's mode) does not allow it.
+    Forbidden,
+    /// 404: no such route, operation, grid or lock.
+    NotFound,
+    /// 422: a field is missing or wrong; the message names it.
+    BadRequest,
+    /// 409: another operation holds the lock, or the operation has ended.
+    Locked,
+    /// 413: the body is too large.
+    TooLarge,
+    /// 503: a grid did not answer.
+    Unavailable,
+    /// 500: the console's log has the cause.
+    Internal,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -36,23 +69,23 @@ impl From<sqlx::Error> for ApiError {
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_request"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "locked"),
-            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            ApiError::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BadRequest),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Locked),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            ApiError::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
+        let (status, error) = self.status_and_code();
         let message = match &self {
             ApiError::Unexpected(cause) => {
                 tracing::error!(error = format!("{cause:#}"), "request failed");
@@ -60,8 +93,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response =
-            (status, Json(json!({ "error": code, "message": message }))).into_response();
+        let mut response = (status, Json(ErrorBody { error, message })).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -105,6 +105,7 @@ fn is_public(path: &str) -> bool {
     path == "/login"
         || path == "/healthz"
         || path == "/metrics"
+        || path == "/api/v1/openapi.json"
         || path == "/favicon.ico"
         || path.starts_with("/pkg/")
 }

@@ -9,6 +9,7 @@ pub mod gate;
 pub mod headers;
 pub mod login;
 pub mod metrics;
+pub mod openapi;
 pub mod pages;
 
 use crate::auth::throttle::LoginThrottle;
@@ -76,6 +77,7 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .route("/sfn/{*name}", get(pages::server_fn).post(pages::server_fn))
         .nest("/api/v1", api::routes())
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
