@@ -131,11 +131,13 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// An operation with its events so far: what the monitor starts from.
+/// An operation with what its events so far add up to: what the monitor
+/// starts from. The server folds the events (a page at a time, so a log of
+/// 100,000 lines costs the page no more than its last `MAX_LINES`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OperationDetail {
     pub operation: OperationView,
-    pub events: Vec<StreamEvent>,
+    pub state: MonitorState,
     /// When this console runs inside the operation's source app, the grid
     /// where it answers again after stopping with the app.
     #[serde(default)]
@@ -145,7 +147,7 @@ pub struct OperationDetail {
 /// What the monitor shows, folded from the operation's row and its events
 /// in order. The server renders from it and the browser keeps folding the
 /// live events into it, so both always agree.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MonitorState {
     pub phase: Phase,
     pub outcome: Option<Outcome>,
@@ -160,7 +162,10 @@ pub struct MonitorState {
     pub target_state: String,
     pub helper_state: String,
     pub last_seq: i64,
+    /// The last `MAX_LINES` lines of the log (at most `MAX_LINES` + `DROP_AT_ONCE`).
     pub lines: Vec<LogLine>,
+    /// Lines before those: on the page only as a count (and in the downloads).
+    pub earlier_lines: u64,
     /// While the console is away with its app (it said so in its last
     /// event): the grid where it will answer again.
     pub away: Option<String>,
@@ -180,6 +185,11 @@ pub struct MonitorState {
 }
 
 impl MonitorState {
+    /// The log lines the monitor holds and shows; the whole log is a download.
+    pub const MAX_LINES: usize = 1000;
+    /// Lines dropped from the front at once, when the window is that much over.
+    const DROP_AT_ONCE: usize = 200;
+
     pub fn new(op: &OperationView) -> MonitorState {
         let unseen = || "not seen yet".to_owned();
         MonitorState {
@@ -197,11 +207,10 @@ impl MonitorState {
         }
     }
 
+    /// What the monitor starts from: the folded events, and the row's word
+    /// on what the events may not say yet.
     pub fn from_detail(d: &OperationDetail) -> MonitorState {
-        let mut m = MonitorState::new(&d.operation);
-        for e in &d.events {
-            m.apply(e);
-        }
+        let mut m = d.state.clone();
         m.moves_to = d.console_moves_to.clone();
         // The row has the last word on the outcome (events may lag it).
         if d.operation.outcome.is_some() {
@@ -286,6 +295,11 @@ impl MonitorState {
             source: e.source,
             text,
         });
+        if self.lines.len() >= Self::MAX_LINES + Self::DROP_AT_ONCE {
+            let over = self.lines.len() - Self::MAX_LINES;
+            self.lines.drain(..over);
+            self.earlier_lines += over as u64;
+        }
     }
 
     pub fn running(&self) -> bool {

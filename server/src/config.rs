@@ -48,6 +48,8 @@ pub struct Settings {
     /// Events and archived locks of operations that ended this many days
     /// ago are pruned; the operations' rows stay.
     pub retention_days: u64,
+    /// Event streams (SSE) open at once; one more is refused with 429.
+    pub max_event_streams: usize,
 }
 
 impl Settings {
@@ -117,6 +119,9 @@ pub struct Overrides {
     /// Days an ended operation keeps its events and archived lock (1 or more) [default: 90]
     #[arg(long, env = "MIGCTL_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
+    /// Event streams (the monitors' live logs) open at once; more get 429 (1 or more) [default: 2000]
+    #[arg(long, env = "MIGCTL_MAX_EVENT_STREAMS")]
+    pub max_event_streams: Option<u64>,
 }
 
 /// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
@@ -138,9 +143,10 @@ struct FileSettings {
     warm_at_pass_limit: Option<String>,
     metrics_token: Option<String>,
     retention_days: Option<u64>,
+    max_event_streams: Option<u64>,
 }
 
-const KNOWN_KEYS: [&str; 16] = [
+const KNOWN_KEYS: [&str; 17] = [
     "listen",
     "current_grid",
     "current_app",
@@ -157,6 +163,7 @@ const KNOWN_KEYS: [&str; 16] = [
     "warm_at_pass_limit",
     "metrics_token",
     "retention_days",
+    "max_event_streams",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +214,7 @@ fn fix_for(key: &str) -> String {
         "warm_converged_mib" => "write warm_converged_mib = 16 (a whole number of MiB)".into(),
         "warm_at_pass_limit" => "write warm_at_pass_limit = \"cut_over\" (or \"wait\")".into(),
         "retention_days" => "write retention_days = 90 (whole days, 1 or more)".into(),
+        "max_event_streams" => "write max_event_streams = 2000 (1 or more)".into(),
         "metrics_token" => "write metrics_token = \"…\": 16 or more characters, e.g. from `openssl rand -hex 24`".into(),
         _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
     }
@@ -429,6 +437,17 @@ pub fn load(
                 });
             }
             Some(n) => n.min(36_500),
+        },
+        max_event_streams: match overrides.max_event_streams.or(file.max_event_streams) {
+            None => 2000,
+            Some(0) => {
+                return Err(ConfigError::Value {
+                    setting: "max_event_streams".into(),
+                    message: "0 would refuse every monitor its live log".into(),
+                    fix: fix_for("max_event_streams"),
+                });
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         },
     };
     Ok((settings, warnings))

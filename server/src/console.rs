@@ -157,6 +157,7 @@ impl Console {
             origins: Arc::new(web::gate::OwnOrigins::new(
                 self.settings.public_url.as_deref(),
             )),
+            streams: web::events::Streams::new(self.settings.max_event_streams),
         };
         let router = web::router(state, sessions);
         tracing::info!(address = %local, "serving");

@@ -1352,3 +1352,282 @@ async fn the_api_publishes_its_contract_and_refuses_what_it_does_not_allow() {
     }
     t.stop().await;
 }
+
+/// Inserts an operation row (`ended`: done, else running) for the page and
+/// stream tests, with `lines` log events (and the outcome's event if ended).
+async fn insert_operation(pool: &sqlx::SqlitePool, id: &str, ended: bool, lines: i64) {
+    let (phase, outcome, finished) = if ended {
+        ("done", Some("done"), Some("2026-11-24T08:10:00Z"))
+    } else {
+        ("copying", None, None)
+    };
+    sqlx::query(
+        "INSERT INTO operations (id, action, source_grid, source_app, target_grid, target_app,
+           phase, outcome, created_by, created_at, updated_at, finished_at)
+         VALUES (?, 'snapshot', 'east', 'shop', 'west', 'shop-copy', ?, ?, 'olga',
+           '2026-11-24T08:00:00Z', '2026-11-24T08:00:00Z', ?)",
+    )
+    .bind(id)
+    .bind(phase)
+    .bind(outcome)
+    .bind(finished)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+         INSERT INTO operation_events (op_id, seq, at, kind, source, data, app_seq, final)
+         SELECT ?, i, '2026-11-24T08:05:00Z', 'log', 'helper',
+           json_object('text', 'line ' || i), i, 0 FROM n",
+    )
+    .bind(lines)
+    .bind(id)
+    .execute(pool)
+    .await
+    .unwrap();
+    if ended {
+        sqlx::query(
+            "INSERT INTO operation_events (op_id, seq, at, kind, source, data, final)
+             VALUES (?, ? + 1, '2026-11-24T08:10:00Z', 'phase', 'console',
+               '{\"phase\":\"done\",\"text\":\"done\"}', 1)",
+        )
+        .bind(id)
+        .bind(lines)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+/// An operation with 100,000 log lines: its monitor shows the last lines and
+/// says how many came before, with the whole log a download away; the page
+/// stays small; the downloads and the event stream carry every line.
+#[tokio::test]
+async fn a_log_of_100_000_lines_keeps_the_monitor_small_and_the_downloads_whole() {
+    let t = TestConsole::start().await;
+    insert_operation(&t.pool, "op-long", true, 100_000).await;
+    let viewer = t.signed_in_as("vic").await;
+
+    let page = viewer
+        .get(format!("{}/operations/op-long", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("data-seq=\"100001\""),
+        "the last line is shown"
+    );
+    assert!(
+        !html.contains("data-seq=\"5000\""),
+        "old lines are not on the page"
+    );
+    let earlier = html
+        .split("data-testid=\"earlier-lines\"")
+        .nth(1)
+        .and_then(|rest| rest.split_once('>'))
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .expect("the page says how many earlier lines it leaves out");
+    let shown = html.matches("<li data-source=").count() as u64;
+    assert_eq!(
+        earlier + shown,
+        100_001,
+        "{earlier} earlier + {shown} shown"
+    );
+    assert!(shown >= 1000, "{shown}");
+    assert!(html.len() < 2 << 20, "the page is {} bytes", html.len());
+
+    let text = viewer
+        .get(format!("{}/api/v1/operations/op-long/log.txt", t.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text.lines().count(), 100_001);
+    assert!(text.lines().nth(99_999).unwrap().ends_with("line 100000"));
+    let ndjson = viewer
+        .get(format!("{}/api/v1/operations/op-long/log.ndjson", t.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(ndjson.lines().count(), 100_001);
+
+    let stream = viewer
+        .get(format!(
+            "{}/api/v1/operations/op-long/events?after=90000",
+            t.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: ")?.parse().ok())
+        .collect();
+    assert_eq!(
+        ids,
+        (90_001..=100_001).collect::<Vec<_>>(),
+        "every event once, in order, then the end"
+    );
+    t.stop().await;
+}
+
+/// Event streams are limited (`max_event_streams`): one more is refused
+/// with 429, Retry-After and the setting's name, and a closed stream frees
+/// its place.
+#[tokio::test]
+async fn event_streams_past_the_limit_are_refused_with_429() {
+    let t = TestConsole::start_with(Overrides {
+        max_event_streams: Some(2),
+        ..Overrides::default()
+    })
+    .await;
+    insert_operation(&t.pool, "op-live", false, 3).await;
+    let viewer = t.signed_in_as("vic").await;
+    let url = format!("{}/api/v1/operations/op-live/events", t.url);
+    let first = viewer.get(&url).send().await.unwrap();
+    let second = viewer.get(&url).send().await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let third = viewer.get(&url).send().await.unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(third.headers()["retry-after"], "5");
+    let body: serde_json::Value = third.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_streams");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_event_streams"),
+        "{body}"
+    );
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = viewer.get(&url).send().await.unwrap();
+        if again.status() == StatusCode::OK {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a closed stream never freed its place"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(second);
+    t.stop().await;
+}
+
+/// Every state-changing route, forms and API alike, refuses a request that
+/// carries an admin's session cookie but comes from another site (CSRF),
+/// and nothing changes; oversized bodies get 413 and oversized headers 431.
+#[tokio::test]
+async fn every_state_change_refuses_other_sites_and_oversized_requests() {
+    let t = TestConsole::start().await;
+    insert_operation(&t.pool, "op-live", false, 3).await;
+    let cookie = {
+        let r = t.login(&t.browser(), "ana", PASSWORD).await;
+        cookie_value(&session_cookie(&r).unwrap())
+    };
+    let c = t.plain();
+    let routes = [
+        "/logout",
+        "/operations/new",
+        "/operations/op-live/cancel",
+        "/operations/op-live/cutover",
+        "/users",
+        "/users/olga",
+        "/lock/override",
+        "/sfn/anything",
+        "/api/v1/operations",
+        "/api/v1/operations/plan",
+        "/api/v1/operations/op-live/cancel",
+        "/api/v1/operations/op-live/cutover",
+        "/api/v1/lock/override",
+    ];
+    for route in routes {
+        for origin in [Some("http://evil.example"), None] {
+            let mut r = c
+                .post(format!("{}{route}", t.url))
+                .header("cookie", &cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("username=mallory&role=admin&op_id=op-live&reason=x");
+            if let Some(o) = origin {
+                r = r.header(ORIGIN, o);
+            }
+            let r = r.send().await.unwrap();
+            assert_eq!(
+                r.status(),
+                StatusCode::FORBIDDEN,
+                "POST {route} from {origin:?}"
+            );
+        }
+    }
+    assert!(
+        accounts::find_by_name(&t.pool, "mallory")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let op: (String, Option<String>) =
+        sqlx::query_as("SELECT phase, outcome FROM operations WHERE id = 'op-live'")
+            .fetch_one(&t.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        op,
+        ("copying".to_owned(), None),
+        "the operation was not touched"
+    );
+    let admin = t.signed_in_as("ana").await;
+    assert_eq!(
+        me_status(&t, &admin).await,
+        StatusCode::OK,
+        "the session survived"
+    );
+
+    // Oversized: a 3 MiB body to every JSON route, a 1 MiB header anywhere.
+    let big = vec![b'x'; 3 << 20];
+    for (route, kind) in [
+        ("/api/v1/operations", "application/json"),
+        ("/api/v1/operations/plan", "application/json"),
+        ("/api/v1/lock/override", "application/json"),
+        ("/login", "application/x-www-form-urlencoded"),
+        ("/operations/new", "application/x-www-form-urlencoded"),
+    ] {
+        let r = admin
+            .post(format!("{}{route}", t.url))
+            .header("content-type", kind)
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "POST {route}");
+    }
+    let r = admin
+        .get(format!("{}/api/v1/me", t.url))
+        .header("x-padding", "y".repeat(1 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(
+        me_status(&t, &admin).await,
+        StatusCode::OK,
+        "and the console goes on"
+    );
+    t.stop().await;
+}

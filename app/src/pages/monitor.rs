@@ -295,6 +295,16 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             </div>
             <div class="log-box" node_ref=log_box tabindex="0" aria-label="Operation log"
                 on:scroll=move |_| follow.set(at_bottom())>
+                {let whole_log = format!("/api/v1/operations/{}/log.txt", op.id);
+                move || {
+                    let earlier = state.read().earlier_lines;
+                    (earlier > 0).then(|| view! {
+                        <p class="earlier" data-testid="earlier-lines">
+                            {format!("{earlier} earlier lines are not shown here (the last {} are): ", MonitorState::MAX_LINES)}
+                            <a href=whole_log.clone() download>"download the whole log"</a>
+                        </p>
+                    })
+                }}
                 <ol class="log" data-testid="log">
                     <For
                         each=move || {

@@ -7,12 +7,13 @@
 //! - `observe`: what the controllers say about the three apps;
 //! - `settle`: carrying out reconciliation's steps, the outcome last;
 //! - `intervene`: cancel and lock override;
-//! - `record`: storing events and waking their subscribers;
+//! - `record`: storing events and sending them to their followers (`feed`);
 //! - `inspect`: the pre-flight plan and the lock's evidence (reads only);
 //! - `store`: the tables.
 
 mod drive;
 mod error;
+pub mod feed;
 mod inspect;
 mod intervene;
 mod meter;
@@ -46,8 +47,8 @@ pub struct Engine {
     pool: SqlitePool,
     grids: Arc<GridMonitor>,
     lock: LockFile,
-    /// Woken on every stored event: subscribers (SSE) read the new rows.
-    events: tokio::sync::watch::Sender<u64>,
+    /// Each operation's live events for its followers (SSE streams).
+    feeds: feed::Feeds,
     /// Operations this console is driving right now.
     driving: Mutex<HashSet<String>>,
     /// Held while an operation is being settled (reconciliation's steps, a
@@ -131,7 +132,7 @@ impl Engine {
             pool,
             grids,
             lock,
-            events: tokio::sync::watch::channel(0).0,
+            feeds: feed::Feeds::default(),
             driving: Default::default(),
             settling: tokio::sync::Mutex::new(()),
             tasks: TaskTracker::new(),

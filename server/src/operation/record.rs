@@ -1,7 +1,7 @@
 //! Recording an operation's events: each is stored with the next sequence
-//! number, then subscribers (SSE streams) are woken.
+//! number, then sent to the operation's followers (SSE streams).
 
-use super::{Engine, store};
+use super::{Engine, feed, store};
 use app::model::{EventKind, EventSource, Phase, TextData};
 use serde_json::json;
 
@@ -9,7 +9,7 @@ impl Engine {
     async fn store_event(&self, op: &str, e: store::NewEvent<'_>) {
         let kind = e.kind;
         match store::append_event(&self.pool, op, e).await {
-            Ok(Some(_)) => self.events.send_modify(|n| *n += 1),
+            Ok(Some(stored)) => self.feeds.publish(op, stored),
             Ok(None) => tracing::debug!(op, %kind, "event after the outcome dropped"),
             Err(e) => tracing::error!(error = %e, op, "cannot store an operation event"),
         }
@@ -111,9 +111,9 @@ impl Engine {
         }
     }
 
-    /// A receiver that changes whenever any operation gets an event.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.events.subscribe()
+    /// Every event `op` gets from now on (see `feed`).
+    pub fn follow(&self, op: &str) -> feed::Live {
+        self.feeds.follow(op)
     }
 
     pub(super) async fn last_seq(&self, op: &str, source: EventSource) -> Option<u64> {

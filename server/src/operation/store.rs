@@ -270,14 +270,14 @@ pub async fn append_event(
     pool: &SqlitePool,
     op_id: &str,
     e: NewEvent<'_>,
-) -> sqlx::Result<Option<i64>> {
-    sqlx::query_scalar(
+) -> sqlx::Result<Option<StreamEvent>> {
+    let stored: Option<EventRow> = sqlx::query_as(&format!(
         "INSERT INTO operation_events (op_id, seq, at, kind, source, data, app_seq, final)
          SELECT ?, next, ?, ?, ?, ?, ?, ? FROM
            (SELECT COALESCE(MAX(seq), 0) + 1 AS next FROM operation_events WHERE op_id = ?)
          WHERE NOT EXISTS (SELECT 1 FROM operation_events WHERE op_id = ? AND final = 1)
-         RETURNING seq",
-    )
+         RETURNING {EVENT_COLUMNS}"
+    ))
     .bind(op_id)
     .bind(clock::now().to_string())
     .bind(e.kind.as_str())
@@ -288,7 +288,8 @@ pub async fn append_event(
     .bind(op_id)
     .bind(op_id)
     .fetch_optional(pool)
-    .await
+    .await?;
+    Ok(stored.map(StreamEvent::from))
 }
 
 #[derive(sqlx::FromRow)]
@@ -340,11 +341,23 @@ pub async fn events_after(
     op_id: &str,
     after: i64,
 ) -> sqlx::Result<Vec<StreamEvent>> {
+    events_page(pool, op_id, after, i64::MAX).await
+}
+
+/// At most `limit` events after `after`, in order: a stream or a download
+/// reads a long log a page at a time.
+pub async fn events_page(
+    pool: &SqlitePool,
+    op_id: &str,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<StreamEvent>> {
     let rows: Vec<EventRow> = sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM operation_events WHERE op_id = ? AND seq > ? ORDER BY seq"
+        "SELECT {EVENT_COLUMNS} FROM operation_events WHERE op_id = ? AND seq > ? ORDER BY seq LIMIT ?"
     ))
     .bind(op_id)
     .bind(after)
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(StreamEvent::from).collect())

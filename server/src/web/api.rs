@@ -21,7 +21,10 @@ pub fn routes() -> Router<AppState> {
         .route("/operations", get(operations).post(start_operation))
         .route("/operations/plan", axum::routing::post(plan_operation))
         .route("/operations/{id}", get(operation))
-        .route("/operations/{id}/events", get(operation_events))
+        .route(
+            "/operations/{id}/events",
+            get(super::events::operation_events),
+        )
         .route(
             "/operations/{id}/cancel",
             axum::routing::post(cancel_operation),
@@ -158,144 +161,6 @@ pub async fn operation(
         .ok_or_else(|| ApiError::NotFound(format!("there is no operation {id:?}")))
 }
 
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EventsQuery {
-    /// Start after this sequence number (the last event you have).
-    #[param(minimum = 0)]
-    after: Option<i64>,
-}
-
-#[utoipa::path(get, path = "/api/v1/operations/{id}/events", tag = "operations",
-    params(("id" = String, Path, description = "The operation's id"), EventsQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "A reconnecting stream's last event: resumes after it")),
-    responses((status = 200, description = "The events: a stream that ends after the outcome, or the stored ones as an array when `Accept: application/json`",
-            content((Vec<app::model::StreamEvent> = "application/json"), (openapi::EventFrame = "text/event-stream"))),
-        openapi::Unauthorized, openapi::NotFound, openapi::Unprocessable))]
-/// The operation's events as Server-Sent Events (`id:` = sequence number;
-/// `Last-Event-ID` resumes after it), or as a JSON array when the client
-/// asks for `application/json`. The stream ends after the outcome.
-/// `?after=SEQ` starts after SEQ (both forms) (a page that already shows events up to
-/// SEQ); a `Last-Event-ID` from a reconnecting client wins over it.
-pub async fn operation_events(
-    State(state): State<AppState>,
-    _: CurrentUser,
-    Path(id): Path<String>,
-    query: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-    headers: axum::http::HeaderMap,
-) -> Result<axum::response::Response, ApiError> {
-    let axum::extract::Query(query) = query.map_err(|e| {
-        ApiError::Unprocessable(format!(
-            "{}; `after` is the sequence number of the last event you have",
-            e.body_text()
-        ))
-    })?;
-    if query.after.is_some_and(|a| a < 0) {
-        return Err(ApiError::Unprocessable(
-            "after: a sequence number, 0 or more (0: from the start)".into(),
-        ));
-    }
-    let query_after = query.after;
-    use crate::operation::store;
-    use axum::response::IntoResponse;
-    use axum::response::sse::{Event, KeepAlive, Sse};
-    if store::get(&state.pool, &id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
-    }
-    let wants_json = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
-    if wants_json {
-        let after = query_after.unwrap_or(0);
-        return Ok(Json(store::events_after(&state.pool, &id, after).await?).into_response());
-    }
-    let after: i64 = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .or(query_after)
-        .unwrap_or(0);
-    let follow = Follow {
-        pool: state.pool.clone(),
-        id,
-        after,
-        buffered: Default::default(),
-        ending: false,
-        quiet: false,
-        wake: state.engine.subscribe(),
-        closing: state.engine.shutdown_token(),
-        _counted: crate::telemetry::Subscriber::new(),
-    };
-    let stream = futures_util::stream::unfold(follow, |mut f| async move {
-        let event = f.next().await?;
-        let sse = Event::default()
-            .id(event.seq.to_string())
-            .event(event.kind.as_str())
-            .json_data(&event)
-            .unwrap_or_else(|_| Event::default().comment("unencodable event"));
-        Some((Ok::<_, std::convert::Infallible>(sse), f))
-    });
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::default())
-        .into_response())
-}
-
-/// One follower of an operation's events (an open SSE stream).
-struct Follow {
-    pool: sqlx::SqlitePool,
-    id: String,
-    after: i64,
-    buffered: std::collections::VecDeque<app::model::StreamEvent>,
-    ending: bool,
-    quiet: bool,
-    wake: tokio::sync::watch::Receiver<u64>,
-    /// The console is stopping: send what is stored, then end.
-    closing: tokio_util::sync::CancellationToken,
-    /// Counted in `migctl_sse_subscribers` while the stream is open.
-    _counted: crate::telemetry::Subscriber,
-}
-
-impl Follow {
-    /// The next event, or `None` when the stream ends: after the outcome's
-    /// phase event (an operation's last event); for an operation that
-    /// ended without one (written by an older console), once it is
-    /// finished and a second look finds nothing new; and when the console
-    /// stops, once every stored event is sent (the last words of a console
-    /// leaving with its app included). The browser then reconnects with
-    /// Last-Event-ID to whichever console answers next.
-    async fn next(&mut self) -> Option<app::model::StreamEvent> {
-        use crate::operation::store;
-        loop {
-            if let Some(ev) = self.buffered.pop_front() {
-                self.after = ev.seq;
-                self.ending |= ev.is_final();
-                return Some(ev);
-            }
-            if self.ending {
-                return None;
-            }
-            let closing = self.closing.is_cancelled();
-            let finished = matches!(store::get(&self.pool, &self.id).await, Ok(Some(op)) if op.outcome.is_some());
-            match store::events_after(&self.pool, &self.id, self.after).await {
-                Ok(evs) if !evs.is_empty() => self.buffered.extend(evs),
-                Ok(_) if closing || (finished && self.quiet) => self.ending = true,
-                // New events wake the stream; the timeout covers events
-                // written by another process (a console restarted meanwhile).
-                Ok(_) => {
-                    self.quiet = finished;
-                    let wait = std::time::Duration::from_secs(1);
-                    tokio::select! {
-                        _ = tokio::time::timeout(wait, self.wake.changed()) => {}
-                        () = self.closing.cancelled() => {}
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/operations/{id}/cancel", tag = "operations",
     params(("id" = String, Path, description = "The operation's id")),
     responses((status = 200, description = "Cancelled, with the clean-up done", body = crate::operation::Cancelled),
@@ -357,9 +222,7 @@ pub async fn log_text(
     _user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
-    let events = whole_log(&state, &id).await?;
-    let mut text = String::new();
-    for e in &events {
+    let body = whole_log(&state, &id, |e| {
         let line = match (e.progress(), e.phase()) {
             (Some(p), _) => format!(
                 "{}: {} of {} in place",
@@ -371,9 +234,10 @@ pub async fn log_text(
             (None, None) if e.kind == app::model::EventKind::State => e.data.to_string(),
             _ => e.text(),
         };
-        text.push_str(&format!("{:>6} {} {:>7} {}\n", e.seq, e.at, e.source, line));
-    }
-    Ok(download(&id, "txt", "text/plain; charset=utf-8", text))
+        format!("{:>6} {} {:>7} {}\n", e.seq, e.at, e.source, line)
+    })
+    .await?;
+    Ok(download(&id, "txt", "text/plain; charset=utf-8", body))
 }
 
 #[utoipa::path(get, path = "/api/v1/operations/{id}/log.ndjson", tag = "operations",
@@ -387,26 +251,51 @@ pub async fn log_ndjson(
     _user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<axum::response::Response, ApiError> {
-    let events = whole_log(&state, &id).await?;
-    let mut text = String::new();
-    for e in &events {
-        text.push_str(&serde_json::to_string(e).unwrap_or_default());
-        text.push('\n');
-    }
-    Ok(download(&id, "ndjson", "application/x-ndjson", text))
+    let body = whole_log(&state, &id, |e| {
+        serde_json::to_string(e).unwrap_or_default() + "\n"
+    })
+    .await?;
+    Ok(download(&id, "ndjson", "application/x-ndjson", body))
 }
 
-async fn whole_log(state: &AppState, id: &str) -> Result<Vec<app::model::StreamEvent>, ApiError> {
-    if crate::operation::store::get(&state.pool, id)
-        .await?
-        .is_none()
-    {
+/// An operation's whole log as a body streamed a page of events at a time
+/// (however long the log, the console holds one page), a line an event.
+async fn whole_log(
+    state: &AppState,
+    id: &str,
+    line: fn(&app::model::StreamEvent) -> String,
+) -> Result<axum::body::Body, ApiError> {
+    use crate::operation::store;
+    const PAGE: i64 = 1000;
+    if store::get(&state.pool, id).await?.is_none() {
         return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
     }
-    Ok(crate::operation::store::events_after(&state.pool, id, 0).await?)
+    let start = (state.pool.clone(), id.to_owned(), 0_i64, false);
+    let pages =
+        futures_util::stream::try_unfold(start, move |(pool, id, after, done)| async move {
+            if done {
+                return Ok(None);
+            }
+            let page = store::events_page(&pool, &id, after, PAGE).await?;
+            let Some(last) = page.last().map(|e| e.seq) else {
+                return Ok(None);
+            };
+            let text: String = page.iter().map(line).collect();
+            let done = (page.len() as i64) < PAGE;
+            Ok::<_, sqlx::Error>(Some((
+                axum::body::Bytes::from(text),
+                (pool, id, last, done),
+            )))
+        });
+    Ok(axum::body::Body::from_stream(pages))
 }
 
-fn download(id: &str, ext: &str, mime: &'static str, body: String) -> axum::response::Response {
+fn download(
+    id: &str,
+    ext: &str,
+    mime: &'static str,
+    body: axum::body::Body,
+) -> axum::response::Response {
     use axum::http::header;
     use axum::response::IntoResponse;
     let name = format!(

@@ -36,6 +36,8 @@ pub enum ErrorCode {
     TooLarge,
     /// 503: a grid did not answer.
     Unavailable,
+    /// 429: too many event streams are open; try again shortly (`Retry-After`).
+    TooManyStreams,
     /// 500: the console's log has the cause.
     Internal,
 }
@@ -58,6 +60,9 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     Unavailable(String),
+    /// Too many event streams are open; the client may try again later.
+    #[error("{0}")]
+    TooManyStreams(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -78,6 +83,9 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Locked),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            ApiError::TooManyStreams(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyStreams)
+            }
             ApiError::Unexpected(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal),
         }
     }
@@ -98,6 +106,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod error;
+pub mod events;
 pub mod forms;
 pub mod gate;
 pub mod headers;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub grids: Arc<crate::grids::GridMonitor>,
     pub engine: Arc<crate::operation::Engine>,
     pub origins: Arc<gate::OwnOrigins>,
+    /// Open event streams, against `max_event_streams`.
+    pub streams: Arc<events::Streams>,
 }
 
 pub fn router(state: AppState, sessions: SqliteStore) -> Router {

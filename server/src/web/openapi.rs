@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi};
         api::start_operation,
         api::plan_operation,
         api::operation,
-        api::operation_events,
+        super::events::operation_events,
         api::cancel_operation,
         api::cutover_operation,
         api::log_text,
@@ -147,6 +147,14 @@ pub struct Unprocessable(ErrorBody);
 )]
 #[allow(dead_code)]
 pub struct Unavailable(ErrorBody);
+
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 429,
+    description = "Too many event streams are open (`max_event_streams`); try again after `Retry-After` seconds"
+)]
+#[allow(dead_code)]
+pub struct TooManyStreams(ErrorBody);
 
 #[cfg(test)]
 mod tests {

@@ -10,7 +10,7 @@ use crate::operation::{Engine, store};
 use crate::operation::{EngineError, StartRequest};
 use app::backend::{Backend, BackendHandle, BoxFuture};
 use app::model::{
-    AuditEntry, AuditFilter, ConsoleInfo, FieldError, GridView, LockDetail, LockView,
+    AuditEntry, AuditFilter, ConsoleInfo, FieldError, GridView, LockDetail, LockView, MonitorState,
     OperationDetail, OperationRequest, OperationView, PlanView, UserRow,
 };
 use axum::extract::{Request, State};
@@ -18,6 +18,9 @@ use axum::response::{IntoResponse, Response};
 use leptos::prelude::provide_context;
 use sqlx::SqlitePool;
 use std::sync::Arc;
+
+/// Events folded at a time into a monitor's starting state.
+const FOLD_PAGE: i64 = 1000;
 
 pub fn console_info(settings: &Settings, engine: &Engine) -> ConsoleInfo {
     ConsoleInfo {
@@ -84,11 +87,20 @@ impl Backend for ConsoleBackend {
                 let Some(operation) = store::get(&self.pool, &id).await? else {
                     return Ok(None);
                 };
-                let events = store::events_after(&self.pool, &id, 0).await?;
+                // Folded a page at a time: a long log never sits whole in memory.
+                let mut state = MonitorState::new(&operation);
+                loop {
+                    let page =
+                        store::events_page(&self.pool, &id, state.last_seq, FOLD_PAGE).await?;
+                    page.iter().for_each(|e| state.apply(e));
+                    if (page.len() as i64) < FOLD_PAGE {
+                        break;
+                    }
+                }
                 let console_moves_to = console_moves_to(&self.settings, &operation);
                 Ok::<_, sqlx::Error>(Some(OperationDetail {
                     operation,
-                    events,
+                    state,
                     console_moves_to,
                 }))
             };

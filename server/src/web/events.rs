@@ -1,0 +1,240 @@
+//! `GET /api/v1/operations/{id}/events`: an operation's events as
+//! Server-Sent Events, or the stored ones as a JSON array. A stream first
+//! reads what is stored, a page at a time, then follows the operation's
+//! live feed (`operation::feed`); it reads the database again only when it
+//! fell behind the feed, when the feed skips (an event stored by another
+//! process), and every `LOOK_AGAIN` while nothing comes.
+
+use super::AppState;
+use super::error::ApiError;
+use super::gate::CurrentUser;
+use super::openapi;
+use crate::operation::{feed, store};
+use app::model::StreamEvent;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Events read from the database at a time: a stream holds at most this
+/// many besides the feed's shared ring, however long the log.
+pub const PAGE: i64 = 500;
+/// A quiet stream looks at the database this often (events stored by
+/// another process; an operation that ended without a last event).
+const LOOK_AGAIN: Duration = Duration::from_secs(5);
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Start after this sequence number (the last event you have).
+    #[param(minimum = 0)]
+    after: Option<i64>,
+}
+
+/// How many event streams are open, against `max_event_streams`.
+#[derive(Debug)]
+pub struct Streams {
+    open: AtomicUsize,
+    max: usize,
+}
+
+/// One open stream's place, given back when the stream ends.
+struct Slot {
+    streams: Arc<Streams>,
+    _counted: crate::telemetry::Subscriber,
+}
+
+impl Streams {
+    pub fn new(max: usize) -> Arc<Streams> {
+        Arc::new(Streams {
+            open: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    fn admit(self: &Arc<Self>) -> Result<Slot, ApiError> {
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(Slot {
+                streams: self.clone(),
+                _counted: crate::telemetry::Subscriber::new(),
+            }),
+            Err(n) => Err(ApiError::TooManyStreams(format!(
+                "{n} event streams are open, the most this console serves \
+                 (max_event_streams); close a monitor you do not watch, or try again shortly"
+            ))),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.streams.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/operations/{id}/events", tag = "operations",
+    params(("id" = String, Path, description = "The operation's id"), EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "A reconnecting stream's last event: resumes after it")),
+    responses((status = 200, description = "The events: a stream that ends after the outcome, or the stored ones as an array when `Accept: application/json`",
+            content((Vec<app::model::StreamEvent> = "application/json"), (openapi::EventFrame = "text/event-stream"))),
+        openapi::Unauthorized, openapi::NotFound, openapi::Unprocessable, openapi::TooManyStreams))]
+/// The operation's events as Server-Sent Events (`id:` = sequence number;
+/// `Last-Event-ID` resumes after it), or as a JSON array when the client
+/// asks for `application/json`. The stream ends after the outcome.
+/// `?after=SEQ` starts after SEQ (both forms) (a page that already shows events up to
+/// SEQ); a `Last-Event-ID` from a reconnecting client wins over it.
+pub async fn operation_events(
+    State(state): State<AppState>,
+    _: CurrentUser,
+    Path(id): Path<String>,
+    query: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let axum::extract::Query(query) = query.map_err(|e| {
+        ApiError::Unprocessable(format!(
+            "{}; `after` is the sequence number of the last event you have",
+            e.body_text()
+        ))
+    })?;
+    if query.after.is_some_and(|a| a < 0) {
+        return Err(ApiError::Unprocessable(
+            "after: a sequence number, 0 or more (0: from the start)".into(),
+        ));
+    }
+    if store::get(&state.pool, &id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
+    }
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        let after = query.after.unwrap_or(0);
+        return Ok(Json(store::events_after(&state.pool, &id, after).await?).into_response());
+    }
+    let after: i64 = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(query.after)
+        .unwrap_or(0);
+    let slot = state.streams.admit()?;
+    // Follow before the first read: an event stored in between is in both
+    // and sent once (by its sequence number).
+    let follow = Follow {
+        live: state.engine.follow(&id),
+        live_closed: false,
+        pool: state.pool.clone(),
+        id,
+        after,
+        buffered: VecDeque::new(),
+        read_stored: true,
+        ending: false,
+        quiet: false,
+        closing: state.engine.shutdown_token(),
+        _slot: slot,
+    };
+    let stream = futures_util::stream::unfold(follow, |mut f| async move {
+        let event = f.next().await?;
+        let sse = Event::default()
+            .id(event.seq.to_string())
+            .event(event.kind.as_str())
+            .json_data(&event)
+            .unwrap_or_else(|_| Event::default().comment("unencodable event"));
+        Some((Ok::<_, std::convert::Infallible>(sse), f))
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// One follower of an operation's events (an open SSE stream).
+struct Follow {
+    pool: sqlx::SqlitePool,
+    id: String,
+    /// The last event sent.
+    after: i64,
+    buffered: VecDeque<StreamEvent>,
+    /// Read the database before following the feed again.
+    read_stored: bool,
+    ending: bool,
+    /// A look at the database found nothing new for an ended operation.
+    quiet: bool,
+    live: feed::Live,
+    /// The feed ended (after the operation's last event, or the console's
+    /// channel went): only the database is left to look at.
+    live_closed: bool,
+    /// The console is stopping: send what is stored, then end.
+    closing: tokio_util::sync::CancellationToken,
+    _slot: Slot,
+}
+
+impl Follow {
+    /// The next event, or `None` when the stream ends: after the outcome's
+    /// phase event (an operation's last event); for an operation that
+    /// ended without one (written by an older console), once it is
+    /// finished and a second look finds nothing new; and when the console
+    /// stops, once every stored event is sent (the last words of a console
+    /// leaving with its app included). The browser then reconnects with
+    /// Last-Event-ID to whichever console answers next.
+    async fn next(&mut self) -> Option<StreamEvent> {
+        loop {
+            if let Some(ev) = self.buffered.pop_front() {
+                if ev.seq <= self.after {
+                    continue;
+                }
+                self.after = ev.seq;
+                self.ending |= ev.is_final();
+                return Some(ev);
+            }
+            if self.ending {
+                return None;
+            }
+            if self.read_stored {
+                let closing = self.closing.is_cancelled();
+                let page = store::events_page(&self.pool, &self.id, self.after, PAGE)
+                    .await
+                    .ok()?;
+                if !page.is_empty() {
+                    // A full page may have more behind it: read on after it.
+                    self.read_stored = page.len() as i64 == PAGE;
+                    self.buffered.extend(page);
+                    continue;
+                }
+                let finished = matches!(store::get(&self.pool, &self.id).await,
+                    Ok(Some(op)) if op.outcome.is_some());
+                if closing || (finished && self.quiet) {
+                    return None;
+                }
+                self.quiet = finished;
+                self.read_stored = false;
+            }
+            tokio::select! {
+                received = self.live.recv(), if !self.live_closed => match received {
+                    // The next one: send it. One further on: something
+                    // came between (another process): read the database.
+                    Ok(ev) if ev.seq <= self.after + 1 => self.buffered.push_back((*ev).clone()),
+                    Ok(_) | Err(RecvError::Lagged(_)) => self.read_stored = true,
+                    Err(RecvError::Closed) => {
+                        self.read_stored = true;
+                        self.live_closed = true;
+                    }
+                },
+                () = tokio::time::sleep(LOOK_AGAIN) => self.read_stored = true,
+                () = self.closing.cancelled(), if !self.closing.is_cancelled() => {
+                    self.read_stored = true;
+                }
+            }
+        }
+    }
+}
