@@ -75,6 +75,19 @@ pub enum Command {
     /// Run as the demo app shop's process: writes SHOP_WRITE_KIB KiB/s to its disk `data`
     #[command(hide = true)]
     Shop,
+    /// Watch one operation's event stream N times at once for SECONDS and
+    /// print the delays (scripts/load); the token from MIGCTL_TOKEN
+    #[command(hide = true)]
+    Swarm {
+        url: String,
+        op: String,
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 1000)]
+        watchers: usize,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -306,6 +319,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Shop => {
             crate::demo::shop_process(shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::Swarm {
+            url,
+            op,
+            after,
+            watchers,
+            seconds,
+        } => {
+            let token = std::env::var("MIGCTL_TOKEN")
+                .map_err(|_| anyhow::anyhow!("set MIGCTL_TOKEN to an API token"))?;
+            let report = crate::swarm::run(url, &token, op, *after, *watchers, *seconds).await?;
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(anyhow::Error::from)?
+            );
             Ok(())
         }
         Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),

@@ -15,6 +15,7 @@ pub mod operation;
 pub mod reconcile;
 pub mod remote;
 pub mod retention;
+pub mod swarm;
 pub mod telemetry;
 pub mod watch;
 pub mod web;
