@@ -95,7 +95,9 @@ impl Engine {
             Report::Progress(p) => {
                 metrics::gauge!("migctl_copy_rate_bytes_per_second")
                     .set(p.rate_bytes_per_sec as f64);
-                let _ = store::set_progress(&self.pool, op, &p).await;
+                if let Err(e) = store::set_progress(&self.pool, op, &p).await {
+                    tracing::error!(error = %e, op, "cannot store what the helper reported");
+                }
                 let data = json!({"seq": line.seq, "progress": p});
                 self.app_line(op, EventSource::Helper, line.seq, EventKind::Progress, data)
                     .await;
@@ -111,13 +113,17 @@ impl Engine {
                 (None, verified.text())
             }
             Report::Pass(p) => {
-                let _ = store::add_pass(&self.pool, op, &p).await;
+                if let Err(e) = store::add_pass(&self.pool, op, &p).await {
+                    tracing::error!(error = %e, op, "cannot store what the helper reported");
+                }
                 let text = Report::Pass(p.clone()).text();
                 data["pass"] = serde_json::to_value(&p).unwrap_or_default();
                 (None, text)
             }
             down @ Report::Downtime { ms } => {
-                let _ = store::set_downtime(&self.pool, op, ms).await;
+                if let Err(e) = store::set_downtime(&self.pool, op, ms).await {
+                    tracing::error!(error = %e, op, "cannot store what the helper reported");
+                }
                 metrics::histogram!("migctl_downtime_seconds").record(ms as f64 / 1000.0);
                 data["downtime_ms"] = ms.into();
                 (None, down.text())

@@ -168,24 +168,27 @@ pub async fn set_phase(pool: &SqlitePool, id: &str, phase: Phase) -> sqlx::Resul
 /// Adds a warm pass that ended (a pass reported twice, by a helper that
 /// was restarted, is kept once: the later report wins).
 pub async fn add_pass(pool: &SqlitePool, id: &str, pass: &Pass) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
-    let text: Option<String> = sqlx::query_scalar("SELECT passes FROM operations WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let mut passes: Vec<Pass> = text
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    passes.retain(|p| p.pass != pass.pass);
-    passes.push(pass.clone());
-    passes.sort_by_key(|p| p.pass);
-    sqlx::query("UPDATE operations SET passes = ?, updated_at = ? WHERE id = ?")
-        .bind(serde_json::to_string(&passes).unwrap_or_else(|_| "[]".into()))
-        .bind(clock::now().to_string())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await
+    // One statement: a read then a write in a deferred transaction fails
+    // at once (SQLITE_BUSY_SNAPSHOT) when another write lands in between,
+    // and a final pass went missing that way under load.
+    let pass = serde_json::to_string(pass).unwrap_or_else(|_| "{}".into());
+    sqlx::query(
+        "UPDATE operations SET passes = (
+           SELECT json_group_array(json(v)) FROM (
+             SELECT v FROM (
+               SELECT value AS v FROM json_each(COALESCE(operations.passes, '[]'))
+                 WHERE json_extract(value, '$.pass') != json_extract(?1, '$.pass')
+               UNION ALL SELECT json(?1) AS v)
+             ORDER BY json_extract(v, '$.pass'))),
+           updated_at = ?2
+         WHERE id = ?3",
+    )
+    .bind(pass)
+    .bind(clock::now().to_string())
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 pub async fn set_downtime(pool: &SqlitePool, id: &str, ms: u64) -> sqlx::Result<()> {
@@ -438,4 +441,48 @@ async fn events_tail(
     .fetch_optional(pool)
     .await?;
     Ok(row.map(StreamEvent::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Passes reported while other writes land are all kept, in order
+    /// (a read-then-write transaction lost them to SQLITE_BUSY_SNAPSHOT).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_reported_under_concurrent_writes_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = crate::db::open(&dir.path().join("migctl.db"))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO operations (id, action, source_grid, source_app, target_grid,
+               target_app, phase, created_by, created_at, updated_at)
+             VALUES ('op', 'migrate', 'east', 'shop', 'west', 'shop', 'pre_copying', 'olga',
+               '2026-11-24T09:00:00Z', '2026-11-24T09:00:00Z')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in (1..=40).rev() {
+            let pool = pool.clone();
+            tasks.spawn(async move {
+                let pass = Pass {
+                    pass: n,
+                    delta: u64::from(n) << 20,
+                    ..Pass::default()
+                };
+                add_pass(&pool, "op", &pass).await.unwrap();
+                set_downtime(&pool, "op", u64::from(n)).await.unwrap();
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.unwrap();
+        }
+        let op = get(&pool, "op").await.unwrap().unwrap();
+        let numbers: Vec<u32> = op.passes.iter().map(|p| p.pass).collect();
+        assert_eq!(numbers, (1..=40).collect::<Vec<_>>());
+        assert_eq!(op.passes[9].delta, 10 << 20);
+    }
 }
