@@ -204,7 +204,8 @@ async fn a_wrong_password_is_refused_and_the_right_one_accepted() {
 }
 
 #[tokio::test]
-async fn the_session_cookie_is_httponly_and_samesite_strict_and_secure_only_behind_tls() {
+async fn the_session_cookie_is_httponly_and_samesite_strict_and_secure_only_behind_tls_as_is_hsts()
+{
     let t = TestConsole::start().await;
     let r = t.login(&t.browser(), "olga", PASSWORD).await;
     let cookie = session_cookie(&r).expect("a session cookie at sign-in");
@@ -213,6 +214,10 @@ async fn the_session_cookie_is_httponly_and_samesite_strict_and_secure_only_behi
     assert!(
         !cookie.contains("Secure"),
         "plain http must not mark the cookie Secure: {cookie}"
+    );
+    assert!(
+        r.headers().get("strict-transport-security").is_none(),
+        "no HSTS over plain http"
     );
     t.stop().await;
 
@@ -231,6 +236,8 @@ async fn the_session_cookie_is_httponly_and_samesite_strict_and_secure_only_behi
         .unwrap();
     let cookie = session_cookie(&r).expect("a session cookie at sign-in");
     assert!(cookie.contains("Secure"), "{cookie}");
+    // Behind TLS, browsers are told to keep to HTTPS (wapiti's finding).
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
     t.stop().await;
 }
 
@@ -1182,6 +1189,7 @@ async fn pages_carry_security_headers_and_a_csp_with_their_script_nonce() {
     };
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("referrer-policy"), "same-origin");
+    assert_eq!(header("x-xss-protection"), "0");
     let csp = header("content-security-policy");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(

@@ -23,9 +23,23 @@ const DEFAULT_POLICY: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-pub async fn security_headers(request: Request, next: Next) -> Response {
+pub async fn security_headers(
+    axum::extract::State(tls): axum::extract::State<bool>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
+    // The legacy XSS auditors are off (they opened leaks of their own);
+    // the CSP is the protection.
+    h.insert("x-xss-protection", HeaderValue::from_static("0"));
+    if tls {
+        // Reached over HTTPS (`public_url`): browsers keep to it for a year.
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -100,7 +100,10 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
             state.clone(),
             gate::own_host_only,
         ))
-        .layer(middleware::from_fn(headers::security_headers))
+        .layer(middleware::from_fn_with_state(
+            state.settings.served_over_tls(),
+            headers::security_headers,
+        ))
         .layer(middleware::from_fn_with_state(
             state.leptos_options.hash_files,
             headers::asset_caching,
