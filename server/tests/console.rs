@@ -97,6 +97,15 @@ impl TestConsole {
             .unwrap()
     }
 
+    /// A new API token of `user`.
+    async fn token_of(&self, user: &str) -> String {
+        let account = accounts::find_by_name(&self.pool, user)
+            .await
+            .unwrap()
+            .unwrap();
+        tokens::create(&self.pool, account.id).await.unwrap()
+    }
+
     async fn signed_in_as(&self, user: &str) -> reqwest::Client {
         let c = self.browser();
         let r = self.login(&c, user, PASSWORD).await;
@@ -379,11 +388,7 @@ async fn assets_go_compressed_as_the_browser_asks_and_are_revalidated() {
 #[tokio::test]
 async fn a_bearer_token_works_and_a_wrong_one_does_not() {
     let t = TestConsole::start().await;
-    let olga = accounts::find_by_name(&t.pool, "olga")
-        .await
-        .unwrap()
-        .unwrap();
-    let token = tokens::create(&t.pool, olga.id).await.unwrap();
+    let token = t.token_of("olga").await;
     let c = t.plain();
     let r = c
         .get(format!("{}/api/v1/me", t.url))
@@ -1320,11 +1325,7 @@ async fn the_api_publishes_its_contract_and_refuses_what_it_does_not_allow() {
         doc["paths"]["/api/v1/operations/{id}/cutover"]["post"]["responses"]["409"].is_object()
     );
 
-    let ana = accounts::find_by_name(&t.pool, "ana")
-        .await
-        .unwrap()
-        .unwrap();
-    let token = tokens::create(&t.pool, ana.id).await.unwrap();
+    let token = t.token_of("ana").await;
     let refusal = |r: reqwest::Response| async move {
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let body: serde_json::Value = r.json().await.unwrap();

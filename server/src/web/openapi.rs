@@ -97,64 +97,47 @@ pub struct EventFrame {
 
 // The refusals a route lists, each with the error body. They describe
 // responses and are never built: `ApiError` builds the real ones.
+macro_rules! refusal {
+    ($name:ident, $status:literal, $description:literal) => {
+        #[derive(utoipa::IntoResponses)]
+        #[response(status = $status, description = $description)]
+        #[allow(dead_code)]
+        pub struct $name(ErrorBody);
+    };
+}
 
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 401,
-    description = "Not signed in: sign in, or send `Authorization: Bearer TOKEN`"
-)]
-#[allow(dead_code)]
-pub struct Unauthorized(ErrorBody);
-
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 403,
-    description = "Your role does not allow it (or the console's mode does not)"
-)]
-#[allow(dead_code)]
-pub struct Forbidden(ErrorBody);
-
-#[derive(utoipa::IntoResponses)]
-#[response(status = 404, description = "No such operation, grid or lock")]
-#[allow(dead_code)]
-pub struct NotFound(ErrorBody);
-
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 409,
-    description = "Another operation holds the lock (the message names it), or the operation has ended"
-)]
-#[allow(dead_code)]
-pub struct Conflict(ErrorBody);
-
-#[derive(utoipa::IntoResponses)]
-#[response(status = 413, description = "The body is too large")]
-#[allow(dead_code)]
-pub struct TooLarge(ErrorBody);
-
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 422,
-    description = "A field is missing or wrong: the message names it and says what to send"
-)]
-#[allow(dead_code)]
-pub struct Unprocessable(ErrorBody);
-
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 503,
-    description = "A grid did not answer or refused a command: the message names it"
-)]
-#[allow(dead_code)]
-pub struct Unavailable(ErrorBody);
-
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 429,
-    description = "Too many event streams are open (`max_event_streams`); try again after `Retry-After` seconds"
-)]
-#[allow(dead_code)]
-pub struct TooManyStreams(ErrorBody);
+refusal!(
+    Unauthorized,
+    401,
+    "Not signed in: sign in, or send `Authorization: Bearer TOKEN`"
+);
+refusal!(
+    Forbidden,
+    403,
+    "Your role does not allow it (or the console's mode does not)"
+);
+refusal!(NotFound, 404, "No such operation, grid or lock");
+refusal!(
+    Conflict,
+    409,
+    "Another operation holds the lock (the message names it), or the operation has ended"
+);
+refusal!(TooLarge, 413, "The body is too large");
+refusal!(
+    Unprocessable,
+    422,
+    "A field is missing or wrong: the message names it and says what to send"
+);
+refusal!(
+    TooManyStreams,
+    429,
+    "Too many event streams are open (`max_event_streams`); try again after `Retry-After` seconds"
+);
+refusal!(
+    Unavailable,
+    503,
+    "A grid did not answer or refused a command: the message names it"
+);
 
 #[cfg(test)]
 mod tests {
