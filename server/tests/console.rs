@@ -142,6 +142,13 @@ fn cookie_value(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
+/// The body of a GET that must succeed.
+async fn text_of(client: &reqwest::Client, url: String) -> String {
+    let r = client.get(url).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.text().await.unwrap()
+}
+
 async fn me_status(t: &TestConsole, client: &reqwest::Client) -> StatusCode {
     client
         .get(format!("{}/api/v1/me", t.url))
@@ -1449,37 +1456,25 @@ async fn a_log_of_100_000_lines_keeps_the_monitor_small_and_the_downloads_whole(
     assert!(shown >= 1000, "{shown}");
     assert!(html.len() < 2 << 20, "the page is {} bytes", html.len());
 
-    let text = viewer
-        .get(format!("{}/api/v1/operations/op-long/log.txt", t.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = text_of(
+        &viewer,
+        format!("{}/api/v1/operations/op-long/log.txt", t.url),
+    )
+    .await;
     assert_eq!(text.lines().count(), 100_001);
     assert!(text.lines().nth(99_999).unwrap().ends_with("line 100000"));
-    let ndjson = viewer
-        .get(format!("{}/api/v1/operations/op-long/log.ndjson", t.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let ndjson = text_of(
+        &viewer,
+        format!("{}/api/v1/operations/op-long/log.ndjson", t.url),
+    )
+    .await;
     assert_eq!(ndjson.lines().count(), 100_001);
 
-    let stream = viewer
-        .get(format!(
-            "{}/api/v1/operations/op-long/events?after=90000",
-            t.url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stream = text_of(
+        &viewer,
+        format!("{}/api/v1/operations/op-long/events?after=90000", t.url),
+    )
+    .await;
     let ids: Vec<i64> = stream
         .lines()
         .filter_map(|l| l.strip_prefix("id: ")?.parse().ok())
