@@ -30,16 +30,31 @@ impl fmt::Display for Timestamp {
     }
 }
 
+/// Text that is not an instant this clock can write back.
+#[derive(Debug, thiserror::Error)]
+pub enum BadTime {
+    #[error("{0}")]
+    Parse(#[from] time::error::Parse),
+    /// RFC 3339 allows an offset that moves the instant, in UTC, out of the
+    /// years 0000–9999 it can be written in (`9999-12-31T23:59:59-23:59`).
+    #[error("it is outside the years 0000 to 9999 in UTC")]
+    OutOfRange,
+}
+
 impl std::str::FromStr for Timestamp {
-    type Err = time::error::Parse;
+    type Err = BadTime;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OffsetDateTime::parse(s, &Rfc3339).map(|t| Timestamp(t.to_offset(time::UtcOffset::UTC)))
+        let t = OffsetDateTime::parse(s, &Rfc3339)?
+            .checked_to_offset(time::UtcOffset::UTC)
+            .filter(|t| (0..=9999).contains(&t.year()))
+            .ok_or(BadTime::OutOfRange)?;
+        Ok(Timestamp(t))
     }
 }
 
 /// What sqlx's `#[sqlx(try_from = "String")]` reads rows with.
 impl TryFrom<String> for Timestamp {
-    type Error = time::error::Parse;
+    type Error = BadTime;
     fn try_from(s: String) -> Result<Self, Self::Error> {
         s.parse()
     }
@@ -77,6 +92,17 @@ mod tests {
         assert_eq!(z.to_string(), "2026-11-21T10:00:00Z");
         assert!(z.age_secs() > 0);
         assert!("yesterday".parse::<Timestamp>().is_err());
+        // Found writing the lock_file fuzz target: an offset that leaves the
+        // years a timestamp can be written in panicked (to_offset), or read
+        // as a time that wrote back as a bare number.
+        for edge in ["9999-12-31T23:59:59-23:59", "0000-01-01T00:00:00+01:00"] {
+            assert!(
+                matches!(edge.parse::<Timestamp>(), Err(BadTime::OutOfRange)),
+                "{edge}"
+            );
+        }
+        let t: Timestamp = "0000-01-01T00:00:00-01:00".parse().unwrap();
+        assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
         let json: Result<Timestamp, _> = serde_json::from_str("\"not a time\"");
         assert!(
             json.unwrap_err()

@@ -124,6 +124,9 @@ pub struct Overrides {
     pub max_event_streams: Option<u64>,
 }
 
+/// The most a MiB setting may say (1 TiB): its bytes fit in a u64 with room.
+pub const MAX_MIB: u64 = 1 << 20;
+
 /// The file's keys. Kept apart from [`Settings`] so the file's spans give line numbers.
 #[derive(Deserialize, Default, Debug)]
 struct FileSettings {
@@ -240,23 +243,23 @@ fn line_of_key(text: &str, key: &str) -> usize {
 
 /// Reads the file (absent is fine: all defaults) and returns its settings
 /// and warnings about keys it does not know.
-fn read_file(file: &Path) -> Result<(FileSettings, Vec<String>), ConfigError> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((FileSettings::default(), vec![]));
-        }
-        Err(source) => {
-            return Err(ConfigError::Unreadable {
-                file: file.to_owned(),
-                source,
-                fix: "make the file readable by the user running migctl".into(),
-            });
-        }
-    };
-    let parsed: FileSettings = toml::from_str(&text).map_err(|e| {
-        let line = e.span().map_or(1, |s| line_of_offset(&text, s.start));
-        let key = key_on_line(&text, line).unwrap_or_default();
+fn read_file(file: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::Unreadable {
+            file: file.to_owned(),
+            source,
+            fix: "make the file readable by the user running migctl".into(),
+        }),
+    }
+}
+
+/// The file's text as settings, and warnings about keys it does not know.
+fn parse_file(file: &Path, text: &str) -> Result<(FileSettings, Vec<String>), ConfigError> {
+    let parsed: FileSettings = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of_offset(text, s.start));
+        let key = key_on_line(text, line).unwrap_or_default();
         ConfigError::Invalid {
             file: file.to_owned(),
             line,
@@ -267,7 +270,7 @@ fn read_file(file: &Path) -> Result<(FileSettings, Vec<String>), ConfigError> {
     if let Some(url) = &parsed.public_url {
         check_public_url(url).map_err(|message| ConfigError::Invalid {
             file: file.to_owned(),
-            line: line_of_key(&text, "public_url"),
+            line: line_of_key(text, "public_url"),
             message,
             fix: fix_for("public_url"),
         })?;
@@ -278,7 +281,7 @@ fn read_file(file: &Path) -> Result<(FileSettings, Vec<String>), ConfigError> {
             warnings.push(format!(
                 "{}:{}: unknown setting `{key}` ignored (known: {})",
                 file.display(),
-                line_of_key(&text, key),
+                line_of_key(text, key),
                 KNOWN_KEYS.join(", ")
             ));
         }
@@ -316,7 +319,22 @@ pub fn load(
     config_dir: &Path,
     overrides: &Overrides,
 ) -> Result<(Settings, Vec<String>), ConfigError> {
-    let (file, warnings) = read_file(&config_dir.join(CONFIG_FILE))?;
+    let text = read_file(&config_dir.join(CONFIG_FILE))?;
+    resolve(config_dir, text.as_deref(), overrides)
+}
+
+/// Resolves the settings for `config_dir` from the text of its `migctl.toml`
+/// (`None`: there is none). Pure but for where the built site is, so it is
+/// fuzzed (`fuzz/fuzz_targets/console_config.rs`).
+pub fn resolve(
+    config_dir: &Path,
+    text: Option<&str>,
+    overrides: &Overrides,
+) -> Result<(Settings, Vec<String>), ConfigError> {
+    let (file, warnings) = match text {
+        Some(text) => parse_file(&config_dir.join(CONFIG_FILE), text)?,
+        None => (FileSettings::default(), vec![]),
+    };
     if let Some(url) = &overrides.public_url {
         check_public_url(url).map_err(|message| ConfigError::Value {
             setting: "--public-url / MIGCTL_PUBLIC_URL".into(),
@@ -364,10 +382,16 @@ pub fn load(
             .site_root
             .clone()
             .unwrap_or_else(default_site_root),
-        copy_rate_limit_mib: overrides
-            .copy_rate_limit_mib
-            .or(file.copy_rate_limit_mib)
-            .filter(|&n| n > 0),
+        copy_rate_limit_mib: match overrides.copy_rate_limit_mib.or(file.copy_rate_limit_mib) {
+            Some(n) if n > MAX_MIB => {
+                return Err(ConfigError::Value {
+                    setting: "copy_rate_limit_mib".into(),
+                    message: format!("{n} MiB/s is more than {MAX_MIB} (1 TiB/s)"),
+                    fix: fix_for("copy_rate_limit_mib"),
+                });
+            }
+            n => n.filter(|&n| n > 0),
+        },
         copy_streams: match overrides.copy_streams.or(file.copy_streams) {
             None => helper::env::DEFAULT_STREAMS,
             Some(n @ 1..=16) => n,
@@ -398,10 +422,17 @@ pub fn load(
                 });
             }
         },
-        warm_converged_mib: overrides
-            .warm_converged_mib
-            .or(file.warm_converged_mib)
-            .unwrap_or(helper::env::DEFAULT_CONVERGED_BYTES >> 20),
+        warm_converged_mib: match overrides.warm_converged_mib.or(file.warm_converged_mib) {
+            None => helper::env::DEFAULT_CONVERGED_BYTES >> 20,
+            Some(n) if n > MAX_MIB => {
+                return Err(ConfigError::Value {
+                    setting: "warm_converged_mib".into(),
+                    message: format!("{n} MiB is more than {MAX_MIB} (1 TiB)"),
+                    fix: fix_for("warm_converged_mib"),
+                });
+            }
+            Some(n) => n,
+        },
         warm_at_pass_limit: match overrides
             .warm_at_pass_limit
             .clone()
@@ -488,6 +519,22 @@ mod tests {
             err.contains(r#"fix: write mode = "migrate", "snapshot" or "both""#),
             "{err}"
         );
+    }
+
+    #[test]
+    fn mib_settings_past_a_tib_are_refused_not_wrapped() {
+        // `<< 20` to bytes wrapped silently: 2^44 MiB/s became no limit.
+        for (key, n) in [
+            ("copy_rate_limit_mib", 1u64 << 44),
+            ("warm_converged_mib", (1u64 << 20) + 1),
+        ] {
+            let err = error_of(&format!("{key} = {n}\n"));
+            assert!(err.starts_with(key) && err.contains("1 TiB"), "{err}");
+        }
+        let (s, _) =
+            load_text("copy_rate_limit_mib = 1048576\nwarm_converged_mib = 1048576\n").unwrap();
+        assert_eq!(s.copy_rate_limit_mib, Some(MAX_MIB));
+        assert_eq!(s.warm_converged_mib, MAX_MIB);
     }
 
     #[test]

@@ -125,6 +125,36 @@ fn held_message(state: &LockState) -> String {
     }
 }
 
+/// What a lock file's bytes say: the first [`MAX_LOCK_BYTES`] + 1 bytes of
+/// it, and the file's `size`. A lock is held only when it is a whole lock of
+/// this version that the console can write back as it read it; anything else
+/// is `Unreadable` with at most [`SHOWN_BYTES`] of its text and why. Pure, so
+/// it is fuzzed (`fuzz/fuzz_targets/lock_file.rs`).
+pub fn parse(raw: &[u8], size: u64) -> LockState {
+    let shown = || String::from_utf8_lossy(&raw[..raw.len().min(SHOWN_BYTES)]).into_owned();
+    if raw.len() as u64 > MAX_LOCK_BYTES || size > MAX_LOCK_BYTES {
+        let size = size.max(raw.len() as u64);
+        return LockState::Unreadable {
+            raw: shown(),
+            problem: format!(
+                "the lock file is {size} bytes, far more than a lock; only its first {SHOWN_BYTES} bytes are shown ({size_left} left out)",
+                size_left = size.saturating_sub(SHOWN_BYTES as u64)
+            ),
+        };
+    }
+    match serde_json::from_slice::<Lock>(raw) {
+        Ok(lock) if lock.version == LOCK_VERSION => LockState::Held(lock),
+        Ok(lock) => LockState::Unreadable {
+            raw: shown(),
+            problem: format!("lock version {} is not {LOCK_VERSION}", lock.version),
+        },
+        Err(e) => LockState::Unreadable {
+            raw: shown(),
+            problem: e.to_string(),
+        },
+    }
+}
+
 pub struct LockFile {
     dir: PathBuf,
 }
@@ -180,29 +210,8 @@ impl LockFile {
         if let Err(e) = (&mut file).take(MAX_LOCK_BYTES + 1).read_to_end(&mut raw) {
             return unreadable(format!("the lock file cannot be read: {e}"));
         }
-        if raw.len() as u64 > MAX_LOCK_BYTES {
-            let size = file.metadata().map_or(0, |m| m.len());
-            raw.truncate(SHOWN_BYTES);
-            return LockState::Unreadable {
-                raw: String::from_utf8_lossy(&raw).into_owned(),
-                problem: format!(
-                    "the lock file is {size} bytes, far more than a lock; only its first {SHOWN_BYTES} bytes are shown ({size_left} left out)",
-                    size_left = size.saturating_sub(SHOWN_BYTES as u64)
-                ),
-            };
-        }
-        let shown = || String::from_utf8_lossy(&raw[..raw.len().min(SHOWN_BYTES)]).into_owned();
-        match serde_json::from_slice::<Lock>(&raw) {
-            Ok(lock) if lock.version == LOCK_VERSION => LockState::Held(lock),
-            Ok(lock) => LockState::Unreadable {
-                raw: shown(),
-                problem: format!("lock version {} is not {LOCK_VERSION}", lock.version),
-            },
-            Err(e) => LockState::Unreadable {
-                raw: shown(),
-                problem: e.to_string(),
-            },
-        }
+        let size = file.metadata().map_or(raw.len() as u64, |m| m.len());
+        parse(&raw, size)
     }
 
     /// Takes the lock, or says who holds it. Exactly one of any number of

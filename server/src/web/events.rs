@@ -36,6 +36,45 @@ pub struct EventsQuery {
     after: Option<i64>,
 }
 
+/// Where a client resumes an operation's events: after `?after=SEQ`, or, for
+/// a stream that reconnects, after its `Last-Event-ID`. Pure, so it is
+/// fuzzed (`fuzz/fuzz_targets/event_resume.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resume {
+    /// From the query: 0 (from the start) unless it says otherwise.
+    pub after: i64,
+    /// A reconnecting stream's last event. Only ids this console sends (a
+    /// sequence number, 0 or more) count; anything else is ignored, as a
+    /// browser that lost its place would be started over.
+    pub last_event_id: Option<i64>,
+}
+
+impl Resume {
+    /// The query string (without `?`) and the `Last-Event-ID` header's
+    /// bytes. A bad `after` is refused with what to send instead.
+    pub fn read(query: Option<&str>, last_event_id: Option<&[u8]>) -> Result<Resume, String> {
+        let query: EventsQuery = serde_urlencoded::from_str(query.unwrap_or("")).map_err(|e| {
+            format!("{e}; `after` is the sequence number of the last event you have")
+        })?;
+        if query.after.is_some_and(|a| a < 0) {
+            return Err("after: a sequence number, 0 or more (0: from the start)".into());
+        }
+        let last_event_id = last_event_id
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|&seq| seq >= 0);
+        Ok(Resume {
+            after: query.after.unwrap_or(0),
+            last_event_id,
+        })
+    }
+
+    /// Where a stream starts: its `Last-Event-ID` wins over the query.
+    pub fn stream_after(self) -> i64 {
+        self.last_event_id.unwrap_or(self.after)
+    }
+}
+
 /// How many event streams are open, against `max_event_streams`.
 #[derive(Debug)]
 pub struct Streams {
@@ -97,20 +136,14 @@ pub async fn operation_events(
     State(state): State<AppState>,
     _: CurrentUser,
     Path(id): Path<String>,
-    query: Result<axum::extract::Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
-    let axum::extract::Query(query) = query.map_err(|e| {
-        ApiError::Unprocessable(format!(
-            "{}; `after` is the sequence number of the last event you have",
-            e.body_text()
-        ))
-    })?;
-    if query.after.is_some_and(|a| a < 0) {
-        return Err(ApiError::Unprocessable(
-            "after: a sequence number, 0 or more (0: from the start)".into(),
-        ));
-    }
+    let resume = Resume::read(
+        query.as_deref(),
+        headers.get("last-event-id").map(|v| v.as_bytes()),
+    )
+    .map_err(ApiError::Unprocessable)?;
     if store::get(&state.pool, &id).await?.is_none() {
         return Err(ApiError::NotFound(format!("there is no operation {id:?}")));
     }
@@ -119,15 +152,11 @@ pub async fn operation_events(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     if wants_json {
-        let after = query.after.unwrap_or(0);
-        return Ok(Json(store::events_after(&state.pool, &id, after).await?).into_response());
+        return Ok(
+            Json(store::events_after(&state.pool, &id, resume.after).await?).into_response(),
+        );
     }
-    let after: i64 = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-        .or(query.after)
-        .unwrap_or(0);
+    let after = resume.stream_after();
     let slot = state.streams.admit()?;
     // Follow before the first read: an event stored in between is in both
     // and sent once (by its sequence number).
@@ -235,6 +264,27 @@ impl Follow {
                     self.read_stored = true;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Resume;
+
+    #[test]
+    fn a_stream_resumes_after_its_last_event_id_else_after_the_query() {
+        let r = |q: &str, h: Option<&str>| Resume::read(Some(q), h.map(str::as_bytes));
+        assert_eq!(r("after=7", None).unwrap().stream_after(), 7);
+        assert_eq!(r("after=7", Some(" 12 ")).unwrap().stream_after(), 12);
+        assert_eq!(r("", None).unwrap().stream_after(), 0);
+        // An id this console never sends is ignored (a negative one read every event).
+        assert_eq!(r("after=7", Some("-3")).unwrap().stream_after(), 7);
+        assert_eq!(r("after=7", Some("x")).unwrap().stream_after(), 7);
+        // The JSON form reads the query only.
+        assert_eq!(r("after=7", Some("12")).unwrap().after, 7);
+        for bad in ["after=-1", "after=junk", "after=99999999999999999999"] {
+            assert!(r(bad, None).unwrap_err().contains("after"), "{bad}");
         }
     }
 }
