@@ -75,6 +75,14 @@ pub enum Command {
     /// Run as the demo app shop's process: writes SHOP_WRITE_KIB KiB/s to its disk `data`
     #[command(hide = true)]
     Shop,
+    /// Run the simulated grids of a gridsim directory until SIGINT/SIGTERM,
+    /// as `gridsim serve` does: a process of its own that the chaos run
+    /// (server/tests/chaos.rs) can kill
+    #[command(hide = true)]
+    Sim {
+        #[arg(long)]
+        data: PathBuf,
+    },
     /// Watch one operation's event stream N times at once for SECONDS and
     /// print the delays (scripts/load); the token from MIGCTL_TOKEN
     #[command(hide = true)]
@@ -315,6 +323,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "migctl",
                 &mut std::io::stdout(),
             );
+            Ok(())
+        }
+        Command::Sim { data } => {
+            let sim = gridsim::start(data).await?;
+            for g in &sim.grids {
+                println!("grid {} listening on {}", g.name, g.address);
+            }
+            shutdown_signal().await;
+            sim.stop().await;
             Ok(())
         }
         Command::Shop => {

@@ -106,6 +106,9 @@ pub enum Step {
     Wait(String),
     /// Keep the lock: a person must look. The reason says why.
     Hold(String),
+    /// A grid cannot be asked now (a controller restarting, a network
+    /// blip): keep the lock with the reason and ask again.
+    Retry(String),
     /// MIG's "manually started snapshot copy": this console runs in a copy
     /// the operation made. Destroy nothing anywhere; record that the
     /// operation's outcome is the source console's, and free this console.
@@ -152,6 +155,7 @@ impl std::fmt::Display for Step {
             }
             Step::Wait(why) => write!(f, "wait: {why}"),
             Step::Hold(why) => write!(f, "keep the lock: {why}"),
+            Step::Retry(why) => write!(f, "ask again: {why}"),
             Step::InSnapshotCopy => f.write_str(
                 "this console runs in a snapshot copy the operation made: destroy nothing, record that, release the copied lock",
             ),
@@ -194,7 +198,7 @@ pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
         ("helper", &seen.helper),
     ] {
         if let Seen::Unknown(why) = s {
-            return vec![Step::Hold(format!(
+            return vec![Step::Retry(format!(
                 "cannot decide: the {what} grid cannot be asked ({why})"
             ))];
         }
@@ -457,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn a_working_helper_means_wait_and_an_unreachable_grid_means_hold() {
+    fn a_working_helper_means_wait_and_an_unreachable_grid_means_ask_again() {
         let copying = obs(st(Stopped), st(Stopped), st(Running), NotCompared);
         assert!(matches!(
             decide(&lock(Action::Migrate), Place::Outside, &copying)[..],
@@ -470,7 +474,7 @@ mod tests {
             NotCompared,
         );
         assert!(
-            matches!(&decide(&lock(Action::Migrate), Place::Outside, &blind)[..], [Step::Hold(w)] if w.contains("timeout"))
+            matches!(&decide(&lock(Action::Migrate), Place::Outside, &blind)[..], [Step::Retry(w)] if w.contains("timeout"))
         );
     }
 
@@ -550,7 +554,10 @@ mod tests {
                                     assert!(
                                         steps.iter().all(|s| matches!(
                                             s,
-                                            Step::Wait(_) | Step::Hold(_) | Step::InSnapshotCopy
+                                            Step::Wait(_)
+                                                | Step::Hold(_)
+                                                | Step::Retry(_)
+                                                | Step::InSnapshotCopy
                                         )),
                                         "{o:?} → {steps:?}"
                                     );

@@ -1,5 +1,6 @@
 //! Driving an operation: provision the helper (fresh starts), then observe,
-//! decide, and meter or settle until it has an outcome or is held. At
+//! decide, and meter or settle until it has an outcome or is held (a grid
+//! that cannot be asked is asked again, the lock kept meanwhile). At
 //! start-up an existing lock is driven the same way. Drive tasks are
 //! tracked; at shutdown they stop where they are and the lock stays.
 
@@ -13,6 +14,10 @@ use std::time::Duration;
 /// How long a restarted console waits for a helper whose provisioning was
 /// under way when the previous console stopped.
 pub const PROVISION_GRACE: Duration = Duration::from_secs(20);
+/// How soon a grid that could not be asked is asked again, doubling up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl Engine {
     /// Where this console runs relative to the operation's apps.
@@ -86,6 +91,11 @@ impl Engine {
             !fresh && matches!(phase_at_start, Some(Phase::Preflight | Phase::Provisioning));
         let started = std::time::Instant::now();
         let place = self.place(&lock);
+        // A console works on it now: the last word of one that stopped
+        // (a held lock's reason) no longer holds.
+        let _ = store::clear_reason(&self.pool, &op).await;
+        let mut retry = RETRY_FIRST;
+        let mut said = String::new();
         loop {
             let seen = self.observe(&lock).await;
             if provisioning && seen.helper == Seen::Absent && started.elapsed() < PROVISION_GRACE {
@@ -98,11 +108,33 @@ impl Engine {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", then ");
-            self.log(&op, format!("observed: {seen}; next: {next}"))
-                .await;
-            if let [Step::Wait(_)] = &steps[..] {
-                self.meter(&lock).await;
-                continue;
+            let line = format!("observed: {seen}; next: {next}");
+            if line != said {
+                self.log(&op, line.clone()).await;
+                said = line;
+            }
+            if retry > RETRY_FIRST && !matches!(&steps[..], [Step::Retry(_)]) {
+                let _ = store::clear_reason(&self.pool, &op).await;
+                retry = RETRY_FIRST;
+            }
+            match &steps[..] {
+                [Step::Wait(_)] => {
+                    self.meter(&lock).await;
+                    continue;
+                }
+                // A grid that cannot be asked: the lock stays, saying why,
+                // and the console asks again until the grid answers (or a
+                // cancel or an override settles the operation).
+                [Step::Retry(why)] => {
+                    let _ = store::set_reason(&self.pool, &op, why).await;
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(RETRY_MAX);
+                    if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
+                        return;
+                    }
+                    continue;
+                }
+                _ => {}
             }
             // A cancel or an override may have settled the operation meanwhile.
             let _settling = self.settling.lock().await;

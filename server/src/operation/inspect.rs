@@ -222,6 +222,12 @@ fn staleness(
             None => "no console is working on it (the console that took it is gone)".into(),
         });
     }
+    // A console that drives it records a reason only while a grid cannot be asked.
+    if let Some(r) = reason {
+        return Some(format!(
+            "the console asks the grids again (every 30 s at most): {r}"
+        ));
+    }
     if let Some(q) = quiet_secs.filter(|&q| q >= QUIET_LIMIT_SECS) {
         return Some(format!("no progress for {} minutes", q / 60));
     }
@@ -512,6 +518,14 @@ mod tests {
                 .unwrap()
                 .contains("gone")
         );
+        let asking = staleness(
+            true,
+            Some("cannot decide: west cannot be asked"),
+            &Seen::Unknown("refused".into()),
+            Some(2),
+        )
+        .unwrap();
+        assert!(asking.contains("asks the grids again") && asking.contains("west cannot be asked"));
         assert_eq!(
             staleness(true, None, &running, Some(QUIET_LIMIT_SECS + 60)).as_deref(),
             Some("no progress for 6 minutes")

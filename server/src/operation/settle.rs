@@ -25,7 +25,7 @@ impl Engine {
                     Decided::Failed(r) => self.conclude(lock, Outcome::Failed, Some(r), r).await,
                 },
                 Step::InSnapshotCopy => self.record_copy(lock).await,
-                Step::Hold(reason) | Step::Wait(reason) => {
+                Step::Hold(reason) | Step::Wait(reason) | Step::Retry(reason) => {
                     let _ = store::set_reason(&self.pool, op, reason).await;
                     self.log(op, format!("lock kept: {reason}")).await;
                     Ok(())
@@ -38,7 +38,11 @@ impl Engine {
                 Ok(())
                     if matches!(
                         step,
-                        Step::Hold(_) | Step::InSnapshotCopy | Step::Wait(_) | Step::Finish(_)
+                        Step::Hold(_)
+                            | Step::InSnapshotCopy
+                            | Step::Wait(_)
+                            | Step::Retry(_)
+                            | Step::Finish(_)
                     ) => {}
                 Ok(()) => self.log(op, format!("{step}: done")).await,
                 Err(e) => {
@@ -70,7 +74,11 @@ impl Engine {
                 let c = self.connection(&lock.target_grid).await?;
                 destroy(&c, &lock.target_app_name).await?;
             }
-            Step::Finish(_) | Step::Hold(_) | Step::InSnapshotCopy | Step::Wait(_) => {}
+            Step::Finish(_)
+            | Step::Hold(_)
+            | Step::InSnapshotCopy
+            | Step::Wait(_)
+            | Step::Retry(_) => {}
         }
         Ok(())
     }

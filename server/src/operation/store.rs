@@ -231,6 +231,18 @@ pub async fn set_reason(pool: &SqlitePool, id: &str, reason: &str) -> sqlx::Resu
     Ok(())
 }
 
+/// The grids answer again: the held lock's reason no longer holds.
+pub async fn clear_reason(pool: &SqlitePool, id: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE operations SET reason = NULL, updated_at = ? WHERE id = ? AND outcome IS NULL",
+    )
+    .bind(clock::now().to_string())
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Records the outcome, once: a second outcome for the same operation is ignored.
 pub async fn finish(
     pool: &SqlitePool,
