@@ -16,6 +16,11 @@ use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The most of a command's stderr kept: enough for its error line.
+const STDERR_KEPT: usize = 64 << 10;
+/// The largest reply held in memory (volume data goes to a sink instead).
+pub const MAX_REPLY_BYTES: usize = 64 << 20;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// What went wrong talking to a grid, typed so callers can act on it.
@@ -360,12 +365,21 @@ impl Connection {
                         what: what.to_owned(),
                         detail: e.to_string(),
                     })?,
+                    None if stdout.len() + data.len() > MAX_REPLY_BYTES => {
+                        return Err(GridError::Protocol {
+                            grid: self.endpoint.grid.clone(),
+                            command: what,
+                            detail: format!(
+                                "the reply is larger than {} MiB; no command of the dialect answers so much",
+                                MAX_REPLY_BYTES >> 20
+                            ),
+                        });
+                    }
                     None => stdout.extend_from_slice(&data),
                 },
                 Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                    if stderr.len() < 64 * 1024 {
-                        stderr.extend_from_slice(&data);
-                    }
+                    let room = STDERR_KEPT.saturating_sub(stderr.len());
+                    stderr.extend_from_slice(&data[..data.len().min(room)]);
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
                 Some(ChannelMsg::Failure) => {
@@ -381,20 +395,11 @@ impl Connection {
         }
         match status {
             Some(0) => Ok(Finished { stdout }),
-            Some(code) => {
-                let text = String::from_utf8_lossy(&stderr);
-                let refusal = Refusal::from_stderr(&text).unwrap_or_else(|| {
-                    Refusal::new(
-                        crate::dialect::ErrorCode::Internal,
-                        format!("exit status {code}: {}", text.trim()),
-                    )
-                });
-                Err(GridError::Refused {
-                    grid: self.endpoint.grid.clone(),
-                    command: what,
-                    refusal,
-                })
-            }
+            Some(code) => Err(GridError::Refused {
+                grid: self.endpoint.grid.clone(),
+                command: what,
+                refusal: Refusal::from_reply(&stderr, code),
+            }),
             None => Err(self.dropped(what)),
         }
     }
@@ -763,17 +768,19 @@ impl LogFollower {
             }
             match self.channel.wait().await {
                 Some(ChannelMsg::Data { data }) => self.pending.extend_from_slice(&data),
-                Some(ChannelMsg::ExtendedData { data, .. }) => self.stderr.extend_from_slice(&data),
+                Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    // As much as a refusal needs: a controller that writes
+                    // on for ever does not grow the console.
+                    let room = STDERR_KEPT.saturating_sub(self.stderr.len());
+                    self.stderr.extend_from_slice(&data[..data.len().min(room)]);
+                }
                 Some(ChannelMsg::ExitStatus { exit_status }) if exit_status != 0 => {
                     self.done = true;
-                    let text = String::from_utf8_lossy(&self.stderr).into_owned();
-                    if let Some(refusal) = Refusal::from_stderr(&text) {
-                        return Some(Err(GridError::Refused {
-                            grid: self.grid.clone(),
-                            command: "app log",
-                            refusal,
-                        }));
-                    }
+                    return Some(Err(GridError::Refused {
+                        grid: self.grid.clone(),
+                        command: "app log",
+                        refusal: Refusal::from_reply(&self.stderr, exit_status),
+                    }));
                 }
                 Some(ChannelMsg::ExitStatus { .. }) => self.done = true,
                 Some(_) => {}

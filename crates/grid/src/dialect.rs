@@ -93,14 +93,46 @@ impl Refusal {
         format!("error: {}: {}\n", self.code, one_line)
     }
 
-    /// Reads the error line from a controller's stderr (the last such line wins).
+    /// Reads the error line from a controller's stderr (the last such line
+    /// wins). Its message is kept as [`printable`] text.
     pub fn from_stderr(stderr: &str) -> Option<Refusal> {
         stderr.lines().rev().find_map(|l| {
             let rest = l.strip_prefix("error: ")?;
             let (code, message) = rest.split_once(": ")?;
-            Some(Refusal::new(ErrorCode::parse(code)?, message))
+            Some(Refusal::new(ErrorCode::parse(code)?, printable(message)))
         })
     }
+
+    /// What a command that exited with `status` (not 0) was refused for:
+    /// its error line, else the status and what it wrote on stderr.
+    pub fn from_reply(stderr: &[u8], status: u32) -> Refusal {
+        let text = String::from_utf8_lossy(stderr);
+        Refusal::from_stderr(&text).unwrap_or_else(|| {
+            Refusal::new(
+                ErrorCode::Internal,
+                printable(&format!("exit status {status}: {}", text.trim())),
+            )
+        })
+    }
+}
+
+/// The most of a controller's message the console keeps.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// A controller's words reach pages, logs and terminals: one line without
+/// control characters (no terminal escapes, no forged log lines), at most
+/// [`MAX_MESSAGE_CHARS`] characters.
+pub fn printable(message: &str) -> String {
+    let mut out: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE_CHARS + 1)
+        .collect();
+    if out.chars().count() > MAX_MESSAGE_CHARS {
+        out = out.chars().take(MAX_MESSAGE_CHARS - 1).collect();
+        out.push('…');
+    }
+    out
 }
 
 impl From<NameError> for Refusal {
@@ -1117,5 +1149,12 @@ mod tests {
         let back = Refusal::from_stderr(&format!("some noise\n{line}")).unwrap();
         assert_eq!(back.code, ErrorCode::BadState);
         assert_eq!(Refusal::from_stderr("error: nonsense: x"), None);
+        // A hostile controller's escapes and floods reach no terminal or log.
+        let r = Refusal::from_reply(b"error: internal: \x1b[2J\x1b[31mred\r", 1);
+        assert_eq!(r.message, " [2J [31mred ");
+        let r = Refusal::from_reply(&[b'x'; 70_000], 7);
+        assert_eq!(r.code, ErrorCode::Internal);
+        assert!(r.message.starts_with("exit status 7: xxx") && r.message.ends_with('…'));
+        assert_eq!(r.message.chars().count(), MAX_MESSAGE_CHARS);
     }
 }
