@@ -199,7 +199,7 @@ impl World {
         )
         .unwrap();
         let token = support::operator_token(&console_dir);
-        let admin_token = admin_token(&console_dir);
+        let admin_token = support::user_token(&console_dir, "ada", "admin");
         let port = free_port();
         let (console, url) = World::start_console(root.path(), &console_dir, port);
         World {
@@ -287,24 +287,6 @@ fn kill(target: &str) -> bool {
         .status()
         .unwrap()
         .success()
-}
-
-fn admin_token(dir: &Path) -> String {
-    use std::io::Write;
-    let mut add = migctl(dir)
-        .args(["user", "add", "ada", "--role", "admin", "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"another long password\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
-    let out = migctl(dir).args(["user", "token", "ada"]).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 /// A fresh connection to a grid (gridsim may have been restarted since the last).

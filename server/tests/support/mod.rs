@@ -203,16 +203,14 @@ pub fn sigkill(child: &mut Child) {
 
 /// Adds the operator `olga` to the console in `dir` and returns an API token of hers.
 pub fn operator_token(dir: &Path) -> String {
+    user_token(dir, "olga", "operator")
+}
+
+/// Adds a user with `role` to the console in `dir` and returns an API token of theirs.
+pub fn user_token(dir: &Path, name: &str, role: &str) -> String {
     use std::io::Write;
     let mut add = migctl(dir)
-        .args([
-            "user",
-            "add",
-            "olga",
-            "--role",
-            "operator",
-            "--password-stdin",
-        ])
+        .args(["user", "add", name, "--role", role, "--password-stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -223,10 +221,7 @@ pub fn operator_token(dir: &Path) -> String {
         .write_all(b"a long password\n")
         .unwrap();
     assert!(add.wait().unwrap().success());
-    let out = migctl(dir)
-        .args(["user", "token", "olga"])
-        .output()
-        .unwrap();
+    let out = migctl(dir).args(["user", "token", name]).output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
