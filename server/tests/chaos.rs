@@ -279,6 +279,20 @@ impl World {
     }
 }
 
+/// A run that panics midway leaves no console or grid running.
+impl Drop for World {
+    fn drop(&mut self) {
+        if self.console.try_wait().ok().flatten().is_none() {
+            let _ = self.console.kill();
+            let _ = self.console.wait();
+        }
+        if self.sim.try_wait().ok().flatten().is_none() {
+            kill(&format!("-{}", self.sim.id()));
+            let _ = self.sim.wait();
+        }
+    }
+}
+
 /// SIGKILL to a process, or to a process group (`-PGID`): whether it was there.
 fn kill(target: &str) -> bool {
     Command::new("kill")
@@ -603,7 +617,7 @@ async fn run(ops: usize, seed: u64) -> Tally {
     w.kill_sim();
     if !tally.violations.is_empty() {
         // Keep the logs of a failed run.
-        let kept = w.root.keep();
+        let kept = std::mem::replace(&mut w.root, tempfile::tempdir().unwrap()).keep();
         println!("chaos: logs kept in {}", kept.display());
     }
     tally
