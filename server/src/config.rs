@@ -241,8 +241,7 @@ fn line_of_key(text: &str, key: &str) -> usize {
         .map_or(1, |i| i + 1)
 }
 
-/// Reads the file (absent is fine: all defaults) and returns its settings
-/// and warnings about keys it does not know.
+/// The file's text, or `None` when there is none (all defaults).
 fn read_file(file: &Path) -> Result<Option<String>, ConfigError> {
     match std::fs::read_to_string(file) {
         Ok(t) => Ok(Some(t)),
@@ -287,6 +286,18 @@ fn parse_file(file: &Path, text: &str) -> Result<(FileSettings, Vec<String>), Co
         }
     }
     Ok((parsed, warnings))
+}
+
+/// A MiB setting, refused past [`MAX_MIB`]: its bytes (`<< 20`) must fit.
+fn at_most_a_tib(setting: &str, mib: u64) -> Result<u64, ConfigError> {
+    if mib > MAX_MIB {
+        return Err(ConfigError::Value {
+            setting: setting.into(),
+            message: format!("{mib} MiB is more than {MAX_MIB} (1 TiB)"),
+            fix: fix_for(setting),
+        });
+    }
+    Ok(mib)
 }
 
 fn check_public_url(url: &str) -> Result<(), String> {
@@ -382,16 +393,12 @@ pub fn resolve(
             .site_root
             .clone()
             .unwrap_or_else(default_site_root),
-        copy_rate_limit_mib: match overrides.copy_rate_limit_mib.or(file.copy_rate_limit_mib) {
-            Some(n) if n > MAX_MIB => {
-                return Err(ConfigError::Value {
-                    setting: "copy_rate_limit_mib".into(),
-                    message: format!("{n} MiB/s is more than {MAX_MIB} (1 TiB/s)"),
-                    fix: fix_for("copy_rate_limit_mib"),
-                });
-            }
-            n => n.filter(|&n| n > 0),
-        },
+        copy_rate_limit_mib: overrides
+            .copy_rate_limit_mib
+            .or(file.copy_rate_limit_mib)
+            .map(|n| at_most_a_tib("copy_rate_limit_mib", n))
+            .transpose()?
+            .filter(|&n| n > 0),
         copy_streams: match overrides.copy_streams.or(file.copy_streams) {
             None => helper::env::DEFAULT_STREAMS,
             Some(n @ 1..=16) => n,
@@ -424,14 +431,7 @@ pub fn resolve(
         },
         warm_converged_mib: match overrides.warm_converged_mib.or(file.warm_converged_mib) {
             None => helper::env::DEFAULT_CONVERGED_BYTES >> 20,
-            Some(n) if n > MAX_MIB => {
-                return Err(ConfigError::Value {
-                    setting: "warm_converged_mib".into(),
-                    message: format!("{n} MiB is more than {MAX_MIB} (1 TiB)"),
-                    fix: fix_for("warm_converged_mib"),
-                });
-            }
-            Some(n) => n,
+            Some(n) => at_most_a_tib("warm_converged_mib", n)?,
         },
         warm_at_pass_limit: match overrides
             .warm_at_pass_limit

@@ -16,12 +16,19 @@ use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// The most of a command's stderr kept: enough for its error line.
 const STDERR_KEPT: usize = 64 << 10;
 /// The largest reply held in memory (volume data goes to a sink instead).
 pub const MAX_REPLY_BYTES: usize = 64 << 20;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// Keeps what fits of a command's stderr: a controller that writes on for
+/// ever does not grow the console.
+fn keep_stderr(stderr: &mut Vec<u8>, data: &[u8]) {
+    let room = STDERR_KEPT.saturating_sub(stderr.len());
+    stderr.extend_from_slice(&data[..data.len().min(room)]);
+}
 
 /// What went wrong talking to a grid, typed so callers can act on it.
 #[derive(Debug, thiserror::Error)]
@@ -377,10 +384,7 @@ impl Connection {
                     }
                     None => stdout.extend_from_slice(&data),
                 },
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
-                    let room = STDERR_KEPT.saturating_sub(stderr.len());
-                    stderr.extend_from_slice(&data[..data.len().min(room)]);
-                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => keep_stderr(&mut stderr, &data),
                 Some(ChannelMsg::ExitStatus { exit_status }) => status = Some(exit_status),
                 Some(ChannelMsg::Failure) => {
                     return Err(GridError::Protocol {
@@ -768,12 +772,7 @@ impl LogFollower {
             }
             match self.channel.wait().await {
                 Some(ChannelMsg::Data { data }) => self.pending.extend_from_slice(&data),
-                Some(ChannelMsg::ExtendedData { data, .. }) => {
-                    // As much as a refusal needs: a controller that writes
-                    // on for ever does not grow the console.
-                    let room = STDERR_KEPT.saturating_sub(self.stderr.len());
-                    self.stderr.extend_from_slice(&data[..data.len().min(room)]);
-                }
+                Some(ChannelMsg::ExtendedData { data, .. }) => keep_stderr(&mut self.stderr, &data),
                 Some(ChannelMsg::ExitStatus { exit_status }) if exit_status != 0 => {
                     self.done = true;
                     return Some(Err(GridError::Refused {
