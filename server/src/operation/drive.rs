@@ -17,7 +17,7 @@ pub const PROVISION_GRACE: Duration = Duration::from_secs(20);
 /// How soon a grid that could not be asked is asked again, doubling up to
 /// [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+pub(super) const RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl Engine {
     /// Where this console runs relative to the operation's apps.

@@ -225,7 +225,8 @@ fn staleness(
     // A console that drives it records a reason only while a grid cannot be asked.
     if let Some(r) = reason {
         return Some(format!(
-            "the console asks the grids again (every 30 s at most): {r}"
+            "the console asks the grids again (every {} s at most): {r}",
+            super::drive::RETRY_MAX.as_secs()
         ));
     }
     if let Some(q) = quiet_secs.filter(|&q| q >= QUIET_LIMIT_SECS) {
