@@ -42,6 +42,8 @@ pub enum AccountError {
         "`{0}` is not a valid user name: start with a letter, then up to 63 letters, digits, `.`, `_`, `-` or `@`"
     )]
     BadName(String),
+    #[error("{0} is the only active admin; make another user admin first")]
+    LastAdmin(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -127,35 +129,63 @@ pub async fn set_password(
     touched(&r, name)
 }
 
-/// Changes the user's role; it applies from their next request.
+/// Keeps a change from leaving no active admin. It is part of the UPDATE
+/// itself, so the check and the change are one write: two admins demoting
+/// each other at once cannot both pass it (SQLite serialises writers, and a
+/// statement reads the rows as the write lock finds them).
+const KEEPS_AN_ADMIN: &str = "(role != 'admin' OR disabled = 1
+    OR (SELECT COUNT(*) FROM users o WHERE o.role = 'admin' AND o.disabled = 0 AND o.name != users.name) > 0)";
+
+/// An update by name that changed nothing: no such user, or the guard held.
+async fn refused(pool: impl sqlx::SqliteExecutor<'_>, name: &str) -> Result<(), AccountError> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Err(match exists {
+        Some(_) => AccountError::LastAdmin(name.to_owned()),
+        None => AccountError::NoSuchUser(name.to_owned()),
+    })
+}
+
+/// Changes the user's role; it applies from their next request. The last
+/// active admin cannot be demoted (`LastAdmin`).
 pub async fn set_role(pool: &SqlitePool, name: &str, role: Role) -> Result<(), AccountError> {
-    let r = sqlx::query(
-        "UPDATE users SET role = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE name = ?",
-    )
+    let r = sqlx::query(&format!(
+        "UPDATE users SET role = ?1, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+         WHERE name = ?2 AND (?1 = 'admin' OR {KEEPS_AN_ADMIN})"
+    ))
     .bind(role.as_str())
     .bind(name)
     .execute(pool)
     .await?;
-    touched(&r, name)
+    if r.rows_affected() == 0 {
+        return refused(pool, name).await;
+    }
+    Ok(())
 }
 
 /// Disables (ending the user's sessions and revoking their API tokens, so
 /// enabling the user again brings none of them back) or enables the user.
+/// The last active admin cannot be disabled (`LastAdmin`).
 pub async fn set_disabled(
     pool: &SqlitePool,
     name: &str,
     disabled: bool,
 ) -> Result<(), AccountError> {
     let mut tx = pool.begin().await?;
-    let r = sqlx::query(
-        "UPDATE users SET disabled = ?, session_epoch = session_epoch + ?,
-             updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE name = ?",
-    )
-    .bind(disabled)
+    let r = sqlx::query(&format!(
+        "UPDATE users SET disabled = ?1, session_epoch = session_epoch + ?1,
+             updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+         WHERE name = ?2 AND (?1 = 0 OR {KEEPS_AN_ADMIN})"
+    ))
     .bind(i64::from(disabled))
     .bind(name)
     .execute(&mut *tx)
     .await?;
+    if r.rows_affected() == 0 {
+        return refused(&mut *tx, name).await;
+    }
     if disabled {
         sqlx::query("DELETE FROM api_tokens WHERE user_id = (SELECT id FROM users WHERE name = ?)")
             .bind(name)
@@ -163,17 +193,7 @@ pub async fn set_disabled(
             .await?;
     }
     tx.commit().await?;
-    touched(&r, name)
-}
-
-/// Active admins other than `name`: a change that would leave none is refused.
-pub async fn other_active_admins(pool: &SqlitePool, name: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND name != ?",
-    )
-    .bind(name)
-    .fetch_one(pool)
-    .await
+    Ok(())
 }
 
 /// Deletes the user; their tokens go with them and their sessions end.

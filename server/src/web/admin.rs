@@ -107,30 +107,6 @@ pub async fn change_user(
         Ok(u) => u.name.clone(),
         Err(e) => return to("/users", "error", &e.to_string(), None),
     };
-    // Never leave the console without an active admin.
-    let demotes_an_admin = match form.change.as_str() {
-        "disable" => true,
-        "role" => form.role != "admin",
-        _ => false,
-    };
-    if demotes_an_admin {
-        let target_is_admin = matches!(
-            accounts::find_by_name(&state.pool, &name).await,
-            Ok(Some(u)) if u.role() == Role::Admin && !u.disabled
-        );
-        match accounts::other_active_admins(&state.pool, &name).await {
-            Ok(0) if target_is_admin => {
-                return to(
-                    "/users",
-                    "error",
-                    &format!("{name} is the only active admin; make another user admin first"),
-                    None,
-                );
-            }
-            Ok(_) => {}
-            Err(e) => return unexpected("/users", e),
-        }
-    }
     let (done, said) = match form.change.as_str() {
         "role" => match form.role.parse::<Role>() {
             Ok(role) => (
@@ -175,7 +151,7 @@ pub async fn change_user(
             audit(&state, &admin, &format!("user.{}", form.change), &said).await;
             to("/users", "ok", &said, None)
         }
-        Err(e @ accounts::AccountError::NoSuchUser(_)) => {
+        Err(e @ (accounts::AccountError::NoSuchUser(_) | accounts::AccountError::LastAdmin(_))) => {
             to("/users", "error", &e.to_string(), None)
         }
         Err(e) => unexpected("/users", e),
