@@ -196,7 +196,14 @@ pub fn describe(op: &OperationView) -> String {
         0
     };
     let warm = if op.warm {
-        let passes = op.passes.iter().filter(|p| !p.final_pass).count();
+        // Numbered: a long wait keeps only the latest passes.
+        let passes = op
+            .passes
+            .iter()
+            .filter(|p| !p.final_pass)
+            .map(|p| p.pass)
+            .max()
+            .unwrap_or(0);
         format!("  warm ({passes} pass(es))")
     } else {
         String::new()
@@ -218,7 +225,7 @@ pub fn describe(op: &OperationView) -> String {
         op.outcome.map_or("running", |o| o.as_str()),
         op.reason
             .as_deref()
-            .map(|r| format!(" ({r})"))
+            .map(|r| format!(" ({})", operation_model::visible(r)))
             .unwrap_or_default()
     )
 }

@@ -96,11 +96,16 @@ pub struct StreamEvent {
 }
 
 impl StreamEvent {
-    /// The phase this event moves to, for `phase` events.
+    /// The phase this event moves to, for `phase` events (its text made
+    /// visible, as [`Self::text`]'s).
     pub fn phase(&self) -> Option<PhaseData> {
         (self.kind == EventKind::Phase)
-            .then(|| serde_json::from_value(self.data.clone()).ok())
+            .then(|| serde_json::from_value::<PhaseData>(self.data.clone()).ok())
             .flatten()
+            .map(|p| PhaseData {
+                text: crate::visible(&p.text).into_owned(),
+                ..p
+            })
     }
 
     pub fn progress(&self) -> Option<Progress> {
@@ -142,8 +147,11 @@ impl StreamEvent {
     }
 
     /// The event's text (empty when it has none).
+    /// The event's text as pages, downloads and terminals show it: what an
+    /// app, a helper or a grid wrote, control characters made visible
+    /// ([`crate::visible`]).
     pub fn text(&self) -> String {
-        self.data["text"].as_str().unwrap_or_default().to_owned()
+        crate::visible(self.data["text"].as_str().unwrap_or_default()).into_owned()
     }
 
     /// True for the outcome's phase event, an operation's last event.

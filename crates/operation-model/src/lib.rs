@@ -8,10 +8,12 @@
 mod event;
 mod report;
 mod state;
+mod text;
 
 pub use event::{EventKind, EventSource, PhaseData, StreamEvent, TextData};
 pub use report::{Pass, Progress, Report};
 pub use state::{Action, AtPassLimit, CancelCleanup, Cutover, Mode, Outcome, Phase};
+pub use text::visible;
 
 /// A string that names none of an enum's values.
 #[derive(Clone, Debug, PartialEq, Eq)]
