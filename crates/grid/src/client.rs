@@ -22,6 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 const STDERR_KEPT: usize = 64 << 10;
 /// The largest reply held in memory (volume data goes to a sink instead).
 pub const MAX_REPLY_BYTES: usize = 64 << 20;
+/// The longest line of a followed log held in memory; the rest of a longer
+/// one is read past and said so.
+pub const MAX_LOG_LINE_BYTES: usize = 1 << 20;
 
 /// Keeps what fits of a command's stderr: a controller that writes on for
 /// ever does not grow the console.
@@ -328,32 +331,32 @@ impl Connection {
         }
     }
 
-    async fn open_exec(&self, command: &Command) -> Result<russh::Channel<client::Msg>, GridError> {
+    async fn open_exec(&self, command: &Command) -> Result<Exec, GridError> {
         self.open_line(command.verb(), &command.to_line()).await
     }
 
-    async fn open_line(
-        &self,
-        what: &str,
-        line: &str,
-    ) -> Result<russh::Channel<client::Msg>, GridError> {
+    async fn open_line(&self, what: &str, line: &str) -> Result<Exec, GridError> {
         let channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|_| self.dropped(what))?;
-        channel
-            .exec(true, line)
+        // From here on, however the caller stops waiting, the command ends.
+        let exec = Exec {
+            channel: Some(channel),
+            closed_by_controller: false,
+        };
+        exec.exec(true, line)
             .await
             .map_err(|_| self.dropped(what))?;
-        Ok(channel)
+        Ok(exec)
     }
 
     /// Waits for the rest of a command: stdout (into `sink` or memory), stderr, exit status.
     async fn finish(
         &self,
         what: &'static str,
-        channel: &mut russh::Channel<client::Msg>,
+        channel: &mut Exec,
         mut sink: Option<&mut (dyn AsyncWrite + Unpin + Send)>,
     ) -> Result<Finished, GridError> {
         let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
@@ -394,7 +397,10 @@ impl Connection {
                     });
                 }
                 Some(_) => {}
-                None => break,
+                None => {
+                    channel.closed_by_controller = true;
+                    break;
+                }
             }
         }
         match status {
@@ -724,6 +730,8 @@ impl Connection {
             pending: Vec::new(),
             stderr: Vec::new(),
             done: false,
+            last_seq: since.unwrap_or(0),
+            skipped: None,
         })
     }
 }
@@ -741,31 +749,105 @@ fn parse_log_lines(grid: &GridName, out: &[u8]) -> Result<Vec<LogLine>, GridErro
         .collect()
 }
 
+/// An exec channel whose command ends however its caller stops waiting:
+/// an error, a reply too large, a deadline, a dropped future. Unless the
+/// controller closed it, dropping it asks the remote process to die (the
+/// `signal` request, `KILL`, which OpenSSH's sshd passes on) and closes the
+/// channel — no reply keeps streaming into the console and no remote
+/// process outlives its command.
+struct Exec {
+    channel: Option<russh::Channel<client::Msg>>,
+    closed_by_controller: bool,
+}
+
+impl std::ops::Deref for Exec {
+    type Target = russh::Channel<client::Msg>;
+    fn deref(&self) -> &Self::Target {
+        // Only `drop` takes the channel out.
+        #[allow(clippy::expect_used)]
+        self.channel
+            .as_ref()
+            .expect("an Exec holds its channel until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Exec {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        #[allow(clippy::expect_used)]
+        self.channel
+            .as_mut()
+            .expect("an Exec holds its channel until dropped")
+    }
+}
+
+impl Drop for Exec {
+    fn drop(&mut self) {
+        if self.closed_by_controller {
+            return;
+        }
+        let (Some(channel), Ok(runtime)) =
+            (self.channel.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            let _ = channel.signal(russh::Sig::KILL).await;
+            let _ = channel.close().await;
+        });
+    }
+}
+
 /// Log lines as a followed `app log` delivers them.
 pub struct LogFollower {
     grid: GridName,
-    channel: russh::Channel<client::Msg>,
+    channel: Exec,
     pending: Vec<u8>,
     stderr: Vec<u8>,
     done: bool,
+    /// The last line's number, for a line too long to read.
+    last_seq: u64,
+    /// Bytes of an over-long line read past so far (until its newline).
+    skipped: Option<usize>,
 }
 
 impl LogFollower {
     /// The next line; `None` when the controller ended the log (app destroyed).
+    /// A line longer than [`MAX_LOG_LINE_BYTES`] is never held: it comes as
+    /// a line of its own that says how long it was (numbered after the one
+    /// before it).
     pub async fn next(&mut self) -> Option<Result<LogLine, GridError>> {
         loop {
             if let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=pos).collect();
+                if let Some(before) = self.skipped.take() {
+                    self.last_seq += 1;
+                    return Some(Ok(LogLine {
+                        seq: self.last_seq,
+                        at: String::new(),
+                        text: format!(
+                            "[a line of {} bytes, not kept: the console keeps log lines to {} MiB]",
+                            before + line.len(),
+                            MAX_LOG_LINE_BYTES >> 20
+                        ),
+                    }));
+                }
                 if line.len() <= 1 {
                     continue;
                 }
-                return Some(
+                let parsed: Result<LogLine, GridError> =
                     serde_json::from_slice(&line).map_err(|e| GridError::Protocol {
                         grid: self.grid.clone(),
                         command: "app log",
                         detail: e.to_string(),
-                    }),
-                );
+                    });
+                if let Ok(l) = &parsed {
+                    self.last_seq = l.seq;
+                }
+                return Some(parsed);
+            }
+            if self.pending.len() > MAX_LOG_LINE_BYTES {
+                *self.skipped.get_or_insert(0) += self.pending.len();
+                self.pending.clear();
             }
             if self.done {
                 return None;
@@ -784,6 +866,7 @@ impl LogFollower {
                 Some(ChannelMsg::ExitStatus { .. }) => self.done = true,
                 Some(_) => {}
                 None => {
+                    self.channel.closed_by_controller = true;
                     if !self.done {
                         self.done = true;
                         return Some(Err(GridError::Disconnected {
@@ -796,8 +879,9 @@ impl LogFollower {
         }
     }
 
+    /// Stops following: the controller's `app log` ends with the channel.
     pub async fn close(self) {
-        let _ = self.channel.close().await;
+        drop(self);
     }
 }
 

@@ -9,5 +9,5 @@ pub mod keys;
 pub mod known_hosts;
 pub mod name;
 
-pub use client::{ClientConfig, Connection, Endpoint, GridError, Grids};
+pub use client::{ClientConfig, Connection, Endpoint, GridError, Grids, LogFollower};
 pub use name::{AppName, GridName, NameError, TemplateName, VolumeName};
