@@ -13,6 +13,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// A check that has not finished by then is ended (its command with it) and
+/// the grid shown as not answering: a hanging controller is never shown
+/// reachable for long, and never holds up the other grids' checks.
+pub const CHECK_DEADLINE: Duration = Duration::from_secs(15);
 
 pub struct GridMonitor {
     inventory: Inventory,
@@ -77,21 +81,36 @@ impl GridMonitor {
 
     /// Checks these grids now, concurrently, and replaces their cache
     /// entries: what an operation does before it publishes its outcome,
-    /// so the grid pages agree with it.
+    /// so the grid pages agree with it. Each grid's entry is replaced as
+    /// soon as its own check ends.
     pub async fn refresh_only(&self, grids: &[&GridName]) {
         let checks = self
             .inventory
             .grids
             .iter()
             .filter(|g| grids.contains(&&g.name))
-            .map(|g| self.check(g));
-        let views: Vec<GridView> = futures_util::future::join_all(checks).await;
+            .map(|g| self.check_and_store(g));
+        futures_util::future::join_all(checks).await;
+    }
+
+    /// Checks one grid within [`CHECK_DEADLINE`] and stores what it found.
+    async fn check_and_store(&self, g: &GridEntry) {
+        let view = match tokio::time::timeout(CHECK_DEADLINE, self.check(g)).await {
+            Ok(view) => view,
+            Err(_) => {
+                let mut view = unchecked(g);
+                view.error = Some(format!(
+                    "no answer within {} s: the controller hangs or the link to it is cut",
+                    CHECK_DEADLINE.as_secs()
+                ));
+                view.checked_at = Some(crate::clock::now().to_string());
+                view
+            }
+        };
         if let Ok(mut cache) = self.cache.write() {
-            for view in views {
-                match cache.iter_mut().find(|c| c.name == view.name) {
-                    Some(slot) => *slot = view,
-                    None => cache.push(view),
-                }
+            match cache.iter_mut().find(|c| c.name == view.name) {
+                Some(slot) => *slot = view,
+                None => cache.push(view),
             }
         }
     }
@@ -117,18 +136,25 @@ impl GridMonitor {
         view
     }
 
-    /// Refreshes now and then every `every` until `stop` changes.
+    /// Checks each grid now and then every `every`, each on its own (a
+    /// grid that hangs delays nobody else's check), until `stop` changes.
     pub async fn run(
         self: Arc<Self>,
         every: Duration,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        loop {
-            self.refresh().await;
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
+        let each = self.inventory.grids.iter().map(|g| {
+            let this = &self;
+            async move {
+                loop {
+                    this.check_and_store(g).await;
+                    tokio::time::sleep(every).await;
+                }
             }
+        });
+        tokio::select! {
+            _ = futures_util::future::join_all(each) => {}
+            _ = stop.changed() => {}
         }
     }
 }
