@@ -118,24 +118,42 @@ pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(e) => match e.downcast_ref::<Busy>() {
+                // The console serves as many streams as it may: wait as it asks.
+                Some(Busy(wait)) => {
+                    progress.line(&format!(
+                        "the console is serving all the event streams it may; trying again in {} s",
+                        wait.as_secs()
+                    ));
+                    tokio::time::sleep(*wait).await;
+                    continue;
+                }
+                None => return Err(e),
+            },
         }
         // The stream ended: at the outcome, or because the console stops.
         let op: OperationView = serde_json::from_value(
             get_through_gap(remote, &format!("/operations/{id}"), &mut away).await?,
         )?;
         if op.outcome.is_some() {
-            // Whatever was stored after the last event the stream sent.
-            let rest: Vec<StreamEvent> = serde_json::from_value(
-                get_through_gap(
-                    remote,
-                    &format!("/operations/{id}/events?after={after}"),
-                    &mut away,
-                )
-                .await?,
-            )?;
-            for e in rest.iter().filter(|e| e.seq > after) {
-                progress.show(e);
+            // Whatever was stored after the last event the stream sent, a
+            // page at a time.
+            loop {
+                let page: Vec<StreamEvent> = serde_json::from_value(
+                    get_through_gap(
+                        remote,
+                        &format!("/operations/{id}/events?after={after}"),
+                        &mut away,
+                    )
+                    .await?,
+                )?;
+                let Some(last) = page.last().map(|e| e.seq).filter(|&l| l > after) else {
+                    break;
+                };
+                for e in page.iter().filter(|e| e.seq > after) {
+                    progress.show(e);
+                }
+                after = last;
             }
             progress.finish();
             return Ok(op);
@@ -148,6 +166,12 @@ pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
         }
     }
 }
+
+/// The console refused the stream with 429: try again after this long
+/// (its `Retry-After`, 1 to 60 s).
+#[derive(Debug, thiserror::Error)]
+#[error("the console serves as many event streams as it may; try again in {} s", .0.as_secs())]
+struct Busy(Duration);
 
 /// Reads the event stream after `after` (`Last-Event-ID`) until it ends,
 /// handing each event to `each`.
@@ -171,6 +195,15 @@ async fn follow(
             cause: crate::remote::cause(&e),
         })?;
     let status = response.status();
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        let wait = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+            .unwrap_or(5)
+            .clamp(1, 60);
+        return Err(Busy(Duration::from_secs(wait)).into());
+    }
     if !status.is_success() {
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         anyhow::bail!(

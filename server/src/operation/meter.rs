@@ -1,16 +1,16 @@
 //! Metering a running helper: its reports (phases, progress, text) become
-//! events, the source and target apps' own logs are stored alongside, and
-//! the three apps' states are sampled until the helper stops working.
+//! events, the source and target apps' own logs are stored alongside
+//! (`app_logs`), and the three apps' states are sampled until the helper
+//! stops working.
 
+use super::app_logs::AppLogs;
 use super::{Engine, helper_name, store};
 use crate::lock::Lock;
 use crate::reconcile::Seen;
 use app::model::{EventKind, EventSource};
 use grid::dialect::{AppState, LogLine};
-use grid::{AppName, Connection};
 use operation_model::Report;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 
 impl Engine {
@@ -48,7 +48,7 @@ impl Engine {
                     None => break,
                 },
                 _ = ticker.tick() => {
-                    apps.poll(self, op).await;
+                    apps.tick(self, op).await;
                     let (source, target, helper) = self.states(lock).await;
                     let states = json!({"source": source.to_string(), "target": target.to_string(), "helper": helper.to_string()});
                     if last_states.as_ref() != Some(&states) {
@@ -84,7 +84,10 @@ impl Engine {
                 }
             }
         }
-        AppLogs::new(self, lock, &dst).await.poll(self, op).await;
+        AppLogs::new(self, lock, &dst)
+            .await
+            .read_once(self, op)
+            .await;
     }
 
     /// One line of the helper's log, decoded as a report. A phase report
@@ -135,70 +138,6 @@ impl Engine {
         // The outcome is the console's to decide, after it verifies.
         if let Some(phase) = phase.filter(|p| !p.is_terminal()) {
             self.phase(op, phase, &text).await;
-        }
-    }
-}
-
-/// The source and target apps' own logs, read on every metering tick and
-/// stored as events (`source` / `target`), so the monitor shows all four.
-struct AppLogs {
-    apps: Vec<AppLog>,
-}
-
-struct AppLog {
-    source: EventSource,
-    conn: Option<Arc<Connection>>,
-    app: AppName,
-    /// The last line stored.
-    since: Option<u64>,
-}
-
-impl AppLogs {
-    async fn new(engine: &Engine, lock: &Lock, dst: &Arc<Connection>) -> AppLogs {
-        let op = &lock.op_id;
-        let src = engine.connection(&lock.source_grid).await.ok();
-        // The source's history before this operation is not part of it:
-        // start after its last line unless this operation already stored some.
-        let mut source_since = engine.last_seq(op, EventSource::Source).await;
-        if source_since.is_none()
-            && let Some(c) = &src
-            && let Ok(lines) = c.app_log(&lock.source_app_name, None).await
-        {
-            source_since = Some(lines.last().map_or(0, |l| l.seq));
-        }
-        let target_since = engine.last_seq(op, EventSource::Target).await;
-        AppLogs {
-            apps: vec![
-                AppLog {
-                    source: EventSource::Source,
-                    conn: src,
-                    app: lock.source_app_name.clone(),
-                    since: source_since,
-                },
-                AppLog {
-                    source: EventSource::Target,
-                    conn: Some(dst.clone()),
-                    app: lock.target_app_name.clone(),
-                    since: target_since,
-                },
-            ],
-        }
-    }
-
-    async fn poll(&mut self, engine: &Engine, op: &str) {
-        for a in &mut self.apps {
-            let Some(c) = &a.conn else { continue };
-            // A missing app (the target before it is created) has no log yet.
-            let Ok(lines) = c.app_log(&a.app, a.since).await else {
-                continue;
-            };
-            for l in lines {
-                a.since = Some(l.seq);
-                let data = json!({"seq": l.seq, "text": l.text});
-                engine
-                    .app_line(op, a.source, l.seq, EventKind::Log, data)
-                    .await;
-            }
         }
     }
 }

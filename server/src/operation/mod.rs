@@ -11,6 +11,7 @@
 //! - `inspect`: the pre-flight plan and the lock's evidence (reads only);
 //! - `store`: the tables.
 
+mod app_logs;
 mod drive;
 mod error;
 pub mod feed;

@@ -116,6 +116,17 @@ impl Engine {
         self.feeds.follow(op)
     }
 
+    /// Lines of `source`'s log this operation has stored (0 when it cannot say).
+    pub(super) async fn app_lines_stored(&self, op: &str, source: EventSource) -> u64 {
+        match store::app_lines_stored(&self.pool, op, source).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, op, "cannot count the stored log lines");
+                0
+            }
+        }
+    }
+
     pub(super) async fn last_seq(&self, op: &str, source: EventSource) -> Option<u64> {
         store::last_app_seq(&self.pool, op, source)
             .await

@@ -165,8 +165,13 @@ pub async fn set_phase(pool: &SqlitePool, id: &str, phase: Phase) -> sqlx::Resul
 
 /// Progress never goes backwards: the larger value wins.
 /// Records how long the app was down, as the helper measured it.
+/// Passes an operation keeps: the first and the latest others. A warm
+/// operation that waits for its cutover may pass for hours.
+pub const PASSES_KEPT: u32 = 100;
+
 /// Adds a warm pass that ended (a pass reported twice, by a helper that
-/// was restarted, is kept once: the later report wins).
+/// was restarted, is kept once: the later report wins). Keeps pass 1 and
+/// the latest [`PASSES_KEPT`] − 1; the numbers say what is left out.
 pub async fn add_pass(pool: &SqlitePool, id: &str, pass: &Pass) -> sqlx::Result<()> {
     // One statement: a read then a write in a deferred transaction fails
     // at once (SQLITE_BUSY_SNAPSHOT) when another write lands in between,
@@ -179,6 +184,10 @@ pub async fn add_pass(pool: &SqlitePool, id: &str, pass: &Pass) -> sqlx::Result<
                SELECT value AS v FROM json_each(COALESCE(operations.passes, '[]'))
                  WHERE json_extract(value, '$.pass') != json_extract(?1, '$.pass')
                UNION ALL SELECT json(?1) AS v)
+             WHERE json_extract(v, '$.pass') = 1
+                OR json_extract(v, '$.pass') > MAX(json_extract(?1, '$.pass'), COALESCE(
+                     (SELECT MAX(json_extract(value, '$.pass'))
+                        FROM json_each(COALESCE(operations.passes, '[]'))), 0)) - ?4
              ORDER BY json_extract(v, '$.pass'))),
            updated_at = ?2
          WHERE id = ?3",
@@ -186,6 +195,7 @@ pub async fn add_pass(pool: &SqlitePool, id: &str, pass: &Pass) -> sqlx::Result<
     .bind(pass)
     .bind(clock::now().to_string())
     .bind(id)
+    .bind(PASSES_KEPT - 1)
     .execute(pool)
     .await?;
     Ok(())
@@ -394,6 +404,22 @@ pub async fn last_app_seq(
     Ok(seq.and_then(|s| u64::try_from(s).ok()))
 }
 
+/// Lines of `source`'s log an operation has stored.
+pub async fn app_lines_stored(
+    pool: &SqlitePool,
+    op_id: &str,
+    source: EventSource,
+) -> sqlx::Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM operation_events WHERE op_id = ? AND source = ? AND kind = 'log'",
+    )
+    .bind(op_id)
+    .bind(source.as_str())
+    .fetch_one(pool)
+    .await?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// The copy rate of the most recently finished operation that copied
 /// anything, with its id: what the pre-flight estimate is based on.
 pub async fn last_rate(pool: &SqlitePool) -> sqlx::Result<Option<(u64, String)>> {
@@ -496,5 +522,29 @@ mod tests {
         let numbers: Vec<u32> = op.passes.iter().map(|p| p.pass).collect();
         assert_eq!(numbers, (1..=40).collect::<Vec<_>>());
         assert_eq!(op.passes[9].delta, 10 << 20);
+
+        // Hours of passes keep pass 1 and the latest 99; a late report of
+        // an old pass moves nothing.
+        for n in 41..=386 {
+            let pass = Pass {
+                pass: n,
+                ..Pass::default()
+            };
+            add_pass(&pool, "op", &pass).await.unwrap();
+        }
+        add_pass(
+            &pool,
+            "op",
+            &Pass {
+                pass: 100,
+                ..Pass::default()
+            },
+        )
+        .await
+        .unwrap();
+        let op = get(&pool, "op").await.unwrap().unwrap();
+        let numbers: Vec<u32> = op.passes.iter().map(|p| p.pass).collect();
+        let kept: Vec<u32> = std::iter::once(1).chain(288..=386).collect();
+        assert_eq!(numbers, kept);
     }
 }

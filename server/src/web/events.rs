@@ -34,7 +34,16 @@ pub struct EventsQuery {
     /// Start after this sequence number (the last event you have).
     #[param(minimum = 0)]
     after: Option<i64>,
+    /// As JSON: at most this many events (default 1000); a `Link: <…>;
+    /// rel="next"` header says where the rest begins.
+    #[param(minimum = 1, maximum = 5000)]
+    limit: Option<i64>,
 }
+
+/// Events in one JSON answer unless the client asks for fewer.
+pub const JSON_PAGE: i64 = 1000;
+/// The most a client may ask for in one JSON answer.
+pub const JSON_PAGE_MAX: i64 = 5000;
 
 /// Where a client resumes an operation's events: after `?after=SEQ`, or, for
 /// a stream that reconnects, after its `Last-Event-ID`. Pure, so it is
@@ -43,6 +52,8 @@ pub struct EventsQuery {
 pub struct Resume {
     /// From the query: 0 (from the start) unless it says otherwise.
     pub after: i64,
+    /// From the query: events in one JSON answer ([`JSON_PAGE`] unless it says otherwise).
+    pub limit: i64,
     /// A reconnecting stream's last event. Only ids this console sends (a
     /// sequence number, 0 or more) count; anything else is ignored, as a
     /// browser that lost its place would be started over.
@@ -59,12 +70,19 @@ impl Resume {
         if query.after.is_some_and(|a| a < 0) {
             return Err("after: a sequence number, 0 or more (0: from the start)".into());
         }
+        if query
+            .limit
+            .is_some_and(|l| !(1..=JSON_PAGE_MAX).contains(&l))
+        {
+            return Err(format!("limit: ask for 1 to {JSON_PAGE_MAX} events"));
+        }
         let last_event_id = last_event_id
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<i64>().ok())
             .filter(|&seq| seq >= 0);
         Ok(Resume {
             after: query.after.unwrap_or(0),
+            limit: query.limit.unwrap_or(JSON_PAGE),
             last_event_id,
         })
     }
@@ -124,12 +142,14 @@ impl Drop for Slot {
 #[utoipa::path(get, path = "/api/v1/operations/{id}/events", tag = "operations",
     params(("id" = String, Path, description = "The operation's id"), EventsQuery,
         ("Last-Event-ID" = Option<String>, Header, description = "A reconnecting stream's last event: resumes after it")),
-    responses((status = 200, description = "The events: a stream that ends after the outcome, or the stored ones as an array when `Accept: application/json`",
+    responses((status = 200, description = "The events: a stream that ends after the outcome, or a page of the stored ones as an array when `Accept: application/json` (a `Link` header with rel=\"next\" when there may be more)",
             content((Vec<app::model::StreamEvent> = "application/json"), (openapi::EventFrame = "text/event-stream"))),
         openapi::Unauthorized, openapi::NotFound, openapi::Unprocessable, openapi::TooManyStreams))]
 /// The operation's events as Server-Sent Events (`id:` = sequence number;
-/// `Last-Event-ID` resumes after it), or as a JSON array when the client
-/// asks for `application/json`. The stream ends after the outcome.
+/// `Last-Event-ID` resumes after it), or as a JSON array of at most `limit`
+/// (1000) when the client asks for `application/json`, with a
+/// `Link: <…>; rel="next"` header when there may be more. The stream ends
+/// after the outcome.
 /// `?after=SEQ` starts after SEQ (both forms) (a page that already shows events up to
 /// SEQ); a `Last-Event-ID` from a reconnecting client wins over it.
 pub async fn operation_events(
@@ -152,9 +172,22 @@ pub async fn operation_events(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     if wants_json {
-        return Ok(
-            Json(store::events_after(&state.pool, &id, resume.after).await?).into_response(),
-        );
+        let page = store::events_page(&state.pool, &id, resume.after, resume.limit).await?;
+        let next = (page.len() as i64 == resume.limit)
+            .then(|| page.last().map(|e| e.seq))
+            .flatten();
+        let mut response = Json(page).into_response();
+        if let Some(last) = next
+            && let Ok(link) = axum::http::HeaderValue::from_str(&format!(
+                "</api/v1/operations/{id}/events?after={last}&limit={}>; rel=\"next\"",
+                resume.limit
+            ))
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::LINK, link);
+        }
+        return Ok(response);
     }
     let after = resume.stream_after();
     let slot = state.streams.admit()?;
