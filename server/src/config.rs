@@ -43,8 +43,9 @@ pub struct Settings {
     /// or wait for an operator's "cut over now".
     pub warm_at_pass_limit: app::model::AtPassLimit,
     /// Who may read `/metrics`: with a token, whoever sends it as a bearer
-    /// token; without one, clients on loopback only.
-    pub metrics_token: Option<String>,
+    /// token; without one, clients on loopback only (and nobody behind a
+    /// proxy, `public_url` set).
+    pub metrics_token: Option<Secret>,
     /// Events and archived locks of operations that ended this many days
     /// ago are pruned; the operations' rows stay.
     pub retention_days: u64,
@@ -113,15 +114,43 @@ pub struct Overrides {
     /// Warm operations at the pass limit with a large delta: cut_over or wait (for "cut over now") [default: cut_over]
     #[arg(long, env = "MIGCTL_WARM_AT_PASS_LIMIT")]
     pub warm_at_pass_limit: Option<String>,
-    /// Bearer token that reads /metrics from anywhere (at least 16 characters) [default: loopback only]
-    #[arg(long, env = "MIGCTL_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+    /// A file holding the bearer token that reads /metrics from anywhere (at least 16 characters) [default: loopback only]
+    #[arg(long, env = "MIGCTL_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+    /// The token itself, from `MIGCTL_METRICS_TOKEN` only: a command-line
+    /// value would be visible to every local user in `ps`.
+    #[arg(skip = Secret::from_env("MIGCTL_METRICS_TOKEN"))]
+    pub metrics_token: Option<Secret>,
     /// Days an ended operation keeps its events and archived lock (1 or more) [default: 90]
     #[arg(long, env = "MIGCTL_RETENTION_DAYS")]
     pub retention_days: Option<u64>,
     /// Event streams (the monitors' live logs) open at once; more get 429 (1 or more) [default: 2000]
     #[arg(long, env = "MIGCTL_MAX_EVENT_STREAMS")]
     pub max_event_streams: Option<u64>,
+}
+
+/// A secret setting: its `Debug` says only that there is one, so settings
+/// can be logged whole.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    fn from_env(var: &str) -> Option<Secret> {
+        std::env::var(var).ok().map(Secret)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(redacted)")
+    }
 }
 
 /// The most a MiB setting may say (1 TiB): its bytes fit in a u64 with room.
@@ -144,7 +173,7 @@ struct FileSettings {
     warm_pass_limit: Option<u32>,
     warm_converged_mib: Option<u64>,
     warm_at_pass_limit: Option<String>,
-    metrics_token: Option<String>,
+    metrics_token: Option<Secret>,
     retention_days: Option<u64>,
     max_event_streams: Option<u64>,
 }
@@ -335,7 +364,8 @@ pub fn load(
 }
 
 /// Resolves the settings for `config_dir` from the text of its `migctl.toml`
-/// (`None`: there is none). Pure but for where the built site is, so it is
+/// (`None`: there is none). Pure but for where the built site is (and a
+/// `--metrics-token-file`, when one is named), so it is
 /// fuzzed (`fuzz/fuzz_targets/console_config.rs`).
 pub fn resolve(
     config_dir: &Path,
@@ -448,15 +478,15 @@ pub fn resolve(
                     })?
             }
         },
-        metrics_token: match overrides.metrics_token.clone().or(file.metrics_token) {
-            Some(t) if t.trim().chars().count() < 16 => {
+        metrics_token: match metrics_token(overrides, file.metrics_token)? {
+            Some(t) if t.expose().trim().chars().count() < 16 => {
                 return Err(ConfigError::Value {
                     setting: "metrics_token".into(),
                     message: "is shorter than 16 characters".into(),
                     fix: fix_for("metrics_token"),
                 });
             }
-            t => t.map(|t| t.trim().to_owned()),
+            t => t.map(|t| Secret::new(t.expose().trim())),
         },
         retention_days: match overrides.retention_days.or(file.retention_days) {
             None => 90,
@@ -481,7 +511,37 @@ pub fn resolve(
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         },
     };
+    let mut warnings = warnings;
+    if settings.public_url.is_some() && settings.metrics_token.is_none() {
+        warnings.push(
+            "public_url is set and metrics_token is not: /metrics refuses every request \
+             (behind a proxy every client looks like loopback); set metrics_token to scrape it"
+                .into(),
+        );
+    }
     Ok((settings, warnings))
+}
+
+/// The token from `MIGCTL_METRICS_TOKEN`, else the file `--metrics-token-file`
+/// names, else `migctl.toml`'s.
+fn metrics_token(
+    overrides: &Overrides,
+    from_file: Option<Secret>,
+) -> Result<Option<Secret>, ConfigError> {
+    if let Some(t) = &overrides.metrics_token {
+        return Ok(Some(t.clone()));
+    }
+    if let Some(path) = &overrides.metrics_token_file {
+        return match std::fs::read_to_string(path) {
+            Ok(t) => Ok(Some(Secret::new(t))),
+            Err(e) => Err(ConfigError::Value {
+                setting: "metrics_token_file".into(),
+                message: format!("cannot read {}: {e}", path.display()),
+                fix: "name a file readable by the user running migctl that holds the token".into(),
+            }),
+        };
+    }
+    Ok(from_file)
 }
 
 #[cfg(test)]

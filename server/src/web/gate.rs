@@ -115,13 +115,15 @@ fn is_api(path: &str) -> bool {
     path.starts_with("/api/") || path.starts_with("/sfn/")
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+/// The token of `Authorization: Bearer …`; the scheme's case does not
+/// matter (RFC 9110 §11.1), for the API and `/metrics` alike.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn signed_in(user: &accounts::User) -> SignedIn {

@@ -1,6 +1,8 @@
 //! `GET /metrics`: the Prometheus text format, for whoever holds the
 //! `metrics_token` (as a bearer token) or, without one set, for clients on
-//! loopback (a Prometheus on the same host).
+//! loopback (a Prometheus on the same host) — unless the console sits behind
+//! a proxy (`public_url` set): then every request comes from loopback and
+//! that proves nothing, so without a token nobody may read it.
 
 use super::AppState;
 use axum::extract::{ConnectInfo, State};
@@ -13,18 +15,18 @@ pub async fn metrics(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Response {
-    let sent = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let sent = super::gate::bearer(&headers);
+    let behind_a_proxy = state.settings.public_url.is_some();
     let allowed = match (&state.settings.metrics_token, sent) {
-        (Some(token), Some(sent)) => same(token.as_bytes(), sent.as_bytes()),
+        (Some(token), Some(sent)) => same(token.expose().as_bytes(), sent.as_bytes()),
         (Some(_), None) => false,
-        (None, _) => peer.ip().is_loopback(),
+        (None, _) => peer.ip().is_loopback() && !behind_a_proxy,
     };
     if !allowed {
         let why = if state.settings.metrics_token.is_some() {
             "send the metrics_token as `Authorization: Bearer …`"
+        } else if behind_a_proxy {
+            "/metrics needs metrics_token when public_url is set: behind a proxy every request comes from loopback"
         } else {
             "/metrics answers loopback clients only; set metrics_token to scrape from elsewhere"
         };
