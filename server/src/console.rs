@@ -30,6 +30,22 @@ pub struct Console {
     throttle: Policy,
 }
 
+/// Tightens a config directory that others may read (made by hand, or by
+/// an older console) to its owner only, and says so.
+fn owner_only(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make {} owner-only (0700)", dir.display()))?;
+        tracing::warn!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "the config directory was open to others; it is 0700 now");
+    }
+    Ok(())
+}
+
 impl Console {
     pub async fn open(settings: Settings) -> anyhow::Result<Console> {
         // The metrics recorder, before anything records.
@@ -46,6 +62,7 @@ impl Console {
                     settings.config_dir.display()
                 )
             })?;
+        owner_only(&settings.config_dir)?;
         let grids = Arc::new(GridMonitor::load(&settings)?);
         let pool = db::open(&settings.database_file()).await?;
         let settings = Arc::new(settings);

@@ -89,7 +89,7 @@ pub async fn audit_entries(
     let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
         "SELECT id, at, actor, action, detail FROM audit_log
          WHERE (?1 IS NULL OR actor = ?1)
-           AND (?2 IS NULL OR action = ?2 OR action LIKE ?2 || '.%')
+           AND (?2 IS NULL OR action = ?2 OR substr(action, 1, length(?2) + 1) = ?2 || '.')
          ORDER BY id DESC LIMIT ?3",
     )
     .bind(actor)
@@ -107,4 +107,49 @@ pub async fn audit_entries(
             detail,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn the_action_filter_matches_a_family_and_no_wildcards() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open(&dir.path().join("migctl.db")).await.unwrap();
+        for action in [
+            "login",
+            "login.failed",
+            "loginx",
+            "user.role",
+            "user_role",
+            "a%b",
+        ] {
+            audit(&pool, "ana", action, "").await.unwrap();
+        }
+        let actions = |action: &str| {
+            let pool = pool.clone();
+            let filter = app::model::AuditFilter {
+                action: Some(action.to_owned()),
+                ..Default::default()
+            };
+            async move {
+                let mut a: Vec<String> = audit_entries(&pool, &filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| e.action)
+                    .collect();
+                a.sort();
+                a
+            }
+        };
+        assert_eq!(actions("login").await, ["login", "login.failed"]);
+        assert_eq!(actions("%").await, Vec::<String>::new());
+        assert_eq!(actions("_").await, Vec::<String>::new());
+        assert_eq!(actions("user_role").await, ["user_role"]);
+        assert_eq!(actions("user").await, ["user.role"]);
+        assert_eq!(actions("a%b").await, ["a%b"]);
+    }
 }

@@ -10,7 +10,7 @@ use app::model::Action;
 use grid::{AppName, GridName};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = "mig.lock";
@@ -277,10 +277,14 @@ impl LockFile {
             }
         }
         let archive = self.dir.join(ARCHIVE_DIR);
-        std::fs::create_dir_all(&archive).map_err(|source| LockError::Io {
-            path: archive.clone(),
-            source,
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&archive)
+            .map_err(|source| LockError::Io {
+                path: archive.clone(),
+                source,
+            })?;
         let mut dest = archive.join(format!("{kind}-{label}.json"));
         let mut n = 1;
         while dest.exists() {
@@ -374,6 +378,12 @@ mod tests {
         ));
         let dest = file.archive("done", Some("op-1"), "op-1").unwrap();
         assert_eq!(dest, dir.path().join("locks/done-op-1.json"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("locks"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "the archive is the owner's only");
         assert_eq!(file.read(), LockState::Free);
         let archived: Lock = serde_json::from_slice(&std::fs::read(dest).unwrap()).unwrap();
         assert_eq!(archived.op_id, "op-1");

@@ -90,7 +90,7 @@ impl Layout {
     }
 
     pub fn save(&self, state: &State) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        owner_only_dir(&self.dir)?;
         let tmp = self.dir.join("state.json.tmp");
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec_pretty(state)?)?;
@@ -101,7 +101,9 @@ impl Layout {
 
     /// Creates the app's directory and its volumes as sparse files.
     pub fn create_volumes(&self, app: &AppName, volumes: &[VolumeSpec]) -> std::io::Result<()> {
-        std::fs::create_dir_all(self.app_dir(app))?;
+        // An app's volumes and log are its grid's business alone.
+        owner_only_dir(&self.dir)?;
+        owner_only_dir(&self.app_dir(app))?;
         for v in volumes {
             let f = std::fs::File::create(self.volume_file(app, &v.name))?;
             f.set_len(v.size)?;
@@ -139,4 +141,19 @@ impl Layout {
             .filter(|l| l.seq > since)
             .collect())
     }
+}
+
+/// Creates `dir` (and what is missing above it) for its owner only, and
+/// tightens it if it exists open to others.
+fn owner_only_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }

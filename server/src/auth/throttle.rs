@@ -1,6 +1,8 @@
-//! Failed sign-ins, counted per user name and per client address. After too
-//! many failures in a window, further attempts are refused without checking
-//! the password until the window has passed.
+//! Failed sign-ins, counted per user name at a client address and per
+//! client address. After too many failures in a window, further attempts
+//! are refused without checking the password until the window has passed.
+//! A name is held off only at the address that failed with it: guesses from
+//! elsewhere cannot lock an admin out of the console.
 //!
 //! An attempt is counted *before* its password is checked ([`LoginThrottle::reserve`]),
 //! in the same critical section as the check, so concurrent attempts cannot
@@ -31,7 +33,8 @@ impl Default for Policy {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Key {
-    User(String),
+    /// A user name (case-folded) tried from one address.
+    UserAt(String, IpAddr),
     Address(IpAddr),
 }
 
@@ -72,7 +75,10 @@ impl LoginThrottle {
         now: Instant,
     ) -> Option<Duration> {
         let limits = [
-            (Key::User(user.to_lowercase()), self.policy.per_user),
+            (
+                Key::UserAt(user.to_lowercase(), address),
+                self.policy.per_user,
+            ),
             (Key::Address(address), self.policy.per_address),
         ];
         limits
@@ -112,7 +118,10 @@ impl LoginThrottle {
         if failures.len() > 100_000 {
             failures.retain(|_, f| f.since + window > now);
         }
-        for key in [Key::User(user.to_lowercase()), Key::Address(address)] {
+        for key in [
+            Key::UserAt(user.to_lowercase(), address),
+            Key::Address(address),
+        ] {
             let f = failures.entry(key).or_insert(Failures {
                 count: 0,
                 since: now,
@@ -132,7 +141,7 @@ impl LoginThrottle {
     /// one good account does not unlock guessing at others.
     pub fn record_success(&self, user: &str, address: IpAddr) {
         let mut failures = self.lock();
-        failures.remove(&Key::User(user.to_lowercase()));
+        failures.remove(&Key::UserAt(user.to_lowercase(), address));
         if let Some(f) = failures.get_mut(&Key::Address(address)) {
             f.count = f.count.saturating_sub(1);
         }
@@ -172,6 +181,21 @@ mod tests {
             "other users are not held off"
         );
         assert!(t.check("ana", addr, now + Duration::from_secs(61)).is_ok());
+    }
+
+    /// The lock-out the hostile probe found: five wrong passwords for the
+    /// admin from anywhere kept the admin out everywhere for 15 minutes.
+    #[test]
+    fn failures_from_one_address_do_not_hold_the_user_off_at_another() {
+        let t = LoginThrottle::new(policy());
+        let attacker: IpAddr = [203, 0, 113, 9].into();
+        let admin_desk: IpAddr = [10, 0, 0, 2].into();
+        let now = Instant::now();
+        for _ in 0..3 {
+            t.record_failure("ana", attacker, now);
+        }
+        assert!(t.check("ana", attacker, now).is_err());
+        assert!(t.check("ana", admin_desk, now).is_ok());
     }
 
     #[test]
