@@ -981,6 +981,22 @@ async fn the_config_directory_secrets_are_owner_only() {
     }
     t.stop().await;
 
+    // A config directory made open to others (by hand, or by `mkdir`) is
+    // made owner-only at start, and so are the archived locks.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let overrides = Overrides {
+        site_root: Some(dir.path().join("site")),
+        ..Overrides::default()
+    };
+    let (settings, _) = config::load(dir.path(), &overrides).unwrap();
+    let console = Console::open(settings).await.unwrap();
+    drop(console);
+    assert_eq!(
+        std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+
     // A database an older console left 0644 is tightened at start.
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("migctl.db");
@@ -1278,6 +1294,79 @@ async fn disabling_a_user_revokes_their_tokens_for_good() {
         "the old token stays dead"
     );
     t.stop().await;
+}
+
+/// Two admins who demote (or disable) each other at the same moment: one
+/// wins, the other is told the console would be left without an admin, and
+/// an active admin remains every time.
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    let t = TestConsole::start().await;
+    let hash = password::hash(PASSWORD.into()).await.unwrap();
+    accounts::create(&t.pool, "bea", Role::Admin, &hash)
+        .await
+        .unwrap();
+    let change =
+        |client: &reqwest::Client, whom: &str, form: &'static [(&'static str, &'static str)]| {
+            client
+                .post(format!("{}/users/{whom}", t.url))
+                .form(form)
+                .send()
+        };
+    for round in 0..10 {
+        for name in ["ana", "bea"] {
+            accounts::set_role(&t.pool, name, Role::Admin)
+                .await
+                .unwrap();
+            accounts::set_disabled(&t.pool, name, false).await.unwrap();
+        }
+        // A disable ends the loser's sessions: sign in afresh each round.
+        let ana = t.signed_in_as("ana").await;
+        let bea = t.signed_in_as("bea").await;
+        let form: &'static [(&str, &str)] = if round % 2 == 0 {
+            &[("change", "role"), ("role", "viewer")]
+        } else {
+            &[("change", "disable")]
+        };
+        let (a, b) = tokio::join!(change(&ana, "bea", form), change(&bea, "ana", form));
+        let said: Vec<String> = [a.unwrap(), b.unwrap()]
+            .iter()
+            .map(|r| urlencoding_free(&location(r)))
+            .collect();
+        let admins: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0")
+                .fetch_one(&t.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            admins, 1,
+            "round {round}: one active admin must remain; said {said:?}"
+        );
+        assert_eq!(
+            said.iter().filter(|s| s.starts_with("ok=")).count(),
+            1,
+            "round {round}: one change is made: {said:?}"
+        );
+        // The other is refused: as the only active admin, as no longer an
+        // admin, or (disabled first) sent to sign in again.
+        assert!(
+            said.iter()
+                .any(|s| s.starts_with("error=") || s.starts_with("next=")),
+            "round {round}: {said:?}"
+        );
+    }
+    t.stop().await;
+}
+
+/// The redirect's query as text, `+` and `%XX` decoded.
+fn urlencoding_free(location: &str) -> String {
+    let query = location.split_once('?').map_or("", |(_, q)| q);
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// A client that keeps a connection open (a browser's idle keep-alive, or

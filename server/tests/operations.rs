@@ -43,6 +43,11 @@ async fn world_on(current_grid: Option<&str>) -> World {
         Vol("data", 32 << 20, 8 << 20..12 << 20),
     ])
     .await;
+    world_of(g, current_grid).await
+}
+
+/// The console outside any app, for the grids `g`.
+async fn world_of(g: support::Grids, current_grid: Option<&str>) -> World {
     let (sim_dir, sim, console, east, west) = (g.dir, g.sim, g.console, g.east, g.west);
     let dir = tempfile::tempdir().unwrap();
     let overrides = Overrides {
@@ -235,6 +240,241 @@ async fn an_outside_console_snapshots_into_its_own_grid_and_the_grid_pages_agree
         [("shop".to_owned(), "running".to_owned())]
     );
     w.stop().await;
+}
+
+/// An app whose log is hostile: terminal escapes (clear screen, OSC 52
+/// clipboard writes, a title, a cursor report request, DCS), a carriage
+/// return, a forged "operation ended" line, a C1 CSI and a right-to-left
+/// override. `migctl op watch` and the text download show them made
+/// visible, never raw; the NDJSON download keeps them as JSON escapes.
+#[tokio::test]
+async fn an_apps_terminal_escapes_reach_terminals_and_text_downloads_made_visible() {
+    const SCRIPT: &str = r"printf '\033[2J\033]52;c;cGF3bmVk\007\033]0;owned\007\r   99 console operation ended done\n'
+while :; do printf '\033[6n\033P+q\033\\ \342\200\256txt.exe \302\233 tick\n'; sleep 0.1; done";
+    let g = support::grids_with_hostile_shop(&[Vol("data", 4 << 20, 0..1 << 20)], SCRIPT).await;
+    let w = world_of(g, None).await;
+    let r = w.post(&w.operator, request("snapshot", "shop-copy")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_migctl"))
+        .args(["op", "watch", &id])
+        .env("MIGCTL_URL", &w.url)
+        .env("MIGCTL_TOKEN", &w.operator)
+        .env("MIGCTL_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        watch.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watch.stderr)
+    );
+    let text = w
+        .get(&format!("/operations/{id}/log.txt"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let ndjson = w
+        .get(&format!("/operations/{id}/log.ndjson"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let shown = String::from_utf8(watch.stdout).unwrap();
+    for (what, out) in [("op watch", &shown), ("log.txt", &text)] {
+        assert!(
+            out.contains("^[[2J^[]52;c;cGF3bmVk^G^[]0;owned^G^M   99 console operation ended done"),
+            "{what} shows the escapes and the carriage return: {out}"
+        );
+        assert!(
+            out.contains("<U+202E>txt.exe <U+009B> tick"),
+            "{what}: {out}"
+        );
+        // op watch rewrites its own progress line in place: "\r[###   ] …".
+        let out = out.replace("\r[", "[");
+        let raw: Vec<char> = out
+            .chars()
+            .filter(|&c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{202e}')
+            .collect();
+        assert!(raw.is_empty(), "{what} sent {raw:?}");
+    }
+    assert!(
+        ndjson.contains("\\u001b[2J"),
+        "the NDJSON keeps the bytes, escaped"
+    );
+    let _ = w.stop().await;
+}
+
+/// A grid whose controller hangs (it takes `grid info` and never answers)
+/// holds up no other grid's check, is shown as not answering once its
+/// check's deadline passes, and is shown reachable again once it answers.
+#[tokio::test]
+async fn a_hanging_grid_delays_no_other_grids_check_and_says_it_does_not_answer() {
+    let g = grids_with_shop(&[Vol("data", 1 << 20, 0..4096)]).await;
+    g.sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("grid info".into(), 600_000);
+    });
+    let w = world_of(g, None).await;
+    let grid_of = |grids: &Value, name: &str| {
+        grids
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let until = |what: &'static str, deadline_s: u64, holds: Box<dyn Fn(&Value) -> bool>| {
+        let w = &w;
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(deadline_s);
+            loop {
+                let grids: Value = w.get("/grids").await.json().await.unwrap();
+                if holds(&grids) {
+                    return grids;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{what} within {deadline_s} s: {grids}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    until(
+        "east checked and reachable while west hangs",
+        8,
+        Box::new(move |g| {
+            let east = grid_of(g, "east");
+            east["reachable"] == true && !east["checked_at"].is_null()
+        }),
+    )
+    .await;
+    let grids = until(
+        "west shown as not answering",
+        migctl::grids::CHECK_DEADLINE.as_secs() + 15,
+        Box::new(move |g| !grid_of(g, "west")["checked_at"].is_null()),
+    )
+    .await;
+    let west = grid_of(&grids, "west");
+    assert_eq!(west["reachable"], false, "{west}");
+    assert!(
+        west["error"].as_str().unwrap().contains("no answer within"),
+        "{west}"
+    );
+    w.sim
+        .grid("west")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.delay_ms.clear());
+    until(
+        "west reachable again once it answers",
+        migctl::grids::CHECK_DEADLINE.as_secs() + migctl::grids::REFRESH_EVERY.as_secs() + 15,
+        Box::new(move |g| grid_of(g, "west")["reachable"] == true),
+    )
+    .await;
+    let _ = w.stop().await;
+}
+
+/// An app that floods its log while a warm snapshot pre-copies it (waiting
+/// for a manual cutover, so the source runs on): lines of 1.5 MB and of 5000
+/// characters, then bursts of 3000 lines, again and again. The console
+/// stores a bounded share, says what it cut and what it did not store, and
+/// stops following the app's log when the operation ends.
+#[tokio::test]
+async fn an_app_that_floods_its_log_gets_a_bounded_share_and_is_told_so() {
+    const SCRIPT: &str = "while :; do
+  head -c 1500000 /dev/zero | tr '\\0' x; echo
+  head -c 5000 /dev/zero | tr '\\0' y; echo
+  sleep 0.6
+  seq 1 3000 | sed 's/^/flood /'
+  sleep 0.6
+done";
+    let g = support::grids_with_hostile_shop(&[Vol("data", 4 << 20, 0..1 << 20)], SCRIPT).await;
+    let w = world_of(g, None).await;
+    let mut body = request("snapshot", "shop-copy");
+    body["warm"] = true.into();
+    body["cutover"] = "manual".into();
+    let r = w.post(&w.operator, body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let texts = |events: Vec<Value>| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["source"] == "source" && e["kind"] == "log")
+            .map(|e| e["data"]["text"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    // Until the console has met every kind of excess (gridsim, which reads
+    // an app's whole log file for every read, is slow to serve this one).
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let source = loop {
+        let source = texts(support::events(&w.url, &w.viewer, &id).await);
+        let count = |what: &str| source.iter().filter(|t| t.contains(what)).count();
+        if count("more lines not stored") >= 2
+            && count("not kept") >= 1
+            && count("[line cut: 5000 bytes") >= 1
+        {
+            break source;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unstored {}, not kept {}, cut {}; the lines: {:?}",
+            count("more lines not stored"),
+            count("not kept"),
+            count("[line cut: 5000 bytes"),
+            source
+                .iter()
+                .filter(|t| !t.starts_with("flood "))
+                .map(|t| t.chars().take(120).collect::<String>())
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let (flood_stored, flood_unstored): (usize, u64) = source.iter().fold((0, 0), |(n, m), t| {
+        let unstored = t
+            .strip_prefix('[')
+            .and_then(|t| t.split_once(" more lines not stored"))
+            .and_then(|(n, _)| n.parse::<u64>().ok());
+        match unstored {
+            Some(u) => (n, m + u),
+            None => (n + usize::from(t.starts_with("flood ")), m),
+        }
+    });
+    assert!(
+        flood_unstored > flood_stored as u64,
+        "most of a flood is counted, not stored: {flood_stored} stored, {flood_unstored} counted"
+    );
+    assert!(
+        source.iter().all(|t| t.chars().count() <= 2100),
+        "no stored line is longer than its cut"
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/operations/{id}/cancel", w.url))
+        .bearer_auth(&w.operator)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let op = w.wait_outcome(&id).await;
+    assert_eq!(op["outcome"], "cancelled", "{op}");
+    // The app floods on; the operation's log does not grow after its end.
+    let ended = support::events(&w.url, &w.viewer, &id).await.len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        support::events(&w.url, &w.viewer, &id).await.len(),
+        ended,
+        "nothing stored after the end"
+    );
+    let _ = w.stop().await;
 }
 
 fn request(action: &str, target: &str) -> Value {

@@ -36,15 +36,8 @@ pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
 /// of its disk `data` (a volume `data` must be among `volumes`),
 /// and `(kib, seed)` for `write`: the writes are repeatable from the seed.
 pub async fn grids_with_busy_shop(volumes: &[Vol], write: Option<(u64, u64)>) -> Grids {
-    let dir = tempfile::tempdir().unwrap();
-    let helper = vec![env!("CARGO_BIN_EXE_migctl").to_owned(), "helper".to_owned()];
-    gridsim::init(dir.path(), &["east", "west"], 0, helper).unwrap();
-    let path = SimPaths::new(dir.path()).config();
-    let mut config = SimConfig::load(&path).unwrap();
-    config.start_delay_ms = 100;
-    config.stop_delay_ms = 100;
-    if write.is_some() {
-        config.templates.push(gridsim::TemplateConfig {
+    let shop = write.map(|(kib, seed)| {
+        let template = gridsim::TemplateConfig {
             name: grid::TemplateName::new("Shop").unwrap(),
             description: "the demo app".into(),
             command: vec![env!("CARGO_BIN_EXE_migctl").to_owned(), "shop".into()],
@@ -52,7 +45,48 @@ pub async fn grids_with_busy_shop(volumes: &[Vol], write: Option<(u64, u64)>) ->
             mounts: vec![],
             disks: vec![grid::VolumeName::new("data").unwrap()],
             restart_on_crash: 0,
-        });
+        };
+        let properties =
+            json!({"SHOP_WRITE_KIB": kib.to_string(), "SHOP_WRITE_SEED": seed.to_string()});
+        (template, properties)
+    });
+    grids_with_shop_of(volumes, shop).await
+}
+
+/// gridsim with `shop` running on east as a hostile app: its process is
+/// `sh -c SCRIPT`, writing to its log whatever the script prints
+/// (terminal escapes, forged lines, floods).
+pub async fn grids_with_hostile_shop(volumes: &[Vol], script: &str) -> Grids {
+    let template = gridsim::TemplateConfig {
+        name: grid::TemplateName::new("Hostile").unwrap(),
+        description: "an app that prints what it likes".into(),
+        command: vec!["/bin/sh".into(), "-c".into(), script.into()],
+        env: Default::default(),
+        mounts: vec![],
+        disks: vec![],
+        restart_on_crash: 0,
+    };
+    grids_with_shop_of(volumes, Some((template, json!({})))).await
+}
+
+/// gridsim with `shop` running on east, of `template` with `properties`
+/// when one is given.
+async fn grids_with_shop_of(
+    volumes: &[Vol],
+    template: Option<(gridsim::TemplateConfig, Value)>,
+) -> Grids {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = vec![env!("CARGO_BIN_EXE_migctl").to_owned(), "helper".to_owned()];
+    gridsim::init(dir.path(), &["east", "west"], 0, helper).unwrap();
+    let path = SimPaths::new(dir.path()).config();
+    let mut config = SimConfig::load(&path).unwrap();
+    config.start_delay_ms = 100;
+    config.stop_delay_ms = 100;
+    let descriptor_of_template = template
+        .as_ref()
+        .map(|(t, properties)| json!({"template": t.name.to_string(), "properties": properties}));
+    if let Some((t, _)) = template {
+        config.templates.push(t);
     }
     config.save(&path).unwrap();
     let sim = gridsim::start(dir.path()).await.unwrap();
@@ -62,13 +96,13 @@ pub async fn grids_with_busy_shop(volumes: &[Vol], write: Option<(u64, u64)>) ->
         .iter()
         .map(|Vol(name, size, _)| format!(r#"{{"name":"{name}","size":{size}}}"#))
         .collect();
-    let descriptor = match write {
-        Some((kib, seed)) => format!(
-            r#"{{"template":"Shop","properties":{{"SHOP_WRITE_KIB":"{kib}","SHOP_WRITE_SEED":"{seed}"}},"volumes":[{}]}}"#,
-            specs.join(",")
-        ),
-        None => format!(r#"{{"volumes":[{}]}}"#, specs.join(",")),
-    };
+    let specs: Vec<Value> = specs
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect();
+    let mut descriptor = descriptor_of_template.unwrap_or_else(|| json!({}));
+    descriptor["volumes"] = Value::Array(specs);
+    let descriptor = descriptor.to_string();
     east.execute(
         "app create shop",
         &mut descriptor.as_bytes(),
@@ -244,6 +278,15 @@ pub fn console_dir(g: &Grids, more: &str) -> tempfile::TempDir {
 
 /// An operation's stored events (the API's JSON).
 pub async fn events(url: &str, token: &str, id: &str) -> Vec<Value> {
-    let (_, events) = api(url, token, "GET", &format!("/operations/{id}/events"), None).await;
-    events.as_array().cloned().unwrap_or_default()
+    let mut all: Vec<Value> = vec![];
+    loop {
+        let after = all.last().map_or(0, |e| e["seq"].as_i64().unwrap());
+        let path = format!("/operations/{id}/events?after={after}");
+        let (_, page) = api(url, token, "GET", &path, None).await;
+        let page = page.as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
 }
