@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 
-export const BIN = process.env.MIGCTL_BIN ?? resolve(__dirname, "../../target/release/migctl");
+// The console scripts/test built (cargo xtask build --dev); MIGCTL_BIN names another.
+export const BIN = process.env.MIGCTL_BIN ?? resolve(__dirname, "../../target/debug/migctl");
 
 export interface Running {
   url: string;

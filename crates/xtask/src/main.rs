@@ -4,7 +4,9 @@
 //! (wasm-bindgen, linked in as a library), the wasm shrunk (binaryen's
 //! `wasm-opt`, which `scripts/setup` installs from npm), the stylesheet, file
 //! names that carry a hash of their contents (`hash.txt` beside the binary,
-//! read by Leptos), then the server's release binary.
+//! read by Leptos), then the server's binary: the release build, or with
+//! `--dev` the debug build (what `cargo test` builds too: the demo and the
+//! test harnesses start in minutes instead of a quarter of an hour).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,11 +23,21 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 const WASM_PROFILE: &str = "wasm-release";
 const STYLESHEET: &str = "style/main.css";
 
-const USAGE: &str = "usage: cargo xtask build [--site-only]
+const USAGE: &str = "usage: cargo xtask build [--dev | --site-only]
 
   build              the site (target/site) and the release console
-                     (target/release/migctl with its hash.txt)
+                     (target/release/migctl with its hash.txt): what ships
+  build --dev        the site and the debug console (target/debug/migctl with
+                     its hash.txt): the demo's and the tests' build
   build --site-only  the site alone: the wasm bundle, its JS and the stylesheet";
+
+/// Which console binary a build makes, and so where its `hash.txt` goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Release,
+    Dev,
+    None,
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,8 +53,9 @@ fn main() -> ExitCode {
 fn run(args: &[String]) -> Result<()> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = match args.as_slice() {
-        ["build"] => true,
-        ["build", "--site-only"] => false,
+        ["build"] => Server::Release,
+        ["build", "--dev"] => Server::Dev,
+        ["build", "--site-only"] => Server::None,
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             return Ok(());
@@ -51,31 +64,33 @@ fn run(args: &[String]) -> Result<()> {
     };
     let dirs = Dirs::find();
     let start = Instant::now();
-    build_site(&dirs)?;
-    if server {
-        stage("server (release)", || {
-            cargo(
-                &dirs,
-                &[
-                    "build",
-                    "--release",
-                    "--package",
-                    "server",
-                    "--bin",
-                    "migctl",
-                ],
-            )
-        })?;
-    }
-    println!(
-        "xtask: built {} in {}",
-        if server {
+    build_site(&dirs, server)?;
+    let built = match server {
+        Server::Release => {
+            stage("server (release)", || {
+                cargo(
+                    &dirs,
+                    &[
+                        "build",
+                        "--release",
+                        "--package",
+                        "server",
+                        "--bin",
+                        "migctl",
+                    ],
+                )
+            })?;
             "the site and target/release/migctl"
-        } else {
-            "the site"
-        },
-        elapsed(start)
-    );
+        }
+        Server::Dev => {
+            stage("server (debug)", || {
+                cargo(&dirs, &["build", "--package", "server", "--bin", "migctl"])
+            })?;
+            "the site and target/debug/migctl"
+        }
+        Server::None => "the site",
+    };
+    println!("xtask: built {built} in {}", elapsed(start));
     Ok(())
 }
 
@@ -97,8 +112,13 @@ impl Dirs {
         self.target.join("site/pkg")
     }
     /// Leptos reads `hash.txt` from the directory of the running binary.
-    fn hash_file(&self) -> PathBuf {
-        self.target.join("release/hash.txt")
+    fn hash_file(&self, server: Server) -> PathBuf {
+        let profile = if server == Server::Dev {
+            "debug"
+        } else {
+            "release"
+        };
+        self.target.join(profile).join("hash.txt")
     }
 }
 
@@ -109,7 +129,7 @@ struct Asset {
     extension: &'static str,
 }
 
-fn build_site(dirs: &Dirs) -> Result<()> {
+fn build_site(dirs: &Dirs, server: Server) -> Result<()> {
     stage("wasm (frontend)", || {
         cargo(
             dirs,
@@ -194,7 +214,7 @@ fn build_site(dirs: &Dirs) -> Result<()> {
     if old.exists() {
         fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
     }
-    let hash_file = dirs.hash_file();
+    let hash_file = dirs.hash_file(server);
     write_atomically(&hash_file, hashes.as_bytes())?;
     println!(
         "xtask: site in {} ({} of wasm), names in {}",
