@@ -381,6 +381,50 @@ async fn a_hanging_grid_delays_no_other_grids_check_and_says_it_does_not_answer(
     let _ = w.stop().await;
 }
 
+/// A controller whose reply never ends: the console's check refuses the
+/// reply past its cap and closes the channel, so the controller's command
+/// ends — none is left streaming into a console that stopped listening.
+#[tokio::test]
+async fn a_reply_that_never_ends_is_cut_and_its_command_ended() {
+    let g = grids_with_shop(&[Vol("data", 1 << 20, 0..4096)]).await;
+    g.sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.endless.insert("grid info".into());
+    });
+    let w = world_of(g, None).await;
+    let west = &w.sim.grid("west").unwrap().controller;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let grids: Value = w.get("/grids").await.json().await.unwrap();
+        let view = grids
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "west")
+            .cloned()
+            .unwrap();
+        if view["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("larger than"))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "west: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every check the console gave up on has ended on the grid; one that is
+    // under way when we look ends too (the console checks every 10 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while west.commands_running() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} commands still run on west",
+            west.commands_running()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = w.stop().await;
+}
+
 /// An app that floods its log while a warm snapshot pre-copies it (waiting
 /// for a manual cutover, so the source runs on): lines of 1.5 MB and of 5000
 /// characters, then bursts of 3000 lines, again and again. The console

@@ -48,6 +48,17 @@ pub struct Controller {
     peers: Option<Peers>,
     /// Block digests of volumes only this controller writes.
     digests: Arc<Digests>,
+    /// Commands being executed now.
+    running: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a command in [`Controller::commands_running`] while it runs.
+struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 struct Process {
@@ -120,8 +131,15 @@ impl Controller {
             recent: std::sync::Mutex::default(),
             peers: trust_dir.map(Peers::new),
             digests: Arc::default(),
+            running: Default::default(),
         });
         Ok(controller)
+    }
+
+    /// Commands this controller is executing now (a client that stopped
+    /// listening and did not close its channel leaves one running).
+    pub fn commands_running(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The last (up to 1000) command lines this controller received; tests
@@ -221,6 +239,9 @@ impl Controller {
         stdin: Stdin<'_>,
         stdout: Stdout<'_>,
     ) -> Result<(), Refusal> {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _running = Running(&self.running);
         if let Ok(mut recent) = self.recent.lock() {
             if recent.len() >= 1000 {
                 recent.pop_front();
@@ -262,6 +283,13 @@ impl Controller {
             .or_else(|| also.and_then(|v| self.faults.failure(v)))
         {
             return Err(refusal);
+        }
+        if self.faults.get().endless.contains(verb) {
+            // Until the client closes the channel (the write then fails).
+            let chunk = [b'x'; 64 << 10];
+            loop {
+                write(stdout, &chunk).await?;
+            }
         }
         let json = request.json;
         match request.command {

@@ -14,6 +14,9 @@ pub struct FaultSet {
     pub fail: BTreeMap<String, (ErrorCode, String)>,
     /// Command verb → delay before it runs.
     pub delay_ms: BTreeMap<String, u64>,
+    /// Command verbs whose reply never ends (a controller that streams for
+    /// ever): they write until the client closes the channel.
+    pub endless: std::collections::BTreeSet<String>,
     /// Close the SSH connection once a command has written this many bytes.
     pub drop_after_bytes: Option<u64>,
     pub refuse_connections: bool,
@@ -55,7 +58,7 @@ impl Faults {
     /// `sim fault …` arguments (after `sim fault`).
     pub fn apply(&self, args: &[String]) -> Result<String, Refusal> {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        let usage = "usage: sim fault fail VERB... [--code C] | delay MS VERB... | drop-after BYTES | refuse on|off | corrupt-writes on|off | dialect N | clear | show";
+        let usage = "usage: sim fault fail VERB... [--code C] | delay MS VERB... | endless VERB... | drop-after BYTES | refuse on|off | corrupt-writes on|off | dialect N | clear | show";
         match a.as_slice() {
             ["clear"] => self.update(|f| *f = FaultSet::default()),
             ["show"] => {}
@@ -76,6 +79,12 @@ impl Faults {
             ["drop-after", n] => {
                 let n: u64 = n.parse().map_err(|_| Refusal::bad_request(usage))?;
                 self.update(|f| f.drop_after_bytes = Some(n));
+            }
+            ["endless", verb @ ..] if !verb.is_empty() => {
+                let verb = verb.join(" ");
+                self.update(|f| {
+                    f.endless.insert(verb);
+                });
             }
             ["delay", ms, verb @ ..] if !verb.is_empty() => {
                 let ms: u64 = ms.parse().map_err(|_| Refusal::bad_request(usage))?;

@@ -83,6 +83,7 @@ pub async fn serve(
             controller: controller.clone(),
             authorized: authorized.clone(),
             channels: HashMap::new(),
+            execs: HashMap::new(),
             peer,
         };
         let config = config.clone();
@@ -108,7 +109,19 @@ struct Connection {
     controller: Arc<Controller>,
     authorized: Arc<Vec<PublicKey>>,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Commands under way, by channel: a client that closes the channel,
+    /// signals it or goes away ends its command, as sshd ends a process
+    /// whose session is gone.
+    execs: HashMap<ChannelId, tokio::task::AbortHandle>,
     peer: SocketAddr,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for exec in self.execs.values() {
+            exec.abort();
+        }
+    }
 }
 
 impl Handler for Connection {
@@ -156,10 +169,12 @@ impl Handler for Connection {
         let controller = self.controller.clone();
         let handle = session.handle();
         let peer = self.peer;
-        tokio::spawn(async move {
+        let exec = tokio::spawn(async move {
             tracing::debug!(grid = %controller.name, %peer, %line, "exec");
             run_exec(controller, channel, handle, line).await;
         });
+        self.execs.retain(|_, e| !e.is_finished());
+        self.execs.insert(id, exec.abort_handle());
         Ok(())
     }
 
@@ -169,6 +184,25 @@ impl Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&id);
+        if let Some(exec) = self.execs.remove(&id) {
+            exec.abort();
+        }
+        Ok(())
+    }
+
+    async fn signal(
+        &mut self,
+        id: ChannelId,
+        signal: russh::Sig,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if matches!(
+            signal,
+            russh::Sig::KILL | russh::Sig::TERM | russh::Sig::INT | russh::Sig::HUP
+        ) && let Some(exec) = self.execs.remove(&id)
+        {
+            exec.abort();
+        }
         Ok(())
     }
 }
