@@ -135,6 +135,9 @@ pub enum UserCommand {
     },
     /// Create an API token for a user and print it (shown once)
     Token { name: String },
+    /// Let a user held off by failed sign-ins sign in again now (a running
+    /// console forgets the name's failures at its next attempt)
+    Unlock { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -500,6 +503,11 @@ async fn user(dir: &Path, cmd: &UserCommand) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        UserCommand::Unlock { name } => {
+            accounts::unlock(&pool, name).await?;
+            db::audit(&pool, &actor, "user.unlock", name).await?;
+            println!("unlocked {name}: their failed sign-ins no longer hold them off");
         }
         UserCommand::Token { name } => {
             let user = accounts::find_by_name(&pool, name)

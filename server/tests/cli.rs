@@ -119,6 +119,13 @@ fn user_commands_manage_accounts() {
     assert_eq!(code, Some(0));
     assert!(out.trim().starts_with("migctl_"), "{out}");
 
+    let (code, out, _) = run(&["user", "unlock", "vic"], None);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("unlocked vic"), "{out}");
+    let (code, _, err) = run(&["user", "unlock", "nobody"], None);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("there is no user `nobody`"), "{err}");
+
     let (_, out, _) = run(&["user", "list", "--json"], None);
     let users: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(users[0]["name"], "ana");

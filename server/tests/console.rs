@@ -580,6 +580,10 @@ async fn repeated_failures_hold_the_user_off_even_with_the_right_password() {
 
     // Another user from the same address is not held off.
     assert_eq!(location(&t.login(&t.browser(), "vic", PASSWORD).await), "/");
+
+    // `migctl user unlock olga` lets her in at once.
+    accounts::unlock(&t.pool, "olga").await.unwrap();
+    assert_eq!(location(&t.login(&c, "olga", PASSWORD).await), "/");
     t.stop().await;
 }
 

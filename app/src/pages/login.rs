@@ -37,7 +37,7 @@ pub fn LoginPage() -> impl IntoView {
                 {move || message().map(|m| view! {
                     <p class="alert" role="alert" data-testid="login-error">{m}</p>
                 })}
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <label for="username">"User name"</label>
                 <input id="username" name="username" type="text" autocomplete="username"
                     autocapitalize="none" spellcheck="false" required autofocus/>

@@ -196,6 +196,25 @@ pub async fn set_disabled(
     Ok(())
 }
 
+/// Lets the user sign in again at once: a running console forgets their
+/// failed sign-ins at their next attempt (`signin_epoch`).
+pub async fn unlock(pool: &SqlitePool, name: &str) -> Result<(), AccountError> {
+    let r = sqlx::query("UPDATE users SET signin_epoch = signin_epoch + 1 WHERE name = ?")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    touched(&r, name)
+}
+
+/// How many times the user was unlocked (0 for a name nobody has).
+pub async fn signin_epoch(pool: &SqlitePool, name: &str) -> sqlx::Result<i64> {
+    let epoch: Option<i64> = sqlx::query_scalar("SELECT signin_epoch FROM users WHERE name = ?")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(epoch.unwrap_or(0))
+}
+
 /// Deletes the user; their tokens go with them and their sessions end.
 pub async fn delete(pool: &SqlitePool, name: &str) -> Result<(), AccountError> {
     let r = sqlx::query("DELETE FROM users WHERE name = ?")

@@ -42,6 +42,8 @@ enum Key {
 struct Failures {
     count: u32,
     since: Instant,
+    /// The name's `signin_epoch` when counting began: an unlock bumps it.
+    epoch: i64,
 }
 
 #[derive(Debug, Default)]
@@ -93,19 +95,31 @@ impl LoginThrottle {
 
     /// Checks and counts an attempt at once: `Err(wait)` when this user or
     /// address must wait; otherwise the attempt counts as a failure until
-    /// [`LoginThrottle::record_success`] gives it back.
-    pub fn reserve(&self, user: &str, address: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// [`LoginThrottle::record_success`] gives it back. `epoch` is the name's
+    /// `signin_epoch`: the name's failures counted before an unlock are
+    /// forgotten.
+    pub fn reserve(
+        &self,
+        user: &str,
+        address: IpAddr,
+        now: Instant,
+        epoch: i64,
+    ) -> Result<(), Duration> {
         let mut failures = self.lock();
+        let key = Key::UserAt(user.to_lowercase(), address);
+        if failures.get(&key).is_some_and(|f| f.epoch < epoch) {
+            failures.remove(&key);
+        }
         if let Some(w) = self.wait(&failures, user, address, now) {
             return Err(w);
         }
-        Self::count(&mut failures, self.policy.window, user, address, now);
+        Self::count(&mut failures, self.policy.window, user, address, now, epoch);
         Ok(())
     }
 
     pub fn record_failure(&self, user: &str, address: IpAddr, now: Instant) {
         let mut failures = self.lock();
-        Self::count(&mut failures, self.policy.window, user, address, now);
+        Self::count(&mut failures, self.policy.window, user, address, now, 0);
     }
 
     fn count(
@@ -114,6 +128,7 @@ impl LoginThrottle {
         user: &str,
         address: IpAddr,
         now: Instant,
+        epoch: i64,
     ) {
         if failures.len() > 100_000 {
             failures.retain(|_, f| f.since + window > now);
@@ -125,11 +140,13 @@ impl LoginThrottle {
             let f = failures.entry(key).or_insert(Failures {
                 count: 0,
                 since: now,
+                epoch,
             });
             if f.since + window <= now {
                 *f = Failures {
                     count: 0,
                     since: now,
+                    epoch,
                 };
             }
             f.count += 1;
@@ -198,6 +215,21 @@ mod tests {
         assert!(t.check("ana", admin_desk, now).is_ok());
     }
 
+    /// `migctl user unlock NAME` bumps the name's epoch: its failures are
+    /// forgotten at its next attempt, not the address's.
+    #[test]
+    fn an_unlock_forgets_the_names_failures() {
+        let t = LoginThrottle::new(policy());
+        let addr: IpAddr = [127, 0, 0, 1].into();
+        let now = Instant::now();
+        for _ in 0..3 {
+            t.reserve("ana", addr, now, 0).unwrap();
+        }
+        assert!(t.reserve("ana", addr, now, 0).is_err());
+        assert!(t.reserve("ana", addr, now, 1).is_ok(), "unlocked");
+        assert!(t.reserve("ana", addr, now, 1).is_ok());
+    }
+
     #[test]
     fn an_address_is_held_off_across_user_names() {
         let t = LoginThrottle::new(policy());
@@ -234,7 +266,7 @@ mod tests {
             let handles: Vec<_> = (0..49)
                 .map(|_| {
                     let t = t.clone();
-                    s.spawn(move || t.reserve("ana", addr, now).is_ok())
+                    s.spawn(move || t.reserve("ana", addr, now, 0).is_ok())
                 })
                 .collect();
             handles
@@ -245,12 +277,12 @@ mod tests {
         assert_eq!(passed, 3);
         // A success gives the reservation back to the address but not more.
         let t = LoginThrottle::new(policy());
-        t.reserve("bob", addr, now).unwrap();
+        t.reserve("bob", addr, now, 0).unwrap();
         t.record_success("bob", addr);
         for _ in 0..5 {
-            t.reserve(&format!("u{}", rand::random::<u32>()), addr, now)
+            t.reserve(&format!("u{}", rand::random::<u32>()), addr, now, 0)
                 .unwrap();
         }
-        assert!(t.reserve("carl", addr, now).is_err());
+        assert!(t.reserve("carl", addr, now, 0).is_err());
     }
 }

@@ -40,38 +40,46 @@ impl OwnOrigins {
     /// Whether a `Host` names this console.
     pub fn host_allowed(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
-        if self.public_authority() == Some(host.as_str()) {
-            return true;
-        }
-        let name = if let Some(v6) = host.strip_prefix('[') {
-            v6.split(']').next().unwrap_or_default()
-        } else {
-            host.split(':').next().unwrap_or_default()
-        };
-        name == "localhost" || name.parse::<std::net::IpAddr>().is_ok()
+        self.public_authority() == Some(host.as_str()) || is_local_name(&host)
     }
 
     /// Whether a state-changing request's `Origin` is this console: its
-    /// `public_url`, or the very host and port the request was sent to
-    /// (another port of the same machine is another site).
+    /// `public_url` (scheme, host and port), or `http://` and the very host
+    /// and port the request was sent to (another port of the same machine
+    /// is another site). An origin is its scheme too (RFC 6454): the console
+    /// serves no TLS itself, so an `https://` origin is only ever its
+    /// `public_url`, behind a TLS proxy.
     pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.to_ascii_lowercase();
         if self.public.as_deref() == Some(origin.as_str()) {
             return true;
         }
         let authority = match origin.split_once("://") {
-            Some(("http" | "https", authority)) => authority,
+            Some(("http", authority)) => authority,
             _ => return false,
         };
-        host.is_some_and(|h| h.eq_ignore_ascii_case(authority) && self.host_allowed(h))
+        host.is_some_and(|h| {
+            h.eq_ignore_ascii_case(authority) && is_local_name(&h.to_ascii_lowercase())
+        })
     }
 
     fn describe(&self) -> String {
         match &self.public {
-            Some(p) => format!("{p}, localhost or an IP address"),
-            None => "localhost or an IP address".to_owned(),
+            Some(p) => format!("{p}, or http:// and localhost or an IP address"),
+            None => "http:// and localhost or an IP address; behind a TLS proxy, set public_url"
+                .to_owned(),
         }
     }
+}
+
+/// `localhost` or an IP address, with or without a port.
+fn is_local_name(host: &str) -> bool {
+    let name = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host.split(':').next().unwrap_or_default()
+    };
+    name == "localhost" || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Refuses a request whose `Host` is not one of this console's names
@@ -354,8 +362,23 @@ mod tests {
         // The origin is the host the request went to, port included.
         assert!(o.origin_allowed("http://127.0.0.1:8080", Some("127.0.0.1:8080")));
         assert!(!o.origin_allowed("http://127.0.0.1:9999", Some("127.0.0.1:8080")));
+        // Its scheme too: the console serves no TLS itself.
+        assert!(!o.origin_allowed("https://127.0.0.1:8080", Some("127.0.0.1:8080")));
+        assert!(!p.origin_allowed("http://mig.example.com", Some("mig.example.com")));
         assert!(!o.origin_allowed("http://evil.example:8080", Some("evil.example:8080")));
         assert!(!o.origin_allowed("file://127.0.0.1:8080", Some("127.0.0.1:8080")));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k3n", "bearer t0k3n", "BEARER  t0k3n "] {
+            let h = headers(&[("authorization", value)]);
+            assert_eq!(bearer(&h), Some("t0k3n"), "{value}");
+        }
+        for value in ["Basic dTpw", "Bearer", "Bearer ", "t0k3n"] {
+            let h = headers(&[("authorization", value)]);
+            assert_eq!(bearer(&h), None, "{value}");
+        }
     }
 
     #[test]

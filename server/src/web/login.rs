@@ -104,7 +104,7 @@ pub async fn login(
     // is hashed, kept or logged in full; they still count as attempts.
     if accounts::check_name(name).is_err() || form.password.len() > password::MAX_LEN {
         let shown = name_for_audit(name);
-        let _ = state.throttle.reserve(&shown, peer.ip(), now);
+        let _ = state.throttle.reserve(&shown, peer.ip(), now, 0);
         let detail = format!(
             "from {}: user name of {} bytes, password of {} bytes",
             peer.ip(),
@@ -118,7 +118,11 @@ pub async fn login(
         return back_to_login("invalid", &next, "");
     }
     // Counted before the slow check, atomically with the check of the limit.
-    if let Err(wait) = state.throttle.reserve(name, peer.ip(), now) {
+    let epoch = match accounts::signin_epoch(&state.pool, name).await {
+        Ok(epoch) => epoch,
+        Err(e) => return super::error::ApiError::from(e).into_response(),
+    };
+    if let Err(wait) = state.throttle.reserve(name, peer.ip(), now, epoch) {
         let secs = wait.as_secs().max(1);
         tracing::warn!(user = name, address = %peer.ip(), "sign-in refused: throttled");
         refused("throttled");
