@@ -286,7 +286,7 @@ impl Controller {
         }
         if self.faults.get().endless.contains(verb) {
             // Until the client closes the channel (the write then fails).
-            let chunk = [b'x'; 64 << 10];
+            let chunk = vec![b'x'; 64 << 10];
             loop {
                 write(stdout, &chunk).await?;
             }
