@@ -513,11 +513,19 @@ pub fn resolve(
     };
     let mut warnings = warnings;
     if settings.public_url.is_some() && settings.metrics_token.is_none() {
-        warnings.push(
-            "public_url is set and metrics_token is not: /metrics refuses every request \
+        // Where public_url was set, as the other warnings say where they are.
+        let place = match (&overrides.public_url, text) {
+            (None, Some(text)) => format!(
+                "{}:{}",
+                config_dir.join(CONFIG_FILE).display(),
+                line_of_key(text, "public_url")
+            ),
+            _ => "--public-url / MIGCTL_PUBLIC_URL".to_owned(),
+        };
+        warnings.push(format!(
+            "{place}: public_url is set and metrics_token is not: /metrics refuses every request \
              (behind a proxy every client looks like loopback); set metrics_token to scrape it"
-                .into(),
-        );
+        ));
     }
     Ok((settings, warnings))
 }
@@ -624,6 +632,29 @@ mod tests {
         assert!(
             warnings[0].contains("migctl.toml:2: unknown setting `lisen`"),
             "{warnings:?}"
+        );
+    }
+
+    /// Behind a proxy `/metrics` needs its token; the warning names the line
+    /// of `public_url`, as every warning about the file does.
+    #[test]
+    fn a_public_url_without_a_metrics_token_is_warned_with_its_line() {
+        let (_, warnings) =
+            load_text("mode = \"both\"\npublic_url = \"https://mig.example.com\"\n").unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("migctl.toml:2: public_url is set and metrics_token is not"),
+            "{warnings:?}"
+        );
+        let (s, warnings) = load_text(
+            "public_url = \"https://mig.example.com\"\nmetrics_token = \"a-token-of-some-length\"\n",
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(format!("{:?}", s.metrics_token), "Some(Secret(redacted))");
+        assert!(
+            !format!("{s:?}").contains("a-token-of-some-length"),
+            "Debug hides the secret"
         );
     }
 

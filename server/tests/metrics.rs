@@ -140,5 +140,21 @@ async fn metrics_count_what_an_operation_did_and_pass_promtool() {
     assert_eq!(scrape(&url, Some(secret)).await.0, 200);
     console.kill().unwrap();
     console.wait().unwrap();
+
+    // Behind a proxy (public_url set) a loopback peer proves nothing: no
+    // token, no metrics, and the refusal says what to set.
+    let (mut console, url) = support::serve_logging(
+        dir.path(),
+        Stdio::null(),
+        &[("MIGCTL_PUBLIC_URL", "https://migctl.example.com")],
+    );
+    let (status, why) = scrape(&url, None).await;
+    assert_eq!(status, 401, "{why}");
+    assert!(
+        why.contains("needs metrics_token when public_url is set"),
+        "{why}"
+    );
+    console.kill().unwrap();
+    console.wait().unwrap();
     g.sim.stop().await;
 }

@@ -13,7 +13,11 @@ pub fn LoginPage() -> impl IntoView {
         match q.get("error").as_deref() {
             Some("invalid") => Some("Wrong user name or password.".to_owned()),
             Some("throttled") => {
-                let wait = q.get("retry").unwrap_or_else(|| "a few".to_owned());
+                // A number or nothing: the query is anyone's to write.
+                let wait = q
+                    .get("retry")
+                    .and_then(|r| r.parse::<u32>().ok())
+                    .map_or_else(|| "a few".to_owned(), |s| s.to_string());
                 Some(format!(
                     "Too many failed sign-ins. Try again in {wait} seconds."
                 ))
