@@ -1,5 +1,7 @@
-//! The command line: `serve`, `demo` and `user …`. The user commands work on
-//! the database directly, so they run with or without a console serving.
+//! The command line: `serve`, `demo`, `user …`, `op …`, `lock …`, `grid read`,
+//! `completions` and `helper`; hidden: `shop`, `sim` and `swarm`. The user
+//! commands work on the database directly, so they run with or without a
+//! console serving; `op` and `lock` ask a running console's API.
 
 use crate::auth::{accounts, password, tokens};
 use crate::config::{self, ConfigError, Overrides};

@@ -5,7 +5,11 @@
 //!
 //! MIG decided from where it woke up. migctl keeps MIG's table and also
 //! checks the controllers before destroying anything: the source app is
-//! destroyed only when the target runs and every volume's checksum matches.
+//! destroyed only when the target runs and the copy is verified: the helper
+//! compared every block of the stopped source with the target and the side
+//! that stays stopped still matches the fingerprint it reported
+//! (`Report::Verified`), or, from an older helper without those reports, every
+//! volume's whole checksum matches.
 
 use crate::lock::Lock;
 use app::model::Action;
