@@ -1,7 +1,8 @@
-//! Where an event stream resumes: `?after=` and a reconnecting client's
-//! `Last-Event-ID`, both sent by whoever connects. Never a panic; never a
-//! negative place; a refusal says what `after` should be; an id the console
-//! sent (a sequence number) is where the stream resumes.
+//! Where an event stream resumes: `?after=` (and a JSON page's `limit=`) and a
+//! reconnecting client's `Last-Event-ID`, all sent by whoever connects. Never
+//! a panic; never a negative place; a page of 1 to 5000; a refusal names the
+//! parameter at fault; an id the console sent (a sequence number) is where
+//! the stream resumes.
 //! Input: the query, a 0xff byte, the header's bytes.
 #![no_main]
 
@@ -19,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
     match Resume::read(Some(query), header) {
         Ok(r) => {
             assert!(r.after >= 0 && r.stream_after() >= 0, "{r:?}");
+            assert!((1..=5000).contains(&r.limit), "{r:?}");
             if let Some(seq) = header
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_digit()))
@@ -27,6 +29,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(r.stream_after(), seq);
             }
         }
-        Err(message) => assert!(message.contains("after"), "{message}"),
+        Err(message) => assert!(
+            message.contains("after") || message.contains("limit"),
+            "{message}"
+        ),
     }
 });

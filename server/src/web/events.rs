@@ -65,7 +65,9 @@ impl Resume {
     /// bytes. A bad `after` is refused with what to send instead.
     pub fn read(query: Option<&str>, last_event_id: Option<&[u8]>) -> Result<Resume, String> {
         let query: EventsQuery = serde_urlencoded::from_str(query.unwrap_or("")).map_err(|e| {
-            format!("{e}; `after` is the sequence number of the last event you have")
+            format!(
+                "{e}; `after` is the sequence number of the last event you have, `limit` how many to send (1 to {JSON_PAGE_MAX})"
+            )
         })?;
         if query.after.is_some_and(|a| a < 0) {
             return Err("after: a sequence number, 0 or more (0: from the start)".into());
@@ -316,6 +318,11 @@ mod tests {
         assert_eq!(r("after=7", Some("x")).unwrap().stream_after(), 7);
         // The JSON form reads the query only.
         assert_eq!(r("after=7", Some("12")).unwrap().after, 7);
+        assert_eq!(r("", None).unwrap().limit, JSON_PAGE);
+        assert_eq!(r("limit=5000", None).unwrap().limit, 5000);
+        for bad in ["limit=0", "limit=5001", "limit=-3"] {
+            assert!(r(bad, None).unwrap_err().contains("limit"), "{bad}");
+        }
         for bad in ["after=-1", "after=junk", "after=99999999999999999999"] {
             assert!(r(bad, None).unwrap_err().contains("after"), "{bad}");
         }
