@@ -318,7 +318,7 @@ mod tests {
         assert_eq!(r("after=7", Some("x")).unwrap().stream_after(), 7);
         // The JSON form reads the query only.
         assert_eq!(r("after=7", Some("12")).unwrap().after, 7);
-        assert_eq!(r("", None).unwrap().limit, JSON_PAGE);
+        assert_eq!(r("", None).unwrap().limit, super::JSON_PAGE);
         assert_eq!(r("limit=5000", None).unwrap().limit, 5000);
         for bad in ["limit=0", "limit=5001", "limit=-3"] {
             assert!(r(bad, None).unwrap_err().contains("limit"), "{bad}");
