@@ -73,12 +73,6 @@ impl GridMonitor {
         self.client.as_ref().map_err(String::as_str)
     }
 
-    /// Checks every grid once, concurrently, and replaces the cache entries.
-    pub async fn refresh(&self) {
-        let all: Vec<&GridName> = self.inventory.grids.iter().map(|g| &g.name).collect();
-        self.refresh_only(&all).await;
-    }
-
     /// Checks these grids now, concurrently, and replaces their cache
     /// entries: what an operation does before it publishes its outcome,
     /// so the grid pages agree with it. Each grid's entry is replaced as

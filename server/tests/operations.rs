@@ -129,6 +129,11 @@ impl World {
             .unwrap()
     }
 
+    /// A GET's body as text.
+    async fn text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
     async fn wait_outcome(&self, id: &str) -> Value {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
@@ -272,18 +277,8 @@ while :; do printf '\033[6n\033P+q\033\\ \342\200\256txt.exe \302\233 tick\n'; s
         "{}",
         String::from_utf8_lossy(&watch.stderr)
     );
-    let text = w
-        .get(&format!("/operations/{id}/log.txt"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let ndjson = w
-        .get(&format!("/operations/{id}/log.ndjson"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let text = w.text(&format!("/operations/{id}/log.txt")).await;
+    let ndjson = w.text(&format!("/operations/{id}/log.ndjson")).await;
     let shown = String::from_utf8(watch.stdout).unwrap();
     for (what, out) in [("op watch", &shown), ("log.txt", &text)] {
         assert!(

@@ -361,14 +361,6 @@ pub async fn verified(
     Ok(rows.into_iter().collect())
 }
 
-pub async fn events_after(
-    pool: &SqlitePool,
-    op_id: &str,
-    after: i64,
-) -> sqlx::Result<Vec<StreamEvent>> {
-    events_page(pool, op_id, after, i64::MAX).await
-}
-
 /// At most `limit` events after `after`, in order: a stream or a download
 /// reads a long log a page at a time.
 pub async fn events_page(
