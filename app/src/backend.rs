@@ -8,7 +8,7 @@ use crate::model::Role;
 #[cfg(feature = "ssr")]
 use crate::model::check_name;
 use crate::model::{
-    AuditEntry, AuditFilter, ConsoleInfo, FieldError, GridView, LockDetail, LockView,
+    AuditEntry, AuditFilter, ConsoleInfo, FieldError, GridView, LockDetail, LockView, Notice,
     OperationDetail, OperationRequest, OperationView, PlanView, SignedIn, UserRow,
 };
 use leptos::prelude::*;
@@ -41,6 +41,8 @@ mod ssr {
         fn plan(&self, request: OperationRequest) -> BoxFuture<'_, Result<PlanView, FieldError>>;
         /// The audit trail, newest first (admins).
         fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, Result<Vec<AuditEntry>, String>>;
+        /// What a form's post answered `user_id`, by the id its redirect carried.
+        fn notice(&self, user_id: i64, id: &str) -> Option<Notice>;
     }
 
     /// The backend as Leptos context.
@@ -160,6 +162,14 @@ pub async fn get_operation(id: String) -> Result<OperationDetail, ServerFnError>
             }
             ServerFnError::new(format!("there is no operation {id:?}"))
         })
+}
+
+/// What a form's post answered the signed-in user (`?notice=ID`): `None`
+/// when the id is unknown, expired or someone else's.
+#[server(prefix = "/sfn", endpoint = "notice")]
+pub async fn get_notice(id: String) -> Result<Option<Notice>, ServerFnError> {
+    let user = ssr::signed_in()?;
+    Ok(ssr::backend()?.0.notice(user.user_id, &id))
 }
 
 /// The lock, if one is held.

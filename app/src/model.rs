@@ -457,6 +457,58 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// What a form's post answered, shown on the page it redirected to. The
+/// redirect carries only an id (`?notice=…`); the words come from the
+/// console's own store, so a link cannot put a sentence in its mouth.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub kind: NoticeKind,
+    /// The form field a refusal is about, if one.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NoticeKind {
+    /// The change was made.
+    Done,
+    /// The change was refused; the message says why and what to do.
+    Refused,
+}
+
+impl Notice {
+    pub fn done(message: impl Into<String>) -> Notice {
+        Notice {
+            kind: NoticeKind::Done,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn refused(message: impl Into<String>, field: Option<&str>) -> Notice {
+        Notice {
+            kind: NoticeKind::Refused,
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    /// The refusal's message when it is about `field`.
+    pub fn about(&self, field: &str) -> Option<&str> {
+        (self.kind == NoticeKind::Refused && self.field.as_deref() == Some(field))
+            .then_some(self.message.as_str())
+    }
+
+    /// A refusal about no field in particular, for the page's banner.
+    pub fn general_refusal(&self) -> Option<&str> {
+        (self.kind == NoticeKind::Refused && self.field.is_none()).then_some(self.message.as_str())
+    }
+
+    pub fn success(&self) -> Option<&str> {
+        (self.kind == NoticeKind::Done).then_some(self.message.as_str())
+    }
+}
+
 /// The design's name rule for grids, apps and volumes, as the browser
 /// checks it while the operator types (the server checks again).
 pub fn check_name(value: &str) -> Result<(), String> {

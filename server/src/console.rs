@@ -158,6 +158,7 @@ impl Console {
             .site_addr(local)
             .hash_files(hashed)
             .build();
+        let notices = Arc::new(web::notices::Notices::default());
         let state = web::AppState {
             leptos_options,
             backend: web::pages::backend(
@@ -165,6 +166,7 @@ impl Console {
                 self.pool.clone(),
                 self.grids.clone(),
                 self.engine.clone(),
+                notices.clone(),
             ),
             grids: self.grids.clone(),
             engine: self.engine.clone(),
@@ -175,6 +177,7 @@ impl Console {
                 self.settings.public_url.as_deref(),
             )),
             streams: web::events::Streams::new(self.settings.max_event_streams),
+            notices,
         };
         let router = web::router(state, sessions);
         tracing::info!(address = %local, "serving");

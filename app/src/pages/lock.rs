@@ -2,36 +2,31 @@
 //! the controllers, whether it looks stale and why, and (admins) the
 //! override form that asks for the operation id and a reason.
 
-use super::error_text;
 use super::layout::Me;
+use super::{NoticeBanner, error_text, use_notice};
 use crate::backend::lock_evidence;
-use crate::model::{LockDetail, Role, human_duration};
+use crate::model::{LockDetail, Notice, Role, human_duration};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn LockPage() -> impl IntoView {
-    let query = use_query_map();
+    let notice = use_notice();
     let me = expect_context::<Me>();
     let detail = Resource::new(|| (), |_| lock_evidence());
     view! {
         <Title text="Lock"/>
         <h1>"Lock"</h1>
-        {move || query.read().get("ok").map(|m| view! { <p class="notice" role="status" data-testid="lock-ok">{m}</p> })}
-        {move || {
-            let q = query.read();
-            q.get("error").filter(|_| q.get("field").is_none())
-                .map(|m| view! { <p class="alert" role="alert" data-testid="lock-error">{m}</p> })
-        }}
+        <NoticeBanner notice testid="lock"/>
         <Suspense fallback=|| view! { <p class="muted">"Reading the lock and asking the controllers…"</p> }>
             {move || Suspend::new(async move {
                 let is_admin = me.await.map(|u| u.role.allows(Role::Admin)).unwrap_or(false);
+                let said = notice.await;
                 match detail.await {
                     Ok(None) => view! {
                         <p class="big" data-testid="no-lock"><span class="status status-op-done">"free"</span>" No operation holds the lock."</p>
                     }.into_any(),
-                    Ok(Some(d)) => view! { <Evidence d is_admin/> }.into_any(),
+                    Ok(Some(d)) => view! { <Evidence d is_admin said/> }.into_any(),
                     Err(e) => view! { <p class="alert" role="alert">{error_text(&e)}</p> }.into_any(),
                 }
             })}
@@ -40,11 +35,11 @@ pub fn LockPage() -> impl IntoView {
 }
 
 #[component]
-fn Evidence(d: LockDetail, is_admin: bool) -> impl IntoView {
-    let query = use_query_map();
-    let field_error = move |field: &'static str| {
-        let q = query.read();
-        (q.get("field").as_deref() == Some(field)).then(|| q.get("error").unwrap_or_default())
+fn Evidence(d: LockDetail, is_admin: bool, said: Option<Notice>) -> impl IntoView {
+    let field_error = move |field: &str| {
+        said.as_ref()
+            .and_then(|n| n.about(field))
+            .map(str::to_owned)
     };
     let confirm_word = d.op_id.clone().unwrap_or_else(|| "unreadable".into());
     let age = |s: Option<u64>| {
@@ -97,10 +92,10 @@ fn Evidence(d: LockDetail, is_admin: bool) -> impl IntoView {
                     <p>"The lock file is moved to " <code>"locks/"</code> " and the override is audited. Nothing on the grids changes unless you ask for the helper to be destroyed; look at both grids first."</p>
                     <label for="op_id">{format!("Type {confirm_word} to confirm")}</label>
                     <input id="op_id" name="op_id" type="text" required autocomplete="off" spellcheck="false"/>
-                    {move || field_error("op_id").map(|e| view! { <p class="field-error" data-testid="error-op_id">{e}</p> })}
+                    {field_error("op_id").map(|e| view! { <p class="field-error" data-testid="error-op_id">{e}</p> })}
                     <label for="reason">"Reason"</label>
                     <textarea id="reason" name="reason" required rows="2"></textarea>
-                    {move || field_error("reason").map(|e| view! { <p class="field-error" data-testid="error-reason">{e}</p> })}
+                    {field_error("reason").map(|e| view! { <p class="field-error" data-testid="error-reason">{e}</p> })}
                     <label class="choice"><input type="checkbox" name="destroy_helper" value="1"/>" Also destroy the helper on the target grid"</label>
                     <button type="submit" class="danger">"Override the lock"</button>
                 </form>

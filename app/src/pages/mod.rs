@@ -22,8 +22,11 @@ pub use new_operation::NewOperationPage;
 pub use operations::OperationsPage;
 pub use users::UsersPage;
 
+use crate::backend::get_notice;
+use crate::model::{Notice, NoticeKind};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn NotFound() -> impl IntoView {
@@ -45,5 +48,41 @@ fn error_text(e: &ServerFnError) -> String {
     match e {
         ServerFnError::ServerError(msg) => msg.clone(),
         other => other.to_string(),
+    }
+}
+
+/// What the form just posted answered (`?notice=ID`), read from the
+/// console: the sentence never travels in the address.
+fn use_notice() -> Resource<Option<Notice>> {
+    let query = use_query_map();
+    Resource::new(
+        move || query.read().get("notice"),
+        |id| async move {
+            match id {
+                Some(id) => get_notice(id).await.ok().flatten(),
+                None => None,
+            }
+        },
+    )
+}
+
+/// A notice's banner at the top of a page: what was done, or a refusal
+/// about no field in particular (a field's refusal is shown at the field).
+/// `testid` names it for tests: `{testid}-ok` and `{testid}-error`.
+#[component]
+fn NoticeBanner(notice: Resource<Option<Notice>>, testid: &'static str) -> impl IntoView {
+    view! {
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                notice.await.and_then(|n| match n.kind {
+                    NoticeKind::Done => Some(view! {
+                        <p class="notice" role="status" data-testid=format!("{testid}-ok")>{n.message}</p>
+                    }.into_any()),
+                    NoticeKind::Refused => n.general_refusal().map(|m| view! {
+                        <p class="alert" role="alert" data-testid=format!("{testid}-error")>{m.to_owned()}</p>
+                    }.into_any()),
+                })
+            })}
+        </Suspense>
     }
 }

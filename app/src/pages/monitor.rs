@@ -47,9 +47,9 @@ pub fn MonitorPage() -> impl IntoView {
     let id = move || params.read().get("id").unwrap_or_default();
     let detail = Resource::new(id, get_operation);
     let me = expect_context::<Me>();
-    let query = use_query_map();
+    let notice = super::use_notice();
     view! {
-        {move || query.read().get("error").map(|e| view! { <p class="alert" role="alert" data-testid="monitor-error">{e}</p> })}
+        <super::NoticeBanner notice testid="monitor"/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let can_cancel = me.await.map(|u| u.role.allows(Role::Operator)).unwrap_or(false);

@@ -8,8 +8,8 @@ use super::error_text;
 use super::layout::Me;
 use crate::backend::{check_target, console_settings, list_grids, preview_operation};
 use crate::model::{
-    Action, Cutover, FieldError, OperationRequest, PlanView, Role, check_name, human_bytes,
-    human_duration,
+    Action, Cutover, FieldError, NoticeKind, OperationRequest, PlanView, Role, check_name,
+    human_bytes, human_duration,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -132,13 +132,7 @@ pub fn NewOperationPage() -> impl IntoView {
         .await
         .map(Some)
     });
-    let submitted_error = move || {
-        let q = query.read();
-        q.get("error").map(|message| FieldError {
-            field: q.get("field"),
-            message,
-        })
-    };
+    let notice = super::use_notice();
 
     view! {
         <Title text="New operation"/>
@@ -158,6 +152,11 @@ pub fn NewOperationPage() -> impl IntoView {
                 }
                 let names: Vec<String> = grids.await.map(|g| g.into_iter().map(|g| g.name).collect()).unwrap_or_default();
                 let info = info.await.ok();
+                // What the form's last post was refused for.
+                let submitted_error = notice.await.filter(|n| n.kind == NoticeKind::Refused).map(|n| FieldError {
+                    field: n.field,
+                    message: n.message,
+                });
                 let actions: Vec<Action> = [Action::Migrate, Action::Snapshot]
                     .into_iter()
                     .filter(|a| info.as_ref().is_none_or(|i| a.allowed_by(i.mode)))
@@ -172,7 +171,7 @@ pub fn NewOperationPage() -> impl IntoView {
                 match plan.await {
                     Ok(Some(Ok(p))) => view! { <Preview plan=p fields=defaults/> }.into_any(),
                     Ok(Some(Err(e))) => view! { <OpForm names actions defaults error=Some(e)/> }.into_any(),
-                    Ok(None) => view! { <OpForm names actions defaults error=submitted_error()/> }.into_any(),
+                    Ok(None) => view! { <OpForm names actions defaults error=submitted_error/> }.into_any(),
                     Err(e) => view! {
                         <OpForm names actions defaults error=Some(FieldError { field: None, message: error_text(&e) })/>
                     }.into_any(),

@@ -1,34 +1,26 @@
 //! User accounts (admins): add a user, change a role, disable or enable,
 //! set a new password. Plain forms answered with a message.
 
-use super::error_text;
+use super::{NoticeBanner, error_text, use_notice};
 use crate::backend::list_users;
 use crate::model::{Role, UserRow};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 
 const ROLES: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
 
 #[component]
 pub fn UsersPage() -> impl IntoView {
     let users = Resource::new(|| (), |_| list_users());
-    let query = use_query_map();
-    let field_error = move |field: &'static str| {
-        let q = query.read();
-        (q.get("field").as_deref() == Some(field)).then(|| q.get("error").unwrap_or_default())
-    };
+    let notice = use_notice();
     view! {
         <Title text="Users"/>
         <h1>"Users"</h1>
-        {move || query.read().get("ok").map(|m| view! { <p class="notice" role="status" data-testid="users-ok">{m}</p> })}
-        {move || {
-            let q = query.read();
-            q.get("error").filter(|_| q.get("field").is_none())
-                .map(|m| view! { <p class="alert" role="alert" data-testid="users-error">{m}</p> })
-        }}
+        <NoticeBanner notice testid="users"/>
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let said = notice.await;
+                let field_error = move |field: &str| said.as_ref().and_then(|n| n.about(field)).map(str::to_owned);
                 match users.await {
                     Ok(rows) => view! {
                         <div class="table-wrap">
@@ -50,14 +42,14 @@ pub fn UsersPage() -> impl IntoView {
                             <h2>"Add a user"</h2>
                             <label for="new-name">"Name"</label>
                             <input id="new-name" name="name" type="text" required autocomplete="off"/>
-                            {move || field_error("name").map(|e| view! { <p class="field-error" data-testid="error-name">{e}</p> })}
+                            {field_error("name").map(|e| view! { <p class="field-error" data-testid="error-name">{e}</p> })}
                             <label for="new-role">"Role"</label>
                             <select id="new-role" name="role">
                                 {ROLES.iter().map(|r| view! { <option value=r.as_str()>{format!("{} — {}", r.as_str(), r.summary())}</option> }).collect_view()}
                             </select>
                             <label for="new-password">"Password (at least 10 characters)"</label>
                             <input id="new-password" name="password" type="password" required minlength="10" autocomplete="new-password"/>
-                            {move || field_error("password").map(|e| view! { <p class="field-error" data-testid="error-password">{e}</p> })}
+                            {field_error("password").map(|e| view! { <p class="field-error" data-testid="error-password">{e}</p> })}
                             <button type="submit" class="primary">"Add user"</button>
                         </form>
                         <p class="hint">

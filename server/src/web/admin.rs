@@ -1,32 +1,43 @@
 //! The admin forms of the pages: user management and the lock override.
 //! Plain posts answered with redirects, so they work without JavaScript;
-//! the answer travels in the query (`ok=` or `error=` with the `field=` it
-//! concerns). Every change is audited.
+//! the answer is a [`Notice`] the page they redirect to shows. Every change
+//! is audited.
 
 use super::AppState;
-use super::gate::{CurrentUser, urlencode};
+use super::gate::CurrentUser;
 use crate::auth::{accounts, password};
 use crate::operation::EngineError;
-use app::model::Role;
+use app::model::{Notice, Role};
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
-fn to(page: &str, key: &str, text: &str, field: Option<&str>) -> Response {
-    let mut url = format!("{page}?{key}={}", urlencode(text));
-    if let Some(f) = field {
-        url.push_str("&field=");
-        url.push_str(f);
-    }
-    Redirect::to(&url).into_response()
+fn to(state: &AppState, user: &CurrentUser, page: &str, notice: Notice) -> Response {
+    state.notices.redirect(page, &user.0, notice)
 }
 
-fn unexpected(page: &str, e: impl std::fmt::Display) -> Response {
+fn refused(
+    state: &AppState,
+    user: &CurrentUser,
+    page: &str,
+    text: &str,
+    field: Option<&str>,
+) -> Response {
+    to(state, user, page, Notice::refused(text, field))
+}
+
+fn unexpected(
+    state: &AppState,
+    user: &CurrentUser,
+    page: &str,
+    e: impl std::fmt::Display,
+) -> Response {
     tracing::error!(error = %e, "an admin form failed");
-    to(
+    refused(
+        state,
+        user,
         page,
-        "error",
         "the console hit an unexpected error; its log has the cause",
         None,
     )
@@ -49,41 +60,48 @@ pub async fn add_user(
 ) -> Response {
     let admin = match user.require(Role::Admin) {
         Ok(u) => u.name.clone(),
-        Err(e) => return to("/users", "error", &e.to_string(), None),
+        Err(e) => return refused(&state, &user, "/users", &e.to_string(), None),
     };
     let name = form.name.trim();
     if let Err(e) = accounts::check_name(name) {
-        return to("/users", "error", &e.to_string(), Some("name"));
+        return refused(&state, &user, "/users", &e.to_string(), Some("name"));
     }
     let Ok(role) = form.role.parse::<Role>() else {
-        return to(
+        return refused(
+            &state,
+            &user,
             "/users",
-            "error",
             "choose a role: viewer, operator or admin",
             Some("role"),
         );
     };
     if let Err(e) = password::check_strength(&form.password) {
-        return to("/users", "error", &e, Some("password"));
+        return refused(&state, &user, "/users", &e, Some("password"));
     }
     let hash = match password::hash(form.password).await {
         Ok(h) => h,
-        Err(e) => return unexpected("/users", e),
+        Err(e) => return unexpected(&state, &user, "/users", e),
     };
     match accounts::create(&state.pool, name, role, &hash).await {
         Ok(_) => {}
         Err(accounts::AccountError::Exists(n)) => {
-            return to(
+            return refused(
+                &state,
+                &user,
                 "/users",
-                "error",
                 &format!("user {n} already exists; pick another name"),
                 Some("name"),
             );
         }
-        Err(e) => return unexpected("/users", e),
+        Err(e) => return unexpected(&state, &user, "/users", e),
     }
     audit(&state, &admin, "user.add", &format!("{name} as {role}")).await;
-    to("/users", "ok", &format!("added {name} as {role}"), None)
+    to(
+        &state,
+        &user,
+        "/users",
+        Notice::done(format!("added {name} as {role}")),
+    )
 }
 
 #[derive(Deserialize)]
@@ -105,7 +123,7 @@ pub async fn change_user(
 ) -> Response {
     let admin = match user.require(Role::Admin) {
         Ok(u) => u.name.clone(),
-        Err(e) => return to("/users", "error", &e.to_string(), None),
+        Err(e) => return refused(&state, &user, "/users", &e.to_string(), None),
     };
     let (done, said) = match form.change.as_str() {
         "role" => match form.role.parse::<Role>() {
@@ -114,7 +132,13 @@ pub async fn change_user(
                 format!("{name} is now {role}"),
             ),
             Err(_) => {
-                return to("/users", "error", "choose viewer, operator or admin", None);
+                return refused(
+                    &state,
+                    &user,
+                    "/users",
+                    "choose viewer, operator or admin",
+                    None,
+                );
             }
         },
         "disable" => (
@@ -127,20 +151,21 @@ pub async fn change_user(
         ),
         "password" => {
             if let Err(e) = password::check_strength(&form.password) {
-                return to("/users", "error", &format!("{name}: {e}"), None);
+                return refused(&state, &user, "/users", &format!("{name}: {e}"), None);
             }
             match password::hash(form.password).await {
                 Ok(hash) => (
                     accounts::set_password(&state.pool, &name, &hash).await,
                     format!("set a new password for {name}; their sessions ended"),
                 ),
-                Err(e) => return unexpected("/users", e),
+                Err(e) => return unexpected(&state, &user, "/users", e),
             }
         }
         other => {
-            return to(
+            return refused(
+                &state,
+                &user,
                 "/users",
-                "error",
                 &format!("unknown change {other:?}: use role, disable, enable or password"),
                 None,
             );
@@ -149,12 +174,12 @@ pub async fn change_user(
     match done {
         Ok(()) => {
             audit(&state, &admin, &format!("user.{}", form.change), &said).await;
-            to("/users", "ok", &said, None)
+            to(&state, &user, "/users", Notice::done(said.clone()))
         }
         Err(e @ (accounts::AccountError::NoSuchUser(_) | accounts::AccountError::LastAdmin(_))) => {
-            to("/users", "error", &e.to_string(), None)
+            refused(&state, &user, "/users", &e.to_string(), None)
         }
-        Err(e) => unexpected("/users", e),
+        Err(e) => unexpected(&state, &user, "/users", e),
     }
 }
 
@@ -175,7 +200,7 @@ pub async fn override_lock(
 ) -> Response {
     let admin = match user.require(Role::Admin) {
         Ok(u) => u.name.clone(),
-        Err(e) => return to("/lock", "error", &e.to_string(), None),
+        Err(e) => return refused(&state, &user, "/lock", &e.to_string(), None),
     };
     let done = state
         .engine
@@ -188,9 +213,10 @@ pub async fn override_lock(
         .await;
     match done {
         Ok(o) => to(
+            &state,
+            &user,
             "/lock",
-            "ok",
-            &format!(
+            Notice::done(format!(
                 "the lock of {} is overridden and archived to {}{}",
                 o.op_id,
                 o.archived_to,
@@ -199,11 +225,10 @@ pub async fn override_lock(
                 } else {
                     ""
                 }
-            ),
-            None,
+            )),
         ),
-        Err(EngineError::Unexpected(e)) => unexpected("/lock", format!("{e:#}")),
-        Err(e) => to("/lock", "error", &e.to_string(), e.field_name()),
+        Err(EngineError::Unexpected(e)) => unexpected(&state, &user, "/lock", format!("{e:#}")),
+        Err(e) => refused(&state, &user, "/lock", &e.to_string(), e.field_name()),
     }
 }
 

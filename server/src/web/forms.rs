@@ -4,7 +4,7 @@
 use super::AppState;
 use super::gate::{CurrentUser, urlencode};
 use crate::operation::{EngineError, StartRequest, form_time};
-use app::model::{Action, Cutover, Role};
+use app::model::{Action, Cutover, Notice, Role};
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -42,10 +42,16 @@ fn echo(value: &str) -> String {
     urlencode(&value.chars().take(ECHO_MAX).collect::<String>())
 }
 
-fn back(form: &NewOperationForm, error: &str, field: Option<&str>) -> Response {
+/// Back to the form, its values echoed and the refusal as a notice.
+fn back(
+    state: &AppState,
+    user: &CurrentUser,
+    form: &NewOperationForm,
+    error: &str,
+    field: Option<&str>,
+) -> Response {
     let mut to = format!(
-        "/operations/new?error={}&source_grid={}&source_app={}&target_grid={}&target_app={}&action={}",
-        urlencode(error),
+        "/operations/new?source_grid={}&source_app={}&target_grid={}&target_app={}&action={}",
         echo(&form.source_grid),
         echo(&form.source_app),
         echo(&form.target_grid),
@@ -61,11 +67,9 @@ fn back(form: &NewOperationForm, error: &str, field: Option<&str>) -> Response {
         to.push_str("&cutover_at=");
         to.push_str(&echo(&form.cutover_at));
     }
-    if let Some(field) = field {
-        to.push_str("&field=");
-        to.push_str(field);
-    }
-    Redirect::to(&to).into_response()
+    state
+        .notices
+        .redirect(&to, &user.0, Notice::refused(error, field))
 }
 
 pub async fn new_operation(
@@ -75,7 +79,7 @@ pub async fn new_operation(
 ) -> Response {
     let who = match user.require(Role::Operator) {
         Ok(u) => u.name.clone(),
-        Err(e) => return back(&form, &e.to_string(), None),
+        Err(e) => return back(&state, &user, &form, &e.to_string(), None),
     };
     // Names are 64 characters at most: a longer value is refused here,
     // before anything echoes it back.
@@ -88,18 +92,18 @@ pub async fn new_operation(
         let n = value.chars().count();
         if n > ECHO_MAX {
             let error = format!("{field}: {n} characters is too long: 64 at most");
-            return back(&form, &error, Some(field));
+            return back(&state, &user, &form, &error, Some(field));
         }
     }
     let Ok(action) = form.action.parse::<Action>() else {
-        return back(&form, "choose migrate or snapshot", None);
+        return back(&state, &user, &form, "choose migrate or snapshot", None);
     };
     let warm = form.warm == "1";
     let cutover = match form.cutover.as_str() {
         "" => None,
         c => match c.parse::<Cutover>() {
             Ok(c) => Some(c),
-            Err(e) => return back(&form, &e.to_string(), Some("cutover")),
+            Err(e) => return back(&state, &user, &form, &e.to_string(), Some("cutover")),
         },
     };
     let request = StartRequest {
@@ -119,12 +123,14 @@ pub async fn new_operation(
         Err(EngineError::Unexpected(e)) => {
             tracing::error!(error = format!("{e:#}"), "starting an operation failed");
             back(
+                &state,
+                &user,
                 &form,
                 "the console hit an unexpected error; its log has the cause",
                 None,
             )
         }
-        Err(e) => back(&form, &e.to_string(), e.field_name()),
+        Err(e) => back(&state, &user, &form, &e.to_string(), e.field_name()),
     }
 }
 
@@ -135,9 +141,9 @@ pub async fn cancel_operation(
 ) -> Response {
     let result = match user.require(Role::Operator) {
         Ok(u) => state.engine.cancel(&id, &u.name.clone()).await.map(drop),
-        Err(e) => return back_to_monitor(&id, Err(e.to_string())),
+        Err(e) => return back_to_monitor(&state, &user, &id, Err(e.to_string())),
     };
-    back_to_monitor(&id, result.map_err(|e| e.to_string()))
+    back_to_monitor(&state, &user, &id, result.map_err(|e| e.to_string()))
 }
 
 /// "Cut over now" from the monitor.
@@ -148,16 +154,23 @@ pub async fn cutover_operation(
 ) -> Response {
     let result = match user.require(Role::Operator) {
         Ok(u) => state.engine.cutover(&id, &u.name.clone()).await.map(drop),
-        Err(e) => return back_to_monitor(&id, Err(e.to_string())),
+        Err(e) => return back_to_monitor(&state, &user, &id, Err(e.to_string())),
     };
-    back_to_monitor(&id, result.map_err(|e| e.to_string()))
+    back_to_monitor(&state, &user, &id, result.map_err(|e| e.to_string()))
 }
 
-/// Back to the operation's monitor, with the error when there is one.
-fn back_to_monitor(id: &str, result: Result<(), String>) -> Response {
+/// Back to the operation's monitor, with the refusal when there is one.
+fn back_to_monitor(
+    state: &AppState,
+    user: &CurrentUser,
+    id: &str,
+    result: Result<(), String>,
+) -> Response {
     let monitor = format!("/operations/{}", urlencode(id));
     match result {
         Ok(()) => Redirect::to(&monitor).into_response(),
-        Err(e) => Redirect::to(&format!("{monitor}?error={}", urlencode(&e))).into_response(),
+        Err(e) => state
+            .notices
+            .redirect(&monitor, &user.0, Notice::refused(e, None)),
     }
 }

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod headers;
 pub mod login;
 pub mod metrics;
+pub mod notices;
 pub mod openapi;
 pub mod pages;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub origins: Arc<gate::OwnOrigins>,
     /// Open event streams, against `max_event_streams`.
     pub streams: Arc<events::Streams>,
+    /// What forms answered, for the pages they redirect to.
+    pub notices: Arc<notices::Notices>,
 }
 
 pub fn router(state: AppState, sessions: SqliteStore) -> Router {

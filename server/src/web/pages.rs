@@ -41,9 +41,14 @@ pub struct ConsoleBackend {
     pub pool: SqlitePool,
     pub grids: Arc<GridMonitor>,
     pub engine: Arc<Engine>,
+    pub notices: Arc<super::notices::Notices>,
 }
 
 impl Backend for ConsoleBackend {
+    fn notice(&self, user_id: i64, id: &str) -> Option<app::model::Notice> {
+        self.notices.get(user_id, id)
+    }
+
     fn console_info(&self) -> ConsoleInfo {
         console_info(&self.settings, &self.engine)
     }
@@ -229,12 +234,14 @@ pub fn backend(
     pool: SqlitePool,
     grids: Arc<GridMonitor>,
     engine: Arc<Engine>,
+    notices: Arc<super::notices::Notices>,
 ) -> BackendHandle {
     BackendHandle(Arc::new(ConsoleBackend {
         settings,
         pool,
         grids,
         engine,
+        notices,
     }))
 }
 

@@ -2,7 +2,7 @@
 //! west whose MigHelper is this build's `migctl helper`, an app `shop` on
 //! east, and client connections to both grids.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
@@ -288,5 +288,39 @@ pub async fn events(url: &str, token: &str, id: &str) -> Vec<Value> {
             return all;
         }
         all.extend(page);
+    }
+}
+
+/// The text of the element a page marks `data-testid="{testid}"` (tags
+/// inside it dropped, entities as rendered), if the page has one: what an
+/// operator reads there.
+pub fn testid_text(html: &str, testid: &str) -> Option<String> {
+    let mark = format!("data-testid=\"{testid}\"");
+    let at = html.find(&mark)?;
+    let open_end = at + html[at..].find('>')? + 1;
+    let close = open_end + html[open_end..].find("</")?;
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html[open_end..close].chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    Some(text)
+}
+
+/// Awaits `what` for at most `limit`, else panics naming `step`: a test
+/// whose step hangs fails and says which, instead of holding up the suite.
+pub async fn within<T>(
+    step: &str,
+    limit: Duration,
+    what: impl std::future::Future<Output = T>,
+) -> T {
+    match tokio::time::timeout(limit, what).await {
+        Ok(v) => v,
+        Err(_) => panic!("{step}: no end after {limit:?}"),
     }
 }
