@@ -363,11 +363,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Op(cmd) => Ok(op_command(cmd).await?),
         Command::Lock(cmd) => Ok(lock_command(cmd).await?),
         Command::Grid(cmd) => Ok(grid_command(config_dir(&cli)?, cmd).await?),
+        // The same entry point as `mighelper`: its reports are its answer.
         Command::Helper => {
-            let job = helper::Job::from_env(|k| std::env::var(k).ok())?;
-            helper::run::run(&job).await?;
-            println!("done");
-            Ok(())
+            std::process::exit(helper::run::main_with(|k| std::env::var(k).ok()).await)
         }
     }
 }
@@ -449,9 +447,8 @@ async fn user(dir: &Path, cmd: &UserCommand) -> anyhow::Result<()> {
             } else {
                 (password::random(), true)
             };
-            let hash = password::hash(secret.clone()).await?;
-            accounts::create(&pool, name, *role, &hash).await?;
-            db::audit(&pool, &actor, "user.add", &format!("{name} ({role})")).await?;
+            crate::auth::add_user::add_user(&pool, &actor, name, *role, secret.clone(), None)
+                .await?;
             println!("added {name} ({role})");
             if generated {
                 println!("password: {secret}");

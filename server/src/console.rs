@@ -1,6 +1,7 @@
 //! The console as a whole: open its database, make sure someone can sign
 //! in, serve until told to stop, and stop its background work cleanly.
 
+use crate::auth::add_user::{AddUserError, add_user};
 use crate::auth::throttle::{LoginThrottle, Policy};
 use crate::auth::{accounts, password};
 use crate::config::Settings;
@@ -89,15 +90,21 @@ impl Console {
             return Ok(None);
         }
         let secret = password::random();
-        let hash = password::hash(secret.clone()).await?;
-        match accounts::create(&self.pool, "admin", Role::Admin, &hash).await {
-            Ok(_) => {}
+        let added = add_user(
+            &self.pool,
+            "migctl",
+            "admin",
+            Role::Admin,
+            secret.clone(),
+            Some("first start"),
+        )
+        .await;
+        match added {
+            Ok(_) => Ok(Some(secret)),
             // Another process bootstrapped at the same moment: its password stands.
-            Err(accounts::AccountError::Exists(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(AddUserError::Account(accounts::AccountError::Exists(_))) => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        db::audit(&self.pool, "migctl", "user.add", "admin (first start)").await?;
-        Ok(Some(secret))
     }
 
     /// Serves on `listener` until `shutdown` resolves, then finishes the

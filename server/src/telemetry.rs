@@ -47,6 +47,14 @@ fn describe() {
         "migctl_bytes_skipped_total",
         "Bytes not moved (zero or already equal blocks), summed over ended operations"
     );
+    describe_counter!(
+        "migctl_store_errors_total",
+        "Writes of an operation's record (event, reason) the database refused, by what"
+    );
+    describe_counter!(
+        "migctl_event_streams_failed_total",
+        "Event streams ended because the database could not be read (each ends with an error event)"
+    );
     describe_gauge!(
         "migctl_copy_rate_bytes_per_second",
         "The copy rate of the last progress sample"

@@ -214,6 +214,14 @@ async fn follow(
     let mut events = response.bytes_stream().eventsource();
     while let Some(event) = events.next().await {
         match event {
+            // The console could not read on: resume as after a drop.
+            Ok(e) if e.event == app::model::STREAM_ERROR_EVENT => {
+                return Err(Unreachable {
+                    url: remote.url.clone(),
+                    cause: e.data,
+                }
+                .into());
+            }
             Ok(e) => {
                 if let Ok(parsed) = serde_json::from_str::<StreamEvent>(&e.data) {
                     each(parsed);

@@ -321,3 +321,27 @@ fn an_unknown_log_format_is_refused_with_the_ones_there_are() {
         "{err}"
     );
 }
+
+/// A helper given a job it cannot run still answers in reports: one typed
+/// `failed` line on stdout (what the grid's log takes to the console),
+/// naming what is missing, and a non-zero exit; nothing on stderr alone.
+#[test]
+fn a_helper_without_its_job_reports_a_typed_failure() {
+    let out = Command::new(env!("CARGO_BIN_EXE_migctl"))
+        .arg("helper")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    match operation_model::Report::decode(lines[0]) {
+        operation_model::Report::Failed { reason } => assert!(
+            reason.contains("the helper's environment is incomplete") && reason.contains("MIG_"),
+            "{reason}"
+        ),
+        other => panic!("not a failed report: {other:?}"),
+    }
+}

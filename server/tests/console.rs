@@ -1729,6 +1729,50 @@ async fn event_streams_past_the_limit_are_refused_with_429() {
     t.stop().await;
 }
 
+/// A stream whose database read fails ends with a `stream-error` event
+/// saying why and where to resume, not silently.
+#[tokio::test]
+async fn an_event_stream_that_cannot_read_the_database_says_so_and_ends() {
+    let t = TestConsole::start().await;
+    insert_operation(&t.pool, "op-live", false, 3).await;
+    let viewer = t.signed_in_as("vic").await;
+    let mut r = viewer
+        .get(format!("{}/api/v1/operations/op-live/events", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut got = String::new();
+    let mut broke = false;
+    let ended = within("the stream's end", Duration::from_secs(30), async {
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            got.push_str(&String::from_utf8_lossy(&chunk));
+            if !broke && got.contains("id: 3\n") {
+                sqlx::query("ALTER TABLE operation_events RENAME TO events_gone")
+                    .execute(&t.pool)
+                    .await
+                    .unwrap();
+                broke = true;
+            }
+        }
+    });
+    ended.await;
+    assert!(broke, "the stored events came first: {got}");
+    let tail = &got[got.find("id: 3\n").unwrap()..];
+    assert!(
+        tail.contains(
+            "event: stream-error\ndata: the console cannot read this operation's events now"
+        ),
+        "{tail}"
+    );
+    assert!(tail.contains("resume after event 3"), "{tail}");
+    sqlx::query("ALTER TABLE events_gone RENAME TO operation_events")
+        .execute(&t.pool)
+        .await
+        .unwrap();
+    t.stop().await;
+}
+
 /// Every state-changing route, forms and API alike, refuses a request that
 /// carries an admin's session cookie but comes from another site (CSRF),
 /// and nothing changes; oversized bodies get 413 and oversized headers 431.

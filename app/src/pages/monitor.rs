@@ -396,6 +396,13 @@ mod live {
             let _ =
                 source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
         }
+        // The console could not read on and ends the stream: the browser
+        // reconnects after the last event it got.
+        let on_stream_error = Closure::<dyn FnMut()>::new(move || link.set("reconnecting"));
+        let _ = source.add_event_listener_with_callback(
+            crate::model::STREAM_ERROR_EVENT,
+            on_stream_error.as_ref().unchecked_ref(),
+        );
         let on_open = Closure::<dyn FnMut()>::new(move || link.set("live"));
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         let closer = source.clone();
@@ -411,6 +418,7 @@ mod live {
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         // The closures live as long as the page; the stream closes with it.
         on_event.forget();
+        on_stream_error.forget();
         on_open.forget();
         on_error.forget();
         let source = SendWrapper::new(source);

@@ -1,49 +1,12 @@
 //! Names of grids, apps and volumes. Every name that reaches a controller
-//! passes these rules first: `^[A-Za-z][A-Za-z0-9_-]{0,63}$`. The rules are
-//! deliberately narrower than a shell word, so no quoting ever matters.
+//! passes the rule first (`operation_model::name`, the one definition the
+//! browser's form and the API's schema use too).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The longest name the dialect accepts.
-pub const MAX_LEN: usize = 64;
-
-/// Why a name was refused, in words an operator can act on.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum NameError {
-    #[error("{kind} name is empty")]
-    Empty { kind: &'static str },
-    #[error("{kind} name is {len} characters long; at most {MAX_LEN} are allowed")]
-    TooLong { kind: &'static str, len: usize },
-    #[error("{kind} name {shown} must start with a letter (A-Z or a-z)")]
-    BadStart { kind: &'static str, shown: String },
-    #[error("{kind} name {shown} contains {bad:?}; use only letters, digits, `_` and `-`")]
-    BadChar {
-        kind: &'static str,
-        shown: String,
-        bad: char,
-    },
-}
-
-fn check(kind: &'static str, s: &str) -> Result<(), NameError> {
-    // Count characters, not bytes, so the message matches what the operator typed.
-    let len = s.chars().count();
-    if len == 0 {
-        return Err(NameError::Empty { kind });
-    }
-    if len > MAX_LEN {
-        return Err(NameError::TooLong { kind, len });
-    }
-    let shown = format!("{s:?}");
-    let mut chars = s.chars();
-    if !chars.next().is_some_and(|c| c.is_ascii_alphabetic()) {
-        return Err(NameError::BadStart { kind, shown });
-    }
-    if let Some(bad) = chars.find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')) {
-        return Err(NameError::BadChar { kind, shown, bad });
-    }
-    Ok(())
-}
+use operation_model::name::check;
+pub use operation_model::name::{MAX_LEN, NameError, PATTERN};
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident, $kind:literal) => {

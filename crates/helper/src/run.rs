@@ -99,6 +99,31 @@ async fn restart_source(
     }
 }
 
+/// The helper's one entry point, for `mighelper` and `migctl helper`
+/// alike: reads the job from `var` (the process's environment), does it,
+/// and returns the exit status. Every way it ends is reported on stdout,
+/// where the grid's log takes it to the console: `done`, or a typed
+/// `failed` report (an incomplete environment included).
+pub async fn main_with(var: impl Fn(&str) -> Option<String>) -> i32 {
+    let job = match Job::from_env(var) {
+        Ok(job) => job,
+        Err(e) => {
+            emit(Report::Failed {
+                reason: format!("the helper's environment is incomplete: {e}"),
+            });
+            return 2;
+        }
+    };
+    match run(&job).await {
+        Ok(()) => {
+            say("done");
+            0
+        }
+        // `run` reported the failure.
+        Err(_) => 1,
+    }
+}
+
 /// Runs the job; on failure after the source was stopped, tries to restart
 /// it so the application comes back, and reports the failure.
 pub async fn run(job: &Job) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! unknown string is an error ([`UnknownValue`]), never a default.
 
 mod event;
+pub mod name;
 mod report;
 mod state;
 mod text;

@@ -93,7 +93,7 @@ impl Engine {
         let place = self.place(&lock);
         // A console works on it now: the last word of one that stopped
         // (a held lock's reason) no longer holds.
-        let _ = store::clear_reason(&self.pool, &op).await;
+        self.say_reason(&op, None).await;
         let mut retry = RETRY_FIRST;
         let mut said = String::new();
         loop {
@@ -114,7 +114,7 @@ impl Engine {
                 said = line;
             }
             if retry > RETRY_FIRST && !matches!(&steps[..], [Step::Retry(_)]) {
-                let _ = store::clear_reason(&self.pool, &op).await;
+                self.say_reason(&op, None).await;
                 retry = RETRY_FIRST;
             }
             match &steps[..] {
@@ -126,7 +126,7 @@ impl Engine {
                 // and the console asks again until the grid answers (or a
                 // cancel or an override settles the operation).
                 [Step::Retry(why)] => {
-                    let _ = store::set_reason(&self.pool, &op, why).await;
+                    self.say_reason(&op, Some(why)).await;
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(RETRY_MAX);
                     if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {

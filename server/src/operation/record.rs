@@ -5,13 +5,33 @@ use super::{Engine, feed, store};
 use app::model::{EventKind, EventSource, Phase, TextData};
 use serde_json::json;
 
+/// A write of an operation's record that failed: in the log, and counted
+/// in `migctl_store_errors_total{what}` for the alert that should follow.
+fn store_failed(what: &'static str, op: &str, e: &sqlx::Error) {
+    tracing::error!(error = %e, op, what, "cannot write an operation's record");
+    metrics::counter!("migctl_store_errors_total", "what" => what).increment(1);
+}
+
 impl Engine {
     async fn store_event(&self, op: &str, e: store::NewEvent<'_>) {
         let kind = e.kind;
         match store::append_event(&self.pool, op, e).await {
             Ok(Some(stored)) => self.feeds.publish(op, stored),
             Ok(None) => tracing::debug!(op, %kind, "event after the outcome dropped"),
-            Err(e) => tracing::error!(error = %e, op, "cannot store an operation event"),
+            Err(e) => store_failed("event", op, &e),
+        }
+    }
+
+    /// Puts why a held lock is kept on the operation's row (`Some`), or
+    /// takes it off (`None`: it no longer holds). A failure is logged and
+    /// counted, never silent.
+    pub(super) async fn say_reason(&self, op: &str, reason: Option<&str>) {
+        let done = match reason {
+            Some(r) => store::set_reason(&self.pool, op, r).await,
+            None => store::clear_reason(&self.pool, op).await,
+        };
+        if let Err(e) = done {
+            store_failed("reason", op, &e);
         }
     }
 

@@ -26,7 +26,7 @@ impl Engine {
                 },
                 Step::InSnapshotCopy => self.record_copy(lock).await,
                 Step::Hold(reason) | Step::Wait(reason) | Step::Retry(reason) => {
-                    let _ = store::set_reason(&self.pool, op, reason).await;
+                    self.say_reason(op, Some(reason)).await;
                     self.log(op, format!("lock kept: {reason}")).await;
                     Ok(())
                 }
@@ -47,7 +47,7 @@ impl Engine {
                 Ok(()) => self.log(op, format!("{step}: done")).await,
                 Err(e) => {
                     let reason = format!("{step} failed: {e}; the lock is kept");
-                    let _ = store::set_reason(&self.pool, op, &reason).await;
+                    self.say_reason(op, Some(&reason)).await;
                     self.log(op, reason).await;
                     return;
                 }

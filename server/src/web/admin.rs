@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::gate::CurrentUser;
+use crate::auth::add_user::{self, AddUserError};
 use crate::auth::{accounts, password};
 use crate::operation::EngineError;
 use app::model::{Notice, Role};
@@ -63,9 +64,6 @@ pub async fn add_user(
         Err(e) => return refused(&state, &user, "/users", &e.to_string(), None),
     };
     let name = form.name.trim();
-    if let Err(e) = accounts::check_name(name) {
-        return refused(&state, &user, "/users", &e.to_string(), Some("name"));
-    }
     let Ok(role) = form.role.parse::<Role>() else {
         return refused(
             &state,
@@ -75,33 +73,21 @@ pub async fn add_user(
             Some("role"),
         );
     };
-    if let Err(e) = password::check_strength(&form.password) {
-        return refused(&state, &user, "/users", &e, Some("password"));
-    }
-    let hash = match password::hash(form.password).await {
-        Ok(h) => h,
-        Err(e) => return unexpected(&state, &user, "/users", e),
-    };
-    match accounts::create(&state.pool, name, role, &hash).await {
-        Ok(_) => {}
-        Err(accounts::AccountError::Exists(n)) => {
-            return refused(
-                &state,
-                &user,
-                "/users",
-                &format!("user {n} already exists; pick another name"),
-                Some("name"),
-            );
+    match add_user::add_user(&state.pool, &admin, name, role, form.password, None).await {
+        Ok(_) => to(
+            &state,
+            &user,
+            "/users",
+            Notice::done(format!("added {name} as {role}")),
+        ),
+        Err(e @ (AddUserError::Hash(_) | AddUserError::Audit { .. })) => {
+            unexpected(&state, &user, "/users", e)
         }
-        Err(e) => return unexpected(&state, &user, "/users", e),
+        Err(AddUserError::Account(accounts::AccountError::Database(e))) => {
+            unexpected(&state, &user, "/users", e)
+        }
+        Err(e) => refused(&state, &user, "/users", &e.to_string(), e.field()),
     }
-    audit(&state, &admin, "user.add", &format!("{name} as {role}")).await;
-    to(
-        &state,
-        &user,
-        "/users",
-        Notice::done(format!("added {name} as {role}")),
-    )
 }
 
 #[derive(Deserialize)]

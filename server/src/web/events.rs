@@ -208,14 +208,28 @@ pub async fn operation_events(
         closing: state.engine.shutdown_token(),
         _slot: slot,
     };
-    let stream = futures_util::stream::unfold(follow, |mut f| async move {
-        let event = f.next().await?;
-        let sse = Event::default()
-            .id(event.seq.to_string())
-            .event(event.kind.as_str())
-            .json_data(&event)
-            .unwrap_or_else(|_| Event::default().comment("unencodable event"));
-        Some((Ok::<_, std::convert::Infallible>(sse), f))
+    let stream = futures_util::stream::unfold(Some(follow), |f| async move {
+        let mut f = f?;
+        let sse = match f.next().await? {
+            Ok(event) => Event::default()
+                .id(event.seq.to_string())
+                .event(event.kind.as_str())
+                .json_data(&event)
+                .unwrap_or_else(|_| Event::default().comment("unencodable event")),
+            // The stream ends with it: the client sees why, and may
+            // reconnect with the last id it got.
+            Err(why) => {
+                return Some((
+                    Ok::<_, std::convert::Infallible>(
+                        Event::default()
+                            .event(app::model::STREAM_ERROR_EVENT)
+                            .data(why),
+                    ),
+                    None,
+                ));
+            }
+        };
+        Some((Ok(sse), Some(f)))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
@@ -251,7 +265,8 @@ impl Follow {
     /// stops, once every stored event is sent (the last words of a console
     /// leaving with its app included). The browser then reconnects with
     /// Last-Event-ID to whichever console answers next.
-    async fn next(&mut self) -> Option<StreamEvent> {
+    /// `Err` says why the database could not be read; the stream ends with it.
+    async fn next(&mut self) -> Option<Result<StreamEvent, String>> {
         loop {
             if let Some(ev) = self.buffered.pop_front() {
                 if ev.seq <= self.after {
@@ -259,16 +274,25 @@ impl Follow {
                 }
                 self.after = ev.seq;
                 self.ending |= ev.is_final();
-                return Some(ev);
+                return Some(Ok(ev));
             }
             if self.ending {
                 return None;
             }
             if self.read_stored {
                 let closing = self.closing.is_cancelled();
-                let page = store::events_page(&self.pool, &self.id, self.after, PAGE)
-                    .await
-                    .ok()?;
+                let page = match store::events_page(&self.pool, &self.id, self.after, PAGE).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::error!(error = %e, op = self.id, "an event stream cannot read the database");
+                        metrics::counter!("migctl_event_streams_failed_total").increment(1);
+                        return Some(Err(format!(
+                            "the console cannot read this operation's events now ({e}); \
+                             reconnect to resume after event {}",
+                            self.after
+                        )));
+                    }
+                };
                 if !page.is_empty() {
                     // A full page may have more behind it: read on after it.
                     self.read_stored = page.len() as i64 == PAGE;

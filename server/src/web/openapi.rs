@@ -185,4 +185,21 @@ mod tests {
         let codes = &doc["components"]["schemas"]["ErrorCode"];
         assert!(codes.to_string().contains("bad_request"), "{codes}");
     }
+
+    /// The schema's name patterns are the one rule's (`schema(pattern)`
+    /// takes a literal only, so this holds them to it).
+    #[test]
+    fn every_name_pattern_is_the_name_rule() {
+        let doc = ApiDoc::openapi().to_json().unwrap();
+        let patterns: Vec<&str> = doc.split("\"pattern\":\"").skip(1).collect();
+        assert!(patterns.len() >= 4, "the start request's four names");
+        let rule = serde_json::to_string(operation_model::name::PATTERN).unwrap();
+        for p in patterns {
+            assert!(
+                format!("\"{p}").starts_with(&rule),
+                "a pattern that is not the name rule: {}",
+                &p[..p.len().min(40)]
+            );
+        }
+    }
 }
