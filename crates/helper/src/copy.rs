@@ -45,16 +45,73 @@ pub struct Method {
     pub dialect3: bool,
 }
 
+/// Whether a volume's bytes go zstd-compressed, as the settings and the
+/// dialects allow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressRule {
+    /// A grid speaks dialect < 3: no compression on the wire.
+    Unavailable,
+    /// `copy_compression = "off"`.
+    Off,
+    /// `copy_compression = "zstd"`.
+    Always,
+    /// `copy_compression = "auto"`: when a sample of what moves shrinks below half.
+    WhenASampleCompresses,
+}
+
+impl CompressRule {
+    pub fn describe(self) -> &'static str {
+        match self {
+            CompressRule::Unavailable => "unavailable (dialect < 3)",
+            CompressRule::Off => "off",
+            CompressRule::Always => "zstd",
+            CompressRule::WhenASampleCompresses => "zstd where a sample compresses",
+        }
+    }
+}
+
 impl Method {
+    /// The one decision of how a copy goes, from what the two controllers
+    /// speak and the settings: the helper follows it, the console's
+    /// preview shows it. `pull_reachable`: the target's controller can
+    /// read the source's (the helper tries; the preview assumes so, and
+    /// says the helper relays when it cannot).
+    pub fn decide(
+        source_dialect: u32,
+        target_dialect: u32,
+        transfer: TransferChoice,
+        pull_reachable: bool,
+    ) -> Method {
+        let pull = target_dialect >= 3 && transfer != TransferChoice::Relay && pull_reachable;
+        Method {
+            transport: if pull {
+                Transport::Pull
+            } else {
+                Transport::Relay
+            },
+            hashed_writes: target_dialect >= 2,
+            dialect3: source_dialect >= 3 && target_dialect >= 3,
+        }
+    }
+
+    /// Whether the bytes may go compressed under `choice`.
+    pub fn compress_rule(&self, choice: CompressChoice) -> CompressRule {
+        match (self.dialect3, choice) {
+            (false, _) => CompressRule::Unavailable,
+            (true, CompressChoice::Off) => CompressRule::Off,
+            (true, CompressChoice::Zstd) => CompressRule::Always,
+            (true, CompressChoice::Auto) => CompressRule::WhenASampleCompresses,
+        }
+    }
+
     /// Asks both grids what they speak; with dialect 3 on the target, tries
     /// a pull of no bytes (the target's controller must reach the source).
     pub async fn choose(job: &Job, g: &Grids, probe: Option<&VolumeSpec>) -> Method {
         let (source, target) = tokio::join!(g.source.grid_info(), g.target.grid_info());
         let dialect = |i: Result<grid::dialect::GridInfo, _>| i.map_or(1, |i| i.dialect);
         let (source, target) = (dialect(source), dialect(target));
-        let mut transport = Transport::Relay;
-        if target >= 3
-            && job.transfer != TransferChoice::Relay
+        let mut reachable = false;
+        if Method::decide(source, target, job.transfer, true).transport == Transport::Pull
             && let Some(v) = probe
         {
             let (src, dst) = refs(job, v);
@@ -63,18 +120,14 @@ impl Method {
                 .vol_pull(&dst, &job.source_grid, &src, 0, 0, None, Compression::None)
                 .await
             {
-                Ok(_) => transport = Transport::Pull,
+                Ok(_) => reachable = true,
                 Err(e) => say(format!(
                     "{} cannot read from {} itself ({e}); the helper relays the bytes",
                     job.target_grid, job.source_grid
                 )),
             }
         }
-        Method {
-            transport,
-            hashed_writes: target >= 2,
-            dialect3: source >= 3 && target >= 3,
-        }
+        Method::decide(source, target, job.transfer, reachable)
     }
 
     /// The method for the log; `warm`: passes while the source runs.
@@ -104,12 +157,7 @@ impl Method {
         format!(
             "copy method: {transport}; {} ranges at once; {detect}; verified by {verify}; compression {}",
             job.streams,
-            match (self.dialect3, job.compress) {
-                (false, _) => "unavailable (dialect < 3)",
-                (true, CompressChoice::Off) => "off",
-                (true, CompressChoice::Zstd) => "zstd",
-                (true, CompressChoice::Auto) => "zstd where a sample compresses",
-            }
+            self.compress_rule(job.compress).describe()
         )
     }
 }
@@ -193,13 +241,13 @@ async fn compression(
     src: &VolRef,
     ranges: &[Range],
 ) -> anyhow::Result<Compression> {
-    if !method.dialect3 || ranges.is_empty() {
+    if ranges.is_empty() {
         return Ok(Compression::None);
     }
-    match job.compress {
-        CompressChoice::Off => return Ok(Compression::None),
-        CompressChoice::Zstd => return Ok(Compression::Zstd),
-        CompressChoice::Auto => {}
+    match method.compress_rule(job.compress) {
+        CompressRule::Unavailable | CompressRule::Off => return Ok(Compression::None),
+        CompressRule::Always => return Ok(Compression::Zstd),
+        CompressRule::WhenASampleCompresses => {}
     }
     let picks = 4.min(ranges.len());
     let mut sample = Vec::new();

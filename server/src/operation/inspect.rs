@@ -10,6 +10,8 @@ use crate::reconcile::Seen;
 use app::model::{Action, LockDetail, PlanStep, PlanView, VolumeView, human_bytes};
 use grid::dialect::{Command, Compression, HashAlgorithm, VolRef};
 use grid::{AppName, Connection, TemplateName};
+use helper::copy::Transport;
+use helper::env::CompressChoice;
 use std::sync::Arc;
 
 /// Without a finished operation to learn from, the preview assumes this rate.
@@ -69,7 +71,7 @@ impl Engine {
             bytes_total,
             bytes_to_move,
             target_free_bytes: p.target_free_bytes,
-            steps: steps(req.action, &p),
+            steps: steps(req.action, &p, self.settings.copy_compression),
             copy_mode: match (&p.warm, &p.cold_because) {
                 (None, _) => None,
                 (Some(w), None) => Some(format!(
@@ -260,7 +262,7 @@ fn fields(l: &Lock) -> Vec<(String, String)> {
 }
 
 /// The controller commands the operation sends, in order, and who sends them.
-fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
+fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanStep> {
     let (sg, tg) = (p.source_grid.to_string(), p.target_grid.to_string());
     let step = |by: &str, grid: &str, c: Command, why: &str| PlanStep {
         by: by.into(),
@@ -321,45 +323,57 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
         ));
     }
     let block_size = helper::env::DEFAULT_BLOCK_SIZE;
+    // What the helper will do, decided as it decides it.
+    let method = p.method();
+    let compression = method.compress_rule(compress).describe();
+    // A new target holds zeros: only the source is hashed (BLAKE3, which
+    // also verifies). An updated one is hashed too, to find equal blocks.
+    let detect = if p.update_target {
+        method.detect()
+    } else {
+        HashAlgorithm::Blake3
+    };
     for v in &p.source.volumes {
         let src = VolRef::new(p.source_app.clone(), v.name.clone());
         let dst = VolRef::new(p.target_app.clone(), v.name.clone());
-        if p.target_dialect >= 3 {
-            // Dialect 3: the target's controller pulls from the source's
-            // (one encrypted hop); the helper relays when it cannot.
-            if p.update_target {
-                for (by_grid, vol, whose) in
-                    [(&tg, &dst, "the target's"), (&sg, &src, "the source's")]
-                {
-                    out.push(step(
-                        "helper",
-                        by_grid,
-                        Command::VolHash {
-                            vol: vol.clone(),
-                            block_size,
-                            offset: 0,
-                            length: None,
-                            algorithm: HashAlgorithm::Xxh3,
-                        },
-                        &format!(
-                            "hash {whose} blocks with XXH3-128 (cheap; both at once): only blocks that differ move, each then verified by BLAKE3"
-                        ),
-                    ));
-                }
-            } else {
+        if p.update_target {
+            for (by_grid, vol, whose) in [(&tg, &dst, "the target's"), (&sg, &src, "the source's")]
+            {
                 out.push(step(
                     "helper",
-                    &sg,
+                    by_grid,
                     Command::VolHash {
-                        vol: src.clone(),
+                        vol: vol.clone(),
                         block_size,
                         offset: 0,
                         length: None,
-                        algorithm: HashAlgorithm::Blake3,
+                        algorithm: detect,
                     },
-                    "hash the source's blocks: all-zero blocks are skipped (the new target holds zeros), the rest verified by these digests",
+                    &format!(
+                        "hash {whose} blocks with {detect} (both at once): only blocks that differ move{}",
+                        if detect == HashAlgorithm::Blake3 {
+                            ""
+                        } else {
+                            ", each then verified by BLAKE3"
+                        }
+                    ),
                 ));
             }
+        } else {
+            out.push(step(
+                "helper",
+                &sg,
+                Command::VolHash {
+                    vol: src.clone(),
+                    block_size,
+                    offset: 0,
+                    length: None,
+                    algorithm: HashAlgorithm::Blake3,
+                },
+                "hash the source's blocks: all-zero blocks are skipped (the new target holds zeros), the rest verified by these digests",
+            ));
+        }
+        if method.transport == Transport::Pull {
             out.push(step(
                 "helper",
                 &tg,
@@ -373,24 +387,12 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
                     compress: Compression::None,
                 },
                 &format!(
-                    "the target's controller reads {} from the source's in ranges, several at once (zstd when a sample compresses); its answer, the digests of what it stored, must equal the source's",
+                    "the target's controller reads {} from the source's in ranges, several at once (one encrypted hop; the helper relays if it cannot reach the source); compression {compression}; its answer, the digests of what it stored, must equal the source's",
                     human_bytes(v.size)
                 ),
             ));
             continue;
         }
-        out.push(step(
-            "helper",
-            &format!("{sg} + {tg}"),
-            Command::VolHash {
-                vol: src.clone(),
-                block_size,
-                offset: 0,
-                length: None,
-                algorithm: HashAlgorithm::Blake3,
-            },
-            "hash blocks on both sides: all-zero and equal blocks are skipped",
-        ));
         out.push(step(
             "helper",
             &sg,
@@ -400,28 +402,30 @@ fn steps(action: Action, p: &Preflight) -> Vec<PlanStep> {
                 length: Some(v.size),
                 compress: Compression::None,
             },
-            &format!("read {} in ranges", human_bytes(v.size)),
+            &format!(
+                "read {} in ranges, relayed through the helper; compression {compression}",
+                human_bytes(v.size)
+            ),
         ));
         // A dialect 2 target answers each write with the digests of what it
         // stored, which the helper checks; an older one is checked by
         // whole-volume checksums (both volumes read again).
-        let hashed = p.target_dialect >= 2;
         out.push(step(
             "helper",
             &tg,
             Command::VolWrite {
                 vol: dst.clone(),
                 offset: 0,
-                hash_blocks: hashed.then_some(block_size),
+                hash_blocks: method.hashed_writes.then_some(block_size),
                 compress: Compression::None,
             },
-            if hashed {
+            if method.hashed_writes {
                 "write each range to the target; its answer, the digests of what it stored, must equal the source's"
             } else {
                 "write each range to the target"
             },
         ));
-        if !hashed {
+        if !method.hashed_writes {
             out.push(step(
                 "helper",
                 &format!("{sg} + {tg}"),
@@ -545,5 +549,89 @@ mod tests {
         let age = seconds_since(&an_hour_ago).unwrap();
         assert!((3599..3700).contains(&age), "{age}");
         assert_eq!(seconds_since("yesterday"), None);
+    }
+
+    fn preflight(source_dialect: u32, target_dialect: u32, update_target: bool) -> Preflight {
+        Preflight {
+            source_grid: "east".parse().unwrap(),
+            source_app: AppName::new("shop").unwrap(),
+            target_grid: "west".parse().unwrap(),
+            target_app: AppName::new("shop2").unwrap(),
+            helper: AppName::new("MigHelper_shop2").unwrap(),
+            source: grid::dialect::AppInfo {
+                name: AppName::new("shop").unwrap(),
+                state: AppState::Running,
+                template: None,
+                properties: Default::default(),
+                volumes: vec![grid::dialect::VolumeSpec {
+                    name: grid::VolumeName::new("data").unwrap(),
+                    size: 8 << 20,
+                }],
+            },
+            target_free_bytes: 1 << 30,
+            target_dialect,
+            source_dialect,
+            stale_helper: false,
+            update_target,
+            warm: None,
+            cold_because: None,
+        }
+    }
+
+    /// What the preview shows is what the helper's one decision says, for
+    /// every pair of dialects, every compression setting, new and updated
+    /// targets: XXH3 only when both grids speak dialect 3, a pull only
+    /// when the target does, compression as the setting and dialects allow
+    /// (the helper logs the same words in its "copy method" line).
+    #[test]
+    fn the_preview_shows_the_helpers_copy_method() {
+        for (s, t, update, compress) in every_case() {
+            let p = preflight(s, t, update);
+            let lines: Vec<String> = steps(Action::Migrate, &p, compress)
+                .into_iter()
+                .map(|st| format!("{} {}", st.command, st.why))
+                .collect();
+            let all = lines.join("\n");
+            let case = format!("source v{s}, target v{t}, update {update}, {compress:?}");
+            let method =
+                helper::copy::Method::decide(s, t, helper::env::TransferChoice::Auto, true);
+            assert_eq!(
+                all.contains("xxh3"),
+                update && s >= 3 && t >= 3,
+                "{case}: XXH3 needs both grids at dialect 3\n{all}"
+            );
+            assert_eq!(all.contains("vol pull"), t >= 3, "{case}\n{all}");
+            assert_eq!(
+                all.contains("vol checksum"),
+                t < 2,
+                "{case}: whole-volume checksums only for a dialect 1 target\n{all}"
+            );
+            let said = format!("compression {}", method.compress_rule(compress).describe());
+            assert!(all.contains(&said), "{case}: {said}\n{all}");
+            let zstd_promised = all.contains("compression zstd");
+            assert_eq!(
+                zstd_promised,
+                s >= 3 && t >= 3 && compress != CompressChoice::Off,
+                "{case}\n{all}"
+            );
+        }
+    }
+
+    fn every_case() -> Vec<(u32, u32, bool, CompressChoice)> {
+        let mut out = vec![];
+        for s in 1..=4 {
+            for t in 1..=4 {
+                for update in [false, true] {
+                    for c in [
+                        CompressChoice::Off,
+                        CompressChoice::Zstd,
+                        CompressChoice::Auto,
+                    ] {
+                        out.push((s, t, update, c));
+                    }
+                }
+            }
+        }
+        out
     }
 }

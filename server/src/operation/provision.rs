@@ -40,7 +40,7 @@ impl Engine {
             stop_timeout_secs: helper::env::DEFAULT_STOP_TIMEOUT,
             rate_limit: self.settings.copy_rate_limit_mib.unwrap_or(0) << 20,
             streams: self.settings.copy_streams,
-            transfer: helper::env::TransferChoice::Auto,
+            transfer: super::start::TRANSFER,
             compress: self.settings.copy_compression,
             warm: match &lock.warm {
                 None => None,

@@ -124,6 +124,17 @@ fn warm_plan(req: &StartRequest) -> Result<Option<WarmPlan>, EngineError> {
     }))
 }
 
+/// How the console's helpers move bytes: the target pulls when it can.
+pub(super) const TRANSFER: helper::env::TransferChoice = helper::env::TransferChoice::Auto;
+
+impl Preflight {
+    /// How the helper will copy, as it will decide (assuming the target
+    /// can reach the source; the helper relays when it cannot).
+    pub fn method(&self) -> helper::copy::Method {
+        helper::copy::Method::decide(self.source_dialect, self.target_dialect, TRANSFER, true)
+    }
+}
+
 /// What pre-flight established about a request.
 pub(super) struct Preflight {
     pub source_grid: GridName,
@@ -135,6 +146,8 @@ pub(super) struct Preflight {
     pub target_free_bytes: u64,
     /// The dialect the target's controller speaks (2: writes answer with digests).
     pub target_dialect: u32,
+    /// The dialect the source's controller speaks.
+    pub source_dialect: u32,
     /// A `MigHelper_<target>` left by an aborted run, destroyed before provisioning.
     pub stale_helper: bool,
     /// The target exists and is updated in place.
@@ -312,13 +325,14 @@ impl Engine {
             )));
         }
         let stale_helper = dst.app_info(&helper).await.is_ok();
+        let source_dialect = src.grid_info().await?.dialect;
         let cold_because = match &warm {
             None => None,
             Some(_) if source.state != grid::dialect::AppState::Running => Some(format!(
                 "the source app {source_app} is {}, not running: there is nothing to copy while it runs",
                 source.state
             )),
-            Some(_) => match src.grid_info().await?.dialect {
+            Some(_) => match source_dialect {
                 d if d >= 4 => None,
                 d => Some(format!(
                     "the source grid {source_grid} speaks dialect {d}; reading a running app's volumes needs dialect 4"
@@ -334,6 +348,7 @@ impl Engine {
             source,
             target_free_bytes: info.free_bytes,
             target_dialect: info.dialect,
+            source_dialect,
             stale_helper,
             update_target: req.update_target,
             warm,
