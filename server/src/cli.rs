@@ -376,8 +376,6 @@ async fn serve(dir: &Path, overrides: &Overrides) -> Result<(), CliError> {
         tracing::warn!("{w}");
     }
     let listen = settings.listen;
-    // The console inside the demo's shop writes as shop does.
-    crate::demo::spawn_shop_writes();
     let console = Console::open(settings).await?;
     if let Some(secret) = console.bootstrap_admin().await? {
         println!("created the first user (the password is shown only now):");

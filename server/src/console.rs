@@ -122,34 +122,42 @@ impl Console {
             .await
             .context("cannot create the sessions table")?;
 
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-        let cleaner = {
+        // The console's own background tasks, stopped together (as the
+        // engine's are, by its token and tracker).
+        let stop = tokio_util::sync::CancellationToken::new();
+        let background = tokio_util::task::TaskTracker::new();
+        {
             let sessions = sessions.clone();
-            tokio::spawn(async move {
+            let stop = stop.clone();
+            background.spawn(async move {
                 tokio::select! {
                     r = sessions.continuously_delete_expired(Duration::from_secs(60)) => {
                         if let Err(e) = r {
                             tracing::error!(error = %e, "expired-session clean-up stopped");
                         }
                     }
-                    _ = stop_rx.changed() => {}
+                    () = stop.cancelled() => {}
                 }
-            })
-        };
+            });
+        }
 
         // Start-up reconciliation: a lock left by the last run is finished first.
         self.engine.resume().await;
-        let monitor = tokio::spawn(
+        background.spawn(
             self.grids
                 .clone()
-                .run(crate::grids::REFRESH_EVERY, stop_tx.subscribe()),
+                .run(crate::grids::REFRESH_EVERY, stop.clone()),
         );
-        let retention = tokio::spawn(crate::retention::run(
+        background.spawn(crate::retention::run(
             self.pool.clone(),
             self.settings.config_dir.clone(),
             self.settings.retention_days,
-            stop_tx.subscribe(),
+            stop.clone(),
         ));
+        // The console inside the demo's shop writes as shop does.
+        if let Some(writes) = crate::demo::shop_writes(stop.clone()) {
+            background.spawn(writes);
+        }
 
         let local: SocketAddr = listener.local_addr()?;
         // A release build names its assets by their hash (hash.txt next to
@@ -218,10 +226,9 @@ impl Console {
             }
         };
         self.engine.stop().await;
-        let _ = stop_tx.send(true);
-        let _ = cleaner.await;
-        let _ = monitor.await;
-        let _ = retention.await;
+        stop.cancel();
+        background.close();
+        background.wait().await;
         self.pool.close().await;
         served.context("the web server stopped with an error")
     }

@@ -428,19 +428,20 @@ async fn write_to_data(
 }
 
 /// A console inside the demo's shop (`--self`) writes to shop's `data` as
-/// shop's own process does, when the app says how fast.
-pub fn spawn_shop_writes() {
+/// shop's own process does, when the app says how fast: the writes, to
+/// run until `stop` (the console's other background tasks' token).
+pub fn shop_writes(
+    stop: tokio_util::sync::CancellationToken,
+) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
     let kib: u64 = std::env::var(WRITE_KIB)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    if kib > 0 && std::env::var_os("GRIDSIM_DISK_data").is_some() {
-        tokio::spawn(async move {
-            let acked = std::sync::atomic::AtomicU64::new(0);
-            let never = tokio_util::sync::CancellationToken::new();
-            if let Err(e) = write_to_data((kib, rand::random()), &acked, &never).await {
-                tracing::warn!("shop's writes to data stopped: {e:#}");
-            }
-        });
-    }
+    let writes = async move {
+        let acked = std::sync::atomic::AtomicU64::new(0);
+        if let Err(e) = write_to_data((kib, rand::random()), &acked, &stop).await {
+            tracing::warn!("shop's writes to data stopped: {e:#}");
+        }
+    };
+    (kib > 0 && std::env::var_os("GRIDSIM_DISK_data").is_some()).then_some(writes)
 }

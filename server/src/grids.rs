@@ -131,12 +131,8 @@ impl GridMonitor {
     }
 
     /// Checks each grid now and then every `every`, each on its own (a
-    /// grid that hangs delays nobody else's check), until `stop` changes.
-    pub async fn run(
-        self: Arc<Self>,
-        every: Duration,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-    ) {
+    /// grid that hangs delays nobody else's check), until `stop` is cancelled.
+    pub async fn run(self: Arc<Self>, every: Duration, stop: tokio_util::sync::CancellationToken) {
         let each = self.inventory.grids.iter().map(|g| {
             let this = &self;
             async move {
@@ -148,7 +144,7 @@ impl GridMonitor {
         });
         tokio::select! {
             _ = futures_util::future::join_all(each) => {}
-            _ = stop.changed() => {}
+            () = stop.cancelled() => {}
         }
     }
 }

@@ -64,7 +64,7 @@ pub async fn run(
     pool: SqlitePool,
     config_dir: std::path::PathBuf,
     days: u64,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     loop {
         match prune(&pool, &config_dir, days).await {
@@ -78,7 +78,7 @@ pub async fn run(
         }
         tokio::select! {
             () = tokio::time::sleep(EVERY) => {}
-            _ = stop.changed() => return,
+            () = stop.cancelled() => return,
         }
     }
 }
