@@ -13,14 +13,16 @@ demo_console() { # DIR ROLE [demo flags…]
   shift 2
   "$bin" demo --dir "$dir" --listen 127.0.0.1:0 "$@" > "$dir/demo.out" 2> "$dir/demo.err" &
   demo=$!
-  for _ in $(seq 300); do
+  # A debug console filling a large shop takes a while (~10 s a 100 MiB).
+  for _ in $(seq 900); do
     grep -q '^password: ' "$dir/demo.out" 2> /dev/null && break
+    kill -0 "$demo" 2> /dev/null || break
     sleep 0.2
   done
   url=$(sed -n 's/^url: //p' "$dir/demo.out" | sed 's#/$##')
   if [ -z "$url" ]; then
     cat "$dir/demo.err" >&2
-    echo "the demo console did not start" >&2
+    echo "the demo console did not start within 3 minutes (or exited): $dir/demo.err above" >&2
     return 1
   fi
   "$bin" --config-dir "$dir" user add "script-$role" --role "$role" > /dev/null

@@ -635,6 +635,16 @@ async fn operations_keep_their_invariants_while_processes_are_killed_at_random()
         .unwrap_or(42);
     let tally = run(ops, seed).await;
     assert_eq!(tally.ops, ops, "{:#?}", tally.violations);
+    // A run that killed nobody of a kind tested nothing about it.
+    if ops >= 6 {
+        for victim in [Victim::Console, Victim::Helper, Victim::Gridsim] {
+            assert!(
+                tally.kills.get(&victim).is_some_and(|&n| n > 0),
+                "seed {seed}: no {victim:?} was killed in {ops} operations ({:?}); pick a seed that kills each",
+                tally.kills
+            );
+        }
+    }
     assert!(
         tally.violations.is_empty(),
         "seed {seed}: {} violations:\n{}",

@@ -154,6 +154,7 @@ async fn a_warm_snapshot_of_an_app_writing_all_along_holds_every_write_up_to_the
     assert!(n > 5, "shop wrote during the passes ({n} writes)");
     let copy = read_volume(&s.west, "shopsnap", "data").await;
     let expected = data_after(n);
+    assert_eq!(copy.len(), expected.len(), "the copy is whole");
     let first_difference = copy.iter().zip(&expected).position(|(a, b)| a != b);
     assert_eq!(
         first_difference, None,
