@@ -527,13 +527,19 @@ async fn run(ops: usize, seed: u64) -> Tally {
 
         // 0–2 kills at random moments, each victim started again after a pause.
         let mut done_kills = vec![];
-        for _ in 0..rng.below(3) {
+        // The first three operations kill one of each kind first, so that
+        // every run, whatever its seed, kills each kind at least once.
+        const EACH: [Victim; 3] = [Victim::Console, Victim::Helper, Victim::Gridsim];
+        let forced = EACH.get(i - 1).copied();
+        let kills = rng.below(3).max(u64::from(forced.is_some()));
+        for k in 0..kills {
             tokio::time::sleep(rng.millis(4000)).await;
-            let victim = match rng.below(3) {
+            let drawn = match rng.below(3) {
                 0 => Victim::Console,
                 1 => Victim::Helper,
                 _ => Victim::Gridsim,
             };
+            let victim = forced.filter(|_| k == 0).unwrap_or(drawn);
             let pause = rng.millis(1500);
             match victim {
                 Victim::Console => {
@@ -541,10 +547,27 @@ async fn run(ops: usize, seed: u64) -> Tally {
                     tokio::time::sleep(pause).await;
                     w.restart_console();
                 }
-                Victim::Helper => match w.helper_pid(there, &target_app).await {
-                    Some(pid) if kill(&pid.to_string()) => {}
-                    _ => continue,
-                },
+                Victim::Helper => {
+                    // A forced kill waits for the helper to be there.
+                    let tries = if forced == Some(Victim::Helper) {
+                        50
+                    } else {
+                        1
+                    };
+                    let mut killed = false;
+                    for _ in 0..tries {
+                        if let Some(pid) = w.helper_pid(there, &target_app).await
+                            && kill(&pid.to_string())
+                        {
+                            killed = true;
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    if !killed {
+                        continue;
+                    }
+                }
                 Victim::Gridsim => {
                     w.kill_sim();
                     tokio::time::sleep(pause).await;
