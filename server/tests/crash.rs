@@ -86,8 +86,22 @@ async fn sigterm_with_an_open_stream_and_a_running_operation_stops_promptly_and_
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "a clean exit: {status:?}");
-    // The stream ended with the console (no hang, no error mid-event).
-    while let Ok(Some(_)) = stream.chunk().await {}
+    // The stream ended with the console: cleanly (not cut off), and
+    // between events (none cut in half).
+    let mut rest = Vec::new();
+    let ended = loop {
+        match stream.chunk().await {
+            Ok(Some(c)) => rest.extend_from_slice(&c),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(ended.is_ok(), "the stream was cut off: {ended:?}");
+    assert!(
+        rest.is_empty() || rest.ends_with(b"\n\n"),
+        "an event cut in half: {:?}",
+        String::from_utf8_lossy(&rest[rest.len().saturating_sub(200)..])
+    );
     assert!(s.dir.path().join("mig.lock").exists(), "the lock stays");
 
     let (mut console, url) = serve(s.dir.path());
