@@ -389,7 +389,21 @@ async fn assets_go_compressed_as_the_browser_asks_and_are_revalidated() {
     }
     let plain = get("identity").await.unwrap();
     assert!(plain.headers().get("content-encoding").is_none());
-    assert_eq!(plain.bytes().await.unwrap().len(), css.len());
+    let modified = plain.headers()["last-modified"].clone();
+    assert_eq!(
+        plain.bytes().await.unwrap(),
+        css.as_bytes(),
+        "the file as it is"
+    );
+    // Revalidated: the browser's "has it changed?" costs no body.
+    let again = c
+        .get(format!("{}/pkg/migctl.css", t.url))
+        .header("if-modified-since", modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.unwrap().is_empty());
     t.stop().await;
 }
 

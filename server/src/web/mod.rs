@@ -86,6 +86,12 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/sfn/{*name}", get(pages::server_fn).post(pages::server_fn))
         .nest("/api/v1", api::routes())
+        // The site's assets, with the request's conditional headers (Leptos's
+        // file handler drops them): an unchanged file is answered 304.
+        .nest_service(
+            "/pkg",
+            tower_http::services::ServeDir::new(state.settings.site_root.join("pkg")),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
