@@ -508,10 +508,6 @@ impl Notice {
     pub fn general_refusal(&self) -> Option<&str> {
         (self.kind == NoticeKind::Refused && self.field.is_none()).then_some(self.message.as_str())
     }
-
-    pub fn success(&self) -> Option<&str> {
-        (self.kind == NoticeKind::Done).then_some(self.message.as_str())
-    }
 }
 
 /// The design's name rule for grids, apps and volumes, as the browser

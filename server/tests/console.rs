@@ -107,6 +107,18 @@ impl TestConsole {
         tokens::create(&self.pool, account.id).await.unwrap()
     }
 
+    /// The body of `path` (a path of this console) as `client` reads it.
+    async fn page(&self, client: &reqwest::Client, path: &str) -> String {
+        client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn signed_in_as(&self, user: &str) -> reqwest::Client {
         let c = self.browser();
         let r = self.login(&c, user, PASSWORD).await;
@@ -988,26 +1000,12 @@ async fn a_link_cannot_make_a_page_say_anything() {
         .await
         .unwrap();
     let to = location(&r);
-    let theirs = olga
-        .get(format!("{}{to}", t.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let theirs = t.page(&olga, &to).await;
     assert!(
         !theirs.contains("too short"),
         "another user read ana's notice"
     );
-    let hers = ana
-        .get(format!("{}{to}", t.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let hers = t.page(&ana, &to).await;
     assert!(
         support::testid_text(&hers, "error-password").is_some_and(|e| e.contains("too short")),
         "ana reads her own: {hers}"

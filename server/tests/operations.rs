@@ -1516,18 +1516,23 @@ async fn the_lock_evidence_says_why_a_lock_is_stale_and_admins_manage_it_from_fo
     let location = |r: reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
 
     // What the page a form redirects to shows there, for the same user.
+    // A page as `token`'s user reads it.
+    let page_as = |to: &str, token: &str| {
+        let sent = client
+            .get(format!("{}{to}", w.url))
+            .bearer_auth(token)
+            .send();
+        async move { sent.await.unwrap().text().await.unwrap() }
+    };
     let shown = |r: reqwest::Response, token: &str, testid: &str| {
         let to = location(r);
         assert!(
             !to.contains("error=") && !to.contains("ok="),
             "no sentence in the address: {to}"
         );
-        let page = client
-            .get(format!("{}{to}", w.url))
-            .bearer_auth(token)
-            .send();
+        let page = page_as(&to, token);
         let testid = testid.to_owned();
-        async move { testid_text(&page.await.unwrap().text().await.unwrap(), &testid) }
+        async move { testid_text(&page.await, &testid) }
     };
 
     // Override from the lock page's form: the op id must be typed.
@@ -1605,29 +1610,13 @@ async fn the_lock_evidence_says_why_a_lock_is_stale_and_admins_manage_it_from_fo
     .await
     .unwrap();
     let to = location(r);
-    let page = client
-        .get(format!("{}{to}", w.url))
-        .bearer_auth(&w.admin)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_as(&to, &w.admin).await;
     assert_eq!(
         testid_text(&page, "users-error"),
         None,
         "another user's notice is not shown: {to}"
     );
-    let page = client
-        .get(format!("{}{to}", w.url))
-        .bearer_auth(&w.operator)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_as(&to, &w.operator).await;
     let said = testid_text(&page, "users-error").unwrap_or_default();
     assert!(
         said.contains("this needs the admin role"),
