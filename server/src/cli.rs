@@ -95,6 +95,10 @@ pub enum Command {
         after: i64,
         #[arg(long, default_value_t = 1000)]
         watchers: usize,
+        /// Of the watchers, how many parse events and measure their delay
+        /// (the others only drain their stream)
+        #[arg(long, default_value_t = 16)]
+        measure: usize,
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
@@ -348,11 +352,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             op,
             after,
             watchers,
+            measure,
             seconds,
         } => {
             let token = std::env::var("MIGCTL_TOKEN")
                 .map_err(|_| anyhow::anyhow!("set MIGCTL_TOKEN to an API token"))?;
-            let report = crate::swarm::run(url, &token, op, *after, *watchers, *seconds).await?;
+            let report =
+                crate::swarm::run(url, &token, op, *after, *watchers, *measure, *seconds).await?;
             println!(
                 "{}",
                 serde_json::to_string(&report).map_err(anyhow::Error::from)?

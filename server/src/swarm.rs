@@ -1,40 +1,60 @@
 //! `migctl swarm` (hidden; scripts/load): many watchers of one operation's
-//! event stream, as that many browser tabs would be, measuring the delay from
-//! each event being stored (its `at`) to each watcher receiving it. A tool
-//! for measuring the console, kept in the binary that scripts/test builds.
+//! event stream, as that many browser tabs would be. Most only drain their
+//! stream (read its frames and check the ids come in order, each once), so
+//! that the client is not what is measured; `--measure` of them also parse
+//! each event and measure the delay from its being stored (its `at`) to its
+//! arrival. A tool for measuring the console, kept in the binary that
+//! scripts/test builds; scripts/load runs several at once and judges what
+//! they saw against the events the console stored.
 
 use crate::clock::Timestamp;
 use app::model::StreamEvent;
 use futures_util::StreamExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// What the swarm saw: printed as one JSON object.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct SwarmReport {
     pub watchers: usize,
-    /// Refusals and broken streams, counted by what happened.
+    /// Refusals, broken streams, gaps, repeats and unreadable events,
+    /// counted by what happened.
     pub problems: std::collections::BTreeMap<String, usize>,
-    pub events_per_watcher_min: usize,
-    pub events_per_watcher_max: usize,
-    /// Watchers that lack an event stored more than a second before the
-    /// end (a gap or a duplicate is a problem of its own).
-    pub watchers_missing_events: usize,
-    pub deliveries: usize,
-    pub delay_ms_p50: Option<f64>,
-    pub delay_ms_p99: Option<f64>,
-    pub delay_ms_max: Option<f64>,
+    /// The last sequence number each watcher received.
+    pub last_seqs: Vec<i64>,
+    /// Events every watcher must have: those stored up to this instant
+    /// (a second before the end; later ones may reach some watchers and
+    /// not others before the end).
+    pub settled_at: String,
+    /// The measuring watchers' delays, in ms, of events stored once they
+    /// were following.
+    pub delays_ms: Vec<f64>,
 }
 
 /// One watcher's share.
 #[derive(Default)]
 struct Watched {
-    received: usize,
     /// Of the events stored once it was following, in ms.
     delays: Vec<f64>,
     problem: Option<String>,
-    /// The last event received, and the last stored before `settled`.
+    /// The last event received.
     last_seq: i64,
-    settled_seq: i64,
+}
+
+/// Watchers that are following (or gave up): `run` says so on stderr once
+/// all are, so that a load starts against every stream.
+struct Connected {
+    count: AtomicUsize,
+    of: usize,
+}
+
+impl Connected {
+    fn one(&self) {
+        if self.count.fetch_add(1, Ordering::AcqRel) + 1 == self.of {
+            eprintln!("swarm: {} watchers following", self.of);
+        }
+    }
 }
 
 pub async fn run(
@@ -43,20 +63,37 @@ pub async fn run(
     op: &str,
     after: i64,
     watchers: usize,
+    measure: usize,
     seconds: u64,
 ) -> anyhow::Result<SwarmReport> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()?;
     let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    // Every watcher must have every event stored a second before the end;
-    // later ones may reach some watchers and not others before the end.
     let settled = time::OffsetDateTime::now_utc() + Duration::from_secs(seconds.saturating_sub(1));
     let events_url = format!("{url}/api/v1/operations/{op}/events?after={after}");
+    let connected = Arc::new(Connected {
+        count: AtomicUsize::new(0),
+        of: watchers,
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..watchers {
         let (http, events_url, token) = (http.clone(), events_url.clone(), token.to_owned());
-        tasks.spawn(async move { watch(&http, &events_url, &token, after, until, settled).await });
+        let connected = connected.clone();
+        // The measuring ones spread among the draining ones.
+        let measures = measure > 0 && i % watchers.div_ceil(measure) == 0;
+        tasks.spawn(async move {
+            watch(
+                &http,
+                &events_url,
+                &token,
+                after,
+                until,
+                measures,
+                &connected,
+            )
+            .await
+        });
         if i % 50 == 49 {
             // Tabs open in bursts, not all in one instant.
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -64,12 +101,9 @@ pub async fn run(
     }
     let mut report = SwarmReport {
         watchers,
-        events_per_watcher_min: usize::MAX,
+        settled_at: Timestamp(settled).to_string(),
         ..SwarmReport::default()
     };
-    let mut delays = vec![];
-    let mut lasts = vec![];
-    let mut settled_seq = after;
     while let Some(done) = tasks.join_next().await {
         let mut w = done.unwrap_or_else(|e| Watched {
             problem: Some(e.to_string()),
@@ -78,22 +112,9 @@ pub async fn run(
         if let Some(p) = w.problem {
             *report.problems.entry(p).or_default() += 1;
         }
-        report.events_per_watcher_min = report.events_per_watcher_min.min(w.received);
-        report.events_per_watcher_max = report.events_per_watcher_max.max(w.received);
-        settled_seq = settled_seq.max(w.settled_seq);
-        lasts.push(w.last_seq);
-        delays.append(&mut w.delays);
+        report.last_seqs.push(w.last_seq);
+        report.delays_ms.append(&mut w.delays);
     }
-    report.watchers_missing_events = lasts.iter().filter(|&&l| l < settled_seq).count();
-    delays.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        let i = ((delays.len() as f64 * p) as usize).min(delays.len().saturating_sub(1));
-        delays.get(i).map(|d| (d * 10.0).round() / 10.0)
-    };
-    report.deliveries = delays.len();
-    report.delay_ms_p50 = pct(0.50);
-    report.delay_ms_p99 = pct(0.99);
-    report.delay_ms_max = pct(1.0);
     Ok(report)
 }
 
@@ -105,12 +126,12 @@ async fn watch(
     token: &str,
     after: i64,
     until: tokio::time::Instant,
-    settled: time::OffsetDateTime,
+    measures: bool,
+    connected: &Connected,
 ) -> Watched {
     use eventsource_stream::Eventsource;
     let mut w = Watched {
         last_seq: after,
-        settled_seq: after,
         ..Watched::default()
     };
     let sent = http
@@ -118,7 +139,9 @@ async fn watch(
         .bearer_auth(token)
         .header("accept", "text/event-stream")
         .send();
-    let response = match tokio::time::timeout_at(until, sent).await {
+    let answer = tokio::time::timeout_at(until, sent).await;
+    connected.one();
+    let response = match answer {
         Ok(Ok(r)) if r.status().is_success() => r,
         Ok(Ok(r)) => return w.with(format!("status {}", r.status())),
         Ok(Err(e)) => return w.with(format!("connect: {e}")),
@@ -133,26 +156,34 @@ async fn watch(
             Ok(Some(Err(e))) => return w.with(format!("stream: {e}")),
             Ok(Some(Ok(event))) => event,
         };
-        let Ok(parsed) = serde_json::from_str::<StreamEvent>(&event.data) else {
-            continue;
+        let Ok(seq) = event.id.parse::<i64>() else {
+            return w.with(format!(
+                "an event without a sequence number: {:?}",
+                event.id
+            ));
         };
-        let now = time::OffsetDateTime::now_utc();
-        if parsed.seq != w.last_seq + 1 {
-            let problem = format!(
-                "event {} after {}: a gap or a repeat",
-                parsed.seq, w.last_seq
-            );
+        if seq != w.last_seq + 1 {
+            let problem = format!("event {seq} after {}: a gap or a repeat", w.last_seq);
             return w.with(problem);
         }
-        w.received += 1;
-        w.last_seq = parsed.seq;
-        if let Ok(Timestamp(stored)) = parsed.at.parse::<Timestamp>() {
-            if stored >= following {
+        w.last_seq = seq;
+        if !measures {
+            continue;
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let parsed = match serde_json::from_str::<StreamEvent>(&event.data) {
+            Ok(parsed) if parsed.seq == seq => parsed,
+            Ok(parsed) => {
+                return w.with(format!("event {seq}'s data says it is {}", parsed.seq));
+            }
+            Err(e) => return w.with(format!("event {seq} is not an event: {e}")),
+        };
+        match parsed.at.parse::<Timestamp>() {
+            Ok(Timestamp(stored)) if stored >= following => {
                 w.delays.push((now - stored).as_seconds_f64() * 1000.0);
             }
-            if stored <= settled {
-                w.settled_seq = parsed.seq;
-            }
+            Ok(_) => {}
+            Err(_) => return w.with(format!("event {seq}'s time is unreadable: {}", parsed.at)),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Each operation's live events for its followers (SSE streams): one
 //! broadcast channel per operation that has followers, fed by `record` as
-//! each event is stored. An event is sent once, whatever the number of
-//! followers, and held once in the channel's ring; a follower that falls
+//! each event is stored. An event is serialised to JSON once and sent once,
+//! whatever the number of followers, and held once in the channel's ring
+//! (followers copy its bytes into their streams); a follower that falls
 //! more than `CAPACITY` events behind reads the rest from the database,
 //! where every event is, so a slow follower costs no memory and loses
 //! nothing.
@@ -14,11 +15,27 @@ use tokio::sync::broadcast;
 /// Events an operation's channel holds for its slowest follower.
 pub const CAPACITY: usize = 1024;
 
-pub type Live = broadcast::Receiver<Arc<StreamEvent>>;
+pub type Live = broadcast::Receiver<Arc<Encoded>>;
+
+/// An event with its JSON, serialised once for all who send it.
+#[derive(Debug)]
+pub struct Encoded {
+    pub event: StreamEvent,
+    /// `None` only if the event cannot be written as JSON (it always can:
+    /// strings, numbers and a JSON value).
+    pub json: Option<String>,
+}
+
+impl Encoded {
+    pub fn new(event: StreamEvent) -> Arc<Encoded> {
+        let json = serde_json::to_string(&event).ok();
+        Arc::new(Encoded { event, json })
+    }
+}
 
 #[derive(Default)]
 pub struct Feeds {
-    channels: Mutex<HashMap<String, broadcast::Sender<Arc<StreamEvent>>>>,
+    channels: Mutex<HashMap<String, broadcast::Sender<Arc<Encoded>>>>,
 }
 
 impl Feeds {
@@ -45,7 +62,7 @@ impl Feeds {
             return;
         };
         let last = event.is_final();
-        if tx.send(Arc::new(event)).is_err() || last {
+        if tx.send(Encoded::new(event)).is_err() || last {
             // No followers left, or nothing more will come: the followers
             // still get what the channel holds, then see it closed.
             channels.remove(op);
@@ -93,8 +110,12 @@ mod tests {
         feeds.publish("op-1", event(3, done));
         assert!(feeds.is_empty(), "the channel stays after the last event");
         for rx in [&mut a, &mut b] {
-            assert_eq!(rx.recv().await.unwrap().seq, 2);
-            assert_eq!(rx.recv().await.unwrap().seq, 3);
+            let two = rx.recv().await.unwrap();
+            assert_eq!(two.event.seq, 2);
+            let json: serde_json::Value =
+                serde_json::from_str(two.json.as_deref().unwrap()).unwrap();
+            assert_eq!(json["data"]["text"], "line", "{json}");
+            assert_eq!(rx.recv().await.unwrap().event.seq, 3);
             assert!(matches!(
                 rx.recv().await,
                 Err(broadcast::error::RecvError::Closed)

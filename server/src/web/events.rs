@@ -10,7 +10,6 @@ use super::error::ApiError;
 use super::gate::CurrentUser;
 use super::openapi;
 use crate::operation::{feed, store};
-use app::model::StreamEvent;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
@@ -211,11 +210,13 @@ pub async fn operation_events(
     let stream = futures_util::stream::unfold(Some(follow), |f| async move {
         let mut f = f?;
         let sse = match f.next().await? {
-            Ok(event) => Event::default()
-                .id(event.seq.to_string())
-                .event(event.kind.as_str())
-                .json_data(&event)
-                .unwrap_or_else(|_| Event::default().comment("unencodable event")),
+            Ok(encoded) => match &encoded.json {
+                Some(json) => Event::default()
+                    .id(encoded.event.seq.to_string())
+                    .event(encoded.event.kind.as_str())
+                    .data(json),
+                None => Event::default().comment("unencodable event"),
+            },
             // The stream ends with it: the client sees why, and may
             // reconnect with the last id it got.
             Err(why) => {
@@ -242,7 +243,9 @@ struct Follow {
     id: String,
     /// The last event sent.
     after: i64,
-    buffered: VecDeque<StreamEvent>,
+    /// Events to send, serialised: shared with every follower when they
+    /// came from the feed, this stream's own when read from the database.
+    buffered: VecDeque<Arc<feed::Encoded>>,
     /// Read the database before following the feed again.
     read_stored: bool,
     ending: bool,
@@ -266,14 +269,14 @@ impl Follow {
     /// leaving with its app included). The browser then reconnects with
     /// Last-Event-ID to whichever console answers next.
     /// `Err` says why the database could not be read; the stream ends with it.
-    async fn next(&mut self) -> Option<Result<StreamEvent, String>> {
+    async fn next(&mut self) -> Option<Result<Arc<feed::Encoded>, String>> {
         loop {
             if let Some(ev) = self.buffered.pop_front() {
-                if ev.seq <= self.after {
+                if ev.event.seq <= self.after {
                     continue;
                 }
-                self.after = ev.seq;
-                self.ending |= ev.is_final();
+                self.after = ev.event.seq;
+                self.ending |= ev.event.is_final();
                 return Some(Ok(ev));
             }
             if self.ending {
@@ -296,7 +299,8 @@ impl Follow {
                 if !page.is_empty() {
                     // A full page may have more behind it: read on after it.
                     self.read_stored = page.len() as i64 == PAGE;
-                    self.buffered.extend(page);
+                    self.buffered
+                        .extend(page.into_iter().map(feed::Encoded::new));
                     continue;
                 }
                 let finished = matches!(store::get(&self.pool, &self.id).await,
@@ -311,7 +315,7 @@ impl Follow {
                 received = self.live.recv(), if !self.live_closed => match received {
                     // The next one: send it. One further on: something
                     // came between (another process): read the database.
-                    Ok(ev) if ev.seq <= self.after + 1 => self.buffered.push_back((*ev).clone()),
+                    Ok(ev) if ev.event.seq <= self.after + 1 => self.buffered.push_back(ev),
                     Ok(_) | Err(RecvError::Lagged(_)) => self.read_stored = true,
                     Err(RecvError::Closed) => {
                         self.read_stored = true;
