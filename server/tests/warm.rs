@@ -56,13 +56,55 @@ fn initial_data() -> Vec<u8> {
 /// What `data` holds after shop's first `n` writes.
 fn data_after(n: u64) -> Vec<u8> {
     let mut v = initial_data();
+    replay(&mut v, n);
+    v
+}
+
+/// Makes shop's first `n` writes (from its start, seed [`SEED`]) on `v`.
+fn replay(v: &mut [u8], n: u64) {
     let mut pattern = gridsim::disk::WritePattern::new(SEED, DATA);
     let mut chunk = vec![0u8; gridsim::disk::WRITE_CHUNK as usize];
     for _ in 0..n {
         let at = pattern.next(&mut chunk) as usize;
         v[at..at + chunk.len()].copy_from_slice(&chunk);
     }
-    v
+}
+
+/// The number in a "shop stops after N writes" line.
+fn writes_in(line: &str) -> Option<u64> {
+    line.strip_prefix("shop stops after ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// A migrated shop lost no write: stopped on west, its `data` is the
+/// source's at its stop (its first N writes, N from the source's own last
+/// line in the operation's log) with the target's own M writes since it
+/// started on top (the same pattern, from its start).
+async fn assert_the_target_holds_every_write(s: &Setup, url: &str, token: &str, id: &str) {
+    let events = support::events(url, token, id).await;
+    let n = events
+        .iter()
+        .rev()
+        .filter(|e| e["source"] == "source")
+        .find_map(|e| e["data"]["text"].as_str().and_then(writes_in))
+        .expect("the source's last line (how many writes it made) is in the operation's log");
+    assert!(n > 0, "shop wrote while it was copied");
+    s.west
+        .app_stop(&AppName::new("shop").unwrap(), None)
+        .await
+        .unwrap();
+    let m = writes_before_stop(&s.west).await;
+    eprintln!("the source made {n} writes, the target {m}");
+    let mut expected = data_after(n);
+    replay(&mut expected, m);
+    let copy = read_volume(&s.west, "shop", "data").await;
+    assert_eq!(copy.len(), expected.len(), "the target's data is whole");
+    let first_difference = copy.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(
+        first_difference, None,
+        "the target differs from the source's {n} writes and its own {m}"
+    );
 }
 
 async fn read_volume(c: &Connection, app: &str, vol: &str) -> Vec<u8> {
@@ -82,12 +124,7 @@ async fn writes_before_stop(c: &Connection) -> u64 {
     lines
         .iter()
         .rev()
-        .find_map(|l| {
-            l.text
-                .strip_prefix("shop stops after ")
-                .and_then(|t| t.split(' ').next())
-                .and_then(|n| n.parse().ok())
-        })
+        .find_map(|l| writes_in(&l.text))
         .expect("shop said how many writes it made")
 }
 
@@ -194,6 +231,7 @@ async fn a_warm_migrate_cuts_over_by_itself_once_a_pass_finds_little_changed() {
     assert_eq!(state(&s.east, "shop").await, None, "the source is gone");
     assert_eq!(state(&s.west, "shop").await.as_deref(), Some("running"));
     assert_eq!(state(&s.west, "MigCutNow_shop").await, None);
+    assert_the_target_holds_every_write(&s, &url, &s.token, &id).await;
     console.kill().unwrap();
     console.wait().unwrap();
     s.sim.stop().await;
@@ -253,6 +291,7 @@ async fn cut_over_now_during_pass_one_cuts_over() {
         status, 409,
         "an ended operation has nothing to cut over: {body}"
     );
+    assert_the_target_holds_every_write(&s, &url, &s.token, &id).await;
     console.kill().unwrap();
     console.wait().unwrap();
     s.sim.stop().await;
@@ -263,7 +302,8 @@ async fn cut_over_now_during_pass_one_cuts_over() {
 async fn a_scheduled_cutover_waits_for_its_time() {
     let s = setup(64, "").await;
     let (mut console, url) = serve(s.dir.path());
-    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
+    // Far enough ahead for two passes on a loaded machine (they take ~1 s).
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(20);
     let at_text = at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -425,6 +465,7 @@ async fn at_the_pass_limit_it_waits_for_the_operator_through_console_crashes() {
         "no gap in the events"
     );
     assert_eq!(state(&s.east, "shop").await, None);
+    assert_the_target_holds_every_write(&s, &url, &s.token, &id).await;
     console.kill().unwrap();
     console.wait().unwrap();
     s.sim.stop().await;
@@ -524,6 +565,7 @@ async fn a_helper_killed_in_a_pass_and_in_the_cutover_resumes_and_reuses_the_cop
     );
     assert_eq!(state(&s.west, "shop").await.as_deref(), Some("running"));
     assert_eq!(state(&s.east, "shop").await, None);
+    assert_the_target_holds_every_write(&s, &url, &s.token, &id).await;
     console.kill().unwrap();
     console.wait().unwrap();
     s.sim.stop().await;
