@@ -1,7 +1,11 @@
 //! The chaos run: operations back to back on gridsim while the console,
 //! the helper and gridsim itself (with every process it runs, as a grid
-//! host that crashes) are SIGKILLed at random moments and started again.
-//! After every operation the invariants an operator relies on are checked:
+//! host that crashes) are SIGKILLed at random moments and started again,
+//! and gridsim hangs (SIGSTOP for [`HANG`], then SIGCONT: its connections
+//! stay open and nothing answers). Some operations meet a target grid that
+//! corrupts writes. While each runs, a watcher checks that the source is
+//! never gone while the target does not hold its data; after every
+//! operation the invariants an operator relies on are checked:
 //! it has exactly one recorded outcome; the source exists (with its data)
 //! unless the target runs with the same checksums; nothing half-made is
 //! left on the target; no helper (app or process) and no cutover signal is
@@ -38,6 +42,8 @@ const VOLUMES: [Vol; 2] = [
 ];
 /// How long an operation may take to reach its outcome, kills included.
 const OUTCOME_WITHIN: Duration = Duration::from_secs(240);
+/// How long gridsim hangs when it is the victim.
+const HANG: Duration = Duration::from_secs(30);
 
 /// xorshift64*: the run's choices, repeatable from the seed.
 struct Rng(u64);
@@ -62,6 +68,8 @@ enum Victim {
     Console,
     Helper,
     Gridsim,
+    /// gridsim stopped (SIGSTOP), not killed.
+    Hang,
 }
 
 /// The processes of the run and where they keep their state.
@@ -236,6 +244,17 @@ impl World {
         self.sim = World::start_sim(self.root.path(), &self.sim_dir);
     }
 
+    /// SIGSTOP (`true`) or SIGCONT to gridsim's own process: the helper and
+    /// the apps go on, and everything asked of a grid waits.
+    fn hang_sim(&self, hang: bool) {
+        let signal = if hang { "-STOP" } else { "-CONT" };
+        let sent = Command::new("kill")
+            .args([signal, &self.sim.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "gridsim is gone");
+    }
+
     /// The helper's process, from its app's log ("process … started (pid N)"),
     /// if it runs.
     async fn helper_pid(&self, target_grid: &str, target_app: &str) -> Option<i32> {
@@ -322,6 +341,107 @@ async fn connect(sim_dir: &Path, grid: &str) -> Connection {
             }
         }
     }
+}
+
+/// A connection to a grid, or `None` when it does not answer within 10 s.
+async fn try_connect(sim_dir: &Path, grid: &str) -> Option<Connection> {
+    let files = SimPaths::new(sim_dir).console_dir();
+    let client = ClientConfig::new(
+        keys::load(&files.join("id_ed25519")).ok()?,
+        KnownHosts::load(&files.join("known_hosts")).ok()?,
+    );
+    let inventory = Inventory::load(&files.join("grids.toml")).ok()?;
+    let endpoint = Endpoint::from(inventory.get(&GridName::new(grid).ok()?)?);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::open(&endpoint, &client),
+    )
+    .await
+    .ok()?
+    .ok()
+}
+
+/// What a grid says of an app while an operation runs.
+enum Sighting {
+    Absent,
+    /// Its volumes' checksums.
+    There(Vec<String>),
+    /// The grid did not answer (killed, hanging, restarting).
+    Unknown,
+}
+
+async fn sight(c: &Connection, app: &str) -> Sighting {
+    let name = AppName::new(app).unwrap();
+    let asked = tokio::time::timeout(Duration::from_secs(10), async {
+        match c.app_info(&name).await {
+            Err(grid::GridError::Refused { refusal, .. })
+                if refusal.code == grid::dialect::ErrorCode::NotFound =>
+            {
+                Sighting::Absent
+            }
+            Err(_) => Sighting::Unknown,
+            Ok(_) => {
+                let mut sums = vec![];
+                for Vol(vol, _, _) in &VOLUMES {
+                    let vol = VolRef::new(name.clone(), VolumeName::new(*vol).unwrap());
+                    match c.vol_checksum(&vol).await {
+                        Ok(s) => sums.push(s.digest),
+                        Err(_) => return Sighting::Unknown,
+                    }
+                }
+                Sighting::There(sums)
+            }
+        }
+    })
+    .await;
+    asked.unwrap_or(Sighting::Unknown)
+}
+
+/// Watches an operation while it runs until `stop`: whenever the source is
+/// seen gone, the target must already hold the source's data (the source
+/// is destroyed only once the target is verified). Returns what it saw wrong
+/// and how many times it could look.
+async fn watch_the_source(
+    sim_dir: PathBuf,
+    (source, target, target_app): (String, String, String),
+    sums: Vec<String>,
+    stop: tokio_util::sync::CancellationToken,
+) -> (Vec<String>, usize) {
+    let mut wrong = vec![];
+    let mut looks = 0;
+    let (mut src, mut dst) = (None, None);
+    while !stop.is_cancelled() {
+        if src.is_none() {
+            src = try_connect(&sim_dir, &source).await;
+        }
+        if dst.is_none() {
+            dst = try_connect(&sim_dir, &target).await;
+        }
+        if let (Some(s), Some(d)) = (&src, &dst) {
+            match sight(s, "shop").await {
+                Sighting::Absent => match sight(d, &target_app).await {
+                    Sighting::There(t) if t == sums => looks += 1,
+                    Sighting::There(t) => wrong.push(format!(
+                        "the source is gone while the target's volumes are {t:?}, not {sums:?}"
+                    )),
+                    Sighting::Absent => {
+                        wrong.push("the source is gone and there is no target".into());
+                    }
+                    Sighting::Unknown => dst = None,
+                },
+                Sighting::There(_) => looks += 1,
+                Sighting::Unknown => src = None,
+            }
+            if wrong.len() > 3 {
+                break;
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+    (wrong, looks)
 }
 
 /// An app's state and the checksums of its volumes, or `None` when absent.
@@ -515,6 +635,16 @@ async fn run(ops: usize, seed: u64) -> Tally {
             "action": if matches!(kind, Kind::Snapshot) { "snapshot" } else { "migrate" },
             "warm": matches!(kind, Kind::MigrateWarm),
         });
+        // Operation 5 (and then one in eight) meets a target grid that
+        // corrupts every write: it must fail, the source kept.
+        let corrupt = i == 5 || (i > 5 && rng.below(8) == 0);
+        if corrupt {
+            connect(&w.sim_dir, there)
+                .await
+                .call_line("sim fault", "sim fault corrupt-writes on", None)
+                .await
+                .unwrap();
+        }
         let (status, started) = api(&w.url, &w.token, "POST", "/operations", Some(body)).await;
         if status != 201 {
             tally.violations.push(format!(
@@ -524,22 +654,41 @@ async fn run(ops: usize, seed: u64) -> Tally {
         }
         let id = started["id"].as_str().unwrap().to_owned();
         let began = Instant::now();
+        let watching = tokio_util::sync::CancellationToken::new();
+        let watcher = tokio::spawn(watch_the_source(
+            w.sim_dir.clone(),
+            (here.to_owned(), there.to_owned(), target_app.clone()),
+            sums.clone(),
+            watching.clone(),
+        ));
 
         // 0–2 kills at random moments, each victim started again after a pause.
         let mut done_kills = vec![];
         // The first three operations kill one of each kind first, so that
         // every run, whatever its seed, kills each kind at least once.
-        const EACH: [Victim; 3] = [Victim::Console, Victim::Helper, Victim::Gridsim];
+        const EACH: [Victim; 4] = [
+            Victim::Console,
+            Victim::Helper,
+            Victim::Gridsim,
+            Victim::Hang,
+        ];
         let forced = EACH.get(i - 1).copied();
         let kills = rng.below(3).max(u64::from(forced.is_some()));
         for k in 0..kills {
             tokio::time::sleep(rng.millis(4000)).await;
-            let drawn = match rng.below(3) {
-                0 => Victim::Console,
-                1 => Victim::Helper,
-                _ => Victim::Gridsim,
+            // A hang (30 s) is drawn less often than a kill.
+            let drawn = match rng.below(7) {
+                0 | 1 => Victim::Console,
+                2 | 3 => Victim::Helper,
+                4 | 5 => Victim::Gridsim,
+                _ => Victim::Hang,
             };
-            let victim = forced.filter(|_| k == 0).unwrap_or(drawn);
+            let victim = match forced.filter(|_| k == 0).unwrap_or(drawn) {
+                // A gridsim started again has no faults: the corrupting
+                // grid stays up (it may still hang).
+                Victim::Gridsim if corrupt => Victim::Console,
+                v => v,
+            };
             let pause = rng.millis(1500);
             match victim {
                 Victim::Console => {
@@ -573,17 +722,57 @@ async fn run(ops: usize, seed: u64) -> Tally {
                     tokio::time::sleep(pause).await;
                     w.restart_sim();
                 }
+                Victim::Hang => {
+                    w.hang_sim(true);
+                    let hung = Instant::now();
+                    // The console is not held up by a grid that hangs.
+                    let answered = reqwest::Client::new()
+                        .get(format!("{}/api/v1/operations/{id}", w.url))
+                        .bearer_auth(&w.token)
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    if !answered.as_ref().is_ok_and(|r| r.status().is_success()) {
+                        tally.violations.push(format!(
+                            "op {i} ({id}): while gridsim hung, the console did not answer in 10 s: {answered:?}"
+                        ));
+                    }
+                    tokio::time::sleep(HANG.saturating_sub(hung.elapsed())).await;
+                    w.hang_sim(false);
+                }
             }
             *tally.kills.entry(victim).or_default() += 1;
             done_kills.push(format!("{victim:?}@{:.1}s", began.elapsed().as_secs_f64()));
         }
 
         let line = format!(
-            "op {i}/{ops} {kind:?} {here}→{there} kills [{}]",
+            "op {i}/{ops} {kind:?}{} {here}→{there} kills [{}]",
+            if corrupt { " (corrupt writes)" } else { "" },
             done_kills.join(", ")
         );
         tally.ops += 1;
-        let Some(op) = outcome_of(&w, &id).await else {
+        let ended = outcome_of(&w, &id).await;
+        watching.cancel();
+        let (seen_wrong, looks) = watcher.await.unwrap();
+        tally.violations.extend(
+            seen_wrong
+                .into_iter()
+                .map(|v| format!("{line} ({id}), while it ran: {v}")),
+        );
+        if looks == 0 {
+            tally.violations.push(format!(
+                "{line} ({id}): the grids were never seen while it ran"
+            ));
+        }
+        if corrupt {
+            // Off again (a gridsim started since has no faults).
+            connect(&w.sim_dir, there)
+                .await
+                .call_line("sim fault", "sim fault corrupt-writes off", None)
+                .await
+                .unwrap();
+        }
+        let Some(op) = ended else {
             let (_, lock) = api(&w.url, &w.token, "GET", "/lock", None).await;
             tally.violations.push(format!(
                 "{line}: no outcome within {}s; lock {lock}",
@@ -603,8 +792,12 @@ async fn run(ops: usize, seed: u64) -> Tally {
         };
         let outcome = op["outcome"].as_str().unwrap_or("?").to_owned();
         let wrong = check(&w, &id, &op, kind, (here, there, &target_app), &sums).await;
+        let why = op["reason"]
+            .as_str()
+            .map(|r| format!(" ({})", r.chars().take(160).collect::<String>()))
+            .unwrap_or_default();
         println!(
-            "{line} → {outcome} in {:.1}s{}",
+            "{line} → {outcome}{why} in {:.1}s{}",
             began.elapsed().as_secs_f64(),
             if wrong.is_empty() {
                 String::new()
@@ -619,6 +812,13 @@ async fn run(ops: usize, seed: u64) -> Tally {
             .outcomes
             .entry(format!("{kind:?} {outcome}"))
             .or_default() += 1;
+        // (A gridsim started again meanwhile has no faults.)
+        let restarted = done_kills.iter().any(|k| k.starts_with("Gridsim@"));
+        if corrupt && outcome == "done" && !restarted {
+            tally.violations.push(format!(
+                "{line} ({id}): done, though every write to {there} was corrupted"
+            ));
+        }
         if matches!(kind, Kind::Migrate | Kind::MigrateWarm) && outcome == "done" {
             here = there;
         }
@@ -660,7 +860,12 @@ async fn operations_keep_their_invariants_while_processes_are_killed_at_random()
     assert_eq!(tally.ops, ops, "{:#?}", tally.violations);
     // A run that killed nobody of a kind tested nothing about it.
     if ops >= 6 {
-        for victim in [Victim::Console, Victim::Helper, Victim::Gridsim] {
+        for victim in [
+            Victim::Console,
+            Victim::Helper,
+            Victim::Gridsim,
+            Victim::Hang,
+        ] {
             assert!(
                 tally.kills.get(&victim).is_some_and(|&n| n > 0),
                 "seed {seed}: no {victim:?} was killed in {ops} operations ({:?}); pick a seed that kills each",
