@@ -336,8 +336,17 @@ async fn a_rate_limited_copy_never_reports_more_than_the_limit() {
     let limit = 8u64 << 20;
     let mut j = job(Action::Snapshot, "slow");
     j.rate_limit = limit;
+    let started = std::time::Instant::now();
     let (state, log) = run_helper(&s, &j).await;
+    let took = started.elapsed();
     assert_eq!(state, AppState::Stopped, "{log:#?}");
+    // What the limit is for, measured from outside the helper: 16 MiB at
+    // 8 MiB/s take 2 s, less the last range the pace has not yet waited
+    // for (a quarter second's worth).
+    assert!(
+        took >= Duration::from_millis(1750),
+        "16 MiB copied in {took:?} under a limit of 8 MiB/s"
+    );
     let rates: Vec<u64> = log
         .iter()
         .filter_map(|l| l.strip_prefix("progress "))
