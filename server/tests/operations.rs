@@ -1670,3 +1670,104 @@ async fn the_lock_evidence_says_why_a_lock_is_stale_and_admins_manage_it_from_fo
     assert!(said.contains("only active admin"), "{said}");
     w.stop().await;
 }
+
+/// What the preview says of the copy method (its "compression …", whether
+/// the target pulls, whether whole-volume checksums verify), next to what
+/// the helper then said and did, on real gridsim grids of each dialect:
+/// new targets, then the same target updated.
+#[tokio::test]
+async fn the_preview_says_the_copy_method_the_helper_then_uses_for_every_dialect_pair() {
+    let w = world().await;
+    let sums = World::sums(&w.east, "shop").await;
+    let compression = |text: &str| -> Option<String> {
+        let at = text.find("compression ")?;
+        let rest = &text[at..];
+        Some(
+            rest.split([';', '"', '\n'])
+                .next()
+                .unwrap_or(rest)
+                .trim()
+                .to_owned(),
+        )
+    };
+    for (i, (s, t)) in [(4, 4), (4, 3), (3, 4), (4, 2), (2, 4), (4, 1), (1, 3)]
+        .into_iter()
+        .enumerate()
+    {
+        for (grid, dialect) in [("east", s), ("west", t)] {
+            w.sim
+                .grid(grid)
+                .unwrap()
+                .controller
+                .faults
+                .update(|f| f.dialect = Some(dialect));
+        }
+        let target = format!("copy{i}");
+        for update in [false, true] {
+            let case = format!("source v{s}, target v{t}, update {update}");
+            let mut body = request("snapshot", &target);
+            body["update_target"] = json!(update);
+            let plan: Value = reqwest::Client::new()
+                .post(format!("{}/api/v1/operations/plan", w.url))
+                .bearer_auth(&w.operator)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let said: Vec<String> = plan["steps"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{case}: {plan}"))
+                .iter()
+                .map(|st| format!("{} {}", st["command"], st["why"]))
+                .collect();
+            let preview = said.join("\n");
+            let r = w.post(&w.operator, body).await;
+            assert_eq!(r.status(), StatusCode::CREATED, "{case}");
+            let op: Value = r.json().await.unwrap();
+            let id = op["id"].as_str().unwrap();
+            let done = w.wait_outcome(id).await;
+            assert_eq!(done["outcome"], "done", "{case}: {done}");
+            let helper: Vec<String> = w
+                .events(id)
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["source"] == "helper")
+                .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
+                .collect();
+            let method = helper
+                .iter()
+                .find(|l| l.starts_with("copy method: "))
+                .unwrap_or_else(|| panic!("{case}: the helper names its method: {helper:#?}"));
+            assert_eq!(
+                preview.contains("vol pull"),
+                method.contains(" pulls from "),
+                "{case}: the preview and the helper agree on who moves the bytes\n{preview}\n{method}"
+            );
+            assert_eq!(
+                preview.contains("vol checksum"),
+                method.contains("whole-volume BLAKE3 checksums"),
+                "{case}: and on how it is verified\n{preview}\n{method}"
+            );
+            assert_eq!(
+                compression(&preview),
+                compression(method),
+                "{case}: and on compression\n{preview}\n{method}"
+            );
+            // Change detection: the preview's hash of an existing target
+            // is what the helper's volume lines say it found blocks by.
+            let found_by_xxh3 = helper.iter().any(|l| l.contains("(found by xxh3)"));
+            assert_eq!(
+                preview.contains("xxh3"),
+                found_by_xxh3,
+                "{case}: and on change detection\n{preview}\n{helper:#?}"
+            );
+            assert_eq!(World::sums(&w.west, &target).await, sums, "{case}");
+        }
+    }
+    w.stop().await;
+}
