@@ -87,8 +87,18 @@ pub struct Observed {
     pub target: Seen,
     pub helper: Seen,
     pub checksums: Checksums,
-    /// What a failed helper said was wrong (its `failed` report).
-    pub helper_failure: Option<String>,
+    /// What a failed helper left behind.
+    pub helper_failure: Option<HelperFailure>,
+}
+
+/// Why a helper failed, as far as its log tells.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HelperFailure {
+    /// Its own `failed` report: what it said was wrong.
+    Reported(String),
+    /// No report (it was killed, or its grid lost it): the last line of its
+    /// log, often the grid's own account ("its process ended with …").
+    Unreported { last_line: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -263,7 +273,14 @@ pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
             // The copy did not finish: bring the source back, clear the
             // helper and any partial, stopped target, and record the failure.
             let reason = match (&seen.helper, &seen.helper_failure) {
-                (Seen::State(AppState::Failed), Some(said)) => format!("the helper failed: {said}"),
+                (Seen::State(AppState::Failed), Some(HelperFailure::Reported(said))) => {
+                    format!("the helper failed: {said}")
+                }
+                (Seen::State(AppState::Failed), Some(HelperFailure::Unreported { last_line })) => {
+                    format!(
+                        "the helper ended without saying why; the last line of its log: {last_line}"
+                    )
+                }
                 (Seen::State(AppState::Failed), None) => {
                     "the helper failed without saying why; its log may tell".to_owned()
                 }
@@ -390,12 +407,29 @@ mod tests {
     #[test]
     fn a_failed_migrate_is_recorded_with_the_helper_own_reason() {
         let mut failed = obs(st(Running), st(Stopped), st(Failed), NotCompared);
-        failed.helper_failure = Some("checksum mismatch on volume data".into());
+        failed.helper_failure = Some(HelperFailure::Reported(
+            "checksum mismatch on volume data".into(),
+        ));
         let steps = decide(&lock(Action::Migrate), Place::InSource, &failed);
         assert_eq!(
             steps.last(),
             Some(&Step::Finish(Outcome::Failed(
                 "the helper failed: checksum mismatch on volume data".into()
+            )))
+        );
+        // Killed without a report: the grid's last word is the reason.
+        failed.helper_failure = Some(HelperFailure::Unreported {
+            last_line:
+                "app MigHelper_shop2 is failed: its process ended with the previous controller"
+                    .into(),
+        });
+        let steps = decide(&lock(Action::Migrate), Place::InSource, &failed);
+        assert_eq!(
+            steps.last(),
+            Some(&Step::Finish(Outcome::Failed(
+                "the helper ended without saying why; the last line of its log: \
+                 app MigHelper_shop2 is failed: its process ended with the previous controller"
+                    .into()
             )))
         );
     }

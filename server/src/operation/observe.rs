@@ -3,13 +3,16 @@
 
 use super::{Engine, EngineError, helper_name, not_found, store};
 use crate::lock::Lock;
-use crate::reconcile::{Checksums, Observed, Seen};
+use crate::reconcile::{Checksums, HelperFailure, Observed, Seen};
 use app::model::Action;
 use grid::dialect::{AppInfo, AppState, HashAlgorithm, VolRef};
 use grid::{AppName, Connection};
 use operation_model::Report;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The most of a failed helper's last log line that goes into a reason.
+const LAST_LINE_CHARS: usize = 300;
 
 impl Engine {
     /// The states of the source app, the target app and the helper.
@@ -61,19 +64,26 @@ impl Engine {
         }
     }
 
-    /// The reason a failed helper gave, in its own words: its last
-    /// `failed` report (`None` when it died without one).
-    async fn helper_failure(&self, lock: &Lock) -> Option<String> {
+    /// Why a failed helper failed: its last `failed` report, in its own
+    /// words, else the last line of its log (the grid's account of a
+    /// helper killed with it); `None` when the log cannot be read or is empty.
+    async fn helper_failure(&self, lock: &Lock) -> Option<HelperFailure> {
         let dst = self.connection(&lock.target_grid).await.ok()?;
         let helper = helper_name(&lock.target_app_name).ok()?;
         let lines = dst.app_log(&helper, None).await.ok()?;
-        lines
+        let reported = lines
             .iter()
             .rev()
             .find_map(|l| match Report::decode(&l.text) {
                 Report::Failed { reason } => Some(reason),
                 _ => None,
-            })
+            });
+        match reported {
+            Some(reason) => Some(HelperFailure::Reported(reason)),
+            None => lines.last().map(|l| HelperFailure::Unreported {
+                last_line: l.text.chars().take(LAST_LINE_CHARS).collect(),
+            }),
+        }
     }
 
     /// What the helper verified, volume by volume (its `verified`
