@@ -29,6 +29,17 @@ pub struct GridConfig {
     /// Loopback port of the grid's controller; 0 picks a free one.
     #[serde(default)]
     pub port: u16,
+    /// The address it listens on: 127.0.0.1 unless set (a test that puts
+    /// the helper in a network namespace gives the host's end of a veth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::IpAddr>,
+}
+
+impl GridConfig {
+    pub fn listen_ip(&self) -> std::net::IpAddr {
+        self.listen
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -89,6 +100,7 @@ impl SimConfig {
                     Ok(GridConfig {
                         name: GridName::new(*n)?,
                         port: 0,
+                        listen: None,
                     })
                 })
                 .collect::<anyhow::Result<_>>()?,

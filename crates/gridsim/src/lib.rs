@@ -127,11 +127,7 @@ pub fn init(
             .map(|k| k.to_openssh().map(|s| s + "\n"))
             .collect::<Result<String, _>>()?;
         std::fs::write(gdir.join("authorized_keys"), lines)?;
-        listed.push((
-            g.name.clone(),
-            SocketAddr::from(([127, 0, 0, 1], g.port)),
-            host,
-        ));
+        listed.push((g.name.clone(), SocketAddr::new(g.listen_ip(), g.port), host));
     }
     // With fixed ports the console's files can be written now; with port 0
     // they are written when `start` knows the ports.
@@ -148,7 +144,9 @@ fn write_console_files(
 ) -> anyhow::Result<()> {
     let known: String = grids
         .iter()
-        .map(|(_, addr, key)| known_hosts::pin_line("127.0.0.1", addr.port(), key) + "\n")
+        .map(|(_, addr, key)| {
+            known_hosts::pin_line(&addr.ip().to_string(), addr.port(), key) + "\n"
+        })
         .collect();
     let inventory: String = grids
         .iter()
@@ -214,9 +212,16 @@ pub async fn start(dir: &Path) -> anyhow::Result<RunningSim> {
             config.clone(),
             Some(paths.trust_dir()),
         )?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", g.port))
+        let listener = tokio::net::TcpListener::bind((g.listen_ip(), g.port))
             .await
-            .with_context(|| format!("grid {}: cannot listen on 127.0.0.1:{}", g.name, g.port))?;
+            .with_context(|| {
+                format!(
+                    "grid {}: cannot listen on {}:{}",
+                    g.name,
+                    g.listen_ip(),
+                    g.port
+                )
+            })?;
         let address = listener.local_addr()?;
         grids.push(RunningGrid {
             name: g.name.clone(),

@@ -50,7 +50,16 @@ pub async fn grids_with_busy_shop(volumes: &[Vol], write: Option<(u64, u64)>) ->
             json!({"SHOP_WRITE_KIB": kib.to_string(), "SHOP_WRITE_SEED": seed.to_string()});
         (template, properties)
     });
-    grids_with_shop_of(volumes, shop).await
+    grids_with_shop_of(volumes, shop, |_| {}).await
+}
+
+/// gridsim with `shop` running on east, its configuration changed by
+/// `configure` before it starts (listen addresses, the helper's command).
+pub async fn grids_with_shop_configured(
+    volumes: &[Vol],
+    configure: impl FnOnce(&mut SimConfig),
+) -> Grids {
+    grids_with_shop_of(volumes, None, configure).await
 }
 
 /// gridsim with `shop` running on east as a hostile app: its process is
@@ -66,7 +75,7 @@ pub async fn grids_with_hostile_shop(volumes: &[Vol], script: &str) -> Grids {
         disks: vec![],
         restart_on_crash: 0,
     };
-    grids_with_shop_of(volumes, Some((template, json!({})))).await
+    grids_with_shop_of(volumes, Some((template, json!({}))), |_| {}).await
 }
 
 /// gridsim with `shop` running on east, of `template` with `properties`
@@ -74,6 +83,7 @@ pub async fn grids_with_hostile_shop(volumes: &[Vol], script: &str) -> Grids {
 async fn grids_with_shop_of(
     volumes: &[Vol],
     template: Option<(gridsim::TemplateConfig, Value)>,
+    configure: impl FnOnce(&mut SimConfig),
 ) -> Grids {
     let dir = tempfile::tempdir().unwrap();
     let helper = vec![env!("CARGO_BIN_EXE_migctl").to_owned(), "helper".to_owned()];
@@ -88,6 +98,7 @@ async fn grids_with_shop_of(
     if let Some((t, _)) = template {
         config.templates.push(t);
     }
+    configure(&mut config);
     config.save(&path).unwrap();
     let sim = gridsim::start(dir.path()).await.unwrap();
 
