@@ -322,8 +322,8 @@ fn kill(target: &str) -> bool {
         .success()
 }
 
-/// A fresh connection to a grid (gridsim may have been restarted since the last).
-async fn connect(sim_dir: &Path, grid: &str) -> Connection {
+/// Where a grid is and how to reach it, from the console's files.
+fn reach(sim_dir: &Path, grid: &str) -> (Endpoint, ClientConfig) {
     let files = SimPaths::new(sim_dir).console_dir();
     let client = ClientConfig::new(
         keys::load(&files.join("id_ed25519")).unwrap(),
@@ -331,6 +331,12 @@ async fn connect(sim_dir: &Path, grid: &str) -> Connection {
     );
     let inventory = Inventory::load(&files.join("grids.toml")).unwrap();
     let endpoint = Endpoint::from(inventory.get(&GridName::new(grid).unwrap()).unwrap());
+    (endpoint, client)
+}
+
+/// A fresh connection to a grid (gridsim may have been restarted since the last).
+async fn connect(sim_dir: &Path, grid: &str) -> Connection {
+    let (endpoint, client) = reach(sim_dir, grid);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match Connection::open(&endpoint, &client).await {
@@ -343,15 +349,19 @@ async fn connect(sim_dir: &Path, grid: &str) -> Connection {
     }
 }
 
+/// Turns a grid's corruption of every write on or off (`sim fault`).
+async fn corrupt_writes(sim_dir: &Path, grid: &str, on: bool) {
+    let line = format!("sim fault corrupt-writes {}", if on { "on" } else { "off" });
+    connect(sim_dir, grid)
+        .await
+        .call_line("sim fault", &line, None)
+        .await
+        .unwrap();
+}
+
 /// A connection to a grid, or `None` when it does not answer within 10 s.
 async fn try_connect(sim_dir: &Path, grid: &str) -> Option<Connection> {
-    let files = SimPaths::new(sim_dir).console_dir();
-    let client = ClientConfig::new(
-        keys::load(&files.join("id_ed25519")).ok()?,
-        KnownHosts::load(&files.join("known_hosts")).ok()?,
-    );
-    let inventory = Inventory::load(&files.join("grids.toml")).ok()?;
-    let endpoint = Endpoint::from(inventory.get(&GridName::new(grid).ok()?)?);
+    let (endpoint, client) = reach(sim_dir, grid);
     tokio::time::timeout(
         Duration::from_secs(10),
         Connection::open(&endpoint, &client),
@@ -639,11 +649,7 @@ async fn run(ops: usize, seed: u64) -> Tally {
         // corrupts every write: it must fail, the source kept.
         let corrupt = i == 5 || (i > 5 && rng.below(8) == 0);
         if corrupt {
-            connect(&w.sim_dir, there)
-                .await
-                .call_line("sim fault", "sim fault corrupt-writes on", None)
-                .await
-                .unwrap();
+            corrupt_writes(&w.sim_dir, there, true).await;
         }
         let (status, started) = api(&w.url, &w.token, "POST", "/operations", Some(body)).await;
         if status != 201 {
@@ -766,11 +772,7 @@ async fn run(ops: usize, seed: u64) -> Tally {
         }
         if corrupt {
             // Off again (a gridsim started since has no faults).
-            connect(&w.sim_dir, there)
-                .await
-                .call_line("sim fault", "sim fault corrupt-writes off", None)
-                .await
-                .unwrap();
+            corrupt_writes(&w.sim_dir, there, false).await;
         }
         let Some(op) = ended else {
             let (_, lock) = api(&w.url, &w.token, "GET", "/lock", None).await;

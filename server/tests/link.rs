@@ -184,12 +184,7 @@ async fn a_link_cut_mid_copy_and_restored_ends_with_an_outcome_and_a_byte_exact_
     let cut_for = cut_at.elapsed();
     let op: Value = wait_for(&url, &token, &id, |op| !op["outcome"].is_null()).await;
     let outcome = op["outcome"].as_str().unwrap();
-    let helper: Vec<String> = support::events(&url, &token, &id)
-        .await
-        .iter()
-        .filter(|e| e["source"] == "helper")
-        .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
-        .collect();
+    let helper = support::helper_lines(&url, &token, &id).await;
     eprintln!(
         "the link was down {cut_for:?}; the operation ended {outcome} ({}); the helper said:\n{}",
         op["reason"],

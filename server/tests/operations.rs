@@ -120,6 +120,17 @@ impl World {
             .unwrap()
     }
 
+    /// `POST /api/v1/operations/plan` as `token`.
+    async fn plan(&self, token: &str, body: &Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/operations/plan", self.url))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     async fn get(&self, path: &str) -> reqwest::Response {
         reqwest::Client::new()
             .get(format!("{}/api/v1{path}", self.url))
@@ -1376,23 +1387,11 @@ async fn the_pages_start_an_operation_show_its_monitor_and_put_errors_next_to_th
 #[tokio::test]
 async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
     let w = world().await;
-    let plan = |token: String, body: Value| {
-        let url = format!("{}/api/v1/operations/plan", w.url);
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let r = plan(w.viewer.clone(), request("migrate", "shop2")).await;
+    let r = w.plan(&w.viewer, &request("migrate", "shop2")).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "viewers cannot plan");
     let sent_before = |grid: &str| w.sim.grid(grid).unwrap().controller.recent_commands().len();
     let before = [sent_before("east"), sent_before("west")];
-    let r = plan(w.operator.clone(), request("migrate", "shop2")).await;
+    let r = w.plan(&w.operator, &request("migrate", "shop2")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let p: Value = r.json().await.unwrap();
     let commands: Vec<&str> = p["steps"]
@@ -1433,7 +1432,8 @@ async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
     assert!(p["rate_basis"].as_str().unwrap().contains("assumed"), "{p}");
 
     // A snapshot ends by restarting the source instead.
-    let p: Value = plan(w.operator.clone(), request("snapshot", "copy"))
+    let p: Value = w
+        .plan(&w.operator, &request("snapshot", "copy"))
         .await
         .json()
         .await
@@ -1448,7 +1448,7 @@ async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
     assert_eq!(last_helper_step["command"], "app start shop --json");
 
     // Pre-flight refusals name the field.
-    let r = plan(w.operator.clone(), request("migrate", "a;rm -rf /")).await;
+    let r = w.plan(&w.operator, &request("migrate", "a;rm -rf /")).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.text().await.unwrap().contains("target_app"));
 
@@ -1707,16 +1707,7 @@ async fn the_preview_says_the_copy_method_the_helper_then_uses_for_every_dialect
             let case = format!("source v{s}, target v{t}, update {update}");
             let mut body = request("snapshot", &target);
             body["update_target"] = json!(update);
-            let plan: Value = reqwest::Client::new()
-                .post(format!("{}/api/v1/operations/plan", w.url))
-                .bearer_auth(&w.operator)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let plan: Value = w.plan(&w.operator, &body).await.json().await.unwrap();
             let said: Vec<String> = plan["steps"]
                 .as_array()
                 .unwrap_or_else(|| panic!("{case}: {plan}"))
@@ -1730,15 +1721,7 @@ async fn the_preview_says_the_copy_method_the_helper_then_uses_for_every_dialect
             let id = op["id"].as_str().unwrap();
             let done = w.wait_outcome(id).await;
             assert_eq!(done["outcome"], "done", "{case}: {done}");
-            let helper: Vec<String> = w
-                .events(id)
-                .await
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["source"] == "helper")
-                .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
-                .collect();
+            let helper = support::helper_lines(&w.url, &w.operator, id).await;
             let method = helper
                 .iter()
                 .find(|l| l.starts_with("copy method: "))

@@ -10,7 +10,9 @@ use grid::dialect::VolRef;
 use grid::{AppName, Connection, VolumeName};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{Vol, api, filling, grids_with_busy_shop, operator_token, serve, sigkill, wait_for};
+use support::{
+    Vol, api, filling, grids_with_busy_shop, helper_lines, operator_token, serve, sigkill, wait_for,
+};
 
 /// shop's `data`: 24 MiB, of which 0..16 MiB hold data at the start.
 const DATA: u64 = 24 << 20;
@@ -141,15 +143,6 @@ fn warm(action: &str, target: &str, extra: Value) -> Value {
         b.extend(e.clone());
     }
     body
-}
-
-async fn helper_lines(url: &str, token: &str, id: &str) -> Vec<String> {
-    support::events(url, token, id)
-        .await
-        .iter()
-        .filter(|e| e["source"] == "helper")
-        .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
-        .collect()
 }
 
 async fn state(c: &Connection, app: &str) -> Option<String> {

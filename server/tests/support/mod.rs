@@ -302,6 +302,16 @@ pub async fn events(url: &str, token: &str, id: &str) -> Vec<Value> {
     }
 }
 
+/// The text of an operation's helper lines, in order.
+pub async fn helper_lines(url: &str, token: &str, id: &str) -> Vec<String> {
+    events(url, token, id)
+        .await
+        .iter()
+        .filter(|e| e["source"] == "helper")
+        .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The text of the element a page marks `data-testid="{testid}"` (tags
 /// inside it dropped, entities as rendered), if the page has one: what an
 /// operator reads there.
