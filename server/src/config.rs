@@ -51,6 +51,9 @@ pub struct Settings {
     pub retention_days: u64,
     /// Event streams (SSE) open at once; one more is refused with 429.
     pub max_event_streams: usize,
+    /// How long the console waits for a grid's reply to one command before
+    /// calling the grid unanswering (an operation's lock then says so).
+    pub grid_timeout_secs: u64,
 }
 
 impl Settings {
@@ -127,6 +130,9 @@ pub struct Overrides {
     /// Event streams (the monitors' live logs) open at once; more get 429 (1 or more) [default: 2000]
     #[arg(long, env = "MIGCTL_MAX_EVENT_STREAMS")]
     pub max_event_streams: Option<u64>,
+    /// Seconds the console waits for a grid's reply to one command (5–3600) [default: 60]
+    #[arg(long, env = "MIGCTL_GRID_TIMEOUT_SECS")]
+    pub grid_timeout_secs: Option<u64>,
 }
 
 /// A secret setting: its `Debug` says only that there is one, so settings
@@ -176,9 +182,10 @@ struct FileSettings {
     metrics_token: Option<Secret>,
     retention_days: Option<u64>,
     max_event_streams: Option<u64>,
+    grid_timeout_secs: Option<u64>,
 }
 
-const KNOWN_KEYS: [&str; 17] = [
+const KNOWN_KEYS: [&str; 18] = [
     "listen",
     "current_grid",
     "current_app",
@@ -196,6 +203,7 @@ const KNOWN_KEYS: [&str; 17] = [
     "metrics_token",
     "retention_days",
     "max_event_streams",
+    "grid_timeout_secs",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -247,6 +255,9 @@ fn fix_for(key: &str) -> String {
         "warm_at_pass_limit" => "write warm_at_pass_limit = \"cut_over\" (or \"wait\")".into(),
         "retention_days" => "write retention_days = 90 (whole days, 1 or more)".into(),
         "max_event_streams" => "write max_event_streams = 2000 (1 or more)".into(),
+        "grid_timeout_secs" => {
+            "write grid_timeout_secs = 60 (whole seconds a grid may take to answer one command, 5 to 3600)".into()
+        }
         "metrics_token" => "write metrics_token = \"…\": 16 or more characters, e.g. from `openssl rand -hex 24`".into(),
         _ => r#"write each setting as key = "value"; see README.md for the keys"#.into(),
     }
@@ -510,6 +521,17 @@ pub fn resolve(
             }
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         },
+        grid_timeout_secs: match overrides.grid_timeout_secs.or(file.grid_timeout_secs) {
+            None => 60,
+            Some(n @ 5..=3600) => n,
+            Some(n) => {
+                return Err(ConfigError::Value {
+                    setting: "grid_timeout_secs".into(),
+                    message: format!("{n} s is outside 5 to 3600"),
+                    fix: fix_for("grid_timeout_secs"),
+                });
+            }
+        },
     };
     let mut warnings = warnings;
     if settings.public_url.is_some() && settings.metrics_token.is_none() {
@@ -603,6 +625,20 @@ mod tests {
             load_text("copy_rate_limit_mib = 1048576\nwarm_converged_mib = 1048576\n").unwrap();
         assert_eq!(s.copy_rate_limit_mib, Some(MAX_MIB));
         assert_eq!(s.warm_converged_mib, MAX_MIB);
+    }
+
+    #[test]
+    fn a_grid_timeout_outside_its_range_is_refused_and_one_inside_is_kept() {
+        for n in [0, 4, 3601] {
+            let err = error_of(&format!("grid_timeout_secs = {n}\n"));
+            assert!(
+                err.starts_with("grid_timeout_secs") && err.contains("fix: write grid_timeout_secs = 60"),
+                "{err}"
+            );
+        }
+        let (s, warnings) = load_text("grid_timeout_secs = 10\n").unwrap();
+        assert_eq!((s.grid_timeout_secs, warnings.len()), (10, 0));
+        assert_eq!(load_text("").unwrap().0.grid_timeout_secs, 60);
     }
 
     #[test]

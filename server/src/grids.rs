@@ -47,7 +47,10 @@ impl GridMonitor {
         let known_hosts = KnownHosts::load(&settings.known_hosts_file)?;
         let client = match keys::load(&settings.private_key_file) {
             Ok(key) => Ok(Grids::new(
-                ClientConfig::new(key, known_hosts),
+                ClientConfig {
+                    command_timeout: Duration::from_secs(settings.grid_timeout_secs),
+                    ..ClientConfig::new(key, known_hosts)
+                },
                 inventory.grids.iter().map(Endpoint::from),
             )),
             Err(e) if inventory.grids.is_empty() => Err(e.to_string()),

@@ -2,7 +2,9 @@
 //! the helper and gridsim itself (with every process it runs, as a grid
 //! host that crashes) are SIGKILLed at random moments and started again,
 //! and gridsim hangs (SIGSTOP for [`HANG`], then SIGCONT: its connections
-//! stay open and nothing answers). Some operations meet a target grid that
+//! stay open and nothing answers), at random and mid-copy and mid-cutover;
+//! while it hangs the console answers, and a running operation's reason
+//! names the grid that does not. Some operations meet a target grid that
 //! corrupts writes. While each runs, a watcher checks that the source is
 //! never gone while the target does not hold its data; after every
 //! operation the invariants an operator relies on are checked:
@@ -68,8 +70,34 @@ enum Victim {
     Console,
     Helper,
     Gridsim,
-    /// gridsim stopped (SIGSTOP), not killed.
-    Hang,
+    /// gridsim stopped (SIGSTOP), not killed, at a moment of the operation.
+    Hang(Moment),
+}
+
+/// When a hang begins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Moment {
+    /// After a random pause, as the kills.
+    Any,
+    /// While the helper copies (a warm pre-copy pass, or a cold copy).
+    Copy,
+    /// Once the source has been stopped and before the operation ends:
+    /// the app is down, and the grid that should bring it back hangs.
+    Cutover,
+}
+
+impl Moment {
+    /// Whether an operation in `phase` is at this moment.
+    fn reached(self, phase: &str) -> bool {
+        match self {
+            Moment::Any => true,
+            Moment::Copy => matches!(phase, "pre_copying" | "copying"),
+            Moment::Cutover => matches!(
+                phase,
+                "stopping_source" | "copying" | "verifying" | "starting_target" | "restarting_source"
+            ),
+        }
+    }
 }
 
 /// The processes of the run and where they keep their state.
@@ -199,7 +227,7 @@ impl World {
             console_dir.join("migctl.toml"),
             format!(
                 "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n\
-                 mode = \"both\"\ncopy_rate_limit_mib = 4\n",
+                 mode = \"both\"\ncopy_rate_limit_mib = 4\ngrid_timeout_secs = 5\n",
                 files.join("grids.toml").display(),
                 files.join("id_ed25519").display(),
                 files.join("known_hosts").display()
@@ -484,6 +512,83 @@ struct Tally {
     violations: Vec<String>,
 }
 
+/// The first victim of operations 1–5, so that every run, whatever its
+/// seed, kills each kind and hangs gridsim mid-copy and mid-cutover.
+const EACH: [Victim; 5] = [
+    Victim::Console,
+    Victim::Helper,
+    Victim::Gridsim,
+    Victim::Hang(Moment::Copy),
+    Victim::Hang(Moment::Cutover),
+];
+
+/// Waits (polling its phase) until the operation is at `moment`; `false`
+/// if it ended first.
+async fn at_moment(w: &World, id: &str, moment: Moment) -> bool {
+    let deadline = Instant::now() + OUTCOME_WITHIN;
+    while Instant::now() < deadline {
+        let (status, op) = api(&w.url, &w.token, "GET", &format!("/operations/{id}"), None).await;
+        if status == 200 {
+            if !op["outcome"].is_null() {
+                return false;
+            }
+            if moment.reached(op["phase"].as_str().unwrap_or_default()) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// What must hold while gridsim hangs: the console answers (within 10 s),
+/// and a running operation's reason names a grid of it that does not
+/// answer before the hang is over (the console gives up on a command after
+/// `grid_timeout_secs`, 5 s here).
+async fn while_hung(w: &World, id: &str, grids: (&str, &str)) -> Vec<String> {
+    let began = Instant::now();
+    let client = reqwest::Client::new();
+    let mut last = Value::Null;
+    while began.elapsed() < HANG - Duration::from_secs(2) {
+        let answered = client
+            .get(format!("{}/api/v1/operations/{id}", w.url))
+            .bearer_auth(&w.token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        let op: Value = match answered {
+            Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+            other => {
+                return vec![format!(
+                    "while gridsim hung, the console did not answer in 10 s: {other:?}"
+                )];
+            }
+        };
+        if !op["outcome"].is_null() {
+            // Ended before the console had to ask a grid.
+            return vec![];
+        }
+        let reason = op["reason"].as_str().unwrap_or_default();
+        let named = [grids.0, grids.1]
+            .iter()
+            .any(|g| reason.contains(&format!("grid {g}: ")));
+        if named && reason.contains("timed out") {
+            println!(
+                "  gridsim hung {:.1}s: the reason says {reason:?}",
+                began.elapsed().as_secs_f64()
+            );
+            return vec![];
+        }
+        last = op;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    vec![format!(
+        "gridsim hung for {} s and the operation's reason never named a grid that does not answer: {}",
+        began.elapsed().as_secs(),
+        last["reason"]
+    )]
+}
+
 /// Polls the operation until it has an outcome (through console restarts).
 async fn outcome_of(w: &World, id: &str) -> Option<Value> {
     let deadline = Instant::now() + OUTCOME_WITHIN;
@@ -670,26 +775,30 @@ async fn run(ops: usize, seed: u64) -> Tally {
 
         // 0–2 kills at random moments, each victim started again after a pause.
         let mut done_kills = vec![];
-        // The first three operations kill one of each kind first, so that
-        // every run, whatever its seed, kills each kind at least once.
-        const EACH: [Victim; 4] = [
-            Victim::Console,
-            Victim::Helper,
-            Victim::Gridsim,
-            Victim::Hang,
-        ];
         let forced = EACH.get(i - 1).copied();
         let kills = rng.below(3).max(u64::from(forced.is_some()));
         for k in 0..kills {
-            tokio::time::sleep(rng.millis(4000)).await;
+            let pause = rng.millis(4000);
             // A hang (30 s) is drawn less often than a kill.
             let drawn = match rng.below(7) {
                 0 | 1 => Victim::Console,
                 2 | 3 => Victim::Helper,
                 4 | 5 => Victim::Gridsim,
-                _ => Victim::Hang,
+                _ => Victim::Hang(Moment::Any),
             };
-            let victim = match forced.filter(|_| k == 0).unwrap_or(drawn) {
+            let victim = forced.filter(|_| k == 0).unwrap_or(drawn);
+            // A hang at a moment waits for it (and does not happen if the
+            // operation ends first); every other victim after a pause.
+            match victim {
+                Victim::Hang(moment) if moment != Moment::Any => {
+                    if !at_moment(&w, &id, moment).await {
+                        println!("op {i}: ended before {moment:?}; no hang");
+                        continue;
+                    }
+                }
+                _ => tokio::time::sleep(pause).await,
+            }
+            let victim = match victim {
                 // A gridsim started again has no faults: the corrupting
                 // grid stays up (it may still hang).
                 Victim::Gridsim if corrupt => Victim::Console,
@@ -728,21 +837,13 @@ async fn run(ops: usize, seed: u64) -> Tally {
                     tokio::time::sleep(pause).await;
                     w.restart_sim();
                 }
-                Victim::Hang => {
+                Victim::Hang(_) => {
                     w.hang_sim(true);
                     let hung = Instant::now();
-                    // The console is not held up by a grid that hangs.
-                    let answered = reqwest::Client::new()
-                        .get(format!("{}/api/v1/operations/{id}", w.url))
-                        .bearer_auth(&w.token)
-                        .timeout(Duration::from_secs(10))
-                        .send()
-                        .await;
-                    if !answered.as_ref().is_ok_and(|r| r.status().is_success()) {
-                        tally.violations.push(format!(
-                            "op {i} ({id}): while gridsim hung, the console did not answer in 10 s: {answered:?}"
-                        ));
-                    }
+                    let problems = while_hung(&w, &id, (here, there)).await;
+                    tally
+                        .violations
+                        .extend(problems.into_iter().map(|p| format!("op {i} ({id}): {p}")));
                     tokio::time::sleep(HANG.saturating_sub(hung.elapsed())).await;
                     w.hang_sim(false);
                 }
@@ -862,12 +963,7 @@ async fn operations_keep_their_invariants_while_processes_are_killed_at_random()
     assert_eq!(tally.ops, ops, "{:#?}", tally.violations);
     // A run that killed nobody of a kind tested nothing about it.
     if ops >= 6 {
-        for victim in [
-            Victim::Console,
-            Victim::Helper,
-            Victim::Gridsim,
-            Victim::Hang,
-        ] {
+        for victim in EACH {
             assert!(
                 tally.kills.get(&victim).is_some_and(|&n| n > 0),
                 "seed {seed}: no {victim:?} was killed in {ops} operations ({:?}); pick a seed that kills each",
