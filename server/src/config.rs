@@ -632,7 +632,8 @@ mod tests {
         for n in [0, 4, 3601] {
             let err = error_of(&format!("grid_timeout_secs = {n}\n"));
             assert!(
-                err.starts_with("grid_timeout_secs") && err.contains("fix: write grid_timeout_secs = 60"),
+                err.starts_with("grid_timeout_secs")
+                    && err.contains("fix: write grid_timeout_secs = 60"),
                 "{err}"
             );
         }

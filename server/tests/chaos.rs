@@ -94,7 +94,11 @@ impl Moment {
             Moment::Copy => matches!(phase, "pre_copying" | "copying"),
             Moment::Cutover => matches!(
                 phase,
-                "stopping_source" | "copying" | "verifying" | "starting_target" | "restarting_source"
+                "stopping_source"
+                    | "copying"
+                    | "verifying"
+                    | "starting_target"
+                    | "restarting_source"
             ),
         }
     }
