@@ -328,6 +328,27 @@ fn parse_file(file: &Path, text: &str) -> Result<(FileSettings, Vec<String>), Co
     Ok((parsed, warnings))
 }
 
+/// A whole-number setting (`default` when unset), refused outside `range`.
+fn within<T>(
+    setting: &str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    match value {
+        None => Ok(default),
+        Some(n) if range.contains(&n) => Ok(n),
+        Some(n) => Err(ConfigError::Value {
+            setting: setting.into(),
+            message: format!("{n} is not between {} and {}", range.start(), range.end()),
+            fix: fix_for(setting),
+        }),
+    }
+}
+
 /// A MiB setting, refused past [`MAX_MIB`]: its bytes (`<< 20`) must fit.
 fn at_most_a_tib(setting: &str, mib: u64) -> Result<u64, ConfigError> {
     if mib > MAX_MIB {
@@ -440,17 +461,12 @@ pub fn resolve(
             .map(|n| at_most_a_tib("copy_rate_limit_mib", n))
             .transpose()?
             .filter(|&n| n > 0),
-        copy_streams: match overrides.copy_streams.or(file.copy_streams) {
-            None => helper::env::DEFAULT_STREAMS,
-            Some(n @ 1..=16) => n,
-            Some(n) => {
-                return Err(ConfigError::Value {
-                    setting: "copy_streams".into(),
-                    message: format!("{n} is not between 1 and 16"),
-                    fix: fix_for("copy_streams"),
-                });
-            }
-        },
+        copy_streams: within(
+            "copy_streams",
+            overrides.copy_streams.or(file.copy_streams),
+            helper::env::DEFAULT_STREAMS,
+            1..=16,
+        )?,
         copy_compression: match overrides.copy_compression.clone().or(file.copy_compression) {
             None => Default::default(),
             Some(v) => v.parse().map_err(|message| ConfigError::Value {
@@ -459,17 +475,12 @@ pub fn resolve(
                 fix: fix_for("copy_compression"),
             })?,
         },
-        warm_pass_limit: match overrides.warm_pass_limit.or(file.warm_pass_limit) {
-            None => helper::env::DEFAULT_PASS_LIMIT,
-            Some(n @ 1..=1000) => n,
-            Some(n) => {
-                return Err(ConfigError::Value {
-                    setting: "warm_pass_limit".into(),
-                    message: format!("{n} is not between 1 and 1000"),
-                    fix: fix_for("warm_pass_limit"),
-                });
-            }
-        },
+        warm_pass_limit: within(
+            "warm_pass_limit",
+            overrides.warm_pass_limit.or(file.warm_pass_limit),
+            helper::env::DEFAULT_PASS_LIMIT,
+            1..=1000,
+        )?,
         warm_converged_mib: match overrides.warm_converged_mib.or(file.warm_converged_mib) {
             None => helper::env::DEFAULT_CONVERGED_BYTES >> 20,
             Some(n) => at_most_a_tib("warm_converged_mib", n)?,
@@ -521,17 +532,12 @@ pub fn resolve(
             }
             Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         },
-        grid_timeout_secs: match overrides.grid_timeout_secs.or(file.grid_timeout_secs) {
-            None => 60,
-            Some(n @ 5..=3600) => n,
-            Some(n) => {
-                return Err(ConfigError::Value {
-                    setting: "grid_timeout_secs".into(),
-                    message: format!("{n} s is outside 5 to 3600"),
-                    fix: fix_for("grid_timeout_secs"),
-                });
-            }
-        },
+        grid_timeout_secs: within(
+            "grid_timeout_secs",
+            overrides.grid_timeout_secs.or(file.grid_timeout_secs),
+            60,
+            5..=3600,
+        )?,
     };
     let mut warnings = warnings;
     if settings.public_url.is_some() && settings.metrics_token.is_none() {
