@@ -9,29 +9,28 @@ use crate::faults::Faults;
 use crate::mount;
 use crate::peers::Peers;
 use crate::store::{AppRecord, Layout, State};
+use grid::blocks::{BlockHasher, Which, checksum, digests_of, hash_blocks};
 use grid::dialect::{
-    AppState, AppSummary, BlockHashes, Checksum, Command, Compression, DIALECT_VERSION, Descriptor,
+    AppInfo, AppState, AppSummary, BlockHashes, Checksum, Compression, DIALECT_VERSION, Descriptor,
     ErrorCode, GridInfo, HashAlgorithm, LogLine, PullReceipt, Refusal, Request, TemplateInfo,
-    VolRef, WriteReceipt,
+    VolRef,
 };
+use grid::serve::{Platform, Pull, range, write};
+pub use grid::serve::{Stdin, Stdout};
 use grid::{AppName, GridName, TemplateName, VolumeName};
 use std::collections::{BTreeMap, HashMap};
 use std::io::SeekFrom;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{
-    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWrite, AsyncWriteExt,
-};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::{Mutex, watch};
 
-pub type Stdin<'a> = &'a mut (dyn AsyncRead + Unpin + Send);
-pub type Stdout<'a> = &'a mut (dyn AsyncWrite + Unpin + Send);
-
 const IO_BUFFER: usize = 1 << 20;
-const DEFAULT_STOP_TIMEOUT: u64 = 60;
 
 pub struct Controller {
+    /// This controller, for the tasks a command leaves running.
+    me: std::sync::Weak<Controller>,
     pub name: GridName,
     pub faults: Faults,
     layout: Layout,
@@ -83,6 +82,12 @@ fn not_found(app: &AppName) -> Refusal {
 }
 
 impl Controller {
+    fn arc(&self) -> Result<Arc<Controller>, Refusal> {
+        self.me
+            .upgrade()
+            .ok_or_else(|| internal("the controller is closing"))
+    }
+
     /// Opens the grid's state. Transitional states left by a previous run
     /// settle, and apps whose process died with that run are marked failed.
     pub fn open(
@@ -119,7 +124,8 @@ impl Controller {
             };
         }
         layout.save(&state)?;
-        let controller = Arc::new(Controller {
+        let controller = Arc::new_cyclic(|me| Controller {
+            me: me.clone(),
             name,
             faults: Faults::default(),
             layout,
@@ -291,210 +297,7 @@ impl Controller {
                 write(stdout, &chunk).await?;
             }
         }
-        let json = request.json;
-        match request.command {
-            Command::GridInfo => {
-                let state = self.state.lock().await;
-                let total = self.config.capacity_bytes;
-                let info = GridInfo {
-                    name: self.name.clone(),
-                    dialect: self.faults.get().dialect.unwrap_or(DIALECT_VERSION),
-                    free_bytes: total.saturating_sub(state.allocated_bytes()),
-                    total_bytes: total,
-                    apps: u32::try_from(state.apps.len()).unwrap_or(u32::MAX),
-                };
-                drop(state);
-                let text = format!(
-                    "grid {}\ndialect {}\nfree {} bytes of {}\napps {}\n",
-                    info.name, info.dialect, info.free_bytes, info.total_bytes, info.apps
-                );
-                reply(stdout, json, &info, text).await
-            }
-            Command::TemplateList => {
-                let list: Vec<TemplateInfo> = self
-                    .config
-                    .templates
-                    .iter()
-                    .map(|t| TemplateInfo {
-                        name: t.name.clone(),
-                        description: t.description.clone(),
-                    })
-                    .collect();
-                let text: String = list
-                    .iter()
-                    .map(|t| format!("{}\t{}\n", t.name, t.description))
-                    .collect();
-                reply(stdout, json, &list, text).await
-            }
-            Command::AppList => {
-                let list: Vec<AppSummary> = self
-                    .state
-                    .lock()
-                    .await
-                    .apps
-                    .iter()
-                    .map(|(name, r)| AppSummary {
-                        name: name.clone(),
-                        state: r.state,
-                        template: r.template.clone(),
-                    })
-                    .collect();
-                let text: String = list
-                    .iter()
-                    .map(|a| format!("{}\t{}\n", a.name, a.state))
-                    .collect();
-                reply(stdout, json, &list, text).await
-            }
-            Command::AppInfo { app } => self.reply_info(&app, json, stdout).await,
-            Command::AppProvision {
-                template,
-                app,
-                properties,
-            } => {
-                let props = properties.into_iter().map(|p| (p.key, p.value)).collect();
-                self.provision(&template, &app, props).await?;
-                self.start(&app).await?;
-                self.reply_info(&app, json, stdout).await
-            }
-            Command::AppCreate { app } => {
-                let mut body = Vec::new();
-                stdin
-                    .take(1 << 20)
-                    .read_to_end(&mut body)
-                    .await
-                    .map_err(internal)?;
-                let descriptor: Descriptor = serde_json::from_slice(&body).map_err(|e| {
-                    Refusal::bad_request(format!("the descriptor on stdin is not valid JSON: {e}"))
-                })?;
-                self.create(&app, descriptor).await?;
-                self.reply_info(&app, json, stdout).await
-            }
-            Command::AppStart { app } => {
-                self.start(&app).await?;
-                self.reply_info(&app, json, stdout).await
-            }
-            Command::AppStop { app, timeout_secs } => {
-                self.stop(&app, timeout_secs.unwrap_or(DEFAULT_STOP_TIMEOUT))
-                    .await?;
-                self.reply_info(&app, json, stdout).await
-            }
-            Command::AppDestroy { app } => {
-                self.destroy(&app).await?;
-                write(stdout, format!("destroyed {app}\n").as_bytes()).await
-            }
-            Command::AppLog { app, follow, since } => {
-                self.app_log(&app, follow, since.unwrap_or(0), json, stdout)
-                    .await
-            }
-            Command::VolRead {
-                vol,
-                offset,
-                length,
-                compress,
-            } => match compress {
-                Compression::None => self.vol_read(&vol, offset, length, stdout).await,
-                Compression::Zstd => {
-                    let mut z = async_compression::tokio::write::ZstdEncoder::with_quality(
-                        stdout,
-                        async_compression::Level::Fastest,
-                    );
-                    self.vol_read(&vol, offset, length, &mut z).await?;
-                    z.shutdown().await.map_err(internal)
-                }
-            },
-            Command::VolWrite {
-                vol,
-                offset,
-                hash_blocks,
-                compress,
-            } => {
-                let (n, hashes) = self
-                    .vol_write(&vol, offset, hash_blocks, compress, stdin)
-                    .await?;
-                let text = format!("wrote {n} bytes to {vol}\n");
-                match (hash_blocks, hashes) {
-                    (Some(block_size), Some(hashes)) => {
-                        let receipt = WriteReceipt {
-                            written: n,
-                            block_size,
-                            offset,
-                            hashes,
-                        };
-                        reply(stdout, json, &receipt, text).await
-                    }
-                    _ => write(stdout, text.as_bytes()).await,
-                }
-            }
-            Command::VolPull {
-                vol,
-                from_grid,
-                from,
-                offset,
-                length,
-                hash_blocks,
-                compress,
-            } => {
-                let receipt = self
-                    .vol_pull(
-                        &vol,
-                        &from_grid,
-                        &from,
-                        (offset, length),
-                        hash_blocks,
-                        compress,
-                    )
-                    .await?;
-                let text = format!(
-                    "pulled {} bytes from {from_grid}/{from} into {vol} ({} on the wire)\n",
-                    receipt.written, receipt.wire_bytes
-                );
-                reply(stdout, json, &receipt, text).await
-            }
-            Command::VolHash {
-                vol,
-                block_size,
-                offset,
-                length,
-                algorithm,
-            } => {
-                let hashes = self
-                    .vol_hash(&vol, block_size, offset, length, algorithm)
-                    .await?;
-                let text: String = hashes
-                    .hashes
-                    .iter()
-                    .map(|h| format!("{}\n", h.as_deref().unwrap_or("zero")))
-                    .collect();
-                reply(stdout, json, &hashes, text).await
-            }
-            Command::VolChecksum { vol } => {
-                let sum = self.vol_checksum(&vol).await?;
-                let text = format!("{}:{}\n", sum.algorithm, sum.digest);
-                reply(stdout, json, &sum, text).await
-            }
-        }
-    }
-
-    async fn reply_info(
-        &self,
-        app: &AppName,
-        json: bool,
-        stdout: Stdout<'_>,
-    ) -> Result<(), Refusal> {
-        let info = self
-            .state
-            .lock()
-            .await
-            .info(app)
-            .ok_or_else(|| not_found(app))?;
-        let mut text = format!("app {}\nstate {}\n", info.name, info.state);
-        for v in &info.volumes {
-            text.push_str(&format!("volume {} {} bytes\n", v.name, v.size));
-        }
-        for (k, v) in &info.properties {
-            text.push_str(&format!("property {k}={v}\n"));
-        }
-        reply(stdout, json, &info, text).await
+        grid::serve::serve(self.as_ref(), request, stdin, stdout).await
     }
 
     async fn provision(
@@ -982,39 +785,11 @@ impl Controller {
         Ok(())
     }
 
-    async fn app_log(
-        &self,
-        app: &AppName,
-        follow: bool,
-        since: u64,
-        json: bool,
-        stdout: Stdout<'_>,
-    ) -> Result<(), Refusal> {
+    async fn log_lines(&self, app: &AppName, after: u64) -> Result<Option<Vec<LogLine>>, Refusal> {
         if self.app_state(app).await.is_none() {
-            return Err(not_found(app));
+            return Ok(None);
         }
-        let mut after = since;
-        loop {
-            let lines = self.layout.read_log(app, after).map_err(internal)?;
-            let mut out = Vec::new();
-            for l in &lines {
-                if json {
-                    out.extend(serde_json::to_vec(l).map_err(internal)?);
-                    out.push(b'\n');
-                } else {
-                    out.extend(format!("{} {} {}\n", l.seq, l.at, l.text).as_bytes());
-                }
-                after = l.seq;
-            }
-            if !out.is_empty() {
-                write(stdout, &out).await?;
-                stdout.flush().await.map_err(internal)?;
-            }
-            if !follow || self.app_state(app).await.is_none() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.layout.read_log(app, after).map(Some).map_err(internal)
     }
 
     async fn volume(&self, vol: &VolRef) -> Result<(PathBuf, u64, AppState), Refusal> {
@@ -1070,21 +845,6 @@ impl Controller {
         }
     }
 
-    fn range(size: u64, offset: u64, length: Option<u64>) -> Result<u64, Refusal> {
-        if offset > size {
-            return Err(Refusal::bad_request(format!(
-                "offset {offset} is past the end of the volume ({size} bytes)"
-            )));
-        }
-        let length = length.unwrap_or(size - offset);
-        if offset.checked_add(length).is_none_or(|end| end > size) {
-            return Err(Refusal::bad_request(format!(
-                "range {offset}+{length} is past the end of the volume ({size} bytes)"
-            )));
-        }
-        Ok(length)
-    }
-
     async fn vol_read(
         &self,
         vol: &VolRef,
@@ -1094,7 +854,7 @@ impl Controller {
     ) -> Result<(), Refusal> {
         let (path, size, state) = self.volume(vol).await?;
         self.readable(vol, state)?;
-        let length = Self::range(size, offset, length)?;
+        let length = range(size, offset, length)?;
         let mut f = tokio::fs::File::open(&path).await.map_err(internal)?;
         f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
         let mut left = length;
@@ -1129,7 +889,7 @@ impl Controller {
     ) -> Result<(u64, Option<Vec<Option<String>>>), Refusal> {
         let (path, size, state) = self.volume(vol).await?;
         Self::writable(vol, state)?;
-        Self::range(size, offset, Some(0))?;
+        range(size, offset, Some(0))?;
         self.digests.writing(&path);
         let written = match compress {
             Compression::None => {
@@ -1226,7 +986,7 @@ impl Controller {
     ) -> Result<BlockHashes, Refusal> {
         let (path, size, state) = self.volume(vol).await?;
         self.readable(vol, state)?;
-        let length = Self::range(size, offset, length)?;
+        let length = range(size, offset, length)?;
         let end = offset + length;
         // Whole blocks of a volume only the controller writes: what is remembered.
         let hashes = if self.tracked(vol)
@@ -1330,7 +1090,7 @@ impl Controller {
     ) -> Result<PullReceipt, Refusal> {
         let (_, size, state) = self.volume(vol).await?;
         Self::writable(vol, state)?;
-        Self::range(size, offset, Some(length))?;
+        range(size, offset, Some(length))?;
         let peers = self.peers.as_ref().ok_or_else(|| {
             Refusal::new(
                 ErrorCode::Denied,
@@ -1396,327 +1156,129 @@ impl Controller {
     }
 }
 
-/// Zeros to compare with (a `memcmp`, much faster than testing each byte).
-static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
-
-fn all_zero(mut bytes: &[u8]) -> bool {
-    while !bytes.is_empty() {
-        let n = bytes.len().min(ZEROS.len());
-        if bytes[..n] != ZEROS[..n] {
-            return false;
-        }
-        bytes = &bytes[n..];
-    }
-    true
-}
-
-/// Which digests a [`BlockHasher`] computes.
-#[derive(Clone, Copy, Debug)]
-pub struct Which {
-    pub blake3: bool,
-    pub xxh3: bool,
-}
-
-impl Which {
-    pub const BOTH: Which = Which {
-        blake3: true,
-        xxh3: true,
-    };
-
-    pub fn only(algorithm: HashAlgorithm) -> Which {
-        Which {
-            blake3: algorithm == HashAlgorithm::Blake3,
-            xxh3: algorithm == HashAlgorithm::Xxh3,
-        }
-    }
-}
-
-/// The digests of consecutive blocks of a byte stream, as `vol hash`
-/// gives them: BLAKE3 and/or XXH3-128 hex per block, or all zeros. Zeros
-/// at the start of a block are only counted: a block that stays zero is
-/// never hashed.
-struct BlockHasher {
-    block_size: u64,
-    filled: u64,
-    /// The block's first `filled` bytes are zeros not yet fed to the hashers.
-    zero: bool,
-    blake3: Option<Box<blake3::Hasher>>,
-    xxh3: Option<Box<xxhash_rust::xxh3::Xxh3>>,
-    out: Vec<Known>,
-}
-
-impl BlockHasher {
-    fn new(block_size: u64, which: Which) -> BlockHasher {
-        BlockHasher {
-            block_size,
-            filled: 0,
-            zero: true,
-            blake3: which.blake3.then(Box::default),
-            xxh3: which.xxh3.then(Box::default),
-            out: vec![],
-        }
+#[async_trait::async_trait]
+impl Platform for Controller {
+    async fn grid_info(&self) -> Result<GridInfo, Refusal> {
+        let state = self.state.lock().await;
+        let total = self.config.capacity_bytes;
+        Ok(GridInfo {
+            name: self.name.clone(),
+            dialect: self.faults.get().dialect.unwrap_or(DIALECT_VERSION),
+            free_bytes: total.saturating_sub(state.allocated_bytes()),
+            total_bytes: total,
+            apps: u32::try_from(state.apps.len()).unwrap_or(u32::MAX),
+        })
     }
 
-    fn feed(&mut self, bytes: &[u8]) {
-        if let Some(h) = self.blake3.as_mut() {
-            h.update(bytes);
-        }
-        if let Some(h) = self.xxh3.as_mut() {
-            h.update(bytes);
-        }
+    async fn template_list(&self) -> Result<Vec<TemplateInfo>, Refusal> {
+        Ok(self
+            .config
+            .templates
+            .iter()
+            .map(|t| TemplateInfo {
+                name: t.name.clone(),
+                description: t.description.clone(),
+            })
+            .collect())
     }
 
-    fn update(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            let room = usize::try_from(self.block_size - self.filled).unwrap_or(usize::MAX);
-            let (now, rest) = bytes.split_at(room.min(bytes.len()));
-            if self.zero && !all_zero(now) {
-                self.zero = false;
-                self.zeros(self.filled);
-            }
-            if !self.zero {
-                self.feed(now);
-            }
-            self.filled += now.len() as u64;
-            bytes = rest;
-            if self.filled == self.block_size {
-                self.close();
-            }
-        }
+    async fn app_list(&self) -> Result<Vec<AppSummary>, Refusal> {
+        Ok(self
+            .state
+            .lock()
+            .await
+            .apps
+            .iter()
+            .map(|(name, r)| AppSummary {
+                name: name.clone(),
+                state: r.state,
+                template: r.template.clone(),
+            })
+            .collect())
     }
 
-    /// Feeds `n` zero bytes to the hashers (the zeros a block began with).
-    fn zeros(&mut self, mut n: u64) {
-        while n > 0 {
-            let k = usize::try_from(n.min(ZEROS.len() as u64)).unwrap_or(ZEROS.len());
-            self.feed(&ZEROS[..k]);
-            n -= k as u64;
-        }
+    async fn app_info(&self, app: &AppName) -> Result<AppInfo, Refusal> {
+        self.state
+            .lock()
+            .await
+            .info(app)
+            .ok_or_else(|| not_found(app))
     }
 
-    /// `n` bytes known to be zero (a hole of a sparse file) without reading them.
-    fn skip_zeros(&mut self, mut n: u64) {
-        while n > 0 {
-            let room = self.block_size - self.filled;
-            let now = room.min(n);
-            if !self.zero {
-                self.zeros(now);
-            }
-            self.filled += now;
-            n -= now;
-            if self.filled == self.block_size {
-                self.close();
-            }
-        }
+    async fn app_provision(
+        &self,
+        template: &TemplateName,
+        app: &AppName,
+        properties: BTreeMap<String, String>,
+    ) -> Result<(), Refusal> {
+        self.provision(template, app, properties).await
     }
 
-    fn close(&mut self) {
-        let known = if self.zero {
-            Known::Zero
-        } else {
-            Known::Data {
-                blake3: self.blake3.as_mut().map(|h| {
-                    let hex = h.finalize().to_hex().to_string();
-                    h.reset();
-                    hex
-                }),
-                xxh3: self.xxh3.as_mut().map(|h| {
-                    let hex = format!("{:032x}", h.digest128());
-                    h.reset();
-                    hex
-                }),
-            }
-        };
-        self.out.push(known);
-        self.filled = 0;
-        self.zero = true;
+    async fn app_create(&self, app: &AppName, descriptor: Descriptor) -> Result<(), Refusal> {
+        self.create(app, descriptor).await
     }
 
-    fn finish(mut self) -> Vec<Known> {
-        if self.filled > 0 {
-            self.close();
-        }
-        self.out
+    async fn app_start(&self, app: &AppName) -> Result<(), Refusal> {
+        self.arc()?.start(app).await
     }
-}
 
-/// One algorithm's digests of `known` blocks (`None`: all zero, or not computed).
-fn digests_of(known: &[Known], algorithm: HashAlgorithm) -> Vec<Option<String>> {
-    known
-        .iter()
-        .map(|k| k.digest(algorithm).flatten())
-        .collect()
-}
-
-/// The digests of each block of `length` bytes from `offset`.
-pub fn hash_blocks(
-    path: &std::path::Path,
-    block_size: u64,
-    offset: u64,
-    length: u64,
-    which: Which,
-) -> std::io::Result<Vec<Known>> {
-    use std::io::{Read, Seek};
-    let mut f = std::fs::File::open(path)?;
-    // The same digests a hashed `vol write` gives: one definition of a block's digest.
-    let mut hasher = BlockHasher::new(block_size, which);
-    let mut buf = vec![0u8; IO_BUFFER];
-    let (mut at, end) = (offset, offset + length);
-    while at < end {
-        // Holes of the sparse file are zeros: skipped, not read.
-        let data = next_data(&f, at).min(end);
-        if data > at {
-            hasher.skip_zeros(data - at);
-            at = data;
-            continue;
-        }
-        f.seek(SeekFrom::Start(at))?;
-        let want = usize::try_from((end - at).min(IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
-        let n = match f.read(&mut buf[..want])? {
-            // A volume file shorter than its size reads as zeros past its end.
-            0 => {
-                hasher.skip_zeros(end - at);
-                break;
-            }
-            n => n,
-        };
-        hasher.update(&buf[..n]);
-        at += n as u64;
+    async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+        self.arc()?.stop(app, timeout_secs).await
     }
-    Ok(hasher.finish())
-}
 
-/// Where the next data at or after `at` begins (`SEEK_DATA`): the bytes
-/// before it are a hole. Past the last data, or where the file system
-/// cannot tell, `u64::MAX` or `at` (read it all).
-fn next_data(f: &std::fs::File, at: u64) -> u64 {
-    match rustix::fs::seek(f, rustix::fs::SeekFrom::Data(at)) {
-        Ok(data) => data,
-        Err(rustix::io::Errno::NXIO) => u64::MAX,
-        Err(_) => at,
+    async fn app_destroy(&self, app: &AppName) -> Result<(), Refusal> {
+        self.destroy(app).await
     }
-}
 
-pub fn checksum(path: &std::path::Path, size: u64) -> std::io::Result<String> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut reader = std::io::BufReader::with_capacity(IO_BUFFER, f.take(size));
-    let copied = std::io::copy(&mut reader, &mut hasher)?;
-    // Pad a short file with the zeros it stands for.
-    let zeros = vec![0u8; 64 * 1024];
-    let mut left = size - copied;
-    while left > 0 {
-        let n = usize::try_from(left.min(zeros.len() as u64)).unwrap_or(zeros.len());
-        hasher.update(&zeros[..n]);
-        left -= n as u64;
+    async fn log_lines(&self, app: &AppName, after: u64) -> Result<Option<Vec<LogLine>>, Refusal> {
+        Controller::log_lines(self, app, after).await
     }
-    Ok(hasher.finalize().to_hex().to_string())
-}
 
-async fn write(stdout: Stdout<'_>, bytes: &[u8]) -> Result<(), Refusal> {
-    stdout
-        .write_all(bytes)
+    async fn vol_read(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        length: Option<u64>,
+        out: Stdout<'_>,
+    ) -> Result<(), Refusal> {
+        Controller::vol_read(self, vol, offset, length, out).await
+    }
+
+    async fn vol_write(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        hash_blocks: Option<u64>,
+        compress: Compression,
+        stdin: Stdin<'_>,
+    ) -> Result<(u64, Option<Vec<Option<String>>>), Refusal> {
+        Controller::vol_write(self, vol, offset, hash_blocks, compress, stdin).await
+    }
+
+    async fn vol_pull(&self, p: Pull<'_>) -> Result<PullReceipt, Refusal> {
+        Controller::vol_pull(
+            self,
+            p.vol,
+            p.from_grid,
+            p.from,
+            (p.offset, p.length),
+            p.hash_blocks,
+            p.compress,
+        )
         .await
-        .map_err(|e| internal(format!("cannot write the reply: {e}")))
-}
-
-async fn reply<T: serde::Serialize>(
-    stdout: Stdout<'_>,
-    json: bool,
-    value: &T,
-    text: String,
-) -> Result<(), Refusal> {
-    if json {
-        let mut bytes = serde_json::to_vec(value).map_err(internal)?;
-        bytes.push(b'\n');
-        write(stdout, &bytes).await
-    } else {
-        write(stdout, text.as_bytes()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    /// The digests whatever way the bytes come: in odd pieces, with zeros
-    /// at a block's start counted rather than hashed, or as a hole skipped.
-    #[test]
-    fn block_digests_do_not_depend_on_how_the_bytes_arrive() {
-        let block = 8192usize;
-        let mut bytes = vec![0u8; block * 4 + 100];
-        bytes[block + 5000] = 7; // block 1: zeros, then data
-        bytes[block * 3..block * 3 + 10].fill(9); // block 3: data first
-        bytes[block * 4 + 99] = 1; // the short last block
-        for algorithm in [HashAlgorithm::Blake3, HashAlgorithm::Xxh3] {
-            let want: Vec<Option<String>> = bytes
-                .chunks(block)
-                .map(|b| {
-                    (!b.iter().all(|x| *x == 0)).then(|| match algorithm {
-                        HashAlgorithm::Blake3 => blake3::hash(b).to_hex().to_string(),
-                        HashAlgorithm::Xxh3 => format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b)),
-                    })
-                })
-                .collect();
-            assert_eq!(want[0], None);
-            assert_eq!(want[2], None);
-            for piece in [1usize, 777, 4096, 100_000] {
-                let mut h = BlockHasher::new(block as u64, Which::only(algorithm));
-                for p in bytes.chunks(piece) {
-                    h.update(p);
-                }
-                assert_eq!(
-                    digests_of(&h.finish(), algorithm),
-                    want,
-                    "{algorithm} in pieces of {piece}"
-                );
-            }
-            // Block 0, 2 and the zeros of block 1 arrive as holes.
-            let mut h = BlockHasher::new(block as u64, Which::only(algorithm));
-            h.skip_zeros(block as u64 + 5000);
-            h.update(&bytes[block + 5000..block * 2]);
-            h.skip_zeros(block as u64);
-            h.update(&bytes[block * 3..]);
-            assert_eq!(
-                digests_of(&h.finish(), algorithm),
-                want,
-                "{algorithm} with holes"
-            );
-        }
     }
 
-    #[test]
-    fn a_sparse_file_hashes_as_its_bytes_holes_included() {
-        use std::io::{Seek, Write};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("vol");
-        let mut f = std::fs::File::create(&path).unwrap();
-        f.set_len(64 << 20).unwrap();
-        f.seek(SeekFrom::Start(40 << 20)).unwrap();
-        f.write_all(&[5u8; 3 << 20]).unwrap();
-        drop(f);
-        let mut whole = vec![0u8; 64 << 20];
-        whole[40 << 20..43 << 20].fill(5);
-        let hashes = digests_of(
-            &hash_blocks(&path, 4 << 20, 0, 64 << 20, Which::BOTH).unwrap(),
-            HashAlgorithm::Blake3,
-        );
-        let want: Vec<Option<String>> = whole
-            .chunks(4 << 20)
-            .map(|b| (!b.iter().all(|x| *x == 0)).then(|| blake3::hash(b).to_hex().to_string()))
-            .collect();
-        assert_eq!(hashes, want);
-        // A range that starts inside a hole and ends inside the data.
-        let part = digests_of(
-            &hash_blocks(&path, 4 << 20, 36 << 20, 6 << 20, Which::BOTH).unwrap(),
-            HashAlgorithm::Blake3,
-        );
-        assert_eq!(part[0], None);
-        assert_eq!(
-            part[1].as_deref(),
-            Some(blake3::hash(&whole[40 << 20..42 << 20]).to_hex().as_str())
-        );
+    async fn vol_hash(
+        &self,
+        vol: &VolRef,
+        block_size: u64,
+        (offset, length): (u64, Option<u64>),
+        algorithm: HashAlgorithm,
+    ) -> Result<BlockHashes, Refusal> {
+        Controller::vol_hash(self, vol, block_size, offset, length, algorithm).await
+    }
+
+    async fn vol_checksum(&self, vol: &VolRef) -> Result<Checksum, Refusal> {
+        Controller::vol_checksum(self, vol).await
     }
 }

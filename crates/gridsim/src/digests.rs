@@ -12,31 +12,10 @@
 //! all the same, except for the blocks those changes touched; when the log
 //! no longer reaches back to the hash's start, nothing of it is.
 
-use grid::dialect::HashAlgorithm;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-/// One block: all zeros, or the digests of its bytes computed so far.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Known {
-    #[default]
-    Zero,
-    Data {
-        blake3: Option<String>,
-        xxh3: Option<String>,
-    },
-}
-
-impl Known {
-    /// `Some(digest)` when known (`Some(None)`: an all-zero block).
-    pub fn digest(&self, algorithm: HashAlgorithm) -> Option<Option<String>> {
-        match (self, algorithm) {
-            (Known::Zero, _) => Some(None),
-            (Known::Data { blake3, .. }, HashAlgorithm::Blake3) => blake3.clone().map(Some),
-            (Known::Data { xxh3, .. }, HashAlgorithm::Xxh3) => xxh3.clone().map(Some),
-        }
-    }
-}
+pub use grid::blocks::Known;
 
 struct Entry {
     block_size: u64,
