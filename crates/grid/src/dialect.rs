@@ -198,6 +198,57 @@ pub struct AppInfo {
     pub template: Option<TemplateName>,
     pub properties: BTreeMap<String, String>,
     pub volumes: Vec<VolumeSpec>,
+    /// The virtual machine an app of a libvirt host is; none on gridsim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
+}
+
+/// A virtual machine's shape, as a libvirt host describes it in `app info`
+/// and defines it again from `app create`: what the target host needs to
+/// make the same machine on its own storage, and nothing of the source
+/// host's (no paths, no UUID, no domain name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    /// e.g. `x86_64`.
+    pub arch: String,
+    /// e.g. `pc`, `q35`.
+    pub machine_type: String,
+    pub boot: Boot,
+    /// The app's volumes as the machine's disks, in order.
+    pub disks: Vec<MachineDisk>,
+    /// A serial console (the app's log).
+    pub serial_console: bool,
+    /// Devices of the source's definition this shape does not carry (e.g.
+    /// `interface`); a host refuses to create a machine that lists any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_carried: Vec<String>,
+}
+
+/// How a machine boots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Boot {
+    /// From its first disk.
+    Disk,
+    /// A kernel and an initrd given to the machine directly; they are the
+    /// app's volumes [`Boot::KERNEL`] and [`Boot::INITRD`], copied like disks.
+    Kernel { cmdline: String },
+}
+
+impl Boot {
+    pub const KERNEL: &'static str = "boot-kernel";
+    pub const INITRD: &'static str = "boot-initrd";
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineDisk {
+    pub volume: VolumeName,
+    /// The guest's name for it, e.g. `vda`.
+    pub dev: String,
+    /// e.g. `virtio`, `sata`.
+    pub bus: String,
 }
 
 /// What `app create` reads on stdin: an empty app's shape.
@@ -209,6 +260,8 @@ pub struct Descriptor {
     pub properties: BTreeMap<String, String>,
     #[serde(default)]
     pub volumes: Vec<VolumeSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
 }
 
 impl From<&AppInfo> for Descriptor {
@@ -217,6 +270,7 @@ impl From<&AppInfo> for Descriptor {
             template: app.template.clone(),
             properties: app.properties.clone(),
             volumes: app.volumes.clone(),
+            machine: app.machine.clone(),
         }
     }
 }

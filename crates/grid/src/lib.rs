@@ -10,6 +10,7 @@ pub mod keys;
 pub mod known_hosts;
 pub mod name;
 pub mod serve;
+pub mod volume_file;
 
 pub use client::{ClientConfig, Connection, Endpoint, GridError, Grids, LogFollower};
 pub use name::{AppName, GridName, NameError, TemplateName, VolumeName};

@@ -9,7 +9,7 @@ use crate::faults::Faults;
 use crate::mount;
 use crate::peers::Peers;
 use crate::store::{AppRecord, Layout, State};
-use grid::blocks::{BlockHasher, Which, checksum, digests_of, hash_blocks};
+use grid::blocks::{Which, checksum, digests_of, hash_blocks};
 use grid::dialect::{
     AppInfo, AppState, AppSummary, BlockHashes, Checksum, Compression, DIALECT_VERSION, Descriptor,
     ErrorCode, GridInfo, HashAlgorithm, LogLine, PullReceipt, Refusal, Request, TemplateInfo,
@@ -19,14 +19,13 @@ use grid::serve::{Platform, Pull, range, write};
 pub use grid::serve::{Stdin, Stdout};
 use grid::{AppName, GridName, TemplateName, VolumeName};
 use std::collections::{BTreeMap, HashMap};
-use std::io::SeekFrom;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead};
 use tokio::sync::{Mutex, watch};
 
-const IO_BUFFER: usize = 1 << 20;
+use grid::volume_file::IO_BUFFER;
 
 pub struct Controller {
     /// This controller, for the tasks a command leaves running.
@@ -855,24 +854,7 @@ impl Controller {
         let (path, size, state) = self.volume(vol).await?;
         self.readable(vol, state)?;
         let length = range(size, offset, length)?;
-        let mut f = tokio::fs::File::open(&path).await.map_err(internal)?;
-        f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
-        let mut left = length;
-        let mut buf = vec![0u8; IO_BUFFER];
-        while left > 0 {
-            let want = usize::try_from(left.min(IO_BUFFER as u64)).unwrap_or(IO_BUFFER);
-            let n = f.read(&mut buf[..want]).await.map_err(internal)?;
-            if n == 0 {
-                // A volume file shorter than its size reads as zeros past its end.
-                buf[..want].fill(0);
-                write(stdout, &buf[..want]).await?;
-                left -= want as u64;
-                continue;
-            }
-            write(stdout, &buf[..n]).await?;
-            left -= n as u64;
-        }
-        stdout.flush().await.map_err(internal)
+        grid::volume_file::read(&path, offset, length, stdout).await
     }
 
     /// Writes stdin (a zstd stream with [`Compression::Zstd`]) at `offset`;
@@ -891,19 +873,15 @@ impl Controller {
         Self::writable(vol, state)?;
         range(size, offset, Some(0))?;
         self.digests.writing(&path);
-        let written = match compress {
-            Compression::None => {
-                self.write_stream(&path, (offset, size), hash_blocks, vol, stdin)
-                    .await
-            }
-            Compression::Zstd => {
-                let mut z = async_compression::tokio::bufread::ZstdDecoder::new(
-                    tokio::io::BufReader::with_capacity(IO_BUFFER, stdin),
-                );
-                self.write_stream(&path, (offset, size), hash_blocks, vol, &mut z)
-                    .await
-            }
+        let w = grid::volume_file::Write {
+            vol,
+            offset,
+            size,
+            hash_blocks,
+            compress,
+            corrupt_first: self.faults.get().corrupt_writes,
         };
+        let written = grid::volume_file::write_stream(&path, &w, stdin).await;
         let (written, known) = match written {
             Ok(w) => w,
             Err(e) => {
@@ -934,46 +912,6 @@ impl Controller {
             known[..count.min(known.len())].to_vec(),
         );
         Ok((written, Some(digests_of(&known, HashAlgorithm::Blake3))))
-    }
-
-    async fn write_stream(
-        &self,
-        path: &std::path::Path,
-        (offset, size): (u64, u64),
-        hash_blocks: Option<u64>,
-        vol: &VolRef,
-        stdin: Stdin<'_>,
-    ) -> Result<(u64, Option<Vec<Known>>), Refusal> {
-        let mut f = tokio::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .await
-            .map_err(internal)?;
-        f.seek(SeekFrom::Start(offset)).await.map_err(internal)?;
-        let mut buf = vec![0u8; IO_BUFFER];
-        let mut written = 0u64;
-        let mut hasher = hash_blocks.map(|b| BlockHasher::new(b, Which::BOTH));
-        loop {
-            let n = stdin.read(&mut buf).await.map_err(internal)?;
-            if n == 0 {
-                break;
-            }
-            if offset + written + n as u64 > size {
-                return Err(Refusal::bad_request(format!(
-                    "the data runs past the end of {vol} ({size} bytes); {written} bytes were written"
-                )));
-            }
-            if written == 0 && self.faults.get().corrupt_writes {
-                buf[0] ^= 0xFF;
-            }
-            f.write_all(&buf[..n]).await.map_err(internal)?;
-            if let Some(h) = hasher.as_mut() {
-                h.update(&buf[..n]);
-            }
-            written += n as u64;
-        }
-        f.sync_data().await.map_err(internal)?;
-        Ok((written, hasher.map(BlockHasher::finish)))
     }
 
     async fn vol_hash(

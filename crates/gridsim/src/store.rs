@@ -31,6 +31,7 @@ impl State {
             template: r.template.clone(),
             properties: r.properties.clone(),
             volumes: r.volumes.clone(),
+            machine: None,
         })
     }
 

@@ -106,6 +106,7 @@ fn descriptor(volumes: &[(&str, u64)]) -> Descriptor {
                 size: *s,
             })
             .collect(),
+        machine: None,
     }
 }
 

@@ -567,6 +567,7 @@ mod tests {
                     name: grid::VolumeName::new("data").unwrap(),
                     size: 8 << 20,
                 }],
+                machine: None,
             },
             target_free_bytes: 1 << 30,
             target_dialect,

@@ -167,6 +167,7 @@ impl Engine {
                 ]
                 .into(),
                 volumes: vec![],
+                machine: None,
             };
             dst.app_create(&signal, &descriptor).await?;
             format!(

@@ -442,6 +442,7 @@ mod tests {
                     size: *s,
                 })
                 .collect(),
+            machine: None,
         }
     }
 

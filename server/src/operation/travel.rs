@@ -136,6 +136,7 @@ mod tests {
             template: template.map(|t| t.parse().unwrap()),
             properties: Default::default(),
             volumes,
+            machine: None,
         }
     }
 

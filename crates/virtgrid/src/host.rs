@@ -1,0 +1,621 @@
+//! One libvirt host's grid as a [`Platform`]: apps are the domains whose
+//! migctl metadata names this grid, volumes their raw disk images (and a
+//! direct-boot kernel and initrd), the log their serial console.
+
+use crate::applog::AppLog;
+use crate::config::{HostConfig, VirtType};
+use crate::define::{self, Definition};
+use crate::domain::{Domain, Volume};
+use crate::state::app_state;
+use crate::virsh::Virsh;
+use grid::blocks::{Which, checksum, digests_of, hash_blocks};
+use grid::dialect::{
+    AppInfo, AppState, AppSummary, BlockHashes, Boot, Checksum, Compression, DIALECT_VERSION,
+    Descriptor, ErrorCode, GridInfo, HashAlgorithm, LogLine, PullReceipt, Refusal, TemplateInfo,
+    VolRef, VolumeSpec,
+};
+use grid::serve::{Platform, Pull, Stdin, Stdout, range};
+use grid::volume_file;
+use grid::{AppName, TemplateName};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How often a stop looks at the domain's state, and presses the power
+/// button again (a press made before the guest listened is lost).
+const STOP_POLL: Duration = Duration::from_millis(250);
+const PRESS_AGAIN: Duration = Duration::from_secs(5);
+
+pub struct Host {
+    config: HostConfig,
+    virsh: Virsh,
+    virt_type: VirtType,
+    logs: tokio::sync::Mutex<HashMap<AppName, AppLog>>,
+    /// Commands that change domains (create, start, stop, destroy) one at a time.
+    changing: tokio::sync::Mutex<()>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Refusal {
+    Refusal::new(ErrorCode::Internal, e.to_string())
+}
+
+fn not_found(app: &AppName) -> Refusal {
+    Refusal::new(ErrorCode::NotFound, format!("there is no app {app}"))
+}
+
+impl Host {
+    /// Checks that libvirt answers and the storage directory can be made.
+    pub async fn open(config: HostConfig) -> anyhow::Result<Host> {
+        let virsh = Virsh::new(&config.uri, Duration::from_secs(config.virsh_timeout_secs));
+        virsh.run(&["version"]).await.map_err(|e| {
+            anyhow::anyhow!(
+                "libvirt at {} does not answer ({e}); is libvirtd running?",
+                config.uri
+            )
+        })?;
+        std::fs::create_dir_all(&config.storage)
+            .map_err(|e| anyhow::anyhow!("cannot make {}: {e}", config.storage.display()))?;
+        let virt_type = crate::accel::resolve(config.virt_type, &virsh).await;
+        tracing::info!(grid = %config.grid, ?virt_type, "virtual machines of this grid run with this accelerator");
+        Ok(Host {
+            config,
+            virsh,
+            virt_type,
+            logs: Default::default(),
+            changing: Default::default(),
+        })
+    }
+
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
+    pub fn virt_type(&self) -> VirtType {
+        self.virt_type
+    }
+
+    fn app_dir(&self, app: &AppName) -> PathBuf {
+        self.config.storage.join(app.as_str())
+    }
+
+    /// Every domain of this grid, by app name.
+    async fn domains(&self) -> Result<BTreeMap<AppName, Domain>, Refusal> {
+        let names = self.virsh.run(&["list", "--all", "--name"]).await?;
+        let mut out = BTreeMap::new();
+        for name in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
+            let xml = match self.virsh.run(&["dumpxml", name]).await {
+                Ok(x) => x,
+                // Undefined between the listing and now.
+                Err(e) if e.no_domain => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let d = Domain::parse(&xml).map_err(internal)?;
+            if let Some(meta) = d.meta.as_ref().filter(|m| m.grid == self.config.grid) {
+                out.insert(meta.app.clone(), d);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn find(&self, app: &AppName) -> Result<Domain, Refusal> {
+        // The name this grid gives its domains first; then any adopted one.
+        let ours = define::domain_name(&self.config.grid, app);
+        if let Ok(xml) = self.virsh.run(&["dumpxml", &ours]).await {
+            let d = Domain::parse(&xml).map_err(internal)?;
+            if d.meta
+                .as_ref()
+                .is_some_and(|m| m.grid == self.config.grid && &m.app == app)
+            {
+                return Ok(d);
+            }
+        }
+        self.domains()
+            .await?
+            .remove(app)
+            .ok_or_else(|| not_found(app))
+    }
+
+    async fn state(&self, d: &Domain) -> Result<AppState, Refusal> {
+        let s = self.virsh.run(&["domstate", &d.name]).await?;
+        app_state(&s).map_err(|e| internal(format!("domain {}: {e}", d.name)))
+    }
+
+    /// Appends to the app's log (and first the console's new lines, so the
+    /// order is the order things happened in).
+    async fn log(&self, app: &AppName, console: Option<&PathBuf>, text: String) {
+        let mut logs = self.logs.lock().await;
+        let dir = self.app_dir(app);
+        let log = match logs.entry(app.clone()) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => match AppLog::open(&dir) {
+                Ok(l) => v.insert(l),
+                Err(e) => {
+                    tracing::error!(%app, error = %e, "cannot open the app log");
+                    return;
+                }
+            },
+        };
+        if let Some(c) = console
+            && let Err(e) = log.ingest(c)
+        {
+            tracing::error!(%app, error = %e, "cannot read the console");
+        }
+        if !text.is_empty()
+            && let Err(e) = log.append(text)
+        {
+            tracing::error!(%app, error = %e, "cannot append to the app log");
+        }
+    }
+
+    /// Reads every app's new console lines (the daemon calls it every second,
+    /// so a line's time is when it was written, within a second).
+    pub async fn ingest_consoles(&self) {
+        let Ok(domains) = self.domains().await else {
+            return;
+        };
+        for (app, d) in domains {
+            if d.console.is_some() {
+                self.log(&app, d.console.as_ref(), String::new()).await;
+            }
+        }
+    }
+
+    /// The file of a volume, its size and the app's state; a disk that is
+    /// not a raw image file is refused, naming it.
+    async fn volume(&self, vol: &VolRef) -> Result<(PathBuf, u64, AppState), Refusal> {
+        let d = self.find(&vol.app).await?;
+        let vols = d.volumes().map_err(internal)?;
+        let (_, v) = vols
+            .into_iter()
+            .find(|(n, _)| n == &vol.vol)
+            .ok_or_else(|| {
+                Refusal::new(
+                    ErrorCode::NotFound,
+                    format!("app {} has no volume {}", vol.app, vol.vol),
+                )
+            })?;
+        let file = match v {
+            Volume::BootFile(f) => f,
+            Volume::Disk(disk) => {
+                if disk.format != "raw" {
+                    return Err(Refusal::new(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "volume {vol} is disk {} of domain {}, a {} image; migctl reads and writes raw images only: convert it (qemu-img convert -O raw) while the domain is shut off",
+                            disk.dev, d.name, disk.format
+                        ),
+                    ));
+                }
+                disk.file.ok_or_else(|| {
+                    Refusal::new(
+                        ErrorCode::BadRequest,
+                        format!("volume {vol} is disk {} of domain {}, which is not a file; migctl moves image files only", disk.dev, d.name),
+                    )
+                })?
+            }
+        };
+        let size = std::fs::metadata(&file)
+            .map_err(|e| internal(format!("volume {vol}: {}: {e}", file.display())))?
+            .len();
+        Ok((file, size, self.state(&d).await?))
+    }
+
+    fn info_of(&self, app: &AppName, d: &Domain, state: AppState) -> Result<AppInfo, Refusal> {
+        let meta = d.meta.clone().ok_or_else(|| not_found(app))?;
+        let volumes = d
+            .volumes()
+            .map_err(internal)?
+            .into_iter()
+            .map(|(name, v)| {
+                let file = match v {
+                    Volume::Disk(disk) => disk.file,
+                    Volume::BootFile(f) => Some(f),
+                };
+                let size = file
+                    .and_then(|f| std::fs::metadata(f).ok())
+                    .map_or(0, |m| m.len());
+                VolumeSpec { name, size }
+            })
+            .collect();
+        Ok(AppInfo {
+            name: app.clone(),
+            state,
+            template: meta.template,
+            properties: meta.properties,
+            volumes,
+            machine: Some(d.machine().map_err(internal)?),
+        })
+    }
+
+    async fn create(&self, app: &AppName, desc: Descriptor) -> Result<(), Refusal> {
+        let _one = self.changing.lock().await;
+        if self.find(app).await.is_ok() {
+            return Err(Refusal::new(
+                ErrorCode::Exists,
+                format!("there is an app {app} already"),
+            ));
+        }
+        let machine = desc.machine.ok_or_else(|| {
+            Refusal::bad_request(
+                "an app of a libvirt host is a virtual machine: the descriptor needs its `machine` (the source's `app info` on a libvirt host gives it)",
+            )
+        })?;
+        define::check(&machine).map_err(Refusal::bad_request)?;
+        let mut wanted: Vec<&str> = machine.disks.iter().map(|d| d.volume.as_str()).collect();
+        if matches!(machine.boot, Boot::Kernel { .. }) {
+            wanted.extend([Boot::KERNEL, Boot::INITRD]);
+        }
+        let given: Vec<&str> = desc.volumes.iter().map(|v| v.name.as_str()).collect();
+        let mut w = wanted.clone();
+        let mut g = given.clone();
+        w.sort_unstable();
+        g.sort_unstable();
+        if w != g {
+            return Err(Refusal::bad_request(format!(
+                "the descriptor's volumes ({}) are not the machine's ({})",
+                given.join(", "),
+                wanted.join(", ")
+            )));
+        }
+        let need: u64 = desc.volumes.iter().map(|v| v.size).sum();
+        let info = self.grid_info().await?;
+        if need > info.free_bytes {
+            return Err(Refusal::new(
+                ErrorCode::Denied,
+                format!(
+                    "app {app} needs {need} bytes; grid {} has {} free",
+                    self.config.grid, info.free_bytes
+                ),
+            ));
+        }
+        let dir = self.app_dir(app);
+        let made = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            for v in &desc.volumes {
+                let f = std::fs::OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .open(define::volume_file(&dir, &v.name))?;
+                f.set_len(v.size)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(internal(format!(
+                "cannot make app {app}'s images in {}: {e}",
+                dir.display()
+            )));
+        }
+        let xml = Definition {
+            grid: &self.config.grid,
+            app,
+            machine: &machine,
+            properties: &desc.properties,
+            app_dir: &dir,
+            virt_type: self.virt_type,
+        }
+        .xml();
+        let file = dir.join("domain.xml");
+        let defined = match std::fs::write(&file, xml) {
+            Ok(()) => self
+                .virsh
+                .run(&["define", &file.to_string_lossy()])
+                .await
+                .map_err(Refusal::from),
+            Err(e) => Err(internal(e)),
+        };
+        if let Err(e) = defined {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.log(
+            app,
+            None,
+            format!(
+                "app {app} is stopped: created as domain {} ({} MiB, {} vCPU, {})",
+                define::domain_name(&self.config.grid, app),
+                machine.memory_mib,
+                machine.vcpus,
+                match self.virt_type {
+                    VirtType::Kvm => "KVM",
+                    _ => "TCG",
+                },
+            ),
+        )
+        .await;
+        Ok(())
+    }
+
+    async fn start(&self, app: &AppName) -> Result<(), Refusal> {
+        let _one = self.changing.lock().await;
+        let d = self.find(app).await?;
+        match self.state(&d).await? {
+            AppState::Running | AppState::Starting => return Ok(()),
+            AppState::Stopping => {
+                return Err(Refusal::new(
+                    ErrorCode::BadState,
+                    format!("app {app} is stopping; start it once it has stopped"),
+                ));
+            }
+            AppState::Stopped => {}
+            AppState::Failed => {
+                // A crashed or paused domain is ended before it boots again.
+                self.virsh.run(&["destroy", &d.name]).await.ok();
+            }
+        }
+        self.log(app, d.console.as_ref(), String::new()).await;
+        self.virsh.run(&["start", &d.name]).await?;
+        self.log(
+            app,
+            None,
+            format!("app {app} is running: domain {} started", d.name),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// ACPI shutdown, then a forced power-off after `timeout_secs`; the log
+    /// says which it was.
+    async fn stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+        let _one = self.changing.lock().await;
+        let d = self.find(app).await?;
+        match self.state(&d).await? {
+            AppState::Stopped => return Ok(()),
+            AppState::Failed => {
+                self.virsh.run(&["destroy", &d.name]).await.ok();
+                self.log(
+                    app,
+                    d.console.as_ref(),
+                    format!(
+                        "app {app} is stopped: the failed domain {} was ended",
+                        d.name
+                    ),
+                )
+                .await;
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.log(app, d.console.as_ref(), format!(
+            "app {app} is stopping: ACPI power button pressed; forced off if not shut down within {timeout_secs} s"
+        ))
+        .await;
+        let began = Instant::now();
+        let deadline = began + Duration::from_secs(timeout_secs);
+        let mut pressed = began;
+        self.virsh.run(&["shutdown", &d.name]).await.ok();
+        loop {
+            tokio::time::sleep(STOP_POLL).await;
+            if self.state(&d).await? == AppState::Stopped {
+                let secs = began.elapsed().as_secs_f64();
+                self.log(
+                    app,
+                    d.console.as_ref(),
+                    format!(
+                        "app {app} is stopped: it shut down {secs:.1} s after the ACPI power button"
+                    ),
+                )
+                .await;
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            if pressed.elapsed() >= PRESS_AGAIN {
+                self.virsh.run(&["shutdown", &d.name]).await.ok();
+                pressed = Instant::now();
+            }
+        }
+        self.virsh.run(&["destroy", &d.name]).await?;
+        self.log(app, d.console.as_ref(), format!(
+            "app {app} is stopped: it did not shut down within {timeout_secs} s of the ACPI power button and was forced off (virsh destroy); what it had not written to its disks is lost"
+        ))
+        .await;
+        Ok(())
+    }
+
+    async fn destroy(&self, app: &AppName) -> Result<(), Refusal> {
+        let _one = self.changing.lock().await;
+        let d = self.find(app).await?;
+        let state = self.state(&d).await?;
+        if !matches!(state, AppState::Stopped | AppState::Failed) {
+            return Err(Refusal::new(
+                ErrorCode::BadState,
+                format!("app {app} is {state}; stop it before destroying it"),
+            ));
+        }
+        if state == AppState::Failed {
+            self.virsh.run(&["destroy", &d.name]).await.ok();
+        }
+        self.virsh.run(&["undefine", &d.name]).await?;
+        self.logs.lock().await.remove(app);
+        let dir = self.app_dir(app);
+        // Only the app's own directory of this grid's storage is removed;
+        // an adopted domain's images elsewhere stay where they are.
+        if dir.starts_with(&self.config.storage) && dir != self.config.storage {
+            std::fs::remove_dir_all(&dir)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(internal)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Platform for Host {
+    async fn grid_info(&self) -> Result<GridInfo, Refusal> {
+        let fs = rustix::fs::statvfs(&self.config.storage).map_err(internal)?;
+        let apps = self.domains().await?.len();
+        Ok(GridInfo {
+            name: self.config.grid.clone(),
+            dialect: DIALECT_VERSION,
+            free_bytes: fs.f_bavail.saturating_mul(fs.f_frsize),
+            total_bytes: fs.f_blocks.saturating_mul(fs.f_frsize),
+            apps: u32::try_from(apps).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn template_list(&self) -> Result<Vec<TemplateInfo>, Refusal> {
+        Ok(vec![])
+    }
+
+    async fn app_list(&self) -> Result<Vec<AppSummary>, Refusal> {
+        let mut out = vec![];
+        for (app, d) in self.domains().await? {
+            out.push(AppSummary {
+                state: self.state(&d).await?,
+                template: d.meta.and_then(|m| m.template),
+                name: app,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn app_info(&self, app: &AppName) -> Result<AppInfo, Refusal> {
+        let d = self.find(app).await?;
+        let state = self.state(&d).await?;
+        self.info_of(app, &d, state)
+    }
+
+    async fn app_provision(
+        &self,
+        template: &TemplateName,
+        _app: &AppName,
+        _properties: BTreeMap<String, String>,
+    ) -> Result<(), Refusal> {
+        Err(Refusal::new(
+            ErrorCode::NotFound,
+            format!(
+                "there is no template {template} on grid {}; `template list` shows them",
+                self.config.grid
+            ),
+        ))
+    }
+
+    async fn app_create(&self, app: &AppName, descriptor: Descriptor) -> Result<(), Refusal> {
+        self.create(app, descriptor).await
+    }
+
+    async fn app_start(&self, app: &AppName) -> Result<(), Refusal> {
+        self.start(app).await
+    }
+
+    async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+        self.stop(app, timeout_secs).await
+    }
+
+    async fn app_destroy(&self, app: &AppName) -> Result<(), Refusal> {
+        self.destroy(app).await
+    }
+
+    async fn log_lines(&self, app: &AppName, after: u64) -> Result<Option<Vec<LogLine>>, Refusal> {
+        let d = match self.find(app).await {
+            Ok(d) => d,
+            Err(e) if e.code == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.log(app, d.console.as_ref(), String::new()).await;
+        let logs = self.logs.lock().await;
+        match logs.get(app) {
+            Some(l) => l.read(after).map(Some).map_err(internal),
+            None => Ok(Some(vec![])),
+        }
+    }
+
+    async fn vol_read(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        length: Option<u64>,
+        out: Stdout<'_>,
+    ) -> Result<(), Refusal> {
+        let (file, size, _) = self.volume(vol).await?;
+        let length = range(size, offset, length)?;
+        volume_file::read(&file, offset, length, out).await
+    }
+
+    async fn vol_write(
+        &self,
+        vol: &VolRef,
+        offset: u64,
+        hash_blocks: Option<u64>,
+        compress: Compression,
+        stdin: Stdin<'_>,
+    ) -> Result<(u64, Option<Vec<Option<String>>>), Refusal> {
+        let (file, size, state) = self.volume(vol).await?;
+        if state != AppState::Stopped {
+            return Err(Refusal::new(
+                ErrorCode::BadState,
+                format!(
+                    "app {} is {state}; volumes are written only while it is stopped",
+                    vol.app
+                ),
+            ));
+        }
+        range(size, offset, Some(0))?;
+        let w = volume_file::Write {
+            vol,
+            offset,
+            size,
+            hash_blocks,
+            compress,
+            corrupt_first: false,
+        };
+        let (n, known) = volume_file::write_stream(&file, &w, stdin).await?;
+        Ok((n, known.map(|k| digests_of(&k, HashAlgorithm::Blake3))))
+    }
+
+    async fn vol_pull(&self, p: Pull<'_>) -> Result<PullReceipt, Refusal> {
+        Err(Refusal::new(
+            ErrorCode::Denied,
+            format!(
+                "grid {} (a libvirt host) does not pull from other grids yet; {} is copied through the helper's stream instead",
+                self.config.grid, p.vol
+            ),
+        ))
+    }
+
+    async fn vol_hash(
+        &self,
+        vol: &VolRef,
+        block_size: u64,
+        (offset, length): (u64, Option<u64>),
+        algorithm: HashAlgorithm,
+    ) -> Result<BlockHashes, Refusal> {
+        let (file, size, _) = self.volume(vol).await?;
+        let length = range(size, offset, length)?;
+        let known = tokio::task::spawn_blocking(move || {
+            hash_blocks(&file, block_size, offset, length, Which::only(algorithm))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        Ok(BlockHashes {
+            size,
+            block_size,
+            offset,
+            algorithm,
+            hashes: digests_of(&known, algorithm),
+        })
+    }
+
+    async fn vol_checksum(&self, vol: &VolRef) -> Result<Checksum, Refusal> {
+        let (file, size, _) = self.volume(vol).await?;
+        let digest = tokio::task::spawn_blocking(move || checksum(&file, size))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        Ok(Checksum {
+            algorithm: "blake3".into(),
+            digest,
+            size,
+        })
+    }
+}
