@@ -110,18 +110,37 @@ impl AppLog {
 
     fn take(&mut self, bytes: &[u8], upto: u64, mark: &Path) -> std::io::Result<()> {
         for line in bytes.split(|b| *b == b'\n') {
-            let text = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]);
-            let text: String = text
-                .trim_end_matches('\r')
-                .chars()
-                .filter(|c| !c.is_control())
-                .collect();
+            let text = printable(&String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]));
             if !text.is_empty() {
                 self.append(text)?;
             }
         }
         std::fs::write(mark, upto.to_string())
     }
+}
+
+/// A console line as text: terminal escape sequences (the firmware clears
+/// the screen before the guest's first line) and control characters dropped.
+fn printable(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters… final byte in @..~; other escapes: one more char.
+            if chars.next_if_eq(&'[').is_some() {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -135,14 +154,18 @@ mod tests {
         let console = dir.path().join("console.log");
         let mut log = AppLog::open(dir.path()).unwrap();
         log.append("app vm1 is running").unwrap();
-        std::fs::write(&console, "resumed at counter: 0\r\ncounter: 1\ncoun").unwrap();
+        std::fs::write(
+            &console,
+            "\u{1b}[2J\u{1b}[01;01Hresumed at counter: 0\r\ncounter: 1\ncoun",
+        )
+        .unwrap();
         log.ingest(&console).unwrap();
         drop(log);
         let mut log = AppLog::open(dir.path()).unwrap();
         log.ingest(&console).unwrap();
         std::fs::write(
             &console,
-            "resumed at counter: 0\r\ncounter: 1\ncounter: 2\n",
+            "\u{1b}[2J\u{1b}[01;01Hresumed at counter: 0\r\ncounter: 1\ncounter: 2\n",
         )
         .unwrap();
         log.ingest(&console).unwrap();

@@ -23,6 +23,10 @@ pub struct HostConfig {
     /// offers it, TCG otherwise.
     #[serde(default)]
     pub virt_type: VirtType,
+    /// A Linux kernel `auto` boots under KVM to see that KVM works (without
+    /// one, a boot sector that checks less).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvm_probe_kernel: Option<PathBuf>,
     /// How long one `virsh` call may take before it counts as hung.
     #[serde(default = "default_virsh_timeout")]
     pub virsh_timeout_secs: u64,

@@ -55,7 +55,12 @@ impl Host {
         })?;
         std::fs::create_dir_all(&config.storage)
             .map_err(|e| anyhow::anyhow!("cannot make {}: {e}", config.storage.display()))?;
-        let virt_type = crate::accel::resolve(config.virt_type, &virsh).await;
+        let probe = match &config.kvm_probe_kernel {
+            Some(k) => crate::accel::Probe::Kernel(k),
+            None => crate::accel::Probe::BootSector,
+        };
+        let virt_type =
+            crate::accel::resolve(config.virt_type, &virsh, probe, &config.storage).await;
         tracing::info!(grid = %config.grid, ?virt_type, "virtual machines of this grid run with this accelerator");
         Ok(Host {
             config,
