@@ -27,6 +27,9 @@ pub struct HostConfig {
     /// one, a boot sector that checks less).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kvm_probe_kernel: Option<PathBuf>,
+    /// What `app provision` can make: migctl's helper, as a process of this host.
+    #[serde(default, rename = "template")]
+    pub templates: Vec<crate::hostapp::Template>,
     /// How long one `virsh` call may take before it counts as hung.
     #[serde(default = "default_virsh_timeout")]
     pub virsh_timeout_secs: u64,

@@ -19,6 +19,7 @@ use grid::volume_file;
 use grid::{AppName, TemplateName};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often a stop looks at the domain's state, and presses the power
@@ -27,12 +28,17 @@ const STOP_POLL: Duration = Duration::from_millis(250);
 const PRESS_AGAIN: Duration = Duration::from_secs(5);
 
 pub struct Host {
+    me: std::sync::Weak<Host>,
     config: HostConfig,
     virsh: Virsh,
     virt_type: VirtType,
     logs: tokio::sync::Mutex<HashMap<AppName, AppLog>>,
     /// Commands that change domains (create, start, stop, destroy) one at a time.
     changing: tokio::sync::Mutex<()>,
+    /// Host apps' processes the daemon supervises now.
+    pub(crate) processes: std::sync::Mutex<HashMap<AppName, crate::supervise::Process>>,
+    /// Restarts after crashes since each host app's last `app start`.
+    pub(crate) restarts: std::sync::Mutex<HashMap<AppName, u32>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
@@ -45,7 +51,7 @@ fn not_found(app: &AppName) -> Refusal {
 
 impl Host {
     /// Checks that libvirt answers and the storage directory can be made.
-    pub async fn open(config: HostConfig) -> anyhow::Result<Host> {
+    pub async fn open(config: HostConfig) -> anyhow::Result<Arc<Host>> {
         let virsh = Virsh::new(&config.uri, Duration::from_secs(config.virsh_timeout_secs));
         virsh.run(&["version"]).await.map_err(|e| {
             anyhow::anyhow!(
@@ -62,13 +68,29 @@ impl Host {
         let virt_type =
             crate::accel::resolve(config.virt_type, &virsh, probe, &config.storage).await;
         tracing::info!(grid = %config.grid, ?virt_type, "virtual machines of this grid run with this accelerator");
-        Ok(Host {
+        let host = Arc::new_cyclic(|me| Host {
+            me: me.clone(),
             config,
             virsh,
             virt_type,
             logs: Default::default(),
             changing: Default::default(),
-        })
+            processes: Default::default(),
+            restarts: Default::default(),
+        });
+        host.settle_records().await?;
+        Ok(host)
+    }
+
+    pub(crate) fn arc(&self) -> Result<Arc<Host>, Refusal> {
+        self.me
+            .upgrade()
+            .ok_or_else(|| internal("the daemon is stopping"))
+    }
+
+    /// Forgets an app's open log (its directory is going).
+    pub(crate) async fn forget(&self, app: &AppName) {
+        self.logs.lock().await.remove(app);
     }
 
     pub fn config(&self) -> &HostConfig {
@@ -79,7 +101,7 @@ impl Host {
         self.virt_type
     }
 
-    fn app_dir(&self, app: &AppName) -> PathBuf {
+    pub(crate) fn app_dir(&self, app: &AppName) -> PathBuf {
         self.config.storage.join(app.as_str())
     }
 
@@ -127,7 +149,7 @@ impl Host {
 
     /// Appends to the app's log (and first the console's new lines, so the
     /// order is the order things happened in).
-    async fn log(&self, app: &AppName, console: Option<&PathBuf>, text: String) {
+    pub(crate) async fn log(&self, app: &AppName, console: Option<&PathBuf>, text: String) {
         let mut logs = self.logs.lock().await;
         let dir = self.app_dir(app);
         let log = match logs.entry(app.clone()) {
@@ -234,11 +256,16 @@ impl Host {
 
     async fn create(&self, app: &AppName, desc: Descriptor) -> Result<(), Refusal> {
         let _one = self.changing.lock().await;
-        if self.find(app).await.is_ok() {
+        if self.record(app)?.is_some() || self.find(app).await.is_ok() {
             return Err(Refusal::new(
                 ErrorCode::Exists,
                 format!("there is an app {app} already"),
             ));
+        }
+        if desc.machine.is_none() && desc.volumes.is_empty() {
+            return self
+                .record_create(app, desc.template, desc.properties)
+                .await;
         }
         let machine = desc.machine.ok_or_else(|| {
             Refusal::bad_request(
@@ -468,11 +495,27 @@ impl Platform for Host {
     }
 
     async fn template_list(&self) -> Result<Vec<TemplateInfo>, Refusal> {
-        Ok(vec![])
+        Ok(self
+            .config
+            .templates
+            .iter()
+            .map(|t| TemplateInfo {
+                name: t.name.clone(),
+                description: t.description.clone(),
+            })
+            .collect())
     }
 
     async fn app_list(&self) -> Result<Vec<AppSummary>, Refusal> {
-        let mut out = vec![];
+        let mut out: Vec<AppSummary> = crate::hostapp::all(&self.config.storage)
+            .map_err(internal)?
+            .into_iter()
+            .map(|(name, r)| AppSummary {
+                name,
+                state: r.state,
+                template: r.template,
+            })
+            .collect();
         for (app, d) in self.domains().await? {
             out.push(AppSummary {
                 state: self.state(&d).await?,
@@ -484,6 +527,16 @@ impl Platform for Host {
     }
 
     async fn app_info(&self, app: &AppName) -> Result<AppInfo, Refusal> {
+        if let Some(r) = self.record(app)? {
+            return Ok(AppInfo {
+                name: app.clone(),
+                state: r.state,
+                template: r.template,
+                properties: r.properties,
+                volumes: vec![],
+                machine: None,
+            });
+        }
         let d = self.find(app).await?;
         let state = self.state(&d).await?;
         self.info_of(app, &d, state)
@@ -492,16 +545,27 @@ impl Platform for Host {
     async fn app_provision(
         &self,
         template: &TemplateName,
-        _app: &AppName,
-        _properties: BTreeMap<String, String>,
+        app: &AppName,
+        properties: BTreeMap<String, String>,
     ) -> Result<(), Refusal> {
-        Err(Refusal::new(
-            ErrorCode::NotFound,
-            format!(
-                "there is no template {template} on grid {}; `template list` shows them",
-                self.config.grid
-            ),
-        ))
+        if self.template(template).is_none() {
+            return Err(Refusal::new(
+                ErrorCode::NotFound,
+                format!(
+                    "there is no template {template} on grid {}; `template list` shows them",
+                    self.config.grid
+                ),
+            ));
+        }
+        let _one = self.changing.lock().await;
+        if self.record(app)?.is_some() || self.find(app).await.is_ok() {
+            return Err(Refusal::new(
+                ErrorCode::Exists,
+                format!("there is an app {app} already"),
+            ));
+        }
+        self.record_create(app, Some(template.clone()), properties)
+            .await
     }
 
     async fn app_create(&self, app: &AppName, descriptor: Descriptor) -> Result<(), Refusal> {
@@ -509,20 +573,37 @@ impl Platform for Host {
     }
 
     async fn app_start(&self, app: &AppName) -> Result<(), Refusal> {
-        self.start(app).await
+        match self.record(app)? {
+            Some(r) => self.record_start(app, r).await,
+            None => self.start(app).await,
+        }
     }
 
     async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
-        self.stop(app, timeout_secs).await
+        match self.record(app)? {
+            Some(r) => self.record_stop(app, r, timeout_secs).await,
+            None => self.stop(app, timeout_secs).await,
+        }
     }
 
     async fn app_destroy(&self, app: &AppName) -> Result<(), Refusal> {
-        self.destroy(app).await
+        match self.record(app)? {
+            Some(r) => self.record_destroy(app, r).await,
+            None => self.destroy(app).await,
+        }
     }
 
     async fn log_lines(&self, app: &AppName, after: u64) -> Result<Option<Vec<LogLine>>, Refusal> {
         let d = match self.find(app).await {
             Ok(d) => d,
+            Err(e) if e.code == ErrorCode::NotFound && self.record(app)?.is_some() => {
+                self.log(app, None, String::new()).await;
+                let logs = self.logs.lock().await;
+                return match logs.get(app) {
+                    Some(l) => l.read(after).map(Some).map_err(internal),
+                    None => Ok(Some(vec![])),
+                };
+            }
             Err(e) if e.code == ErrorCode::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };

@@ -10,6 +10,8 @@ pub mod config;
 pub mod define;
 pub mod domain;
 pub mod host;
+pub mod hostapp;
 pub mod socket;
 pub mod state;
+pub mod supervise;
 pub mod virsh;

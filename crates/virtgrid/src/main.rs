@@ -1,6 +1,5 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 use virtgrid::config::HostConfig;
 
@@ -56,7 +55,7 @@ async fn main() {
 async fn daemon(config: &std::path::Path) -> anyhow::Result<()> {
     let config = HostConfig::load(config)?;
     let socket = config.socket.clone();
-    let host = Arc::new(virtgrid::host::Host::open(config).await?);
+    let host = virtgrid::host::Host::open(config).await?;
     let listener = virtgrid::socket::bind(&socket)?;
     println!(
         "grid {} on {} serving on {} ({:?})",
@@ -74,10 +73,11 @@ async fn daemon(config: &std::path::Path) -> anyhow::Result<()> {
             }
         })
     };
-    let served = tokio::spawn(virtgrid::socket::serve(listener, host));
+    let served = tokio::spawn(virtgrid::socket::serve(listener, host.clone()));
     shutdown_signal().await;
     consoles.abort();
     served.abort();
+    virtgrid::supervise::stop_all(&host).await;
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

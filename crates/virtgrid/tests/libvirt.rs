@@ -63,6 +63,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, grid: &str) -> Daemon {
+        Daemon::start_with(dir, grid, "")
+    }
+
+    /// With more of `virtgrid.toml` (templates).
+    fn start_with(dir: &Path, grid: &str, more: &str) -> Daemon {
         let storage = dir.join(grid);
         std::fs::create_dir_all(&storage).unwrap();
         let run = dir.join(format!("{grid}-run"));
@@ -77,7 +82,7 @@ impl Daemon {
                 storage.display(),
                 socket.display(),
                 guest().0.display()
-            ),
+            ) + more,
         )
         .unwrap();
         Daemon::run(config, socket)
@@ -101,6 +106,15 @@ impl Daemon {
             socket,
             config,
         }
+    }
+
+    /// Killed with SIGKILL (no chance to end its processes), then started again.
+    fn crash_and_restart(mut self) -> Daemon {
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        self.restart()
     }
 
     fn restart(self) -> Daemon {
@@ -439,4 +453,141 @@ fn a_relay_without_its_daemon_says_how_to_start_it() {
         err.contains("internal") && err.contains("virtgrid daemon"),
         "{err}"
     );
+}
+
+const TEMPLATES: &str = r#"
+[[template]]
+name = "Sleeper"
+description = "exits when asked"
+command = ["/bin/sh", "-c", "echo started as $ROLE; trap 'echo asked to stop; exit 0' TERM; while true; do sleep 0.1; done"]
+
+[[template]]
+name = "Stubborn"
+command = ["/bin/sh", "-c", "trap '' TERM; echo up; while true; do sleep 0.1; done"]
+
+[[template]]
+name = "Crasher"
+restart_on_crash = 1
+command = ["/bin/sh", "-c", "echo run; kill -9 $$"]
+"#;
+
+fn wait_state(grid: &Daemon, app: &str, state: &str) {
+    let began = Instant::now();
+    while grid.json(&format!("app info {app}"))["state"] != state {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "app {app} never became {state}: {}",
+            grid.log(app).join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Alive: not gone, and not a zombie (killed, not yet reaped).
+fn pid_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Host apps (the helper's kind): processes the daemon supervises, which
+/// outlive the SSH command that provisioned them; and empty signal apps.
+#[test]
+fn host_apps_are_processes_the_daemon_supervises() {
+    if !libvirt_here() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let east = Daemon::start_with(dir.path(), "east", TEMPLATES);
+    let names: Vec<String> = east
+        .json("template list")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["Sleeper", "Stubborn", "Crasher"]);
+
+    // Provisioned and started; it runs on after the relay has ended.
+    east.ok("app provision Sleeper h1 ROLE=helper", b"");
+    east.wait_log("h1", 0, "started as helper", Duration::from_secs(10));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("east/h1/app.json")).unwrap())
+            .unwrap();
+    let pid = record["pid"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(pid_alive(pid));
+    assert_eq!(east.json("app info h1")["state"], "running");
+    east.ok("app stop h1 --timeout 10", b"");
+    assert_eq!(east.json("app info h1")["state"], "stopped");
+    let said = east.log("h1").join("\n");
+    assert!(
+        said.contains("SIGTERM") && said.contains("asked to stop"),
+        "{said}"
+    );
+    assert!(!pid_alive(pid));
+
+    // One that ignores SIGTERM is killed at the timeout, and the log says so.
+    east.ok("app provision Stubborn h2", b"");
+    east.wait_log("h2", 0, "up", Duration::from_secs(10));
+    east.ok("app stop h2 --timeout 2", b"");
+    assert_eq!(east.json("app info h2")["state"], "stopped");
+    let said = east.log("h2").join("\n");
+    assert!(
+        said.contains("did not exit within 2 s of SIGTERM; killed"),
+        "{said}"
+    );
+
+    // A crash is restarted as often as the template allows, then failed.
+    east.ok("app provision Crasher h3", b"");
+    wait_state(&east, "h3", "failed");
+    let said = east.log("h3").join("\n");
+    assert!(said.contains("restart 1 of 1"), "{said}");
+    assert_eq!(
+        said.lines().filter(|l| l.ends_with(" run")).count(),
+        2,
+        "{said}"
+    );
+
+    // The console's signal: an empty app, stopped, with its properties.
+    east.ok(
+        "app create signal",
+        br#"{"properties": {"operation": "op1"}}"#,
+    );
+    let info = east.json("app info signal");
+    assert_eq!(info["state"], "stopped");
+    assert_eq!(info["properties"]["operation"], "op1");
+    let (code, _, err) = east.run_cmd("app create signal", b"{}");
+    assert!(code == 1 && err.contains("exists"), "{err}");
+    // A VM's volumes without its machine are refused.
+    let (code, _, err) = east.run_cmd(
+        "app create novm",
+        br#"{"volumes": [{"name": "data", "size": 1048576}]}"#,
+    );
+    assert!(code == 1 && err.contains("machine"), "{err}");
+
+    // The daemon dies under a running process; the next one ends it, and
+    // says the app failed.
+    let seq = east.log("h1").len() as u64;
+    east.ok("app start h1", b"");
+    east.wait_log("h1", seq, "started as helper", Duration::from_secs(10));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("east/h1/app.json")).unwrap())
+            .unwrap();
+    let pid = record["pid"].as_u64().unwrap();
+    let east = east.crash_and_restart();
+    assert_eq!(east.json("app info h1")["state"], "failed");
+    assert!(
+        !pid_alive(pid),
+        "the previous daemon's process {pid} still runs"
+    );
+
+    let (code, _, err) = east.run_cmd("app provision Nothing h9", b"");
+    assert!(code == 1 && err.contains("template list"), "{err}");
+    for app in ["h1", "h2", "h3", "signal"] {
+        east.ok(&format!("app destroy {app}"), b"");
+    }
+    assert_eq!(east.json("app list"), serde_json::json!([]));
 }
