@@ -49,6 +49,12 @@ pub enum Command {
         /// and wakes up with it
         #[arg(long = "self")]
         inside: bool,
+        /// Real grids instead: libvirt grids east and west on this host
+        /// (virtgrid behind sshd), the test guest vm1 running on east. Needs
+        /// root, libvirt, QEMU, sshd and the test guest (scripts/demo --libvirt
+        /// prepares them)
+        #[arg(long, conflicts_with = "inside")]
+        libvirt: bool,
         /// Size of shop's `data` volume in MiB, filled with incompressible
         /// bytes (applies when the demo creates shop) [default: 384, mostly sparse]
         #[arg(long)]
@@ -313,6 +319,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             copy_rate_limit_mib,
             inside,
+            libvirt,
             shop_data_mib,
             shop_write_kib,
         } => {
@@ -320,7 +327,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 data_mib: *shop_data_mib,
                 write_kib: *shop_write_kib,
             };
-            if *inside {
+            if *libvirt {
+                crate::demo_libvirt::libvirt(dir, *listen, *copy_rate_limit_mib).await
+            } else if *inside {
                 crate::demo::inside_shop(dir, *listen, *copy_rate_limit_mib, shop).await
             } else {
                 crate::demo::outside(dir, *listen, *copy_rate_limit_mib, shop).await

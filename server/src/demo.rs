@@ -124,7 +124,7 @@ pub async fn outside(
     Ok(())
 }
 
-async fn set_admin(pool: &sqlx::SqlitePool, secret: &str) -> anyhow::Result<()> {
+pub(crate) async fn set_admin(pool: &sqlx::SqlitePool, secret: &str) -> anyhow::Result<()> {
     let hash = password::hash(secret.to_owned()).await?;
     match accounts::create(pool, "admin", Role::Admin, &hash).await {
         Err(accounts::AccountError::Exists(_)) => {
@@ -192,7 +192,7 @@ pub async fn inside_shop(
 /// the kernel's ephemeral range (32768 and up on Linux): a port from that
 /// range may be taken, before the console binds it, as the local end of
 /// one of the many SSH connections the demo's grids and helper open.
-fn free_port_below_ephemeral(listen: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_port_below_ephemeral(listen: SocketAddr) -> anyhow::Result<SocketAddr> {
     use rand::Rng;
     let mut rng = rand::rng();
     for _ in 0..100 {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod console;
 pub mod db;
 pub mod demo;
+pub mod demo_libvirt;
 pub mod grids;
 pub mod lock;
 pub mod operation;

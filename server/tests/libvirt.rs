@@ -1,9 +1,9 @@
-//! The console migrating a real virtual machine between two libvirt grids:
-//! virtgrid daemons for `east` and `west` on this machine's libvirtd, each
-//! behind Debian's sshd with the relay as its `ForceCommand` (production's
-//! path), the helper a process of the target's daemon, the test guest
-//! (scripts/guest) counting on its data disk. The migrated guest must
-//! resume on west at the count it reached on east.
+//! `migctl demo --libvirt`, and the console migrating a real virtual machine
+//! with it: virtgrid daemons for `east` and `west` on this machine's
+//! libvirtd, each behind Debian's sshd with the relay as its `ForceCommand`
+//! (production's path), the helper a process of the target's daemon, the
+//! test guest (scripts/guest) counting on its data disk. The migrated guest
+//! must resume on west at the count it reached on east.
 //!
 //! Needs root; skipped otherwise, unless `MIGCTL_REQUIRE_LIBVIRT=1`
 //! (scripts/test as root), which fails it.
@@ -12,17 +12,12 @@
 
 mod support;
 
-use grid::keys;
-use grid::known_hosts::pin_line;
 use serde_json::json;
 use std::io::{BufRead, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{api, operator_token, wait_for};
-
-const SSHD: &str = "/usr/sbin/sshd";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -101,122 +96,10 @@ impl Drop for Domains {
     }
 }
 
-/// One grid: its virtgrid daemon and the sshd in front of it.
+/// One grid of the demo, as the test reaches its daemon directly.
 struct Host {
     name: &'static str,
     socket: PathBuf,
-    port: u16,
-    /// Its known_hosts line.
-    pin: String,
-    _daemon: Running,
-    _sshd: Running,
-}
-
-fn free_port(attempt: u16) -> u16 {
-    let pid = u16::try_from(std::process::id() % 4000).unwrap();
-    (0..200)
-        .map(|i| 20_000 + (pid * 7 + attempt * 409 + i * 13) % 12_000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port below the ephemeral range")
-}
-
-fn start_host(dir: &Path, name: &'static str, trust: &Path, authorized: &str) -> Host {
-    let storage = dir.join(name);
-    let run = dir.join(format!("{name}-run"));
-    std::fs::create_dir_all(&storage).unwrap();
-    std::fs::create_dir_all(&run).unwrap();
-    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let socket = run.join("dialect.sock");
-    let config = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            r#"grid = "{name}"
-storage = "{storage}"
-socket = "{socket}"
-kvm_probe_kernel = "{kernel}"
-
-[[template]]
-name = "MigHelper"
-description = "migctl's helper: stops, copies and starts an app"
-command = ["{migctl}", "helper"]
-env = {{ MIG_KEY_FILE = "{trust}/id_ed25519", MIG_KNOWN_HOSTS = "{trust}/known_hosts", MIG_GRIDS_FILE = "{trust}/grids.toml", MIGCTL_LOG = "warn" }}
-"#,
-            storage = storage.display(),
-            socket = socket.display(),
-            kernel = guest().0.display(),
-            migctl = env!("CARGO_BIN_EXE_migctl"),
-            trust = trust.display(),
-        ),
-    )
-    .unwrap();
-    let mut daemon = Command::new(virtgrid())
-        .args(["daemon", "--config"])
-        .arg(&config)
-        .env("VIRTGRID_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(daemon.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.contains("serving on"), "virtgrid said {first:?}");
-    let daemon = Running(daemon);
-
-    let host_key_path = dir.join(format!("{name}-sshd-key"));
-    let host_key = keys::generate();
-    keys::save(&host_key_path, &host_key).unwrap();
-    let auth = dir.join(format!("{name}-authorized_keys"));
-    std::fs::write(&auth, authorized).unwrap();
-    std::fs::create_dir_all("/run/sshd").ok();
-    for attempt in 0..5 {
-        let port = free_port(attempt);
-        let sshd_config = dir.join(format!("{name}-sshd_config"));
-        std::fs::write(
-            &sshd_config,
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
-                 StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PermitRootLogin prohibit-password\nAllowUsers root\nForceCommand {} relay --socket {}\n",
-                host_key_path.display(),
-                auth.display(),
-                dir.join(format!("{name}-sshd.pid")).display(),
-                virtgrid().display(),
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(&sshd_config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let up = loop {
-            if child.try_wait().unwrap().is_some() {
-                break false;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break child.try_wait().unwrap().is_none();
-            }
-            assert!(Instant::now() < deadline, "sshd did not start on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        if up {
-            return Host {
-                name,
-                socket,
-                port,
-                pin: pin_line("127.0.0.1", port, host_key.public_key()),
-                _daemon: daemon,
-                _sshd: Running(child),
-            };
-        }
-    }
-    panic!("sshd did not start on any of 5 ports");
 }
 
 impl Host {
@@ -282,81 +165,68 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
     if !libvirt_here() {
         return;
     }
-    let (kernel, initrd) = guest();
+    let (kernel, _) = guest();
     let domains = Domains(&["migctl-east-vm1", "migctl-west-vm1"]);
     domains.clear();
     let dir = tempfile::Builder::new()
         .prefix("migctl-libvirt")
         .tempdir()
         .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    // The console's key and the helper's (trust between the grids).
-    let (console, trust) = (dir.path().join("console"), dir.path().join("trust"));
-    std::fs::create_dir_all(&console).unwrap();
-    std::fs::create_dir_all(&trust).unwrap();
-    let (console_key, trust_key) = (keys::generate(), keys::generate());
-    keys::save(&console.join("id_ed25519"), &console_key).unwrap();
-    keys::save(&trust.join("id_ed25519"), &trust_key).unwrap();
-    let authorized = format!(
-        "{}\n{}\n",
-        console_key.public_key().to_openssh().unwrap(),
-        trust_key.public_key().to_openssh().unwrap()
-    );
-    let east = start_host(dir.path(), "east", &trust, &authorized);
-    let west = start_host(dir.path(), "west", &trust, &authorized);
-    let mut grids = String::new();
-    let mut known = String::new();
-    for h in [&east, &west] {
-        grids += &format!(
-            "[[grid]]\nname = \"{}\"\naddress = \"127.0.0.1:{}\"\nuser = \"root\"\n\n",
-            h.name, h.port
-        );
-        known += &format!("{}\n", h.pin.trim_end());
-    }
-    for d in [&console, &trust] {
-        std::fs::write(d.join("grids.toml"), &grids).unwrap();
-        std::fs::write(d.join("known_hosts"), &known).unwrap();
-    }
-
-    // vm1 on east: the test guest, counting.
-    let (k, i) = (
-        std::fs::read(kernel).unwrap(),
-        std::fs::read(initrd).unwrap(),
-    );
-    let descriptor = json!({
-        "volumes": [
-            {"name": "data", "size": 64 << 20},
-            {"name": "boot-kernel", "size": k.len()},
-            {"name": "boot-initrd", "size": i.len()},
-        ],
-        "machine": {
-            "memory_mib": 256, "vcpus": 1, "arch": "x86_64", "machine_type": "pc",
-            "boot": {"kind": "kernel", "cmdline": "console=ttyS0 quiet panic=-1"},
-            "disks": [{"volume": "data", "dev": "vda", "bus": "virtio"}],
-            "serial_console": true
+    // The images outside the console's directory (which it keeps 0700).
+    let images = tempfile::Builder::new()
+        .prefix("migctl-libvirt-images")
+        .tempdir()
+        .unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_migctl"))
+        .env("MIGCTL_LOG", "warn")
+        .env("MIGCTL_GUEST_DIR", kernel.parent().unwrap())
+        .env("MIGCTL_DEMO_STORAGE", images.path())
+        .args(["demo", "--libvirt", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = std::io::BufReader::new(demo.stdout.take().unwrap()).lines();
+    let _demo = Running(demo);
+    let mut printed = vec![];
+    for line in said.by_ref() {
+        let line = line.unwrap();
+        printed.push(line.clone());
+        if line.starts_with("password: ") {
+            break;
         }
-    });
-    east.run("app create vm1", descriptor.to_string().as_bytes());
-    east.run("vol write vm1:boot-kernel", &k);
-    east.run("vol write vm1:boot-initrd", &i);
-    east.run("app start vm1", b"");
+    }
+    let field = |k: &str| {
+        printed
+            .iter()
+            .find_map(|l| l.strip_prefix(k).map(str::to_owned))
+            .unwrap_or_else(|| panic!("the demo did not print {k:?}: {printed:?}"))
+    };
+    let url = field("url: ").trim_end_matches('/').to_owned();
+    assert_eq!(field("user: "), "admin");
+    for g in ["east", "west"] {
+        assert!(
+            printed
+                .iter()
+                .any(|l| l.starts_with(&format!("grid: {g} at 127.0.0.1:"))),
+            "{printed:?}"
+        );
+    }
+    let base = dir.path().join("libvirt");
+    let (east, west) = (
+        Host {
+            name: "east",
+            socket: base.join("east-run/dialect.sock"),
+        },
+        Host {
+            name: "west",
+            socket: base.join("west-run/dialect.sock"),
+        },
+    );
+    // The demo's vm1 on east, counting.
+    assert_eq!(east.json("app info vm1")["state"], "running");
     east.wait_log("vm1", "counter: 10");
-
-    let config = dir.path().join("migctl");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("migctl.toml"),
-        format!(
-            "grids_file = \"{}\"\nprivate_key_file = \"{}\"\nknown_hosts_file = \"{}\"\n",
-            console.join("grids.toml").display(),
-            console.join("id_ed25519").display(),
-            console.join("known_hosts").display()
-        ),
-    )
-    .unwrap();
-    let token = operator_token(&config);
-    let (console_process, url) = support::serve_logging(&config, Stdio::inherit(), &[]);
-    let _console = Running(console_process);
+    let token = operator_token(dir.path());
 
     let (status, started) = api(
         &url,

@@ -1,7 +1,7 @@
 //! SSH private keys: generating them, and reading them only from files
 //! nobody else can read.
 
-use russh::keys::PrivateKey;
+pub use russh::keys::PrivateKey;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use std::path::{Path, PathBuf};
