@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 const PROBE_LIMIT: Duration = Duration::from_secs(10);
+const PROBE_PREFIX: &str = "virtgrid-kvm-probe-";
 
 /// A boot sector: `mov dx, 0x3f8; mov al, 'O'; out dx, al; mov al, 'K';
 /// out dx, al; mov al, 10; out dx, al; cli; hlt; jmp $-3`.
@@ -80,6 +81,16 @@ async fn kvm_boots(virsh: &Virsh, probe: Probe<'_>, work: &Path) -> Result<(), S
         .run(&["domcapabilities", "--virttype", "kvm"])
         .await
         .map_err(|e| e.to_string())?;
+    // A probe an earlier daemon left running (killed mid-probe) ends now.
+    if let Ok(names) = virsh.run(&["list", "--name"]).await {
+        for n in names
+            .lines()
+            .map(str::trim)
+            .filter(|n| n.starts_with(PROBE_PREFIX))
+        {
+            let _ = virsh.run(&["destroy", "--domain", n]).await;
+        }
+    }
     let dir = work.join(format!(".kvm-probe-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let outcome = boot(virsh, probe, &dir).await;
@@ -88,7 +99,7 @@ async fn kvm_boots(virsh: &Virsh, probe: Probe<'_>, work: &Path) -> Result<(), S
 }
 
 async fn boot(virsh: &Virsh, probe: Probe<'_>, dir: &Path) -> Result<(), String> {
-    let name = format!("virtgrid-kvm-probe-{}", std::process::id());
+    let name = format!("{PROBE_PREFIX}{}", std::process::id());
     let serial = dir.join("serial.log");
     let (os, devices, expect) = match probe {
         Probe::Kernel(k) => (
@@ -121,10 +132,11 @@ async fn boot(virsh: &Virsh, probe: Probe<'_>, dir: &Path) -> Result<(), String>
     );
     let file = dir.join("probe.xml");
     std::fs::write(&file, xml).map_err(|e| e.to_string())?;
-    virsh
-        .run(&["create", &file.to_string_lossy()])
-        .await
-        .map_err(|e| e.to_string())?;
+    if let Err(e) = virsh.run(&["create", &file.to_string_lossy()]).await {
+        // It may still come up (a create that timed out): never left running.
+        let _ = virsh.run(&["destroy", "--domain", &name]).await;
+        return Err(e.to_string());
+    }
     let began = std::time::Instant::now();
     let booted = loop {
         let said = std::fs::read(&serial).unwrap_or_default();
@@ -136,7 +148,9 @@ async fn boot(virsh: &Virsh, probe: Probe<'_>, dir: &Path) -> Result<(), String>
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let _ = virsh.run(&["destroy", &name]).await;
+    if let Err(e) = virsh.run(&["destroy", "--domain", &name]).await {
+        tracing::warn!(domain = %name, error = %e, "the KVM probe guest could not be ended; end it: virsh destroy");
+    }
     if booted {
         Ok(())
     } else {

@@ -24,9 +24,15 @@ fn now() -> String {
 }
 
 impl AppLog {
-    /// The log of the app whose directory is `dir` (made if missing).
+    /// The log of the app whose directory is `dir` (which must exist: a
+    /// log never brings back the directory of an app being destroyed).
     pub fn open(dir: &Path) -> std::io::Result<AppLog> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is no app directory", dir.display()),
+            ));
+        }
         let mut log = AppLog {
             dir: dir.to_owned(),
             next_seq: 1,
@@ -40,20 +46,35 @@ impl AppLog {
     }
 
     pub fn append(&mut self, text: impl Into<String>) -> std::io::Result<()> {
-        let line = LogLine {
-            seq: self.next_seq,
-            at: now(),
-            text: text.into(),
-        };
-        let mut bytes = serde_json::to_vec(&line)?;
-        bytes.push(b'\n');
+        self.append_all(vec![text.into()])
+    }
+
+    /// Appends lines in one write (numbered only once it is on disk).
+    fn append_all(&mut self, texts: Vec<String>) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let at = now();
+        let mut bytes = vec![];
+        for (i, text) in texts.into_iter().enumerate() {
+            let line = LogLine {
+                seq: self.next_seq + i as u64,
+                at: at.clone(),
+                text,
+            };
+            bytes.extend(serde_json::to_vec(&line)?);
+            bytes.push(b'\n');
+        }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(self.file())?;
+        let n = bytes.iter().filter(|b| **b == b'\n').count() as u64;
         f.write_all(&bytes)?;
         f.sync_data()?;
-        self.next_seq += 1;
+        self.next_seq += n;
         Ok(())
     }
 
@@ -109,13 +130,16 @@ impl AppLog {
     }
 
     fn take(&mut self, bytes: &[u8], upto: u64, mark: &Path) -> std::io::Result<()> {
-        for line in bytes.split(|b| *b == b'\n') {
-            let text = printable(&String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)]));
-            if !text.is_empty() {
-                self.append(text)?;
-            }
-        }
-        std::fs::write(mark, upto.to_string())
+        let texts: Vec<String> = bytes
+            .split(|b| *b == b'\n')
+            .map(|line| printable(&String::from_utf8_lossy(&line[..line.len().min(MAX_LINE)])))
+            .filter(|t| !t.is_empty())
+            .collect();
+        self.append_all(texts)?;
+        // The mark replaced whole: a crash leaves the old one or the new one.
+        let tmp = mark.with_extension("new");
+        std::fs::write(&tmp, upto.to_string())?;
+        std::fs::rename(&tmp, mark)
     }
 }
 

@@ -93,7 +93,10 @@ impl Domain {
         if let Some(devices) = child(root, "devices") {
             for d in devices.children().filter(roxmltree::Node::is_element) {
                 match d.tag_name().name() {
-                    "disk" if d.attribute("device").unwrap_or("disk") == "disk" => {
+                    "disk" if d.attribute("device").unwrap_or("disk") != "disk" => {
+                        others.push(format!("disk ({})", d.attribute("device").unwrap_or("?")));
+                    }
+                    "disk" => {
                         let target = child(d, "target");
                         disks.push(Disk {
                             dev: target.and_then(|t| t.attribute("dev")).unwrap_or("").into(),
@@ -118,6 +121,13 @@ impl Domain {
                     }
                     n if KNOWN_DEVICES.contains(&n) => {}
                     n => others.push(n.to_owned()),
+                }
+            }
+        }
+        if let Some(os) = os {
+            for n in ["loader", "nvram"] {
+                if child(os, n).is_some() {
+                    others.push(format!("os {n} (UEFI firmware)"));
                 }
             }
         }
@@ -309,7 +319,7 @@ mod tests {
             }
         );
         assert_eq!(m.machine_type, "pc-i440fx-7.2");
-        assert_eq!(m.not_carried, ["interface"]);
+        assert_eq!(m.not_carried, ["disk (cdrom)", "interface"]);
         assert!(m.serial_console);
     }
 

@@ -26,15 +26,21 @@ use std::time::{Duration, Instant};
 /// button again (a press made before the guest listened is lost).
 const STOP_POLL: Duration = Duration::from_millis(250);
 const PRESS_AGAIN: Duration = Duration::from_secs(5);
+/// The longest `app stop --timeout` (a day).
+const MAX_STOP_TIMEOUT: u64 = 86_400;
 
 pub struct Host {
     me: std::sync::Weak<Host>,
+    /// Held while the daemon lives: one daemon a grid's storage.
+    _only: std::fs::File,
     config: HostConfig,
     virsh: Virsh,
     virt_type: VirtType,
     logs: tokio::sync::Mutex<HashMap<AppName, AppLog>>,
-    /// Commands that change domains (create, start, stop, destroy) one at a time.
-    changing: tokio::sync::Mutex<()>,
+    /// Per app: commands that change it (create, start, stop, destroy) take
+    /// it alone; a `vol write` shares it for its whole stream, so nothing
+    /// boots or destroys an app while its disk is being written.
+    locks: std::sync::Mutex<HashMap<AppName, Arc<tokio::sync::RwLock<()>>>>,
     /// Host apps' processes the daemon supervises now.
     pub(crate) processes: std::sync::Mutex<HashMap<AppName, crate::supervise::Process>>,
     /// Restarts after crashes since each host app's last `app start`.
@@ -43,6 +49,29 @@ pub struct Host {
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
     Refusal::new(ErrorCode::Internal, e.to_string())
+}
+
+/// Locks `STORAGE/.virtgrid.lock`: a second daemon for the same storage
+/// would number console lines twice and end the first one's helpers.
+fn only_daemon(config: &HostConfig) -> anyhow::Result<std::fs::File> {
+    let path = config.storage.join(".virtgrid.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |_| {
+            anyhow::anyhow!(
+                "another virtgrid daemon serves grid {} from {} ({} is locked)",
+                config.grid,
+                config.storage.display(),
+                path.display()
+            )
+        },
+    )?;
+    Ok(file)
 }
 
 fn not_found(app: &AppName) -> Refusal {
@@ -68,13 +97,15 @@ impl Host {
         let virt_type =
             crate::accel::resolve(config.virt_type, &virsh, probe, &config.storage).await;
         tracing::info!(grid = %config.grid, ?virt_type, "virtual machines of this grid run with this accelerator");
+        let only = only_daemon(&config)?;
         let host = Arc::new_cyclic(|me| Host {
             me: me.clone(),
+            _only: only,
             config,
             virsh,
             virt_type,
             logs: Default::default(),
-            changing: Default::default(),
+            locks: Default::default(),
             processes: Default::default(),
             restarts: Default::default(),
         });
@@ -101,6 +132,13 @@ impl Host {
         self.virt_type
     }
 
+    fn lock_of(&self, app: &AppName) -> Arc<tokio::sync::RwLock<()>> {
+        match self.locks.lock() {
+            Ok(mut m) => m.entry(app.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
     pub(crate) fn app_dir(&self, app: &AppName) -> PathBuf {
         self.config.storage.join(app.as_str())
     }
@@ -110,13 +148,20 @@ impl Host {
         let names = self.virsh.run(&["list", "--all", "--name"]).await?;
         let mut out = BTreeMap::new();
         for name in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
-            let xml = match self.virsh.run(&["dumpxml", name]).await {
+            let xml = match self.virsh.run(&["dumpxml", "--domain", name]).await {
                 Ok(x) => x,
                 // Undefined between the listing and now.
                 Err(e) if e.no_domain => continue,
                 Err(e) => return Err(e.into()),
             };
-            let d = Domain::parse(&xml).map_err(internal)?;
+            // One domain (of any grid) with a bad definition must not hide the rest.
+            let d = match Domain::parse(&xml) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(domain = name, error = %e, "a domain that cannot be read is left out");
+                    continue;
+                }
+            };
             if let Some(meta) = d.meta.as_ref().filter(|m| m.grid == self.config.grid) {
                 out.insert(meta.app.clone(), d);
             }
@@ -127,7 +172,7 @@ impl Host {
     async fn find(&self, app: &AppName) -> Result<Domain, Refusal> {
         // The name this grid gives its domains first; then any adopted one.
         let ours = define::domain_name(&self.config.grid, app);
-        if let Ok(xml) = self.virsh.run(&["dumpxml", &ours]).await {
+        if let Ok(xml) = self.virsh.run(&["dumpxml", "--domain", &ours]).await {
             let d = Domain::parse(&xml).map_err(internal)?;
             if d.meta
                 .as_ref()
@@ -142,8 +187,35 @@ impl Host {
             .ok_or_else(|| not_found(app))
     }
 
+    /// Whether the app is a domain of this grid; an error that is not
+    /// "no such app" is an error, never an absence.
+    async fn exists(&self, app: &AppName) -> Result<bool, Refusal> {
+        match self.find(app).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code == ErrorCode::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Forces the domain off and checks that it is: a `virsh destroy` that
+    /// did not take is an error, never a stopped app.
+    async fn end(&self, app: &AppName, d: &Domain) -> Result<(), Refusal> {
+        let ended = self.virsh.run(&["destroy", "--domain", &d.name]).await;
+        match self.state(d).await? {
+            AppState::Stopped => Ok(()),
+            s => Err(Refusal::new(
+                ErrorCode::Internal,
+                format!(
+                    "app {app}: domain {} is still {s} after virsh destroy{}",
+                    d.name,
+                    ended.err().map(|e| format!(" ({e})")).unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
     async fn state(&self, d: &Domain) -> Result<AppState, Refusal> {
-        let s = self.virsh.run(&["domstate", &d.name]).await?;
+        let s = self.virsh.run(&["domstate", "--domain", &d.name]).await?;
         app_state(&s).map_err(|e| internal(format!("domain {}: {e}", d.name)))
     }
 
@@ -255,8 +327,9 @@ impl Host {
     }
 
     async fn create(&self, app: &AppName, desc: Descriptor) -> Result<(), Refusal> {
-        let _one = self.changing.lock().await;
-        if self.record(app)?.is_some() || self.find(app).await.is_ok() {
+        let lock = self.lock_of(app);
+        let _one = lock.write().await;
+        if self.record(app)?.is_some() || self.exists(app).await? {
             return Err(Refusal::new(
                 ErrorCode::Exists,
                 format!("there is an app {app} already"),
@@ -301,12 +374,31 @@ impl Host {
             ));
         }
         let dir = self.app_dir(app);
+        // A directory of its own, new: what is removed on failure is only
+        // what this command made.
+        if let Err(e) = std::fs::create_dir(&dir) {
+            return Err(Refusal::new(
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    ErrorCode::Exists
+                } else {
+                    ErrorCode::Internal
+                },
+                format!(
+                    "cannot make {} for app {app}: {e} (left by an app removed outside migctl? move it away)",
+                    dir.display()
+                ),
+            ));
+        }
         let made = (|| -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            // QEMU may pass through, nobody else may look in; images are
+            // the owner's (libvirt gives them to QEMU's user at start).
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
             for v in &desc.volumes {
                 let f = std::fs::OpenOptions::new()
                     .create_new(true)
                     .write(true)
+                    .mode(0o600)
                     .open(define::volume_file(&dir, &v.name))?;
                 f.set_len(v.size)?;
             }
@@ -360,7 +452,6 @@ impl Host {
     }
 
     async fn start(&self, app: &AppName) -> Result<(), Refusal> {
-        let _one = self.changing.lock().await;
         let d = self.find(app).await?;
         match self.state(&d).await? {
             AppState::Running | AppState::Starting => return Ok(()),
@@ -373,11 +464,11 @@ impl Host {
             AppState::Stopped => {}
             AppState::Failed => {
                 // A crashed or paused domain is ended before it boots again.
-                self.virsh.run(&["destroy", &d.name]).await.ok();
+                self.end(app, &d).await?;
             }
         }
         self.log(app, d.console.as_ref(), String::new()).await;
-        self.virsh.run(&["start", &d.name]).await?;
+        self.virsh.run(&["start", "--domain", &d.name]).await?;
         self.log(
             app,
             None,
@@ -390,12 +481,11 @@ impl Host {
     /// ACPI shutdown, then a forced power-off after `timeout_secs`; the log
     /// says which it was.
     async fn stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
-        let _one = self.changing.lock().await;
         let d = self.find(app).await?;
         match self.state(&d).await? {
             AppState::Stopped => return Ok(()),
             AppState::Failed => {
-                self.virsh.run(&["destroy", &d.name]).await.ok();
+                self.end(app, &d).await?;
                 self.log(
                     app,
                     d.console.as_ref(),
@@ -416,7 +506,14 @@ impl Host {
         let began = Instant::now();
         let deadline = began + Duration::from_secs(timeout_secs);
         let mut pressed = began;
-        self.virsh.run(&["shutdown", &d.name]).await.ok();
+        if let Err(e) = self.virsh.run(&["shutdown", "--domain", &d.name]).await {
+            self.log(
+                app,
+                None,
+                format!("the ACPI power button could not be pressed: {e}"),
+            )
+            .await;
+        }
         loop {
             tokio::time::sleep(STOP_POLL).await;
             if self.state(&d).await? == AppState::Stopped {
@@ -435,11 +532,14 @@ impl Host {
                 break;
             }
             if pressed.elapsed() >= PRESS_AGAIN {
-                self.virsh.run(&["shutdown", &d.name]).await.ok();
+                self.virsh
+                    .run(&["shutdown", "--domain", &d.name])
+                    .await
+                    .ok();
                 pressed = Instant::now();
             }
         }
-        self.virsh.run(&["destroy", &d.name]).await?;
+        self.end(app, &d).await?;
         self.log(app, d.console.as_ref(), format!(
             "app {app} is stopped: it did not shut down within {timeout_secs} s of the ACPI power button and was forced off (virsh destroy); what it had not written to its disks is lost"
         ))
@@ -448,7 +548,6 @@ impl Host {
     }
 
     async fn destroy(&self, app: &AppName) -> Result<(), Refusal> {
-        let _one = self.changing.lock().await;
         let d = self.find(app).await?;
         let state = self.state(&d).await?;
         if !matches!(state, AppState::Stopped | AppState::Failed) {
@@ -458,9 +557,9 @@ impl Host {
             ));
         }
         if state == AppState::Failed {
-            self.virsh.run(&["destroy", &d.name]).await.ok();
+            self.end(app, &d).await?;
         }
-        self.virsh.run(&["undefine", &d.name]).await?;
+        self.virsh.run(&["undefine", "--domain", &d.name]).await?;
         self.logs.lock().await.remove(app);
         let dir = self.app_dir(app);
         // Only the app's own directory of this grid's storage is removed;
@@ -557,8 +656,9 @@ impl Platform for Host {
                 ),
             ));
         }
-        let _one = self.changing.lock().await;
-        if self.record(app)?.is_some() || self.find(app).await.is_ok() {
+        let lock = self.lock_of(app);
+        let _one = lock.write().await;
+        if self.record(app)?.is_some() || self.exists(app).await? {
             return Err(Refusal::new(
                 ErrorCode::Exists,
                 format!("there is an app {app} already"),
@@ -573,6 +673,8 @@ impl Platform for Host {
     }
 
     async fn app_start(&self, app: &AppName) -> Result<(), Refusal> {
+        let lock = self.lock_of(app);
+        let _one = lock.write().await;
         match self.record(app)? {
             Some(r) => self.record_start(app, r).await,
             None => self.start(app).await,
@@ -580,6 +682,13 @@ impl Platform for Host {
     }
 
     async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+        if timeout_secs > MAX_STOP_TIMEOUT {
+            return Err(Refusal::bad_request(format!(
+                "a stop timeout of {timeout_secs} s is more than {MAX_STOP_TIMEOUT} s (a day)"
+            )));
+        }
+        let lock = self.lock_of(app);
+        let _one = lock.write().await;
         match self.record(app)? {
             Some(r) => self.record_stop(app, r, timeout_secs).await,
             None => self.stop(app, timeout_secs).await,
@@ -587,6 +696,8 @@ impl Platform for Host {
     }
 
     async fn app_destroy(&self, app: &AppName) -> Result<(), Refusal> {
+        let lock = self.lock_of(app);
+        let _one = lock.write().await;
         match self.record(app)? {
             Some(r) => self.record_destroy(app, r).await,
             None => self.destroy(app).await,
@@ -594,16 +705,18 @@ impl Platform for Host {
     }
 
     async fn log_lines(&self, app: &AppName, after: u64) -> Result<Option<Vec<LogLine>>, Refusal> {
+        // A host app (the helper, followed all through an operation) first:
+        // its record is one file, a domain lookup is virsh calls.
+        if self.record(app)?.is_some() {
+            self.log(app, None, String::new()).await;
+            let logs = self.logs.lock().await;
+            return match logs.get(app) {
+                Some(l) => l.read(after).map(Some).map_err(internal),
+                None => Ok(Some(vec![])),
+            };
+        }
         let d = match self.find(app).await {
             Ok(d) => d,
-            Err(e) if e.code == ErrorCode::NotFound && self.record(app)?.is_some() => {
-                self.log(app, None, String::new()).await;
-                let logs = self.logs.lock().await;
-                return match logs.get(app) {
-                    Some(l) => l.read(after).map(Some).map_err(internal),
-                    None => Ok(Some(vec![])),
-                };
-            }
             Err(e) if e.code == ErrorCode::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
@@ -635,7 +748,22 @@ impl Platform for Host {
         compress: Compression,
         stdin: Stdin<'_>,
     ) -> Result<(u64, Option<Vec<Option<String>>>), Refusal> {
+        let lock = self.lock_of(&vol.app);
+        let _writing = lock.read().await;
         let (file, size, state) = self.volume(vol).await?;
+        // An adopted domain's files may be shared (a kernel in /boot, an
+        // image of another's): written only within this grid's storage.
+        if !file.starts_with(&self.config.storage) {
+            return Err(Refusal::new(
+                ErrorCode::Denied,
+                format!(
+                    "volume {vol} is {}, outside grid {}'s storage {}; migctl writes only the images it made there",
+                    file.display(),
+                    self.config.grid,
+                    self.config.storage.display()
+                ),
+            ));
+        }
         if state != AppState::Stopped {
             return Err(Refusal::new(
                 ErrorCode::BadState,

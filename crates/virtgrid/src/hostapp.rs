@@ -57,11 +57,22 @@ pub fn load(app_dir: &Path) -> std::io::Result<Option<Record>> {
 
 /// Writes the record whole or not at all (a new file renamed over the old).
 pub fn save(app_dir: &Path, r: &Record) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     std::fs::create_dir_all(app_dir)?;
-    let tmp = app_dir.join(format!("{RECORD}.new"));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(r)?)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, file(app_dir))
+    // A name of its own: two saves at once never rename each other's half.
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let tmp = app_dir.join(format!("{RECORD}.{}.{n}.new", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(r)?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file(app_dir))?;
+    std::fs::File::open(app_dir)?.sync_all()
 }
 
 /// Every record in the storage, by app.

@@ -17,6 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 pub const STDOUT: u8 = 1;
 pub const END: u8 = 2;
 const CHUNK: usize = 256 << 10;
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Binds the socket: its directory must not be open to others (the socket
 /// itself is, within it, to whoever may enter the directory).
@@ -25,10 +26,17 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         .parent()
         .ok_or_else(|| anyhow::anyhow!("{} has no directory", path.display()))?;
     std::fs::create_dir_all(dir)?;
-    let mode = std::fs::metadata(dir)?.permissions().mode();
-    if mode & 0o007 != 0 {
+    let meta = std::fs::metadata(dir)?;
+    let mode = meta.permissions().mode();
+    // Writable by no one but its owner, root (or the daemon's user): nobody
+    // else can put something in the socket's place.
+    let owner_ok = {
+        use std::os::unix::fs::MetadataExt;
+        meta.uid() == 0 || meta.uid() == rustix::process::geteuid().as_raw()
+    };
+    if mode & 0o007 != 0 || mode & 0o020 != 0 || !owner_ok {
         anyhow::bail!(
-            "{} is open to every user (mode {:o}); the dialect's socket must be reachable only by root and the controller's user: chmod o-rwx it",
+            "{} (mode {:o}) must belong to root (or the daemon's user), be writable by its owner only and closed to others: the dialect's socket must be reachable only by root and the controller's user (e.g. chown root:migctl, chmod 0750)",
             dir.display(),
             mode & 0o777
         );
@@ -45,8 +53,14 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 
 pub async fn serve(listener: UnixListener, host: Arc<Host>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // E.g. out of file descriptors: say so, and do not spin.
+                tracing::error!(error = %e, "cannot accept a relay's connection");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let host = host.clone();
         tokio::spawn(async move {
@@ -60,16 +74,23 @@ pub async fn serve(listener: UnixListener, host: Arc<Host>) {
 async fn connection(stream: UnixStream, host: &Host) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut stdin = BufReader::new(read);
-    let mut line = String::new();
+    let mut raw = Vec::new();
     (&mut stdin)
         .take(MAX_COMMAND_LINE as u64 + 1)
-        .read_line(&mut line)
+        .read_until(b'\n', &mut raw)
         .await?;
-    let line = line.trim_end_matches('\n').to_owned();
+    if raw.last() == Some(&b'\n') {
+        raw.pop();
+    }
+    let line = String::from_utf8(raw);
     // What the platform writes goes through a pipe and out as frames.
-    let (mut out_w, mut out_r) = tokio::io::duplex(CHUNK);
+    let (out_w, mut out_r) = tokio::io::duplex(CHUNK);
     let run = async {
-        let outcome = match Request::parse_line(&line) {
+        let mut out_w = out_w;
+        let parsed = line
+            .map_err(|_| Refusal::bad_request("the command line is not UTF-8"))
+            .and_then(|l| Request::parse_line(&l));
+        let outcome = match parsed {
             Ok(request) => {
                 tracing::info!(grid = %host.config().grid, command = %request.command.verb(), "serving");
                 grid::serve::serve(host, request, &mut stdin, &mut out_w).await
@@ -83,15 +104,36 @@ async fn connection(stream: UnixStream, host: &Host) -> std::io::Result<()> {
     let relay = async {
         let mut buf = vec![0u8; CHUNK];
         loop {
-            let n = out_r.read(&mut buf).await?;
+            // An empty frame now and then: a write that fails says the relay
+            // is gone (a followed log with nothing new would never know).
+            let n = match tokio::time::timeout(HEARTBEAT, out_r.read(&mut buf)).await {
+                Ok(n) => n?,
+                Err(_) => {
+                    frame(&mut write, STDOUT, &[]).await?;
+                    continue;
+                }
+            };
             if n == 0 {
                 return Ok::<_, std::io::Error>(());
             }
             frame(&mut write, STDOUT, &buf[..n]).await?;
         }
     };
-    let (outcome, relayed) = tokio::join!(run, relay);
-    relayed?;
+    let outcome = {
+        tokio::pin!(run, relay);
+        tokio::select! {
+        outcome = &mut run => {
+            // The rest of what it wrote goes out before the end.
+            relay.await?;
+            outcome
+        }
+        relayed = &mut relay => {
+            // The relay is gone: the command stops where it is.
+            relayed?;
+            run.await
+        }
+        }
+    };
     let mut end = vec![];
     match outcome {
         Ok(()) => end.push(0),
@@ -134,6 +176,11 @@ pub async fn relay(socket: &Path, line: &str) -> i32 {
             return 1;
         }
     };
+    if line.contains('\n') {
+        let r = Refusal::bad_request("the command is more than one line");
+        eprint!("{}", r.to_line());
+        return 1;
+    }
     let (mut read, mut write) = stream.into_split();
     let line = line.to_owned();
     // Stdin goes on in its own task: the reply may end before stdin does

@@ -11,7 +11,7 @@ use grid::{AppName, TemplateName};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncRead};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -25,7 +25,33 @@ type Launch<'a> =
 /// A running process, as the daemon holds it.
 pub struct Process {
     pub kill: tokio::sync::mpsc::Sender<()>,
+    pub pid: Option<u32>,
 }
+
+/// The environment a host app's process gets: nothing of the daemon's
+/// (it runs as root), a plain `PATH`, the app's properties named `MIG_*`
+/// (what the helper reads; never `LD_*`, `PATH` or the like), then the
+/// template's own `env`, which no property overrides.
+fn environment(
+    template: &BTreeMap<String, String>,
+    properties: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([(
+        "PATH".to_owned(),
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+    )]);
+    env.extend(
+        properties
+            .iter()
+            .filter(|(k, _)| k.starts_with("MIG_"))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    env.extend(template.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// The longest output line of a process kept whole.
+const MAX_LINE: usize = 8192;
 
 impl Host {
     pub(crate) fn record(&self, app: &AppName) -> Result<Option<Record>, Refusal> {
@@ -158,8 +184,8 @@ impl Host {
         };
         let mut child = tokio::process::Command::new(program)
             .args(args)
-            .envs(&t.env)
-            .envs(&r.properties)
+            .env_clear()
+            .envs(environment(&t.env, &r.properties))
             .current_dir(self.app_dir(app))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -187,15 +213,36 @@ impl Host {
             let Some(stream) = stream else { continue };
             let (me, app) = (me.clone(), app.clone());
             drained.push(tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    me.log(&app, None, format!("{prefix}{line}")).await;
+                // Bytes, not text: a line that is not UTF-8 is logged as
+                // well as it can be, and the pipe is drained to its end
+                // (a reader that stopped would kill the process with SIGPIPE).
+                let mut out = tokio::io::BufReader::new(stream);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match (&mut out)
+                        .take(MAX_LINE as u64)
+                        .read_until(b'\n', &mut line)
+                        .await
+                    {
+                        Ok(0) => break,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&line);
+                            let text = text.trim_end_matches(['\n', '\r']);
+                            me.log(&app, None, format!("{prefix}{text}")).await;
+                        }
+                        Err(e) => {
+                            me.log(&app, None, format!("{prefix}(output unreadable: {e})"))
+                                .await;
+                            break;
+                        }
+                    }
                 }
             }));
         }
         let (kill, mut kill_rx) = tokio::sync::mpsc::channel::<()>(1);
         if let Ok(mut p) = self.processes.lock() {
-            p.insert(app.clone(), Process { kill });
+            p.insert(app.clone(), Process { kill, pid: r.pid });
         }
         let app = app.clone();
         tokio::spawn(async move {
@@ -293,8 +340,16 @@ impl Host {
             AppState::Stopped | AppState::Failed if r.pid.is_none() => return Ok(()),
             _ => {}
         }
-        let Some(pid) = r.pid else {
+        // Only a process this daemon supervises is signalled (a pid in the
+        // record may be anyone's by now).
+        let supervised = self
+            .processes
+            .lock()
+            .ok()
+            .and_then(|p| p.get(app).map(|p| (p.pid, p.kill.clone())));
+        let Some((Some(pid), _)) = supervised else {
             r.state = AppState::Stopped;
+            r.pid = None;
             self.save_record(app, &r)?;
             self.log(app, None, format!("app {app} is stopped")).await;
             return Ok(());
@@ -309,7 +364,7 @@ impl Host {
         let deadline = Instant::now() + Duration::from_secs(timeout_secs);
         loop {
             if !self.supervised(app) {
-                return Ok(());
+                return self.settled(app).await;
             }
             if Instant::now() >= deadline {
                 break;
@@ -328,6 +383,19 @@ impl Host {
         }
         while self.supervised(app) {
             tokio::time::sleep(POLL).await;
+        }
+        self.settled(app).await
+    }
+
+    /// Waits until the ended process's state is saved (its task removes it
+    /// from the supervised ones just before), so the reply is not `stopping`.
+    async fn settled(&self, app: &AppName) -> Result<(), Refusal> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            match self.record(app)? {
+                Some(r) if r.state == AppState::Stopping => tokio::time::sleep(POLL).await,
+                _ => break,
+            }
         }
         Ok(())
     }

@@ -63,6 +63,9 @@ impl Virsh {
             .arg("-c")
             .arg(&self.uri)
             .args(args)
+            // States and errors in libvirt's own words, whatever the host's locale.
+            .env("LC_ALL", "C")
+            .env_remove("LANGUAGE")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output();

@@ -286,6 +286,7 @@ fn a_virtual_machine_lives_its_whole_life_through_the_dialect() {
         "migctl-east-vm1".into(),
         "migctl-east-stubborn".into(),
         "migctl-east-vm3".into(),
+        "migctl-east-vm4".into(),
     ]);
     let east = Daemon::start(dir.path(), "east");
     let west = Daemon::start(dir.path(), "west");
@@ -421,6 +422,31 @@ fn a_virtual_machine_lives_its_whole_life_through_the_dialect() {
         "{err}"
     );
 
+    // An adopted domain's image outside the grid's storage is never written.
+    let outside = dir.path().join("outside.raw");
+    std::fs::write(&outside, vec![0u8; 1 << 20]).unwrap();
+    let xml4 = dir.path().join("vm4.xml");
+    std::fs::write(
+        &xml4,
+        format!(
+            "<domain type='qemu'><name>migctl-east-vm4</name><metadata><migctl:app xmlns:migctl='https://migctl.dev/xmlns/app/1' grid='east' name='vm4'/></metadata>\
+             <memory unit='MiB'>64</memory><os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+             <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{}'/><target dev='vda' bus='virtio'/></disk></devices></domain>",
+            outside.display()
+        ),
+    )
+    .unwrap();
+    virsh(&["define", &xml4.to_string_lossy()]);
+    let (code, _, err) = east.run_cmd("vol write vm4:vda", b"x");
+    assert_eq!(code, 1);
+    assert!(err.contains("denied") && err.contains("outside"), "{err}");
+    assert_eq!(std::fs::read(&outside).unwrap()[0], 0);
+    east.ok("app destroy vm4", b"");
+    assert!(
+        outside.exists(),
+        "an adopted domain's image outside the storage was removed"
+    );
+
     // Destroyed: gone from libvirt and from the storage.
     for app in ["vm1", "stubborn", "vm3"] {
         east.ok(&format!("app destroy {app}"), b"");
@@ -459,11 +485,16 @@ const TEMPLATES: &str = r#"
 [[template]]
 name = "Sleeper"
 description = "exits when asked"
-command = ["/bin/sh", "-c", "echo started as $ROLE; trap 'echo asked to stop; exit 0' TERM; while true; do sleep 0.1; done"]
+command = ["/bin/sh", "-c", "echo started as $MIG_ROLE; trap 'echo asked to stop; exit 0' TERM; while true; do sleep 0.1; done"]
 
 [[template]]
 name = "Stubborn"
 command = ["/bin/sh", "-c", "trap '' TERM; echo up; while true; do sleep 0.1; done"]
+
+[[template]]
+name = "Env"
+command = ["/bin/sh", "-c", "echo env: MIG_X=$MIG_X LD_PRELOAD=$LD_PRELOAD FROM=$FROM HOME=$HOME"]
+env = { FROM = "template" }
 
 [[template]]
 name = "Crasher"
@@ -500,7 +531,8 @@ fn host_apps_are_processes_the_daemon_supervises() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let east = Daemon::start_with(dir.path(), "east", TEMPLATES);
+    // A grid of its own: the other test's grids share this libvirtd.
+    let east = Daemon::start_with(dir.path(), "solo", TEMPLATES);
     let names: Vec<String> = east
         .json("template list")
         .as_array()
@@ -508,13 +540,45 @@ fn host_apps_are_processes_the_daemon_supervises() {
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(names, ["Sleeper", "Stubborn", "Crasher"]);
+    assert_eq!(names, ["Sleeper", "Stubborn", "Env", "Crasher"]);
+
+    // The process's environment: MIG_* properties, the template's env over
+    // any property, nothing of the root daemon's (no LD_PRELOAD from a client).
+    east.ok(
+        "app provision Env e1 MIG_X=1 LD_PRELOAD=/tmp/evil.so FROM=property",
+        b"",
+    );
+    let line = east.wait_log("e1", 0, "env: ", Duration::from_secs(10));
+    let said = east.log("e1");
+    let said = said
+        .iter()
+        .find(|l| l.starts_with(&format!("{line} ")))
+        .unwrap();
+    assert!(
+        said.ends_with("env: MIG_X=1 LD_PRELOAD= FROM=template HOME="),
+        "{said}"
+    );
+    wait_state(&east, "e1", "stopped");
+    east.ok("app destroy e1", b"");
+
+    // One daemon a grid's storage.
+    let second = Command::new(env!("CARGO_BIN_EXE_virtgrid"))
+        .args(["daemon", "--config"])
+        .arg(&east.config)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another virtgrid daemon serves grid solo"),
+        "{err}"
+    );
 
     // Provisioned and started; it runs on after the relay has ended.
-    east.ok("app provision Sleeper h1 ROLE=helper", b"");
+    east.ok("app provision Sleeper h1 MIG_ROLE=helper", b"");
     east.wait_log("h1", 0, "started as helper", Duration::from_secs(10));
     let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("east/h1/app.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(dir.path().join("solo/h1/app.json")).unwrap())
             .unwrap();
     let pid = record["pid"].as_u64().unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -574,7 +638,7 @@ fn host_apps_are_processes_the_daemon_supervises() {
     east.ok("app start h1", b"");
     east.wait_log("h1", seq, "started as helper", Duration::from_secs(10));
     let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("east/h1/app.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(dir.path().join("solo/h1/app.json")).unwrap())
             .unwrap();
     let pid = record["pid"].as_u64().unwrap();
     let east = east.crash_and_restart();
