@@ -99,6 +99,25 @@ pub async fn outside(
         )
         .with_context(|| format!("cannot write {}", file.display()))?;
     }
+    let grids: Vec<(String, String)> = sim
+        .grids
+        .iter()
+        .map(|g| (g.name.to_string(), g.address.to_string()))
+        .collect();
+    let served = serve_console(dir, listen, copy_rate_limit_mib, &grids).await;
+    sim.stop().await;
+    served
+}
+
+/// A demo's console: opened on `dir`, the admin's password made anew, then
+/// `grid: NAME at ADDR` for each grid, `url:`, `user:` and `password:`
+/// printed, and served until a shutdown signal.
+pub(crate) async fn serve_console(
+    dir: &Path,
+    listen: SocketAddr,
+    copy_rate_limit_mib: Option<u64>,
+    grids: &[(String, String)],
+) -> Result<(), CliError> {
     let overrides = Overrides {
         listen: Some(listen),
         copy_rate_limit_mib,
@@ -112,19 +131,17 @@ pub async fn outside(
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another with --listen"))?;
     let local = listener.local_addr().map_err(anyhow::Error::from)?;
-    for g in &sim.grids {
-        println!("grid: {} at {}", g.name, g.address);
+    for (name, address) in grids {
+        println!("grid: {name} at {address}");
     }
     println!("url: http://{local}/");
     println!("user: admin");
     println!("password: {secret}");
-    let served = console.serve(listener, shutdown_signal()).await;
-    sim.stop().await;
-    served?;
+    console.serve(listener, shutdown_signal()).await?;
     Ok(())
 }
 
-pub(crate) async fn set_admin(pool: &sqlx::SqlitePool, secret: &str) -> anyhow::Result<()> {
+async fn set_admin(pool: &sqlx::SqlitePool, secret: &str) -> anyhow::Result<()> {
     let hash = password::hash(secret.to_owned()).await?;
     match accounts::create(pool, "admin", Role::Admin, &hash).await {
         Err(accounts::AccountError::Exists(_)) => {

@@ -5,9 +5,9 @@
 //! the console. Root, libvirt, QEMU, sshd and the test guest are required;
 //! what is missing is named with how to get it.
 
-use crate::cli::{CliError, shutdown_signal};
-use crate::config::{self, Overrides};
-use crate::{Console, demo};
+use crate::cli::CliError;
+use crate::config;
+use crate::demo;
 use anyhow::{Context, anyhow};
 use grid::dialect::{Boot, Descriptor, Machine, MachineDisk, VolRef, VolumeSpec};
 use grid::known_hosts::{KnownHosts, pin_line};
@@ -212,31 +212,15 @@ pub async fn libvirt(
         )
         .with_context(|| format!("cannot write {}", file.display()))?;
     }
-    let overrides = Overrides {
-        listen: Some(listen),
-        copy_rate_limit_mib,
-        ..Overrides::default()
-    };
-    let (settings, _) = config::load(dir, &overrides)?;
-    let console = Console::open(settings).await?;
-    let secret = crate::auth::password::random();
-    demo::set_admin(&console.pool, &secret).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}; pick another with --listen"))?;
-    let local = listener.local_addr().map_err(anyhow::Error::from)?;
-    for (name, port, _) in &hosts {
-        println!("grid: {name} at 127.0.0.1:{port}");
-    }
-    println!("url: http://{local}/");
-    println!("user: admin");
-    println!("password: {secret}");
-    let served = console.serve(listener, shutdown_signal()).await;
+    let grids: Vec<(String, String)> = hosts
+        .iter()
+        .map(|(name, port, _)| ((*name).to_owned(), format!("127.0.0.1:{port}")))
+        .collect();
+    let served = demo::serve_console(dir, listen, copy_rate_limit_mib, &grids).await;
     // The daemons end their helpers; the VMs run on, defined in libvirt,
     // and the next demo finds them.
     drop(children);
-    served?;
-    Ok(())
+    served
 }
 
 fn key(path: &Path) -> anyhow::Result<keys::PrivateKey> {

@@ -601,11 +601,8 @@ impl Controller {
             // the app is stopped: a stopped app's volumes are consistent.
             let packed = me.pack_mounts(&app2, &mounts).await;
             let stopping = me.app_state(&app2).await == Some(AppState::Stopping);
-            let signal = status
-                .as_ref()
-                .ok()
-                .and_then(std::os::unix::process::ExitStatusExt::signal);
-            if let Some(signal) = signal.filter(|_| !killed && !stopping && packed.is_ok())
+            let signal = grid::process::crash_signal(&status, killed, stopping);
+            if let Some(signal) = signal.filter(|_| packed.is_ok())
                 && let Some((n, limit)) = me.may_restart(&app2).await
             {
                 let why = format!(
@@ -625,18 +622,9 @@ impl Controller {
                 }
                 return;
             }
-            let (to, why) = match status {
-                _ if packed.is_err() => (AppState::Failed, packed.err().unwrap_or_default()),
-                Ok(s) if s.success() => (
-                    AppState::Stopped,
-                    "the process exited with status 0".to_owned(),
-                ),
-                Ok(s) if stopping => (AppState::Stopped, format!("the process was stopped ({s})")),
-                Ok(s) => (AppState::Failed, format!("the process exited with {s}")),
-                Err(e) => (
-                    AppState::Failed,
-                    format!("cannot wait for the process: {e}"),
-                ),
+            let (to, why) = match packed {
+                Err(e) => (AppState::Failed, e),
+                Ok(()) => grid::process::settle(&status, stopping),
             };
             let _ = me.set_state(&app2, to, &why).await;
         });

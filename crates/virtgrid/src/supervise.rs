@@ -277,11 +277,7 @@ impl Host {
             return;
         };
         let stopping = r.state == AppState::Stopping;
-        let signal = status
-            .as_ref()
-            .ok()
-            .and_then(std::os::unix::process::ExitStatusExt::signal);
-        if let Some(signal) = signal.filter(|_| !killed && !stopping) {
+        if let Some(signal) = grid::process::crash_signal(&status, killed, stopping) {
             let n = self.restarts.lock().map_or(u32::MAX, |mut m| {
                 let n = m.entry(app.clone()).or_insert(0);
                 *n += 1;
@@ -308,18 +304,7 @@ impl Host {
                 return;
             }
         }
-        let (to, why) = match status {
-            Ok(s) if s.success() => (
-                AppState::Stopped,
-                "the process exited with status 0".to_owned(),
-            ),
-            Ok(s) if stopping => (AppState::Stopped, format!("the process was stopped ({s})")),
-            Ok(s) => (AppState::Failed, format!("the process exited with {s}")),
-            Err(e) => (
-                AppState::Failed,
-                format!("cannot wait for the process: {e}"),
-            ),
-        };
+        let (to, why) = grid::process::settle(&status, stopping);
         r.state = to;
         r.pid = None;
         if let Err(e) = self.save_record(app, &r) {
