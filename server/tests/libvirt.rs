@@ -3,7 +3,8 @@
 //! libvirtd, each behind Debian's sshd with the relay as its `ForceCommand`
 //! (production's path), the helper a process of the target's daemon, the
 //! test guest (scripts/guest) counting on its data disk. The migrated guest
-//! must resume on west at the count it reached on east.
+//! must resume on west at the count it reached on east; then a warm migrate
+//! back to east (passes while it counts), and a snapshot on west.
 //!
 //! Needs root; skipped otherwise, unless `MIGCTL_REQUIRE_LIBVIRT=1`
 //! (scripts/test as root), which fails it.
@@ -166,7 +167,7 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
         return;
     }
     let (kernel, _) = guest();
-    let domains = Domains(&["migctl-east-vm1", "migctl-west-vm1"]);
+    let domains = Domains(&["migctl-east-vm1", "migctl-west-vm1", "migctl-west-vm1snap"]);
     domains.clear();
     let dir = tempfile::Builder::new()
         .prefix("migctl-libvirt")
@@ -277,6 +278,79 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
         .map(|a| a["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(apps, ["vm1"]);
-    west.run("app stop vm1", b"");
-    west.run("app destroy vm1", b"");
+
+    // Warm, back to east: passes while the guest counts, then a short cutover.
+    let op = operation(
+        &url,
+        &token,
+        json!({
+            "source_grid": "west", "source_app": "vm1",
+            "target_grid": "east", "target_app": "vm1",
+            "action": "migrate", "warm": true,
+        }),
+    )
+    .await;
+    assert!(
+        !op["passes"].as_array().unwrap().is_empty(),
+        "a warm migrate without passes: {op}"
+    );
+    assert_eq!(east.json("app info vm1")["state"], "running");
+    // West had counted at least to n + 3 before the migrate began.
+    let last = n + 3;
+    let resumed = east.wait_log("vm1", "resumed at counter: ");
+    let m = counter_after(&resumed, "resumed at counter: ");
+    assert!(
+        m >= last,
+        "vm1 resumed on east at {m}, below {last}, which west had reached"
+    );
+    assert_eq!(west.json("app list"), json!([]));
+
+    // A snapshot of it on west: a copy, stopped; the original runs on.
+    let op = operation(
+        &url,
+        &token,
+        json!({
+            "source_grid": "east", "source_app": "vm1",
+            "target_grid": "west", "target_app": "vm1snap",
+            "action": "snapshot",
+        }),
+    )
+    .await;
+    assert_eq!(west.json("app info vm1snap")["state"], "stopped", "{op}");
+    assert_eq!(east.json("app info vm1")["state"], "running");
+    east.run("app stop vm1", b"");
+    east.run("app destroy vm1", b"");
+    west.run("app destroy vm1snap", b"");
+}
+
+/// Starts an operation, waits for its outcome, and requires `done`; prints
+/// its figures.
+async fn operation(url: &str, token: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, started) = api(url, token, "POST", "/operations", Some(body.clone())).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    let began = Instant::now();
+    let op = wait_for(url, token, &id, |op| !op["outcome"].is_null()).await;
+    let lines = support::helper_lines(url, token, &id).await;
+    assert_eq!(
+        op["outcome"],
+        "done",
+        "{op}\nthe helper said:\n{}",
+        lines.join("\n")
+    );
+    println!(
+        "{} {}/{} → {}/{}{}: {:.1?}, {} bytes copied of {}, down {} ms, {} pass(es)",
+        body["action"].as_str().unwrap_or(""),
+        body["source_grid"].as_str().unwrap_or(""),
+        body["source_app"].as_str().unwrap_or(""),
+        body["target_grid"].as_str().unwrap_or(""),
+        body["target_app"].as_str().unwrap_or(""),
+        if body["warm"] == true { " (warm)" } else { "" },
+        began.elapsed(),
+        op["bytes_copied"],
+        op["bytes_total"],
+        op["downtime_ms"],
+        op["passes"].as_array().map_or(0, Vec::len),
+    );
+    op
 }
