@@ -259,13 +259,31 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
     );
     println!("the helper said:\n{}", lines.join("\n"));
 
-    // On west it runs and resumes where it stopped on east.
+    // The monitor showed the guest's console: its last line on east, where
+    // it stopped counting, is among the operation's events from the source.
+    let events = support::events(&url, &token, &id).await;
+    let stopped_at = events
+        .iter()
+        .filter(|e| e["source"] == "source")
+        .filter_map(|e| e["data"]["text"].as_str())
+        .find(|t| t.contains("stopped at counter: "))
+        .map(|t| counter_after(t, "stopped at counter: "))
+        .unwrap_or_else(|| {
+            panic!("the operation's events never showed the guest's `stopped at counter` line")
+        });
+
+    // On west it runs and resumes exactly where it stopped on east: nothing
+    // lost, nothing torn.
     assert_eq!(west.json("app info vm1")["state"], "running");
     let resumed = west.wait_log("vm1", "resumed at counter: ");
     let n = counter_after(&resumed, "resumed at counter: ");
+    assert_eq!(
+        n, stopped_at,
+        "vm1 stopped on east at {stopped_at} and resumed on west at {n}"
+    );
     assert!(
         n >= 10,
-        "vm1 resumed on west at {n}: its disk did not come along"
+        "vm1 resumed on west at {n}: it had counted to 10 on east"
     );
     west.wait_log("vm1", &format!("counter: {}", n + 3));
     // The source is gone from east once the target was verified; so is the helper.
@@ -318,8 +336,61 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
     .await;
     assert_eq!(west.json("app info vm1snap")["state"], "stopped", "{op}");
     assert_eq!(east.json("app info vm1")["state"], "running");
-    east.run("app stop vm1", b"");
-    east.run("app destroy vm1", b"");
+
+    // The helper killed mid-copy: west's daemon starts it again, it resumes,
+    // and the migrate ends done.
+    let (status, started) = api(
+        &url,
+        &token,
+        "POST",
+        "/operations",
+        Some(json!({
+            "source_grid": "east", "source_app": "vm1",
+            "target_grid": "west", "target_app": "vm1",
+            "action": "migrate",
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap().to_owned();
+    // Killed once it has begun to copy (its line about the first volume).
+    let began = Instant::now();
+    while !support::helper_lines(&url, &token, &id)
+        .await
+        .iter()
+        .any(|l| l.starts_with("volume data: "))
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(90),
+            "the helper never began to copy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let record = images.path().join("west/MigHelper_vm1/app.json");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    let pid = record["pid"].as_u64().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let op = wait_for(&url, &token, &id, |op| !op["outcome"].is_null()).await;
+    let lines = support::helper_lines(&url, &token, &id).await;
+    assert_eq!(op["outcome"], "done", "{op}\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("killed by signal 9") && l.contains("restart 1 of 3")),
+        "the helper's restart is not in its log:\n{}",
+        lines.join("\n")
+    );
+    assert_eq!(west.json("app info vm1")["state"], "running");
+    assert_eq!(east.json("app list"), json!([]));
+    west.run("app stop vm1", b"");
+    west.run("app destroy vm1", b"");
     west.run("app destroy vm1snap", b"");
 }
 
