@@ -229,35 +229,17 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
     east.wait_log("vm1", "counter: 10");
     let token = operator_token(dir.path());
 
-    let (status, started) = api(
-        &url,
-        &token,
-        "POST",
-        "/operations",
-        Some(json!({
-            "source_grid": "east", "source_app": "vm1",
-            "target_grid": "west", "target_app": "vm1",
-            "action": "migrate",
-        })),
-    )
-    .await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["id"].as_str().unwrap().to_owned();
-    let began = Instant::now();
-    let op = wait_for(&url, &token, &id, |op| !op["outcome"].is_null()).await;
-    let took = began.elapsed();
-    let lines = support::helper_lines(&url, &token, &id).await;
-    assert_eq!(
-        op["outcome"],
-        "done",
-        "{op}\nthe helper said:\n{}",
-        lines.join("\n")
-    );
+    let cold = json!({
+        "source_grid": "east", "source_app": "vm1",
+        "target_grid": "west", "target_app": "vm1",
+        "action": "migrate",
+    });
+    let (id, began) = start(&url, &token, &cold).await;
+    finish(&url, &token, &id, &cold, began).await;
     println!(
-        "migrated vm1 east → west in {took:.1?}: {} bytes copied of {}, down {} ms",
-        op["bytes_copied"], op["bytes_total"], op["downtime_ms"]
+        "the helper said:\n{}",
+        support::helper_lines(&url, &token, &id).await.join("\n")
     );
-    println!("the helper said:\n{}", lines.join("\n"));
 
     // The monitor showed the guest's console: its last line on east, where
     // it stopped counting, is among the operation's events from the source.
@@ -339,22 +321,8 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
 
     // The helper killed mid-copy: west's daemon starts it again, it resumes,
     // and the migrate ends done.
-    let (status, started) = api(
-        &url,
-        &token,
-        "POST",
-        "/operations",
-        Some(json!({
-            "source_grid": "east", "source_app": "vm1",
-            "target_grid": "west", "target_app": "vm1",
-            "action": "migrate",
-        })),
-    )
-    .await;
-    assert_eq!(status, 201, "{started}");
-    let id = started["id"].as_str().unwrap().to_owned();
+    let (id, began) = start(&url, &token, &cold).await;
     // Killed once it has begun to copy (its line about the first volume).
-    let began = Instant::now();
     while !support::helper_lines(&url, &token, &id)
         .await
         .iter()
@@ -377,9 +345,8 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
             .unwrap()
             .success()
     );
-    let op = wait_for(&url, &token, &id, |op| !op["outcome"].is_null()).await;
+    finish(&url, &token, &id, &cold, began).await;
     let lines = support::helper_lines(&url, &token, &id).await;
-    assert_eq!(op["outcome"], "done", "{op}\n{}", lines.join("\n"));
     assert!(
         lines
             .iter()
@@ -394,15 +361,23 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
     west.run("app destroy vm1snap", b"");
 }
 
-/// Starts an operation, waits for its outcome, and requires `done`; prints
-/// its figures.
-async fn operation(url: &str, token: &str, body: serde_json::Value) -> serde_json::Value {
+/// Starts an operation: its id, and when.
+async fn start(url: &str, token: &str, body: &serde_json::Value) -> (String, Instant) {
     let (status, started) = api(url, token, "POST", "/operations", Some(body.clone())).await;
     assert_eq!(status, 201, "{started}");
-    let id = started["id"].as_str().unwrap().to_owned();
-    let began = Instant::now();
-    let op = wait_for(url, token, &id, |op| !op["outcome"].is_null()).await;
-    let lines = support::helper_lines(url, token, &id).await;
+    (started["id"].as_str().unwrap().to_owned(), Instant::now())
+}
+
+/// Waits for an operation's outcome and requires `done`; prints its figures.
+async fn finish(
+    url: &str,
+    token: &str,
+    id: &str,
+    body: &serde_json::Value,
+    began: Instant,
+) -> serde_json::Value {
+    let op = wait_for(url, token, id, |op| !op["outcome"].is_null()).await;
+    let lines = support::helper_lines(url, token, id).await;
     assert_eq!(
         op["outcome"],
         "done",
@@ -424,4 +399,10 @@ async fn operation(url: &str, token: &str, body: serde_json::Value) -> serde_jso
         op["passes"].as_array().map_or(0, Vec::len),
     );
     op
+}
+
+/// Starts an operation and waits for it to end `done`.
+async fn operation(url: &str, token: &str, body: serde_json::Value) -> serde_json::Value {
+    let (id, began) = start(url, token, &body).await;
+    finish(url, token, &id, &body, began).await
 }

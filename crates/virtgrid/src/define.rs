@@ -5,7 +5,7 @@
 use crate::config::VirtType;
 use crate::domain::NS;
 use grid::dialect::{Boot, Machine};
-use grid::{AppName, GridName, VolumeName};
+use grid::{AppName, GridName};
 use quick_xml::escape::escape;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ pub fn domain_name(grid: &GridName, app: &AppName) -> String {
 }
 
 /// Where the app's volume lives in its directory.
-pub fn volume_file(app_dir: &Path, vol: &VolumeName) -> PathBuf {
+pub fn volume_file(app_dir: &Path, vol: &str) -> PathBuf {
     app_dir.join(format!("{vol}.raw"))
 }
 
@@ -106,7 +106,7 @@ impl Definition<'_> {
         );
         if let Boot::Kernel { cmdline } = &m.boot {
             for (tag, vol) in [("kernel", Boot::KERNEL), ("initrd", Boot::INITRD)] {
-                let f = self.app_dir.join(format!("{vol}.raw"));
+                let f = volume_file(self.app_dir, vol);
                 x += &format!("    <{tag}>{}</{tag}>\n", p(&f));
             }
             x += &format!("    <cmdline>{}</cmdline>\n", e(cmdline));
@@ -119,7 +119,7 @@ impl Definition<'_> {
         for d in &m.disks {
             x += &format!(
                 "    <disk type='file' device='disk'><driver name='qemu' type='raw' cache='none'/><source file='{}'/><target dev='{}' bus='{}'/></disk>\n",
-                p(&volume_file(self.app_dir, &d.volume)),
+                p(&volume_file(self.app_dir, d.volume.as_str())),
                 e(&d.dev),
                 e(&d.bus)
             );
@@ -152,7 +152,7 @@ mod tests {
                 cmdline: "console=ttyS0 a=\"<b>\"".into(),
             },
             disks: vec![MachineDisk {
-                volume: VolumeName::new("data").unwrap(),
+                volume: grid::VolumeName::new("data").unwrap(),
                 dev: "vda".into(),
                 bus: "virtio".into(),
             }],

@@ -90,6 +90,8 @@ impl Host {
         })?;
         std::fs::create_dir_all(&config.storage)
             .map_err(|e| anyhow::anyhow!("cannot make {}: {e}", config.storage.display()))?;
+        // Before the probe: a second daemon is refused at once.
+        let only = only_daemon(&config)?;
         let probe = match &config.kvm_probe_kernel {
             Some(k) => crate::accel::Probe::Kernel(k),
             None => crate::accel::Probe::BootSector,
@@ -97,7 +99,6 @@ impl Host {
         let virt_type =
             crate::accel::resolve(config.virt_type, &virsh, probe, &config.storage).await;
         tracing::info!(grid = %config.grid, ?virt_type, "virtual machines of this grid run with this accelerator");
-        let only = only_daemon(&config)?;
         let host = Arc::new_cyclic(|me| Host {
             me: me.clone(),
             _only: only,
@@ -399,7 +400,7 @@ impl Host {
                     .create_new(true)
                     .write(true)
                     .mode(0o600)
-                    .open(define::volume_file(&dir, &v.name))?;
+                    .open(define::volume_file(&dir, v.name.as_str()))?;
                 f.set_len(v.size)?;
             }
             Ok(())

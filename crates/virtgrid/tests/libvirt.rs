@@ -562,13 +562,28 @@ fn host_apps_are_processes_the_daemon_supervises() {
     east.ok("app destroy e1", b"");
 
     // One daemon a grid's storage.
-    let second = Command::new(env!("CARGO_BIN_EXE_virtgrid"))
+    let mut second = Command::new(env!("CARGO_BIN_EXE_virtgrid"))
         .args(["daemon", "--config"])
         .arg(&east.config)
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!second.status.success());
-    let err = String::from_utf8_lossy(&second.stderr);
+    let began = Instant::now();
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break s;
+        }
+        if began.elapsed() > Duration::from_secs(30) {
+            let _ = second.kill();
+            let _ = second.wait();
+            panic!("a second daemon for the same storage is still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
     assert!(
         err.contains("another virtgrid daemon serves grid solo"),
         "{err}"
