@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 pub use operation_model::{
     Action, AtPassLimit, CancelCleanup, Cutover, EventKind, EventSource, Mode, Outcome, Pass,
-    Phase, PhaseData, Progress, StreamEvent, TextData,
+    Phase, PhaseData, Progress, SourceStop, StreamEvent, TextData,
 };
 
 /// What a user may do. Ordered: each role can do everything the ones before it can.
@@ -119,6 +119,15 @@ pub struct OperationView {
     /// Warm: the passes so far, the final one (after the stop) last.
     #[serde(default)]
     pub passes: Vec<Pass>,
+    /// How long the source may take to stop by itself before it is forced
+    /// (its process killed, its machine powered off).
+    #[serde(default)]
+    pub stop_timeout_secs: u64,
+    /// How the source stopped, once the helper stopped it (controllers that
+    /// do not tell leave it out). `forced`: what the app had not written
+    /// to its volumes was lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_stop: Option<SourceStop>,
 }
 
 /// A line of the monitor's log.
@@ -174,6 +183,8 @@ pub struct MonitorState {
     pub moves_to: Option<String>,
     /// How long the app was down, once the helper has measured it.
     pub downtime_ms: Option<u64>,
+    /// How the source stopped, once the helper stopped it.
+    pub source_stop: Option<SourceStop>,
     pub warm: bool,
     /// Warm: the passes that ended.
     pub passes: Vec<Pass>,
@@ -202,6 +213,7 @@ impl MonitorState {
             target_state: unseen(),
             helper_state: unseen(),
             downtime_ms: op.downtime_ms.and_then(|ms| u64::try_from(ms).ok()),
+            source_stop: op.source_stop,
             warm: op.warm,
             ..MonitorState::default()
         }
@@ -212,6 +224,7 @@ impl MonitorState {
     pub fn from_detail(d: &OperationDetail) -> MonitorState {
         let mut m = d.state.clone();
         m.moves_to = d.console_moves_to.clone();
+        m.source_stop = m.source_stop.or(d.operation.source_stop);
         // The row has the last word on the outcome (events may lag it).
         if d.operation.outcome.is_some() {
             m.outcome = d.operation.outcome;
@@ -235,6 +248,9 @@ impl MonitorState {
         self.away = e.away();
         if let Some(ms) = e.downtime_ms() {
             self.downtime_ms = Some(ms);
+        }
+        if let Some(stop) = e.source_stop() {
+            self.source_stop = Some(stop);
         }
         if let Some(p) = e.pass()
             && !self.passes.iter().any(|q| q.pass == p.pass)
@@ -439,6 +455,10 @@ pub struct OperationRequest {
     pub warm: bool,
     pub cutover: Option<Cutover>,
     pub cutover_at: Option<String>,
+    /// Seconds the source may take to stop by itself before it is forced;
+    /// `None`: the default.
+    #[serde(default)]
+    pub stop_timeout_secs: Option<u64>,
 }
 
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -687,6 +707,53 @@ mod tests {
             serde_json::json!({"progress": {"volume": "data", "volume_done": done, "volume_total": 1000,
                 "done": done, "total": 1000, "copied": done, "rate_bytes_per_sec": rate}}),
         )
+    }
+
+    /// The helper's report of a forced stop reaches the monitor from the
+    /// event stream, and from the row when the events have not said it.
+    #[test]
+    fn the_monitor_learns_how_the_source_stopped() {
+        let mut m = MonitorState::default();
+        m.apply(&ev(
+            1,
+            "log",
+            "source",
+            serde_json::json!({"text": "x", "source_stop": {"forced": true, "ms": 1, "timeout_secs": 1}}),
+        ));
+        assert_eq!(m.source_stop, None, "only the helper says how it stopped");
+        m.apply(&ev(
+            2,
+            "log",
+            "helper",
+            serde_json::json!({"text": "forced", "source_stop": {"forced": true, "ms": 5004, "timeout_secs": 5}}),
+        ));
+        assert_eq!(
+            m.source_stop,
+            Some(SourceStop {
+                forced: true,
+                ms: 5004,
+                timeout_secs: 5
+            })
+        );
+        let stop = SourceStop {
+            forced: false,
+            ms: 2100,
+            timeout_secs: 120,
+        };
+        let op: OperationView = serde_json::from_value(serde_json::json!({
+            "id": "op-1", "action": "migrate", "source_grid": "east", "source_app": "a",
+            "target_grid": "west", "target_app": "a", "phase": "done", "outcome": "done",
+            "reason": null, "bytes_done": 0, "bytes_total": 0, "created_by": "ana",
+            "created_at": "t", "updated_at": "t", "finished_at": null,
+            "stop_timeout_secs": 120, "source_stop": stop,
+        }))
+        .unwrap();
+        let detail = OperationDetail {
+            operation: op,
+            state: MonitorState::default(),
+            console_moves_to: None,
+        };
+        assert_eq!(MonitorState::from_detail(&detail).source_stop, Some(stop));
     }
 
     #[test]

@@ -184,6 +184,11 @@ pub enum OpCommand {
         /// Warm: cut over at this time, RFC 3339 (e.g. 2026-11-24T18:00:00Z)
         #[arg(long, requires = "warm")]
         cutover_at: Option<String>,
+        /// Seconds the source may take to stop by itself (a process exits, a
+        /// guest shuts down on its ACPI button) before it is forced off
+        /// [default: 120]
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+        stop_timeout: Option<u64>,
         /// Wait for the outcome, showing progress
         #[arg(long)]
         wait: bool,
@@ -549,6 +554,7 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
             cold: _,
             cutover,
             cutover_at,
+            stop_timeout,
             wait,
             remote: r,
         } => {
@@ -558,6 +564,7 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
                 warm: *warm,
                 cutover: cutover.clone(),
                 cutover_at: cutover_at.clone(),
+                stop_timeout_secs: *stop_timeout,
             };
             let op = remote::start(&api, (source, target, action), &options).await?;
             println!("{}", remote::describe(&op));

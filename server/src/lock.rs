@@ -67,6 +67,18 @@ pub struct Lock {
     /// A warm operation: how it cuts over. Absent from cold (and older) locks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm: Option<WarmPlan>,
+    /// Seconds the source may take to stop by itself before it is forced.
+    /// Absent: the default (older locks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout_secs: Option<u64>,
+}
+
+impl Lock {
+    /// The source's stop timeout, seconds.
+    pub fn stop_timeout(&self) -> u64 {
+        self.stop_timeout_secs
+            .unwrap_or(helper::env::DEFAULT_STOP_TIMEOUT)
+    }
 }
 
 /// How a warm operation cuts over.
@@ -325,6 +337,7 @@ mod tests {
             console: ConsoleId::this_process(),
             update_target: false,
             warm: None,
+            stop_timeout_secs: None,
         }
     }
 

@@ -352,6 +352,7 @@ mod tests {
             },
             update_target: false,
             warm: None,
+            stop_timeout_secs: None,
         }
     }
 

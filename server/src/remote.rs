@@ -168,6 +168,7 @@ pub struct StartOptions {
     pub warm: bool,
     pub cutover: Option<String>,
     pub cutover_at: Option<String>,
+    pub stop_timeout_secs: Option<u64>,
 }
 
 pub async fn start(
@@ -180,6 +181,9 @@ pub async fn start(
     let mut body = json!({"source_grid": sg, "source_app": sa, "target_grid": tg, "target_app": ta, "action": action, "update_target": o.update_target, "warm": o.warm});
     if let Some(c) = &o.cutover {
         body["cutover"] = c.as_str().into();
+    }
+    if let Some(secs) = o.stop_timeout_secs {
+        body["stop_timeout_secs"] = secs.into();
     }
     if let Some(at) = &o.cutover_at {
         body["cutover_at"] = at.as_str().into();
@@ -212,8 +216,16 @@ pub fn describe(op: &OperationView) -> String {
         .downtime_ms
         .map(|ms| format!("  down {:.1} s", ms as f64 / 1000.0))
         .unwrap_or_default();
+    // A forced stop lost what the source had not written: never only in the log.
+    let forced = match op.source_stop {
+        Some(s) if s.forced => format!(
+            "  source forced off after {} s (it did not stop by itself)",
+            s.timeout_secs
+        ),
+        _ => String::new(),
+    };
     format!(
-        "{}  {} {}/{} -> {}/{}{warm}  phase {}  {}%  {}{down}{}",
+        "{}  {} {}/{} -> {}/{}{warm}  phase {}  {}%  {}{down}{forced}{}",
         op.id,
         op.action,
         op.source_grid,

@@ -167,7 +167,15 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
         return;
     }
     let (kernel, _) = guest();
-    let domains = Domains(&["migctl-east-vm1", "migctl-west-vm1", "migctl-west-vm1snap"]);
+    let domains = Domains(&[
+        "migctl-east-vm1",
+        "migctl-west-vm1",
+        "migctl-west-vm1snap",
+        "migctl-east-vm2",
+        "migctl-west-vm2",
+        "migctl-east-vm3",
+        "migctl-east-vm4",
+    ]);
     domains.clear();
     let dir = tempfile::Builder::new()
         .prefix("migctl-libvirt")
@@ -359,6 +367,192 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
     west.run("app stop vm1", b"");
     west.run("app destroy vm1", b"");
     west.run("app destroy vm1snap", b"");
+
+    faults(&url, &token, &east, &west, images.path()).await;
+}
+
+/// A guest that ignores its ACPI power button is forced off at the
+/// operation's stop timeout and the outcome says so; a qcow2 disk and a
+/// target without room are refused at pre-flight, before anything stops.
+async fn faults(url: &str, token: &str, east: &Host, west: &Host, images: &Path) {
+    let (kernel, initrd) = guest();
+    let machine = |cmdline: Option<&str>| {
+        json!({
+            "memory_mib": 256, "vcpus": 1, "arch": "x86_64", "machine_type": "pc",
+            "boot": match cmdline {
+                Some(c) => json!({"kind": "kernel", "cmdline": c}),
+                None => json!({"kind": "disk"}),
+            },
+            "disks": [{"volume": "data", "dev": "vda", "bus": "virtio"}],
+            "serial_console": true,
+        })
+    };
+    let len = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let descriptor = json!({
+        "template": null, "properties": {},
+        "volumes": [
+            {"name": "data", "size": 16 << 20},
+            {"name": "boot-kernel", "size": len(&kernel)},
+            {"name": "boot-initrd", "size": len(&initrd)},
+        ],
+        "machine": machine(Some("console=ttyS0 quiet panic=-1 migguest.acpi=ignore")),
+    });
+    east.run("app create vm2", descriptor.to_string().as_bytes());
+    east.run(
+        "vol write vm2:boot-kernel",
+        &std::fs::read(&kernel).unwrap(),
+    );
+    east.run(
+        "vol write vm2:boot-initrd",
+        &std::fs::read(&initrd).unwrap(),
+    );
+    east.run("app start vm2", b"");
+    // It listens to its power button, and will ignore it.
+    east.wait_log("vm2", "power button: /dev/input/");
+    east.wait_log("vm2", "counter: 5");
+    let body = json!({
+        "source_grid": "east", "source_app": "vm2",
+        "target_grid": "west", "target_app": "vm2",
+        "action": "migrate", "stop_timeout_secs": 5,
+    });
+    let (id, began) = start(url, token, &body).await;
+    let op = finish(url, token, &id, &body, began).await;
+    assert_eq!(op["stop_timeout_secs"], 5, "{op}");
+    assert_eq!(
+        op["source_stop"]["forced"], true,
+        "the outcome does not say the source was forced off: {op}"
+    );
+    let events = support::events(url, token, &id).await;
+    let said = |from: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["source"] == from)
+            .filter_map(|e| e["data"]["text"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let source = said("source");
+    assert!(
+        source
+            .iter()
+            .any(|t| t.contains("acpi power button: ignored")),
+        "the guest's console never said it ignored the button:\n{}",
+        source.join("\n")
+    );
+    assert!(
+        source
+            .iter()
+            .any(|t| t.contains("did not shut down within 5 s") && t.contains("forced off")),
+        "east's log never said it forced vm2 off:\n{}",
+        source.join("\n")
+    );
+    assert!(
+        said("helper")
+            .iter()
+            .any(|t| t.contains("was forced off") && t.contains("5 s stop timeout")),
+        "the helper's report is not among the events"
+    );
+    // The monitor says it at the top, with the outcome.
+    let page = reqwest::Client::new()
+        .get(format!("{url}/operations/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shown = support::testid_text(&page, "source-stop").unwrap_or_default();
+    assert!(
+        shown.contains("forced off") && shown.contains("5 s"),
+        "the monitor says {shown:?}"
+    );
+    // Forced off between two records: it resumes on west at a whole record,
+    // at least the last count its console showed on east.
+    let last = source
+        .iter()
+        .filter_map(|t| {
+            t.strip_prefix("counter: ")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .max()
+        .unwrap();
+    let resumed = west.wait_log("vm2", "resumed at counter: ");
+    let n = counter_after(&resumed, "resumed at counter: ");
+    assert!(n >= last, "vm2 resumed on west at {n}, below {last}");
+    west.run("app stop vm2 --timeout 1", b"");
+    west.run("app destroy vm2", b"");
+
+    // A qcow2 disk (an operator's image, converted by hand here): refused at
+    // pre-flight with the disk named; nothing stopped, no lock taken.
+    let small = |data: u64| {
+        json!({
+            "template": null, "properties": {},
+            "volumes": [{"name": "data", "size": data}],
+            "machine": machine(None),
+        })
+        .to_string()
+    };
+    east.run("app create vm3", small(8 << 20).as_bytes());
+    let dir = images.join("east/vm3");
+    let converted = Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "raw", "-O", "qcow2"])
+        .arg(dir.join("data.raw"))
+        .arg(dir.join("data.qcow2"))
+        .status()
+        .unwrap();
+    assert!(converted.success());
+    let xml = Command::new("virsh")
+        .args(["-q", "-c", "qemu:///system", "dumpxml", "migctl-east-vm3"])
+        .output()
+        .unwrap();
+    let xml = String::from_utf8(xml.stdout)
+        .unwrap()
+        .replace("type='raw'", "type='qcow2'")
+        .replace("data.raw", "data.qcow2");
+    std::fs::write(dir.join("domain.xml"), xml).unwrap();
+    let defined = Command::new("virsh")
+        .args(["-q", "-c", "qemu:///system", "define"])
+        .arg(dir.join("domain.xml"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(defined.success());
+    let refused = |app: &'static str| {
+        json!({
+            "source_grid": "east", "source_app": app,
+            "target_grid": "west", "target_app": app,
+            "action": "migrate",
+        })
+    };
+    let (status, body) = api(url, token, "POST", "/operations", Some(refused("vm3"))).await;
+    assert_eq!(status, 422, "{body}");
+    let said = body.to_string();
+    assert!(
+        said.contains("source_app") && said.contains("disk vda is a qcow2 image"),
+        "{body}"
+    );
+    let (status, lock) = api(url, token, "GET", "/lock", None).await;
+    assert_eq!(status, 404, "a lock is held: {lock}");
+
+    // A target without room: vm4's disk is 15 TiB (sparse, as thin disks
+    // are); west has far less free. Refused at pre-flight, naming both.
+    east.run("app create vm4", small(8 << 20).as_bytes());
+    let image = std::fs::OpenOptions::new()
+        .write(true)
+        .open(images.join("east/vm4/data.raw"))
+        .unwrap();
+    image.set_len(15 << 40).unwrap();
+    let (status, body) = api(url, token, "POST", "/operations", Some(refused("vm4"))).await;
+    assert_eq!(status, 422, "{body}");
+    let said = body.to_string();
+    assert!(
+        said.contains("target_grid") && said.contains("grid west has") && said.contains("15 TiB"),
+        "{body}"
+    );
+    assert_eq!(east.json("app info vm4")["state"], "stopped");
+    for app in ["vm3", "vm4"] {
+        east.run(&format!("app destroy {app}"), b"");
+    }
 }
 
 /// Starts an operation: its id, and when.

@@ -14,6 +14,7 @@ use crate::model::{
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
+use operation_model::DEFAULT_STOP_TIMEOUT_SECS;
 
 /// The form's fields, as the query carries them between the steps.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31,6 +32,8 @@ struct Fields {
     cutover: String,
     /// `datetime-local` (UTC) for a scheduled cutover.
     cutover_at: String,
+    /// Seconds the source may take to stop by itself; empty: the default.
+    stop_timeout_secs: String,
 }
 
 impl Fields {
@@ -46,6 +49,20 @@ impl Fields {
         self.cutover.parse().ok()
     }
 
+    /// The stop timeout asked for: `Ok(None)` when empty; a field error
+    /// when it is not a whole number (its range is the console's to judge).
+    fn stop_timeout(&self) -> Result<Option<u64>, FieldError> {
+        match self.stop_timeout_secs.trim() {
+            "" => Ok(None),
+            t => t.parse().map(Some).map_err(|_| FieldError {
+                field: Some("stop_timeout_secs".into()),
+                message: format!(
+                    "stop_timeout_secs: {t:?} is not a whole number of seconds; write 1 to 86400, or leave it empty for {DEFAULT_STOP_TIMEOUT_SECS}"
+                ),
+            }),
+        }
+    }
+
     fn query(&self) -> String {
         fn enc(s: &str) -> String {
             s.bytes()
@@ -58,7 +75,7 @@ impl Fields {
                 .collect()
         }
         format!(
-            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}{}{}",
+            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}{}{}{}",
             enc(&self.source_grid),
             enc(&self.source_app),
             enc(&self.target_grid),
@@ -68,6 +85,11 @@ impl Fields {
                 "&update_target=1"
             } else {
                 ""
+            },
+            if self.stop_timeout_secs.is_empty() {
+                String::new()
+            } else {
+                format!("&stop_timeout_secs={}", enc(&self.stop_timeout_secs))
             },
             if self.warm() {
                 format!(
@@ -105,6 +127,7 @@ pub fn NewOperationPage() -> impl IntoView {
             warm: get("warm"),
             cutover: get("cutover"),
             cutover_at: get("cutover_at"),
+            stop_timeout_secs: get("stop_timeout_secs"),
         }
     };
     let review = move || query.read().get("review").is_some().then(fields);
@@ -115,6 +138,10 @@ pub fn NewOperationPage() -> impl IntoView {
                 field: Some("action".into()),
                 message: "choose migrate or snapshot".into(),
             })));
+        };
+        let stop_timeout_secs = match f.stop_timeout() {
+            Ok(t) => t,
+            Err(e) => return Ok(Some(Err(e))),
         };
         let (update, warm, cutover) = (f.updates(), f.warm(), f.cutover());
         let at = (warm && !f.cutover_at.is_empty()).then_some(f.cutover_at);
@@ -128,6 +155,7 @@ pub fn NewOperationPage() -> impl IntoView {
             warm,
             cutover: cutover.filter(|_| warm),
             cutover_at: at,
+            stop_timeout_secs,
         })
         .await
         .map(Some)
@@ -353,6 +381,16 @@ fn OpForm(
                 <p class="field-error" id="cutover_at-error" data-testid="error-cutover_at"
                     hidden=submitted_for("cutover_at").is_none()>{submitted_for("cutover_at")}</p>
             </fieldset>
+            <label for="stop_timeout_secs">"Stop timeout, seconds"</label>
+            <input id="stop_timeout_secs" name="stop_timeout_secs" type="number" min="1" max="86400"
+                inputmode="numeric" placeholder=DEFAULT_STOP_TIMEOUT_SECS.to_string()
+                value=defaults.stop_timeout_secs.clone() data-testid="stop-timeout"
+                aria-describedby="stop_timeout_secs-hint stop_timeout_secs-error"/>
+            <p class="hint" id="stop_timeout_secs-hint">{format!(
+                "How long the source may take to stop by itself (its process exits; a virtual machine shuts down on its ACPI power button) before it is forced off, losing what it had not written. Empty: {DEFAULT_STOP_TIMEOUT_SECS} s."
+            )}</p>
+            <p class="field-error" id="stop_timeout_secs-error" data-testid="error-stop_timeout_secs"
+                hidden=submitted_for("stop_timeout_secs").is_none()>{submitted_for("stop_timeout_secs")}</p>
             <button type="submit" class="primary">"Review the plan"</button>
         </form>
     }
@@ -362,6 +400,11 @@ fn OpForm(
 fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
     let change = format!("/operations/new?{}", fields.query());
     let verb = plan.action.as_str();
+    let stop_secs = fields
+        .stop_timeout()
+        .ok()
+        .flatten()
+        .unwrap_or(DEFAULT_STOP_TIMEOUT_SECS);
     let warm = plan
         .copy_mode
         .as_deref()
@@ -406,6 +449,11 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 {plan.copy_mode.clone().map(|m| view! { <dt>"Copy"</dt><dd data-testid="copy-mode">{m}</dd> })}
                 <dt>"Downtime"</dt>
                 <dd>{downtime}</dd>
+                <dt>"Stop"</dt>
+                <dd data-testid="stop-plan">{format!(
+                    "the source gets {} s to stop by itself, then it is forced off (what it had not written is lost; the outcome will say so)",
+                    stop_secs
+                )}</dd>
             </dl>
             <h3>"What will happen, in order"</h3>
             <ol class="steps" data-testid="plan-steps">
@@ -428,6 +476,7 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 <input type="hidden" name="warm" value=fields.warm.clone()/>
                 <input type="hidden" name="cutover" value=fields.cutover.clone()/>
                 <input type="hidden" name="cutover_at" value=fields.cutover_at.clone()/>
+                <input type="hidden" name="stop_timeout_secs" value=fields.stop_timeout_secs.clone()/>
                 <button type="submit" class="primary">{format!("Start the {verb}")}</button>
                 " "
                 <a class="button" href=change>"Change"</a>

@@ -5,7 +5,8 @@
 
 use crate::dialect::{
     AppInfo, AppSummary, BlockHashes, Checksum, Command, Compression, Descriptor, GridInfo,
-    HashAlgorithm, LogLine, Property, PullReceipt, Refusal, TemplateInfo, VolRef, WriteReceipt,
+    HashAlgorithm, LogLine, Property, PullReceipt, Refusal, StopReply, TemplateInfo, VolRef,
+    WriteReceipt,
 };
 use crate::known_hosts::{self, KnownHosts, Verdict};
 use crate::name::{AppName, GridName, TemplateName};
@@ -513,7 +514,7 @@ impl Connection {
         &self,
         app: &AppName,
         timeout_secs: Option<u64>,
-    ) -> Result<AppInfo, GridError> {
+    ) -> Result<StopReply, GridError> {
         let c = Command::AppStop {
             app: app.clone(),
             timeout_secs,

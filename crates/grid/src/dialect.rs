@@ -169,6 +169,41 @@ impl fmt::Display for AppState {
     }
 }
 
+/// How `app stop` ended: by itself within the timeout, or forced (a
+/// process killed, a virtual machine powered off) when the timeout ran out.
+/// A forced stop loses what the app had not written yet; the operator is
+/// told so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HowStopped {
+    /// It was not running (stopped already, or failed and now ended).
+    NotRunning,
+    /// It stopped by itself: the process exited, the guest shut down.
+    ByItself,
+    /// It did not stop within the timeout and was forced.
+    Forced,
+}
+
+impl HowStopped {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HowStopped::NotRunning => "not_running",
+            HowStopped::ByItself => "by_itself",
+            HowStopped::Forced => "forced",
+        }
+    }
+}
+
+/// `app stop`'s reply: the app as it is now, and how it stopped (absent
+/// from controllers older than this field).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopReply {
+    #[serde(flatten)]
+    pub info: AppInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<HowStopped>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GridInfo {
     pub name: GridName,
@@ -224,6 +259,21 @@ pub struct Machine {
     /// `interface`); a host refuses to create a machine that lists any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_carried: Vec<String>,
+}
+
+impl Machine {
+    /// Why this machine cannot be made again on another host, if it cannot:
+    /// what the source's definition holds that migctl does not carry. One
+    /// rule for the console's pre-flight (before anything stops) and the
+    /// target host's `app create`.
+    pub fn not_movable(&self) -> Option<String> {
+        (!self.not_carried.is_empty()).then(|| {
+            format!(
+                "the machine has what migctl does not carry between hosts yet: {}; it carries raw disk images, serial consoles and direct kernel boot",
+                self.not_carried.join("; ")
+            )
+        })
+    }
 }
 
 /// How a machine boots.

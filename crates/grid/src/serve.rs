@@ -7,8 +7,8 @@
 
 use crate::dialect::{
     AppInfo, AppSummary, BlockHashes, Checksum, Command, Compression, Descriptor, ErrorCode,
-    GridInfo, HashAlgorithm, LogLine, PullReceipt, Refusal, Request, TemplateInfo, VolRef,
-    WriteReceipt,
+    GridInfo, HashAlgorithm, HowStopped, LogLine, PullReceipt, Refusal, Request, StopReply,
+    TemplateInfo, VolRef, WriteReceipt,
 };
 use crate::{AppName, GridName, TemplateName};
 use std::collections::BTreeMap;
@@ -42,7 +42,8 @@ pub trait Platform: Send + Sync {
     ) -> Result<(), Refusal>;
     async fn app_create(&self, app: &AppName, descriptor: Descriptor) -> Result<(), Refusal>;
     async fn app_start(&self, app: &AppName) -> Result<(), Refusal>;
-    async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal>;
+    /// Stops the app, forcing it at the timeout; says which it was.
+    async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<HowStopped, Refusal>;
     async fn app_destroy(&self, app: &AppName) -> Result<(), Refusal>;
     /// The app's log lines after sequence number `after`; `None`: there is
     /// no such app (any more).
@@ -154,10 +155,16 @@ pub async fn serve(
             reply_info(platform, &app, json, stdout).await
         }
         Command::AppStop { app, timeout_secs } => {
-            platform
+            let how = platform
                 .app_stop(&app, timeout_secs.unwrap_or(DEFAULT_STOP_TIMEOUT))
                 .await?;
-            reply_info(platform, &app, json, stdout).await
+            let info = platform.app_info(&app).await?;
+            let text = format!("{}stopped {}\n", info_text(&info), how.as_str());
+            let stopped = StopReply {
+                info,
+                stopped: Some(how),
+            };
+            reply(stdout, json, &stopped, text).await
         }
         Command::AppDestroy { app } => {
             platform.app_destroy(&app).await?;
@@ -263,6 +270,12 @@ async fn reply_info(
     stdout: Stdout<'_>,
 ) -> Result<(), Refusal> {
     let info = platform.app_info(app).await?;
+    let text = info_text(&info);
+    reply(stdout, json, &info, text).await
+}
+
+/// `app info`'s text form.
+fn info_text(info: &AppInfo) -> String {
     let mut text = format!("app {}\nstate {}\n", info.name, info.state);
     for v in &info.volumes {
         text.push_str(&format!("volume {} {} bytes\n", v.name, v.size));
@@ -270,7 +283,7 @@ async fn reply_info(
     for (k, v) in &info.properties {
         text.push_str(&format!("property {k}={v}\n"));
     }
-    reply(stdout, json, &info, text).await
+    text
 }
 
 /// The log from `since`; with `follow`, new lines as they come until the

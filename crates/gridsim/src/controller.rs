@@ -12,8 +12,8 @@ use crate::store::{AppRecord, Layout, State};
 use grid::blocks::{Which, checksum, digests_of, hash_blocks};
 use grid::dialect::{
     AppInfo, AppState, AppSummary, BlockHashes, Checksum, Compression, DIALECT_VERSION, Descriptor,
-    ErrorCode, GridInfo, HashAlgorithm, LogLine, PullReceipt, Refusal, Request, TemplateInfo,
-    VolRef,
+    ErrorCode, GridInfo, HashAlgorithm, HowStopped, LogLine, PullReceipt, Refusal, Request,
+    TemplateInfo, VolRef,
 };
 use grid::serve::{Platform, Pull, range, write};
 pub use grid::serve::{Stdin, Stdout};
@@ -687,14 +687,20 @@ impl Controller {
 
     /// Stops the app and waits until it has stopped; a process that does not
     /// stop within `timeout_secs` of SIGTERM is killed.
-    async fn stop(self: &Arc<Self>, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+    async fn stop(
+        self: &Arc<Self>,
+        app: &AppName,
+        timeout_secs: u64,
+    ) -> Result<HowStopped, Refusal> {
         let current = self.app_state(app).await.ok_or_else(|| not_found(app))?;
+        // Set when the process is killed at the timeout.
+        let forced = Arc::new(std::sync::atomic::AtomicBool::new(false));
         match current {
-            AppState::Stopped => return Ok(()),
+            AppState::Stopped => return Ok(HowStopped::NotRunning),
             AppState::Failed => {
                 self.set_state(app, AppState::Stopped, "stopped after a failure")
                     .await?;
-                return Ok(());
+                return Ok(HowStopped::NotRunning);
             }
             AppState::Stopping => {}
             AppState::Running | AppState::Starting => {
@@ -714,6 +720,7 @@ impl Controller {
                         }
                         let me = self.clone();
                         let app2 = app.clone();
+                        let forced = forced.clone();
                         tokio::spawn(async move {
                             let limit = Duration::from_secs(timeout_secs);
                             if me
@@ -722,6 +729,7 @@ impl Controller {
                                 == Some(AppState::Stopping)
                             {
                                 me.log(&app2, format!("the process did not stop within {timeout_secs} s; killing it")).await;
+                                forced.store(true, std::sync::atomic::Ordering::SeqCst);
                                 let _ = kill.send(()).await;
                             }
                         });
@@ -747,7 +755,13 @@ impl Controller {
             .wait_for(app, &[AppState::Stopped, AppState::Failed], limit)
             .await
         {
-            Some(AppState::Stopped) | Some(AppState::Failed) | None => Ok(()),
+            Some(AppState::Stopped) | Some(AppState::Failed) | None => {
+                Ok(if forced.load(std::sync::atomic::Ordering::SeqCst) {
+                    HowStopped::Forced
+                } else {
+                    HowStopped::ByItself
+                })
+            }
             Some(s) => Err(Refusal::new(
                 ErrorCode::BadState,
                 format!("app {app} did not stop: it is {s}"),
@@ -1148,7 +1162,7 @@ impl Platform for Controller {
         self.arc()?.start(app).await
     }
 
-    async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+    async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<HowStopped, Refusal> {
         self.arc()?.stop(app, timeout_secs).await
     }
 

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use grid::dialect::{
-    AppState, Compression, Descriptor, ErrorCode, HashAlgorithm, VolRef, VolumeSpec,
+    AppState, Compression, Descriptor, ErrorCode, HashAlgorithm, HowStopped, VolRef, VolumeSpec,
 };
 use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
@@ -189,9 +189,13 @@ async fn every_dialect_command_round_trips() {
         Some(ErrorCode::BadState),
         "no writes to a running app"
     );
+    let stopped = east.app_stop(&app("shop"), Some(5)).await.unwrap();
+    assert_eq!(stopped.info.state, AppState::Stopped);
+    assert_eq!(stopped.stopped, Some(HowStopped::ByItself));
     assert_eq!(
-        east.app_stop(&app("shop"), Some(5)).await.unwrap().state,
-        AppState::Stopped
+        east.app_stop(&app("shop"), Some(5)).await.unwrap().stopped,
+        Some(HowStopped::NotRunning),
+        "a second stop finds it stopped"
     );
 
     let log = east.app_log(&app("shop"), None).await.unwrap();
@@ -998,6 +1002,47 @@ async fn a_mounted_volume_carries_its_files_to_another_grid() {
     sim.stop().await;
 }
 
+/// A process that ignores SIGTERM is killed at the stop timeout, and the
+/// reply says it was forced (the helper tells the operator).
+#[tokio::test]
+async fn a_process_that_ignores_its_stop_is_killed_and_the_reply_says_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    gridsim::init(dir.path(), &["east"], 0, vec!["true".into()]).unwrap();
+    let path = SimPaths::new(dir.path()).config();
+    let mut config = SimConfig::load(&path).unwrap();
+    config.start_delay_ms = 50;
+    config.stop_delay_ms = 50;
+    config.templates.push(gridsim::config::TemplateConfig {
+        name: TemplateName::new("Stubborn").unwrap(),
+        description: String::new(),
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            "trap '' TERM; while :; do sleep 0.05; done".into(),
+        ],
+        env: Default::default(),
+        mounts: vec![],
+        disks: vec![],
+        restart_on_crash: 0,
+    });
+    config.save(&path).unwrap();
+    let (_sim, client, endpoints) = start_sim(dir.path()).await;
+    let east = Connection::open(&endpoints[0], &client).await.unwrap();
+    let mut d = descriptor(&[]);
+    d.template = Some(TemplateName::new("Stubborn").unwrap());
+    east.app_create(&app("svc"), &d).await.unwrap();
+    east.app_start(&app("svc")).await.unwrap();
+    let stopped = east.app_stop(&app("svc"), Some(1)).await.unwrap();
+    assert_eq!(stopped.stopped, Some(HowStopped::Forced));
+    assert_ne!(stopped.info.state, AppState::Running);
+    let log = log_texts(&east, "svc").await;
+    assert!(
+        log.iter()
+            .any(|l| l.contains("did not stop within 1 s; killing it")),
+        "{log:#?}"
+    );
+}
+
 /// The grid restarts a process that dies of a signal nobody sent it through
 /// a stop, as often as its template allows; a process that exits with a
 /// status decided to end and is `failed`; a stop is never undone.
@@ -1061,7 +1106,11 @@ async fn a_crashed_process_is_restarted_within_its_template_limit() {
     // A start counts afresh; a stop is a stop, not a crash.
     east.app_start(&app("svc")).await.unwrap();
     settle(&east, 4).await;
-    east.app_stop(&app("svc"), Some(5)).await.unwrap();
+    assert_eq!(
+        east.app_stop(&app("svc"), Some(5)).await.unwrap().stopped,
+        Some(HowStopped::ByItself),
+        "it exits on SIGTERM"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(state(&east).await, AppState::Stopped);
     assert_eq!(pids(&east).await.len(), 4);

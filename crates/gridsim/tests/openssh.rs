@@ -192,7 +192,11 @@ async fn the_grid_client_talks_to_openssh_sshd_running_the_controller() {
         AppState::Running
     );
     assert_eq!(
-        conn.app_stop(&app("shop"), Some(5)).await.unwrap().state,
+        conn.app_stop(&app("shop"), Some(5))
+            .await
+            .unwrap()
+            .info
+            .state,
         AppState::Stopped
     );
 

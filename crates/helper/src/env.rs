@@ -114,7 +114,7 @@ impl std::str::FromStr for CompressChoice {
 }
 
 pub const DEFAULT_BLOCK_SIZE: u64 = 4 << 20;
-pub const DEFAULT_STOP_TIMEOUT: u64 = 120;
+pub const DEFAULT_STOP_TIMEOUT: u64 = operation_model::DEFAULT_STOP_TIMEOUT_SECS;
 /// Ranges in flight at once: enough to overlap one range's reading,
 /// sending and syncing with the next ones' (measured: `scripts/bench-copy`).
 pub const DEFAULT_STREAMS: u64 = 4;

@@ -3,11 +3,11 @@
 use crate::copy::{self, Grids, Method, Pass, Target, Totals};
 use crate::env::Job;
 use crate::warm;
-use grid::dialect::{AppState, Descriptor};
+use grid::dialect::{AppState, Descriptor, HowStopped};
 use grid::inventory::Inventory;
 use grid::known_hosts::KnownHosts;
 use grid::{ClientConfig, Connection, Endpoint, keys};
-use operation_model::{Action, Phase, Report};
+use operation_model::{Action, Phase, Report, SourceStop};
 use std::time::{Duration, Instant};
 
 /// Writes one report line to the log (stdout, which the grid keeps).
@@ -270,13 +270,20 @@ async fn work(
         if source.state == AppState::Running {
             *down_since = Some(t);
         }
-        g.source
+        let stopped = g
+            .source
             .app_stop(&job.source_app, Some(job.stop_timeout_secs))
             .await?;
-        say(format!(
-            "source stopped in {:.1} s",
-            t.elapsed().as_secs_f64()
-        ));
+        let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match stopped.stopped {
+            // A controller that says how it stopped: a typed report.
+            Some(how) => emit(Report::SourceStop(SourceStop {
+                forced: how == HowStopped::Forced,
+                ms,
+                timeout_secs: job.stop_timeout_secs,
+            })),
+            None => say(format!("source stopped in {:.1} s", ms as f64 / 1000.0)),
+        }
     }
     *source_stopped = true;
 

@@ -70,6 +70,9 @@ pub struct TextData {
     /// A warm pass that ended (the helper's `pass` report).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pass: Option<crate::Pass>,
+    /// How the helper's stop of the source went (its `source_stop` report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_stop: Option<crate::SourceStop>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +139,14 @@ impl StreamEvent {
             .then(|| serde_json::from_value::<TextData>(self.data.clone()).ok())
             .flatten()
             .and_then(|d| d.downtime_ms)
+    }
+
+    /// How the source stopped, for the helper's `source_stop` line.
+    pub fn source_stop(&self) -> Option<crate::SourceStop> {
+        (self.kind == EventKind::Log && self.source == EventSource::Helper)
+            .then(|| serde_json::from_value::<TextData>(self.data.clone()).ok())
+            .flatten()
+            .and_then(|d| d.source_stop)
     }
 
     /// The warm pass that ended, for the helper's `pass` line.

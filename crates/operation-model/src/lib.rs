@@ -12,9 +12,14 @@ mod state;
 mod text;
 
 pub use event::{EventKind, EventSource, PhaseData, StreamEvent, TextData};
-pub use report::{Pass, Progress, Report};
+pub use report::{Pass, Progress, Report, SourceStop};
 pub use state::{Action, AtPassLimit, CancelCleanup, Cutover, Mode, Outcome, Phase};
 pub use text::visible;
+
+/// How long the source may take to stop by itself before it is forced,
+/// unless the operation says otherwise: the helper's default, the form's
+/// placeholder, the plan's `--timeout`.
+pub const DEFAULT_STOP_TIMEOUT_SECS: u64 = 120;
 
 /// A string that names none of an enum's values.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,6 +44,38 @@ pub struct Pass {
     pub final_pass: bool,
 }
 
+/// How the source stopped when the helper stopped it: by itself, or forced
+/// (its process killed, its machine powered off) when the timeout ran out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStop {
+    /// It did not stop within the timeout and was forced: what it had not
+    /// written to its volumes yet is lost.
+    pub forced: bool,
+    /// How long the stop took.
+    pub ms: u64,
+    /// The stop timeout it was given.
+    pub timeout_secs: u64,
+}
+
+impl SourceStop {
+    /// The sentence for people (the monitor, the CLI, the log).
+    pub fn text(&self) -> String {
+        if self.forced {
+            format!(
+                "the source app did not stop by itself within its {} s stop timeout and was forced off: what it had not written to its volumes was lost",
+                self.timeout_secs
+            )
+        } else {
+            format!(
+                "the source app stopped by itself in {:.1} s (stop timeout {} s)",
+                self.ms as f64 / 1000.0,
+                self.timeout_secs
+            )
+        }
+    }
+}
+
 /// One line of the helper's log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -75,6 +107,8 @@ pub enum Report {
     Downtime {
         ms: u64,
     },
+    /// The helper stopped the source: how (said by controllers that tell).
+    SourceStop(SourceStop),
     /// The helper gives up: why, in its own words. Its last report; the
     /// console records it as the operation's reason when it settles.
     Failed {
@@ -111,6 +145,7 @@ impl Report {
             Report::Downtime { ms } => {
                 format!("the app was down for {:.1} s", *ms as f64 / 1000.0)
             }
+            Report::SourceStop(stop) => stop.text(),
             Report::Progress(p) => format!(
                 "{}: {} of {} bytes in place",
                 p.volume, p.volume_done, p.volume_total
@@ -154,6 +189,11 @@ mod tests {
                 reason: "checksum mismatch on volume data".into(),
             },
             Report::Downtime { ms: 8_600 },
+            Report::SourceStop(SourceStop {
+                forced: true,
+                ms: 10_004,
+                timeout_secs: 10,
+            }),
             Report::Verified {
                 volume: "data".into(),
                 digest: "blocks-blake3:4194304:ab12".into(),

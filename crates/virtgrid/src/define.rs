@@ -26,11 +26,8 @@ pub fn console_file(app_dir: &Path) -> PathBuf {
 
 /// Refuses a shape this host cannot define faithfully, saying why.
 pub fn check(machine: &Machine) -> Result<(), String> {
-    if !machine.not_carried.is_empty() {
-        return Err(format!(
-            "the machine has devices migctl does not carry between hosts yet ({}); it carries disks, serial consoles and direct kernel boot",
-            machine.not_carried.join(", ")
-        ));
+    if let Some(why) = machine.not_movable() {
+        return Err(why);
     }
     let word = |what: &str, s: &str| {
         let ok = !s.is_empty()

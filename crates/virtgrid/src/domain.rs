@@ -31,6 +31,27 @@ pub struct Disk {
     pub file: Option<PathBuf>,
 }
 
+impl Disk {
+    /// Why migctl cannot read and write this disk's bytes, if it cannot:
+    /// only raw image files are moved. Said by `vol` commands and listed in
+    /// the machine's `not_carried`, so that pre-flight refuses it first.
+    pub fn unsupported(&self) -> Option<String> {
+        if self.format != "raw" {
+            Some(format!(
+                "disk {} is a {} image; migctl moves raw images only: convert it while the domain is shut off (qemu-img convert -O raw) and point the disk at the raw file",
+                self.dev, self.format
+            ))
+        } else if self.file.is_none() {
+            Some(format!(
+                "disk {} is not an image file; migctl moves image files only",
+                self.dev
+            ))
+        } else {
+            None
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Domain {
     /// libvirt's name for it.
@@ -203,7 +224,12 @@ impl Domain {
             },
             disks,
             serial_console: self.console.is_some(),
-            not_carried: self.others.clone(),
+            not_carried: self
+                .others
+                .iter()
+                .cloned()
+                .chain(self.disks.iter().filter_map(Disk::unsupported))
+                .collect(),
         })
     }
 }
@@ -319,7 +345,19 @@ mod tests {
             }
         );
         assert_eq!(m.machine_type, "pc-i440fx-7.2");
-        assert_eq!(m.not_carried, ["disk (cdrom)", "interface"]);
+        assert_eq!(m.not_carried[..2], ["disk (cdrom)", "interface"]);
+        // The qcow2 disk is listed too: pre-flight refuses it, naming it.
+        assert_eq!(m.not_carried.len(), 3, "{:?}", m.not_carried);
+        assert!(
+            m.not_carried[2].contains("disk vdb is a qcow2 image"),
+            "{:?}",
+            m.not_carried
+        );
+        assert!(
+            m.not_movable()
+                .unwrap()
+                .contains("disk vdb is a qcow2 image")
+        );
         assert!(m.serial_console);
     }
 

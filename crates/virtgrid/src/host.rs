@@ -11,8 +11,8 @@ use crate::virsh::Virsh;
 use grid::blocks::{Which, checksum, digests_of, hash_blocks};
 use grid::dialect::{
     AppInfo, AppState, AppSummary, BlockHashes, Boot, Checksum, Compression, DIALECT_VERSION,
-    Descriptor, ErrorCode, GridInfo, HashAlgorithm, LogLine, PullReceipt, Refusal, TemplateInfo,
-    VolRef, VolumeSpec,
+    Descriptor, ErrorCode, GridInfo, HashAlgorithm, HowStopped, LogLine, PullReceipt, Refusal,
+    TemplateInfo, VolRef, VolumeSpec,
 };
 use grid::serve::{Platform, Pull, Stdin, Stdout, range};
 use grid::volume_file;
@@ -276,23 +276,19 @@ impl Host {
             })?;
         let file = match v {
             Volume::BootFile(f) => f,
-            Volume::Disk(disk) => {
-                if disk.format != "raw" {
+            Volume::Disk(disk) => match (disk.unsupported(), disk.file) {
+                (None, Some(file)) => file,
+                (why, _) => {
                     return Err(Refusal::new(
                         ErrorCode::BadRequest,
                         format!(
-                            "volume {vol} is disk {} of domain {}, a {} image; migctl reads and writes raw images only: convert it (qemu-img convert -O raw) while the domain is shut off",
-                            disk.dev, d.name, disk.format
+                            "volume {vol} (domain {}): {}",
+                            d.name,
+                            why.unwrap_or_else(|| "not an image file".into())
                         ),
                     ));
                 }
-                disk.file.ok_or_else(|| {
-                    Refusal::new(
-                        ErrorCode::BadRequest,
-                        format!("volume {vol} is disk {} of domain {}, which is not a file; migctl moves image files only", disk.dev, d.name),
-                    )
-                })?
-            }
+            },
         };
         let size = std::fs::metadata(&file)
             .map_err(|e| internal(format!("volume {vol}: {}: {e}", file.display())))?
@@ -481,10 +477,10 @@ impl Host {
 
     /// ACPI shutdown, then a forced power-off after `timeout_secs`; the log
     /// says which it was.
-    async fn stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+    async fn stop(&self, app: &AppName, timeout_secs: u64) -> Result<HowStopped, Refusal> {
         let d = self.find(app).await?;
         match self.state(&d).await? {
-            AppState::Stopped => return Ok(()),
+            AppState::Stopped => return Ok(HowStopped::NotRunning),
             AppState::Failed => {
                 self.end(app, &d).await?;
                 self.log(
@@ -496,7 +492,7 @@ impl Host {
                     ),
                 )
                 .await;
-                return Ok(());
+                return Ok(HowStopped::NotRunning);
             }
             _ => {}
         }
@@ -527,7 +523,7 @@ impl Host {
                     ),
                 )
                 .await;
-                return Ok(());
+                return Ok(HowStopped::ByItself);
             }
             if Instant::now() >= deadline {
                 break;
@@ -545,7 +541,7 @@ impl Host {
             "app {app} is stopped: it did not shut down within {timeout_secs} s of the ACPI power button and was forced off (virsh destroy); what it had not written to its disks is lost"
         ))
         .await;
-        Ok(())
+        Ok(HowStopped::Forced)
     }
 
     async fn destroy(&self, app: &AppName) -> Result<(), Refusal> {
@@ -682,7 +678,7 @@ impl Platform for Host {
         }
     }
 
-    async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<(), Refusal> {
+    async fn app_stop(&self, app: &AppName, timeout_secs: u64) -> Result<HowStopped, Refusal> {
         if timeout_secs > MAX_STOP_TIMEOUT {
             return Err(Refusal::bad_request(format!(
                 "a stop timeout of {timeout_secs} s is more than {MAX_STOP_TIMEOUT} s (a day)"

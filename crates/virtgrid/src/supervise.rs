@@ -6,7 +6,7 @@
 
 use crate::host::Host;
 use crate::hostapp::{self, Record};
-use grid::dialect::{AppState, ErrorCode, Refusal};
+use grid::dialect::{AppState, ErrorCode, HowStopped, Refusal};
 use grid::{AppName, TemplateName};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -320,9 +320,11 @@ impl Host {
         app: &AppName,
         mut r: Record,
         timeout_secs: u64,
-    ) -> Result<(), Refusal> {
+    ) -> Result<HowStopped, Refusal> {
         match r.state {
-            AppState::Stopped | AppState::Failed if r.pid.is_none() => return Ok(()),
+            AppState::Stopped | AppState::Failed if r.pid.is_none() => {
+                return Ok(HowStopped::NotRunning);
+            }
             _ => {}
         }
         // Only a process this daemon supervises is signalled (a pid in the
@@ -337,7 +339,7 @@ impl Host {
             r.pid = None;
             self.save_record(app, &r)?;
             self.log(app, None, format!("app {app} is stopped")).await;
-            return Ok(());
+            return Ok(HowStopped::NotRunning);
         };
         r.state = AppState::Stopping;
         self.save_record(app, &r)?;
@@ -349,7 +351,8 @@ impl Host {
         let deadline = Instant::now() + Duration::from_secs(timeout_secs);
         loop {
             if !self.supervised(app) {
-                return self.settled(app).await;
+                self.settled(app).await?;
+                return Ok(HowStopped::ByItself);
             }
             if Instant::now() >= deadline {
                 break;
@@ -369,7 +372,8 @@ impl Host {
         while self.supervised(app) {
             tokio::time::sleep(POLL).await;
         }
-        self.settled(app).await
+        self.settled(app).await?;
+        Ok(HowStopped::Forced)
     }
 
     /// Waits until the ended process's state is saved (its task removes it

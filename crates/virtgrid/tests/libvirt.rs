@@ -414,7 +414,17 @@ fn a_virtual_machine_lives_its_whole_life_through_the_dialect() {
     )
     .unwrap();
     virsh(&["define", &xml.to_string_lossy()]);
-    assert_eq!(east.json("app info vm3")["state"], "stopped");
+    let vm3_info = east.json("app info vm3");
+    assert_eq!(vm3_info["state"], "stopped");
+    // Listed as what is not carried: pre-flight refuses it before anything stops.
+    assert!(
+        vm3_info["machine"]["not_carried"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("disk vdb is a qcow2 image")),
+        "{vm3_info}"
+    );
     let (code, _, err) = east.run_cmd("vol read vm3:vdb", b"");
     assert_eq!(code, 1);
     assert!(

@@ -15,6 +15,7 @@ pub enum Field {
     Reason,
     Cutover,
     CutoverAt,
+    StopTimeout,
 }
 
 impl Field {
@@ -28,6 +29,7 @@ impl Field {
             Field::Reason => "reason",
             Field::Cutover => "cutover",
             Field::CutoverAt => "cutover_at",
+            Field::StopTimeout => "stop_timeout_secs",
         }
     }
 }

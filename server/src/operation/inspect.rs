@@ -300,7 +300,10 @@ fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanSte
         &sg,
         Command::AppStop {
             app: app(&p.source_app),
-            timeout_secs: Some(helper::env::DEFAULT_STOP_TIMEOUT),
+            timeout_secs: Some(
+                p.stop_timeout_secs
+                    .unwrap_or(helper::env::DEFAULT_STOP_TIMEOUT),
+            ),
         },
         if warm {
             "after the passes: stop the source for the final pass, which copies only the blocks its writes changed since the last pass"
@@ -576,6 +579,7 @@ mod tests {
             update_target,
             warm: None,
             cold_because: None,
+            stop_timeout_secs: None,
         }
     }
 

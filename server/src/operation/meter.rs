@@ -123,6 +123,13 @@ impl Engine {
                 data["pass"] = serde_json::to_value(&p).unwrap_or_default();
                 (None, text)
             }
+            Report::SourceStop(stop) => {
+                if let Err(e) = store::set_source_stop(&self.pool, op, &stop).await {
+                    tracing::error!(error = %e, op, "cannot store what the helper reported");
+                }
+                data["source_stop"] = serde_json::to_value(stop).unwrap_or_default();
+                (None, stop.text())
+            }
             down @ Report::Downtime { ms } => {
                 if let Err(e) = store::set_downtime(&self.pool, op, ms).await {
                     tracing::error!(error = %e, op, "cannot store what the helper reported");

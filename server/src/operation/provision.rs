@@ -37,7 +37,7 @@ impl Engine {
             key_file: Default::default(),
             known_hosts: Default::default(),
             block_size: helper::env::DEFAULT_BLOCK_SIZE,
-            stop_timeout_secs: helper::env::DEFAULT_STOP_TIMEOUT,
+            stop_timeout_secs: lock.stop_timeout(),
             rate_limit: self.settings.copy_rate_limit_mib.unwrap_or(0) << 20,
             streams: self.settings.copy_streams,
             transfer: super::start::TRANSFER,

@@ -5,7 +5,8 @@ use super::{Engine, EngineError, Field, HELPER_TEMPLATE, helper_name, not_found,
 use crate::clock;
 use crate::lock::{ConsoleId, LOCK_VERSION, Lock, LockError, LockFile, LockState, WarmPlan};
 use crate::reconcile::Place;
-use app::model::{Action, Cutover, OperationView, Phase};
+use app::model::{Action, Cutover, OperationView, Phase, human_bytes};
+use grid::dialect::Machine;
 use grid::{AppName, GridName};
 use serde::Deserialize;
 
@@ -41,6 +42,30 @@ pub struct StartRequest {
     #[serde(default)]
     #[schema(format = DateTime)]
     pub cutover_at: Option<String>,
+    /// Seconds the source may take to stop by itself (a process exits, a
+    /// guest shuts down on its ACPI button) before it is forced (killed,
+    /// powered off), 1 to 86400; default 120.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 86400)]
+    pub stop_timeout_secs: Option<u64>,
+}
+
+/// The longest stop timeout an operation may give its source: a day.
+pub const MAX_STOP_TIMEOUT_SECS: u64 = 24 * 3600;
+
+/// The stop timeout a request asks for, or what is wrong with it.
+fn stop_timeout(req: &StartRequest) -> Result<Option<u64>, EngineError> {
+    match req.stop_timeout_secs {
+        None => Ok(None),
+        Some(s) if (1..=MAX_STOP_TIMEOUT_SECS).contains(&s) => Ok(Some(s)),
+        Some(s) => Err(EngineError::field(
+            Field::StopTimeout,
+            format!(
+                "stop_timeout_secs: {s} is not between 1 and {MAX_STOP_TIMEOUT_SECS} (a day); leave it out for {} s",
+                helper::env::DEFAULT_STOP_TIMEOUT
+            ),
+        )),
+    }
 }
 
 /// A cutover time from a form: a browser's `datetime-local` value
@@ -156,6 +181,8 @@ pub(super) struct Preflight {
     /// Why a warm request will copy cold after all (the helper finds the
     /// same): the source is not running, or its grid speaks dialect < 4.
     pub cold_because: Option<String>,
+    /// The stop timeout asked for; `None`: the default.
+    pub stop_timeout_secs: Option<u64>,
 }
 
 fn parse_name<T>(field: Field, value: &str) -> Result<T, EngineError>
@@ -236,6 +263,7 @@ impl Engine {
         let target_app = parse_name::<AppName>(Field::TargetApp, &req.target_app)?;
         let helper = helper_name(&target_app)?;
         let warm = warm_plan(req)?;
+        let stop_timeout_secs = stop_timeout(req)?;
         if !req.action.allowed_by(self.settings.mode) {
             return Err(EngineError::ModeForbids {
                 mode: self.settings.mode,
@@ -269,6 +297,14 @@ impl Engine {
             }
             Err(e) => return Err(e.into()),
         };
+        // A machine the target host cannot make again (a qcow2 disk, a
+        // device not carried) is refused now, before anything stops.
+        if let Some(why) = source.machine.as_ref().and_then(Machine::not_movable) {
+            return Err(EngineError::field(
+                Field::SourceApp,
+                format!("source_app: {source_app} on grid {source_grid} cannot be moved: {why}"),
+            ));
+        }
         match dst.app_info(&target_app).await {
             Ok(existing) => {
                 if let Some(why) =
@@ -319,10 +355,15 @@ impl Engine {
         let info = dst.grid_info().await?;
         // An updated target already holds its volumes' space.
         if info.free_bytes < total && !req.update_target {
-            return Err(EngineError::BadInput(format!(
-                "grid {target_grid} has {} bytes free; {source_app} needs {total}",
-                info.free_bytes
-            )));
+            return Err(EngineError::field(
+                Field::TargetGrid,
+                format!(
+                    "target_grid: grid {target_grid} has {} free ({} bytes); {source_app}'s volumes need {} ({total} bytes): free space on {target_grid} or pick another target grid",
+                    human_bytes(info.free_bytes),
+                    info.free_bytes,
+                    human_bytes(total)
+                ),
+            ));
         }
         let stale_helper = dst.app_info(&helper).await.is_ok();
         let source_dialect = src.grid_info().await?.dialect;
@@ -353,6 +394,7 @@ impl Engine {
             update_target: req.update_target,
             warm,
             cold_because,
+            stop_timeout_secs,
         })
     }
 
@@ -377,6 +419,7 @@ impl Engine {
             console: ConsoleId::this_process(),
             update_target: p.update_target,
             warm: p.warm,
+            stop_timeout_secs: p.stop_timeout_secs,
         };
         let lock_file = LockFile::new(&self.settings.config_dir);
         let lock = tokio::task::spawn_blocking(move || lock_file.acquire(&lock).map(|()| lock))

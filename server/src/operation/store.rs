@@ -7,7 +7,7 @@ use crate::lock::Lock;
 use app::model::{
     Action, Cutover, EventKind, EventSource, OperationView, Outcome, Pass, Phase, StreamEvent,
 };
-use operation_model::Progress;
+use operation_model::{Progress, SourceStop};
 use sqlx::SqlitePool;
 
 #[derive(sqlx::FromRow)]
@@ -37,11 +37,15 @@ struct OperationRow {
     cutover: Option<String>,
     cutover_at: Option<String>,
     passes: String,
+    stop_timeout_secs: i64,
+    source_stop_forced: Option<bool>,
+    source_stop_ms: Option<i64>,
 }
 
 const COLUMNS: &str = "id, action, source_grid, source_app, target_grid, target_app, phase, outcome, reason, \
                        bytes_done, bytes_total, created_by, created_at, updated_at, finished_at, \
-                       bytes_copied, downtime_ms, warm, cutover, cutover_at, passes";
+                       bytes_copied, downtime_ms, warm, cutover, cutover_at, passes, \
+                       stop_timeout_secs, source_stop_forced, source_stop_ms";
 
 fn decode_error(column: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
@@ -92,6 +96,15 @@ impl TryFrom<OperationRow> for OperationView {
             cutover,
             cutover_at: r.cutover_at,
             passes,
+            stop_timeout_secs: u64::try_from(r.stop_timeout_secs).unwrap_or(0),
+            source_stop: r.source_stop_forced.map(|forced| SourceStop {
+                forced,
+                ms: r
+                    .source_stop_ms
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .unwrap_or(0),
+                timeout_secs: u64::try_from(r.stop_timeout_secs).unwrap_or(0),
+            }),
         })
     }
 }
@@ -105,8 +118,9 @@ pub async fn insert(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO operations (id, action, source_grid, source_app, target_grid, target_app, phase,
-             bytes_total, created_by, created_at, updated_at, warm, cutover, cutover_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             bytes_total, created_by, created_at, updated_at, warm, cutover, cutover_at,
+             stop_timeout_secs)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&lock.op_id)
     .bind(lock.action.as_str())
@@ -127,6 +141,7 @@ pub async fn insert(
             .and_then(|w| w.cutover_at)
             .map(|t| t.to_string()),
     )
+    .bind(i64::try_from(lock.stop_timeout()).unwrap_or(i64::MAX))
     .execute(pool)
     .await?;
     Ok(())
@@ -208,6 +223,20 @@ pub async fn set_downtime(pool: &SqlitePool, id: &str, ms: u64) -> sqlx::Result<
         .bind(id)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// How the helper's stop of the source went.
+pub async fn set_source_stop(pool: &SqlitePool, id: &str, stop: &SourceStop) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE operations SET source_stop_forced = ?, source_stop_ms = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(stop.forced)
+    .bind(i64::try_from(stop.ms).unwrap_or(i64::MAX))
+    .bind(clock::now().to_string())
+    .bind(id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -33,6 +33,9 @@ pub struct NewOperationForm {
     /// A `datetime-local` value, UTC.
     #[serde(default)]
     cutover_at: String,
+    /// Seconds; empty: the default.
+    #[serde(default)]
+    stop_timeout_secs: String,
 }
 
 /// The longest value a field is echoed back with (names are 64 at most).
@@ -60,6 +63,10 @@ fn back(
     );
     if !form.update_target.is_empty() {
         to.push_str("&update_target=1");
+    }
+    if !form.stop_timeout_secs.is_empty() {
+        to.push_str("&stop_timeout_secs=");
+        to.push_str(&echo(&form.stop_timeout_secs));
     }
     if form.warm == "1" {
         to.push_str("&warm=1&cutover=");
@@ -106,6 +113,16 @@ pub async fn new_operation(
             Err(e) => return back(&state, &user, &form, &e.to_string(), Some("cutover")),
         },
     };
+    let stop_timeout_secs = match form.stop_timeout_secs.trim() {
+        "" => None,
+        t => match t.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let error = "stop_timeout_secs: write a whole number of seconds, 1 to 86400, or leave it empty for 120";
+                return back(&state, &user, &form, error, Some("stop_timeout_secs"));
+            }
+        },
+    };
     let request = StartRequest {
         source_grid: form.source_grid.clone(),
         source_app: form.source_app.clone(),
@@ -117,6 +134,7 @@ pub async fn new_operation(
         // A cold operation's form still carries the (hidden) cutover fields.
         cutover: cutover.filter(|_| warm),
         cutover_at: form_time(&form.cutover_at).filter(|_| warm),
+        stop_timeout_secs,
     };
     match state.engine.start(request, &who).await {
         Ok(op) => Redirect::to(&format!("/operations/{}", op.id)).into_response(),

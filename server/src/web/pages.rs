@@ -197,6 +197,7 @@ impl ConsoleBackend {
                     .as_deref()
                     .and_then(crate::operation::form_time)
                     .filter(|_| r.warm),
+                stop_timeout_secs: r.stop_timeout_secs,
             };
             self.engine.plan(&req).await.map_err(|e| {
                 let field = e.field_name().map(str::to_owned);
