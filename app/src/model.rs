@@ -250,7 +250,9 @@ impl MonitorState {
             self.downtime_ms = Some(ms);
         }
         if let Some(stop) = e.source_stop() {
-            self.source_stop = Some(stop);
+            // A forced stop stays said, whatever a restarted helper reports.
+            let kept = self.source_stop.filter(|s| s.forced && !stop.forced);
+            self.source_stop = kept.or(Some(stop));
         }
         if let Some(p) = e.pass()
             && !self.passes.iter().any(|q| q.pass == p.pass)
@@ -438,6 +440,10 @@ pub struct PlanView {
     pub rate_bytes_per_sec: u64,
     /// Where the rate comes from (a past operation, or an assumption).
     pub rate_basis: String,
+    /// The seconds the source gets to stop by itself before it is forced
+    /// off; `None`: it is not running, nothing will stop it.
+    #[serde(default)]
+    pub stop_timeout_secs: Option<u64>,
 }
 
 /// An operation as the new-operation form asks for it (the preview's

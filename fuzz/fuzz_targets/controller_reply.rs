@@ -8,7 +8,7 @@
 
 use grid::dialect::{
     AppInfo, AppSummary, BlockHashes, Checksum, GridInfo, LogLine, MAX_MESSAGE_CHARS, PullReceipt,
-    Refusal, TemplateInfo, WriteReceipt,
+    Refusal, StopReply, TemplateInfo, WriteReceipt,
 };
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, reply)) = data.split_first() else {
         return;
     };
-    match selector % 10 {
+    match selector % 11 {
         0 => {
             let status = u32::from(selector);
             let r = Refusal::from_reply(reply, status.max(1));
@@ -43,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
         6 => round_trip::<BlockHashes>(reply),
         7 => round_trip::<WriteReceipt>(reply),
         8 => round_trip::<PullReceipt>(reply),
-        _ => round_trip::<Vec<TemplateInfo>>(reply),
+        9 => round_trip::<Vec<TemplateInfo>>(reply),
+        _ => round_trip::<StopReply>(reply),
     }
 });

@@ -187,7 +187,7 @@ pub enum OpCommand {
         /// Seconds the source may take to stop by itself (a process exits, a
         /// guest shuts down on its ACPI button) before it is forced off
         /// [default: 120]
-        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=operation_model::MAX_STOP_TIMEOUT_SECS))]
         stop_timeout: Option<u64>,
         /// Wait for the outcome, showing progress
         #[arg(long)]

@@ -218,10 +218,7 @@ pub fn describe(op: &OperationView) -> String {
         .unwrap_or_default();
     // A forced stop lost what the source had not written: never only in the log.
     let forced = match op.source_stop {
-        Some(s) if s.forced => format!(
-            "  source forced off after {} s (it did not stop by itself)",
-            s.timeout_secs
-        ),
+        Some(s) if s.forced => format!("  ({})", s.text()),
         _ => String::new(),
     };
     format!(

@@ -315,6 +315,65 @@ while :; do printf '\033[6n\033P+q\033\\ \342\200\256txt.exe \302\233 tick\n'; s
     let _ = w.stop().await;
 }
 
+/// A source that ignores SIGTERM is killed at the operation's stop timeout,
+/// and the outcome says so where an operator looks: the API's
+/// `source_stop`, the monitor and `migctl op show`. Stop timeouts outside
+/// 1 s to a day, or not numbers, are refused naming the field.
+#[tokio::test]
+async fn a_source_that_ignores_its_stop_is_forced_off_and_the_outcome_says_so() {
+    const SCRIPT: &str = "trap '' TERM; while :; do sleep 0.05; done";
+    let g = support::grids_with_hostile_shop(&[Vol("data", 4 << 20, 0..1 << 20)], SCRIPT).await;
+    let w = world_of(g, None).await;
+    for bad in [json!(0), json!(86_401), json!("5"), json!(1.5), json!(-1)] {
+        let mut body = request("migrate", "shop");
+        body["stop_timeout_secs"] = bad.clone();
+        let r = w.post(&w.operator, body).await;
+        let status = r.status();
+        let said = r.text().await.unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {said}");
+        assert!(said.contains("stop_timeout_secs"), "{bad}: {said}");
+    }
+    let mut body = request("migrate", "shop");
+    body["stop_timeout_secs"] = json!(2);
+    let r = w.post(&w.operator, body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = w.wait_outcome(&id).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(done["stop_timeout_secs"], 2, "{done}");
+    assert_eq!(done["source_stop"]["forced"], true, "{done}");
+    assert_eq!(done["source_stop"]["timeout_secs"], 2, "{done}");
+    let page = reqwest::Client::new()
+        .get(format!("{}/operations/{id}", w.url))
+        .bearer_auth(&w.viewer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let shown = support::testid_text(&page, "source-stop").unwrap_or_default();
+    assert!(
+        shown.contains("did not stop by itself within its 2 s stop timeout")
+            && shown.contains("forced off"),
+        "the monitor says {shown:?}"
+    );
+    let show = tokio::process::Command::new(env!("CARGO_BIN_EXE_migctl"))
+        .args(["op", "show", &id])
+        .env("MIGCTL_URL", &w.url)
+        .env("MIGCTL_TOKEN", &w.operator)
+        .env("MIGCTL_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.contains("was forced off"), "op show: {shown}");
+    let _ = w.stop().await;
+}
+
 /// A grid whose controller hangs (it takes `grid info` and never answers)
 /// holds up no other grid's check, is shown as not answering once its
 /// check's deadline passes, and is shown reachable again once it answers.

@@ -232,18 +232,10 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 })
             }}
             {move || state.read().reason.clone().map(|r| view! { <p class="hint" data-testid="reason">{r}</p> })}
-            {move || state.read().source_stop.map(|s| if s.forced {
-                view! {
-                    <p class="alert" data-testid="source-stop" data-forced="true">
-                        {format!("The source did not stop by itself within its {} s stop timeout and was forced off: what it had not written to its volumes was lost.", s.timeout_secs)}
-                    </p>
-                }.into_any()
-            } else {
-                view! {
-                    <p data-testid="source-stop" data-forced="false">
-                        {format!("The source stopped by itself in {:.1} s (stop timeout {} s).", s.ms as f64 / 1000.0, s.timeout_secs)}
-                    </p>
-                }.into_any()
+            {move || state.read().source_stop.map(|s| view! {
+                <p class:alert=s.forced data-testid="source-stop" data-forced=s.forced.to_string()>
+                    {s.sentence()}
+                </p>
             })}
             {move || state.read().downtime_ms.map(|ms| view! {
                 <p data-testid="downtime" data-ms=ms.to_string()>

@@ -14,7 +14,7 @@ use crate::model::{
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use operation_model::DEFAULT_STOP_TIMEOUT_SECS;
+use operation_model::{DEFAULT_STOP_TIMEOUT_SECS, MAX_STOP_TIMEOUT_SECS};
 
 /// The form's fields, as the query carries them between the steps.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,7 +57,7 @@ impl Fields {
             t => t.parse().map(Some).map_err(|_| FieldError {
                 field: Some("stop_timeout_secs".into()),
                 message: format!(
-                    "stop_timeout_secs: {t:?} is not a whole number of seconds; write 1 to 86400, or leave it empty for {DEFAULT_STOP_TIMEOUT_SECS}"
+                    "stop_timeout_secs: {t:?} is not a whole number of seconds; write 1 to {MAX_STOP_TIMEOUT_SECS}, or leave it empty for {DEFAULT_STOP_TIMEOUT_SECS}"
                 ),
             }),
         }
@@ -382,7 +382,7 @@ fn OpForm(
                     hidden=submitted_for("cutover_at").is_none()>{submitted_for("cutover_at")}</p>
             </fieldset>
             <label for="stop_timeout_secs">"Stop timeout, seconds"</label>
-            <input id="stop_timeout_secs" name="stop_timeout_secs" type="number" min="1" max="86400"
+            <input id="stop_timeout_secs" name="stop_timeout_secs" type="number" min="1" max=MAX_STOP_TIMEOUT_SECS.to_string()
                 inputmode="numeric" placeholder=DEFAULT_STOP_TIMEOUT_SECS.to_string()
                 value=defaults.stop_timeout_secs.clone() data-testid="stop-timeout"
                 aria-describedby="stop_timeout_secs-hint stop_timeout_secs-error"/>
@@ -400,11 +400,12 @@ fn OpForm(
 fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
     let change = format!("/operations/new?{}", fields.query());
     let verb = plan.action.as_str();
-    let stop_secs = fields
-        .stop_timeout()
-        .ok()
-        .flatten()
-        .unwrap_or(DEFAULT_STOP_TIMEOUT_SECS);
+    let stop = match plan.stop_timeout_secs {
+        Some(secs) => format!(
+            "the source gets {secs} s to stop by itself (a process exits, a virtual machine shuts down on its ACPI power button); then it is forced off, losing what it had not written"
+        ),
+        None => format!("{} is not running: nothing is stopped", plan.source_app),
+    };
     let warm = plan
         .copy_mode
         .as_deref()
@@ -450,10 +451,7 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 <dt>"Downtime"</dt>
                 <dd>{downtime}</dd>
                 <dt>"Stop"</dt>
-                <dd data-testid="stop-plan">{format!(
-                    "the source gets {} s to stop by itself, then it is forced off (what it had not written is lost; the outcome will say so)",
-                    stop_secs
-                )}</dd>
+                <dd data-testid="stop-plan">{stop}</dd>
             </dl>
             <h3>"What will happen, in order"</h3>
             <ol class="steps" data-testid="plan-steps">

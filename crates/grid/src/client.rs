@@ -358,16 +358,29 @@ impl Connection {
         &self,
         what: &'static str,
         channel: &mut Exec,
+        sink: Option<&mut (dyn AsyncWrite + Unpin + Send)>,
+    ) -> Result<Finished, GridError> {
+        self.finish_within(what, channel, sink, self.config.idle_timeout)
+            .await
+    }
+
+    /// [`Self::finish`], waiting up to `idle` for each message (a command
+    /// that is silent on purpose while it waits, such as `app stop`).
+    async fn finish_within(
+        &self,
+        what: &'static str,
+        channel: &mut Exec,
         mut sink: Option<&mut (dyn AsyncWrite + Unpin + Send)>,
+        idle: Duration,
     ) -> Result<Finished, GridError> {
         let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
         loop {
-            let msg = tokio::time::timeout(self.config.idle_timeout, channel.wait())
+            let msg = tokio::time::timeout(idle, channel.wait())
                 .await
                 .map_err(|_| GridError::Timeout {
                     grid: self.endpoint.grid.clone(),
                     what: format!("{what} (no data)"),
-                    after: self.config.idle_timeout,
+                    after: idle,
                 })?;
             match msg {
                 Some(ChannelMsg::Data { data }) => match sink.as_mut() {
@@ -421,7 +434,8 @@ impl Connection {
         command: &Command,
         stdin: Option<&[u8]>,
     ) -> Result<Vec<u8>, GridError> {
-        self.call_line(command.verb(), &command.to_line(), stdin)
+        let limit = command.time_limit(self.config.command_timeout);
+        self.call_line_within(command.verb(), &command.to_line(), stdin, limit)
             .await
     }
 
@@ -433,21 +447,35 @@ impl Connection {
         line: &str,
         stdin: Option<&[u8]>,
     ) -> Result<Vec<u8>, GridError> {
+        self.call_line_within(what, line, stdin, self.config.command_timeout)
+            .await
+    }
+
+    async fn call_line_within(
+        &self,
+        what: &'static str,
+        line: &str,
+        stdin: Option<&[u8]>,
+        limit: Duration,
+    ) -> Result<Vec<u8>, GridError> {
         let run = async {
             let mut channel = self.open_line(what, line).await?;
             if let Some(input) = stdin {
                 channel.data(input).await.map_err(|_| self.dropped(what))?;
             }
             channel.eof().await.map_err(|_| self.dropped(what))?;
-            self.finish(what, &mut channel, None).await
+            // Silent for as long as the whole command may take.
+            let idle = self.config.idle_timeout.max(limit);
+            self.finish_within(what, &mut channel, None, idle).await
         };
-        let finished = tokio::time::timeout(self.config.command_timeout, run)
-            .await
-            .map_err(|_| GridError::Timeout {
-                grid: self.endpoint.grid.clone(),
-                what: what.to_owned(),
-                after: self.config.command_timeout,
-            })??;
+        let finished =
+            tokio::time::timeout(limit, run)
+                .await
+                .map_err(|_| GridError::Timeout {
+                    grid: self.endpoint.grid.clone(),
+                    what: what.to_owned(),
+                    after: limit,
+                })??;
         Ok(finished.stdout)
     }
 

@@ -844,6 +844,20 @@ impl Command {
         }
     }
 
+    /// How long a client waits for this command's reply, `base` being its
+    /// limit for a command that does not wait on purpose: `app stop` waits
+    /// up to its timeout for the app before it forces it, and then answers.
+    pub fn time_limit(&self, base: std::time::Duration) -> std::time::Duration {
+        match self {
+            Command::AppStop { timeout_secs, .. } => {
+                base + std::time::Duration::from_secs(
+                    timeout_secs.unwrap_or(crate::serve::DEFAULT_STOP_TIMEOUT),
+                )
+            }
+            _ => base,
+        }
+    }
+
     /// A short name for logs and errors, e.g. `app stop`.
     pub fn verb(&self) -> &'static str {
         match self {

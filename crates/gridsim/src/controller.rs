@@ -62,6 +62,9 @@ impl Drop for Running<'_> {
 struct Process {
     pid: Option<u32>,
     kill: tokio::sync::mpsc::Sender<()>,
+    /// Set when a stop kills it at its timeout: every stop waiting on it
+    /// (one that joins a stop under way too) says it was forced.
+    forced: Arc<std::sync::atomic::AtomicBool>,
     /// Volumes the process writes through the controller.
     disks: Vec<VolumeName>,
 }
@@ -576,6 +579,7 @@ impl Controller {
                 Process {
                     pid,
                     kill: kill_tx,
+                    forced: Arc::default(),
                     disks,
                 },
             );
@@ -693,8 +697,14 @@ impl Controller {
         timeout_secs: u64,
     ) -> Result<HowStopped, Refusal> {
         let current = self.app_state(app).await.ok_or_else(|| not_found(app))?;
-        // Set when the process is killed at the timeout.
-        let forced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Set when the process is killed at the timeout (shared with a
+        // stop under way, which this one may join).
+        let forced = self
+            .processes
+            .lock()
+            .ok()
+            .and_then(|p| p.get(app).map(|p| p.forced.clone()))
+            .unwrap_or_default();
         match current {
             AppState::Stopped => return Ok(HowStopped::NotRunning),
             AppState::Failed => {

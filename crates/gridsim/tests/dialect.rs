@@ -1032,13 +1032,19 @@ async fn a_process_that_ignores_its_stop_is_killed_and_the_reply_says_forced() {
     d.template = Some(TemplateName::new("Stubborn").unwrap());
     east.app_create(&app("svc"), &d).await.unwrap();
     east.app_start(&app("svc")).await.unwrap();
-    let stopped = east.app_stop(&app("svc"), Some(1)).await.unwrap();
+    // A client whose commands time out after 1 s still waits for a stop
+    // given 3 s: the reply comes once the app is forced off.
+    let mut quick = client.clone();
+    quick.command_timeout = Duration::from_secs(1);
+    quick.idle_timeout = Duration::from_secs(1);
+    let east = Connection::open(&endpoints[0], &quick).await.unwrap();
+    let stopped = east.app_stop(&app("svc"), Some(3)).await.unwrap();
     assert_eq!(stopped.stopped, Some(HowStopped::Forced));
     assert_ne!(stopped.info.state, AppState::Running);
     let log = log_texts(&east, "svc").await;
     assert!(
         log.iter()
-            .any(|l| l.contains("did not stop within 1 s; killing it")),
+            .any(|l| l.contains("did not stop within 3 s; killing it")),
         "{log:#?}"
     );
 }

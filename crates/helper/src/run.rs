@@ -124,6 +124,15 @@ pub async fn main_with(var: impl Fn(&str) -> Option<String>) -> i32 {
     }
 }
 
+/// Whether the helper stops a source app found in `state` (one that runs,
+/// or is on its way to or from running); the preview says the same.
+pub fn stops_source(state: AppState) -> bool {
+    matches!(
+        state,
+        AppState::Running | AppState::Starting | AppState::Stopping
+    )
+}
+
 /// Runs the job; on failure after the source was stopped, tries to restart
 /// it so the application comes back, and reports the failure.
 pub async fn run(job: &Job) -> anyhow::Result<()> {
@@ -255,10 +264,7 @@ async fn work(
         method = Some(m);
     }
 
-    if matches!(
-        source.state,
-        AppState::Running | AppState::Starting | AppState::Stopping
-    ) {
+    if stops_source(source.state) {
         enter(
             Phase::StoppingSource,
             format!(
@@ -277,11 +283,18 @@ async fn work(
         let ms = u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX);
         match stopped.stopped {
             // A controller that says how it stopped: a typed report.
-            Some(how) => emit(Report::SourceStop(SourceStop {
-                forced: how == HowStopped::Forced,
-                ms,
-                timeout_secs: job.stop_timeout_secs,
-            })),
+            Some(how @ (HowStopped::ByItself | HowStopped::Forced)) => {
+                emit(Report::SourceStop(SourceStop {
+                    forced: how == HowStopped::Forced,
+                    ms,
+                    timeout_secs: job.stop_timeout_secs,
+                }));
+            }
+            // Stopped meanwhile (by whom, and how, its grid's log says).
+            Some(HowStopped::NotRunning) => say(format!(
+                "source stopped in {:.1} s: it was not running any more when the helper stopped it (its grid's log says how it ended)",
+                ms as f64 / 1000.0
+            )),
             None => say(format!("source stopped in {:.1} s", ms as f64 / 1000.0)),
         }
     }

@@ -20,6 +20,8 @@ pub use text::visible;
 /// unless the operation says otherwise: the helper's default, the form's
 /// placeholder, the plan's `--timeout`.
 pub const DEFAULT_STOP_TIMEOUT_SECS: u64 = 120;
+/// The longest stop timeout an operation may give its source: a day.
+pub const MAX_STOP_TIMEOUT_SECS: u64 = 24 * 3600;
 
 /// A string that names none of an enum's values.
 #[derive(Clone, Debug, PartialEq, Eq)]

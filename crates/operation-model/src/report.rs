@@ -59,7 +59,17 @@ pub struct SourceStop {
 }
 
 impl SourceStop {
-    /// The sentence for people (the monitor, the CLI, the log).
+    /// [`Self::text`] as a sentence of its own (the monitor's).
+    pub fn sentence(&self) -> String {
+        let text = self.text();
+        let mut chars = text.chars();
+        chars
+            .next()
+            .map(|c| c.to_uppercase().chain(chars).collect::<String>() + ".")
+            .unwrap_or_default()
+    }
+
+    /// The words for people (the log, the CLI; [`Self::sentence`] on the monitor).
     pub fn text(&self) -> String {
         if self.forced {
             format!(

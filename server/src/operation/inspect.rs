@@ -89,6 +89,7 @@ impl Engine {
             estimate_secs,
             rate_bytes_per_sec: rate,
             rate_basis: basis,
+            stop_timeout_secs: helper::run::stops_source(p.source.state).then(|| p.stop_timeout()),
         })
     }
 
@@ -300,10 +301,7 @@ fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanSte
         &sg,
         Command::AppStop {
             app: app(&p.source_app),
-            timeout_secs: Some(
-                p.stop_timeout_secs
-                    .unwrap_or(helper::env::DEFAULT_STOP_TIMEOUT),
-            ),
+            timeout_secs: Some(p.stop_timeout()),
         },
         if warm {
             "after the passes: stop the source for the final pass, which copies only the blocks its writes changed since the last pass"
@@ -311,7 +309,9 @@ fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanSte
             "stop the source: it stays down until the copy is verified"
         },
     );
-    if !warm {
+    // A source that is not running is not stopped (the helper's rule).
+    let stops = helper::run::stops_source(p.source.state);
+    if !warm && stops {
         out.push(stop.clone());
     }
     // An updated target exists: nothing is created.

@@ -46,12 +46,11 @@ pub struct StartRequest {
     /// guest shuts down on its ACPI button) before it is forced (killed,
     /// powered off), 1 to 86400; default 120.
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 86400)]
+    #[schema(minimum = 1, maximum = 86400)] // MAX_STOP_TIMEOUT_SECS (a literal for the derive)
     pub stop_timeout_secs: Option<u64>,
 }
 
-/// The longest stop timeout an operation may give its source: a day.
-pub const MAX_STOP_TIMEOUT_SECS: u64 = 24 * 3600;
+use operation_model::MAX_STOP_TIMEOUT_SECS;
 
 /// The stop timeout a request asks for, or what is wrong with it.
 fn stop_timeout(req: &StartRequest) -> Result<Option<u64>, EngineError> {
@@ -183,6 +182,14 @@ pub(super) struct Preflight {
     pub cold_because: Option<String>,
     /// The stop timeout asked for; `None`: the default.
     pub stop_timeout_secs: Option<u64>,
+}
+
+impl Preflight {
+    /// The source's stop timeout, seconds (asked for, or the default).
+    pub fn stop_timeout(&self) -> u64 {
+        self.stop_timeout_secs
+            .unwrap_or(helper::env::DEFAULT_STOP_TIMEOUT)
+    }
 }
 
 fn parse_name<T>(field: Field, value: &str) -> Result<T, EngineError>

@@ -228,11 +228,15 @@ pub async fn set_downtime(pool: &SqlitePool, id: &str, ms: u64) -> sqlx::Result<
 
 /// How the helper's stop of the source went.
 pub async fn set_source_stop(pool: &SqlitePool, id: &str, stop: &SourceStop) -> sqlx::Result<()> {
+    // A forced stop stays said: a later report (a restarted helper's) never
+    // turns it into one that stopped by itself.
     sqlx::query(
-        "UPDATE operations SET source_stop_forced = ?, source_stop_ms = ?, updated_at = ? WHERE id = ?",
+        "UPDATE operations SET source_stop_forced = MAX(COALESCE(source_stop_forced, 0), ?),
+             source_stop_ms = ?, stop_timeout_secs = ?, updated_at = ? WHERE id = ?",
     )
     .bind(stop.forced)
     .bind(i64::try_from(stop.ms).unwrap_or(i64::MAX))
+    .bind(i64::try_from(stop.timeout_secs).unwrap_or(i64::MAX))
     .bind(clock::now().to_string())
     .bind(id)
     .execute(pool)

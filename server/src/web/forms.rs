@@ -118,8 +118,12 @@ pub async fn new_operation(
         t => match t.parse::<u64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                let error = "stop_timeout_secs: write a whole number of seconds, 1 to 86400, or leave it empty for 120";
-                return back(&state, &user, &form, error, Some("stop_timeout_secs"));
+                let error = format!(
+                    "stop_timeout_secs: write a whole number of seconds, 1 to {}, or leave it empty for {}",
+                    operation_model::MAX_STOP_TIMEOUT_SECS,
+                    operation_model::DEFAULT_STOP_TIMEOUT_SECS
+                );
+                return back(&state, &user, &form, &error, Some("stop_timeout_secs"));
             }
         },
     };
