@@ -36,7 +36,9 @@ pub struct Host {
     config: HostConfig,
     virsh: Virsh,
     virt_type: VirtType,
-    logs: tokio::sync::Mutex<HashMap<AppName, AppLog>>,
+    /// The apps' logs; read and written on blocking threads (a line is
+    /// synced to disk before it counts), never on the runtime's workers.
+    logs: Arc<std::sync::Mutex<HashMap<AppName, AppLog>>>,
     /// Per app: commands that change it (create, start, stop, destroy) take
     /// it alone; a `vol write` shares it for its whole stream, so nothing
     /// boots or destroys an app while its disk is being written.
@@ -122,7 +124,7 @@ impl Host {
 
     /// Forgets an app's open log (its directory is going).
     pub(crate) async fn forget(&self, app: &AppName) {
-        self.logs.lock().await.remove(app);
+        self.forget_log(app);
     }
 
     pub fn config(&self) -> &HostConfig {
@@ -223,27 +225,62 @@ impl Host {
     /// Appends to the app's log (and first the console's new lines, so the
     /// order is the order things happened in).
     pub(crate) async fn log(&self, app: &AppName, console: Option<&PathBuf>, text: String) {
-        let mut logs = self.logs.lock().await;
+        let logs = self.logs.clone();
         let dir = self.app_dir(app);
-        let log = match logs.entry(app.clone()) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => match AppLog::open(&dir) {
-                Ok(l) => v.insert(l),
-                Err(e) => {
-                    tracing::error!(%app, error = %e, "cannot open the app log");
-                    return;
-                }
-            },
-        };
-        if let Some(c) = console
-            && let Err(e) = log.ingest(c)
-        {
-            tracing::error!(%app, error = %e, "cannot read the console");
+        let (app, console) = (app.clone(), console.cloned());
+        let done = tokio::task::spawn_blocking(move || {
+            let Ok(mut logs) = logs.lock() else {
+                tracing::error!(%app, "the app logs' lock is poisoned");
+                return;
+            };
+            let log = match logs.entry(app.clone()) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => match AppLog::open(&dir) {
+                    Ok(l) => v.insert(l),
+                    Err(e) => {
+                        tracing::error!(%app, error = %e, "cannot open the app log");
+                        return;
+                    }
+                },
+            };
+            if let Some(c) = console
+                && let Err(e) = log.ingest(&c)
+            {
+                tracing::error!(%app, error = %e, "cannot read the console");
+            }
+            if !text.is_empty()
+                && let Err(e) = log.append(text)
+            {
+                tracing::error!(%app, error = %e, "cannot append to the app log");
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "the app log's task failed");
         }
-        if !text.is_empty()
-            && let Err(e) = log.append(text)
-        {
-            tracing::error!(%app, error = %e, "cannot append to the app log");
+    }
+
+    /// The app's log lines after `after`, read on a blocking thread.
+    async fn read_log(&self, app: &AppName, after: u64) -> Result<Vec<LogLine>, Refusal> {
+        let logs = self.logs.clone();
+        let app = app.clone();
+        tokio::task::spawn_blocking(move || {
+            let logs = logs
+                .lock()
+                .map_err(|_| internal("the app logs' lock is poisoned"))?;
+            match logs.get(&app) {
+                Some(l) => l.read(after).map_err(internal),
+                None => Ok(vec![]),
+            }
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Drops what is held of a removed app's log.
+    fn forget_log(&self, app: &AppName) {
+        if let Ok(mut logs) = self.logs.lock() {
+            logs.remove(app);
         }
     }
 
@@ -557,7 +594,7 @@ impl Host {
             self.end(app, &d).await?;
         }
         self.virsh.run(&["undefine", "--domain", &d.name]).await?;
-        self.logs.lock().await.remove(app);
+        self.forget_log(app);
         let dir = self.app_dir(app);
         // Only the app's own directory of this grid's storage is removed;
         // an adopted domain's images elsewhere stay where they are.
@@ -706,11 +743,7 @@ impl Platform for Host {
         // its record is one file, a domain lookup is virsh calls.
         if self.record(app)?.is_some() {
             self.log(app, None, String::new()).await;
-            let logs = self.logs.lock().await;
-            return match logs.get(app) {
-                Some(l) => l.read(after).map(Some).map_err(internal),
-                None => Ok(Some(vec![])),
-            };
+            return self.read_log(app, after).await.map(Some);
         }
         let d = match self.find(app).await {
             Ok(d) => d,
@@ -718,11 +751,7 @@ impl Platform for Host {
             Err(e) => return Err(e),
         };
         self.log(app, d.console.as_ref(), String::new()).await;
-        let logs = self.logs.lock().await;
-        match logs.get(app) {
-            Some(l) => l.read(after).map(Some).map_err(internal),
-            None => Ok(Some(vec![])),
-        }
+        self.read_log(app, after).await.map(Some)
     }
 
     async fn vol_read(

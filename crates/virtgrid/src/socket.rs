@@ -17,6 +17,8 @@ use tokio::net::{UnixListener, UnixStream};
 pub const STDOUT: u8 = 1;
 pub const END: u8 = 2;
 const CHUNK: usize = 256 << 10;
+/// The relay's reads of its stdin (what a `vol write` sends).
+const STDIN_CHUNK: usize = 1 << 20;
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Binds the socket: its directory must not be open to others (the socket
@@ -188,8 +190,11 @@ pub async fn relay(socket: &Path, line: &str) -> i32 {
     tokio::spawn(async move {
         write.write_all(line.as_bytes()).await?;
         write.write_all(b"\n").await?;
-        let mut stdin = tokio::io::stdin();
-        tokio::io::copy(&mut stdin, &mut write).await?;
+        // Read in big pieces: tokio reads stdin on a blocking thread, one
+        // hop per read, and `copy`'s own 8 KiB buffer made a 1 GiB volume
+        // write 131,072 hops (6.9 s here; 1.6 s like this).
+        let mut stdin = BufReader::with_capacity(STDIN_CHUNK, tokio::io::stdin());
+        tokio::io::copy_buf(&mut stdin, &mut write).await?;
         write.shutdown().await
     });
     let receive = async {
