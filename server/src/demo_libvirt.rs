@@ -256,13 +256,15 @@ async fn start_host(
     std::fs::write(
         &config,
         format!(
-            "# Written by `migctl demo --libvirt`.\ngrid = \"{name}\"\nstorage = {}\nsocket = {}\nkvm_probe_kernel = {}\n\n\
+            "# Written by `migctl demo --libvirt`.\ngrid = \"{name}\"\nstorage = {}\nsocket = {}\nkvm_probe_kernel = {}\n\
+             # The other grid: its daemon reads this one's volumes itself (vol pull).\ntrust = {}\n\n\
              [[template]]\nname = \"MigHelper\"\ndescription = \"migctl's helper: stops, copies and starts an app\"\n\
              command = [{}, \"helper\"]\nenv = {{ MIG_KEY_FILE = {}, MIG_KNOWN_HOSTS = {}, MIG_GRIDS_FILE = {} }}\n\
              # A helper killed mid-copy is started again and resumes the copy.\nrestart_on_crash = 3\n",
             q(storage),
             q(&socket),
             q(&guest.join("vmlinuz")),
+            q(trust),
             q(migctl),
             q(&trust.join("id_ed25519")),
             q(&trust.join("known_hosts")),

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod keys;
 pub mod known_hosts;
 pub mod name;
+pub mod peers;
 pub mod process;
 pub mod serve;
 pub mod volume_file;

@@ -7,7 +7,6 @@ use crate::config::SimConfig;
 use crate::digests::{Digests, Known};
 use crate::faults::Faults;
 use crate::mount;
-use crate::peers::Peers;
 use crate::store::{AppRecord, Layout, State};
 use grid::blocks::{Which, checksum, digests_of, hash_blocks};
 use grid::dialect::{
@@ -15,6 +14,7 @@ use grid::dialect::{
     ErrorCode, GridInfo, HashAlgorithm, HowStopped, LogLine, PullReceipt, Refusal, Request,
     TemplateInfo, VolRef,
 };
+use grid::peers::Peers;
 use grid::serve::{Platform, Pull, range, write};
 pub use grid::serve::{Stdin, Stdout};
 use grid::{AppName, GridName, TemplateName, VolumeName};
@@ -24,8 +24,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead};
 use tokio::sync::{Mutex, watch};
-
-use grid::volume_file::IO_BUFFER;
 
 pub struct Controller {
     /// This controller, for the tasks a command leaves running.
@@ -1029,57 +1027,17 @@ impl Controller {
 
     /// Reads `from` on `from_grid` over a trusted connection and writes
     /// what arrives as `vol write` would (the same faults apply).
-    async fn vol_pull(
-        &self,
-        vol: &VolRef,
-        from_grid: &GridName,
-        from: &VolRef,
-        (offset, length): (u64, u64),
-        hash_blocks: Option<u64>,
-        compress: Compression,
-    ) -> Result<PullReceipt, Refusal> {
-        let (_, size, state) = self.volume(vol).await?;
-        Self::writable(vol, state)?;
-        range(size, offset, Some(length))?;
+    async fn vol_pull(&self, p: Pull<'_>) -> Result<PullReceipt, Refusal> {
+        let (_, size, state) = self.volume(p.vol).await?;
+        Self::writable(p.vol, state)?;
+        range(size, p.offset, Some(p.length))?;
         let peers = self.peers.as_ref().ok_or_else(|| {
             Refusal::new(
                 ErrorCode::Denied,
                 format!("grid {} trusts no other grid; it cannot pull", self.name),
             )
         })?;
-        let peer = peers.take(from_grid).await?;
-        let (mut sending, receiving) = tokio::io::duplex(IO_BUFFER);
-        let read = async {
-            let n = peer
-                .vol_read_as(from, offset, Some(length), compress, &mut sending)
-                .await;
-            drop(sending);
-            n
-        };
-        let write = async {
-            let mut r = receiving;
-            self.vol_write(vol, offset, hash_blocks, compress, &mut r)
-                .await
-        };
-        let (read, written) = tokio::join!(read, write);
-        let wire_bytes = read.map_err(|e| match e.refusal() {
-            Some(r) => Refusal::new(r.code, format!("grid {from_grid}: {}", r.message)),
-            None => internal(format!("reading {from} from grid {from_grid}: {e}")),
-        })?;
-        peers.give_back(from_grid, peer);
-        let (written, hashes) = written?;
-        if written != length {
-            return Err(internal(format!(
-                "grid {from_grid} sent {written} bytes of {from} where {length} were asked for"
-            )));
-        }
-        Ok(PullReceipt {
-            written,
-            wire_bytes,
-            offset,
-            block_size: hash_blocks,
-            hashes: hashes.unwrap_or_default(),
-        })
+        grid::peers::pull(self, peers, p).await
     }
 
     async fn vol_checksum(&self, vol: &VolRef) -> Result<Checksum, Refusal> {
@@ -1206,16 +1164,7 @@ impl Platform for Controller {
     }
 
     async fn vol_pull(&self, p: Pull<'_>) -> Result<PullReceipt, Refusal> {
-        Controller::vol_pull(
-            self,
-            p.vol,
-            p.from_grid,
-            p.from,
-            (p.offset, p.length),
-            p.hash_blocks,
-            p.compress,
-        )
-        .await
+        Controller::vol_pull(self, p).await
     }
 
     async fn vol_hash(

@@ -16,7 +16,6 @@ pub mod digests;
 pub mod disk;
 pub mod faults;
 pub mod mount;
-pub mod peers;
 pub mod ssh;
 pub mod store;
 

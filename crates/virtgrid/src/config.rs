@@ -30,6 +30,13 @@ pub struct HostConfig {
     /// What `app provision` can make: migctl's helper, as a process of this host.
     #[serde(default, rename = "template")]
     pub templates: Vec<crate::hostapp::Template>,
+    /// The grids this one trusts, for `vol pull` (the target's daemon reads
+    /// the source's volumes itself, one encrypted hop): a directory holding
+    /// `id_ed25519` (0600, authorized on those grids), `known_hosts` (their
+    /// host keys pinned) and `grids.toml` (their names and addresses). Without
+    /// it this grid pulls from none, and the helper relays every byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<PathBuf>,
     /// How long one `virsh` call may take before it counts as hung.
     #[serde(default = "default_virsh_timeout")]
     pub virsh_timeout_secs: u64,

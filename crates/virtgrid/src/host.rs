@@ -47,6 +47,8 @@ pub struct Host {
     pub(crate) processes: std::sync::Mutex<HashMap<AppName, crate::supervise::Process>>,
     /// Restarts after crashes since each host app's last `app start`.
     pub(crate) restarts: std::sync::Mutex<HashMap<AppName, u32>>,
+    /// The grids `vol pull` reads from (`trust` in the configuration).
+    peers: Option<grid::peers::Peers>,
 }
 
 fn internal(e: impl std::fmt::Display) -> Refusal {
@@ -94,6 +96,15 @@ impl Host {
             .map_err(|e| anyhow::anyhow!("cannot make {}: {e}", config.storage.display()))?;
         // Before the probe: a second daemon is refused at once.
         let only = only_daemon(&config)?;
+        let peers = config.trust.clone().map(grid::peers::Peers::new);
+        if let (Some(p), Some(dir)) = (&peers, &config.trust) {
+            p.check().map_err(|e| {
+                anyhow::anyhow!(
+                    "the trust directory {} (for vol pull) is not usable: {e}",
+                    dir.display()
+                )
+            })?;
+        }
         let probe = match &config.kvm_probe_kernel {
             Some(k) => crate::accel::Probe::Kernel(k),
             None => crate::accel::Probe::BootSector,
@@ -111,6 +122,7 @@ impl Host {
             locks: Default::default(),
             processes: Default::default(),
             restarts: Default::default(),
+            peers,
         });
         host.settle_records().await?;
         Ok(host)
@@ -813,13 +825,16 @@ impl Platform for Host {
     }
 
     async fn vol_pull(&self, p: Pull<'_>) -> Result<PullReceipt, Refusal> {
-        Err(Refusal::new(
-            ErrorCode::Denied,
-            format!(
-                "grid {} (a libvirt host) does not pull from other grids yet; {} is copied through the helper's stream instead",
-                self.config.grid, p.vol
-            ),
-        ))
+        let peers = self.peers.as_ref().ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::Denied,
+                format!(
+                    "grid {} trusts no other grid (no `trust` directory in its virtgrid configuration); {} is copied through the helper's stream instead",
+                    self.config.grid, p.vol
+                ),
+            )
+        })?;
+        grid::peers::pull(self, peers, p).await
     }
 
     async fn vol_hash(

@@ -599,6 +599,49 @@ fn host_apps_are_processes_the_daemon_supervises() {
         "{err}"
     );
 
+    // Without a trust directory a grid pulls from none, and says how to
+    // give it one (the helper relays meanwhile).
+    let (code, _, err) = east.run_cmd(
+        "vol pull signal:data --from-grid west --from vm:data --offset 0 --length 0",
+        b"",
+    );
+    assert!(code == 1 && err.contains("no `trust` directory"), "{err}");
+    // A trust key others can read stops the daemon at its start, named.
+    let trust = dir.path().join("trust");
+    std::fs::create_dir_all(&trust).unwrap();
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(trust.join("id_ed25519"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::set_permissions(
+        trust.join("id_ed25519"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let open_key = dir.path().join("open-key.toml");
+    std::fs::write(
+        &open_key,
+        format!(
+            "grid = \"trusting\"\nstorage = \"{}\"\nsocket = \"{}\"\ntrust = \"{}\"\n",
+            dir.path().join("trusting").display(),
+            dir.path().join("solo-run/trusting.sock").display(),
+            trust.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_virtgrid"))
+        .args(["daemon", "--config"])
+        .arg(&open_key)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("trust directory") && err.contains("644"),
+        "{err}"
+    );
+
     // Provisioned and started; it runs on after the relay has ended.
     east.ok("app provision Sleeper h1 MIG_ROLE=helper", b"");
     east.wait_log("h1", 0, "started as helper", Duration::from_secs(10));
