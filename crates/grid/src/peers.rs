@@ -38,7 +38,12 @@ impl Peers {
     pub fn check(&self) -> Result<(), String> {
         keys::load(&self.trust_dir.join("id_ed25519"))
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                format!(
+                    "the trust directory {} (for vol pull) is not usable: {e}",
+                    self.trust_dir.display()
+                )
+            })
     }
 
     /// A connection to `grid`: an idle one, or a new one.

@@ -533,6 +533,35 @@ fn pid_alive(pid: u64) -> bool {
     })
 }
 
+/// Starts a daemon that must refuse to run (`what` it is, for the failure)
+/// and returns what it said on stderr; one still running after 30 s fails
+/// the test rather than hanging it.
+fn refused_daemon(config: &Path, what: &str) -> String {
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_virtgrid"))
+        .args(["daemon", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let began = Instant::now();
+    let status = loop {
+        if let Some(s) = daemon.try_wait().unwrap() {
+            break s;
+        }
+        if began.elapsed() > Duration::from_secs(30) {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            panic!("{what} is still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(!status.success(), "{what} exited successfully");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut err).unwrap();
+    err
+}
+
 /// Host apps (the helper's kind): processes the daemon supervises, which
 /// outlive the SSH command that provisioned them; and empty signal apps.
 #[test]
@@ -572,28 +601,7 @@ fn host_apps_are_processes_the_daemon_supervises() {
     east.ok("app destroy e1", b"");
 
     // One daemon a grid's storage.
-    let mut second = Command::new(env!("CARGO_BIN_EXE_virtgrid"))
-        .args(["daemon", "--config"])
-        .arg(&east.config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let began = Instant::now();
-    let status = loop {
-        if let Some(s) = second.try_wait().unwrap() {
-            break s;
-        }
-        if began.elapsed() > Duration::from_secs(30) {
-            let _ = second.kill();
-            let _ = second.wait();
-            panic!("a second daemon for the same storage is still running after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(!status.success());
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut err).unwrap();
+    let err = refused_daemon(&east.config, "a second daemon for the same storage");
     assert!(
         err.contains("another virtgrid daemon serves grid solo"),
         "{err}"
@@ -631,14 +639,9 @@ fn host_apps_are_processes_the_daemon_supervises() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_virtgrid"))
-        .args(["daemon", "--config"])
-        .arg(&open_key)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_daemon(&open_key, "a daemon whose trust key others can read");
     assert!(
-        !out.status.success() && err.contains("trust directory") && err.contains("644"),
+        err.contains("trust directory") && err.contains("644"),
         "{err}"
     );
 
