@@ -131,6 +131,22 @@ impl Host {
         out.stdout
     }
 
+    /// Follows an app's log (`app log APP --follow`) until it ends (the
+    /// app destroyed) or the returned process is stopped: every line.
+    fn follow(&self, app: &str) -> (Running, std::thread::JoinHandle<Vec<String>>) {
+        let mut relay = Command::new(virtgrid())
+            .args(["relay", "--socket"])
+            .arg(&self.socket)
+            .env("SSH_ORIGINAL_COMMAND", format!("app log {app} --follow"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(relay.stdout.take().unwrap());
+        let lines = std::thread::spawn(move || out.lines().map_while(Result::ok).collect());
+        (Running(relay), lines)
+    }
+
     fn log(&self, app: &str) -> String {
         String::from_utf8(self.run(&format!("app log {app}"), b"")).unwrap()
     }
@@ -245,8 +261,11 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
         "target_grid": "west", "target_app": "vm1",
         "action": "migrate",
     });
+    let (following, followed) = east.follow("vm1");
     let (id, began) = start(&url, &token, &cold).await;
     finish(&url, &token, &id, &cold, began).await;
+    drop(following);
+    let followed = followed.join().unwrap();
     let said = support::helper_lines(&url, &token, &id).await.join("\n");
     println!("the helper said:\n{said}");
     // West's daemon read east's disks itself, over the trust between them
@@ -269,11 +288,12 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
             let from_source: Vec<_> = events
                 .iter()
                 .filter(|e| e["source"] == "source")
-                .map(|e| e["data"]["text"].to_string())
+                .map(|e| format!("{} {}", e["data"]["seq"], e["data"]["text"]))
                 .collect();
             panic!(
-                "the operation's events never showed the guest's `stopped at counter` line; from the source:\n{}",
-                from_source.join("\n")
+                "the operation's events never showed the guest's `stopped at counter` line; from the source:\n{}\n\neast's log of vm1, followed by the test:\n{}",
+                from_source.join("\n"),
+                followed.join("\n")
             )
         });
 
@@ -430,8 +450,11 @@ async fn faults(url: &str, token: &str, east: &Host, west: &Host, images: &Path)
         "target_grid": "west", "target_app": "vm2",
         "action": "migrate", "stop_timeout_secs": 5,
     });
+    let (following, followed) = east.follow("vm2");
     let (id, began) = start(url, token, &body).await;
     let op = finish(url, token, &id, &body, began).await;
+    drop(following);
+    let followed = followed.join().unwrap();
     assert_eq!(op["stop_timeout_secs"], 5, "{op}");
     assert_eq!(
         op["source_stop"]["forced"], true,
@@ -446,12 +469,18 @@ async fn faults(url: &str, token: &str, east: &Host, west: &Host, images: &Path)
             .collect()
     };
     let source = said("source");
+    let seqs: Vec<String> = events
+        .iter()
+        .filter(|e| e["source"] == "source")
+        .map(|e| format!("{} {}", e["data"]["seq"], e["data"]["text"]))
+        .collect();
     assert!(
         source
             .iter()
             .any(|t| t.contains("acpi power button: ignored")),
-        "the guest's console never said it ignored the button:\n{}",
-        source.join("\n")
+        "the guest's console never said it ignored the button:\n{}\n\neast's log of vm2, followed by the test:\n{}",
+        seqs.join("\n"),
+        followed.join("\n")
     );
     assert!(
         source

@@ -761,8 +761,10 @@ async fn a_migrate_moves_the_app_and_a_snapshot_copies_it() {
         (&json!("phase"), &json!("done")),
         "the outcome is the last event"
     );
+    // All of the stop, from its first line: the helper may stop the source
+    // before the console first follows its log.
     assert!(
-        said("source", "stopped"),
+        said("source", "is stopping") && said("source", "stopped"),
         "the source app's log: {events:#?}"
     );
     assert!(

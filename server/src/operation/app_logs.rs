@@ -53,8 +53,14 @@ impl AppLogs {
         let op = &lock.op_id;
         let src = engine.connection(&lock.source_grid).await.ok();
         // The source's history before this operation is not part of it:
-        // start after its last line unless this operation already stored some.
-        let mut source_since = engine.last_seq(op, EventSource::Source).await;
+        // start after the last line this operation stored, else after the
+        // source's last line when the helper was provisioned (the helper
+        // may stop it before the console first gets here), else (not
+        // recorded) after its last line now.
+        let mut source_since = match engine.last_seq(op, EventSource::Source).await {
+            Some(seq) => Some(seq),
+            None => engine.source_log_since(op).await,
+        };
         if source_since.is_none()
             && let Some(c) = &src
             && let Ok(lines) = c.app_log(&lock.source_app_name, None).await

@@ -2,7 +2,7 @@
 //! the operation's job as its properties.
 
 use super::{
-    Engine, EngineError, HELPER_TEMPLATE, cutover_signal_name, helper_name, remove_helper,
+    Engine, EngineError, HELPER_TEMPLATE, cutover_signal_name, helper_name, remove_helper, store,
 };
 use crate::lock::Lock;
 use app::model::Phase;
@@ -66,9 +66,41 @@ impl Engine {
             .map_err(|e| EngineError::BadInput(e.to_string()))?;
         let template =
             TemplateName::new(HELPER_TEMPLATE).map_err(|e| EngineError::Unexpected(e.into()))?;
+        self.mark_source_log(lock).await;
         dst.app_provision(&template, &helper, props).await?;
         self.log(op, format!("{helper} is running on {}", lock.target_grid))
             .await;
         Ok(())
+    }
+
+    /// Records the source's last log line before the helper starts: the
+    /// operation's share of the source's log (its stop included) is what
+    /// comes after, however late the console first follows it.
+    async fn mark_source_log(&self, lock: &Lock) {
+        let op = &lock.op_id;
+        let last = match self.connection(&lock.source_grid).await {
+            Ok(src) => src
+                .app_log(&lock.source_app_name, None)
+                .await
+                .map(|lines| lines.last().map_or(0, |l| l.seq))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let stored = match last {
+            Ok(seq) => store::set_source_log_since(&self.pool, op, seq)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            self.log(
+                op,
+                format!(
+                    "cannot mark where {}'s log stands ({e}): its lines are stored from when the console first reads them",
+                    lock.source_app_name
+                ),
+            )
+            .await;
+        }
     }
 }

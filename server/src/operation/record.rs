@@ -147,6 +147,16 @@ impl Engine {
         }
     }
 
+    pub(super) async fn source_log_since(&self, op: &str) -> Option<u64> {
+        match store::source_log_since(&self.pool, op).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                tracing::error!(error = %e, op, "cannot read where the source's log stood");
+                None
+            }
+        }
+    }
+
     pub(super) async fn last_seq(&self, op: &str, source: EventSource) -> Option<u64> {
         store::last_app_seq(&self.pool, op, source)
             .await

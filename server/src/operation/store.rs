@@ -413,6 +413,28 @@ pub async fn events_page(
     Ok(rows.into_iter().map(StreamEvent::from).collect())
 }
 
+/// Where the operation's share of the source's log begins: its last line
+/// when the helper was provisioned.
+pub async fn set_source_log_since(pool: &SqlitePool, id: &str, seq: u64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE operations SET source_log_since = ? WHERE id = ?")
+        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// [`set_source_log_since`]'s line, if it was recorded.
+pub async fn source_log_since(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<u64>> {
+    let seq: Option<i64> =
+        sqlx::query_scalar("SELECT source_log_since FROM operations WHERE id = ?")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .flatten();
+    Ok(seq.and_then(|s| u64::try_from(s).ok()))
+}
+
 /// The last app-log line number stored from `source` (helper, source or target).
 pub async fn last_app_seq(
     pool: &SqlitePool,
