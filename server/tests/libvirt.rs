@@ -388,7 +388,7 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
             .unwrap()
             .success()
     );
-    finish(&url, &token, &id, &cold, began).await;
+    let op = finish(&url, &token, &id, &cold, began).await;
     let lines = support::helper_lines(&url, &token, &id).await;
     assert!(
         lines
@@ -397,6 +397,8 @@ async fn the_console_migrates_a_virtual_machine_between_libvirt_hosts() {
         "the helper's restart is not in its log:\n{}",
         lines.join("\n")
     );
+    // The restarted helper measured the downtime from its first run's stop.
+    assert!(op["downtime_ms"].as_u64().is_some(), "{op}");
     assert_eq!(west.json("app info vm1")["state"], "running");
     assert_eq!(east.json("app list"), json!([]));
     west.run("app stop vm1", b"");

@@ -556,6 +556,17 @@ async fn a_helper_killed_in_a_pass_and_in_the_cutover_resumes_and_reuses_the_cop
         lines.contains("copying cold: the source app shop is stopped"),
         "the rerun after the stop finishes cold: {lines}"
     );
+    // The rerun did not stop the source, its first run did: the downtime
+    // counts from then (without it, none was reported).
+    assert!(
+        lines.contains("the source was stopped by this helper's earlier run"),
+        "{lines}"
+    );
+    let down = op["downtime_ms"].as_u64();
+    assert!(
+        down.is_some_and(|ms| ms > 0),
+        "downtime {down:?} ms: not measured from the first run's stop: {op}"
+    );
     assert_eq!(state(&s.west, "shop").await.as_deref(), Some("running"));
     assert_eq!(state(&s.east, "shop").await, None);
     assert_the_target_holds_every_write(&s, &url, &s.token, &id).await;

@@ -104,7 +104,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         "{} {}/{} → {}/{}",
         op.action, op.source_grid, op.source_app, op.target_grid, op.target_app
     );
-    let helper = format!("MigHelper_{}", op.target_app);
+    let helper = operation_model::name::helper_of(&op.target_app);
     let monitor_url = format!("/operations/{}", op.id);
     let cutover_url = monitor_url.clone();
     let op_for_cancel = op.clone();

@@ -173,13 +173,36 @@ async fn connect(job: &Job) -> anyhow::Result<(Reach, Grids)> {
     Ok((reach, grids))
 }
 
-/// The app runs again: how long it was down, when this helper stopped it
-/// (a helper restarted mid-copy did not see the stop, and says nothing).
+/// The app runs again: how long it was down, when this helper (or its
+/// earlier run, [`stopped_by_earlier_run`]) stopped it.
 fn report_downtime(down_since: Option<Instant>) {
     if let Some(since) = down_since {
         let ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
         emit(Report::Downtime { ms });
     }
+}
+
+/// When an earlier run of this helper began to stop the source, if one
+/// did: the grid's time of that run's `stopping_source` phase line in the
+/// helper's own log (the grid restarts a helper that died, with the same
+/// job; the log is this operation's: a helper app lives for one). The
+/// grid and the helper share a host, so the same clock.
+async fn stopped_by_earlier_run(job: &Job, g: &Grids) -> Option<Instant> {
+    let me = grid::AppName::new(operation_model::name::helper_of(job.target_app.as_str())).ok()?;
+    let lines = g.target.app_log(&me, None).await.ok()?;
+    let line = lines.iter().find(|l| {
+        matches!(
+            Report::decode(&l.text),
+            Report::Phase {
+                phase: Phase::StoppingSource,
+                ..
+            }
+        )
+    })?;
+    let at = time::OffsetDateTime::parse(&line.at, &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    let ago = Duration::try_from(time::OffsetDateTime::now_utc() - at).ok()?;
+    Instant::now().checked_sub(ago)
 }
 
 async fn work(
@@ -189,6 +212,18 @@ async fn work(
     down_since: &mut Option<Instant>,
 ) -> anyhow::Result<()> {
     let source = g.source.app_info(&job.source_app).await?;
+    // A restarted helper finds the source stopped by its earlier run: the
+    // app has been down since then, and its downtime is measured from it.
+    if !stops_source(source.state)
+        && let Some(since) = stopped_by_earlier_run(job, g).await
+    {
+        say(format!(
+            "the source was stopped by this helper's earlier run, {:.1} s ago: the downtime counts from then",
+            since.elapsed().as_secs_f64()
+        ));
+        *down_since = Some(since);
+        *source_stopped = true;
+    }
     let descriptor = Descriptor::from(&source);
     let total: u64 = source.volumes.iter().map(|v| v.size).sum();
     say(format!(

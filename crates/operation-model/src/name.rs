@@ -46,6 +46,13 @@ pub fn check(kind: &'static str, s: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// The name of the helper app an operation provisions on the target grid
+/// for its target app `target` (MIG's `MigHelper_<app>`): the console, its
+/// pages and the helper itself (which reads its own log) name it here.
+pub fn helper_of(target: &str) -> String {
+    format!("MigHelper_{target}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

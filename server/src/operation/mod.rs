@@ -82,11 +82,12 @@ impl Drop for Driving<'_> {
 }
 
 pub(crate) fn helper_name(target: &AppName) -> Result<AppName, EngineError> {
-    AppName::new(format!("MigHelper_{target}")).map_err(|_| {
+    let name = operation_model::name::helper_of(target.as_str());
+    AppName::new(name.clone()).map_err(|_| {
         EngineError::field(
             Field::TargetApp,
             format!(
-                "target app name {target} is too long: its helper MigHelper_{target} must fit in 64 characters"
+                "target app name {target} is too long: its helper {name} must fit in 64 characters"
             ),
         )
     })
