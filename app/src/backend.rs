@@ -32,6 +32,8 @@ mod ssr {
         /// The grids of the inventory as last checked (never waits on SSH).
         fn grids(&self) -> Vec<GridView>;
         fn operations(&self) -> BoxFuture<'_, Result<Vec<OperationView>, String>>;
+        /// The migrates whose source is still kept, the nearest deadline first.
+        fn kept_sources(&self) -> BoxFuture<'_, Result<Vec<OperationView>, String>>;
         fn operation(&self, id: String) -> BoxFuture<'_, Result<Option<OperationDetail>, String>>;
         /// The lock for banners: marked stale from what the console knows (no SSH).
         fn lock(&self) -> BoxFuture<'_, Option<LockView>>;
@@ -134,6 +136,17 @@ pub async fn grid_detail(name: String) -> Result<GridView, ServerFnError> {
             }
             ServerFnError::new(format!("there is no grid {name:?} in the inventory"))
         })
+}
+
+/// The migrates whose source is still kept, the nearest deadline first.
+#[server(prefix = "/sfn", endpoint = "kept")]
+pub async fn list_kept_sources() -> Result<Vec<OperationView>, ServerFnError> {
+    ssr::signed_in()?;
+    ssr::backend()?
+        .0
+        .kept_sources()
+        .await
+        .map_err(ServerFnError::new)
 }
 
 /// Operations, newest first.

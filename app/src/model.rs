@@ -6,8 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use operation_model::{
-    Action, AtPassLimit, CancelCleanup, Cutover, EventKind, EventSource, Mode, Outcome, Pass,
-    Phase, PhaseData, Progress, SourceStop, StreamEvent, TextData,
+    Action, AtPassLimit, CancelCleanup, Cutover, EventKind, EventSource, KeptState, Mode, Outcome,
+    Pass, Phase, PhaseData, Progress, SourceStop, StreamEvent, TextData,
 };
 
 /// What a user may do. Ordered: each role can do everything the ones before it can.
@@ -128,6 +128,34 @@ pub struct OperationView {
     /// to its volumes was lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_stop: Option<SourceStop>,
+    /// A migrate that kept its source: where it is, until when, and what
+    /// became of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_source: Option<KeptSource>,
+}
+
+/// A migrate's source kept on its grid, stopped, after the target ran
+/// verified: it is not an ordinary stopped app (only its release or a
+/// rollback ends it).
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptSource {
+    pub grid: String,
+    pub app: String,
+    /// When its deadline releases it (RFC 3339).
+    pub until: String,
+    pub state: KeptState,
+    /// Why its deadline did not release it (its fingerprint no longer
+    /// matches: it changed behind migctl's back), until that is resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    /// Who released it or rolled it back, when, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// A line of the monitor's log.
@@ -465,6 +493,12 @@ pub struct OperationRequest {
     /// `None`: the default.
     #[serde(default)]
     pub stop_timeout_secs: Option<u64>,
+    /// Migrate: keep the source, stopped, until its deadline (`None`: the
+    /// console's default); for how many hours (`None`: the console's).
+    #[serde(default)]
+    pub keep_source: Option<bool>,
+    #[serde(default)]
+    pub keep_source_hours: Option<u64>,
 }
 
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -575,6 +609,12 @@ pub struct ConsoleInfo {
     pub grids_file: String,
     pub private_key_file: String,
     pub known_hosts_file: String,
+    /// A migrate keeps its source unless its request says otherwise.
+    #[serde(default)]
+    pub keep_source: bool,
+    /// Hours a kept source stays, unless the request says otherwise.
+    #[serde(default)]
+    pub keep_source_hours: u64,
 }
 
 /// One entry of the audit trail: who did what, when.

@@ -189,6 +189,17 @@ pub enum OpCommand {
         /// [default: 120]
         #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=operation_model::MAX_STOP_TIMEOUT_SECS))]
         stop_timeout: Option<u64>,
+        /// Migrate: keep the source, stopped, once the target runs verified,
+        /// so that the migrate can be rolled back [default: the console's keep_source]
+        #[arg(long, conflicts_with = "destroy_source")]
+        keep_source: bool,
+        /// Migrate: destroy the source once the target runs verified (MIG's way)
+        #[arg(long)]
+        destroy_source: bool,
+        /// Hours a kept source stays before its deadline releases it
+        /// [default: the console's keep_source_hours]
+        #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u64).range(1..=operation_model::MAX_KEEP_SOURCE_HOURS))]
+        keep_source_hours: Option<u64>,
         /// Wait for the outcome, showing progress
         #[arg(long)]
         wait: bool,
@@ -220,6 +231,16 @@ pub enum OpCommand {
     /// Cancel a running operation
     Cancel {
         id: String,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
+    /// Release a migrate's kept source: checked against its fingerprint,
+    /// then destroyed (refused, and kept, if it runs or changed)
+    ReleaseSource {
+        id: String,
+        /// Why (kept in the audit trail)
+        #[arg(long)]
+        reason: String,
         #[command(flatten)]
         remote: crate::remote::RemoteArgs,
     },
@@ -555,6 +576,9 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
             cutover,
             cutover_at,
             stop_timeout,
+            keep_source,
+            destroy_source,
+            keep_source_hours,
             wait,
             remote: r,
         } => {
@@ -565,6 +589,12 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
                 cutover: cutover.clone(),
                 cutover_at: cutover_at.clone(),
                 stop_timeout_secs: *stop_timeout,
+                keep_source: match (keep_source, destroy_source) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                keep_source_hours: *keep_source_hours,
             };
             let op = remote::start(&api, (source, target, action), &options).await?;
             println!("{}", remote::describe(&op));
@@ -613,6 +643,20 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
             for step in v["cleanup"].as_array().into_iter().flatten() {
                 println!("{}", step.as_str().unwrap_or(""));
             }
+        }
+        OpCommand::ReleaseSource {
+            id,
+            reason,
+            remote: r,
+        } => {
+            let v = Remote::new(r)?
+                .post(
+                    &format!("/operations/{id}/release-source"),
+                    serde_json::json!({ "reason": reason }),
+                )
+                .await?;
+            let op: app::model::OperationView = serde_json::from_value(v)?;
+            println!("{}", remote::describe(&op));
         }
         OpCommand::Watch { id, remote: r } => {
             let end = remote::watch(&Remote::new(r)?, id).await?;

@@ -14,6 +14,16 @@ pub fn now() -> Timestamp {
 }
 
 impl Timestamp {
+    /// `hours` later (at most a century: the settings allow a year).
+    pub fn plus_hours(self, hours: u64) -> Timestamp {
+        let hours = i64::try_from(hours.min(100 * 8766)).unwrap_or(0);
+        Timestamp(
+            self.0
+                .checked_add(time::Duration::hours(hours))
+                .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc()),
+        )
+    }
+
     /// Whole seconds from this instant until now (0 for one in the future).
     pub fn age_secs(self) -> u64 {
         u64::try_from((OffsetDateTime::now_utc() - self.0).whole_seconds()).unwrap_or(0)

@@ -54,6 +54,12 @@ pub struct Settings {
     /// How long the console waits for a grid's reply to one command before
     /// calling the grid unanswering (an operation's lock then says so).
     pub grid_timeout_secs: u64,
+    /// A migrate keeps its source (stopped, until its deadline) unless the
+    /// request says otherwise.
+    pub keep_source: bool,
+    /// Hours a kept source stays before its deadline releases it, unless
+    /// the request says otherwise.
+    pub keep_source_hours: u64,
 }
 
 impl Settings {
@@ -133,6 +139,12 @@ pub struct Overrides {
     /// Seconds the console waits for a grid's reply to one command (5–3600) [default: 60]
     #[arg(long, env = "MIGCTL_GRID_TIMEOUT_SECS")]
     pub grid_timeout_secs: Option<u64>,
+    /// A migrate keeps its source, stopped, until its deadline, unless its request says otherwise (true or false) [default: false]
+    #[arg(long, env = "MIGCTL_KEEP_SOURCE")]
+    pub keep_source: Option<bool>,
+    /// Hours a kept source stays before its deadline releases it (1–8760) [default: 72]
+    #[arg(long, env = "MIGCTL_KEEP_SOURCE_HOURS")]
+    pub keep_source_hours: Option<u64>,
 }
 
 /// A secret setting: its `Debug` says only that there is one, so settings
@@ -183,9 +195,11 @@ struct FileSettings {
     retention_days: Option<u64>,
     max_event_streams: Option<u64>,
     grid_timeout_secs: Option<u64>,
+    keep_source: Option<bool>,
+    keep_source_hours: Option<u64>,
 }
 
-const KNOWN_KEYS: [&str; 18] = [
+const KNOWN_KEYS: [&str; 20] = [
     "listen",
     "current_grid",
     "current_app",
@@ -204,6 +218,8 @@ const KNOWN_KEYS: [&str; 18] = [
     "retention_days",
     "max_event_streams",
     "grid_timeout_secs",
+    "keep_source",
+    "keep_source_hours",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +271,10 @@ fn fix_for(key: &str) -> String {
         "warm_at_pass_limit" => "write warm_at_pass_limit = \"cut_over\" (or \"wait\")".into(),
         "retention_days" => "write retention_days = 90 (whole days, 1 or more)".into(),
         "max_event_streams" => "write max_event_streams = 2000 (1 or more)".into(),
+        "keep_source" => "write keep_source = true (or false)".into(),
+        "keep_source_hours" => {
+            "write keep_source_hours = 72 (whole hours a kept source stays, 1 to 8760)".into()
+        }
         "grid_timeout_secs" => {
             "write grid_timeout_secs = 60 (whole seconds a grid may take to answer one command, 5 to 3600)".into()
         }
@@ -537,6 +557,13 @@ pub fn resolve(
             overrides.grid_timeout_secs.or(file.grid_timeout_secs),
             60,
             5..=3600,
+        )?,
+        keep_source: overrides.keep_source.or(file.keep_source).unwrap_or(false),
+        keep_source_hours: within(
+            "keep_source_hours",
+            overrides.keep_source_hours.or(file.keep_source_hours),
+            operation_model::DEFAULT_KEEP_SOURCE_HOURS,
+            1..=operation_model::MAX_KEEP_SOURCE_HOURS,
         )?,
     };
     let mut warnings = warnings;

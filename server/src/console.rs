@@ -154,6 +154,21 @@ impl Console {
             self.settings.retention_days,
             stop.clone(),
         ));
+        // Kept sources whose deadline has passed (also while the console
+        // was down) are checked and released, then once a minute.
+        {
+            let engine = self.engine.clone();
+            let stop = stop.clone();
+            background.spawn(async move {
+                loop {
+                    engine.release_due().await;
+                    tokio::select! {
+                        () = tokio::time::sleep(crate::operation::KEPT_CHECK_EVERY) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+            });
+        }
         // The console inside the demo's shop writes as shop does.
         if let Some(writes) = crate::demo::shop_writes(stop.clone()) {
             background.spawn(writes);

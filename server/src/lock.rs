@@ -71,6 +71,11 @@ pub struct Lock {
     /// Absent: the default (older locks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_secs: Option<u64>,
+    /// A migrate that keeps its source: once the target runs verified, the
+    /// source stays on its grid, stopped, this many hours (then its
+    /// deadline releases it). Absent: the source is destroyed (older locks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_source_hours: Option<u64>,
 }
 
 impl Lock {
@@ -94,6 +99,9 @@ pub struct WarmPlan {
 
 /// What is on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// A lock is read where it is used and dropped: its size is no cost worth
+// a box at every match on it.
+#[allow(clippy::large_enum_variant)]
 pub enum LockState {
     Free,
     Held(Lock),
@@ -336,6 +344,7 @@ mod tests {
             created_by: "ana".into(),
             console: ConsoleId::this_process(),
             update_target: false,
+            keep_source_hours: None,
             warm: None,
             stop_timeout_secs: None,
         }

@@ -112,6 +112,9 @@ pub enum Step {
     DestroyHelper,
     StartSource,
     DestroySource,
+    /// Keep the stopped source (a migrate that keeps it): record it as
+    /// kept, with its fingerprint and deadline, instead of destroying it.
+    KeepSource,
     /// Remove a partial, stopped target left by a copy that did not finish.
     DestroyTarget,
     /// Record the outcome and archive the lock.
@@ -162,6 +165,7 @@ impl std::fmt::Display for Step {
             Step::DestroyHelper => f.write_str("destroy the helper"),
             Step::StartSource => f.write_str("start the source app"),
             Step::DestroySource => f.write_str("destroy the source app"),
+            Step::KeepSource => f.write_str("keep the stopped source app until its deadline"),
             Step::DestroyTarget => f.write_str("remove the partial target app"),
             Step::Finish(Outcome::Done) => f.write_str("record done and release the lock"),
             Step::Finish(Outcome::Failed(why)) => {
@@ -237,7 +241,11 @@ pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
             }
             let mut steps = helper;
             if present(&seen.source) {
-                steps.push(Step::DestroySource);
+                steps.push(if lock.keep_source_hours.is_some() {
+                    Step::KeepSource
+                } else {
+                    Step::DestroySource
+                });
             }
             steps.push(Step::Finish(Outcome::Done));
             steps
@@ -353,6 +361,7 @@ mod tests {
             update_target: false,
             warm: None,
             stop_timeout_secs: None,
+            keep_source_hours: None,
         }
     }
 
@@ -538,10 +547,29 @@ mod tests {
         );
     }
 
-    /// Every combination of observed states, both actions, every place the
-    /// console may run: the source is destroyed only when the target runs
-    /// verified; a running target is never destroyed; nothing is destroyed
-    /// when the helper works or a grid cannot be asked.
+    #[test]
+    fn a_verified_migrate_that_keeps_its_source_keeps_it_instead_of_destroying_it() {
+        let mut l = lock(Action::Migrate);
+        l.keep_source_hours = Some(24);
+        let migrated = obs(st(Stopped), st(Running), st(Stopped), Match);
+        for place in [Place::Outside, Place::InTarget] {
+            assert_eq!(
+                decide(&l, place, &migrated),
+                vec![
+                    Step::DestroyHelper,
+                    Step::KeepSource,
+                    Step::Finish(Outcome::Done)
+                ]
+            );
+        }
+    }
+
+    /// Every combination of observed states, both actions, with and
+    /// without keeping the source, every place the console may run: the
+    /// source is destroyed only when the target runs verified and it is not
+    /// to be kept; it is kept only then too; a running target is never
+    /// destroyed; nothing is destroyed when the helper works or a grid
+    /// cannot be asked.
     #[test]
     fn safety_holds_for_every_observed_combination() {
         let states = || {
@@ -554,7 +582,13 @@ mod tests {
         let places = [None, Some(g("east")), Some(g("west")), Some(g("north"))]
             .map(|grid| Place::of(&lock(Action::Migrate), grid.as_ref(), Some(&shop)));
         let mut cases = 0;
-        for action in [Action::Migrate, Action::Snapshot] {
+        for (action, keep) in [
+            (Action::Migrate, None),
+            (Action::Migrate, Some(24)),
+            (Action::Snapshot, None),
+        ] {
+            let mut l = lock(action);
+            l.keep_source_hours = keep;
             for place in &places {
                 for source in states() {
                     for target in states() {
@@ -566,17 +600,28 @@ mod tests {
                                     helper.clone(),
                                     sum.clone(),
                                 );
-                                let steps = decide(&lock(action), *place, &o);
+                                let steps = decide(&l, *place, &o);
                                 cases += 1;
                                 assert!(!steps.is_empty(), "{o:?}");
                                 let has = |s: &Step| steps.contains(s);
-                                if has(&Step::DestroySource) {
-                                    assert_eq!(action, Action::Migrate);
-                                    assert!(
-                                        running(&o.target) && o.checksums == Match,
-                                        "{o:?} → {steps:?}"
-                                    );
-                                    assert!(!active(&o.source), "{o:?} → {steps:?}");
+                                for ends_source in [Step::DestroySource, Step::KeepSource] {
+                                    if has(&ends_source) {
+                                        assert_eq!(action, Action::Migrate);
+                                        assert!(
+                                            running(&o.target) && o.checksums == Match,
+                                            "{o:?} → {steps:?}"
+                                        );
+                                        assert!(!active(&o.source), "{o:?} → {steps:?}");
+                                    }
+                                }
+                                if keep.is_some() {
+                                    assert!(!has(&Step::DestroySource), "kept: {o:?} → {steps:?}");
+                                    // A done migrate whose source exists kept it.
+                                    if has(&Step::Finish(Outcome::Done)) && present(&o.source) {
+                                        assert!(has(&Step::KeepSource), "{o:?} → {steps:?}");
+                                    }
+                                } else {
+                                    assert!(!has(&Step::KeepSource), "{o:?} → {steps:?}");
                                 }
                                 if has(&Step::DestroyTarget) {
                                     assert!(!active(&o.target), "{o:?} → {steps:?}");
@@ -616,6 +661,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 2 * 4 * 7 * 7 * 7 * 3);
+        assert_eq!(cases, 3 * 4 * 7 * 7 * 7 * 3);
     }
 }

@@ -169,6 +169,9 @@ pub struct StartOptions {
     pub cutover: Option<String>,
     pub cutover_at: Option<String>,
     pub stop_timeout_secs: Option<u64>,
+    /// `None`: the console's default.
+    pub keep_source: Option<bool>,
+    pub keep_source_hours: Option<u64>,
 }
 
 pub async fn start(
@@ -187,6 +190,12 @@ pub async fn start(
     }
     if let Some(at) = &o.cutover_at {
         body["cutover_at"] = at.as_str().into();
+    }
+    if let Some(keep) = o.keep_source {
+        body["keep_source"] = keep.into();
+    }
+    if let Some(hours) = o.keep_source_hours {
+        body["keep_source_hours"] = hours.into();
     }
     Ok(serde_json::from_value(
         remote.post("/operations", body).await?,
@@ -221,8 +230,15 @@ pub fn describe(op: &OperationView) -> String {
         Some(s) if s.forced => format!("  ({})", s.text()),
         _ => String::new(),
     };
+    let kept = match &op.kept_source {
+        Some(k) if k.state == app::model::KeptState::Kept => {
+            format!("  source {}/{} kept until {}", k.grid, k.app, k.until)
+        }
+        Some(k) => format!("  source {}/{} {}", k.grid, k.app, k.state),
+        None => String::new(),
+    };
     format!(
-        "{}  {} {}/{} -> {}/{}{warm}  phase {}  {}%  {}{down}{forced}{}",
+        "{}  {} {}/{} -> {}/{}{warm}  phase {}  {}%  {}{down}{forced}{kept}{}",
         op.id,
         op.action,
         op.source_grid,

@@ -30,6 +30,8 @@ struct World {
     west: Connection,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    overrides: Overrides,
+    pool: sqlx::SqlitePool,
 }
 
 async fn world() -> World {
@@ -72,27 +74,7 @@ async fn world_of(g: support::Grids, current_grid: Option<&str>) -> World {
             .unwrap();
         tokens_of.push(tokens::create(&console.pool, id).await.unwrap());
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(console.serve(listener, async move {
-        let _ = stopped.await;
-    }));
-    // Start-up reconciliation runs before the router answers: wait for it, so
-    // a lock a test writes afterwards is not mistaken for one left at start.
-    let health = format!("{url}/healthz");
-    let mut healthy = false;
-    for _ in 0..200 {
-        if reqwest::get(&health)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    assert!(healthy, "the console never answered {health}");
+    let (url, stop, task, pool) = serve(console).await;
     let config_dir = dir.path().to_owned();
     World {
         config_dir,
@@ -106,10 +88,57 @@ async fn world_of(g: support::Grids, current_grid: Option<&str>) -> World {
         west,
         stop,
         task,
+        overrides,
+        pool,
     }
 }
 
+type Serving = (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    sqlx::SqlitePool,
+);
+
+/// Serves `console` on a loopback port once its start-up reconciliation
+/// has run (it runs before the router answers): its URL, what stops it,
+/// its task and its database.
+async fn serve(console: Console) -> Serving {
+    let pool = console.pool.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(console.serve(listener, async move {
+        let _ = stopped.await;
+    }));
+    let health = format!("{url}/healthz");
+    let mut healthy = false;
+    for _ in 0..200 {
+        if reqwest::get(&health)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(healthy, "the console never answered {health}");
+    (url, stop, task, pool)
+}
+
 impl World {
+    /// Stops the console and starts it again on the same directory (its
+    /// start-up work runs again); the grids keep running.
+    async fn restart_console(&mut self) {
+        let (stop, _) = tokio::sync::oneshot::channel();
+        let _ = std::mem::replace(&mut self.stop, stop).send(());
+        (&mut self.task).await.unwrap().unwrap();
+        let (settings, _) = config::load(&self.config_dir, &self.overrides).unwrap();
+        let (url, stop, task, pool) = serve(Console::open(settings).await.unwrap()).await;
+        (self.url, self.stop, self.task, self.pool) = (url, stop, task, pool);
+    }
+
     async fn post(&self, token: &str, body: Value) -> reqwest::Response {
         reqwest::Client::new()
             .post(format!("{}/api/v1/operations", self.url))
@@ -1813,5 +1842,246 @@ async fn the_preview_says_the_copy_method_the_helper_then_uses_for_every_dialect
             assert_eq!(World::sums(&w.west, &target).await, sums, "{case}");
         }
     }
+    w.stop().await;
+}
+
+/// Reads `len` bytes of `app`'s volume `vol` at `offset`.
+async fn read_vol(c: &Connection, app: &str, vol: &str, offset: u64, len: u64) -> Vec<u8> {
+    let r = VolRef::new(AppName::new(app).unwrap(), VolumeName::new(vol).unwrap());
+    let mut out = vec![];
+    c.vol_read(&r, offset, Some(len), &mut out).await.unwrap();
+    out
+}
+
+/// Writes `bytes` into `app`'s volume `vol` at `offset` (behind migctl's back).
+async fn write_vol(c: &Connection, app: &str, vol: &str, offset: u64, bytes: &[u8]) {
+    let r = VolRef::new(AppName::new(app).unwrap(), VolumeName::new(vol).unwrap());
+    c.vol_write(&r, offset, &mut &bytes[..]).await.unwrap();
+}
+
+async fn release(w: &World, id: &str, body: Value) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/operations/{id}/release-source", w.url))
+        .bearer_auth(&w.operator)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.json().await.unwrap())
+}
+
+/// Operation `id` once its kept source satisfies `done` (the console's
+/// background work on kept sources, after a start).
+async fn kept_until(w: &World, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let op: Value = w
+            .get(&format!("/operations/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if done(&op["kept_source"]) {
+            return op;
+        }
+        assert!(std::time::Instant::now() < deadline, "{op}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn audited(w: &World, action: &str) -> Vec<Value> {
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/audit?action={action}", w.url))
+        .bearer_auth(&w.admin)
+        .send()
+        .await
+        .unwrap()
+        .json::<Vec<Value>>()
+        .await
+        .unwrap()
+}
+
+/// A migrate that keeps its source ends done saying until when; the source
+/// stays on its grid, stopped, shown as kept (API, grid page, dashboard)
+/// and refused as an ordinary app; its release is checked against the
+/// fingerprint taken at the cutover (a source changed behind migctl's back
+/// is refused and kept); the deadline releases an untouched one (also
+/// when the console was down at the time) and reports a changed one once.
+#[tokio::test]
+async fn a_kept_source_stays_until_released_and_is_checked_before_it_is_destroyed() {
+    let mut w = world().await;
+    let mut body = request("migrate", "shop");
+    body["keep_source"] = json!(true);
+    body["keep_source_hours"] = json!(2);
+    let r = w.post(&w.operator, body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = w.wait_outcome(&id).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    let kept = &done["kept_source"];
+    assert_eq!(
+        (&kept["grid"], &kept["app"], &kept["state"]),
+        (&json!("east"), &json!("shop"), &json!("kept")),
+        "{done}"
+    );
+    let until: time::OffsetDateTime = time::OffsetDateTime::parse(
+        kept["until"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let until_text = kept["until"].as_str().unwrap();
+    let ahead = (until - time::OffsetDateTime::now_utc()).whole_minutes();
+    assert!(
+        (110..=120).contains(&ahead),
+        "kept until {until}: {ahead} min ahead"
+    );
+    let events = w.events(&id).await;
+    let last = events.as_array().unwrap().last().unwrap();
+    assert!(
+        last["data"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("source east/shop kept, stopped, until")),
+        "{last}"
+    );
+    assert_eq!(
+        listed(&w, "east").await,
+        [("shop".into(), "stopped".into())]
+    );
+    assert_eq!(
+        listed(&w, "west").await,
+        [("shop".into(), "running".into())]
+    );
+    // Shown as kept, not as an ordinary stopped app.
+    let page = |path: String| {
+        let (url, token) = (w.url.clone(), w.viewer.clone());
+        async move {
+            reqwest::Client::new()
+                .get(format!("{url}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let grid_page = page("/grids/east".into()).await;
+    assert!(
+        testid_text(&grid_page, "kept-by").is_some_and(|t| t.contains(&id)),
+        "{grid_page}"
+    );
+    let dashboard = page("/".into()).await;
+    assert!(
+        dashboard.contains(r#"data-kept="east/shop""#) && dashboard.contains(until_text),
+        "the dashboard does not list the kept source with its deadline: {dashboard}"
+    );
+    let monitor = page(format!("/operations/{id}")).await;
+    assert!(
+        testid_text(&monitor, "kept-text").is_some_and(|t| t.contains("kept on its grid")),
+        "the operation's page does not say the source is kept"
+    );
+    // Not an ordinary app: no operation takes it as its source.
+    let mut again = request("snapshot", "shopagain");
+    again["keep_source"] = json!(false);
+    let r = w.post(&w.operator, again).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("east/shop is the source operation {id} kept")),
+        "{e}"
+    );
+
+    // A release says why.
+    let (status, e) = release(&w, &id, json!({"reason": " "})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    // Changed behind migctl's back: refused, kept.
+    let original = read_vol(&w.east, "shop", "data", 8 << 20, 4096).await;
+    write_vol(&w.east, "shop", "data", 8 << 20, &[0x5a; 4096]).await;
+    let (status, e) = release(&w, &id, json!({"reason": "tidy up"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("volume data no longer matches the fingerprint"),
+        "{e}"
+    );
+    assert_eq!(
+        listed(&w, "east").await,
+        [("shop".into(), "stopped".into())]
+    );
+    // As it was at the cutover again: released, audited with the reason.
+    write_vol(&w.east, "shop", "data", 8 << 20, &original).await;
+    let (status, op) = release(&w, &id, json!({"reason": "west is fine"})).await;
+    assert_eq!(status, StatusCode::OK, "{op}");
+    assert_eq!(op["kept_source"]["state"], "released", "{op}");
+    assert_eq!(op["kept_source"]["ended_by"], "olga", "{op}");
+    assert_eq!(listed(&w, "east").await, []);
+    let trail = audited(&w, "kept_source.release").await;
+    assert!(
+        trail[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{id}: east/shop destroyed: west is fine")),
+        "{trail:?}"
+    );
+    let (status, e) = release(&w, &id, json!({"reason": "again"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+
+    // Back east, keeping west/shop; its deadline passes while the console
+    // is down.
+    let body = json!({"source_grid": "west", "source_app": "shop", "target_grid": "east",
+        "target_app": "shop", "action": "migrate", "keep_source": true, "keep_source_hours": 1});
+    let r = w.post(&w.operator, body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let back = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(w.wait_outcome(&back).await["outcome"], "done");
+    let past = |pool: sqlx::SqlitePool, op: String| async move {
+        sqlx::query("UPDATE kept_sources SET until = '2026-01-01T00:00:00Z' WHERE op_id = ?")
+            .bind(op)
+            .execute(&pool)
+            .await
+            .unwrap();
+    };
+    past(w.pool.clone(), back.clone()).await;
+    // Changed: the deadline reports it (once) and keeps it.
+    let original = read_vol(&w.west, "shop", "data", 8 << 20, 4096).await;
+    write_vol(&w.west, "shop", "data", 8 << 20, &[0xa5; 4096]).await;
+    w.restart_console().await;
+    let op = kept_until(&w, &back, |k| !k["problem"].is_null()).await;
+    w.restart_console().await;
+    assert_eq!(op["kept_source"]["state"], "kept", "{op}");
+    assert!(
+        op["kept_source"]["problem"].as_str().is_some_and(|p| p
+            .contains("the deadline passed but west/shop was not released")
+            && p.contains("volume data no longer matches")),
+        "{op}"
+    );
+    assert_eq!(audited(&w, "kept_source.not_released").await.len(), 1);
+    assert_eq!(
+        listed(&w, "west").await,
+        [("shop".into(), "stopped".into())]
+    );
+    // Untouched again: the deadline releases it at the console's start.
+    write_vol(&w.west, "shop", "data", 8 << 20, &original).await;
+    w.restart_console().await;
+    let op = kept_until(&w, &back, |k| k["state"] != "kept").await;
+    assert_eq!(op["kept_source"]["state"], "released", "{op}");
+    assert_eq!(op["kept_source"]["ended_by"], "migctl", "{op}");
+    assert_eq!(listed(&w, "west").await, []);
+    assert_eq!(
+        listed(&w, "east").await,
+        [("shop".into(), "running".into())]
+    );
     w.stop().await;
 }

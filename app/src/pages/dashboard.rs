@@ -1,6 +1,6 @@
 use super::error_text;
 use super::layout::Me;
-use crate::backend::{console_settings, list_operations};
+use crate::backend::{console_settings, list_kept_sources, list_operations};
 use crate::model::{ConsoleInfo, SignedIn};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,6 +10,7 @@ pub fn Dashboard() -> impl IntoView {
     let me = expect_context::<Me>();
     let info = Resource::new(|| (), |_| console_settings());
     let recent = Resource::new(|| (), |_| list_operations());
+    let kept = Resource::new(|| (), |_| list_kept_sources());
 
     view! {
         <Title text="Dashboard"/>
@@ -29,6 +30,39 @@ pub fn Dashboard() -> impl IntoView {
             <h2>"Grids"</h2>
             <super::grids::GridTable/>
         </section>
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                kept.await.ok().filter(|k| !k.is_empty()).map(|list| view! {
+                    <section aria-label="Kept sources" data-testid="kept-sources">
+                        <h2>"Kept sources"</h2>
+                        <p class="hint">"Sources of migrates, kept stopped so that they can be rolled back; each is destroyed at its deadline once its fingerprint is checked, or when an operator releases it."</p>
+                        <table class="table">
+                            <thead><tr>
+                                <th scope="col">"Source"</th>
+                                <th scope="col">"Kept until"</th>
+                                <th scope="col">"Migrated to"</th>
+                                <th scope="col">"Operation"</th>
+                            </tr></thead>
+                            <tbody>
+                                {list.into_iter().filter_map(|op| {
+                                    let k = op.kept_source.clone()?;
+                                    let href = format!("/operations/{}", op.id);
+                                    Some(view! {
+                                        <tr data-kept=format!("{}/{}", k.grid, k.app)>
+                                            <td>{format!("{}/{}", k.grid, k.app)}
+                                                {k.problem.clone().map(|p| view! { <p class="alert" role="alert">{p}</p> })}</td>
+                                            <td>{k.until.clone()}</td>
+                                            <td>{format!("{}/{}", op.target_grid, op.target_app)}</td>
+                                            <td><a href=href>{op.id.clone()}</a></td>
+                                        </tr>
+                                    })
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </section>
+                })
+            })}
+        </Suspense>
         <section aria-label="Recent operations">
             <h2>"Recent operations"</h2>
             <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>

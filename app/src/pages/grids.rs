@@ -1,5 +1,5 @@
 use super::error_text;
-use crate::backend::{grid_detail, list_grids};
+use crate::backend::{grid_detail, list_grids, list_kept_sources};
 use crate::model::{GridView, human_bytes};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -89,9 +89,11 @@ pub fn GridPage() -> impl IntoView {
     let params = use_params_map();
     let name = move || params.read().get("name").unwrap_or_default();
     let grid = Resource::new(name, grid_detail);
+    let kept = Resource::new(|| (), |_| list_kept_sources());
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let kept = kept.await.unwrap_or_default();
                 match grid.await {
                     Ok(g) => {
                         let title = format!("Grid {}", g.name);
@@ -122,6 +124,9 @@ pub fn GridPage() -> impl IntoView {
                                         </tr></thead>
                                         <tbody>
                                             {g.apps.into_iter().map(|a| {
+                                                // A kept source is no ordinary stopped app.
+                                                let kept_by = kept.iter().find(|op| op.kept_source.as_ref().is_some_and(|k| k.grid == g.name && k.app == a.name))
+                                                    .map(|op| (op.id.clone(), op.kept_source.as_ref().map(|k| k.until.clone()).unwrap_or_default()));
                                                 let state_class = format!("status status-app-{}", a.state);
                                                 let vols = a.volumes.iter()
                                                     .map(|v| format!("{} ({})", v.name, human_bytes(v.size)))
@@ -129,7 +134,10 @@ pub fn GridPage() -> impl IntoView {
                                                 view! {
                                                     <tr data-app=a.name.clone()>
                                                         <td>{a.name.clone()}</td>
-                                                        <td><span class=state_class>{a.state.clone()}</span></td>
+                                                        <td><span class=state_class>{a.state.clone()}</span>
+                                                            {kept_by.map(|(op, until)| view! {
+                                                                <span class="hint" data-testid="kept-by">" — kept by "<a href=format!("/operations/{op}")>{op.clone()}</a>{format!(" until {until}: roll back to it or release it there")}</span>
+                                                            })}</td>
                                                         <td>{a.template.clone().unwrap_or_else(|| "—".into())}</td>
                                                         <td>{vols}</td>
                                                     </tr>

@@ -244,6 +244,39 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 </p>
             })}
         </section>
+        {op.kept_source.clone().map(|k| {
+            let place = format!("{}/{}", k.grid, k.app);
+            match k.state {
+                crate::model::KeptState::Kept => view! {
+                    <section class="card kept" data-testid="kept-source" data-state=k.state.as_str() aria-label="Kept source">
+                        <h2>"Kept source"</h2>
+                        <p data-testid="kept-text">{format!("The source {place} is kept on its grid, stopped, until {}: this migrate can be rolled back to it. Its release (by an operator, or its deadline) destroys it once its fingerprint from the cutover is checked.", k.until)}</p>
+                        {k.problem.clone().map(|p| view! { <p class="alert" role="alert" data-testid="kept-problem">{p}</p> })}
+                        {can_cancel.then(|| view! {
+                            <details class="card" data-testid="release-source">
+                                <summary>"Release the kept source…"</summary>
+                                <form method="post" action=format!("/operations/{}/release-source", op.id)>
+                                    <label for="release-reason">"Why (kept in the audit trail)"</label>
+                                    <input id="release-reason" name="reason" type="text" required maxlength="500"/>
+                                    <button type="submit" class="danger">{format!("Destroy {place} now")}</button>
+                                </form>
+                            </details>
+                        })}
+                    </section>
+                }.into_any(),
+                _ => view! {
+                    <section class="card kept" data-testid="kept-source" data-state=k.state.as_str() aria-label="Kept source">
+                        <p data-testid="kept-text">{format!(
+                            "The kept source {place} was {} by {} at {}: {}",
+                            match k.state { crate::model::KeptState::RolledBack => "rolled back to", _ => "released (destroyed)" },
+                            k.ended_by.clone().unwrap_or_default(),
+                            k.ended_at.clone().unwrap_or_default(),
+                            k.reason.clone().unwrap_or_default()
+                        )}</p>
+                    </section>
+                }.into_any(),
+            }
+        })}
         <section class="cards panes" aria-label="Apps">
             <Pane title="Source app" name=format!("{}/{}", op.source_grid, op.source_app) testid="pane-source"
                 state=Signal::derive(move || state.read().source_state.clone())/>

@@ -14,7 +14,7 @@ use crate::model::{
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use operation_model::{DEFAULT_STOP_TIMEOUT_SECS, MAX_STOP_TIMEOUT_SECS};
+use operation_model::{DEFAULT_STOP_TIMEOUT_SECS, MAX_KEEP_SOURCE_HOURS, MAX_STOP_TIMEOUT_SECS};
 
 /// The form's fields, as the query carries them between the steps.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,6 +34,10 @@ struct Fields {
     cutover_at: String,
     /// Seconds the source may take to stop by itself; empty: the default.
     stop_timeout_secs: String,
+    /// Migrate: "1" keeps the source, "0" destroys it; empty: the console's default.
+    keep_source: String,
+    /// Hours a kept source stays; empty: the console's default.
+    keep_source_hours: String,
 }
 
 impl Fields {
@@ -47,6 +51,39 @@ impl Fields {
 
     fn cutover(&self) -> Option<Cutover> {
         self.cutover.parse().ok()
+    }
+
+    /// Whether the source is kept: as asked, else `default`.
+    fn keeps(&self, default: bool) -> bool {
+        match self.keep_source.as_str() {
+            "1" => true,
+            "0" => false,
+            _ => default,
+        }
+    }
+
+    /// The keep choice as the request carries it (`None`: the console's).
+    fn keep_source(&self) -> Option<bool> {
+        match self.keep_source.as_str() {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// The hours asked for: `Ok(None)` when empty (or the source is not
+    /// kept); a field error when not a whole number.
+    fn keep_hours(&self) -> Result<Option<u64>, FieldError> {
+        match self.keep_source_hours.trim() {
+            "" => Ok(None),
+            _ if self.keep_source == "0" => Ok(None),
+            t => t.parse().map(Some).map_err(|_| FieldError {
+                field: Some("keep_source_hours".into()),
+                message: format!(
+                    "keep_source_hours: {t:?} is not a whole number of hours; write 1 to {MAX_KEEP_SOURCE_HOURS}, or leave it empty for the console's"
+                ),
+            }),
+        }
     }
 
     /// The stop timeout asked for: `Ok(None)` when empty; a field error
@@ -75,7 +112,7 @@ impl Fields {
                 .collect()
         }
         format!(
-            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}{}{}{}",
+            "source_grid={}&source_app={}&target_grid={}&target_app={}&action={}{}{}{}&keep_source={}&keep_source_hours={}",
             enc(&self.source_grid),
             enc(&self.source_app),
             enc(&self.target_grid),
@@ -99,7 +136,9 @@ impl Fields {
                 )
             } else {
                 String::new()
-            }
+            },
+            enc(&self.keep_source),
+            enc(&self.keep_source_hours)
         )
     }
 }
@@ -128,6 +167,8 @@ pub fn NewOperationPage() -> impl IntoView {
             cutover: get("cutover"),
             cutover_at: get("cutover_at"),
             stop_timeout_secs: get("stop_timeout_secs"),
+            keep_source: get("keep_source"),
+            keep_source_hours: get("keep_source_hours"),
         }
     };
     let review = move || query.read().get("review").is_some().then(fields);
@@ -143,6 +184,11 @@ pub fn NewOperationPage() -> impl IntoView {
             Ok(t) => t,
             Err(e) => return Ok(Some(Err(e))),
         };
+        let keep_source_hours = match f.keep_hours() {
+            Ok(h) => h,
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        let keep_source = f.keep_source().filter(|_| action == Action::Migrate);
         let (update, warm, cutover) = (f.updates(), f.warm(), f.cutover());
         let at = (warm && !f.cutover_at.is_empty()).then_some(f.cutover_at);
         preview_operation(OperationRequest {
@@ -156,6 +202,8 @@ pub fn NewOperationPage() -> impl IntoView {
             cutover: cutover.filter(|_| warm),
             cutover_at: at,
             stop_timeout_secs,
+            keep_source,
+            keep_source_hours: keep_source_hours.filter(|_| action == Action::Migrate),
         })
         .await
         .map(Some)
@@ -196,12 +244,14 @@ pub fn NewOperationPage() -> impl IntoView {
                 if defaults.source_app.is_empty() {
                     defaults.source_app = info.as_ref().and_then(|i| i.current_app.clone()).unwrap_or_default();
                 }
+                // The console's defaults for keeping a migrate's source.
+                let keep = info.as_ref().map_or((false, operation_model::DEFAULT_KEEP_SOURCE_HOURS), |i| (i.keep_source, i.keep_source_hours));
                 match plan.await {
                     Ok(Some(Ok(p))) => view! { <Preview plan=p fields=defaults/> }.into_any(),
-                    Ok(Some(Err(e))) => view! { <OpForm names actions defaults error=Some(e)/> }.into_any(),
-                    Ok(None) => view! { <OpForm names actions defaults error=submitted_error/> }.into_any(),
+                    Ok(Some(Err(e))) => view! { <OpForm names actions defaults keep error=Some(e)/> }.into_any(),
+                    Ok(None) => view! { <OpForm names actions defaults keep error=submitted_error/> }.into_any(),
                     Err(e) => view! {
-                        <OpForm names actions defaults error=Some(FieldError { field: None, message: error_text(&e) })/>
+                        <OpForm names actions defaults keep error=Some(FieldError { field: None, message: error_text(&e) })/>
                     }.into_any(),
                 }
             })}
@@ -214,8 +264,11 @@ fn OpForm(
     names: Vec<String>,
     actions: Vec<Action>,
     defaults: Fields,
+    /// The console's `keep_source` and `keep_source_hours`.
+    keep: (bool, u64),
     error: Option<FieldError>,
 ) -> impl IntoView {
+    let keeps = defaults.keeps(keep.0);
     let source_app = RwSignal::new(defaults.source_app.clone());
     let target_grid = RwSignal::new(if defaults.target_grid.is_empty() {
         names
@@ -381,6 +434,26 @@ fn OpForm(
                 <p class="field-error" id="cutover_at-error" data-testid="error-cutover_at"
                     hidden=submitted_for("cutover_at").is_none()>{submitted_for("cutover_at")}</p>
             </fieldset>
+            <fieldset>
+                <legend>"After a migrate"</legend>
+                <label class="choice">
+                    <input type="radio" name="keep_source" value="0" checked=!keeps data-testid="keep-source-no"/>
+                    " destroy the source" <span class="hint">" — once the target runs verified (MIG's way)"</span>
+                </label>
+                <label class="choice">
+                    <input type="radio" name="keep_source" value="1" checked=keeps data-testid="keep-source-yes"
+                        aria-describedby="keep_source-hint"/>
+                    " keep the source, stopped" <span class="hint" id="keep_source-hint">" — so that the migrate can be rolled back, moving only what the target changed; an operator releases it, or its deadline does"</span>
+                </label>
+                <label for="keep_source_hours">"Keep it for, hours"</label>
+                <input id="keep_source_hours" name="keep_source_hours" type="number" min="1" max=MAX_KEEP_SOURCE_HOURS.to_string()
+                    inputmode="numeric" placeholder=keep.1.to_string()
+                    value=defaults.keep_source_hours.clone() data-testid="keep-source-hours"
+                    aria-describedby="keep_source_hours-error"/>
+                <p class="field-error" id="keep_source_hours-error" data-testid="error-keep_source_hours"
+                    hidden=submitted_for("keep_source_hours").is_none()>{submitted_for("keep_source_hours")}</p>
+                {submitted_for("keep_source").map(|e| view! { <p class="field-error" data-testid="error-keep_source">{e}</p> })}
+            </fieldset>
             <label for="stop_timeout_secs">"Stop timeout, seconds"</label>
             <input id="stop_timeout_secs" name="stop_timeout_secs" type="number" min="1" max=MAX_STOP_TIMEOUT_SECS.to_string()
                 inputmode="numeric" placeholder=DEFAULT_STOP_TIMEOUT_SECS.to_string()
@@ -475,6 +548,8 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 <input type="hidden" name="cutover" value=fields.cutover.clone()/>
                 <input type="hidden" name="cutover_at" value=fields.cutover_at.clone()/>
                 <input type="hidden" name="stop_timeout_secs" value=fields.stop_timeout_secs.clone()/>
+                <input type="hidden" name="keep_source" value=fields.keep_source.clone()/>
+                <input type="hidden" name="keep_source_hours" value=fields.keep_source_hours.clone()/>
                 <button type="submit" class="primary">{format!("Start the {verb}")}</button>
                 " "
                 <a class="button" href=change>"Change"</a>

@@ -333,39 +333,12 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// How `vol hash` digests a block: BLAKE3 (the default; what verification
-/// uses) or XXH3-128 (dialect 3; several times cheaper, to find equal blocks).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HashAlgorithm {
-    #[default]
-    Blake3,
-    Xxh3,
-}
+pub use operation_model::HashAlgorithm;
 
-impl HashAlgorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HashAlgorithm::Blake3 => "blake3",
-            HashAlgorithm::Xxh3 => "xxh3",
-        }
-    }
-
-    fn parse(s: &str) -> Result<HashAlgorithm, Refusal> {
-        match s {
-            "blake3" => Ok(HashAlgorithm::Blake3),
-            "xxh3" => Ok(HashAlgorithm::Xxh3),
-            other => Err(Refusal::bad_request(format!(
-                "--algorithm {other:?} is not one of blake3, xxh3"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for HashAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// `--algorithm NAME` of `vol hash`.
+fn hash_algorithm(s: &str) -> Result<HashAlgorithm, Refusal> {
+    s.parse()
+        .map_err(|_| Refusal::bad_request(format!("--algorithm {s:?} is not one of blake3, xxh3")))
 }
 
 /// How volume bytes travel on a channel (dialect 3): as they are, or as
@@ -1093,7 +1066,7 @@ impl Request {
                     offset: a.number("offset")?.unwrap_or(0),
                     length: a.number("length")?,
                     algorithm: match a.flags.get("algorithm").copied().flatten() {
-                        Some(v) => HashAlgorithm::parse(v)?,
+                        Some(v) => hash_algorithm(v)?,
                         None => HashAlgorithm::Blake3,
                     },
                 }

@@ -8,7 +8,7 @@ use crate::plan::{self, Range};
 use crate::run::{emit, say};
 use grid::Connection;
 use grid::dialect::{BlockHashes, Compression, HashAlgorithm, VolRef, VolumeSpec};
-use operation_model::{Progress, Report};
+use operation_model::{BlockDigest, Progress, Report};
 use std::time::{Duration, Instant};
 
 /// Longest single range, so progress is reported often.
@@ -583,19 +583,18 @@ pub fn show(h: Option<&Option<String>>) -> String {
 }
 
 /// One digest for a volume's block digests (`None`: a zero block), as
-/// [`Report::Verified`] names it: `blocks-<algorithm>:<block size>:<hex>`.
-pub fn blocks_digest(h: &BlockHashes) -> String {
+/// [`Report::Verified`] carries it.
+pub fn blocks_digest(h: &BlockHashes) -> BlockDigest {
     let mut rolled = blake3::Hasher::new();
     for d in &h.hashes {
         rolled.update(d.as_deref().unwrap_or("zero").as_bytes());
         rolled.update(b"\n");
     }
-    format!(
-        "blocks-{}:{}:{}",
-        h.algorithm,
-        h.block_size,
-        rolled.finalize().to_hex()
-    )
+    BlockDigest {
+        algorithm: h.algorithm,
+        block_size: h.block_size,
+        hash: *rolled.finalize().as_bytes(),
+    }
 }
 
 /// After a verified copy, once the app runs again: the fingerprint of each

@@ -5,15 +5,17 @@
 //! database they keep the snake_case strings they always had; reading an
 //! unknown string is an error ([`UnknownValue`]), never a default.
 
+mod digest;
 mod event;
 pub mod name;
 mod report;
 mod state;
 mod text;
 
+pub use digest::{BadDigest, BlockDigest, HashAlgorithm};
 pub use event::{EventKind, EventSource, PhaseData, StreamEvent, TextData};
 pub use report::{Pass, Progress, Report, SourceStop};
-pub use state::{Action, AtPassLimit, CancelCleanup, Cutover, Mode, Outcome, Phase};
+pub use state::{Action, AtPassLimit, CancelCleanup, Cutover, KeptState, Mode, Outcome, Phase};
 pub use text::visible;
 
 /// How long the source may take to stop by itself before it is forced,
@@ -22,6 +24,11 @@ pub use text::visible;
 pub const DEFAULT_STOP_TIMEOUT_SECS: u64 = 120;
 /// The longest stop timeout an operation may give its source: a day.
 pub const MAX_STOP_TIMEOUT_SECS: u64 = 24 * 3600;
+/// Hours a kept source stays before its deadline releases it, unless the
+/// console's settings or the operation say otherwise.
+pub const DEFAULT_KEEP_SOURCE_HOURS: u64 = 72;
+/// The longest a source may be kept: a year.
+pub const MAX_KEEP_SOURCE_HOURS: u64 = 8760;
 
 /// A string that names none of an enum's values.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -103,13 +103,12 @@ pub enum Report {
     Pass(Pass),
     /// A volume was verified (the stopped source and the target held the
     /// same bytes); `digest` fingerprints the side that stays stopped (the
-    /// source after a migrate, the target after a snapshot) as it was then:
-    /// `blocks-<algorithm>:<block size>:<hex>`, one BLAKE3 over the blocks'
-    /// digests. The console checks that side against it before it destroys
+    /// source after a migrate, the target after a snapshot) as it was then.
+    /// The console checks that side against it before it destroys
     /// anything: the other side runs, and its app may write.
     Verified {
         volume: String,
-        digest: String,
+        digest: crate::BlockDigest,
     },
     /// The app is running again: it was down `ms` milliseconds, from the
     /// source leaving `running` until the target runs (migrate) or the
@@ -206,7 +205,9 @@ mod tests {
             }),
             Report::Verified {
                 volume: "data".into(),
-                digest: "blocks-blake3:4194304:ab12".into(),
+                digest: format!("blocks-blake3:4194304:{}", "ab12".repeat(16))
+                    .parse()
+                    .unwrap(),
             },
             Report::Pass(Pass {
                 pass: 2,

@@ -64,6 +64,21 @@ pub enum Cutover {
 
 wire_enum!(Cutover, "cutover", [Auto => "auto", Manual => "manual", Scheduled => "scheduled"]);
 
+/// What became of a migrate's kept source: still kept (stopped, until its
+/// deadline), released (destroyed by an operator or the deadline, its
+/// fingerprint checked first) or rolled back (it runs again, the
+/// target's changes copied into it).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptState {
+    Kept,
+    Released,
+    RolledBack,
+}
+
+wire_enum!(KeptState, "kept source state", [Kept => "kept", Released => "released", RolledBack => "rolled_back"]);
+
 /// What a warm operation does when its passes reach the limit without
 /// the delta becoming small (the app writes faster than the copy).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -16,6 +16,8 @@ pub enum Field {
     Cutover,
     CutoverAt,
     StopTimeout,
+    KeepSource,
+    KeepSourceHours,
 }
 
 impl Field {
@@ -30,6 +32,8 @@ impl Field {
             Field::Cutover => "cutover",
             Field::CutoverAt => "cutover_at",
             Field::StopTimeout => "stop_timeout_secs",
+            Field::KeepSource => "keep_source",
+            Field::KeepSourceHours => "keep_source_hours",
         }
     }
 }
@@ -59,6 +63,9 @@ pub enum EngineError {
         phase: Phase,
         starting: &'static str,
     },
+    /// A kept source that is not released: why.
+    #[error("operation {id}: {why}")]
+    NotReleasable { id: String, why: String },
     /// "Cut over now" for an operation that is not pre-copying.
     #[error("operation {id} {why}")]
     NoCutover { id: String, why: String },

@@ -474,14 +474,24 @@ fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanSte
                 },
                 "remove the helper once it has finished",
             ));
-            out.push(step(
-                "console",
-                &sg,
-                Command::AppDestroy {
-                    app: app(&p.source_app),
-                },
-                "destroy the source, only after the target runs and every checksum matches",
-            ));
+            match p.keep_source_hours {
+                None => out.push(step(
+                    "console",
+                    &sg,
+                    Command::AppDestroy {
+                        app: app(&p.source_app),
+                    },
+                    "destroy the source, only after the target runs and every checksum matches",
+                )),
+                Some(hours) => out.push(PlanStep {
+                    by: "console".into(),
+                    grid: sg.clone(),
+                    command: "(nothing: the source is kept)".into(),
+                    why: format!(
+                        "keep the source, stopped, for {hours} h once the target runs and every checksum matches: roll back to it, or release it (its deadline releases it then, its fingerprint checked first)"
+                    ),
+                }),
+            }
         }
         Action::Snapshot => {
             out.push(step(
@@ -580,6 +590,7 @@ mod tests {
             warm: None,
             cold_because: None,
             stop_timeout_secs: None,
+            keep_source_hours: None,
         }
     }
 

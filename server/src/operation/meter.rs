@@ -111,6 +111,9 @@ impl Engine {
             failed @ Report::Failed { .. } => (None, failed.text()),
             verified @ Report::Verified { .. } => {
                 if let Report::Verified { volume, digest } = &verified {
+                    if let Err(e) = store::add_verified(&self.pool, op, volume, digest).await {
+                        tracing::error!(error = %e, op, "cannot store what the helper verified");
+                    }
                     data["verified"] = json!({"volume": volume, "digest": digest});
                 }
                 (None, verified.text())

@@ -17,6 +17,7 @@ mod error;
 pub mod feed;
 mod inspect;
 mod intervene;
+mod kept;
 mod meter;
 mod observe;
 mod provision;
@@ -28,6 +29,7 @@ mod travel;
 
 pub use error::{EngineError, Field};
 pub use intervene::{Cancelled, Overridden};
+pub use kept::KEPT_CHECK_EVERY;
 pub use start::{StartRequest, form_time};
 
 use crate::config::Settings;

@@ -5,9 +5,9 @@ use super::{Engine, EngineError, helper_name, not_found, store};
 use crate::lock::Lock;
 use crate::reconcile::{Checksums, HelperFailure, Observed, Seen};
 use app::model::Action;
-use grid::dialect::{AppInfo, AppState, HashAlgorithm, VolRef};
+use grid::dialect::{AppInfo, AppState, VolRef};
 use grid::{AppName, Connection};
-use operation_model::Report;
+use operation_model::{BlockDigest, Report};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -87,8 +87,8 @@ impl Engine {
     }
 
     /// What the helper verified, volume by volume (its `verified`
-    /// reports): from its log, or, once it is gone, from the stored events.
-    async fn verified(&self, lock: &Lock) -> BTreeMap<String, String> {
+    /// reports): from its log, or, once it is gone, from the store.
+    async fn verified(&self, lock: &Lock) -> BTreeMap<String, BlockDigest> {
         let mut found = BTreeMap::new();
         if let (Ok(dst), Ok(helper)) = (
             self.connection(&lock.target_grid).await,
@@ -154,18 +154,14 @@ impl Engine {
     }
 }
 
-/// The volume's digest now, in the form of `like` (a `verified` report's:
-/// `blocks-<algorithm>:<block size>:<hex>`).
-async fn digest_now(c: &Connection, vol: &VolRef, like: &str) -> Option<String> {
-    let mut parts = like.strip_prefix("blocks-")?.split(':');
-    let algorithm = match parts.next()? {
-        "xxh3" => HashAlgorithm::Xxh3,
-        "blake3" => HashAlgorithm::Blake3,
-        _ => return None,
-    };
-    let block_size: u64 = parts.next()?.parse().ok()?;
+/// The volume's digest now, made as `like` was (its algorithm and block size).
+pub(super) async fn digest_now(
+    c: &Connection,
+    vol: &VolRef,
+    like: &BlockDigest,
+) -> Option<BlockDigest> {
     let h = c
-        .vol_hash_with(vol, block_size, 0, None, algorithm)
+        .vol_hash_with(vol, like.block_size, 0, None, like.algorithm)
         .await
         .ok()?;
     Some(helper::copy::blocks_digest(&h))

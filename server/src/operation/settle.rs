@@ -4,6 +4,7 @@
 //! grid pages say agrees with the outcome the moment it is published.
 
 use super::{Engine, EngineError, destroy, remove_helper, store};
+use crate::clock;
 use crate::lock::Lock;
 use crate::reconcile::{Outcome as Decided, Step};
 use app::model::Outcome;
@@ -19,8 +20,11 @@ impl Engine {
             let done = match &step {
                 Step::Finish(decided) => match decided {
                     Decided::Done => {
-                        self.conclude(lock, Outcome::Done, None, "the operation is complete")
-                            .await
+                        let text = match self.kept_until(op).await {
+                            Some(said) => format!("the operation is complete: {said}"),
+                            None => "the operation is complete".to_owned(),
+                        };
+                        self.conclude(lock, Outcome::Done, None, &text).await
                     }
                     Decided::Failed(r) => self.conclude(lock, Outcome::Failed, Some(r), r).await,
                 },
@@ -70,6 +74,20 @@ impl Engine {
                 let c = self.connection(&lock.source_grid).await?;
                 destroy(&c, &lock.source_app_name).await?;
             }
+            Step::KeepSource => {
+                let hours = lock
+                    .keep_source_hours
+                    .unwrap_or(operation_model::DEFAULT_KEEP_SOURCE_HOURS);
+                let until = clock::now().plus_hours(hours);
+                store::keep_source(
+                    &self.pool,
+                    &lock.op_id,
+                    lock.source_grid.as_str(),
+                    lock.source_app_name.as_str(),
+                    until,
+                )
+                .await?;
+            }
             Step::DestroyTarget => {
                 let c = self.connection(&lock.target_grid).await?;
                 destroy(&c, &lock.target_app_name).await?;
@@ -81,6 +99,15 @@ impl Engine {
             | Step::Retry(_) => {}
         }
         Ok(())
+    }
+
+    /// "source east/shop kept until …" when the operation kept its source.
+    async fn kept_until(&self, op: &str) -> Option<String> {
+        let kept = store::get(&self.pool, op).await.ok()??.kept_source?;
+        Some(format!(
+            "source {}/{} kept, stopped, until {} (roll back or release it before then; the deadline releases it once its fingerprint is checked)",
+            kept.grid, kept.app, kept.until
+        ))
     }
 
     /// MIG's "manually started snapshot copy": this console woke up inside

@@ -48,9 +48,59 @@ pub struct StartRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 86400)] // MAX_STOP_TIMEOUT_SECS (a literal for the derive)
     pub stop_timeout_secs: Option<u64>,
+    /// Migrate: keep the source on its grid, stopped, once the target runs
+    /// verified, so that the migrate can be rolled back; released by an
+    /// operator or at its deadline. Default: the console's `keep_source`.
+    #[serde(default)]
+    pub keep_source: Option<bool>,
+    /// Hours the kept source stays before its deadline releases it, 1 to
+    /// 8760; default: the console's `keep_source_hours` (72).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 8760)] // MAX_KEEP_SOURCE_HOURS
+    pub keep_source_hours: Option<u64>,
 }
 
-use operation_model::MAX_STOP_TIMEOUT_SECS;
+use operation_model::{MAX_KEEP_SOURCE_HOURS, MAX_STOP_TIMEOUT_SECS};
+
+/// How long a migrate keeps its source (`None`: it destroys it), from the
+/// request and the console's defaults, or what is wrong with the request.
+fn keep_source(
+    req: &StartRequest,
+    default_keep: bool,
+    default_hours: u64,
+) -> Result<Option<u64>, EngineError> {
+    if let Some(h) = req.keep_source_hours
+        && !(1..=MAX_KEEP_SOURCE_HOURS).contains(&h)
+    {
+        return Err(EngineError::field(
+            Field::KeepSourceHours,
+            format!(
+                "keep_source_hours: {h} is not between 1 and {MAX_KEEP_SOURCE_HOURS} (a year); leave it out for the console's {default_hours}"
+            ),
+        ));
+    }
+    match (req.action, req.keep_source) {
+        (Action::Snapshot, Some(true)) => Err(EngineError::field(
+            Field::KeepSource,
+            "keep_source: a snapshot never destroys its source; keep_source is for a migrate",
+        )),
+        (Action::Snapshot, _) if req.keep_source_hours.is_some() => Err(EngineError::field(
+            Field::KeepSourceHours,
+            "keep_source_hours: a snapshot keeps no source; leave it out",
+        )),
+        (Action::Snapshot, _) => Ok(None),
+        (Action::Migrate, keep) => {
+            let keep = keep.unwrap_or(default_keep);
+            if !keep && req.keep_source_hours.is_some() {
+                return Err(EngineError::field(
+                    Field::KeepSourceHours,
+                    "keep_source_hours: the source is not kept; set \"keep_source\": true or leave the hours out",
+                ));
+            }
+            Ok(keep.then(|| req.keep_source_hours.unwrap_or(default_hours)))
+        }
+    }
+}
 
 /// The stop timeout a request asks for, or what is wrong with it.
 fn stop_timeout(req: &StartRequest) -> Result<Option<u64>, EngineError> {
@@ -182,6 +232,8 @@ pub(super) struct Preflight {
     pub cold_because: Option<String>,
     /// The stop timeout asked for; `None`: the default.
     pub stop_timeout_secs: Option<u64>,
+    /// A migrate that keeps its source: for how many hours.
+    pub keep_source_hours: Option<u64>,
 }
 
 impl Preflight {
@@ -271,6 +323,11 @@ impl Engine {
         let helper = helper_name(&target_app)?;
         let warm = warm_plan(req)?;
         let stop_timeout_secs = stop_timeout(req)?;
+        let keep_source_hours = keep_source(
+            req,
+            self.settings.keep_source,
+            self.settings.keep_source_hours,
+        )?;
         if !req.action.allowed_by(self.settings.mode) {
             return Err(EngineError::ModeForbids {
                 mode: self.settings.mode,
@@ -289,6 +346,28 @@ impl Engine {
             held => {
                 return Err(EngineError::Locked(
                     LockError::Held(Box::new(held)).to_string(),
+                ));
+            }
+        }
+        // A kept source is not an ordinary stopped app: only its rollback
+        // or its release ends it.
+        for (field, grid, app) in [
+            (Field::SourceApp, &source_grid, &source_app),
+            (Field::TargetApp, &target_grid, &target_app),
+        ] {
+            if let Some(k) = store::kept(&self.pool)
+                .await?
+                .into_iter()
+                .find(|k| k.grid == grid.as_str() && k.app == app.as_str())
+            {
+                return Err(EngineError::field(
+                    field,
+                    format!(
+                        "{}: {grid}/{app} is the source operation {} kept (until {}); roll that operation back or release its source first",
+                        field.as_str(),
+                        k.op_id,
+                        k.until
+                    ),
                 ));
             }
         }
@@ -402,6 +481,7 @@ impl Engine {
             warm,
             cold_because,
             stop_timeout_secs,
+            keep_source_hours,
         })
     }
 
@@ -427,6 +507,7 @@ impl Engine {
             update_target: p.update_target,
             warm: p.warm,
             stop_timeout_secs: p.stop_timeout_secs,
+            keep_source_hours: p.keep_source_hours,
         };
         let lock_file = LockFile::new(&self.settings.config_dir);
         let lock = tokio::task::spawn_blocking(move || lock_file.acquire(&lock).map(|()| lock))
@@ -447,13 +528,17 @@ impl Engine {
             user,
             "operation.start",
             &format!(
-                "{id}: {} {}/{} to {}/{}{}",
+                "{id}: {} {}/{} to {}/{}{}{}",
                 lock.action,
                 lock.source_grid,
                 lock.source_app_name,
                 lock.target_grid,
                 lock.target_app_name,
-                if lock.warm.is_some() { " (warm)" } else { "" }
+                if lock.warm.is_some() { " (warm)" } else { "" },
+                match lock.keep_source_hours {
+                    Some(h) => format!(", keeping the source {h} h"),
+                    None => String::new(),
+                }
             ),
         )
         .await?;

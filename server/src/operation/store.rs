@@ -5,9 +5,10 @@
 use crate::clock::{self, Timestamp};
 use crate::lock::Lock;
 use app::model::{
-    Action, Cutover, EventKind, EventSource, OperationView, Outcome, Pass, Phase, StreamEvent,
+    Action, Cutover, EventKind, EventSource, KeptSource, KeptState, OperationView, Outcome, Pass,
+    Phase, StreamEvent,
 };
-use operation_model::{Progress, SourceStop};
+use operation_model::{BlockDigest, Progress, SourceStop};
 use sqlx::SqlitePool;
 
 #[derive(sqlx::FromRow)]
@@ -40,12 +41,26 @@ struct OperationRow {
     stop_timeout_secs: i64,
     source_stop_forced: Option<bool>,
     source_stop_ms: Option<i64>,
+    kept_grid: Option<String>,
+    kept_app: Option<String>,
+    kept_until: Option<String>,
+    kept_state: Option<String>,
+    kept_problem: Option<String>,
+    kept_ended_by: Option<String>,
+    kept_ended_at: Option<String>,
+    kept_reason: Option<String>,
 }
 
-const COLUMNS: &str = "id, action, source_grid, source_app, target_grid, target_app, phase, outcome, reason, \
-                       bytes_done, bytes_total, created_by, created_at, updated_at, finished_at, \
-                       bytes_copied, downtime_ms, warm, cutover, cutover_at, passes, \
-                       stop_timeout_secs, source_stop_forced, source_stop_ms";
+const COLUMNS: &str = "o.id, o.action, o.source_grid, o.source_app, o.target_grid, o.target_app, o.phase, \
+                       o.outcome, o.reason, o.bytes_done, o.bytes_total, o.created_by, o.created_at, \
+                       o.updated_at, o.finished_at, o.bytes_copied, o.downtime_ms, o.warm, o.cutover, \
+                       o.cutover_at, o.passes, o.stop_timeout_secs, o.source_stop_forced, o.source_stop_ms, \
+                       k.grid AS kept_grid, k.app AS kept_app, k.until AS kept_until, \
+                       k.state AS kept_state, k.problem AS kept_problem, k.ended_by AS kept_ended_by, \
+                       k.ended_at AS kept_ended_at, k.reason AS kept_reason";
+
+/// An operation's row and its kept source's, if it kept one.
+const FROM: &str = "operations o LEFT JOIN kept_sources k ON k.op_id = o.id";
 
 fn decode_error(column: &str, e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::ColumnDecode {
@@ -74,6 +89,21 @@ impl TryFrom<OperationRow> for OperationView {
             .map_err(|e| decode_error("cutover", e))?;
         let passes: Vec<Pass> =
             serde_json::from_str(&r.passes).map_err(|e| decode_error("passes", e))?;
+        let kept_source = match (r.kept_grid, r.kept_app, r.kept_until, r.kept_state) {
+            (Some(grid), Some(app), Some(until), Some(state)) => Some(KeptSource {
+                grid,
+                app,
+                until,
+                state: state
+                    .parse::<KeptState>()
+                    .map_err(|e| decode_error("kept_sources.state", e))?,
+                problem: r.kept_problem,
+                ended_by: r.kept_ended_by,
+                ended_at: r.kept_ended_at,
+                reason: r.kept_reason,
+            }),
+            _ => None,
+        };
         Ok(OperationView {
             id: r.id,
             action: r.action,
@@ -105,6 +135,7 @@ impl TryFrom<OperationRow> for OperationView {
                     .unwrap_or(0),
                 timeout_secs: u64::try_from(r.stop_timeout_secs).unwrap_or(0),
             }),
+            kept_source,
         })
     }
 }
@@ -148,7 +179,7 @@ pub async fn insert(
 }
 
 pub async fn get(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<OperationView>> {
-    sqlx::query_as::<_, OperationRow>(&format!("SELECT {COLUMNS} FROM operations WHERE id = ?"))
+    sqlx::query_as::<_, OperationRow>(&format!("SELECT {COLUMNS} FROM {FROM} WHERE o.id = ?"))
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -156,9 +187,21 @@ pub async fn get(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<OperationVi
         .transpose()
 }
 
+/// The operations whose source is still kept, the nearest deadline first.
+pub async fn with_kept_source(pool: &SqlitePool) -> sqlx::Result<Vec<OperationView>> {
+    sqlx::query_as::<_, OperationRow>(&format!(
+        "SELECT {COLUMNS} FROM {FROM} WHERE k.state = 'kept' ORDER BY k.until, o.id"
+    ))
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(OperationView::try_from)
+    .collect()
+}
+
 pub async fn list(pool: &SqlitePool, limit: i64) -> sqlx::Result<Vec<OperationView>> {
     sqlx::query_as::<_, OperationRow>(&format!(
-        "SELECT {COLUMNS} FROM operations ORDER BY created_at DESC, id DESC LIMIT ?"
+        "SELECT {COLUMNS} FROM {FROM} ORDER BY o.created_at DESC, o.id DESC LIMIT ?"
     ))
     .bind(limit)
     .fetch_all(pool)
@@ -377,21 +420,131 @@ impl From<EventRow> for StreamEvent {
 
 const EVENT_COLUMNS: &str = "seq, at, kind, source, data";
 
-/// The helper's `verified` reports stored for an operation: volume → digest.
+/// Records `app` on `grid` as kept by operation `op_id` until `until`
+/// (once: a settle repeated after a crash keeps the first deadline).
+pub async fn keep_source(
+    pool: &SqlitePool,
+    op_id: &str,
+    grid: &str,
+    app: &str,
+    until: Timestamp,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO kept_sources (op_id, grid, app, kept_at, until) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(op_id)
+    .bind(grid)
+    .bind(app)
+    .bind(clock::now().to_string())
+    .bind(until.to_string())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A kept source still kept: its operation, grid and app, its deadline and
+/// the problem said about it, if any.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Kept {
+    pub op_id: String,
+    pub grid: String,
+    pub app: String,
+    #[sqlx(try_from = "String")]
+    pub until: Timestamp,
+    pub problem: Option<String>,
+}
+
+/// The sources still kept, the nearest deadline first.
+pub async fn kept(pool: &SqlitePool) -> sqlx::Result<Vec<Kept>> {
+    sqlx::query_as(
+        "SELECT op_id, grid, app, until, problem FROM kept_sources WHERE state = 'kept' ORDER BY until, op_id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Ends a kept source (released or rolled back), if it is still kept:
+/// whether it was.
+pub async fn end_kept(
+    pool: &SqlitePool,
+    op_id: &str,
+    state: KeptState,
+    by: &str,
+    reason: &str,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE kept_sources SET state = ?, ended_at = ?, ended_by = ?, reason = ?, problem = NULL
+         WHERE op_id = ? AND state = 'kept'",
+    )
+    .bind(state.as_str())
+    .bind(clock::now().to_string())
+    .bind(by)
+    .bind(reason)
+    .bind(op_id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Says why a kept source's deadline did not release it (`None`: no
+/// problem any more). Whether the problem is new (changed), so that it is
+/// audited once.
+pub async fn set_kept_problem(
+    pool: &SqlitePool,
+    op_id: &str,
+    problem: Option<&str>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE kept_sources SET problem = ? WHERE op_id = ? AND state = 'kept' AND problem IS NOT ?",
+    )
+    .bind(problem)
+    .bind(op_id)
+    .bind(problem)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A helper's `verified` report: the fingerprint of `volume` (a later
+/// report of the same volume, a restarted helper's, replaces it).
+pub async fn add_verified(
+    pool: &SqlitePool,
+    op_id: &str,
+    volume: &str,
+    digest: &BlockDigest,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO verified_volumes (op_id, volume, algorithm, block_size, hex)
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(op_id)
+    .bind(volume)
+    .bind(digest.algorithm.as_str())
+    .bind(i64::try_from(digest.block_size).unwrap_or(i64::MAX))
+    .bind(digest.hex())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// What the helper verified for an operation: volume → fingerprint.
 pub async fn verified(
     pool: &SqlitePool,
     op_id: &str,
-) -> sqlx::Result<std::collections::BTreeMap<String, String>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT json_extract(data, '$.verified.volume'), json_extract(data, '$.verified.digest')
-         FROM operation_events
-         WHERE op_id = ? AND source = 'helper' AND json_extract(data, '$.verified') IS NOT NULL
-         ORDER BY seq",
+) -> sqlx::Result<std::collections::BTreeMap<String, BlockDigest>> {
+    let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT volume, algorithm, block_size, hex FROM verified_volumes WHERE op_id = ?",
     )
     .bind(op_id)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().collect())
+    rows.into_iter()
+        .map(|(volume, algorithm, block_size, hex)| {
+            BlockDigest::from_parts(&algorithm, block_size, &hex)
+                .map(|d| (volume, d))
+                .map_err(|e| decode_error("verified_volumes", e))
+        })
+        .collect()
 }
 
 /// At most `limit` events after `after`, in order: a stream or a download

@@ -39,6 +39,10 @@ pub fn routes() -> Router<AppState> {
             "/operations/{id}/cutover",
             axum::routing::post(cutover_operation),
         )
+        .route(
+            "/operations/{id}/release-source",
+            axum::routing::post(release_source),
+        )
         .route("/lock", get(lock))
         .route("/lock/evidence", get(lock_evidence))
         .route("/lock/override", axum::routing::post(override_lock))
@@ -339,6 +343,36 @@ pub async fn cutover_operation(
         requested,
         operation,
     }))
+}
+
+/// Why a kept source is released.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// Kept in the audit trail and with the kept source.
+    #[schema(min_length = 1, max_length = 500)]
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/release-source", tag = "operations",
+    params(("id" = String, Path, description = "The migrate that kept its source")),
+    request_body = ReleaseRequest,
+    responses((status = 200, description = "The kept source matched its fingerprint and was destroyed; the operation with its kept source `released`", body = app::model::OperationView),
+        openapi::Unauthorized, openapi::Forbidden, openapi::NotFound, openapi::Conflict, openapi::TooLarge, openapi::Unprocessable, openapi::Unavailable))]
+/// Releases a migrate's kept source (operators): it is checked against
+/// its fingerprint first; one that runs, is gone or changed is refused
+/// (409) and kept.
+pub async fn release_source(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<ReleaseRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<app::model::OperationView>, ApiError> {
+    let who = user.require(Role::Operator)?.name.clone();
+    let Json(req) = body.map_err(|e| ApiError::bad_json(&e, "reason"))?;
+    Ok(Json(
+        state.engine.release_source(&id, &who, &req.reason).await?,
+    ))
 }
 
 /// An admin's override of the lock of an operation that no longer moves.

@@ -137,9 +137,11 @@ impl From<crate::operation::EngineError> for ApiError {
             }
             E::ModeForbids { .. } => ApiError::Forbidden(e.to_string()),
             E::NoSuchOperation(_) => ApiError::NotFound(e.to_string()),
-            E::Locked(_) | E::Ended { .. } | E::NotCancellable { .. } | E::NoCutover { .. } => {
-                ApiError::Conflict(e.to_string())
-            }
+            E::Locked(_)
+            | E::Ended { .. }
+            | E::NotCancellable { .. }
+            | E::NoCutover { .. }
+            | E::NotReleasable { .. } => ApiError::Conflict(e.to_string()),
             E::Grid(_) | E::Unavailable(_) => ApiError::Unavailable(e.to_string()),
             E::Unexpected(e) => ApiError::Unexpected(e),
         }

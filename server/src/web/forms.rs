@@ -36,6 +36,12 @@ pub struct NewOperationForm {
     /// Seconds; empty: the default.
     #[serde(default)]
     stop_timeout_secs: String,
+    /// "1" keeps a migrate's source, "0" destroys it; empty: the console's default.
+    #[serde(default)]
+    keep_source: String,
+    /// Hours; empty: the console's default.
+    #[serde(default)]
+    keep_source_hours: String,
 }
 
 /// The longest value a field is echoed back with (names are 64 at most).
@@ -67,6 +73,12 @@ fn back(
     if !form.stop_timeout_secs.is_empty() {
         to.push_str("&stop_timeout_secs=");
         to.push_str(&echo(&form.stop_timeout_secs));
+    }
+    if !form.keep_source.is_empty() || !form.keep_source_hours.is_empty() {
+        to.push_str("&keep_source=");
+        to.push_str(&echo(&form.keep_source));
+        to.push_str("&keep_source_hours=");
+        to.push_str(&echo(&form.keep_source_hours));
     }
     if form.warm == "1" {
         to.push_str("&warm=1&cutover=");
@@ -127,6 +139,29 @@ pub async fn new_operation(
             }
         },
     };
+    let keep_source = match form.keep_source.as_str() {
+        "" => None,
+        "1" => Some(true),
+        "0" => Some(false),
+        _ => {
+            let error = "keep_source: choose whether the source is kept or destroyed";
+            return back(&state, &user, &form, error, Some("keep_source"));
+        }
+    };
+    let keep_source_hours = match form.keep_source_hours.trim() {
+        "" => None,
+        _ if keep_source == Some(false) || action == Action::Snapshot => None,
+        t => match t.parse::<u64>() {
+            Ok(h) => Some(h),
+            Err(_) => {
+                let error = format!(
+                    "keep_source_hours: write a whole number of hours, 1 to {}, or leave it empty for the console's",
+                    operation_model::MAX_KEEP_SOURCE_HOURS
+                );
+                return back(&state, &user, &form, &error, Some("keep_source_hours"));
+            }
+        },
+    };
     let request = StartRequest {
         source_grid: form.source_grid.clone(),
         source_app: form.source_app.clone(),
@@ -139,6 +174,9 @@ pub async fn new_operation(
         cutover: cutover.filter(|_| warm),
         cutover_at: form_time(&form.cutover_at).filter(|_| warm),
         stop_timeout_secs,
+        // A snapshot's form still carries the (migrate-only) keep choice.
+        keep_source: keep_source.filter(|_| action == Action::Migrate),
+        keep_source_hours,
     };
     match state.engine.start(request, &who).await {
         Ok(op) => Redirect::to(&format!("/operations/{}", op.id)).into_response(),
@@ -176,6 +214,30 @@ pub async fn cutover_operation(
 ) -> Response {
     let result = match user.require(Role::Operator) {
         Ok(u) => state.engine.cutover(&id, &u.name.clone()).await.map(drop),
+        Err(e) => return back_to_monitor(&state, &user, &id, Err(e.to_string())),
+    };
+    back_to_monitor(&state, &user, &id, result.map_err(|e| e.to_string()))
+}
+
+#[derive(Deserialize)]
+pub struct ReleaseForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// "Release the kept source" from the operation's page.
+pub async fn release_source(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(form): Form<ReleaseForm>,
+) -> Response {
+    let result = match user.require(Role::Operator) {
+        Ok(u) => state
+            .engine
+            .release_source(&id, &u.name.clone(), &form.reason)
+            .await
+            .map(drop),
         Err(e) => return back_to_monitor(&state, &user, &id, Err(e.to_string())),
     };
     back_to_monitor(&state, &user, &id, result.map_err(|e| e.to_string()))

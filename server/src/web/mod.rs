@@ -74,6 +74,10 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
         .route("/logout", post(login::logout))
         .route("/operations/new", post(forms::new_operation))
         .route("/operations/{id}/cancel", post(forms::cancel_operation))
+        .route(
+            "/operations/{id}/release-source",
+            post(forms::release_source),
+        )
         .route("/operations/{id}/cutover", post(forms::cutover_operation))
         .route("/users", post(admin::add_user))
         .route("/users/{name}", post(admin::change_user))

@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         super::events::operation_events,
         api::cancel_operation,
         api::cutover_operation,
+        api::release_source,
         api::log_text,
         api::log_ndjson,
         api::audit,

@@ -33,6 +33,8 @@ pub fn console_info(settings: &Settings, engine: &Engine) -> ConsoleInfo {
         grids_file: settings.grids_file.display().to_string(),
         private_key_file: settings.private_key_file.display().to_string(),
         known_hosts_file: settings.known_hosts_file.display().to_string(),
+        keep_source: settings.keep_source,
+        keep_source_hours: settings.keep_source_hours,
     }
 }
 
@@ -82,6 +84,15 @@ impl Backend for ConsoleBackend {
             store::list(&self.pool, 200).await.map_err(|e| {
                 tracing::error!(error = %e, "cannot list operations");
                 "cannot read the operations; the console's log has the cause".to_owned()
+            })
+        })
+    }
+
+    fn kept_sources(&self) -> BoxFuture<'_, Result<Vec<OperationView>, String>> {
+        Box::pin(async move {
+            store::with_kept_source(&self.pool).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot list the kept sources");
+                "cannot read the kept sources; the console's log has the cause".to_owned()
             })
         })
     }
@@ -198,6 +209,8 @@ impl ConsoleBackend {
                     .and_then(crate::operation::form_time)
                     .filter(|_| r.warm),
                 stop_timeout_secs: r.stop_timeout_secs,
+                keep_source: r.keep_source,
+                keep_source_hours: r.keep_source_hours,
             };
             self.engine.plan(&req).await.map_err(|e| {
                 let field = e.field_name().map(str::to_owned);
