@@ -41,6 +41,13 @@ mod ssr {
         fn lock_detail(&self) -> BoxFuture<'_, Result<Option<LockDetail>, String>>;
         /// What the operation would do; an error names the field it is about.
         fn plan(&self, request: OperationRequest) -> BoxFuture<'_, Result<PlanView, FieldError>>;
+        /// What rolling migrate `id` back would do (its target kept or not:
+        /// `None` is the console's default).
+        fn plan_rollback(
+            &self,
+            id: String,
+            keep_target: Option<bool>,
+        ) -> BoxFuture<'_, Result<PlanView, String>>;
         /// The audit trail, newest first (admins).
         fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, Result<Vec<AuditEntry>, String>>;
         /// What a form's post answered `user_id`, by the id its redirect carried.
@@ -211,6 +218,17 @@ pub async fn preview_operation(
 ) -> Result<Result<PlanView, FieldError>, ServerFnError> {
     ssr::require(Role::Operator)?;
     Ok(ssr::backend()?.0.plan(request).await)
+}
+
+/// The preview of rolling migrate `id` back into its kept source: how much
+/// its target changed since the cutover, and the commands. Operators only.
+#[server(prefix = "/sfn", endpoint = "preview_rollback")]
+pub async fn preview_rollback(
+    id: String,
+    keep_target: Option<bool>,
+) -> Result<Result<PlanView, String>, ServerFnError> {
+    ssr::require(Role::Operator)?;
+    Ok(ssr::backend()?.0.plan_rollback(id, keep_target).await)
 }
 
 /// Checks a target app name as the operator types: the name rules, then

@@ -57,6 +57,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("operations") view=pages::OperationsPage ssr=SsrMode::Async/>
                         <Route path=path!("operations/new") view=pages::NewOperationPage ssr=SsrMode::Async/>
                         <Route path=path!("operations/:id") view=pages::MonitorPage ssr=SsrMode::Async/>
+                        <Route path=path!("operations/:id/rollback") view=pages::RollbackPage ssr=SsrMode::Async/>
                     </ParentRoute>
                 </Routes>
             </div>

@@ -132,6 +132,12 @@ pub struct OperationView {
     /// became of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept_source: Option<KeptSource>,
+    /// A rollback: the migrate it undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+    /// A migrate: its latest rollback (whatever its outcome).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_by: Option<String>,
 }
 
 /// A migrate's source kept on its grid, stopped, after the target ran
@@ -472,6 +478,10 @@ pub struct PlanView {
     /// off; `None`: it is not running, nothing will stop it.
     #[serde(default)]
     pub stop_timeout_secs: Option<u64>,
+    /// A rollback: when the migrate it undoes cut over (what the target
+    /// changed since then is `bytes_to_move`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<String>,
 }
 
 /// An operation as the new-operation form asks for it (the preview's

@@ -234,6 +234,32 @@ pub enum OpCommand {
         #[command(flatten)]
         remote: crate::remote::RemoteArgs,
     },
+    /// Roll a done migrate back into the source it kept: only what the
+    /// target changed since the cutover is copied; the kept source runs again
+    Rollback {
+        id: String,
+        /// Keep the migrate's target, stopped, once the source runs again
+        /// (it can be rolled forward) [default: the console's keep_source]
+        #[arg(long, conflicts_with = "destroy_target")]
+        keep_target: bool,
+        /// Destroy the migrate's target once the source runs verified
+        #[arg(long)]
+        destroy_target: bool,
+        /// Hours a kept target stays [default: the console's keep_source_hours]
+        #[arg(long, value_name = "HOURS", value_parser = clap::value_parser!(u64).range(1..=operation_model::MAX_KEEP_SOURCE_HOURS))]
+        keep_target_hours: Option<u64>,
+        /// Copy while the target keeps serving; stop it only for the last changes
+        #[arg(long)]
+        warm: bool,
+        /// Seconds the target may take to stop by itself before it is forced off [default: 120]
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=operation_model::MAX_STOP_TIMEOUT_SECS))]
+        stop_timeout: Option<u64>,
+        /// Wait for the outcome, showing progress
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        remote: crate::remote::RemoteArgs,
+    },
     /// Release a migrate's kept source: checked against its fingerprint,
     /// then destroyed (refused, and kept, if it runs or changed)
     ReleaseSource {
@@ -642,6 +668,40 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
                 .await?;
             for step in v["cleanup"].as_array().into_iter().flatten() {
                 println!("{}", step.as_str().unwrap_or(""));
+            }
+        }
+        OpCommand::Rollback {
+            id,
+            keep_target,
+            destroy_target,
+            keep_target_hours,
+            warm,
+            stop_timeout,
+            wait,
+            remote: r,
+        } => {
+            let api = Remote::new(r)?;
+            let mut body = serde_json::json!({ "warm": warm });
+            match (keep_target, destroy_target) {
+                (true, _) => body["keep_target"] = true.into(),
+                (_, true) => body["keep_target"] = false.into(),
+                _ => {}
+            }
+            if let Some(h) = keep_target_hours {
+                body["keep_target_hours"] = (*h).into();
+            }
+            if let Some(s) = stop_timeout {
+                body["stop_timeout_secs"] = (*s).into();
+            }
+            let v = api
+                .post(&format!("/operations/{id}/rollback"), body)
+                .await?;
+            let op: app::model::OperationView = serde_json::from_value(v)?;
+            println!("{}", remote::describe(&op));
+            if *wait {
+                let end = remote::watch(&api, &op.id).await?;
+                println!("{}", remote::describe(&end));
+                EndedBadly::check(&end)?;
             }
         }
         OpCommand::ReleaseSource {

@@ -76,6 +76,9 @@ pub struct Lock {
     /// deadline releases it). Absent: the source is destroyed (older locks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_source_hours: Option<u64>,
+    /// A rollback: the migrate it undoes (whose kept source is its target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
 }
 
 impl Lock {
@@ -345,6 +348,7 @@ mod tests {
             console: ConsoleId::this_process(),
             update_target: false,
             keep_source_hours: None,
+            rollback_of: None,
             warm: None,
             stop_timeout_secs: None,
         }

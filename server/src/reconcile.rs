@@ -232,7 +232,7 @@ pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
     let verified = running(&seen.target) && seen.checksums == Checksums::Match;
 
     match lock.action {
-        Action::Migrate if verified => {
+        Action::Migrate | Action::Rollback if verified => {
             if active(&seen.source) {
                 return vec![Step::Hold(format!(
                     "both the source and the target run {}: the migrated copy is verified, but the source was restarted; stop the one you do not want, then override the lock",
@@ -250,7 +250,7 @@ pub fn decide(lock: &Lock, place: Place, seen: &Observed) -> Vec<Step> {
             steps.push(Step::Finish(Outcome::Done));
             steps
         }
-        Action::Migrate if on_target => {
+        Action::Migrate | Action::Rollback if on_target => {
             // MIG would destroy the source here; migctl first wants proof.
             let why = match (&seen.target, &seen.checksums) {
                 (Seen::State(AppState::Running), Checksums::Mismatch(v)) => {
@@ -362,6 +362,7 @@ mod tests {
             warm: None,
             stop_timeout_secs: None,
             keep_source_hours: None,
+            rollback_of: None,
         }
     }
 
@@ -586,9 +587,16 @@ mod tests {
             (Action::Migrate, None),
             (Action::Migrate, Some(24)),
             (Action::Snapshot, None),
+            (Action::Rollback, None),
+            (Action::Rollback, Some(24)),
         ] {
             let mut l = lock(action);
             l.keep_source_hours = keep;
+            // A rollback's target is the kept source: it exists, and is updated.
+            if action == Action::Rollback {
+                l.update_target = true;
+                l.rollback_of = Some("op-0".into());
+            }
             for place in &places {
                 for source in states() {
                     for target in states() {
@@ -606,13 +614,17 @@ mod tests {
                                 let has = |s: &Step| steps.contains(s);
                                 for ends_source in [Step::DestroySource, Step::KeepSource] {
                                     if has(&ends_source) {
-                                        assert_eq!(action, Action::Migrate);
+                                        assert!(action.moves(), "{action}");
                                         assert!(
                                             running(&o.target) && o.checksums == Match,
                                             "{o:?} → {steps:?}"
                                         );
                                         assert!(!active(&o.source), "{o:?} → {steps:?}");
                                     }
+                                }
+                                // A rollback never destroys the kept source it moves into.
+                                if action == Action::Rollback {
+                                    assert!(!has(&Step::DestroyTarget), "{o:?} → {steps:?}");
                                 }
                                 if keep.is_some() {
                                     assert!(!has(&Step::DestroySource), "kept: {o:?} → {steps:?}");
@@ -661,6 +673,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 3 * 4 * 7 * 7 * 7 * 3);
+        assert_eq!(cases, 5 * 4 * 7 * 7 * 7 * 3);
     }
 }

@@ -9,6 +9,7 @@ mod login;
 mod monitor;
 mod new_operation;
 mod operations;
+mod rollback;
 mod users;
 
 pub use audit::AuditPage;
@@ -20,6 +21,7 @@ pub use login::LoginPage;
 pub use monitor::MonitorPage;
 pub use new_operation::NewOperationPage;
 pub use operations::OperationsPage;
+pub use rollback::RollbackPage;
 pub use users::UsersPage;
 
 use crate::backend::get_notice;

@@ -95,7 +95,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         }
         _ => "cuts over by itself once a pass finds little changed".to_owned(),
     });
-    let back_up = if op.action == crate::model::Action::Migrate {
+    let back_up = if op.action.moves() {
         "target"
     } else {
         "source"
@@ -244,6 +244,12 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 </p>
             })}
         </section>
+        {op.rollback_of.clone().map(|of| view! {
+            <p class="notice" data-testid="rollback-of">"This rollback undoes "<a href=format!("/operations/{of}")>{of.clone()}</a>"."</p>
+        })}
+        {op.rolled_back_by.clone().map(|by| view! {
+            <p class="notice" data-testid="rolled-back-by">"Rolled back by "<a href=format!("/operations/{by}")>{by.clone()}</a>"."</p>
+        })}
         {op.kept_source.clone().map(|k| {
             let place = format!("{}/{}", k.grid, k.app);
             match k.state {
@@ -252,6 +258,11 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                         <h2>"Kept source"</h2>
                         <p data-testid="kept-text">{format!("The source {place} is kept on its grid, stopped, until {}: this migrate can be rolled back to it. Its release (by an operator, or its deadline) destroys it once its fingerprint from the cutover is checked.", k.until)}</p>
                         {k.problem.clone().map(|p| view! { <p class="alert" role="alert" data-testid="kept-problem">{p}</p> })}
+                        {(can_cancel && op.outcome == Some(crate::model::Outcome::Done)).then(|| view! {
+                            <p><a class="button primary" href=format!("/operations/{}/rollback", op.id) data-testid="rollback">
+                                {format!("Roll back to {place}…")}</a>
+                                <span class="hint">" — the preview says how much changed since the cutover; only that is copied back"</span></p>
+                        })}
                         {can_cancel.then(|| view! {
                             <details class="card" data-testid="release-source">
                                 <summary>"Release the kept source…"</summary>

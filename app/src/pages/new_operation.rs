@@ -393,6 +393,7 @@ fn OpForm(
                     let checked = Some(*a) == chosen;
                     let hint = match a {
                         Action::Migrate => "move the app: the source is destroyed once the target runs verified",
+                        Action::Rollback => "move a migrated app back into its kept source",
                         Action::Snapshot => "copy the app: the source runs again, the copy stays stopped",
                     };
                     view! {
@@ -487,7 +488,7 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
         (_, true) => {
             "Only the final pass: the source stops once the passes have copied almost everything, and runs again (or the target starts) after the last changes are copied and verified."
         }
-        (Action::Migrate, false) => {
+        (Action::Migrate | Action::Rollback, false) => {
             "The source app is stopped from the first step until the target runs."
         }
         (Action::Snapshot, false) => {

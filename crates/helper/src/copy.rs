@@ -608,7 +608,7 @@ pub async fn fingerprint(
     volumes: &[VolumeSpec],
 ) -> anyhow::Result<()> {
     let (conn, app) = match job.action {
-        crate::env::Action::Migrate => (&g.source, &job.source_app),
+        crate::env::Action::Migrate | crate::env::Action::Rollback => (&g.source, &job.source_app),
         crate::env::Action::Snapshot => (&g.target, &job.target_app),
     };
     let algorithm = if method.dialect3 {

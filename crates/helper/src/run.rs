@@ -371,7 +371,7 @@ async fn work(
 
     // The app runs again: the target (migrate) or the source (snapshot).
     let (phase, conn, app, starting, (running, done)) = match job.action {
-        Action::Migrate => (
+        Action::Migrate | Action::Rollback => (
             Phase::StartingTarget,
             &g.target,
             &job.target_app,
@@ -389,7 +389,7 @@ async fn work(
     enter(phase, format!("{starting} {app}"));
     let t = Instant::now();
     conn.app_start(app).await?;
-    *source_stopped = job.action == Action::Migrate;
+    *source_stopped = job.action.moves();
     say(format!(
         "{running} (started in {:.2} s); {done}",
         t.elapsed().as_secs_f64()

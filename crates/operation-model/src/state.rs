@@ -12,16 +12,29 @@ pub enum Action {
     Migrate,
     /// Copy to the target (which stays stopped) and restart the source.
     Snapshot,
+    /// Move a migrated app back into the source its migrate kept: only the
+    /// blocks it changed since the cutover are copied; then the kept
+    /// source runs again (a migrate in the other direction into an
+    /// existing target, linked to the migrate it undoes).
+    Rollback,
 }
 
-wire_enum!(Action, "action", [Migrate => "migrate", Snapshot => "snapshot"]);
+wire_enum!(Action, "action", [Migrate => "migrate", Snapshot => "snapshot", Rollback => "rollback"]);
 
 impl Action {
+    /// The app moves to the target, which then runs (a migrate or a
+    /// rollback); a snapshot copies it and the source runs again.
+    pub fn moves(self) -> bool {
+        matches!(self, Action::Migrate | Action::Rollback)
+    }
+
     /// Whether the console's mode offers this action.
     pub fn allowed_by(self, mode: Mode) -> bool {
         matches!(
             (self, mode),
-            (_, Mode::Both) | (Action::Migrate, Mode::Migrate) | (Action::Snapshot, Mode::Snapshot)
+            (_, Mode::Both)
+                | (Action::Migrate | Action::Rollback, Mode::Migrate)
+                | (Action::Snapshot, Mode::Snapshot)
         )
     }
 
@@ -38,7 +51,7 @@ impl Action {
             Phase::Copying,
             Phase::Verifying,
             match self {
-                Action::Migrate => Phase::StartingTarget,
+                Action::Migrate | Action::Rollback => Phase::StartingTarget,
                 Action::Snapshot => Phase::RestartingSource,
             },
             Phase::Reconciling,

@@ -18,6 +18,7 @@ pub enum Field {
     StopTimeout,
     KeepSource,
     KeepSourceHours,
+    Action,
 }
 
 impl Field {
@@ -34,6 +35,7 @@ impl Field {
             Field::StopTimeout => "stop_timeout_secs",
             Field::KeepSource => "keep_source",
             Field::KeepSourceHours => "keep_source_hours",
+            Field::Action => "action",
         }
     }
 }
@@ -63,6 +65,9 @@ pub enum EngineError {
         phase: Phase,
         starting: &'static str,
     },
+    /// A migrate that cannot be rolled back: why.
+    #[error("operation {id} cannot be rolled back: {why}")]
+    NotRollbackable { id: String, why: String },
     /// A kept source that is not released: why.
     #[error("operation {id}: {why}")]
     NotReleasable { id: String, why: String },

@@ -90,6 +90,7 @@ impl Engine {
             rate_bytes_per_sec: rate,
             rate_basis: basis,
             stop_timeout_secs: helper::run::stops_source(p.source.state).then(|| p.stop_timeout()),
+            changed_since: None,
         })
     }
 
@@ -457,7 +458,7 @@ fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanSte
         }
     }
     match action {
-        Action::Migrate => {
+        Action::Migrate | Action::Rollback => {
             out.push(step(
                 "helper",
                 &tg,

@@ -45,7 +45,7 @@ impl Engine {
                 id: id.to_owned(),
                 phase: op.phase,
                 starting: match op.action {
-                    Action::Migrate => "target",
+                    Action::Migrate | Action::Rollback => "target",
                     Action::Snapshot => "source",
                 },
             });

@@ -58,7 +58,7 @@ const MAX_REASON: usize = 500;
 
 impl Engine {
     /// Whether the kept source of `kept` may be destroyed now.
-    async fn releasable(&self, kept: &store::Kept) -> Result<(), ReleaseCheck> {
+    pub(super) async fn releasable(&self, kept: &store::Kept) -> Result<(), ReleaseCheck> {
         if let LockState::Held(l) = self.lock.read() {
             let names =
                 |g: &GridName, a: &AppName| g.as_str() == kept.grid && a.as_str() == kept.app;
@@ -295,7 +295,7 @@ impl Engine {
 }
 
 /// A release check that found a reason not to, or could not look.
-enum ReleaseCheck {
+pub(super) enum ReleaseCheck {
     Found(Unreleasable),
     Failed(EngineError),
 }

@@ -22,6 +22,7 @@ mod meter;
 mod observe;
 mod provision;
 mod record;
+mod rollback;
 mod settle;
 mod start;
 pub mod store;
@@ -30,6 +31,7 @@ mod travel;
 pub use error::{EngineError, Field};
 pub use intervene::{Cancelled, Overridden};
 pub use kept::KEPT_CHECK_EVERY;
+pub use rollback::RollbackRequest;
 pub use start::{StartRequest, form_time};
 
 use crate::config::Settings;
@@ -203,7 +205,7 @@ impl Engine {
         };
         // A migrated app wakes up on the target; a snapshot's source where it was.
         let wakes_on = match lock.action {
-            app::model::Action::Migrate => &lock.target_grid,
+            app::model::Action::Migrate | app::model::Action::Rollback => &lock.target_grid,
             app::model::Action::Snapshot => &lock.source_grid,
         };
         let text = format!(

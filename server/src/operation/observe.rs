@@ -136,7 +136,7 @@ impl Engine {
             return both_sides(&src, &dst, (&s, &t)).await;
         }
         let (stopped, app) = match lock.action {
-            Action::Migrate => (&src, &s),
+            Action::Migrate | Action::Rollback => (&src, &s),
             Action::Snapshot => (&dst, &t),
         };
         for v in &app.volumes {

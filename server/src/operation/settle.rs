@@ -19,13 +19,25 @@ impl Engine {
         for step in steps {
             let done = match &step {
                 Step::Finish(decided) => match decided {
-                    Decided::Done => {
-                        let text = match self.kept_until(op).await {
-                            Some(said) => format!("the operation is complete: {said}"),
-                            None => "the operation is complete".to_owned(),
-                        };
-                        self.conclude(lock, Outcome::Done, None, &text).await
-                    }
+                    Decided::Done => match self.rolled_back(lock).await {
+                        Err(e) => Err(e),
+                        Ok(()) => {
+                            let mut text = "the operation is complete".to_owned();
+                            if let Some(of) = &lock.rollback_of {
+                                text = format!(
+                                    "{text}: {}/{} runs again with what {}/{} changed since migrate {of}",
+                                    lock.target_grid,
+                                    lock.target_app_name,
+                                    lock.source_grid,
+                                    lock.source_app_name
+                                );
+                            }
+                            if let Some(said) = self.kept_until(op).await {
+                                text = format!("{text}; {said}");
+                            }
+                            self.conclude(lock, Outcome::Done, None, &text).await
+                        }
+                    },
                     Decided::Failed(r) => self.conclude(lock, Outcome::Failed, Some(r), r).await,
                 },
                 Step::InSnapshotCopy => self.record_copy(lock).await,
@@ -97,6 +109,36 @@ impl Engine {
             | Step::InSnapshotCopy
             | Step::Wait(_)
             | Step::Retry(_) => {}
+        }
+        Ok(())
+    }
+
+    /// A rollback that is done ends the kept source it moved into: it runs
+    /// again, no longer a kept copy (idempotent: a repeated settle finds it
+    /// ended).
+    async fn rolled_back(&self, lock: &Lock) -> Result<(), EngineError> {
+        let Some(of) = &lock.rollback_of else {
+            return Ok(());
+        };
+        if store::end_kept(
+            &self.pool,
+            of,
+            app::model::KeptState::RolledBack,
+            &lock.created_by,
+            &format!("rolled back by {}", lock.op_id),
+        )
+        .await?
+        {
+            crate::db::audit(
+                &self.pool,
+                &lock.created_by,
+                "kept_source.rolled_back",
+                &format!(
+                    "{of}: {}/{} runs again, rolled back by {}",
+                    lock.target_grid, lock.target_app_name, lock.op_id
+                ),
+            )
+            .await?;
         }
         Ok(())
     }

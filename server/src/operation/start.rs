@@ -58,6 +58,10 @@ pub struct StartRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 8760)] // MAX_KEEP_SOURCE_HOURS
     pub keep_source_hours: Option<u64>,
+    /// A rollback: the migrate it undoes. Never from a request body: a
+    /// rollback starts from `POST /operations/{id}/rollback`.
+    #[serde(skip)]
+    pub rollback_of: Option<String>,
 }
 
 use operation_model::{MAX_KEEP_SOURCE_HOURS, MAX_STOP_TIMEOUT_SECS};
@@ -89,7 +93,7 @@ fn keep_source(
             "keep_source_hours: a snapshot keeps no source; leave it out",
         )),
         (Action::Snapshot, _) => Ok(None),
-        (Action::Migrate, keep) => {
+        (Action::Migrate | Action::Rollback, keep) => {
             let keep = keep.unwrap_or(default_keep);
             if !keep && req.keep_source_hours.is_some() {
                 return Err(EngineError::field(
@@ -323,6 +327,12 @@ impl Engine {
         let helper = helper_name(&target_app)?;
         let warm = warm_plan(req)?;
         let stop_timeout_secs = stop_timeout(req)?;
+        if req.action == Action::Rollback && req.rollback_of.is_none() {
+            return Err(EngineError::field(
+                Field::Action,
+                "action: a rollback undoes a done migrate that kept its source: POST /api/v1/operations/{id}/rollback (migctl op rollback ID)",
+            ));
+        }
         let keep_source_hours = keep_source(
             req,
             self.settings.keep_source,
@@ -360,6 +370,13 @@ impl Engine {
                 .into_iter()
                 .find(|k| k.grid == grid.as_str() && k.app == app.as_str())
             {
+                // A rollback moves into the source its migrate kept: checked
+                // against its fingerprint first.
+                if field == Field::TargetApp && req.rollback_of.as_deref() == Some(k.op_id.as_str())
+                {
+                    self.rollback_target_unchanged(&k).await?;
+                    continue;
+                }
                 return Err(EngineError::field(
                     field,
                     format!(
@@ -508,6 +525,7 @@ impl Engine {
             warm: p.warm,
             stop_timeout_secs: p.stop_timeout_secs,
             keep_source_hours: p.keep_source_hours,
+            rollback_of: req.rollback_of.clone(),
         };
         let lock_file = LockFile::new(&self.settings.config_dir);
         let lock = tokio::task::spawn_blocking(move || lock_file.acquire(&lock).map(|()| lock))

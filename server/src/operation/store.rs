@@ -49,6 +49,8 @@ struct OperationRow {
     kept_ended_by: Option<String>,
     kept_ended_at: Option<String>,
     kept_reason: Option<String>,
+    rollback_of: Option<String>,
+    rolled_back_by: Option<String>,
 }
 
 const COLUMNS: &str = "o.id, o.action, o.source_grid, o.source_app, o.target_grid, o.target_app, o.phase, \
@@ -57,7 +59,9 @@ const COLUMNS: &str = "o.id, o.action, o.source_grid, o.source_app, o.target_gri
                        o.cutover_at, o.passes, o.stop_timeout_secs, o.source_stop_forced, o.source_stop_ms, \
                        k.grid AS kept_grid, k.app AS kept_app, k.until AS kept_until, \
                        k.state AS kept_state, k.problem AS kept_problem, k.ended_by AS kept_ended_by, \
-                       k.ended_at AS kept_ended_at, k.reason AS kept_reason";
+                       k.ended_at AS kept_ended_at, k.reason AS kept_reason, o.rollback_of, \
+                       (SELECT r.id FROM operations r WHERE r.rollback_of = o.id \
+                        ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS rolled_back_by";
 
 /// An operation's row and its kept source's, if it kept one.
 const FROM: &str = "operations o LEFT JOIN kept_sources k ON k.op_id = o.id";
@@ -136,6 +140,8 @@ impl TryFrom<OperationRow> for OperationView {
                 timeout_secs: u64::try_from(r.stop_timeout_secs).unwrap_or(0),
             }),
             kept_source,
+            rollback_of: r.rollback_of,
+            rolled_back_by: r.rolled_back_by,
         })
     }
 }
@@ -150,8 +156,8 @@ pub async fn insert(
     sqlx::query(
         "INSERT INTO operations (id, action, source_grid, source_app, target_grid, target_app, phase,
              bytes_total, created_by, created_at, updated_at, warm, cutover, cutover_at,
-             stop_timeout_secs)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             stop_timeout_secs, rollback_of)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&lock.op_id)
     .bind(lock.action.as_str())
@@ -173,6 +179,7 @@ pub async fn insert(
             .map(|t| t.to_string()),
     )
     .bind(i64::try_from(lock.stop_timeout()).unwrap_or(i64::MAX))
+    .bind(lock.rollback_of.as_deref())
     .execute(pool)
     .await?;
     Ok(())
@@ -185,6 +192,19 @@ pub async fn get(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<OperationVi
         .await?
         .map(OperationView::try_from)
         .transpose()
+}
+
+/// The rollbacks of migrate `id`, oldest first.
+pub async fn rollbacks_of(pool: &SqlitePool, id: &str) -> sqlx::Result<Vec<OperationView>> {
+    sqlx::query_as::<_, OperationRow>(&format!(
+        "SELECT {COLUMNS} FROM {FROM} WHERE o.rollback_of = ? ORDER BY o.created_at, o.id"
+    ))
+    .bind(id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(OperationView::try_from)
+    .collect()
 }
 
 /// The operations whose source is still kept, the nearest deadline first.

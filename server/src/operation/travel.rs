@@ -32,11 +32,7 @@ pub fn obstacle(
         ("private key", &settings.private_key_file),
         ("known hosts file", &settings.known_hosts_file),
     ];
-    let must_travel = if action == Action::Migrate {
-        &travels[..]
-    } else {
-        &[]
-    };
+    let must_travel = if action.moves() { &travels[..] } else { &[] };
     for (what, file) in must_travel {
         if !inside(file, &settings.config_dir) {
             return Some(format!(

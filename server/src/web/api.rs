@@ -43,6 +43,14 @@ pub fn routes() -> Router<AppState> {
             "/operations/{id}/release-source",
             axum::routing::post(release_source),
         )
+        .route(
+            "/operations/{id}/rollback",
+            axum::routing::post(rollback_operation),
+        )
+        .route(
+            "/operations/{id}/rollback/plan",
+            axum::routing::post(plan_rollback),
+        )
         .route("/lock", get(lock))
         .route("/lock/evidence", get(lock_evidence))
         .route("/lock/override", axum::routing::post(override_lock))
@@ -109,6 +117,57 @@ pub async fn start_operation(
     let Json(req) = body.map_err(|e| ApiError::bad_json(&e, START_FIELDS))?;
     let op = state.engine.start(req, &who).await?;
     Ok((StatusCode::CREATED, Json(op)))
+}
+
+/// A rollback's body: optional (`{}` or none takes the defaults).
+fn rollback_body(
+    body: Result<Json<crate::operation::RollbackRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<crate::operation::RollbackRequest, ApiError> {
+    match body {
+        Ok(Json(r)) => Ok(r),
+        Err(axum::extract::rejection::JsonRejection::MissingJsonContentType(_)) => {
+            Ok(Default::default())
+        }
+        Err(e) => Err(ApiError::bad_json(
+            &e,
+            "keep_target, keep_target_hours, warm and stop_timeout_secs, all optional",
+        )),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/rollback", tag = "operations",
+    params(("id" = String, Path, description = "The done migrate (or rollback) whose source is kept")),
+    request_body = crate::operation::RollbackRequest,
+    responses((status = 201, description = "The rollback started: a new operation (`action` rollback, `rollback_of` this one) that moves the app back into the kept source, copying only what changed since the cutover", body = app::model::OperationView),
+        openapi::Unauthorized, openapi::Forbidden, openapi::NotFound, openapi::Conflict, openapi::TooLarge, openapi::Unprocessable, openapi::Unavailable))]
+/// Rolls a done migrate back into the source it kept (operators).
+pub async fn rollback_operation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<crate::operation::RollbackRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<app::model::OperationView>), ApiError> {
+    let who = user.require(Role::Operator)?.name.clone();
+    let req = rollback_body(body)?;
+    let op = state.engine.rollback(&id, &who, &req).await?;
+    Ok((StatusCode::CREATED, Json(op)))
+}
+
+#[utoipa::path(post, path = "/api/v1/operations/{id}/rollback/plan", tag = "operations",
+    params(("id" = String, Path, description = "The done migrate (or rollback) whose source is kept")),
+    request_body = crate::operation::RollbackRequest,
+    responses((status = 200, description = "What the rollback would do; `bytes_to_move` is what the target changed since the cutover (the blocks that differ from the kept source). Changes nothing", body = app::model::PlanView),
+        openapi::Unauthorized, openapi::Forbidden, openapi::NotFound, openapi::Conflict, openapi::TooLarge, openapi::Unprocessable, openapi::Unavailable))]
+/// What rolling the migrate back would do; changes nothing.
+pub async fn plan_rollback(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<crate::operation::RollbackRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<app::model::PlanView>, ApiError> {
+    user.require(Role::Operator)?;
+    let req = rollback_body(body)?;
+    Ok(Json(state.engine.plan_rollback(&id, &req).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/operations/plan", tag = "operations",
@@ -414,7 +473,7 @@ pub async fn override_lock(
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum LockBody {
-    Held(crate::lock::Lock),
+    Held(Box<crate::lock::Lock>),
     Unreadable(UnreadableLock),
 }
 
@@ -440,7 +499,7 @@ pub async fn lock(
         LockState::Free => Err(ApiError::NotFound(
             "there is no lock: no operation is running".into(),
         )),
-        LockState::Held(l) => Ok(Json(LockBody::Held(l))),
+        LockState::Held(l) => Ok(Json(LockBody::Held(Box::new(l)))),
         LockState::Unreadable { raw, problem } => Ok(Json(LockBody::Unreadable(UnreadableLock {
             unreadable: true,
             problem,

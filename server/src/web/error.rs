@@ -141,7 +141,8 @@ impl From<crate::operation::EngineError> for ApiError {
             | E::Ended { .. }
             | E::NotCancellable { .. }
             | E::NoCutover { .. }
-            | E::NotReleasable { .. } => ApiError::Conflict(e.to_string()),
+            | E::NotReleasable { .. }
+            | E::NotRollbackable { .. } => ApiError::Conflict(e.to_string()),
             E::Grid(_) | E::Unavailable(_) => ApiError::Unavailable(e.to_string()),
             E::Unexpected(e) => ApiError::Unexpected(e),
         }

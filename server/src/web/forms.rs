@@ -177,6 +177,7 @@ pub async fn new_operation(
         // A snapshot's form still carries the (migrate-only) keep choice.
         keep_source: keep_source.filter(|_| action == Action::Migrate),
         keep_source_hours,
+        rollback_of: None,
     };
     match state.engine.start(request, &who).await {
         Ok(op) => Redirect::to(&format!("/operations/{}", op.id)).into_response(),
@@ -217,6 +218,46 @@ pub async fn cutover_operation(
         Err(e) => return back_to_monitor(&state, &user, &id, Err(e.to_string())),
     };
     back_to_monitor(&state, &user, &id, result.map_err(|e| e.to_string()))
+}
+
+#[derive(Deserialize)]
+pub struct RollbackForm {
+    /// "1" keeps the migrate's target, "0" destroys it; empty: the console's default.
+    #[serde(default)]
+    keep_target: String,
+}
+
+/// "Roll back" from the rollback preview: to the new operation's monitor,
+/// or back to the preview with the refusal.
+pub async fn rollback_operation(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    Form(form): Form<RollbackForm>,
+) -> Response {
+    let page = format!("/operations/{}/rollback", urlencode(&id));
+    let who = match user.require(Role::Operator) {
+        Ok(u) => u.name.clone(),
+        Err(e) => {
+            return state
+                .notices
+                .redirect(&page, &user.0, Notice::refused(e.to_string(), None));
+        }
+    };
+    let req = crate::operation::RollbackRequest {
+        keep_target: match form.keep_target.as_str() {
+            "1" => Some(true),
+            "0" => Some(false),
+            _ => None,
+        },
+        ..Default::default()
+    };
+    match state.engine.rollback(&id, &who, &req).await {
+        Ok(op) => Redirect::to(&format!("/operations/{}", urlencode(&op.id))).into_response(),
+        Err(e) => state
+            .notices
+            .redirect(&page, &user.0, Notice::refused(e.to_string(), None)),
+    }
 }
 
 #[derive(Deserialize)]

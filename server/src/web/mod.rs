@@ -78,6 +78,7 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
             "/operations/{id}/release-source",
             post(forms::release_source),
         )
+        .route("/operations/{id}/rollback", post(forms::rollback_operation))
         .route("/operations/{id}/cutover", post(forms::cutover_operation))
         .route("/users", post(admin::add_user))
         .route("/users/{name}", post(admin::change_user))

@@ -33,6 +33,8 @@ use utoipa::{Modify, OpenApi};
         api::cancel_operation,
         api::cutover_operation,
         api::release_source,
+        api::rollback_operation,
+        api::plan_rollback,
         api::log_text,
         api::log_ndjson,
         api::audit,

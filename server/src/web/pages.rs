@@ -88,6 +88,29 @@ impl Backend for ConsoleBackend {
         })
     }
 
+    fn plan_rollback(
+        &self,
+        id: String,
+        keep_target: Option<bool>,
+    ) -> BoxFuture<'_, Result<PlanView, String>> {
+        Box::pin(async move {
+            let req = crate::operation::RollbackRequest {
+                keep_target,
+                ..Default::default()
+            };
+            self.engine
+                .plan_rollback(&id, &req)
+                .await
+                .map_err(|e| match e {
+                    EngineError::Unexpected(e) => {
+                        tracing::error!(error = format!("{e:#}"), "a rollback's pre-flight failed");
+                        "the console hit an unexpected error; its log has the cause".to_owned()
+                    }
+                    other => other.to_string(),
+                })
+        })
+    }
+
     fn kept_sources(&self) -> BoxFuture<'_, Result<Vec<OperationView>, String>> {
         Box::pin(async move {
             store::with_kept_source(&self.pool).await.map_err(|e| {
@@ -211,6 +234,7 @@ impl ConsoleBackend {
                 stop_timeout_secs: r.stop_timeout_secs,
                 keep_source: r.keep_source,
                 keep_source_hours: r.keep_source_hours,
+                rollback_of: None,
             };
             self.engine.plan(&req).await.map_err(|e| {
                 let field = e.field_name().map(str::to_owned);
@@ -238,7 +262,7 @@ fn console_moves_to(settings: &Settings, op: &app::model::OperationView) -> Opti
         settings.current_app.as_ref().map(|a| a.as_str()),
     );
     (place == crate::reconcile::Place::InSource).then(|| match op.action {
-        app::model::Action::Migrate => op.target_grid.clone(),
+        app::model::Action::Migrate | app::model::Action::Rollback => op.target_grid.clone(),
         app::model::Action::Snapshot => op.source_grid.clone(),
     })
 }

@@ -1,0 +1,250 @@
+//! Keep the source, roll back: a 1 GiB app migrated east → west keeping
+//! its source, writing on west for a while, then rolled back — the console
+//! (`migctl serve`), the helper and gridsim through real SSH, with shop's
+//! process (`migctl shop`) writing to `data` all along.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use grid::dialect::VolRef;
+use grid::{AppName, Connection, VolumeName};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use support::{Vol, api, filling, grids_with_busy_shop, operator_token, serve, wait_for};
+
+/// shop's `data`: 1 GiB, of which the first 128 MiB hold data (a full copy back would be 12.5 %) at the start.
+const DATA: u64 = 1 << 30;
+const FILLED: std::ops::Range<u64> = 0..128 << 20;
+const SEED: u64 = 7;
+/// shop writes this many KiB a second, 64 KiB at a time.
+const WRITE_KIB: u64 = 64;
+
+/// Makes shop's first `n` writes (from its start, seed [`SEED`]) on `v`.
+fn replay(v: &mut [u8], n: u64) {
+    let mut pattern = gridsim::disk::WritePattern::new(SEED, DATA);
+    let mut chunk = vec![0u8; gridsim::disk::WRITE_CHUNK as usize];
+    for _ in 0..n {
+        let at = pattern.next(&mut chunk) as usize;
+        v[at..at + chunk.len()].copy_from_slice(&chunk);
+    }
+}
+
+/// The number in a "shop stops after N writes" line.
+fn writes_in(line: &str) -> Option<u64> {
+    line.strip_prefix("shop stops after ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// How many writes the source app made before the helper stopped it, as
+/// its last line in the operation's log says.
+async fn source_writes(url: &str, token: &str, id: &str) -> u64 {
+    support::events(url, token, id)
+        .await
+        .iter()
+        .rev()
+        .filter(|e| e["source"] == "source")
+        .find_map(|e| e["data"]["text"].as_str().and_then(writes_in))
+        .unwrap_or_else(|| panic!("{id}: the source's last line (its writes) is not in the log"))
+}
+
+async fn app_lines(c: &Connection, app: &str) -> Vec<String> {
+    c.app_log(&AppName::new(app).unwrap(), None)
+        .await
+        .map(|l| l.into_iter().map(|l| l.text).collect())
+        .unwrap_or_default()
+}
+
+async fn state(c: &Connection, app: &str) -> Option<String> {
+    c.app_info(&AppName::new(app).unwrap())
+        .await
+        .ok()
+        .map(|i| i.state.to_string())
+}
+
+async fn get(url: &str, token: &str, id: &str) -> Value {
+    api(url, token, "GET", &format!("/operations/{id}"), None)
+        .await
+        .1
+}
+
+/// A 1 GiB app migrated keeping its source, then writing on west: the
+/// rollback's preview says how much west changed, the rollback moves only
+/// that (≤ 5 % of 1 GiB), the source on east runs again holding every
+/// write shop made on west, west's copy is gone, and the history links the
+/// two operations both ways.
+#[tokio::test]
+async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write() {
+    let g = grids_with_busy_shop(&[Vol("data", DATA, FILLED)], Some((WRITE_KIB, SEED))).await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let (mut console, url) = serve(dir.path());
+
+    let (status, op) = api(
+        &url,
+        &token,
+        "POST",
+        "/operations",
+        Some(
+            json!({"source_grid": "east", "source_app": "shop", "target_grid": "west",
+            "target_app": "shop", "action": "migrate", "keep_source": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{op}");
+    let migrate = op["id"].as_str().unwrap().to_owned();
+    let done = wait_for(&url, &token, &migrate, |op| !op["outcome"].is_null()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(done["kept_source"]["state"], "kept", "{done}");
+    let n = source_writes(&url, &token, &migrate).await;
+    assert!(n > 0, "shop wrote on east");
+
+    // shop writes on west for a while: until it says how much (every 5 s).
+    let began = Instant::now();
+    while !app_lines(&g.west, "shop")
+        .await
+        .iter()
+        .any(|l| l.starts_with("shop has written"))
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "shop never wrote on west"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The preview: how much west changed since the cutover.
+    let (status, plan) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/operations/{migrate}/rollback/plan"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["action"], "rollback", "{plan}");
+    let changed = plan["bytes_to_move"].as_u64().unwrap();
+    assert!(
+        changed > 0 && changed <= DATA / 20,
+        "the preview says {changed} bytes changed: {plan}"
+    );
+    assert_eq!(plan["changed_since"], done["finished_at"], "{plan}");
+    // The page says it in words, with the same figure.
+    let page = reqwest::Client::new()
+        .get(format!("{url}/operations/{migrate}/rollback"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let said = support::testid_text(&page, "rollback-changed").unwrap_or_default();
+    assert!(
+        said.starts_with(&format!(
+            "west/shop changed {} (",
+            app::model::human_bytes(changed)
+        )) && said.contains("% of its 1 GiB"),
+        "the rollback page says {said:?}"
+    );
+
+    let (status, rb) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/operations/{migrate}/rollback"),
+        Some(json!({"keep_target": false})),
+    )
+    .await;
+    assert_eq!(status, 201, "{rb}");
+    assert_eq!(
+        (
+            &rb["action"],
+            &rb["rollback_of"],
+            &rb["source_grid"],
+            &rb["target_grid"]
+        ),
+        (
+            &json!("rollback"),
+            &json!(migrate),
+            &json!("west"),
+            &json!("east")
+        ),
+        "{rb}"
+    );
+    let rollback = rb["id"].as_str().unwrap().to_owned();
+    let ended = wait_for(&url, &token, &rollback, |op| !op["outcome"].is_null()).await;
+    assert_eq!(ended["outcome"], "done", "{ended}");
+    let copied = ended["bytes_copied"].as_u64().unwrap();
+    eprintln!(
+        "rollback: {copied} bytes copied of {DATA} ({:.2} %), preview said {changed}; down {} ms",
+        copied as f64 * 100.0 / DATA as f64,
+        ended["downtime_ms"]
+    );
+    assert!(
+        copied > 0 && copied <= DATA / 20,
+        "the rollback copied {copied} bytes: more than 5 % of 1 GiB"
+    );
+
+    // Linked both ways; the kept source is rolled back, no longer kept.
+    let original = get(&url, &token, &migrate).await;
+    let monitor = reqwest::Client::new()
+        .get(format!("{url}/operations/{rollback}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        monitor.contains(&format!(r#"href="/operations/{migrate}""#)),
+        "the rollback's page does not link the migrate it undoes"
+    );
+    assert_eq!(original["rolled_back_by"], json!(rollback), "{original}");
+    assert_eq!(
+        original["kept_source"]["state"], "rolled_back",
+        "{original}"
+    );
+    // West's copy is gone (as chosen); east runs again.
+    assert_eq!(state(&g.west, "shop").await, None);
+    assert_eq!(state(&g.east, "shop").await.as_deref(), Some("running"));
+    assert!(ended["kept_source"].is_null(), "{ended}");
+
+    // East holds every write: its n before the migrate, west's m, then its
+    // own k since it started again.
+    let m = source_writes(&url, &token, &rollback).await;
+    assert!(m > 0, "shop wrote on west");
+    g.east
+        .app_stop(&AppName::new("shop").unwrap(), None)
+        .await
+        .unwrap();
+    let k = app_lines(&g.east, "shop")
+        .await
+        .iter()
+        .rev()
+        .find_map(|l| writes_in(l))
+        .unwrap();
+    let mut expected = vec![0u8; DATA as usize];
+    expected[FILLED.start as usize..FILLED.end as usize].copy_from_slice(&filling(FILLED));
+    for writes in [n, m, k] {
+        replay(&mut expected, writes);
+    }
+    let r = VolRef::new(
+        AppName::new("shop").unwrap(),
+        VolumeName::new("data").unwrap(),
+    );
+    let mut held = vec![];
+    g.east.vol_read(&r, 0, None, &mut held).await.unwrap();
+    assert_eq!(held.len(), expected.len());
+    let first = held.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(
+        first, None,
+        "east's data differs from shop's {n} writes on east, {m} on west and {k} on east again"
+    );
+    console.kill().unwrap();
+    console.wait().unwrap();
+    g.sim.stop().await;
+}
