@@ -248,3 +248,161 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
     console.wait().unwrap();
     g.sim.stop().await;
 }
+
+/// The pid of the helper on `c` (its grid's line "… (pid N)").
+async fn helper_pid(c: &Connection) -> Option<String> {
+    app_lines(c, "MigHelper_shop")
+        .await
+        .iter()
+        .rev()
+        .find_map(|l| {
+            l.split_once("(pid ")
+                .map(|(_, p)| p.trim_end_matches(')').to_owned())
+        })
+}
+
+/// Migrates shop from `from` to `to` keeping its source, waits until shop
+/// has written on `to`, and starts the rollback with `to`'s writes made
+/// slow on `from` (the kept source: the rollback's target), so that the
+/// rollback is still copying when something is killed. The migrate's and
+/// the rollback's ids.
+async fn rollback_under_way(
+    url: &str,
+    token: &str,
+    g: &support::Grids,
+    (from, to): (&str, &str),
+) -> (String, String) {
+    let (status, op) = api(
+        url,
+        token,
+        "POST",
+        "/operations",
+        Some(
+            json!({"source_grid": from, "source_app": "shop", "target_grid": to,
+            "target_app": "shop", "action": "migrate", "keep_source": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{op}");
+    let migrate = op["id"].as_str().unwrap().to_owned();
+    let done = wait_for(url, token, &migrate, |op| !op["outcome"].is_null()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    let there = if to == "west" { &g.west } else { &g.east };
+    let began = Instant::now();
+    while !app_lines(there, "shop")
+        .await
+        .iter()
+        .any(|l| l.starts_with("shop has written"))
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "shop never wrote on {to}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    g.sim.grid(from).unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("vol write".into(), 1500);
+    });
+    let (status, rb) = api(
+        url,
+        token,
+        "POST",
+        &format!("/operations/{migrate}/rollback"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{rb}");
+    let rollback = rb["id"].as_str().unwrap().to_owned();
+    wait_for(url, token, &rollback, |op| op["phase"] == "copying").await;
+    (migrate, rollback)
+}
+
+/// After a rollback of shop back to `home`: done, the kept source rolled
+/// back and running, the migrate's target gone, the lock resolved.
+async fn rolled_back(
+    url: &str,
+    token: &str,
+    g: &support::Grids,
+    dir: &std::path::Path,
+    (migrate, rollback): (&str, &str),
+    home: &str,
+) {
+    let ended = wait_for(url, token, rollback, |op| !op["outcome"].is_null()).await;
+    assert_eq!(ended["outcome"], "done", "{ended}");
+    let original = get(url, token, migrate).await;
+    assert_eq!(
+        original["kept_source"]["state"], "rolled_back",
+        "{original}"
+    );
+    let (here, there) = if home == "east" {
+        (&g.east, &g.west)
+    } else {
+        (&g.west, &g.east)
+    };
+    assert_eq!(state(here, "shop").await.as_deref(), Some("running"));
+    assert_eq!(state(there, "shop").await, None);
+    assert_eq!(
+        state(here, "MigHelper_shop").await,
+        None,
+        "no helper is left"
+    );
+    assert!(!dir.join("mig.lock").exists(), "the lock is resolved");
+}
+
+/// A rollback survives its console killed mid-copy (the next start meters
+/// the helper, which went on, and settles it) and its helper killed
+/// mid-copy (its grid restarts it; it moves what still differs): each ends
+/// done, one side running verified, the kept source never destroyed.
+#[tokio::test]
+async fn a_rollback_survives_its_console_and_its_helper_killed_mid_copy() {
+    let g = grids_with_busy_shop(
+        &[Vol("data", 32 << 20, 0..16 << 20)],
+        Some((WRITE_KIB, SEED)),
+    )
+    .await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let (mut console, url) = serve(dir.path());
+
+    // The console killed while the rollback copies into east.
+    let (migrate, rollback) = rollback_under_way(&url, &token, &g, ("east", "west")).await;
+    support::sigkill(&mut console);
+    g.sim
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.delay_ms.clear());
+    let (mut console, url) = serve(dir.path());
+    rolled_back(&url, &token, &g, dir.path(), (&migrate, &rollback), "east").await;
+
+    // Again, the helper killed while the rollback copies into east.
+    let (migrate, rollback) = rollback_under_way(&url, &token, &g, ("east", "west")).await;
+    let pid = helper_pid(&g.east)
+        .await
+        .expect("the helper's pid is in its log");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    g.sim
+        .grid("east")
+        .unwrap()
+        .controller
+        .faults
+        .update(|f| f.delay_ms.clear());
+    rolled_back(&url, &token, &g, dir.path(), (&migrate, &rollback), "east").await;
+    let lines = support::helper_lines(&url, &token, &rollback)
+        .await
+        .join("\n");
+    assert!(
+        lines.contains("restart 1 of 3"),
+        "the helper's restart is not in its log:\n{lines}"
+    );
+    console.kill().unwrap();
+    console.wait().unwrap();
+    g.sim.stop().await;
+}

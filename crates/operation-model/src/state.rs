@@ -284,7 +284,7 @@ mod tests {
         let e = "teleport".parse::<Action>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "`teleport` is not a known action; use one of: migrate, snapshot"
+            "`teleport` is not a known action; use one of: migrate, snapshot, rollback"
         );
         assert!("queued".parse::<Phase>().is_err(), "there is no queue");
         assert!(serde_json::from_str::<Outcome>("\"overridden\"").is_err());
