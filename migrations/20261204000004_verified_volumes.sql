@@ -4,8 +4,11 @@
 -- and the BLAKE3 over them — so that it is read as a value, never split
 -- out of a string again. Filled from the stored `verified` events of
 -- earlier operations.
+-- No ON DELETE CASCADE: operation rows are never deleted, and a rebuild of
+-- `operations` that dropped it would silently empty this table; without
+-- it, such a drop fails instead.
 CREATE TABLE verified_volumes (
-    op_id      TEXT NOT NULL REFERENCES operations(id) ON DELETE CASCADE,
+    op_id      TEXT NOT NULL REFERENCES operations(id),
     volume     TEXT NOT NULL,
     algorithm  TEXT NOT NULL CHECK (algorithm IN ('blake3', 'xxh3')),
     block_size INTEGER NOT NULL CHECK (block_size > 0),

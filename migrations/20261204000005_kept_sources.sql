@@ -5,8 +5,11 @@
 -- its fingerprint checked first) or rolled_back. `problem`: why the
 -- deadline did not release it (a fingerprint that no longer matches, a
 -- source that runs), said once and kept until it is resolved.
+-- No ON DELETE CASCADE: operation rows are never deleted, and a rebuild of
+-- `operations` that dropped it would silently empty this table; without
+-- it, such a drop fails instead.
 CREATE TABLE kept_sources (
-    op_id    TEXT PRIMARY KEY REFERENCES operations(id) ON DELETE CASCADE,
+    op_id    TEXT PRIMARY KEY REFERENCES operations(id),
     grid     TEXT NOT NULL,
     app      TEXT NOT NULL,
     kept_at  TEXT NOT NULL,

@@ -267,6 +267,10 @@ pub enum OpCommand {
         /// Why (kept in the audit trail)
         #[arg(long)]
         reason: String,
+        /// Admins: release it even though it no longer matches its
+        /// fingerprint (or has none); never one that runs
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         remote: crate::remote::RemoteArgs,
     },
@@ -707,12 +711,13 @@ async fn op_command(cmd: &OpCommand) -> anyhow::Result<()> {
         OpCommand::ReleaseSource {
             id,
             reason,
+            force,
             remote: r,
         } => {
             let v = Remote::new(r)?
                 .post(
                     &format!("/operations/{id}/release-source"),
-                    serde_json::json!({ "reason": reason }),
+                    serde_json::json!({ "reason": reason, "force": force }),
                 )
                 .await?;
             let op: app::model::OperationView = serde_json::from_value(v)?;

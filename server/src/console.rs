@@ -160,8 +160,10 @@ impl Console {
             let engine = self.engine.clone();
             let stop = stop.clone();
             background.spawn(async move {
+                let mut first = true;
                 loop {
-                    engine.release_due().await;
+                    engine.release_due(first).await;
+                    first = false;
                     tokio::select! {
                         () = tokio::time::sleep(crate::operation::KEPT_CHECK_EVERY) => {}
                         () = stop.cancelled() => return,

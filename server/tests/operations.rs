@@ -2017,6 +2017,9 @@ async fn a_kept_source_stays_until_released_and_is_checked_before_it_is_destroye
         listed(&w, "east").await,
         [("shop".into(), "stopped".into())]
     );
+    // Only an admin may release it anyway.
+    let (status, e) = release(&w, &id, json!({"reason": "tidy up", "force": true})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
     // As it was at the cutover again: released, audited with the reason.
     write_vol(&w.east, "shop", "data", 8 << 20, &original).await;
     let (status, op) = release(&w, &id, json!({"reason": "west is fine"})).await;
@@ -2083,5 +2086,39 @@ async fn a_kept_source_stays_until_released_and_is_checked_before_it_is_destroye
         listed(&w, "east").await,
         [("shop".into(), "running".into())]
     );
+
+    // Changed behind migctl's back, an admin releases it after all: forced,
+    // and the audit trail says so.
+    let mut body = request("migrate", "shop");
+    body["keep_source"] = json!(true);
+    let r = w.post(&w.operator, body).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let third = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(w.wait_outcome(&third).await["outcome"], "done");
+    write_vol(&w.east, "shop", "data", 8 << 20, &[0x3c; 4096]).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/operations/{third}/release-source", w.url))
+        .bearer_auth(&w.admin)
+        .json(&json!({"reason": "looked at it", "force": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let op: Value = r.json().await.unwrap();
+    assert_eq!(
+        (&op["kept_source"]["state"], &op["kept_source"]["ended_by"]),
+        (&json!("released"), &json!("ana")),
+        "{op}"
+    );
+    assert!(
+        audited(&w, "kept_source.release").await[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("forced (it did not match its fingerprint): looked at it"),
+    );
+    assert_eq!(listed(&w, "east").await, []);
     w.stop().await;
 }

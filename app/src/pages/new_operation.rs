@@ -444,7 +444,7 @@ fn OpForm(
                 <label class="choice">
                     <input type="radio" name="keep_source" value="1" checked=keeps data-testid="keep-source-yes"
                         aria-describedby="keep_source-hint"/>
-                    " keep the source, stopped" <span class="hint" id="keep_source-hint">" — so that the migrate can be rolled back, moving only what the target changed; an operator releases it, or its deadline does"</span>
+                    " keep the source, stopped" <span class="hint" id="keep_source-hint">" — so that the move can be rolled back, copying only what the target changed; an operator releases it, or its deadline does"</span>
                 </label>
                 <label for="keep_source_hours">"Keep it for, hours"</label>
                 <input id="keep_source_hours" name="keep_source_hours" type="number" min="1" max=MAX_KEEP_SOURCE_HOURS.to_string()

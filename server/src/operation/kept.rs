@@ -34,15 +34,15 @@ impl std::fmt::Display for Unreleasable {
         match self {
             Unreleasable::NotStopped(s) => write!(
                 f,
-                "it is {s}: someone started it after the migrate, so it is no longer the copy that was kept; stop it and look at it before releasing it by hand"
+                "it is {s}: someone started it after the migrate, so it is no longer the copy that was kept; stop it, look at it, then release it (an admin may with \"force\")"
             ),
             Unreleasable::Gone => f.write_str("it is gone from its grid: someone destroyed it"),
             Unreleasable::Changed(v) => write!(
                 f,
-                "volume {v} no longer matches the fingerprint taken at the cutover: it changed behind migctl's back; look at it before destroying it by hand"
+                "volume {v} no longer matches the fingerprint taken at the cutover: it changed behind migctl's back; look at it, then an admin may release it with \"force\""
             ),
             Unreleasable::NoFingerprint => f.write_str(
-                "no fingerprint was recorded for it (the helper did not report one): nothing to check it by",
+                "no fingerprint was recorded for it: nothing to check it by; an admin may release it with \"force\"",
             ),
             Unreleasable::InUse(op) => write!(f, "operation {op} works on it now"),
         }
@@ -142,6 +142,21 @@ impl Engine {
             .parse()
             .map_err(|_| EngineError::BadInput(format!("{:?} is not an app name", kept.app)))?;
         let c = self.connection(&grid).await?;
+        // Started (and perhaps stopped again) while its volumes were hashed?
+        match c.app_info(&app).await {
+            Ok(info) if info.state == AppState::Stopped => {}
+            Ok(info) => {
+                return Err(EngineError::NotReleasable {
+                    id: kept.op_id.clone(),
+                    why: format!(
+                        "its source {grid}/{app} is not released: {}",
+                        Unreleasable::NotStopped(info.state)
+                    ),
+                });
+            }
+            Err(e) if super::not_found(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
         destroy(&c, &app).await?;
         // The grid's page agrees once the release is recorded (within a
         // few seconds: a grid slow to answer catches up at its next check).
@@ -150,24 +165,29 @@ impl Engine {
             self.grids.refresh_only(&[&grid]),
         )
         .await;
-        store::end_kept(&self.pool, &kept.op_id, KeptState::Released, by, reason).await?;
-        crate::db::audit(
-            &self.pool,
-            by,
-            "kept_source.release",
-            &format!("{}: {grid}/{app} destroyed: {reason}", kept.op_id),
-        )
-        .await?;
+        if store::end_kept(&self.pool, &kept.op_id, KeptState::Released, by, reason).await? {
+            crate::db::audit(
+                &self.pool,
+                by,
+                "kept_source.release",
+                &format!("{}: {grid}/{app} destroyed: {reason}", kept.op_id),
+            )
+            .await?;
+        }
         Ok(())
     }
 
     /// An operator releases operation `id`'s kept source: checked, then
-    /// destroyed, audited with `reason`.
+    /// destroyed, audited with `reason`. With `force` (the caller checked
+    /// that an admin asks) a source that changed, or has no fingerprint, is
+    /// destroyed too — never one that runs or that an operation uses. A
+    /// source already gone is recorded as released.
     pub async fn release_source(
         &self,
         id: &str,
         by: &str,
         reason: &str,
+        force: bool,
     ) -> Result<OperationView, EngineError> {
         let reason = reason.trim();
         if reason.is_empty() {
@@ -183,6 +203,11 @@ impl Engine {
                 format!("reason: {n} characters is too long: {MAX_REASON} at most"),
             ));
         }
+        let not = |why: String| EngineError::NotReleasable {
+            id: id.to_owned(),
+            why,
+        };
+        let _one = self.releasing.lock().await;
         let op = store::get(&self.pool, id)
             .await?
             .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()))?;
@@ -191,47 +216,79 @@ impl Engine {
                 .await?
                 .into_iter()
                 .find(|k| k.op_id == id)
-                .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()))?,
+                .ok_or_else(|| not("its source was released or rolled back meanwhile".into()))?,
             Some(k) => {
-                return Err(EngineError::NotReleasable {
-                    id: id.to_owned(),
-                    why: format!("its source {}/{} was {} already", k.grid, k.app, k.state),
-                });
+                return Err(not(format!(
+                    "its source {}/{} was {} already",
+                    k.grid, k.app, k.state
+                )));
             }
-            None => {
-                return Err(EngineError::NotReleasable {
-                    id: id.to_owned(),
-                    why: "kept no source".into(),
-                });
+            None if op.outcome.is_none() => {
+                return Err(not(
+                    "it is still running: a source is kept once the target runs verified".into(),
+                ));
+            }
+            None => return Err(not("it kept no source".into())),
+        };
+        let forced = match self.releasable(&kept).await {
+            Ok(()) => false,
+            Err(ReleaseCheck::Failed(e)) => return Err(e),
+            Err(ReleaseCheck::Found(Unreleasable::Gone)) => {
+                self.end_gone(&kept, by, reason).await?;
+                return store::get(&self.pool, id)
+                    .await?
+                    .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()));
+            }
+            Err(ReleaseCheck::Found(Unreleasable::Changed(_) | Unreleasable::NoFingerprint))
+                if force =>
+            {
+                true
+            }
+            Err(ReleaseCheck::Found(why)) => {
+                return Err(not(format!(
+                    "its source {}/{} is not released: {why}",
+                    kept.grid, kept.app
+                )));
             }
         };
-        match self.releasable(&kept).await {
-            Ok(()) => {}
-            Err(ReleaseCheck::Failed(e)) => return Err(e),
-            Err(ReleaseCheck::Found(why)) => {
-                return Err(EngineError::NotReleasable {
-                    id: id.to_owned(),
-                    why: format!(
-                        "its source {}/{} is not released: {why}",
-                        kept.grid, kept.app
-                    ),
-                });
-            }
-        }
-        self.release(&kept, by, reason).await?;
+        let reason = if forced {
+            format!("forced (it did not match its fingerprint): {reason}")
+        } else {
+            reason.to_owned()
+        };
+        self.release(&kept, by, &reason).await?;
         store::get(&self.pool, id)
             .await?
             .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()))
     }
 
+    /// Records a kept source found gone from its grid as released: nothing
+    /// is left to keep (audited).
+    async fn end_gone(&self, kept: &store::Kept, by: &str, reason: &str) -> Result<(), EngineError> {
+        let why = format!("it was gone from its grid already (destroyed outside migctl): {reason}");
+        if store::end_kept(&self.pool, &kept.op_id, KeptState::Released, by, &why).await? {
+            crate::db::audit(
+                &self.pool,
+                by,
+                "kept_source.gone",
+                &format!("{}: {}/{} {why}", kept.op_id, kept.grid, kept.app),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The deadline: every kept source whose time has come is checked and
     /// released; one that cannot be is reported (once, audited) and kept.
     /// Returns how many it released.
-    pub async fn release_due(&self) -> usize {
+    /// A source already reported is looked at again only at a console's
+    /// start (`first`), so that a changed source is not hashed every
+    /// minute; an operator's release checks it again at any time.
+    pub async fn release_due(&self, first: bool) -> usize {
         let due = match store::kept(&self.pool).await {
             Ok(all) => all
                 .into_iter()
-                .filter(|k| k.until <= clock::now())
+                .filter(|k| k.until <= clock::now() && (first || k.problem.is_none()))
                 .collect::<Vec<_>>(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the kept sources");
@@ -240,6 +297,7 @@ impl Engine {
         };
         let mut released = 0;
         for kept in due {
+            let _one = self.releasing.lock().await;
             let problem = match self.releasable(&kept).await {
                 Ok(()) => {
                     match self
@@ -266,6 +324,15 @@ impl Engine {
                     continue;
                 }
                 Err(ReleaseCheck::Found(Unreleasable::InUse(_))) => continue,
+                Err(ReleaseCheck::Found(Unreleasable::Gone)) => {
+                    if let Err(e) = self
+                        .end_gone(&kept, "migctl", &format!("its deadline {} passed", kept.until))
+                        .await
+                    {
+                        tracing::error!(op = kept.op_id, error = %e, "cannot record a gone kept source");
+                    }
+                    continue;
+                }
                 Err(ReleaseCheck::Found(why)) => why,
             };
             let text = format!(

@@ -60,6 +60,9 @@ pub struct Engine {
     /// cancel, an override), so two of them never act on the grids at once;
     /// whoever comes second sees the first one's outcome and stands back.
     settling: tokio::sync::Mutex<()>,
+    /// Held while a kept source is checked and released, so an operator's
+    /// release and the deadline never both act on one.
+    releasing: tokio::sync::Mutex<()>,
     /// The drive tasks, so shutdown stops and awaits them.
     tasks: TaskTracker,
     /// Cancelled at shutdown, first: drive tasks stop where they are (the
@@ -141,6 +144,7 @@ impl Engine {
             feeds: feed::Feeds::default(),
             driving: Default::default(),
             settling: tokio::sync::Mutex::new(()),
+            releasing: tokio::sync::Mutex::new(()),
             tasks: TaskTracker::new(),
             drives: CancellationToken::new(),
             shutdown: CancellationToken::new(),

@@ -87,6 +87,7 @@ impl Engine {
                 destroy(&c, &lock.source_app_name).await?;
             }
             Step::KeepSource => {
+                self.fingerprint_kept(lock).await?;
                 let hours = lock
                     .keep_source_hours
                     .unwrap_or(operation_model::DEFAULT_KEEP_SOURCE_HOURS);
@@ -139,6 +140,33 @@ impl Engine {
                 ),
             )
             .await?;
+        }
+        Ok(())
+    }
+
+    /// The kept source's fingerprint: what the helper verified of it (its
+    /// reports, stored); without them (an older helper), the source's
+    /// block digests now, while it is stopped and verified, so that its
+    /// release always has something to check it by.
+    async fn fingerprint_kept(&self, lock: &Lock) -> Result<(), EngineError> {
+        if !store::verified(&self.pool, &lock.op_id).await?.is_empty() {
+            return Ok(());
+        }
+        let c = self.connection(&lock.source_grid).await?;
+        let info = c.app_info(&lock.source_app_name).await?;
+        for v in &info.volumes {
+            let vol = grid::dialect::VolRef::new(lock.source_app_name.clone(), v.name.clone());
+            let h = c
+                .vol_hash_with(
+                    &vol,
+                    helper::env::DEFAULT_BLOCK_SIZE,
+                    0,
+                    None,
+                    grid::dialect::HashAlgorithm::Blake3,
+                )
+                .await?;
+            let digest = helper::copy::blocks_digest(&h);
+            store::add_verified(&self.pool, &lock.op_id, v.name.as_str(), &digest).await?;
         }
         Ok(())
     }

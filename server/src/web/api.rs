@@ -411,6 +411,10 @@ pub struct ReleaseRequest {
     /// Kept in the audit trail and with the kept source.
     #[schema(min_length = 1, max_length = 500)]
     reason: String,
+    /// Admins: release a kept source that no longer matches its
+    /// fingerprint (or has none) after all; never one that runs.
+    #[serde(default)]
+    force: bool,
 }
 
 #[utoipa::path(post, path = "/api/v1/operations/{id}/release-source", tag = "operations",
@@ -428,9 +432,15 @@ pub async fn release_source(
     body: Result<Json<ReleaseRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<app::model::OperationView>, ApiError> {
     let who = user.require(Role::Operator)?.name.clone();
-    let Json(req) = body.map_err(|e| ApiError::bad_json(&e, "reason"))?;
+    let Json(req) = body.map_err(|e| ApiError::bad_json(&e, "reason (and force, admins)"))?;
+    if req.force {
+        user.require(Role::Admin)?;
+    }
     Ok(Json(
-        state.engine.release_source(&id, &who, &req.reason).await?,
+        state
+            .engine
+            .release_source(&id, &who, &req.reason, req.force)
+            .await?,
     ))
 }
 

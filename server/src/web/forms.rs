@@ -276,7 +276,7 @@ pub async fn release_source(
     let result = match user.require(Role::Operator) {
         Ok(u) => state
             .engine
-            .release_source(&id, &u.name.clone(), &form.reason)
+            .release_source(&id, &u.name.clone(), &form.reason, false)
             .await
             .map(drop),
         Err(e) => return back_to_monitor(&state, &user, &id, Err(e.to_string())),
