@@ -2100,7 +2100,10 @@ async fn a_kept_source_stays_until_released_and_is_checked_before_it_is_destroye
     assert_eq!(w.wait_outcome(&third).await["outcome"], "done");
     write_vol(&w.east, "shop", "data", 8 << 20, &[0x3c; 4096]).await;
     let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/operations/{third}/release-source", w.url))
+        .post(format!(
+            "{}/api/v1/operations/{third}/release-source",
+            w.url
+        ))
         .bearer_auth(&w.admin)
         .json(&json!({"reason": "looked at it", "force": true}))
         .send()

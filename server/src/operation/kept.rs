@@ -230,27 +230,26 @@ impl Engine {
             }
             None => return Err(not("it kept no source".into())),
         };
-        let forced = match self.releasable(&kept).await {
-            Ok(()) => false,
-            Err(ReleaseCheck::Failed(e)) => return Err(e),
-            Err(ReleaseCheck::Found(Unreleasable::Gone)) => {
-                self.end_gone(&kept, by, reason).await?;
-                return store::get(&self.pool, id)
-                    .await?
-                    .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()));
-            }
-            Err(ReleaseCheck::Found(Unreleasable::Changed(_) | Unreleasable::NoFingerprint))
-                if force =>
-            {
-                true
-            }
-            Err(ReleaseCheck::Found(why)) => {
-                return Err(not(format!(
-                    "its source {}/{} is not released: {why}",
-                    kept.grid, kept.app
-                )));
-            }
-        };
+        let forced =
+            match self.releasable(&kept).await {
+                Ok(()) => false,
+                Err(ReleaseCheck::Failed(e)) => return Err(e),
+                Err(ReleaseCheck::Found(Unreleasable::Gone)) => {
+                    self.end_gone(&kept, by, reason).await?;
+                    return store::get(&self.pool, id)
+                        .await?
+                        .ok_or_else(|| EngineError::NoSuchOperation(id.to_owned()));
+                }
+                Err(ReleaseCheck::Found(
+                    Unreleasable::Changed(_) | Unreleasable::NoFingerprint,
+                )) if force => true,
+                Err(ReleaseCheck::Found(why)) => {
+                    return Err(not(format!(
+                        "its source {}/{} is not released: {why}",
+                        kept.grid, kept.app
+                    )));
+                }
+            };
         let reason = if forced {
             format!("forced (it did not match its fingerprint): {reason}")
         } else {
@@ -264,7 +263,12 @@ impl Engine {
 
     /// Records a kept source found gone from its grid as released: nothing
     /// is left to keep (audited).
-    async fn end_gone(&self, kept: &store::Kept, by: &str, reason: &str) -> Result<(), EngineError> {
+    async fn end_gone(
+        &self,
+        kept: &store::Kept,
+        by: &str,
+        reason: &str,
+    ) -> Result<(), EngineError> {
         let why = format!("it was gone from its grid already (destroyed outside migctl): {reason}");
         if store::end_kept(&self.pool, &kept.op_id, KeptState::Released, by, &why).await? {
             crate::db::audit(
@@ -326,7 +330,11 @@ impl Engine {
                 Err(ReleaseCheck::Found(Unreleasable::InUse(_))) => continue,
                 Err(ReleaseCheck::Found(Unreleasable::Gone)) => {
                     if let Err(e) = self
-                        .end_gone(&kept, "migctl", &format!("its deadline {} passed", kept.until))
+                        .end_gone(
+                            &kept,
+                            "migctl",
+                            &format!("its deadline {} passed", kept.until),
+                        )
                         .await
                     {
                         tracing::error!(op = kept.op_id, error = %e, "cannot record a gone kept source");
