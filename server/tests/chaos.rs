@@ -760,7 +760,26 @@ async fn run(ops: usize, seed: u64) -> Tally {
         if corrupt {
             corrupt_writes(&w.sim_dir, there, true).await;
         }
-        let (status, started) = api(&w.url, &w.token, "POST", "/operations", Some(body)).await;
+        // A start that cannot be sent is a finding, not a panic: the run's
+        // logs are kept (below) to say why.
+        let sent = reqwest::Client::new()
+            .post(format!("{}/api/v1/operations", w.url))
+            .bearer_auth(&w.token)
+            .json(&body)
+            .send()
+            .await;
+        let (status, started) = match sent {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            ),
+            Err(e) => {
+                tally
+                    .violations
+                    .push(format!("op {i}: the start could not be sent: {e}"));
+                break;
+            }
+        };
         if status != 201 {
             tally.violations.push(format!(
                 "op {i}: the start was refused ({status}): {started}"
