@@ -22,20 +22,10 @@ const WRITE_KIB: u64 = 64;
 
 /// Makes shop's first `n` writes (from its start, seed [`SEED`]) on `v`.
 fn replay(v: &mut [u8], n: u64) {
-    let mut pattern = gridsim::disk::WritePattern::new(SEED, DATA);
-    let mut chunk = vec![0u8; gridsim::disk::WRITE_CHUNK as usize];
-    for _ in 0..n {
-        let at = pattern.next(&mut chunk) as usize;
-        v[at..at + chunk.len()].copy_from_slice(&chunk);
-    }
+    support::replay_writes(v, SEED, n);
 }
 
-/// The number in a "shop stops after N writes" line.
-fn writes_in(line: &str) -> Option<u64> {
-    line.strip_prefix("shop stops after ")
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
-}
+use support::writes_in;
 
 /// How many writes the source app made before the helper stopped it, as
 /// its last line in the operation's log says.

@@ -470,6 +470,23 @@ fn OpForm(
     }
 }
 
+/// A plan's controller commands in order: who sends each, to which grid, and why.
+#[component]
+pub(super) fn PlanSteps(steps: Vec<crate::model::PlanStep>) -> impl IntoView {
+    view! {
+        <ol class="steps" data-testid="plan-steps">
+            {steps.into_iter().map(|s| view! {
+                <li>
+                    <span class=format!("by by-{}", s.by)>{s.by.clone()}</span>
+                    " on " <strong>{s.grid}</strong> ": "
+                    <code>{s.command}</code>
+                    <span class="hint">" — " {s.why}</span>
+                </li>
+            }).collect_view()}
+        </ol>
+    }
+}
+
 #[component]
 fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
     let change = format!("/operations/new?{}", fields.query());
@@ -528,16 +545,7 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 <dd data-testid="stop-plan">{stop}</dd>
             </dl>
             <h3>"What will happen, in order"</h3>
-            <ol class="steps" data-testid="plan-steps">
-                {plan.steps.into_iter().map(|s| view! {
-                    <li>
-                        <span class=format!("by by-{}", s.by)>{s.by.clone()}</span>
-                        " on " <strong>{s.grid}</strong> ": "
-                        <code>{s.command}</code>
-                        <span class="hint">" — " {s.why}</span>
-                    </li>
-                }).collect_view()}
-            </ol>
+            <PlanSteps steps=plan.steps/>
             <form method="post" action="/operations/new" class="confirm">
                 <input type="hidden" name="source_grid" value=fields.source_grid.clone()/>
                 <input type="hidden" name="source_app" value=fields.source_app.clone()/>

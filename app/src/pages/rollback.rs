@@ -84,16 +84,7 @@ fn RollbackPreview(id: String, plan: PlanView) -> impl IntoView {
             <p data-testid="rollback-changed">{changed}</p>
             <p data-testid="stop-plan">{stop}</p>
             <h3>"What will happen, in order"</h3>
-            <ol class="steps" data-testid="plan-steps">
-                {plan.steps.into_iter().map(|s| view! {
-                    <li>
-                        <span class=format!("by by-{}", s.by)>{s.by.clone()}</span>
-                        " on " <strong>{s.grid}</strong> ": "
-                        <code>{s.command}</code>
-                        <span class="hint">" — " {s.why}</span>
-                    </li>
-                }).collect_view()}
-            </ol>
+            <super::new_operation::PlanSteps steps=plan.steps/>
             <form method="post" action=format!("/operations/{id}/rollback") class="confirm">
                 <fieldset>
                     <legend>{format!("Afterwards, {from}")}</legend>

@@ -361,20 +361,20 @@ impl Engine {
         }
         // A kept source is not an ordinary stopped app: only its rollback
         // or its release ends it.
+        let kept = store::kept(&self.pool).await?;
         for (field, grid, app) in [
             (Field::SourceApp, &source_grid, &source_app),
             (Field::TargetApp, &target_grid, &target_app),
         ] {
-            if let Some(k) = store::kept(&self.pool)
-                .await?
-                .into_iter()
+            if let Some(k) = kept
+                .iter()
                 .find(|k| k.grid == grid.as_str() && k.app == app.as_str())
             {
                 // A rollback moves into the source its migrate kept: checked
                 // against its fingerprint first.
                 if field == Field::TargetApp && req.rollback_of.as_deref() == Some(k.op_id.as_str())
                 {
-                    self.rollback_target_unchanged(&k).await?;
+                    self.rollback_target_unchanged(k).await?;
                     continue;
                 }
                 return Err(EngineError::field(

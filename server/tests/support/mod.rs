@@ -345,3 +345,23 @@ pub async fn within<T>(
         Err(_) => panic!("{step}: no end after {limit:?}"),
     }
 }
+
+/// Makes the first `n` writes of shop's process (`migctl shop`, seed
+/// `seed`, from its start) on `v`, a copy of its `data` volume.
+#[allow(dead_code)] // not every test crate replays shop's writes
+pub fn replay_writes(v: &mut [u8], seed: u64, n: u64) {
+    let mut pattern = gridsim::disk::WritePattern::new(seed, v.len() as u64);
+    let mut chunk = vec![0u8; gridsim::disk::WRITE_CHUNK as usize];
+    for _ in 0..n {
+        let at = pattern.next(&mut chunk) as usize;
+        v[at..at + chunk.len()].copy_from_slice(&chunk);
+    }
+}
+
+/// The number in shop's "shop stops after N writes" line.
+#[allow(dead_code)]
+pub fn writes_in(line: &str) -> Option<u64> {
+    line.strip_prefix("shop stops after ")
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+}
