@@ -18,6 +18,10 @@ use support::within;
 
 const PASSWORD: &str = "correct horse battery";
 
+/// The longest any one request (or the console's stop) may take: a hang
+/// fails the test naming the URL instead of holding up the suite.
+const REQUEST_LIMIT: Duration = Duration::from_secs(60);
+
 struct TestConsole {
     url: String,
     _dir: TempDir,
@@ -78,6 +82,7 @@ impl TestConsole {
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
+            .timeout(REQUEST_LIMIT)
             .build()
             .unwrap()
     }
@@ -85,6 +90,7 @@ impl TestConsole {
     fn plain(&self) -> reqwest::Client {
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .timeout(REQUEST_LIMIT)
             .build()
             .unwrap()
     }
@@ -131,7 +137,10 @@ impl TestConsole {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await.unwrap().unwrap();
+            within("the console's graceful stop", REQUEST_LIMIT, task)
+                .await
+                .unwrap()
+                .unwrap();
         }
     }
 }
