@@ -46,6 +46,23 @@ async fn app_lines(c: &Connection, app: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Waits until shop on grid `name` says how much it has written (it does
+/// every 5 s): it has run and written there for a while.
+async fn has_written(c: &Connection, name: &str) {
+    let began = Instant::now();
+    while !app_lines(c, "shop")
+        .await
+        .iter()
+        .any(|l| l.starts_with("shop has written"))
+    {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "shop never wrote on {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn state(c: &Connection, app: &str) -> Option<String> {
     c.app_info(&AppName::new(app).unwrap())
         .await
@@ -91,18 +108,7 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
     assert!(n > 0, "shop wrote on east");
 
     // shop writes on west for a while: until it says how much (every 5 s).
-    let began = Instant::now();
-    while !app_lines(&g.west, "shop")
-        .await
-        .iter()
-        .any(|l| l.starts_with("shop has written"))
-    {
-        assert!(
-            began.elapsed() < Duration::from_secs(60),
-            "shop never wrote on west"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    has_written(&g.west, "west").await;
 
     // The preview: how much west changed since the cutover.
     let (status, plan) = api(
@@ -277,19 +283,7 @@ async fn rollback_under_way(
     let migrate = op["id"].as_str().unwrap().to_owned();
     let done = wait_for(url, token, &migrate, |op| !op["outcome"].is_null()).await;
     assert_eq!(done["outcome"], "done", "{done}");
-    let there = if to == "west" { &g.west } else { &g.east };
-    let began = Instant::now();
-    while !app_lines(there, "shop")
-        .await
-        .iter()
-        .any(|l| l.starts_with("shop has written"))
-    {
-        assert!(
-            began.elapsed() < Duration::from_secs(60),
-            "shop never wrote on {to}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    has_written(if to == "west" { &g.west } else { &g.east }, to).await;
     g.sim.grid(from).unwrap().controller.faults.update(|f| {
         f.delay_ms.insert("vol write".into(), 1500);
     });
@@ -391,6 +385,131 @@ async fn a_rollback_survives_its_console_and_its_helper_killed_mid_copy() {
     assert!(
         lines.contains("restart 1 of 3"),
         "the helper's restart is not in its log:\n{lines}"
+    );
+    console.kill().unwrap();
+    console.wait().unwrap();
+    g.sim.stop().await;
+}
+
+/// A warm rollback: west (the migrate's target) keeps serving through the
+/// pre-copy passes and stops only for the last changes; west's copy is kept
+/// when asked (it becomes the rollback's kept source), and that rollback
+/// can itself be rolled back — forward to west again — with no write lost
+/// on the way: west ends holding shop's writes on east, on west, on east
+/// again and on west again.
+#[tokio::test]
+async fn a_warm_rollback_keeps_the_target_serving_and_can_be_rolled_back_in_turn() {
+    const SMALL: u64 = 64 << 20;
+    const HALF: std::ops::Range<u64> = 0..32 << 20;
+    let g = grids_with_busy_shop(&[Vol("data", SMALL, HALF)], Some((WRITE_KIB, SEED))).await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let (mut console, url) = serve(dir.path());
+
+    let (status, op) = api(
+        &url,
+        &token,
+        "POST",
+        "/operations",
+        Some(
+            json!({"source_grid": "east", "source_app": "shop", "target_grid": "west",
+            "target_app": "shop", "action": "migrate", "keep_source": true}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{op}");
+    let migrate = op["id"].as_str().unwrap().to_owned();
+    let done = wait_for(&url, &token, &migrate, |op| !op["outcome"].is_null()).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    has_written(&g.west, "west").await;
+
+    // Warm, keeping west's copy.
+    let (status, rb) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/operations/{migrate}/rollback"),
+        Some(json!({"warm": true, "keep_target": true})),
+    )
+    .await;
+    assert_eq!(status, 201, "{rb}");
+    assert_eq!(rb["warm"], true, "{rb}");
+    let rollback = rb["id"].as_str().unwrap().to_owned();
+    let ended = wait_for(&url, &token, &rollback, |op| !op["outcome"].is_null()).await;
+    assert_eq!(ended["outcome"], "done", "{ended}");
+    let passes = ended["passes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        passes.len() >= 2 && passes.last().is_some_and(|p| p["final"] == true),
+        "a warm rollback copies in passes while west serves, then a final one: {ended}"
+    );
+    let lines = support::helper_lines(&url, &token, &rollback).await.join("\n");
+    assert!(
+        lines.contains("small enough to copy with the app stopped"),
+        "{lines}"
+    );
+    assert_eq!(
+        (
+            &ended["kept_source"]["grid"],
+            &ended["kept_source"]["app"],
+            &ended["kept_source"]["state"]
+        ),
+        (&json!("west"), &json!("shop"), &json!("kept")),
+        "west's copy is kept, as asked: {ended}"
+    );
+    assert_eq!(state(&g.east, "shop").await.as_deref(), Some("running"));
+    assert_eq!(state(&g.west, "shop").await.as_deref(), Some("stopped"));
+    let original = get(&url, &token, &migrate).await;
+    assert_eq!(original["rolled_back_by"], json!(rollback), "{original}");
+
+    // The rollback rolled back in turn: forward to west, cold, east's copy
+    // destroyed.
+    has_written(&g.east, "east").await;
+    let (status, forward) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/operations/{rollback}/rollback"),
+        Some(json!({"keep_target": false})),
+    )
+    .await;
+    assert_eq!(status, 201, "{forward}");
+    let forward = forward["id"].as_str().unwrap().to_owned();
+    let back = wait_for(&url, &token, &forward, |op| !op["outcome"].is_null()).await;
+    assert_eq!(back["outcome"], "done", "{back}");
+    assert_eq!(back["rollback_of"], json!(rollback), "{back}");
+    assert_eq!(state(&g.west, "shop").await.as_deref(), Some("running"));
+    assert_eq!(state(&g.east, "shop").await, None);
+
+    // West holds every write: n on east, m on west, k on east, j on west.
+    let n = source_writes(&url, &token, &migrate).await;
+    let m = source_writes(&url, &token, &rollback).await;
+    let k = source_writes(&url, &token, &forward).await;
+    g.west
+        .app_stop(&AppName::new("shop").unwrap(), None)
+        .await
+        .unwrap();
+    let j = app_lines(&g.west, "shop")
+        .await
+        .iter()
+        .rev()
+        .find_map(|l| writes_in(l))
+        .unwrap();
+    let mut expected = vec![0u8; SMALL as usize];
+    expected[HALF.start as usize..HALF.end as usize].copy_from_slice(&filling(HALF));
+    for writes in [n, m, k, j] {
+        replay(&mut expected, writes);
+    }
+    let r = VolRef::new(
+        AppName::new("shop").unwrap(),
+        VolumeName::new("data").unwrap(),
+    );
+    let mut held = vec![];
+    g.west.vol_read(&r, 0, None, &mut held).await.unwrap();
+    assert_eq!(held.len(), expected.len());
+    let first = held.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(
+        first, None,
+        "west's data differs from shop's {n} writes on east, {m} on west, {k} on east, {j} on west"
     );
     console.kill().unwrap();
     console.wait().unwrap();

@@ -102,11 +102,21 @@ impl SelfDemo {
 
     /// Starts an operation; returns its id.
     async fn begin(&self, source: (&str, &str), target: (&str, &str), action: &str) -> String {
+        self.post(
+            "/operations",
+            json!({"source_grid": source.0, "source_app": source.1, "target_grid": target.0, "target_app": target.1, "action": action}),
+        )
+        .await
+    }
+
+    /// POSTs `body` under /api/v1 (an operation's start: 201); returns the
+    /// new operation's id.
+    async fn post(&self, path: &str, body: Value) -> String {
         let r = self
             .browser
-            .post(format!("{}/api/v1/operations", self.url))
+            .post(format!("{}/api/v1{path}", self.url))
             .header("origin", &self.url)
-            .json(&json!({"source_grid": source.0, "source_app": source.1, "target_grid": target.0, "target_app": target.1, "action": action}))
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -237,6 +247,63 @@ async fn the_console_inside_shop_migrates_itself_and_finishes_on_the_target() {
     // The grids agree: the source and the helper are gone.
     assert_eq!(d.apps("east").await, []);
     assert_eq!(d.apps("west").await, [app_in("shop", "running")]);
+}
+
+/// MIG's way, undone: the console inside shop migrates itself keeping its
+/// source, wakes up on west, and rolls itself back from there — it stops
+/// with shop on west, travels back into the kept source on east and
+/// finishes the rollback there; west's copy is destroyed, and the history
+/// it carried links the two operations.
+#[tokio::test]
+async fn the_console_inside_shop_rolls_itself_back_from_the_target() {
+    let d = SelfDemo::start().await;
+    let migrate = d
+        .post(
+            "/operations",
+            json!({"source_grid": "east", "source_app": "shop", "target_grid": "west",
+                "target_app": "shop", "action": "migrate", "keep_source": true}),
+        )
+        .await;
+    let (done, _) = d.outcome(&migrate, "migrate").await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert_eq!(done["kept_source"]["state"], "kept", "{done}");
+    assert_eq!(d.api("/console").await.unwrap()["current_grid"], "west");
+    assert_eq!(
+        d.apps("east").await,
+        [app_in("shop", "stopped")],
+        "the kept source stays, stopped"
+    );
+
+    let rollback = d
+        .post(
+            &format!("/operations/{migrate}/rollback"),
+            json!({"keep_target": false}),
+        )
+        .await;
+    let (ended, away) = d.outcome(&rollback, "rollback").await;
+    assert_eq!(ended["outcome"], "done", "{ended}");
+    assert_eq!(ended["rollback_of"], json!(migrate), "{ended}");
+    assert!(away > Duration::ZERO, "the console was never away");
+    assert_eq!(
+        d.api("/console").await.unwrap()["current_grid"],
+        "east",
+        "it woke up in the kept source"
+    );
+    let original = d.api(&format!("/operations/{migrate}")).await.unwrap();
+    assert_eq!(original["rolled_back_by"], json!(rollback), "{original}");
+    assert_eq!(
+        original["kept_source"]["state"], "rolled_back",
+        "{original}"
+    );
+    assert_eq!(d.apps("east").await, [app_in("shop", "running")]);
+    assert_eq!(d.apps("west").await, [], "west's copy and the helper are gone");
+    let lock = d
+        .browser
+        .get(format!("{}/api/v1/lock", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lock.status(), 404, "the lock is resolved");
 }
 
 /// A snapshot of the console's own app: the console stops with shop, the
