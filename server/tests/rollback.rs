@@ -88,6 +88,7 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
     let token = operator_token(dir.path());
     let (mut console, url) = serve(dir.path());
 
+    let began = Instant::now();
     let (status, op) = api(
         &url,
         &token,
@@ -102,6 +103,7 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
     assert_eq!(status, 201, "{op}");
     let migrate = op["id"].as_str().unwrap().to_owned();
     let done = wait_for(&url, &token, &migrate, |op| !op["outcome"].is_null()).await;
+    let migrate_took = began.elapsed();
     assert_eq!(done["outcome"], "done", "{done}");
     assert_eq!(done["kept_source"]["state"], "kept", "{done}");
     let n = source_writes(&url, &token, &migrate).await;
@@ -146,6 +148,7 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
         "the rollback page says {said:?}"
     );
 
+    let began = Instant::now();
     let (status, rb) = api(
         &url,
         &token,
@@ -172,12 +175,21 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
     );
     let rollback = rb["id"].as_str().unwrap().to_owned();
     let ended = wait_for(&url, &token, &rollback, |op| !op["outcome"].is_null()).await;
+    let rollback_took = began.elapsed();
     assert_eq!(ended["outcome"], "done", "{ended}");
     let copied = ended["bytes_copied"].as_u64().unwrap();
+    // The baseline, measured in the same run: the migrate east → west was
+    // a full copy of the same app, as a copy back without a kept source is.
     eprintln!(
-        "rollback: {copied} bytes copied of {DATA} ({:.2} %), preview said {changed}; down {} ms",
+        "rollback: {copied} bytes copied of {DATA} ({:.2} %), preview said {changed}; down {} ms, \
+         in {} ms; a full copy (the migrate): {} bytes ({:.2} %), down {} ms, in {} ms",
         copied as f64 * 100.0 / DATA as f64,
-        ended["downtime_ms"]
+        ended["downtime_ms"],
+        rollback_took.as_millis(),
+        done["bytes_copied"],
+        done["bytes_copied"].as_u64().unwrap_or(0) as f64 * 100.0 / DATA as f64,
+        done["downtime_ms"],
+        migrate_took.as_millis(),
     );
     assert!(
         copied > 0 && copied <= DATA / 20,
