@@ -374,19 +374,29 @@ impl MonitorState {
             .min(100)
     }
 
-    /// Seconds left at the current rate, while copying. Warm: the rest of
-    /// this pass and a final pass as large as the last one found (the
-    /// cutover).
+    /// Seconds left at the current rate, while copying. Warm: none while
+    /// the passes after the first run (they go on until a cutover: what a
+    /// cutover now would cost is [`MonitorState::outlook`]'s), the rest of
+    /// the final pass once the source stopped.
     pub fn eta_secs(&self) -> Option<u64> {
         if !self.running() || self.rate == 0 {
             return None;
         }
         if self.warm && self.pass > 1 {
+            if self.phase == Phase::PreCopying {
+                return None;
+            }
             let rest = self.pass_delta.saturating_sub(self.pass_copied);
-            let last = self.passes.last().map_or(self.pass_delta, |p| p.delta);
-            return Some((rest + last).div_ceil(self.rate));
+            return (rest > 0).then(|| rest.div_ceil(self.rate));
         }
         (self.done < self.total).then(|| (self.total - self.done).div_ceil(self.rate))
+    }
+
+    /// Warm, while the passes run: what they say about cutting over now.
+    pub fn outlook(&self) -> Option<operation_model::Outlook> {
+        (self.warm && self.running() && self.phase == Phase::PreCopying)
+            .then(|| operation_model::Outlook::of(&self.passes))
+            .flatten()
     }
 
     /// The pass under way, for people: `pass 3: 12 MiB of 40 MiB changed`.
@@ -763,6 +773,56 @@ mod tests {
             serde_json::json!({"progress": {"volume": "data", "volume_done": done, "volume_total": 1000,
                 "done": done, "total": 1000, "copied": done, "rate_bytes_per_sec": rate}}),
         )
+    }
+
+    /// While warm passes run there is no "about N s left" (they go on
+    /// until a cutover), but what a cutover now would copy, and a warning
+    /// once they stop shrinking; the final pass has its ETA again.
+    #[test]
+    fn warm_passes_show_what_a_cutover_would_cost_not_a_time_left() {
+        const MIB: u64 = 1 << 20;
+        let mut m = MonitorState::default();
+        let phase = |seq, phase: &str| {
+            ev(
+                seq,
+                "phase",
+                "console",
+                serde_json::json!({"phase": phase, "text": phase}),
+            )
+        };
+        let pass = |seq, pass: u32, delta: u64, ms: u64| {
+            ev(
+                seq,
+                "log",
+                "helper",
+                serde_json::json!({"text": format!("pass {pass}"), "pass": {"pass": pass, "delta": delta,
+                    "copied": delta, "ms": ms, "final": false}}),
+            )
+        };
+        let pass_progress = |seq, pass: u32, copied: u64, delta: u64| {
+            ev(
+                seq,
+                "progress",
+                "helper",
+                serde_json::json!({"progress": {"volume": "data", "volume_done": 384 * MIB,
+                    "volume_total": 384 * MIB, "done": 384 * MIB, "total": 384 * MIB, "copied": copied,
+                    "rate_bytes_per_sec": 8 * MIB, "pass": pass, "delta": delta}}),
+            )
+        };
+        m.apply(&phase(1, "pre_copying"));
+        m.apply(&pass(2, 1, 384 * MIB, 48_000));
+        assert_eq!(m.outlook(), None, "one pass says nothing yet");
+        m.apply(&pass(3, 2, 330 * MIB, 41_000));
+        m.apply(&pass_progress(4, 3, 8 * MIB, 330 * MIB));
+        assert_eq!(m.eta_secs(), None, "passes go on until a cutover");
+        let o = m.outlook().unwrap();
+        assert!(!o.converging);
+        assert!(o.warning().unwrap().starts_with("passes are not converging"));
+        assert!(o.cutover_bytes > 200 * MIB, "{o:?}");
+        m.apply(&phase(5, "copying"));
+        m.apply(&pass_progress(6, 4, 8 * MIB, 24 * MIB));
+        assert_eq!(m.outlook(), None, "the cutover came");
+        assert_eq!(m.eta_secs(), Some(2), "16 MiB of the final pass left at 8 MiB/s");
     }
 
     /// The helper's report of a forced stop reaches the monitor from the

@@ -181,6 +181,17 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 view! { <li class=class aria-current=aria>{p.label()}</li> }
             }).collect_view()}
         </ol>
+        // While the passes run, cutting over is the decision left: the
+        // primary action, at the top.
+        {move || {
+            let s = state.read();
+            (s.running() && can_cancel && s.warm && matches!(s.phase, Phase::Provisioning | Phase::PreCopying)).then(|| view! {
+                <form method="post" action=format!("{cutover_url}/cutover") class="card cutover" data-testid="cutover">
+                    <p>"The source keeps running while passes copy what changed. Cutting over stops it now, copies the last changes, verifies and starts the "{back_up}"."</p>
+                    <button type="submit" class="primary">"Cut over now"</button>
+                </form>
+            })
+        }}
         <section class="card" aria-label="Progress">
             <h2>"Progress"</h2>
             <div class="bar" role="progressbar" aria-label="Bytes copied" aria-valuemin="0" aria-valuemax="100"
@@ -231,6 +242,22 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     </table>
                 })
             }}
+            {move || state.read().outlook().map(|o| view! {
+                <p data-testid="cutover-outlook" data-bytes=o.cutover_bytes.to_string()>
+                    {format!(
+                        "Cutting over now would copy about {} with the app stopped (about {:.1} s at the copy's {}/s), plus the app's stop and start. The app changes {}/s.",
+                        human_bytes(o.cutover_bytes),
+                        o.cutover_copy_ms as f64 / 1000.0,
+                        human_bytes(o.copy_rate),
+                        human_bytes(o.change_rate)
+                    )}
+                </p>
+                {o.warning().map(|w| view! {
+                    <p class="alert" role="alert" data-testid="not-converging">
+                        {format!("The {w}. They will not shrink on their own: cut over now (the app is down while the last changes copy), or cancel and lower the app's writes or raise the copy's rate.")}
+                    </p>
+                })}
+            })}
             {move || state.read().reason.clone().map(|r| view! { <p class="hint" data-testid="reason">{r}</p> })}
             {move || state.read().source_stop.map(|s| view! {
                 <p class:alert=s.forced data-testid="source-stop" data-forced=s.forced.to_string()>
@@ -296,15 +323,6 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             <Pane title="Target app" name=format!("{}/{}", op.target_grid, op.target_app) testid="pane-target"
                 state=Signal::derive(move || state.read().target_state.clone())/>
         </section>
-        {move || {
-            let s = state.read();
-            (s.running() && can_cancel && s.warm && matches!(s.phase, Phase::Provisioning | Phase::PreCopying)).then(|| view! {
-                <form method="post" action=format!("{cutover_url}/cutover") class="card cutover" data-testid="cutover">
-                    <p>"The source keeps running while passes copy what changed. Cutting over stops it now, copies the last changes, verifies and starts the "{back_up}"."</p>
-                    <button type="submit">"Cut over now"</button>
-                </form>
-            })
-        }}
         {move || {
             let s = state.read();
             if !(s.running() && can_cancel) {

@@ -181,6 +181,8 @@ pub struct Totals {
 /// tagged by algorithm; blocks moved are compared by BLAKE3, blocks left
 /// alone by the digests both grids gave when the copy was planned.
 pub struct VolumeCopy {
+    /// The block the digests below are of ([`plan::block_size`]).
+    block_size: u64,
     expected: Vec<Option<String>>,
     stored: Option<Vec<Option<String>>>,
     moved_blocks: usize,
@@ -210,14 +212,15 @@ fn tagged(h: BlockHashes) -> Vec<Option<String>> {
     }
 }
 
-/// The longest range to move at once: under a rate limit, about a quarter
-/// second's worth, so the pace (and the progress lines) stay even.
-fn max_range(job: &Job) -> u64 {
+/// The longest range to move at once (whole `block`s): under a rate limit,
+/// about a quarter second's worth, so the pace (and the progress lines)
+/// stay even.
+fn max_range(job: &Job, block: u64) -> u64 {
     if job.rate_limit == 0 {
         return MAX_RANGE;
     }
-    let quarter = job.rate_limit / 4 / job.block_size * job.block_size;
-    quarter.clamp(job.block_size, MAX_RANGE.max(job.block_size))
+    let quarter = job.rate_limit / 4 / block * block;
+    quarter.clamp(block, MAX_RANGE.max(block))
 }
 
 /// Sleeps until `copied` bytes since `started` are within the rate limit.
@@ -325,7 +328,7 @@ pub async fn copy_volume(
     use std::sync::atomic::{AtomicU64, Ordering};
 
     let (src, dst) = refs(job, v);
-    let block_size = job.block_size;
+    let block_size = plan::block_size(v.size, job.block_size);
     // A cold copy into a fresh target: the source's BLAKE3 digests serve
     // both the plan and the verification. Otherwise blocks are compared by
     // XXH3 where both grids have it (cheap; an existing target is hashed at
@@ -354,7 +357,13 @@ pub async fn copy_volume(
     )?;
     let resync = th.iter().any(Option::is_some);
     let (mut expected, before) = (tagged(sh), th);
-    let p = plan::plan(v.size, block_size, &expected, &before, max_range(job));
+    let p = plan::plan(
+        v.size,
+        block_size,
+        &expected,
+        &before,
+        max_range(job, block_size),
+    );
     let to_copy = v.size - p.skipped;
     say(format!(
         "{}volume {}: {} bytes, {} to copy in {} range(s), {} already in place (found by {})",
@@ -421,7 +430,7 @@ pub async fn copy_volume(
                     }
                 };
                 let (moved, digests) = tokio::join!(
-                    move_range(job, g, method, (src, dst), range, compress),
+                    move_range(job, g, method, (src, dst), (range, block_size), compress),
                     source_digests
                 );
                 anyhow::Ok((range, Some(moved?), digests?))
@@ -480,6 +489,7 @@ pub async fn copy_volume(
         ));
     }
     Ok(VolumeCopy {
+        block_size,
         expected,
         stored,
         moved_blocks,
@@ -501,11 +511,11 @@ async fn move_range(
     g: &Grids,
     method: &Method,
     (src, dst): (&VolRef, &VolRef),
-    range: Range,
+    (range, block_size): (Range, u64),
     compress: Compression,
 ) -> anyhow::Result<Moved> {
     let Range { offset, length } = range;
-    let hash_blocks = method.hashed_writes.then_some(job.block_size);
+    let hash_blocks = method.hashed_writes.then_some(block_size);
     if method.transport == Transport::Pull {
         let r = g
             .target
@@ -618,9 +628,8 @@ pub async fn fingerprint(
     };
     for v in volumes {
         let vol = VolRef::new(app.clone(), v.name.clone());
-        let h = conn
-            .vol_hash_with(&vol, job.block_size, 0, None, algorithm)
-            .await?;
+        let block = plan::block_size(v.size, job.block_size);
+        let h = conn.vol_hash_with(&vol, block, 0, None, algorithm).await?;
         emit(Report::Verified {
             volume: v.name.to_string(),
             digest: blocks_digest(&h),
@@ -644,7 +653,7 @@ pub async fn verify_volume(
             anyhow::bail!(
                 "checksum mismatch on volume {}: block {i} (offset {}) is {} on the source and {} as the target stored it",
                 v.name,
-                i as u64 * job.block_size,
+                i as u64 * c.block_size,
                 show(c.expected.get(i)),
                 show(stored.get(i))
             );

@@ -17,6 +17,7 @@ pub struct Job {
     pub grids_file: PathBuf,
     pub key_file: PathBuf,
     pub known_hosts: PathBuf,
+    /// The finest block compared: see [`crate::plan::block_size`].
     pub block_size: u64,
     pub stop_timeout_secs: u64,
     /// Bytes per second the copy may use; 0 means no limit.
@@ -113,7 +114,9 @@ impl std::str::FromStr for CompressChoice {
     }
 }
 
-pub const DEFAULT_BLOCK_SIZE: u64 = 4 << 20;
+/// The finest block a volume is compared in (`MIG_BLOCK_SIZE`); a large
+/// volume's is coarser ([`crate::plan::block_size`] decides).
+pub const DEFAULT_BLOCK_SIZE: u64 = 64 << 10;
 pub const DEFAULT_STOP_TIMEOUT: u64 = operation_model::DEFAULT_STOP_TIMEOUT_SECS;
 /// Ranges in flight at once: enough to overlap one range's reading,
 /// sending and syncing with the next ones' (measured: `scripts/bench-copy`).

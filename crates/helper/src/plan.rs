@@ -3,6 +3,25 @@
 //! all-zero or their hashes are equal; consecutive blocks to copy are merged
 //! into ranges of at most `max_range` bytes so progress stays regular.
 
+/// Most blocks a volume is compared in: a hash answer stays under about
+/// 18 MB (BLAKE3, 64 hex digits a block; a grid's reply may be 64 MiB) and
+/// the helper's digests of one volume under about 40 MB.
+pub const MAX_BLOCKS: u64 = 1 << 18;
+/// The largest block a grid hashes (the dialect's bound).
+const LARGEST_BLOCK: u64 = 64 << 20;
+
+/// The block in which a volume of `size` bytes is compared, moved and
+/// verified — by the helper and by the console's preview alike: `finest`
+/// (`MIG_BLOCK_SIZE`, 64 KiB by default, as QEMU's dirty bitmaps and
+/// VMware's changed-block tracking count: a 64 KiB write makes 64 KiB to
+/// copy again, not 4 MiB), or the smallest power of two that keeps the
+/// volume within [`MAX_BLOCKS`] blocks (64 KiB up to 16 GiB, 1 MiB at
+/// 256 GiB).
+pub fn block_size(size: u64, finest: u64) -> u64 {
+    let needed = size.div_ceil(MAX_BLOCKS).next_power_of_two();
+    finest.max(needed).min(LARGEST_BLOCK.max(finest))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Range {
     pub offset: u64,
@@ -99,6 +118,23 @@ mod tests {
             ]
         );
         assert_eq!(p.skipped, 0);
+    }
+
+    #[test]
+    fn volumes_are_compared_in_64_kib_blocks_until_they_would_have_too_many() {
+        let fine = 64 << 10;
+        assert_eq!(block_size(0, fine), fine);
+        assert_eq!(block_size(384 << 20, fine), fine);
+        assert_eq!(block_size(16 << 30, fine), fine);
+        assert_eq!(block_size((16 << 30) + 1, fine), 128 << 10);
+        assert_eq!(block_size(256 << 30, fine), 1 << 20);
+        assert_eq!(block_size(1 << 50, fine), 64 << 20, "never above what a grid hashes");
+        // An operator's coarser floor holds.
+        assert_eq!(block_size(384 << 20, 4 << 20), 4 << 20);
+        for size in [1, 4096, 1 << 30, 3 << 40] {
+            let b = block_size(size, fine);
+            assert!(b % 4096 == 0 && size.div_ceil(b) <= MAX_BLOCKS, "{size}: {b}");
+        }
     }
 
     #[test]

@@ -126,11 +126,13 @@ async fn passes(
     cut: &AtomicBool,
 ) -> (Vec<Target>, u32, Option<CutoverReason>) {
     let mut said_waiting = false;
+    let mut warned = false;
+    let mut history = vec![];
     let mut pass = 0;
     loop {
         pass += 1;
         // A live pass carries on past a failing volume: it never fails.
-        let totals = one_pass(
+        let (totals, record) = one_pass(
             job,
             g,
             method,
@@ -142,6 +144,16 @@ async fn passes(
         .unwrap_or_default();
         if cut.load(Ordering::Relaxed) {
             return (targets, pass, None);
+        }
+        if record.pass == pass {
+            history.push(record);
+        }
+        // Said once, as soon as the passes stop shrinking.
+        if let Some(w) = operation_model::Outlook::of(&history).and_then(|o| o.warning()) {
+            if !warned {
+                say(w);
+                warned = true;
+            }
         }
         let converged = pass > 1 && totals.delta <= warm.converged_bytes;
         let wait = match warm.cutover {
@@ -236,7 +248,7 @@ async fn one_pass(
     (volumes, targets): (&[VolumeSpec], &mut [Target]),
     pass: u32,
     kind: PassKind<'_>,
-) -> anyhow::Result<Totals> {
+) -> anyhow::Result<(Totals, operation_model::Pass)> {
     let started = Instant::now();
     let mut totals = Totals {
         total: volumes.iter().map(|v| v.size).sum(),
@@ -263,14 +275,15 @@ async fn one_pass(
             Err(e) => return Err(e),
         }
     }
-    emit(Report::Pass(operation_model::Pass {
+    let record = operation_model::Pass {
         pass,
         delta: totals.delta,
         copied: totals.copied,
         ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         final_pass: matches!(kind, Final),
-    }));
-    Ok(totals)
+    };
+    emit(Report::Pass(record.clone()));
+    Ok((totals, record))
 }
 
 /// The pass after the source stopped: what changed since the last pass.
@@ -281,7 +294,9 @@ pub async fn final_pass(
     (volumes, mut targets): (&[VolumeSpec], Vec<Target>),
     pass: u32,
 ) -> anyhow::Result<Totals> {
-    one_pass(job, g, method, (volumes, &mut targets), pass, Final).await
+    one_pass(job, g, method, (volumes, &mut targets), pass, Final)
+        .await
+        .map(|(totals, _)| totals)
 }
 
 /// The stopped source and the target, volume against volume: every
@@ -290,17 +305,20 @@ pub async fn final_pass(
 pub async fn verify(job: &Job, g: &Grids, v: &VolumeSpec) -> anyhow::Result<()> {
     let src = grid::dialect::VolRef::new(job.source_app.clone(), v.name.clone());
     let dst = grid::dialect::VolRef::new(job.target_app.clone(), v.name.clone());
-    let b = HashAlgorithm::Blake3;
+    let (b, block) = (
+        HashAlgorithm::Blake3,
+        crate::plan::block_size(v.size, job.block_size),
+    );
     let (s, t) = tokio::try_join!(
-        g.source.vol_hash_with(&src, job.block_size, 0, None, b),
-        g.target.vol_hash_with(&dst, job.block_size, 0, None, b)
+        g.source.vol_hash_with(&src, block, 0, None, b),
+        g.target.vol_hash_with(&dst, block, 0, None, b)
     )?;
     if let Some(i) = copy::first_difference(&s.hashes, &t.hashes) {
         use copy::show;
         anyhow::bail!(
             "checksum mismatch on volume {}: block {i} (offset {}) is {} on the stopped source and {} on the target",
             v.name,
-            i as u64 * job.block_size,
+            i as u64 * block,
             show(s.hashes.get(i)),
             show(t.hashes.get(i))
         );

@@ -8,12 +8,14 @@
 mod digest;
 mod event;
 pub mod name;
+mod outlook;
 mod report;
 mod state;
 mod text;
 
 pub use digest::{BadDigest, BlockDigest, HashAlgorithm};
 pub use event::{EventKind, EventSource, PhaseData, StreamEvent, TextData};
+pub use outlook::Outlook;
 pub use report::{Pass, Progress, Report, SourceStop};
 pub use state::{Action, AtPassLimit, CancelCleanup, Cutover, KeptState, Mode, Outcome, Phase};
 pub use text::visible;

@@ -107,7 +107,6 @@ impl Engine {
     }
 
     async fn count_bytes_to_move(&self, p: &Preflight) -> Option<u64> {
-        let block = helper::env::DEFAULT_BLOCK_SIZE;
         let (src, dst) = tokio::try_join!(
             self.connection(&p.source_grid),
             self.connection(&p.target_grid)
@@ -115,6 +114,8 @@ impl Engine {
         .ok()?;
         let mut total = 0;
         for v in &p.source.volumes {
+            // As the helper compares it.
+            let block = helper::plan::block_size(v.size, helper::env::DEFAULT_BLOCK_SIZE);
             let hash = |c: Arc<Connection>, app: &AppName| {
                 let vol = VolRef::new(app.clone(), v.name.clone());
                 async move {
@@ -326,7 +327,6 @@ fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanSte
             "create the target with the source's descriptor",
         ));
     }
-    let block_size = helper::env::DEFAULT_BLOCK_SIZE;
     // What the helper will do, decided as it decides it.
     let method = p.method();
     let compression = method.compress_rule(compress).describe();
@@ -337,9 +337,13 @@ fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanSte
     } else {
         HashAlgorithm::Blake3
     };
+    let block_size = |v: &grid::dialect::VolumeSpec| {
+        helper::plan::block_size(v.size, helper::env::DEFAULT_BLOCK_SIZE)
+    };
     for v in &p.source.volumes {
         let src = VolRef::new(p.source_app.clone(), v.name.clone());
         let dst = VolRef::new(p.target_app.clone(), v.name.clone());
+        let block_size = block_size(v);
         if p.update_target {
             for (by_grid, vol, whose) in [(&tg, &dst, "the target's"), (&sg, &src, "the source's")]
             {
@@ -448,7 +452,7 @@ fn steps(action: Action, p: &Preflight, compress: CompressChoice) -> Vec<PlanSte
                 &format!("{sg} + {tg}"),
                 Command::VolHash {
                     vol: VolRef::new(p.source_app.clone(), v.name.clone()),
-                    block_size,
+                    block_size: block_size(v),
                     offset: 0,
                     length: None,
                     algorithm: HashAlgorithm::Blake3,

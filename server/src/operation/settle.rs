@@ -159,7 +159,7 @@ impl Engine {
             let h = c
                 .vol_hash_with(
                     &vol,
-                    helper::env::DEFAULT_BLOCK_SIZE,
+                    helper::plan::block_size(v.size, helper::env::DEFAULT_BLOCK_SIZE),
                     0,
                     None,
                     grid::dialect::HashAlgorithm::Blake3,

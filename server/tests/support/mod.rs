@@ -223,7 +223,18 @@ pub async fn api(
 
 /// Polls an operation until `what` holds (90 s at most).
 pub async fn wait_for(url: &str, token: &str, id: &str, what: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(90);
+    wait_for_within(Duration::from_secs(90), url, token, id, what).await
+}
+
+/// Polls an operation until `what` holds (`bound` at most).
+pub async fn wait_for_within(
+    bound: Duration,
+    url: &str,
+    token: &str,
+    id: &str,
+    what: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + bound;
     loop {
         let (_, op) = api(url, token, "GET", &format!("/operations/{id}"), None).await;
         if what(&op) {
