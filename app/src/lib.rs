@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod model;
+pub mod summary;
 mod pages;
 
 use leptos::prelude::*;
@@ -53,6 +54,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("users") view=pages::UsersPage ssr=SsrMode::Async/>
                         <Route path=path!("audit") view=pages::AuditPage ssr=SsrMode::Async/>
                         <Route path=path!("lock") view=pages::LockPage ssr=SsrMode::Async/>
+                        <Route path=path!("grids") view=pages::GridsPage ssr=SsrMode::Async/>
                         <Route path=path!("grids/:name") view=pages::GridPage ssr=SsrMode::Async/>
                         <Route path=path!("operations") view=pages::OperationsPage ssr=SsrMode::Async/>
                         <Route path=path!("operations/new") view=pages::NewOperationPage ssr=SsrMode::Async/>

@@ -138,6 +138,15 @@ pub struct OperationView {
     /// A migrate: its latest rollback (whatever its outcome).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back_by: Option<String>,
+    /// Warm: why and after which pass it cut over, once the helper said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cutover_report: Option<operation_model::CutoverReport>,
+    /// What the console did to settle the operation, in order.
+    #[serde(default)]
+    pub settled: Vec<operation_model::Settled>,
+    /// How long it took, from its start to its outcome (`None` while it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// A migrate's source kept on its grid, stopped, after the target ran
@@ -227,6 +236,9 @@ pub struct MonitorState {
     pub pass: u32,
     pub pass_copied: u64,
     pub pass_delta: u64,
+    /// The last phase before the outcome (where a failed or cancelled
+    /// operation stopped).
+    pub last_running_phase: Option<Phase>,
 }
 
 impl MonitorState {
@@ -329,6 +341,9 @@ impl MonitorState {
             EventKind::Phase => {
                 if let Some(PhaseData { phase, text }) = e.phase() {
                     self.phase = phase;
+                    if !phase.is_terminal() {
+                        self.last_running_phase = Some(phase);
+                    }
                     if let Some(outcome) = phase.outcome() {
                         self.outcome = Some(outcome);
                         if outcome != Outcome::Done {
@@ -356,6 +371,15 @@ impl MonitorState {
 
     pub fn running(&self) -> bool {
         self.outcome.is_none()
+    }
+
+    /// The phase the operation is in, or the last it was in before its
+    /// outcome (the pipeline's ticks stop there).
+    pub fn reached(&self) -> Phase {
+        match self.outcome {
+            Some(_) => self.last_running_phase.unwrap_or(self.phase),
+            None => self.phase,
+        }
     }
 
     /// Where the console answers again when the stream drops now: it said
@@ -597,6 +621,15 @@ pub fn check_name(value: &str) -> Result<(), String> {
 }
 
 /// Durations for people: 45 s, 3 min 20 s, 2 h 5 min.
+/// The time of day of an RFC 3339 instant, to the second, as the log's
+/// lines show it (`2026-12-05T10:00:01.123Z` → `10:00:01`, UTC as the
+/// download has it); anything else as it is.
+pub fn clock_time(at: &str) -> &str {
+    at.get(11..19)
+        .filter(|t| at.as_bytes().get(10) == Some(&b'T') && t.as_bytes().get(2) == Some(&b':'))
+        .unwrap_or(at)
+}
+
 pub fn human_duration(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs} s"),
@@ -635,6 +668,34 @@ pub struct ConsoleInfo {
     /// Hours a kept source stays, unless the request says otherwise.
     #[serde(default)]
     pub keep_source_hours: u64,
+    /// Warm: passes before `warm_at_pass_limit` applies.
+    #[serde(default)]
+    pub warm_pass_limit: u32,
+    /// Warm: a pass that finds this many MiB changed or fewer has converged.
+    #[serde(default)]
+    pub warm_converged_mib: u64,
+    /// Warm: what happens at the pass limit.
+    #[serde(default)]
+    pub warm_at_pass_limit: AtPassLimit,
+}
+
+impl ConsoleInfo {
+    /// What warm does when its passes do not converge, said before it
+    /// starts (the form), in the console's settings' terms.
+    pub fn warm_limit_rule(&self) -> String {
+        let then = match self.warm_at_pass_limit {
+            AtPassLimit::CutOver => {
+                "it cuts over anyway: the app is down while everything still changing copies, which may take long"
+            }
+            AtPassLimit::Wait => {
+                "the source keeps running and the passes go on until you press \"Cut over now\""
+            }
+        };
+        format!(
+            "Warm cuts over by itself once a pass finds {} MiB or less changed. If the app still changes more after {} passes (it writes about as fast as the copy moves), {then}. The operation's page shows each pass, the expected downtime of a cutover now, and warns when passes stop shrinking.",
+            self.warm_converged_mib, self.warm_pass_limit
+        )
+    }
 }
 
 /// One entry of the audit trail: who did what, when.
@@ -646,6 +707,26 @@ pub struct AuditEntry {
     pub actor: String,
     pub action: String,
     pub detail: String,
+}
+
+impl AuditEntry {
+    /// The operation this entry is about, when its detail names one
+    /// (`op-YYYYMMDD-HHMMSS-xxxx`, as operations are named).
+    pub fn operation(&self) -> Option<&str> {
+        let shape = |id: &str| {
+            let b = id.as_bytes();
+            b.len() == 23
+                && b[3..11].iter().all(u8::is_ascii_digit)
+                && b[11] == b'-'
+                && b[12..18].iter().all(u8::is_ascii_digit)
+                && b[18] == b'-'
+                && b[19..23].iter().all(u8::is_ascii_hexdigit)
+        };
+        self.detail
+            .match_indices("op-")
+            .filter_map(|(i, _)| self.detail.get(i..i + 23))
+            .find(|id| shape(id))
+    }
 }
 
 /// What the audit page and `GET /api/v1/audit` filter by: an exact actor,
@@ -778,6 +859,36 @@ mod tests {
     /// While warm passes run there is no "about N s left" (they go on
     /// until a cutover), but what a cutover now would copy, and a warning
     /// once they stop shrinking; the final pass has its ETA again.
+    #[test]
+    fn audit_entries_know_the_operation_they_are_about() {
+        let entry = |detail: &str| AuditEntry {
+            id: 1,
+            at: String::new(),
+            actor: "ada".into(),
+            action: "operation.cancel".into(),
+            detail: detail.into(),
+        };
+        assert_eq!(
+            entry("op-20261205-065707-a580: stopped and removed MigHelper_shop").operation(),
+            Some("op-20261205-065707-a580")
+        );
+        assert_eq!(
+            entry("{\"op_id\":\"op-20261205-065707-a580\"}").operation(),
+            Some("op-20261205-065707-a580")
+        );
+        assert_eq!(entry("signed in from shop-1").operation(), None);
+        assert_eq!(entry("op-2026").operation(), None);
+        assert_eq!(entry("op-20261205-065707-zzzz").operation(), None);
+    }
+
+    #[test]
+    fn log_lines_show_their_time_of_day() {
+        assert_eq!(clock_time("2026-12-05T10:00:01.123Z"), "10:00:01");
+        assert_eq!(clock_time("2026-12-05T10:00:01Z"), "10:00:01");
+        assert_eq!(clock_time("later"), "later");
+        assert_eq!(clock_time("2026-12-05 10:00"), "2026-12-05 10:00");
+    }
+
     #[test]
     fn warm_passes_show_what_a_cutover_would_cost_not_a_time_left() {
         const MIB: u64 = 1 << 20;

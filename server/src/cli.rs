@@ -61,7 +61,7 @@ pub enum Command {
         shop_data_mib: Option<u64>,
         /// KiB per second shop's process writes at random offsets of `data`
         /// while it runs: changes for a warm migration to chase (applies
-        /// when the demo creates shop) [default: 0]
+        /// when the demo creates shop)
         #[arg(long, default_value_t = 0)]
         shop_write_kib: u64,
     },
@@ -794,4 +794,40 @@ pub async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("stopping: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command's arguments, to the deepest subcommand: a default
+    /// clap shows (`default_value_t`) said again in the doc comment reads
+    /// `[default: 0] [default: 0]` in `--help`.
+    #[test]
+    fn no_help_says_a_default_twice() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for arg in cmd.get_arguments() {
+                let said = [arg.get_help(), arg.get_long_help()]
+                    .into_iter()
+                    .flatten()
+                    .any(|h| h.to_string().contains("[default: "));
+                // A flag's implicit `false` is never shown.
+                let shown = arg.get_action().takes_values()
+                    && !arg.is_hide_default_value_set()
+                    && !arg.get_default_values().is_empty();
+                assert!(
+                    !(said && shown),
+                    "`{path} --help` says the default of --{} twice",
+                    arg.get_id()
+                );
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        walk(&mut cmd, "migctl");
+    }
 }

@@ -819,6 +819,9 @@ async fn run(ops: usize, seed: u64) -> Tally {
                         continue;
                     }
                 }
+                // The helper a run must kill is killed as soon as it is
+                // there: an operation may end within the pause.
+                Victim::Helper if forced == Some(Victim::Helper) && k == 0 => {}
                 _ => tokio::time::sleep(pause).await,
             }
             let victim = match victim {

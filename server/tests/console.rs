@@ -1432,6 +1432,48 @@ async fn disabling_a_user_revokes_their_tokens_for_good() {
     t.stop().await;
 }
 
+/// An admin cannot disable their own account (they would be signed out
+/// with no way back in): refused with why, their row offers no button,
+/// and another admin's row does.
+#[tokio::test]
+async fn an_admin_cannot_disable_themselves() {
+    let t = TestConsole::start().await;
+    let hash = password::hash(PASSWORD.into()).await.unwrap();
+    accounts::create(&t.pool, "bea", Role::Admin, &hash)
+        .await
+        .unwrap();
+    let ana = t.signed_in_as("ana").await;
+    let r = ana
+        .post(format!("{}/users/ana", t.url))
+        .form(&[("change", "disable")])
+        .send()
+        .await
+        .unwrap();
+    let said = what_the_page_said(&t, &ana, &location(&r), "users").await;
+    assert!(
+        said.starts_with("refused: you cannot disable your own account"),
+        "{said}"
+    );
+    let ana_row = accounts::find_by_name(&t.pool, "ana").await.unwrap().unwrap();
+    assert!(!ana_row.disabled);
+    let page = ana
+        .get(format!("{}/users", t.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = |name: &str| {
+        let start = page.find(&format!("data-user=\"{name}\"")).unwrap();
+        let end = page[start..].find("</tr>").unwrap() + start;
+        page[start..end].to_owned()
+    };
+    assert!(!row("ana").contains("value=\"disable\""), "{}", row("ana"));
+    assert!(row("bea").contains("value=\"disable\""), "{}", row("bea"));
+    t.stop().await;
+}
+
 /// Two admins who demote (or disable) each other at the same moment: one
 /// wins, the other is told the console would be left without an admin, and
 /// an active admin remains every time.

@@ -858,8 +858,8 @@ async fn a_repeated_snapshot_updates_its_target_moving_only_what_changed_and_nev
     assert_eq!(done["outcome"], "done", "{done}");
     assert_eq!(
         done["bytes_copied"],
-        4 << 20,
-        "only the changed block moves: {done}"
+        1 << 20,
+        "only the changed 64 KiB blocks move: {done}"
     );
     assert_eq!(World::sums(&w.west, "shopcopy").await, sums);
     let events: Value = w.events(&id).await;
@@ -870,7 +870,7 @@ async fn a_repeated_snapshot_updates_its_target_moving_only_what_changed_and_nev
         .filter_map(|e| e["data"]["text"].as_str())
         .collect();
     assert!(
-        texts.contains(&"volume data: 1 of 8 blocks changed (12.5 %); 4.0 MiB copied"),
+        texts.contains(&"volume data: 16 of 512 blocks changed (3.1 %); 1.0 MiB copied"),
         "{texts:#?}"
     );
 
@@ -1499,7 +1499,7 @@ async fn the_plan_shows_the_commands_in_order_and_changes_nothing() {
     assert!(
         commands.iter().any(|c| c.starts_with(
             "vol pull shop2:data --from-grid east --from shop:data --offset 0 --length "
-        ) && c.ends_with(" --hash-blocks 4194304 --json")),
+        ) && c.ends_with(" --hash-blocks 65536 --json")),
         "the target pulls and answers with the digests of what it stored: {commands:#?}"
     );
     assert!(

@@ -147,9 +147,12 @@ async fn state(c: &Connection, app: &str) -> Option<String> {
 /// the stopped copy holds exactly what shop had written when it stopped.
 #[tokio::test]
 async fn a_warm_snapshot_of_an_app_writing_all_along_holds_every_write_up_to_the_stop() {
+    // The copy slowed so each pass lasts long enough for shop's writes to
+    // change something before the next (64 KiB blocks: a pass moves what
+    // they changed, and a fast one would find nothing).
     let s = setup(
         1024,
-        "warm_pass_limit = 3\nwarm_converged_mib = 0\nwarm_at_pass_limit = \"cut_over\"",
+        "warm_pass_limit = 3\nwarm_converged_mib = 0\nwarm_at_pass_limit = \"cut_over\"\ncopy_rate_limit_mib = 4",
     )
     .await;
     let (mut console, url) = serve(s.dir.path());
@@ -521,9 +524,10 @@ async fn a_helper_killed_in_a_pass_and_in_the_cutover_resumes_and_reuses_the_cop
         "the rerun reuses what was copied: {first_rerun_pass}"
     );
 
-    // Slow final pass: the kill lands in the cutover.
-    s.sim.grid("west").unwrap().controller.faults.update(|f| {
-        f.delay_ms.insert("vol write".into(), 1500);
+    // Slow final pass (its hash of the stopped source, which it always
+    // makes, even when nothing changed): the kill lands in the cutover.
+    s.sim.grid("east").unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("vol hash".into(), 1500);
     });
     let (status, body) = api(
         &url,
@@ -536,7 +540,7 @@ async fn a_helper_killed_in_a_pass_and_in_the_cutover_resumes_and_reuses_the_cop
     assert_eq!(status, 200, "{body}");
     wait_for(&url, &s.token, &id, |op| op["phase"] == "copying").await;
     kill(helper_pid(&s.west).await.unwrap());
-    s.sim.grid("west").unwrap().controller.faults.update(|f| {
+    s.sim.grid("east").unwrap().controller.faults.update(|f| {
         f.delay_ms.clear();
     });
     let op = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;

@@ -66,12 +66,15 @@ pub fn AuditPage() -> impl IntoView {
                                 <tbody>
                                     {rows.into_iter().map(|e| {
                                         let kind = e.action.clone();
+                                        let op = e.operation().map(str::to_owned);
                                         view! {
                                         <tr data-action=kind>
                                             <td>{e.at}</td>
                                             <td>{e.actor}</td>
                                             <td>{e.action}</td>
-                                            <td>{e.detail}</td>
+                                            <td>{e.detail}
+                                                {op.map(|id| view! { " " <a href=format!("/operations/{id}") data-testid="audit-op">{format!("see {id}")}</a> })}
+                                            </td>
                                         </tr>
                                     }}).collect_view()}
                                 </tbody>

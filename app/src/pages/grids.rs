@@ -83,6 +83,17 @@ pub fn GridTable() -> impl IntoView {
     }
 }
 
+/// The inventory's grids, on a page of their own (the navigation's "Grids").
+#[component]
+pub fn GridsPage() -> impl IntoView {
+    view! {
+        <Title text="Grids"/>
+        <h1>"Grids"</h1>
+        <p class="muted">"The grids in this console's inventory, checked in the background; each links to its apps."</p>
+        <GridTable/>
+    }
+}
+
 /// One grid: its controller's status and its apps with state and volumes.
 #[component]
 pub fn GridPage() -> impl IntoView {

@@ -36,6 +36,7 @@ fn Nav(user: SignedIn) -> impl IntoView {
     view! {
         <nav aria-label="Main">
             <A href="/" exact=true>"Dashboard"</A>
+            <A href="/grids">"Grids"</A>
             <A href="/operations">"Operations"</A>
             <A href="/lock">"Lock"</A>
             <Show when=move || is_admin>

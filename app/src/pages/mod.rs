@@ -14,7 +14,7 @@ mod users;
 
 pub use audit::AuditPage;
 pub use dashboard::Dashboard;
-pub use grids::GridPage;
+pub use grids::{GridPage, GridsPage};
 pub use layout::ConsoleLayout;
 pub use lock::LockPage;
 pub use login::LoginPage;

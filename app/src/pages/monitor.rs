@@ -6,6 +6,7 @@
 use super::error_text;
 use super::layout::Me;
 use crate::backend::get_operation;
+use crate::summary::{Side, Summary, fate};
 use crate::model::{
     CancelCleanup, MonitorState, OperationDetail, OperationView, Outcome, Phase, Role, human_bytes,
     human_duration,
@@ -66,6 +67,30 @@ pub fn MonitorPage() -> impl IntoView {
     }
 }
 
+/// A finished operation at a glance, at the top of its page.
+#[component]
+fn OutcomeSummary(s: Summary) -> impl IntoView {
+    let outcome = s.outcome.as_str();
+    view! {
+        <section class=format!("card summary summary-{outcome}") aria-label="Outcome" data-testid="summary" data-outcome=outcome>
+            <h2><span class=format!("status status-op-{outcome}")>{s.outcome.to_string()}</span></h2>
+            <p class="big" data-testid="summary-result">{s.result}</p>
+            {s.broken_promise.map(|b| view! { <p class="alert" role="alert" data-testid="summary-broken-promise">{b}</p> })}
+            {s.downtime.map(|d| view! { <p data-testid="summary-downtime">{d}</p> })}
+            {s.duration.map(|d| view! { <p data-testid="summary-duration">{d}</p> })}
+            {s.runs_on.map(|(grid, app)| view! {
+                <p data-testid="summary-runs-on">"The app runs on "
+                    <a href=format!("/grids/{grid}")>{format!("{grid}/{app}")}</a>"."</p>
+            })}
+            {(!s.settled.is_empty()).then(|| view! {
+                <ul data-testid="summary-settled" aria-label="What the console did to settle it">
+                    {s.settled.into_iter().map(|t| view! { <li>{t}</li> }).collect_view()}
+                </ul>
+            })}
+        </section>
+    }
+}
+
 #[component]
 fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
     let op = detail.operation.clone();
@@ -78,6 +103,26 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
     });
     #[cfg(feature = "hydrate")]
     live::follow(op.id.clone(), state, link);
+    // The finished operation as recorded (its summary's evidence): the
+    // page's own when it loaded finished, else read again once the live
+    // stream ends.
+    let ended = RwSignal::new(op.outcome.is_some().then(|| op.clone()));
+    #[cfg(feature = "hydrate")]
+    {
+        let id = op.id.clone();
+        Effect::new(move |_| {
+            if link.get() == "ended" && ended.with_untracked(Option::is_none) {
+                let id = id.clone();
+                leptos::task::spawn_local(async move {
+                    if let Ok(d) = get_operation(id).await
+                        && d.operation.outcome.is_some()
+                    {
+                        ended.set(Some(d.operation));
+                    }
+                });
+            }
+        });
+    }
 
     let query = use_query_map();
     let filter = move || {
@@ -136,6 +181,11 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         }
     });
 
+    // A finished operation's cards say what its settling made of each app.
+    let became = move |side| {
+        ended.with(|o| o.as_ref().and_then(|o| fate(o, side)).map(str::to_owned))
+    };
+
     view! {
         <Title text=format!("Operation {}", op.id)/>
         // Without JavaScript a running operation's page reloads itself;
@@ -160,12 +210,15 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 }}
             </span>
         </p>
+        {move || ended.get().as_ref().and_then(Summary::of).map(|s| view! { <OutcomeSummary s/> })}
         <ol class="pipeline" aria-label="Phases" data-testid="pipeline">
             {phases.iter().enumerate().map(|(i, p)| {
                 let all = phases.clone();
                 let class = move || {
                     let s = state.read();
-                    let current = all.iter().position(|q| *q == s.phase);
+                    // An operation that failed or was cancelled keeps its
+                    // ticks up to the phase it stopped in.
+                    let current = all.iter().position(|q| *q == s.reached());
                     match (current, s.outcome) {
                         (_, Some(Outcome::Done)) => "done",
                         (Some(c), _) if i < c => "done",
@@ -317,11 +370,11 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         })}
         <section class="cards panes" aria-label="Apps">
             <Pane title="Source app" name=format!("{}/{}", op.source_grid, op.source_app) testid="pane-source"
-                state=Signal::derive(move || state.read().source_state.clone())/>
+                state=Signal::derive(move || became(Side::Source).unwrap_or_else(|| state.read().source_state.clone()))/>
             <Pane title="Helper" name=format!("{}/{}", op.target_grid, helper) testid="pane-helper"
-                state=Signal::derive(move || state.read().helper_state.clone())/>
+                state=Signal::derive(move || became(Side::Helper).unwrap_or_else(|| state.read().helper_state.clone()))/>
             <Pane title="Target app" name=format!("{}/{}", op.target_grid, op.target_app) testid="pane-target"
-                state=Signal::derive(move || state.read().target_state.clone())/>
+                state=Signal::derive(move || became(Side::Target).unwrap_or_else(|| state.read().target_state.clone()))/>
         </section>
         {move || {
             let s = state.read();
@@ -360,7 +413,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     }).collect_view()}
                 </nav>
             </div>
-            <div class="log-box" node_ref=log_box tabindex="0" aria-label="Operation log"
+            <div class="log-box" role="log" node_ref=log_box tabindex="0" aria-label="Operation log"
                 on:scroll=move |_| follow.set(at_bottom())>
                 {let whole_log = format!("/api/v1/operations/{}/log.txt", op.id);
                 move || {
@@ -383,6 +436,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     >
                         <li data-source=line.source.as_str() data-kind=line.kind.as_str() data-seq=line.seq>
                             <span class="seq">{line.seq}</span>
+                            <time class="at" datetime=line.at.clone()>{crate::model::clock_time(&line.at).to_owned()}</time>
                             <span class=format!("src src-{}", line.source)>{line.source.as_str()}</span>
                             <span class="text">{line.text}</span>
                         </li>

@@ -8,7 +8,7 @@ use super::error_text;
 use super::layout::Me;
 use crate::backend::{check_target, console_settings, list_grids, preview_operation};
 use crate::model::{
-    Action, Cutover, FieldError, NoticeKind, OperationRequest, PlanView, Role, check_name,
+    Action, ConsoleInfo, Cutover, FieldError, NoticeKind, OperationRequest, PlanView, Role, check_name,
     human_bytes, human_duration,
 };
 use leptos::prelude::*;
@@ -246,12 +246,13 @@ pub fn NewOperationPage() -> impl IntoView {
                 }
                 // The console's defaults for keeping a migrate's source.
                 let keep = info.as_ref().map_or((false, operation_model::DEFAULT_KEEP_SOURCE_HOURS), |i| (i.keep_source, i.keep_source_hours));
+                let warm_rule = info.as_ref().map(ConsoleInfo::warm_limit_rule);
                 match plan.await {
                     Ok(Some(Ok(p))) => view! { <Preview plan=p fields=defaults/> }.into_any(),
-                    Ok(Some(Err(e))) => view! { <OpForm names actions defaults keep error=Some(e)/> }.into_any(),
-                    Ok(None) => view! { <OpForm names actions defaults keep error=submitted_error/> }.into_any(),
+                    Ok(Some(Err(e))) => view! { <OpForm names actions defaults keep warm_rule=warm_rule.clone() error=Some(e)/> }.into_any(),
+                    Ok(None) => view! { <OpForm names actions defaults keep warm_rule=warm_rule.clone() error=submitted_error/> }.into_any(),
                     Err(e) => view! {
-                        <OpForm names actions defaults keep error=Some(FieldError { field: None, message: error_text(&e) })/>
+                        <OpForm names actions defaults keep warm_rule=warm_rule.clone() error=Some(FieldError { field: None, message: error_text(&e) })/>
                     }.into_any(),
                 }
             })}
@@ -266,6 +267,8 @@ fn OpForm(
     defaults: Fields,
     /// The console's `keep_source` and `keep_source_hours`.
     keep: (bool, u64),
+    /// What warm does at its pass limit, in the console's settings' terms.
+    warm_rule: Option<String>,
     error: Option<FieldError>,
 ) -> impl IntoView {
     let keeps = defaults.keeps(keep.0);
@@ -416,6 +419,7 @@ fn OpForm(
                         aria-describedby="warm-hint"/>
                     " warm" <span class="hint" id="warm-hint">" — the source keeps running while passes copy what it changes; it stops only for the final pass, so it is down for seconds whatever its size (needs a grid that reads running apps, dialect 4; otherwise it copies cold and says why)"</span>
                 </label>
+                {warm_rule.map(|r| view! { <p class="hint" data-testid="warm-limit">{r}</p> })}
                 <label for="cutover">"Cut over (warm)"</label>
                 <select id="cutover" name="cutover" data-testid="cutover-choice">
                     {[(Cutover::Auto, "automatically, once a pass finds little changed"),

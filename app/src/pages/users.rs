@@ -13,6 +13,7 @@ const ROLES: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
 pub fn UsersPage() -> impl IntoView {
     let users = Resource::new(|| (), |_| list_users());
     let notice = use_notice();
+    let me = expect_context::<super::layout::Me>();
     view! {
         <Title text="Users"/>
         <h1>"Users"</h1>
@@ -20,6 +21,7 @@ pub fn UsersPage() -> impl IntoView {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let said = notice.await;
+                let me = me.await.map(|u| u.name).unwrap_or_default();
                 let field_error = move |field: &str| said.as_ref().and_then(|n| n.about(field)).map(str::to_owned);
                 match users.await {
                     Ok(rows) => view! {
@@ -34,7 +36,7 @@ pub fn UsersPage() -> impl IntoView {
                                     <th scope="col">"Change"</th>
                                 </tr></thead>
                                 <tbody>
-                                    {rows.into_iter().map(|u| view! { <UserLine u/> }).collect_view()}
+                                    {rows.into_iter().map(|u| { let own = u.name == me; view! { <UserLine u own/> } }).collect_view()}
                                 </tbody>
                             </table>
                         </div>
@@ -65,8 +67,10 @@ pub fn UsersPage() -> impl IntoView {
     }
 }
 
+/// One user's row; `own`: the signed-in admin's, who cannot disable
+/// themselves (another admin can).
 #[component]
-fn UserLine(u: UserRow) -> impl IntoView {
+fn UserLine(u: UserRow, own: bool) -> impl IntoView {
     let action = format!("/users/{}", u.name);
     let status = if u.disabled { "disabled" } else { "active" };
     view! {
@@ -88,12 +92,14 @@ fn UserLine(u: UserRow) -> impl IntoView {
                     </select>
                     <button type="submit">"Set role"</button>
                 </form>
-                <form method="post" action=action.clone() class="inline">
-                    <input type="hidden" name="change" value=if u.disabled { "enable" } else { "disable" }/>
-                    <button type="submit" class=if u.disabled { "" } else { "danger" }>
-                        {if u.disabled { "Enable" } else { "Disable" }}
-                    </button>
-                </form>
+                {(!own).then(|| view! {
+                    <form method="post" action=action.clone() class="inline">
+                        <input type="hidden" name="change" value=if u.disabled { "enable" } else { "disable" }/>
+                        <button type="submit" class=if u.disabled { "" } else { "danger" }>
+                            {if u.disabled { "Enable" } else { "Disable" }}
+                        </button>
+                    </form>
+                })}
                 <form method="post" action=action class="inline">
                     <input type="hidden" name="change" value="password"/>
                     <label class="sr-only" for=format!("pw-{}", u.name)>{format!("New password for {}", u.name)}</label>

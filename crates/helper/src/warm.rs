@@ -7,44 +7,12 @@ use crate::copy::{self, Grids, Method, Pass, Target, Totals};
 use crate::env::{AtPassLimit, Cutover, Job, Warm};
 use crate::run::{emit, say};
 use grid::dialect::{HashAlgorithm, VolumeSpec};
-use operation_model::Report;
+use operation_model::{CutoverReason, CutoverReport, Report, mib};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often the helper looks for a cutover request.
 const POLL: Duration = Duration::from_millis(250);
-
-/// Why the passes ended.
-#[derive(Debug)]
-pub enum CutoverReason {
-    Converged { delta: u64 },
-    Requested { by: String },
-    Scheduled,
-    PassLimit { delta: u64 },
-}
-
-impl std::fmt::Display for CutoverReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CutoverReason::Converged { delta } => write!(
-                f,
-                "the last pass found {} changed: small enough to copy with the app stopped",
-                mib(*delta)
-            ),
-            CutoverReason::Requested { by } => write!(f, "{by} asked to cut over now"),
-            CutoverReason::Scheduled => write!(f, "the scheduled cutover time has come"),
-            CutoverReason::PassLimit { delta } => write!(
-                f,
-                "the pass limit is reached and the delta is still {} (the app writes about as fast as the copy runs); cutting over anyway, as set",
-                mib(*delta)
-            ),
-        }
-    }
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
-}
 
 /// What the passes left: what each volume's target holds, and how many
 /// passes ran.
@@ -102,7 +70,10 @@ pub async fn pre_copy(
         .unwrap_or(CutoverReason::Requested {
             by: "an operator".into(),
         });
-    say(format!("cutting over after pass {passes}: {reason}"));
+    emit(Report::Cutover(CutoverReport {
+        after_pass: passes,
+        reason,
+    }));
     Ok(PreCopied { targets, passes })
 }
 

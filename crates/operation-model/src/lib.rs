@@ -16,8 +16,10 @@ mod text;
 pub use digest::{BadDigest, BlockDigest, HashAlgorithm};
 pub use event::{EventKind, EventSource, PhaseData, StreamEvent, TextData};
 pub use outlook::Outlook;
-pub use report::{Pass, Progress, Report, SourceStop};
-pub use state::{Action, AtPassLimit, CancelCleanup, Cutover, KeptState, Mode, Outcome, Phase};
+pub use report::{CutoverReason, CutoverReport, Pass, Progress, Report, SourceStop, mib};
+pub use state::{
+    Action, AtPassLimit, CancelCleanup, Cutover, KeptState, Mode, Outcome, Phase, Settled,
+};
 pub use text::visible;
 
 /// How long the source may take to stop by itself before it is forced,

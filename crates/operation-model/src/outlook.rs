@@ -3,7 +3,7 @@
 //! would copy with the app stopped, and whether the passes converge. One
 //! reading for the helper's warning line and the monitor's figures.
 
-use crate::report::Pass;
+use crate::report::{Pass, mib};
 
 /// A pass whose delta is more than this share of the previous pass's did
 /// not shrink enough: the app writes about as fast as the copy moves.
@@ -83,10 +83,6 @@ impl Outlook {
             )
         })
     }
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
 #[cfg(test)]

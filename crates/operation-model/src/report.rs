@@ -44,6 +44,63 @@ pub struct Pass {
     pub final_pass: bool,
 }
 
+/// Why the warm passes ended and the cutover began.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum CutoverReason {
+    /// A pass found `delta` bytes changed: small enough to copy with the
+    /// app stopped.
+    Converged { delta: u64 },
+    /// An operator pressed "cut over now".
+    Requested { by: String },
+    /// The scheduled cutover time came.
+    Scheduled,
+    /// The pass limit was reached with `delta` bytes still changing between
+    /// passes, and the operation was set to cut over anyway.
+    PassLimit { delta: u64 },
+}
+
+impl CutoverReason {
+    /// A cutover the warm promise (a short stop) does not cover: the
+    /// passes never converged and it cut over anyway.
+    pub fn breaks_promise(&self) -> bool {
+        matches!(self, CutoverReason::PassLimit { .. })
+    }
+}
+
+impl std::fmt::Display for CutoverReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CutoverReason::Converged { delta } => write!(
+                f,
+                "the last pass found {} changed: small enough to copy with the app stopped",
+                mib(*delta)
+            ),
+            CutoverReason::Requested { by } => write!(f, "{by} asked to cut over now"),
+            CutoverReason::Scheduled => write!(f, "the scheduled cutover time has come"),
+            CutoverReason::PassLimit { delta } => write!(
+                f,
+                "the pass limit is reached and the delta is still {} (the app writes about as fast as the copy runs); cutting over anyway, as set",
+                mib(*delta)
+            ),
+        }
+    }
+}
+
+/// A warm operation's cutover: after which pass, and why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CutoverReport {
+    pub after_pass: u32,
+    pub reason: CutoverReason,
+}
+
+/// Bytes as the helper's lines say them: `12.5 MiB`.
+pub fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
 /// How the source stopped when the helper stopped it: by itself, or forced
 /// (its process killed, its machine powered off) when the timeout ran out.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -118,6 +175,8 @@ pub enum Report {
     },
     /// The helper stopped the source: how (said by controllers that tell).
     SourceStop(SourceStop),
+    /// A warm operation's passes ended: the cutover begins.
+    Cutover(CutoverReport),
     /// The helper gives up: why, in its own words. Its last report; the
     /// console records it as the operation's reason when it settles.
     Failed {
@@ -155,6 +214,7 @@ impl Report {
                 format!("the app was down for {:.1} s", *ms as f64 / 1000.0)
             }
             Report::SourceStop(stop) => stop.text(),
+            Report::Cutover(c) => format!("cutting over after pass {}: {}", c.after_pass, c.reason),
             Report::Progress(p) => format!(
                 "{}: {} of {} bytes in place",
                 p.volume, p.volume_done, p.volume_total
@@ -215,6 +275,14 @@ mod tests {
                 copied: 8 << 20,
                 ms: 40,
                 final_pass: true,
+            }),
+            Report::Cutover(CutoverReport {
+                after_pass: 8,
+                reason: CutoverReason::PassLimit { delta: 300 << 20 },
+            }),
+            Report::Cutover(CutoverReport {
+                after_pass: 2,
+                reason: CutoverReason::Requested { by: "ada".into() },
             }),
         ];
         for r in all {

@@ -94,6 +94,7 @@ wire_enum!(KeptState, "kept source state", [Kept => "kept", Released => "release
 
 /// What a warm operation does when its passes reach the limit without
 /// the delta becoming small (the app writes faster than the copy).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AtPassLimit {
@@ -169,6 +170,22 @@ wire_enum!(Phase, "phase", [
     Cancelled => "cancelled",
     Elsewhere => "elsewhere",
 ]);
+
+/// What the console did to an app to settle an operation, recorded as it
+/// does it: the evidence behind the outcome summary's "what became of".
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settled {
+    HelperRemoved,
+    SourceStarted,
+    SourceDestroyed,
+    SourceKept,
+    TargetRemoved,
+}
+
+wire_enum!(Settled, "settle step", [HelperRemoved => "helper_removed", SourceStarted => "source_started",
+    SourceDestroyed => "source_destroyed", SourceKept => "source_kept", TargetRemoved => "target_removed"]);
 
 /// What a cancel in a given phase cleans up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

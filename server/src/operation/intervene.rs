@@ -7,6 +7,7 @@ use super::{
 use crate::lock::LockState;
 use app::model::{Action, OperationView, Outcome, Phase};
 use grid::dialect::AppState;
+use operation_model::Settled;
 
 /// What `cancel` did, for the answer to the operator.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -69,11 +70,13 @@ impl Engine {
         let helper = helper_name(&lock.target_app_name)?;
         if dst.app_info(&helper).await.is_ok() {
             remove_helper(&dst, &lock.target_app_name, 10).await?;
+            self.settled(id, Settled::HelperRemoved).await;
             cleanup.push(format!("stopped and removed {helper}"));
         }
         match src.app_info(&lock.source_app_name).await {
             Ok(info) if info.state != AppState::Running => {
                 src.app_start(&lock.source_app_name).await?;
+                self.settled(id, Settled::SourceStarted).await;
                 cleanup.push(format!("restarted the source app {}", lock.source_app_name));
             }
             _ => {}
@@ -87,6 +90,7 @@ impl Engine {
             && matches!(info.state, AppState::Stopped | AppState::Failed)
         {
             destroy(&dst, &lock.target_app_name).await?;
+            self.settled(id, Settled::TargetRemoved).await;
             cleanup.push(format!(
                 "removed the partial target {}",
                 lock.target_app_name
@@ -224,6 +228,7 @@ impl Engine {
             let helper = helper_name(&l.target_app_name)?;
             if dst.app_info(&helper).await.is_ok() {
                 remove_helper(&dst, &l.target_app_name, 10).await?;
+                self.settled(&l.op_id, Settled::HelperRemoved).await;
                 helper_destroyed = true;
             }
         }

@@ -133,6 +133,13 @@ impl Engine {
                 data["source_stop"] = serde_json::to_value(stop).unwrap_or_default();
                 (None, stop.text())
             }
+            Report::Cutover(c) => {
+                if let Err(e) = store::set_cutover_report(&self.pool, op, &c).await {
+                    tracing::error!(error = %e, op, "cannot store what the helper reported");
+                }
+                data["cutover"] = serde_json::to_value(&c).unwrap_or_default();
+                (None, Report::Cutover(c).text())
+            }
             down @ Report::Downtime { ms } => {
                 if let Err(e) = store::set_downtime(&self.pool, op, ms).await {
                     tracing::error!(error = %e, op, "cannot store what the helper reported");

@@ -8,6 +8,7 @@ use crate::clock;
 use crate::lock::Lock;
 use crate::reconcile::{Outcome as Decided, Step};
 use app::model::Outcome;
+use operation_model::Settled;
 use std::time::Duration;
 
 /// How long publishing an outcome waits for the grids to be re-read.
@@ -71,8 +72,35 @@ impl Engine {
         }
     }
 
-    /// One step that changes a grid.
+    /// One step that changes a grid, recorded once done (the evidence the
+    /// outcome summary says "what became of" from).
     async fn act(&self, lock: &Lock, step: &Step) -> Result<(), EngineError> {
+        self.carry_out(lock, step).await?;
+        let settled = match step {
+            Step::DestroyHelper => Settled::HelperRemoved,
+            Step::StartSource => Settled::SourceStarted,
+            Step::DestroySource => Settled::SourceDestroyed,
+            Step::KeepSource => Settled::SourceKept,
+            Step::DestroyTarget => Settled::TargetRemoved,
+            Step::Finish(_)
+            | Step::Hold(_)
+            | Step::InSnapshotCopy
+            | Step::Wait(_)
+            | Step::Retry(_) => return Ok(()),
+        };
+        self.settled(&lock.op_id, settled).await;
+        Ok(())
+    }
+
+    /// Records what the console did to settle `op` (a failure to record is
+    /// logged: the grid has changed either way).
+    pub(super) async fn settled(&self, op: &str, step: Settled) {
+        if let Err(e) = store::add_settled(&self.pool, op, step).await {
+            tracing::error!(error = %e, op, "cannot record a settle step");
+        }
+    }
+
+    async fn carry_out(&self, lock: &Lock, step: &Step) -> Result<(), EngineError> {
         match step {
             Step::DestroyHelper => {
                 let c = self.connection(&lock.target_grid).await?;

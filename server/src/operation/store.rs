@@ -8,7 +8,7 @@ use app::model::{
     Action, Cutover, EventKind, EventSource, KeptSource, KeptState, OperationView, Outcome, Pass,
     Phase, StreamEvent,
 };
-use operation_model::{BlockDigest, Progress, SourceStop};
+use operation_model::{BlockDigest, CutoverReport, Progress, Settled, SourceStop};
 use sqlx::SqlitePool;
 
 #[derive(sqlx::FromRow)]
@@ -51,6 +51,8 @@ struct OperationRow {
     kept_reason: Option<String>,
     rollback_of: Option<String>,
     rolled_back_by: Option<String>,
+    cutover_report: Option<String>,
+    settled: String,
 }
 
 const COLUMNS: &str = "o.id, o.action, o.source_grid, o.source_app, o.target_grid, o.target_app, o.phase, \
@@ -61,7 +63,8 @@ const COLUMNS: &str = "o.id, o.action, o.source_grid, o.source_app, o.target_gri
                        k.state AS kept_state, k.problem AS kept_problem, k.ended_by AS kept_ended_by, \
                        k.ended_at AS kept_ended_at, k.reason AS kept_reason, o.rollback_of, \
                        (SELECT r.id FROM operations r WHERE r.rollback_of = o.id \
-                        ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS rolled_back_by";
+                        ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS rolled_back_by, \
+                       o.cutover_report, o.settled";
 
 /// An operation's row and its kept source's, if it kept one.
 const FROM: &str = "operations o LEFT JOIN kept_sources k ON k.op_id = o.id";
@@ -93,6 +96,16 @@ impl TryFrom<OperationRow> for OperationView {
             .map_err(|e| decode_error("cutover", e))?;
         let passes: Vec<Pass> =
             serde_json::from_str(&r.passes).map_err(|e| decode_error("passes", e))?;
+        let cutover_report: Option<CutoverReport> = r
+            .cutover_report
+            .map(|c| serde_json::from_str(&c))
+            .transpose()
+            .map_err(|e| decode_error("cutover_report", e))?;
+        let settled: Vec<Settled> =
+            serde_json::from_str(&r.settled).map_err(|e| decode_error("settled", e))?;
+        let duration_ms = finished_at.map(|end| {
+            u64::try_from((end.0 - r.created_at.0).whole_milliseconds()).unwrap_or(0)
+        });
         let kept_source = match (r.kept_grid, r.kept_app, r.kept_until, r.kept_state) {
             (Some(grid), Some(app), Some(until), Some(state)) => Some(KeptSource {
                 grid,
@@ -142,6 +155,9 @@ impl TryFrom<OperationRow> for OperationView {
             kept_source,
             rollback_of: r.rollback_of,
             rolled_back_by: r.rolled_back_by,
+            cutover_report,
+            settled,
+            duration_ms,
         })
     }
 }
@@ -286,6 +302,38 @@ pub async fn set_downtime(pool: &SqlitePool, id: &str, ms: u64) -> sqlx::Result<
         .bind(id)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// Why a warm operation cut over, as its helper said (the last word
+/// stands: a restarted helper that cuts over again says it again).
+pub async fn set_cutover_report(
+    pool: &SqlitePool,
+    id: &str,
+    report: &CutoverReport,
+) -> sqlx::Result<()> {
+    let json = serde_json::to_string(report).map_err(|e| decode_error("cutover_report", e))?;
+    sqlx::query("UPDATE operations SET cutover_report = ?, updated_at = ? WHERE id = ?")
+        .bind(json)
+        .bind(clock::now().to_string())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Records a step the console carried out to settle the operation (once:
+/// a settle repeated after a restart does not say it twice).
+pub async fn add_settled(pool: &SqlitePool, id: &str, step: Settled) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE operations SET settled = json_insert(settled, '$[#]', ?1), updated_at = ?2
+         WHERE id = ?3 AND NOT EXISTS (SELECT 1 FROM json_each(operations.settled) WHERE value = ?1)",
+    )
+    .bind(step.as_str())
+    .bind(clock::now().to_string())
+    .bind(id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -127,6 +127,15 @@ pub async fn change_user(
                 );
             }
         },
+        "disable" if name == admin => {
+            return refused(
+                &state,
+                &user,
+                "/users",
+                "you cannot disable your own account (you would be signed out with no way back in); another admin can",
+                None,
+            );
+        }
         "disable" => (
             accounts::set_disabled(&state.pool, &name, true).await,
             format!("disabled {name}: their sessions and tokens stop working"),

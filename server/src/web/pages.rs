@@ -35,6 +35,9 @@ pub fn console_info(settings: &Settings, engine: &Engine) -> ConsoleInfo {
         known_hosts_file: settings.known_hosts_file.display().to_string(),
         keep_source: settings.keep_source,
         keep_source_hours: settings.keep_source_hours,
+        warm_pass_limit: settings.warm_pass_limit,
+        warm_converged_mib: settings.warm_converged_mib,
+        warm_at_pass_limit: settings.warm_at_pass_limit,
     }
 }
 
