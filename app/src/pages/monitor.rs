@@ -167,6 +167,16 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             el.set_scroll_top(el.scroll_height());
         }
     };
+    // Another filter is another view of the log: it opens at its newest
+    // line, following (whatever scrolling the list's change caused).
+    Effect::new(move |shown: Option<String>| {
+        let f = filter();
+        if shown.is_some_and(|s| s != f) {
+            follow.set(true);
+            request_animation_frame(to_bottom);
+        }
+        f
+    });
     Effect::new(move |_| {
         state.with(|s| s.lines.len());
         filter();
@@ -413,7 +423,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     }).collect_view()}
                 </nav>
             </div>
-            <div class="log-box" role="log" node_ref=log_box tabindex="0" aria-label="Operation log"
+            <div class="log-box" node_ref=log_box tabindex="0" aria-label="Operation log"
                 on:scroll=move |_| follow.set(at_bottom())>
                 {let whole_log = format!("/api/v1/operations/{}/log.txt", op.id);
                 move || {

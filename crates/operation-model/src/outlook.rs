@@ -6,10 +6,13 @@
 use crate::report::{Pass, mib};
 
 /// A pass whose delta is more than this share of the previous pass's did
-/// not shrink enough: the app writes about as fast as the copy moves.
-const SHRINKS_TO: f64 = 0.8;
-/// Deltas this small are converged whatever their trend.
-const SMALL: u64 = 1 << 20;
+/// not shrink enough: at that pace the passes take more than a pass
+/// limit's worth (8 by default) to come down from a volume to what a
+/// cutover copies quickly — the app writes about as fast as the copy moves.
+const SHRINKS_TO: f64 = 0.5;
+/// Deltas this small are converged whatever their trend: what a default
+/// automatic cutover takes (`warm_converged_mib`, 16).
+const SMALL: u64 = 16 << 20;
 
 /// The reading after a live pass (one the app ran through).
 #[derive(Clone, Debug, PartialEq)]
