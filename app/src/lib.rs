@@ -4,8 +4,8 @@
 
 pub mod backend;
 pub mod model;
-pub mod summary;
 mod pages;
+pub mod summary;
 
 use leptos::prelude::*;
 use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};

@@ -928,12 +928,20 @@ mod tests {
         assert_eq!(m.eta_secs(), None, "passes go on until a cutover");
         let o = m.outlook().unwrap();
         assert!(!o.converging);
-        assert!(o.warning().unwrap().starts_with("passes are not converging"));
+        assert!(
+            o.warning()
+                .unwrap()
+                .starts_with("passes are not converging")
+        );
         assert!(o.cutover_bytes > 200 * MIB, "{o:?}");
         m.apply(&phase(5, "copying"));
         m.apply(&pass_progress(6, 4, 8 * MIB, 24 * MIB));
         assert_eq!(m.outlook(), None, "the cutover came");
-        assert_eq!(m.eta_secs(), Some(2), "16 MiB of the final pass left at 8 MiB/s");
+        assert_eq!(
+            m.eta_secs(),
+            Some(2),
+            "16 MiB of the final pass left at 8 MiB/s"
+        );
     }
 
     /// The helper's report of a forced stop reaches the monitor from the

@@ -55,9 +55,15 @@ impl Summary {
         let what = op.action.as_str();
         let result = match outcome {
             Outcome::Done => match op.action {
-                Action::Snapshot => format!("Snapshot of {source} made as {target}, verified; {source} runs again."),
-                Action::Rollback => format!("Rolled back: {target} runs again with what {source} changed, verified."),
-                Action::Migrate => format!("Migrated {source} to {target}, verified; the app runs on {target}."),
+                Action::Snapshot => {
+                    format!("Snapshot of {source} made as {target}, verified; {source} runs again.")
+                }
+                Action::Rollback => format!(
+                    "Rolled back: {target} runs again with what {source} changed, verified."
+                ),
+                Action::Migrate => {
+                    format!("Migrated {source} to {target}, verified; the app runs on {target}.")
+                }
             },
             Outcome::Failed => format!(
                 "The {what} failed: {}",
@@ -81,7 +87,11 @@ impl Summary {
             (Outcome::Elsewhere, _) => None,
             _ => Some((op.source_grid.clone(), op.source_app.clone())),
         };
-        let last_pass = op.passes.iter().filter(|p| !p.final_pass).max_by_key(|p| p.pass);
+        let last_pass = op
+            .passes
+            .iter()
+            .filter(|p| !p.final_pass)
+            .max_by_key(|p| p.pass);
         let final_pass = op.passes.iter().find(|p| p.final_pass);
         let broken_promise = op
             .cutover_report
@@ -120,7 +130,9 @@ impl Summary {
                 ),
             }
         });
-        let duration = op.duration_ms.map(|ms| format!("It took {}.", human_duration(ms.div_ceil(1000))));
+        let duration = op
+            .duration_ms
+            .map(|ms| format!("It took {}.", human_duration(ms.div_ceil(1000))));
         let helper = operation_model::name::helper_of(&op.target_app);
         let settled = op
             .settled
@@ -176,19 +188,31 @@ mod tests {
 
     fn passes(deltas: &[u64]) -> serde_json::Value {
         let n = deltas.len();
-        json!(deltas.iter().enumerate().map(|(i, d)| json!({"pass": i + 1, "delta": d, "copied": d,
-            "ms": 1000, "final": i + 1 == n})).collect::<Vec<_>>())
+        json!(
+            deltas
+                .iter()
+                .enumerate()
+                .map(|(i, d)| json!({"pass": i + 1, "delta": d, "copied": d,
+            "ms": 1000, "final": i + 1 == n}))
+                .collect::<Vec<_>>()
+        )
     }
 
     #[test]
     fn a_running_operation_has_no_summary() {
-        assert_eq!(Summary::of(&op(json!({"outcome": null, "phase": "copying"}))), None);
+        assert_eq!(
+            Summary::of(&op(json!({"outcome": null, "phase": "copying"}))),
+            None
+        );
     }
 
     #[test]
     fn a_done_migrate_says_where_the_app_runs_and_what_became_of_the_source() {
         let s = Summary::of(&op(json!({"downtime_ms": 1_200}))).unwrap();
-        assert_eq!(s.result, "Migrated east/shop to west/shop, verified; the app runs on west/shop.");
+        assert_eq!(
+            s.result,
+            "Migrated east/shop to west/shop, verified; the app runs on west/shop."
+        );
         assert_eq!(s.runs_on, Some(("west".into(), "shop".into())));
         assert_eq!(s.duration.as_deref(), Some("It took 1 min 1 s."));
         assert_eq!(
@@ -214,7 +238,9 @@ mod tests {
         let flag = s.broken_promise.unwrap();
         assert!(flag.starts_with("Warm promised a short stop, but its passes did not converge: the pass limit is reached and the delta is still 300.0 MiB"), "{flag}");
         assert!(flag.contains("the app was down 38.1 s"), "{flag}");
-        assert!(s.downtime.unwrap().contains("it cut over after pass 3 (the pass limit), then the final pass copied 300 MiB"));
+        assert!(s.downtime.unwrap().contains(
+            "it cut over after pass 3 (the pass limit), then the final pass copied 300 MiB"
+        ));
     }
 
     #[test]
@@ -226,7 +252,9 @@ mod tests {
         assert_eq!(s.broken_promise, None);
         assert_eq!(
             s.downtime.as_deref(),
-            Some("The app was down 0.3 s: warm, it cut over after pass 3 (the passes had converged), then the final pass copied 128 KiB with the app stopped (the last pass before it had found 1.2 MiB changed).")
+            Some(
+                "The app was down 0.3 s: warm, it cut over after pass 3 (the passes had converged), then the final pass copied 128 KiB with the app stopped (the last pass before it had found 1.2 MiB changed)."
+            )
         );
     }
 
@@ -235,9 +263,17 @@ mod tests {
         let done = op(json!({}));
         assert_eq!(fate(&done, Side::Source), Some("destroyed"));
         assert_eq!(fate(&done, Side::Helper), Some("removed"));
-        assert_eq!(fate(&done, Side::Target), None, "the target runs: its state says so");
-        let cancelled = op(json!({"settled": ["helper_removed", "source_started", "target_removed"]}));
-        assert_eq!(fate(&cancelled, Side::Source), Some("running (started again)"));
+        assert_eq!(
+            fate(&done, Side::Target),
+            None,
+            "the target runs: its state says so"
+        );
+        let cancelled =
+            op(json!({"settled": ["helper_removed", "source_started", "target_removed"]}));
+        assert_eq!(
+            fate(&cancelled, Side::Source),
+            Some("running (started again)")
+        );
         assert_eq!(fate(&cancelled, Side::Target), Some("removed"));
     }
 

@@ -828,6 +828,6 @@ mod tests {
         }
         let mut cmd = Cli::command();
         cmd.build();
-        walk(&mut cmd, "migctl");
+        walk(&cmd, "migctl");
     }
 }

@@ -1454,7 +1454,10 @@ async fn an_admin_cannot_disable_themselves() {
         said.starts_with("refused: you cannot disable your own account"),
         "{said}"
     );
-    let ana_row = accounts::find_by_name(&t.pool, "ana").await.unwrap().unwrap();
+    let ana_row = accounts::find_by_name(&t.pool, "ana")
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!ana_row.disabled);
     let page = ana
         .get(format!("{}/users", t.url))

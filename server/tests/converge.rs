@@ -34,8 +34,10 @@ async fn warm_migrate(write_kib: u64) -> (Value, Vec<String>) {
         &token,
         "POST",
         "/operations",
-        Some(json!({"source_grid": "east", "source_app": "shop", "target_grid": "west",
-            "target_app": "shop", "action": "migrate", "warm": true})),
+        Some(
+            json!({"source_grid": "east", "source_app": "shop", "target_grid": "west",
+            "target_app": "shop", "action": "migrate", "warm": true}),
+        ),
     )
     .await;
     assert_eq!(status, 201, "{op}");

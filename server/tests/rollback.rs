@@ -454,7 +454,9 @@ async fn a_warm_rollback_keeps_the_target_serving_and_can_be_rolled_back_in_turn
         passes.len() >= 2 && passes.last().is_some_and(|p| p["final"] == true),
         "a warm rollback copies in passes while west serves, then a final one: {ended}"
     );
-    let lines = support::helper_lines(&url, &token, &rollback).await.join("\n");
+    let lines = support::helper_lines(&url, &token, &rollback)
+        .await
+        .join("\n");
     assert!(
         lines.contains("small enough to copy with the app stopped"),
         "{lines}"

@@ -296,7 +296,11 @@ async fn the_console_inside_shop_rolls_itself_back_from_the_target() {
         "{original}"
     );
     assert_eq!(d.apps("east").await, [app_in("shop", "running")]);
-    assert_eq!(d.apps("west").await, [], "west's copy and the helper are gone");
+    assert_eq!(
+        d.apps("west").await,
+        [],
+        "west's copy and the helper are gone"
+    );
     let lock = d
         .browser
         .get(format!("{}/api/v1/lock", d.url))

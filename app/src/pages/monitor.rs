@@ -6,11 +6,11 @@
 use super::error_text;
 use super::layout::Me;
 use crate::backend::get_operation;
-use crate::summary::{Side, Summary, fate};
 use crate::model::{
     CancelCleanup, MonitorState, OperationDetail, OperationView, Outcome, Phase, Role, human_bytes,
     human_duration,
 };
+use crate::summary::{Side, Summary, fate};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -192,9 +192,8 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
     });
 
     // A finished operation's cards say what its settling made of each app.
-    let became = move |side| {
-        ended.with(|o| o.as_ref().and_then(|o| fate(o, side)).map(str::to_owned))
-    };
+    let became =
+        move |side| ended.with(|o| o.as_ref().and_then(|o| fate(o, side)).map(str::to_owned));
 
     view! {
         <Title text=format!("Operation {}", op.id)/>

@@ -8,8 +8,8 @@ use super::error_text;
 use super::layout::Me;
 use crate::backend::{check_target, console_settings, list_grids, preview_operation};
 use crate::model::{
-    Action, ConsoleInfo, Cutover, FieldError, NoticeKind, OperationRequest, PlanView, Role, check_name,
-    human_bytes, human_duration,
+    Action, ConsoleInfo, Cutover, FieldError, NoticeKind, OperationRequest, PlanView, Role,
+    check_name, human_bytes, human_duration,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;

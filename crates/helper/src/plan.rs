@@ -128,12 +128,19 @@ mod tests {
         assert_eq!(block_size(16 << 30, fine), fine);
         assert_eq!(block_size((16 << 30) + 1, fine), 128 << 10);
         assert_eq!(block_size(256 << 30, fine), 1 << 20);
-        assert_eq!(block_size(1 << 50, fine), 64 << 20, "never above what a grid hashes");
+        assert_eq!(
+            block_size(1 << 50, fine),
+            64 << 20,
+            "never above what a grid hashes"
+        );
         // An operator's coarser floor holds.
         assert_eq!(block_size(384 << 20, 4 << 20), 4 << 20);
         for size in [1, 4096, 1 << 30, 3 << 40] {
             let b = block_size(size, fine);
-            assert!(b % 4096 == 0 && size.div_ceil(b) <= MAX_BLOCKS, "{size}: {b}");
+            assert!(
+                b.is_multiple_of(4096) && size.div_ceil(b) <= MAX_BLOCKS,
+                "{size}: {b}"
+            );
         }
     }
 

@@ -120,11 +120,10 @@ async fn passes(
             history.push(record);
         }
         // Said once, as soon as the passes stop shrinking.
-        if let Some(w) = operation_model::Outlook::of(&history).and_then(|o| o.warning()) {
-            if !warned {
-                say(w);
-                warned = true;
-            }
+        if !warned && let Some(w) = operation_model::Outlook::of(&history).and_then(|o| o.warning())
+        {
+            say(w);
+            warned = true;
         }
         let converged = pass > 1 && totals.delta <= warm.converged_bytes;
         let wait = match warm.cutover {

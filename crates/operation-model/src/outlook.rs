@@ -164,11 +164,10 @@ mod tests {
 
     #[test]
     fn an_idle_app_has_nothing_to_copy_at_cutover() {
-        let o = Outlook::of(&[
-            pass(1, 384 * MIB, 384 * MIB, 48_000),
-            pass(2, 0, 0, 1),
-        ])
-        .unwrap();
-        assert_eq!((o.cutover_bytes, o.cutover_copy_ms, o.converging), (0, 0, true));
+        let o = Outlook::of(&[pass(1, 384 * MIB, 384 * MIB, 48_000), pass(2, 0, 0, 1)]).unwrap();
+        assert_eq!(
+            (o.cutover_bytes, o.cutover_copy_ms, o.converging),
+            (0, 0, true)
+        );
     }
 }

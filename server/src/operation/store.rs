@@ -103,9 +103,8 @@ impl TryFrom<OperationRow> for OperationView {
             .map_err(|e| decode_error("cutover_report", e))?;
         let settled: Vec<Settled> =
             serde_json::from_str(&r.settled).map_err(|e| decode_error("settled", e))?;
-        let duration_ms = finished_at.map(|end| {
-            u64::try_from((end.0 - r.created_at.0).whole_milliseconds()).unwrap_or(0)
-        });
+        let duration_ms = finished_at
+            .map(|end| u64::try_from((end.0 - r.created_at.0).whole_milliseconds()).unwrap_or(0));
         let kept_source = match (r.kept_grid, r.kept_app, r.kept_until, r.kept_state) {
             (Some(grid), Some(app), Some(until), Some(state)) => Some(KeptSource {
                 grid,
