@@ -620,7 +620,6 @@ pub fn check_name(value: &str) -> Result<(), String> {
     operation_model::name::check("app", value).map_err(|e| e.to_string())
 }
 
-/// Durations for people: 45 s, 3 min 20 s, 2 h 5 min.
 /// The time of day of an RFC 3339 instant, to the second, as the log's
 /// lines show it (`2026-12-05T10:00:01.123Z` → `10:00:01`, UTC as the
 /// download has it); anything else as it is.
@@ -630,6 +629,7 @@ pub fn clock_time(at: &str) -> &str {
         .unwrap_or(at)
 }
 
+/// Durations for people: 45 s, 3 min 20 s, 2 h 5 min.
 pub fn human_duration(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs} s"),
@@ -692,7 +692,7 @@ impl ConsoleInfo {
             }
         };
         format!(
-            "Warm cuts over by itself once a pass finds {} MiB or less changed. If the app still changes more after {} passes (it writes about as fast as the copy moves), {then}. The operation's page shows each pass, the expected downtime of a cutover now, and warns when passes stop shrinking.",
+            "With automatic cutover, warm cuts over by itself once a pass finds {} MiB or less changed; if the app still changes more after {} passes (it writes about as fast as the copy moves), {then}. (A manual or scheduled cutover waits for you or its time.) The operation's page shows each pass, what a cutover now would copy, and warns when passes stop shrinking.",
             self.warm_converged_mib, self.warm_pass_limit
         )
     }
@@ -856,9 +856,6 @@ mod tests {
         )
     }
 
-    /// While warm passes run there is no "about N s left" (they go on
-    /// until a cutover), but what a cutover now would copy, and a warning
-    /// once they stop shrinking; the final pass has its ETA again.
     #[test]
     fn audit_entries_know_the_operation_they_are_about() {
         let entry = |detail: &str| AuditEntry {
@@ -889,6 +886,9 @@ mod tests {
         assert_eq!(clock_time("2026-12-05 10:00"), "2026-12-05 10:00");
     }
 
+    /// While warm passes run there is no "about N s left" (they go on
+    /// until a cutover), but what a cutover now would copy, and a warning
+    /// once they stop shrinking; the final pass has its ETA again.
     #[test]
     fn warm_passes_show_what_a_cutover_would_cost_not_a_time_left() {
         const MIB: u64 = 1 << 20;

@@ -36,9 +36,14 @@ pub enum Side {
 /// What the console's settling made of `side`, in a word or two, when it
 /// did something to it (its card says this rather than a last seen state).
 pub fn fate(op: &OperationView, side: Side) -> Option<&'static str> {
+    let kept = op.kept_source.as_ref().map(|k| k.state);
     op.settled.iter().rev().find_map(|s| match (side, s) {
         (Side::Source, Settled::SourceDestroyed) => Some("destroyed"),
-        (Side::Source, Settled::SourceKept) => Some("stopped (kept)"),
+        (Side::Source, Settled::SourceKept) => Some(match kept {
+            Some(KeptState::RolledBack) => "running (rolled back to)",
+            Some(KeptState::Released) => "destroyed (released)",
+            _ => "stopped (kept)",
+        }),
         (Side::Source, Settled::SourceStarted) => Some("running (started again)"),
         (Side::Helper, Settled::HelperRemoved) => Some("removed"),
         (Side::Target, Settled::TargetRemoved) => Some("removed"),
@@ -53,7 +58,23 @@ impl Summary {
         let source = format!("{}/{}", op.source_grid, op.source_app);
         let target = format!("{}/{}", op.target_grid, op.target_app);
         let what = op.action.as_str();
+        let overridden = op.settled.contains(&Settled::LockOverridden);
+        let kept = op.kept_source.as_ref().map(|k| k.state);
         let result = match outcome {
+            _ if overridden => format!(
+                "An admin overrode the {what}'s lock: migctl did not finish or settle it; look at both grids{}",
+                op.reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})."))
+                    .unwrap_or_else(|| ".".into())
+            ),
+            Outcome::Done
+                if op.action == Action::Migrate && kept == Some(KeptState::RolledBack) =>
+            {
+                format!(
+                    "Migrated {source} to {target}, verified; later rolled back: the app runs on {source} again."
+                )
+            }
             Outcome::Done => match op.action {
                 Action::Snapshot => {
                     format!("Snapshot of {source} made as {target}, verified; {source} runs again.")
@@ -80,12 +101,23 @@ impl Summary {
                 "This console runs in a snapshot copy the {what} made: its outcome belongs to the console in {source}."
             ),
         };
+        // Said only from evidence: the outcome's contract, a kept source
+        // rolled back to, a source the console started again or never
+        // stopped. An overridden operation was settled by nobody.
+        let at_source = || Some((op.source_grid.clone(), op.source_app.clone()));
         let runs_on = match (outcome, op.action) {
+            _ if overridden => None,
+            (Outcome::Done, Action::Migrate) if kept == Some(KeptState::RolledBack) => at_source(),
             (Outcome::Done, Action::Migrate | Action::Rollback) => {
                 Some((op.target_grid.clone(), op.target_app.clone()))
             }
-            (Outcome::Elsewhere, _) => None,
-            _ => Some((op.source_grid.clone(), op.source_app.clone())),
+            (Outcome::Done, Action::Snapshot) => at_source(),
+            (Outcome::Failed | Outcome::Cancelled, _)
+                if op.settled.contains(&Settled::SourceStarted) || op.source_stop.is_none() =>
+            {
+                at_source()
+            }
+            _ => None,
         };
         let last_pass = op
             .passes
@@ -124,7 +156,12 @@ impl Summary {
                         .map(|p| format!(" (the last pass before it had found {} changed)", human_bytes(p.delta)))
                         .unwrap_or_default()
                 ),
-                _ if op.warm => format!("The app was down {secs:.1} s (warm)."),
+                _ if op.warm && !op.passes.is_empty() => {
+                    format!("The app was down {secs:.1} s (warm).")
+                }
+                _ if op.warm => format!(
+                    "The app was down {secs:.1} s: asked warm, it copied cold (the log says why), stopped for the whole copy."
+                ),
                 _ => format!(
                     "The app was down {secs:.1} s: cold, it was stopped for the whole copy, as expected."
                 ),
@@ -153,6 +190,7 @@ impl Summary {
                     _ => format!("The source {source} was kept, and later released (destroyed)."),
                 },
                 Settled::TargetRemoved => format!("The partial target {target} was removed."),
+                Settled::LockOverridden => "An admin overrode the lock; nothing more was settled.".to_owned(),
             })
             .collect();
         Some(Summary {
@@ -256,6 +294,58 @@ mod tests {
                 "The app was down 0.3 s: warm, it cut over after pass 3 (the passes had converged), then the final pass copied 128 KiB with the app stopped (the last pass before it had found 1.2 MiB changed)."
             )
         );
+    }
+
+    #[test]
+    fn an_overridden_operation_says_where_nothing_runs_for_sure() {
+        let s = Summary::of(&op(json!({"outcome": "failed", "phase": "failed",
+            "reason": "lock overridden by ana: the console host died", "settled": ["helper_removed", "lock_overridden"],
+            "source_stop": {"forced": false, "ms": 10, "timeout_secs": 120}})))
+        .unwrap();
+        assert!(
+            s.result.starts_with("An admin overrode the migrate's lock"),
+            "{}",
+            s.result
+        );
+        assert_eq!(s.runs_on, None);
+    }
+
+    #[test]
+    fn a_failed_operation_says_where_the_app_runs_only_from_evidence() {
+        let stopped = json!({"forced": false, "ms": 10, "timeout_secs": 120});
+        let never_stopped = Summary::of(&op(
+            json!({"outcome": "failed", "settled": ["helper_removed"]}),
+        ))
+        .unwrap();
+        assert_eq!(never_stopped.runs_on, Some(("east".into(), "shop".into())));
+        let started = Summary::of(&op(json!({"outcome": "failed", "source_stop": stopped,
+            "settled": ["helper_removed", "source_started"]})))
+        .unwrap();
+        assert_eq!(started.runs_on, Some(("east".into(), "shop".into())));
+        let unknown = Summary::of(&op(json!({"outcome": "failed", "source_stop": stopped,
+            "settled": ["helper_removed"]})))
+        .unwrap();
+        assert_eq!(
+            unknown.runs_on, None,
+            "stopped, and nobody said it runs again"
+        );
+    }
+
+    #[test]
+    fn a_migrate_rolled_back_says_the_app_runs_on_its_source_again() {
+        let s = Summary::of(&op(json!({"settled": ["source_kept", "helper_removed"],
+            "kept_source": {"grid": "east", "app": "shop", "until": "2026-12-08T10:00:00Z", "state": "rolled_back"}})))
+        .unwrap();
+        assert_eq!(s.runs_on, Some(("east".into(), "shop".into())));
+        assert!(
+            s.result
+                .ends_with("later rolled back: the app runs on east/shop again."),
+            "{}",
+            s.result
+        );
+        let o = op(json!({"settled": ["source_kept"],
+            "kept_source": {"grid": "east", "app": "shop", "until": "2026-12-08T10:00:00Z", "state": "released"}}));
+        assert_eq!(fate(&o, Side::Source), Some("destroyed (released)"));
     }
 
     #[test]

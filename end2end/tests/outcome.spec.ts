@@ -56,7 +56,7 @@ test("warm that cannot converge says so while it runs, and its summary flags the
 
   // The form says what warm does at its pass limit, in this console's terms.
   await page.goto(demo.url + "/operations/new");
-  await expect(page.getByTestId("warm-limit")).toContainText("If the app still changes more after 5 passes");
+  await expect(page.getByTestId("warm-limit")).toContainText("if the app still changes more after 5 passes");
   await expect(page.getByTestId("warm-limit")).toContainText("it cuts over anyway");
 
   await begin(page, "east", "west", true);

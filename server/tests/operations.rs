@@ -838,7 +838,7 @@ async fn a_repeated_snapshot_updates_its_target_moving_only_what_changed_and_nev
         "{e}"
     );
 
-    // One 4 MiB block of data changes while shop is stopped.
+    // 1 MiB of data (16 blocks of 64 KiB) changes while shop is stopped.
     let shop = AppName::new("shop").unwrap();
     w.east.app_stop(&shop, Some(10)).await.unwrap();
     let data = VolRef::new(shop.clone(), VolumeName::new("data").unwrap());

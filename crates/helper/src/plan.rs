@@ -3,7 +3,8 @@
 //! all-zero or their hashes are equal; consecutive blocks to copy are merged
 //! into ranges of at most `max_range` bytes so progress stays regular.
 
-/// Most blocks a volume is compared in: a hash answer stays under about
+/// Most blocks a volume is compared in (up to 16 TiB; past that the block
+/// stays at the 64 MiB a grid hashes): a hash answer stays under about
 /// 18 MB (BLAKE3, 64 hex digits a block; a grid's reply may be 64 MiB) and
 /// the helper's digests of one volume under about 40 MB.
 pub const MAX_BLOCKS: u64 = 1 << 18;

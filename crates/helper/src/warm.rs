@@ -120,7 +120,10 @@ async fn passes(
             history.push(record);
         }
         // Said once, as soon as the passes stop shrinking.
-        if !warned && let Some(w) = operation_model::Outlook::of(&history).and_then(|o| o.warning())
+        if !warned
+            && let Some(w) =
+                operation_model::Outlook::with_threshold(&history, warm.converged_bytes)
+                    .and_then(|o| o.warning())
         {
             say(w);
             warned = true;

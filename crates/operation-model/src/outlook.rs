@@ -10,9 +10,10 @@ use crate::report::{Pass, mib};
 /// limit's worth (8 by default) to come down from a volume to what a
 /// cutover copies quickly — the app writes about as fast as the copy moves.
 const SHRINKS_TO: f64 = 0.5;
-/// Deltas this small are converged whatever their trend: what a default
-/// automatic cutover takes (`warm_converged_mib`, 16).
-const SMALL: u64 = 16 << 20;
+/// Deltas this small are converged whatever their trend, unless the reader
+/// knows the operation's own threshold: what a default automatic cutover
+/// takes (`warm_converged_mib`, 16).
+pub const DEFAULT_SMALL: u64 = 16 << 20;
 
 /// The reading after a live pass (one the app ran through).
 #[derive(Clone, Debug, PartialEq)]
@@ -35,8 +36,15 @@ pub struct Outlook {
 
 impl Outlook {
     /// The reading of `passes` (the final pass, if any, is left out);
-    /// `None` until two live passes have ended.
+    /// `None` until two live passes have ended. Deltas up to
+    /// [`DEFAULT_SMALL`] count as converged.
     pub fn of(passes: &[Pass]) -> Option<Outlook> {
+        Outlook::with_threshold(passes, DEFAULT_SMALL)
+    }
+
+    /// As [`Outlook::of`], deltas up to `converged` (the operation's own
+    /// threshold, as the helper knows it) counting as converged.
+    pub fn with_threshold(passes: &[Pass], converged: u64) -> Option<Outlook> {
         let live: Vec<&Pass> = passes.iter().filter(|p| !p.final_pass).collect();
         let [.., before, last] = live.as_slice() else {
             return None;
@@ -64,7 +72,7 @@ impl Outlook {
                 .unwrap_or(u64::MAX)
         };
         let converging =
-            last.delta <= SMALL || (last.delta as f64) <= before.delta as f64 * SHRINKS_TO;
+            last.delta <= converged || (last.delta as f64) <= before.delta as f64 * SHRINKS_TO;
         Some(Outlook {
             pass: last.pass,
             change_rate,

@@ -182,10 +182,13 @@ pub enum Settled {
     SourceDestroyed,
     SourceKept,
     TargetRemoved,
+    /// An admin overrode the operation's lock: migctl did not settle it.
+    LockOverridden,
 }
 
 wire_enum!(Settled, "settle step", [HelperRemoved => "helper_removed", SourceStarted => "source_started",
-    SourceDestroyed => "source_destroyed", SourceKept => "source_kept", TargetRemoved => "target_removed"]);
+    SourceDestroyed => "source_destroyed", SourceKept => "source_kept", TargetRemoved => "target_removed",
+    LockOverridden => "lock_overridden"]);
 
 /// What a cancel in a given phase cleans up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

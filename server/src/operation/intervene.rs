@@ -239,6 +239,7 @@ impl Engine {
             .map_err(|e| EngineError::Unexpected(e.into()))?;
         let text = format!("lock overridden by {admin}: {reason}");
         if let Some(l) = &held {
+            self.settled(&l.op_id, Settled::LockOverridden).await;
             self.reread_grids(l).await;
             self.record_end(op_id, Outcome::Failed, &text).await?;
         }
