@@ -1968,3 +1968,38 @@ async fn every_state_change_refuses_other_sites_and_oversized_requests() {
     );
     t.stop().await;
 }
+
+/// Consoles started in the same process while another serves never stall
+/// its pages: starting one used to run the app with resource loading
+/// suspended process-wide (leptos-rs/leptos#4773), and a page rendered
+/// meanwhile never finished (a dashboard hung 60 s in a full run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consoles_starting_beside_a_serving_one_never_stall_its_pages() {
+    let t = TestConsole::start().await;
+    let ana = t.signed_in_as("ana").await;
+    let starting = tokio::spawn(async {
+        for _ in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let overrides = Overrides {
+                site_root: Some(dir.path().join("site")),
+                ..Overrides::default()
+            };
+            let (settings, _) = config::load(dir.path(), &overrides).unwrap();
+            let console = Console::open(settings).await.unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            console.serve(listener, async {}).await.unwrap();
+        }
+    });
+    let mut pages = 0;
+    while !starting.is_finished() {
+        let page = tokio::time::timeout(Duration::from_secs(10), t.page(&ana, "/"))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the dashboard stalled after {pages} pages while consoles started beside it")
+            });
+        assert!(page.contains("override locks and manage users"), "{page}");
+        pages += 1;
+    }
+    starting.await.unwrap();
+    t.stop().await;
+}

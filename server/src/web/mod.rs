@@ -47,6 +47,16 @@ pub struct AppState {
     pub notices: Arc<notices::Notices>,
 }
 
+/// The pages' routes, generated once a process. Generating them runs the app
+/// with resource loading suspended *process-wide* (leptos_server's
+/// `SuppressResourceLoad`), so a page whose resource first polls meanwhile
+/// never finishes rendering (leptos-rs/leptos#4773): two consoles in one
+/// process (the tests, or a console started next to another) must not
+/// generate them while either serves. Seen as a dashboard hanging for 60 s
+/// in the console tests.
+static ROUTES: std::sync::LazyLock<Vec<leptos_axum::AxumRouteListing>> =
+    std::sync::LazyLock::new(|| generate_route_list(app::App));
+
 pub fn router(state: AppState, sessions: SqliteStore) -> Router {
     let session_layer = SessionManagerLayer::new(crate::auth::sessions::HashedIds::new(sessions))
         .with_name(SESSION_COOKIE)
@@ -60,7 +70,7 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
     Router::new()
         .leptos_routes_with_context(
             &state,
-            generate_route_list(app::App),
+            ROUTES.clone(),
             move || {
                 provide_context(backend.clone());
                 headers::provide_page_policy();
