@@ -30,23 +30,26 @@ struct TestConsole {
     pool: sqlx::SqlitePool,
 }
 
+/// A console whose config directory is `dir` (its site there too unless
+/// `overrides` names one), opened but not serving.
+async fn open_in(dir: &TempDir, mut overrides: Overrides) -> Console {
+    overrides.site_root.get_or_insert(dir.path().join("site"));
+    let (settings, _) = config::load(dir.path(), &overrides).unwrap();
+    Console::open(settings).await.unwrap()
+}
+
 impl TestConsole {
     async fn start() -> TestConsole {
         Self::start_with(Overrides::default()).await
     }
 
-    async fn start_with(mut overrides: Overrides) -> TestConsole {
+    async fn start_with(overrides: Overrides) -> TestConsole {
         let dir = tempfile::tempdir().unwrap();
-        overrides.site_root.get_or_insert(dir.path().join("site"));
-        let (settings, _) = config::load(dir.path(), &overrides).unwrap();
-        let console = Console::open(settings)
-            .await
-            .unwrap()
-            .with_throttle(Policy {
-                window: Duration::from_secs(60),
-                per_user: 3,
-                per_address: 50,
-            });
+        let console = open_in(&dir, overrides).await.with_throttle(Policy {
+            window: Duration::from_secs(60),
+            per_user: 3,
+            per_address: 50,
+        });
         for (name, role) in [
             ("ana", Role::Admin),
             ("olga", Role::Operator),
@@ -1980,12 +1983,7 @@ async fn consoles_starting_beside_a_serving_one_never_stall_its_pages() {
     let starting = tokio::spawn(async {
         for _ in 0..40 {
             let dir = tempfile::tempdir().unwrap();
-            let overrides = Overrides {
-                site_root: Some(dir.path().join("site")),
-                ..Overrides::default()
-            };
-            let (settings, _) = config::load(dir.path(), &overrides).unwrap();
-            let console = Console::open(settings).await.unwrap();
+            let console = open_in(&dir, Overrides::default()).await;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             console.serve(listener, async {}).await.unwrap();
         }
