@@ -171,6 +171,31 @@ async fn a_warm_snapshot_of_an_app_writing_all_along_holds_every_write_up_to_the
     let lines = helper_lines(&url, &s.token, &id).await.join("\n");
     assert!(lines.contains("the pass limit is reached"), "{lines}");
     assert!(op["downtime_ms"].as_u64().is_some(), "{op}");
+    // The log: pass 1 and the final pass volume by volume, each pass
+    // between them in one line (what it found changed and copied).
+    let of_pass = |n: u32| {
+        lines
+            .lines()
+            .filter(|l| l.starts_with(&format!("pass {n}: ")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of_pass(1).len(),
+        3,
+        "pass 1, a line a volume and its own: {lines}"
+    );
+    for n in [2, 3] {
+        let said = of_pass(n);
+        assert!(
+            said.len() == 1 && said[0].contains("had changed"),
+            "pass {n} in one line: {said:#?}"
+        );
+    }
+    assert_eq!(
+        of_pass(4).len(),
+        2,
+        "the final pass, a line a volume: {lines}"
+    );
 
     // Every write shop made before it stopped is in the copy, none after.
     let n = writes_before_stop(&s.east).await;

@@ -300,6 +300,9 @@ pub struct Pass<'a> {
     pub number: u32,
     /// Set: start no more ranges (a cutover cuts the pass short).
     pub interrupt: Option<&'a std::sync::atomic::AtomicBool>,
+    /// A live pass after the first says one line for all its volumes (the
+    /// caller's), not one a volume.
+    pub quiet: bool,
 }
 
 impl Method {
@@ -365,20 +368,22 @@ pub async fn copy_volume(
         max_range(job, block_size),
     );
     let to_copy = v.size - p.skipped;
-    say(format!(
-        "{}volume {}: {} bytes, {} to copy in {} range(s), {} already in place (found by {})",
-        if warm {
-            format!("pass {}: ", pass.number)
-        } else {
-            String::new()
-        },
-        v.name,
-        v.size,
-        to_copy,
-        p.copy.len(),
-        p.skipped,
-        detect
-    ));
+    if !pass.quiet {
+        say(format!(
+            "{}volume {}: {} bytes, {} to copy in {} range(s), {} already in place (found by {})",
+            if warm {
+                format!("pass {}: ", pass.number)
+            } else {
+                String::new()
+            },
+            v.name,
+            v.size,
+            to_copy,
+            p.copy.len(),
+            p.skipped,
+            detect
+        ));
+    }
     let compress = compression(job, g, method, v, &src, &p.copy).await?;
     let mut volume_done = p.skipped;
     totals.done += p.skipped;

@@ -100,6 +100,8 @@ async fn passes(
     let mut warned = false;
     let mut history = vec![];
     let mut pass = 0;
+    // How long the helper paused before the pass about to begin.
+    let mut waited = Duration::ZERO;
     loop {
         pass += 1;
         // A live pass carries on past a failing volume: it never fails.
@@ -108,11 +110,12 @@ async fn passes(
             g,
             method,
             (volumes, &mut targets),
-            pass,
+            (pass, waited),
             Live(Some(cut)),
         )
         .await
         .unwrap_or_default();
+        waited = Duration::ZERO;
         if cut.load(Ordering::Relaxed) {
             return (targets, pass, None);
         }
@@ -181,6 +184,7 @@ async fn passes(
             // A pause between passes, cut short by a cutover: one more pass
             // (whole, while the app still runs) brings the delta down to
             // what changed during the pause, then the cutover.
+            let paused = Instant::now();
             for _ in 0..8 {
                 if cut.load(Ordering::Relaxed) {
                     let _ = one_pass(
@@ -188,7 +192,7 @@ async fn passes(
                         g,
                         method,
                         (volumes, &mut targets),
-                        pass + 1,
+                        (pass + 1, paused.elapsed()),
                         Live(None),
                     )
                     .await;
@@ -196,6 +200,7 @@ async fn passes(
                 }
                 tokio::time::sleep(POLL).await;
             }
+            waited = paused.elapsed();
         }
     }
 }
@@ -219,10 +224,12 @@ async fn one_pass(
     g: &Grids,
     method: &Method,
     (volumes, targets): (&[VolumeSpec], &mut [Target]),
-    pass: u32,
+    (pass, waited): (u32, Duration),
     kind: PassKind<'_>,
 ) -> anyhow::Result<(Totals, operation_model::Pass)> {
     let started = Instant::now();
+    // After the first, a live pass is one line in the log: its report.
+    let quiet = pass > 1 && matches!(kind, Live(_));
     let mut totals = Totals {
         total: volumes.iter().map(|v| v.size).sum(),
         ..Totals::default()
@@ -235,6 +242,7 @@ async fn one_pass(
         let spec = Pass {
             number: pass,
             interrupt,
+            quiet,
         };
         match copy::copy_volume(job, g, method, (v, target), &mut totals, (started, spec)).await {
             Ok(c) => *target = Target::Recorded(c.record),
@@ -254,7 +262,9 @@ async fn one_pass(
         copied: totals.copied,
         ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         final_pass: matches!(kind, Final),
+        waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
     };
+    // Its line in the log (quiet passes' only one).
     emit(Report::Pass(record.clone()));
     Ok((totals, record))
 }
@@ -267,9 +277,16 @@ pub async fn final_pass(
     (volumes, mut targets): (&[VolumeSpec], Vec<Target>),
     pass: u32,
 ) -> anyhow::Result<Totals> {
-    one_pass(job, g, method, (volumes, &mut targets), pass, Final)
-        .await
-        .map(|(totals, _)| totals)
+    one_pass(
+        job,
+        g,
+        method,
+        (volumes, &mut targets),
+        (pass, Duration::ZERO),
+        Final,
+    )
+    .await
+    .map(|(totals, _)| totals)
 }
 
 /// The stopped source and the target, volume against volume: every

@@ -15,7 +15,7 @@ mod text;
 
 pub use digest::{BadDigest, BlockDigest, HashAlgorithm};
 pub use event::{EventKind, EventSource, PhaseData, StreamEvent, TextData};
-pub use outlook::Outlook;
+pub use outlook::{DEFAULT_SMALL, Outlook};
 pub use report::{CutoverReason, CutoverReport, Pass, Progress, Report, SourceStop, mib};
 pub use state::{
     Action, AtPassLimit, CancelCleanup, Cutover, KeptState, Mode, Outcome, Phase, Settled,

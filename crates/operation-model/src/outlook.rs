@@ -21,7 +21,8 @@ pub struct Outlook {
     /// The last live pass.
     pub pass: u32,
     /// Bytes a second the app changed: what the last pass found changed,
-    /// over the time the pass before it took.
+    /// over the time since the pass before it began (that pass, and any
+    /// pause between the two).
     pub change_rate: u64,
     /// Bytes a second the copy moved, over the passes that moved anything.
     pub copy_rate: u64,
@@ -56,7 +57,7 @@ impl Outlook {
         let per_sec = |bytes: u64, ms: u64| {
             u64::try_from(u128::from(bytes) * 1000 / u128::from(ms.max(1))).unwrap_or(u64::MAX)
         };
-        let change_rate = per_sec(last.delta, before.ms);
+        let change_rate = per_sec(last.delta, before.ms.saturating_add(last.waited_ms));
         let copy_rate = per_sec(moved, ms);
         let cutover_bytes = if last.delta == 0 {
             0
@@ -107,6 +108,7 @@ mod tests {
             copied,
             ms,
             final_pass: false,
+            waited_ms: 0,
         }
     }
 
@@ -168,6 +170,21 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(o.pass, 2);
+    }
+
+    #[test]
+    fn a_pause_before_a_pass_counts_in_the_change_rate() {
+        // Pass 2 took 2 s, then the helper waited 6 s for the cutover: the
+        // 4 MiB pass 3 found changed over 8 s, not over 2 s.
+        let mut third = pass(3, 4 * MIB, 4 * MIB, 500);
+        third.waited_ms = 6_000;
+        let o = Outlook::of(&[
+            pass(1, 384 * MIB, 384 * MIB, 48_000),
+            pass(2, 8 * MIB, 8 * MIB, 2_000),
+            third,
+        ])
+        .unwrap();
+        assert_eq!(o.change_rate, MIB / 2);
     }
 
     #[test]

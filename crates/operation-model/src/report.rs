@@ -42,6 +42,10 @@ pub struct Pass {
     /// The pass after the source stopped.
     #[serde(rename = "final")]
     pub final_pass: bool,
+    /// Milliseconds the helper paused before this pass began (waiting for
+    /// a cutover): the app's changes it found accumulated over the pass
+    /// before it *and* this pause.
+    pub waited_ms: u64,
 }
 
 /// Why the warm passes ended and the cutover began.
@@ -275,6 +279,7 @@ mod tests {
                 copied: 8 << 20,
                 ms: 40,
                 final_pass: true,
+                waited_ms: 0,
             }),
             Report::Cutover(CutoverReport {
                 after_pass: 8,
