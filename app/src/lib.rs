@@ -24,6 +24,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <HashedStylesheet options=options.clone() id="leptos"/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -60,6 +61,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("operations/new") view=pages::NewOperationPage ssr=SsrMode::Async/>
                         <Route path=path!("operations/:id") view=pages::MonitorPage ssr=SsrMode::Async/>
                         <Route path=path!("operations/:id/rollback") view=pages::RollbackPage ssr=SsrMode::Async/>
+                        // Any other address: the 404 page, inside the layout (its navigation).
+                        <Route path=path!("*any") view=pages::NotFound ssr=SsrMode::Async/>
                     </ParentRoute>
                 </Routes>
             </div>

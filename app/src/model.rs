@@ -239,6 +239,10 @@ pub struct MonitorState {
     /// The last phase before the outcome (where a failed or cancelled
     /// operation stopped).
     pub last_running_phase: Option<Phase>,
+    /// Warm: a delta this small has converged — the threshold the console
+    /// gives its helpers (`warm_converged_mib`); 0: the default.
+    #[serde(default)]
+    pub converged_bytes: u64,
 }
 
 impl MonitorState {
@@ -392,10 +396,7 @@ impl MonitorState {
         if self.outcome == Some(Outcome::Done) {
             return 100;
         }
-        (self.done * 100)
-            .checked_div(self.total)
-            .unwrap_or(0)
-            .min(100)
+        percent_of(self.done, self.total)
     }
 
     /// Seconds left at the current rate, while copying. Warm: none while
@@ -419,7 +420,13 @@ impl MonitorState {
     /// Warm, while the passes run: what they say about cutting over now.
     pub fn outlook(&self) -> Option<operation_model::Outlook> {
         (self.warm && self.running() && self.phase == Phase::PreCopying)
-            .then(|| operation_model::Outlook::of(&self.passes))
+            .then(|| {
+                let small = match self.converged_bytes {
+                    0 => operation_model::DEFAULT_SMALL,
+                    n => n,
+                };
+                operation_model::Outlook::with_threshold(&self.passes, small)
+            })
             .flatten()
     }
 
@@ -465,8 +472,9 @@ pub struct LockDetail {
     /// The operation's phase and its recorded reason, if any.
     pub phase: Option<Phase>,
     pub reason: Option<String>,
-    /// The last progress sample, as text, and when it came.
+    /// The last progress sample, as the monitor says it, and when it came.
     pub last_progress: Option<String>,
+    pub last_progress_at: Option<String>,
     pub last_event_at: Option<String>,
     pub last_event_age_secs: Option<u64>,
     /// States read live from the controllers just now.
@@ -627,6 +635,24 @@ pub fn clock_time(at: &str) -> &str {
     at.get(11..19)
         .filter(|t| at.as_bytes().get(10) == Some(&b'T') && t.as_bytes().get(2) == Some(&b':'))
         .unwrap_or(at)
+}
+
+/// How much of `total` `done` is, in whole percent (0 to 100).
+pub fn percent_of(done: u64, total: u64) -> u64 {
+    (done.saturating_mul(100))
+        .checked_div(total)
+        .unwrap_or(0)
+        .min(100)
+}
+
+/// Bytes copied as the monitor and the lock page both say it:
+/// `42% — 1.2 GiB of 3 GiB`.
+pub fn progress_text(percent: u64, done: u64, total: u64) -> String {
+    format!(
+        "{percent}% — {} of {}",
+        human_bytes(done),
+        human_bytes(total)
+    )
 }
 
 /// Durations for people: 45 s, 3 min 20 s, 2 h 5 min.

@@ -182,7 +182,7 @@ impl Summary {
                 }
                 Settled::SourceKept => match &op.kept_source {
                     Some(k) if k.state == KeptState::Kept => {
-                        format!("The source {source} is kept, stopped, until {} (it can be rolled back to).", k.until)
+                        format!("The source {source} is kept, stopped, until {} (it can be rolled back to).", crate::pages::utc_text(&k.until))
                     }
                     Some(k) if k.state == KeptState::RolledBack => {
                         format!("The source {source} was kept, and later rolled back to.")

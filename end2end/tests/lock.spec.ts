@@ -19,7 +19,7 @@ test("a lock left by a killed console is shown stale and an admin overrides it",
   await page.setViewportSize({ width: 1280, height: 900 });
   await signIn(page, demo.url, demo.user, demo.password);
   await page.goto(demo.url + "/operations/new?review=1&source_grid=east&source_app=shop&target_grid=west&target_app=shop&action=migrate");
-  await page.getByRole("button", { name: "Start the migrate" }).click();
+  await page.getByRole("button", { name: "Start the migration" }).click();
   await expect(page).toHaveURL(/\/operations\/op-/);
   const opId = page.url().split("/operations/")[1];
   await hydrated(page);
@@ -49,6 +49,8 @@ test("a lock left by a killed console is shown stale and an admin overrides it",
   await expect(page.getByTestId("lock-fields")).toContainText(opId);
   await expect(page.getByTestId("lock-age")).toContainText("ago");
   await expect(page.getByTestId("ev-source")).toContainText("unknown");
+  // Its last progress in the monitor's words, with when it came.
+  await expect(page.getByTestId("lock-progress")).toHaveText(/^\d+% — [\d.]+ \w+ of 576 MiB at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
   await screenshot(page, "lock");
 
   // The op id must be typed; a wrong one is refused next to the field.

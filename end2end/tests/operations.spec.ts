@@ -48,7 +48,7 @@ test("an operator reviews the pre-flight, migrates shop from east to west and wa
   await expect(page.getByTestId("estimate")).toContainText("the configured limit copy_rate_limit_mib = 12");
   await expect(page.getByTestId("bytes")).toContainText("576 MiB");
   await screenshot(page, "new-operation-preflight");
-  await page.getByRole("button", { name: "Start the migrate" }).click();
+  await page.getByRole("button", { name: "Start the migration" }).click();
 
   await expect(page).toHaveURL(/\/operations\/op-/);
   await expect(page.getByRole("heading", { name: "migrate east/shop → west/shop" })).toBeVisible();

@@ -44,7 +44,7 @@ async function begin(page: Page, source: string, target: string, warm: boolean) 
   await page.getByLabel("migrate").check();
   await page.getByTestId(warm ? "copy-warm" : "copy-cold").check();
   await page.getByRole("button", { name: "Review the plan" }).click();
-  await page.getByRole("button", { name: "Start the migrate" }).click();
+  await page.getByRole("button", { name: "Start the migration" }).click();
   await expect(page).toHaveURL(/\/operations\/op-/);
   await hydrated(page);
 }

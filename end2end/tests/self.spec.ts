@@ -27,7 +27,7 @@ test("the console inside shop migrates it and the monitor rides through the move
   await page.getByLabel("migrate").check();
   await page.getByRole("button", { name: "Review the plan" }).click();
   await expect(page.getByTestId("preflight")).toContainText("pre-flight passed");
-  await page.getByRole("button", { name: "Start the migrate" }).click();
+  await page.getByRole("button", { name: "Start the migration" }).click();
   await expect(page).toHaveURL(/\/operations\/op-/);
   await hydrated(page);
 

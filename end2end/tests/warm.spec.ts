@@ -33,18 +33,18 @@ test("an operator starts a warm migrate, watches the passes and cuts over to don
   await expect(page.getByTestId("preflight")).toContainText("Only the final pass");
   const steps = page.getByTestId("plan-steps").locator("li");
   await expect(steps.nth(1)).toContainText("app create shop");
-  await page.getByRole("button", { name: "Start the migrate" }).click();
+  await page.getByRole("button", { name: "Start the migration" }).click();
 
   await expect(page).toHaveURL(/\/operations\/op-/);
   await hydrated(page);
   await expect(page.getByTestId("warm-plan")).toContainText("cuts over when an operator presses");
-  await expect(page.getByTestId("pipeline")).toContainText("pre copying");
+  await expect(page.getByTestId("pipeline")).toContainText("pre-copying");
 
   // Passes advance while the source keeps running.
   await expect(page.getByTestId("passes").locator('tr[data-pass="1"]')).toBeVisible({ timeout: 60_000 });
   await expect(page.getByTestId("passes").locator('tr[data-pass="2"]')).toBeVisible({ timeout: 60_000 });
   await expect(page.getByTestId("pane-source")).toContainText("running");
-  await expect(page.getByTestId("outcome")).toContainText("running: pre copying");
+  await expect(page.getByTestId("outcome")).toContainText("running: pre-copying");
   await expect(page.getByTestId("progress")).toContainText("100%");
   await screenshot(page, "monitor-warm-passes");
 

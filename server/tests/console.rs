@@ -1394,6 +1394,52 @@ async fn pages_carry_security_headers_and_a_csp_with_their_script_nonce() {
     t.stop().await;
 }
 
+/// A mistyped address gets a 404 page inside the console's layout: the
+/// navigation is there, and its scripts carry the page's nonce, so it
+/// hydrates under the CSP. The icon browsers ask for is served to anyone.
+#[tokio::test]
+async fn a_mistyped_address_gets_a_404_page_with_the_navigation_and_working_scripts() {
+    let t = TestConsole::start().await;
+    let operator = t.signed_in_as("olga").await;
+    for path in ["/operatoins", "/grids/east/nothing/here"] {
+        let r = operator
+            .get(format!("{}{path}", t.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        let csp = header_of(&r, "content-security-policy");
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|s| s.split('\'').next())
+            .unwrap_or_else(|| panic!("no nonce in {csp}"))
+            .to_owned();
+        let html = r.text().await.unwrap();
+        assert!(html.contains(r#"data-testid="not-found""#), "{html}");
+        assert!(
+            html.contains(r#"<nav aria-label="Main""#) && html.contains(">Operations</a>"),
+            "the navigation is on the 404 page: {html}"
+        );
+        assert!(
+            html.contains(&format!("nonce=\"{nonce}\"")),
+            "its scripts carry the CSP's nonce: {html}"
+        );
+    }
+    for path in ["/favicon.ico", "/favicon.svg"] {
+        let r = t
+            .plain()
+            .get(format!("{}{path}", t.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(header_of(&r, "content-type"), "image/svg+xml", "{path}");
+        assert!(r.text().await.unwrap().starts_with("<svg"), "{path}");
+    }
+    t.stop().await;
+}
+
 fn header_of(r: &reqwest::Response, k: &str) -> String {
     r.headers()
         .get(k)

@@ -2128,3 +2128,83 @@ async fn a_kept_source_stays_until_released_and_is_checked_before_it_is_destroye
     assert_eq!(app_state(&w.east, "shop").await, None);
     w.stop().await;
 }
+
+/// A page's HTML as `token` sees it.
+async fn html(w: &World, token: &str, path: &str) -> String {
+    reqwest::Client::new()
+        .get(format!("{}{path}", w.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// An operator starts from an app's row on its grid's page: the form comes
+/// with the app named as the source, the target named after it, and the
+/// grid's apps offered; a viewer's rows offer nothing to start.
+#[tokio::test]
+async fn an_apps_row_opens_a_form_that_names_it_and_offers_the_grids_apps() {
+    let w = world().await;
+    // The grid pages show what the last check saw: wait for the first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while listed(&w, "east").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "east was never checked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let grid = html(&w, &w.operator, "/grids/east").await;
+    let mark = r#"aria-label="Migrate shop""#;
+    let at = grid
+        .find(mark)
+        .unwrap_or_else(|| panic!("no Migrate on shop's row: {grid}"));
+    let link = &grid[grid[..at].rfind("<a ").unwrap()..at];
+    let href = link
+        .split("href=\"")
+        .nth(1)
+        .and_then(|h| h.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    assert_eq!(
+        href,
+        "/operations/new?source_grid=east&source_app=shop&action=migrate"
+    );
+    assert!(grid.contains(r#"aria-label="Snapshot shop""#), "{grid}");
+    let viewer = html(&w, &w.viewer, "/grids/east").await;
+    assert!(
+        viewer.contains(r#"data-app="shop""#) && !viewer.contains("Migrate shop"),
+        "a viewer cannot start an operation: {viewer}"
+    );
+
+    let form = html(&w, &w.operator, &href).await;
+    let input = |id: &str| {
+        let at = form
+            .find(&format!(r#"id="{id}""#))
+            .unwrap_or_else(|| panic!("no {id}: {form}"));
+        form[at..at + form[at..].find('>').unwrap()].to_owned()
+    };
+    assert!(
+        input("source_app").contains(r#"value="shop""#),
+        "{}",
+        input("source_app")
+    );
+    assert!(
+        input("target_app").contains(r#"value="shop""#),
+        "the target is named after the source: {}",
+        input("target_app")
+    );
+    assert!(input("source_app").contains(r#"list="source_app-choices""#));
+    let choices = &form[form.find(r#"id="source_app-choices""#).unwrap()..];
+    let choices = &choices[..choices.find("</datalist>").unwrap()];
+    assert!(choices.contains(r#"<option value="shop""#), "{choices}");
+    assert_eq!(
+        testid_text(&form, "source-apps").as_deref(),
+        Some("On east: shop (running).")
+    );
+    let migrate = input("action-migrate");
+    assert!(migrate.contains("checked"), "{migrate}");
+}

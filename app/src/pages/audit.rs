@@ -2,6 +2,7 @@
 //! overrides, operations started, cut over and cancelled; filtered by who
 //! and by what, newest first. A plain GET form.
 
+use super::When;
 use super::error_text;
 use crate::backend::audit_trail;
 use crate::model::AuditFilter;
@@ -69,7 +70,7 @@ pub fn AuditPage() -> impl IntoView {
                                         let op = e.operation().map(str::to_owned);
                                         view! {
                                         <tr data-action=kind>
-                                            <td>{e.at}</td>
+                                            <td><When at=e.at/></td>
                                             <td>{e.actor}</td>
                                             <td>{e.action}</td>
                                             <td>{e.detail}

@@ -1,3 +1,4 @@
+use super::When;
 use super::error_text;
 use super::layout::Me;
 use crate::backend::{console_settings, list_kept_sources, list_operations};
@@ -51,7 +52,7 @@ pub fn Dashboard() -> impl IntoView {
                                         <tr data-kept=format!("{}/{}", k.grid, k.app)>
                                             <td>{format!("{}/{}", k.grid, k.app)}
                                                 {k.problem.clone().map(|p| view! { <p class="alert" role="alert">{p}</p> })}</td>
-                                            <td>{k.until.clone()}</td>
+                                            <td><When at=k.until.clone()/></td>
                                             <td>{format!("{}/{}", op.target_grid, op.target_app)}</td>
                                             <td><a href=href>{op.id.clone()}</a></td>
                                         </tr>

@@ -1,6 +1,8 @@
+use super::When;
 use super::error_text;
-use crate::backend::{grid_detail, list_grids, list_kept_sources};
-use crate::model::{GridView, human_bytes};
+use super::layout::Me;
+use crate::backend::{console_settings, grid_detail, list_grids, list_kept_sources};
+use crate::model::{Action, GridView, Role, human_bytes};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -101,10 +103,20 @@ pub fn GridPage() -> impl IntoView {
     let name = move || params.read().get("name").unwrap_or_default();
     let grid = Resource::new(name, grid_detail);
     let kept = Resource::new(|| (), |_| list_kept_sources());
+    let me = expect_context::<Me>();
+    let info = Resource::new(|| (), |_| console_settings());
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 let kept = kept.await.unwrap_or_default();
+                // Operators start an operation from an app's row; the
+                // console's mode says which actions it offers.
+                let operator = me.await.is_ok_and(|u| u.role.allows(Role::Operator));
+                let mode = info.await.ok().map(|i| i.mode);
+                let actions: Vec<Action> = [Action::Migrate, Action::Snapshot]
+                    .into_iter()
+                    .filter(|a| operator && mode.is_none_or(|m| a.allowed_by(m)))
+                    .collect();
                 match grid.await {
                     Ok(g) => {
                         let title = format!("Grid {}", g.name);
@@ -132,6 +144,7 @@ pub fn GridPage() -> impl IntoView {
                                             <th scope="col">"State"</th>
                                             <th scope="col">"Template"</th>
                                             <th scope="col">"Volumes"</th>
+                                            {(!actions.is_empty()).then(|| view! { <th scope="col">"Actions"</th> })}
                                         </tr></thead>
                                         <tbody>
                                             {g.apps.into_iter().map(|a| {
@@ -139,6 +152,23 @@ pub fn GridPage() -> impl IntoView {
                                                 let kept_by = kept.iter().find(|op| op.kept_source.as_ref().is_some_and(|k| k.grid == g.name && k.app == a.name))
                                                     .map(|op| (op.id.clone(), op.kept_source.as_ref().map(|k| k.until.clone()).unwrap_or_default()));
                                                 let state_class = format!("status status-app-{}", a.state);
+                                                // A kept source is moved back by its rollback, not from here.
+                                                let starts = (!actions.is_empty()).then(|| {
+                                                    let links = if kept_by.is_some() { Vec::new() } else { actions.clone() };
+                                                    let (grid, app) = (g.name.clone(), a.name.clone());
+                                                    view! {
+                                                        <td class="row-actions">
+                                                            {links.into_iter().map(|act| {
+                                                                let verb = match act { Action::Snapshot => "Snapshot", _ => "Migrate" };
+                                                                view! {
+                                                                    <a class="button" href=format!("/operations/new?source_grid={grid}&source_app={app}&action={act}")
+                                                                        aria-label=format!("{verb} {app}") data-testid=format!("start-{act}")>{verb}</a>
+                                                                    " "
+                                                                }
+                                                            }).collect_view()}
+                                                        </td>
+                                                    }
+                                                });
                                                 let vols = a.volumes.iter()
                                                     .map(|v| format!("{} ({})", v.name, human_bytes(v.size)))
                                                     .collect::<Vec<_>>().join(", ");
@@ -147,10 +177,11 @@ pub fn GridPage() -> impl IntoView {
                                                         <td>{a.name.clone()}</td>
                                                         <td><span class=state_class>{a.state.clone()}</span>
                                                             {kept_by.map(|(op, until)| view! {
-                                                                <span class="hint" data-testid="kept-by">" — kept by "<a href=format!("/operations/{op}")>{op.clone()}</a>{format!(" until {until}: roll back to it or release it there")}</span>
+                                                                <span class="hint" data-testid="kept-by">" — kept by "<a href=format!("/operations/{op}")>{op.clone()}</a>" until "<When at=until/>": roll back to it or release it there"</span>
                                                             })}</td>
                                                         <td>{a.template.clone().unwrap_or_else(|| "—".into())}</td>
                                                         <td>{vols}</td>
+                                                        {starts}
                                                     </tr>
                                                 }
                                             }).collect_view()}
@@ -158,7 +189,7 @@ pub fn GridPage() -> impl IntoView {
                                     </table>
                                 }.into_any()
                             }}
-                            <p class="hint">{g.checked_at.map(|t| format!("Checked at {t}; refreshed in the background."))}</p>
+                            <p class="hint">{g.checked_at.map(|t| view! { "Checked at "<When at=t/>"; refreshed in the background." })}</p>
                         }.into_any()
                     }
                     Err(e) => view! {

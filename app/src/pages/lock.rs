@@ -2,6 +2,7 @@
 //! the controllers, whether it looks stale and why, and (admins) the
 //! override form that asks for the operation id and a reason.
 
+use super::When;
 use super::layout::Me;
 use super::{NoticeBanner, error_text, use_notice};
 use crate::backend::lock_evidence;
@@ -73,9 +74,13 @@ fn Evidence(d: LockDetail, is_admin: bool, said: Option<Notice>) -> impl IntoVie
             <section class="card" aria-label="Evidence">
                 <h2>"Evidence"</h2>
                 <dl class="facts" data-testid="lock-evidence">
-                    <dt>"phase"</dt><dd>{d.phase.map_or("unknown", |p| p.as_str())}</dd>
+                    <dt>"phase"</dt><dd>{d.phase.map_or("unknown", |p| p.label())}</dd>
                     <dt>"last word"</dt><dd>{d.reason.clone().unwrap_or_else(|| "—".into())}</dd>
-                    <dt>"last progress"</dt><dd>{d.last_progress.clone().unwrap_or_else(|| "none".into())}</dd>
+                    <dt>"last progress"</dt><dd data-testid="lock-progress">{match (d.last_progress.clone(), d.last_progress_at.clone()) {
+                        (Some(p), Some(at)) => view! { {p}" at "<When at/> }.into_any(),
+                        (Some(p), None) => p.into_any(),
+                        (None, _) => "none".into_any(),
+                    }}</dd>
                     <dt>"last event"</dt><dd>{age(d.last_event_age_secs)}</dd>
                     <dt>"worked on"</dt><dd>{if d.driven { "yes, by this console" } else { "no" }}</dd>
                     <dt>"source app"</dt><dd data-testid="ev-source">{d.source_state.clone()}</dd>

@@ -11,6 +11,7 @@ mod new_operation;
 mod operations;
 mod rollback;
 mod users;
+mod when;
 
 pub use audit::AuditPage;
 pub use dashboard::Dashboard;
@@ -23,6 +24,7 @@ pub use new_operation::NewOperationPage;
 pub use operations::OperationsPage;
 pub use rollback::RollbackPage;
 pub use users::UsersPage;
+pub use when::{When, utc_text};
 
 use crate::backend::get_notice;
 use crate::model::{Notice, NoticeKind};
@@ -38,10 +40,11 @@ pub fn NotFound() -> impl IntoView {
     }
     view! {
         <Title text="Not found"/>
-        <main class="narrow">
+        <section data-testid="not-found">
             <h1>"Page not found"</h1>
-            <p>"There is no page at this address. " <a href="/">"Go to the dashboard"</a></p>
-        </main>
+            <p>"There is no page at this address: it may have been mistyped, or the page may have moved. "
+                <a href="/">"Go to the dashboard"</a>" or use the navigation above."</p>
+        </section>
     }
 }
 

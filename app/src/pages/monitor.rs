@@ -3,12 +3,13 @@
 //! folds each event into the same [`MonitorState`] the server rendered
 //! from. Without JavaScript the page refreshes itself every two seconds.
 
+use super::When;
 use super::error_text;
 use super::layout::Me;
 use crate::backend::get_operation;
 use crate::model::{
     CancelCleanup, MonitorState, OperationDetail, OperationView, Outcome, Phase, Role, human_bytes,
-    human_duration,
+    human_duration, progress_text,
 };
 use crate::summary::{Side, Summary, fate};
 use leptos::prelude::*;
@@ -204,7 +205,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         })}
         <h1>{title}</h1>
         <p class="muted">
-            {format!("Operation {} started by {} at {}", op.id, op.created_by, op.created_at)}
+            {format!("Operation {} started by {} at ", op.id, op.created_by)}<When at=op.created_at.clone()/>
             " · "
             <span class="link-state" data-testid="link-state" data-state=move || link.get()>
                 {move || match (link.get(), state.read().console_away_to()) {
@@ -263,7 +264,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             <p data-testid="progress" data-done=move || state.read().done.to_string()>
                 {move || {
                     let s = state.read();
-                    let mut text = format!("{}% — {} of {}", s.percent(), human_bytes(s.done), human_bytes(s.total));
+                    let mut text = progress_text(s.percent(), s.done, s.total);
                     if s.running() && s.rate > 0 {
                         text.push_str(&format!(" · {}/s", human_bytes(s.rate)));
                     }
@@ -345,7 +346,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 crate::model::KeptState::Kept => view! {
                     <section class="card kept" data-testid="kept-source" data-state=k.state.as_str() aria-label="Kept source">
                         <h2>"Kept source"</h2>
-                        <p data-testid="kept-text">{format!("The source {place} is kept on its grid, stopped, until {}: this migrate can be rolled back to it. Its release (by an operator, or its deadline) destroys it once its fingerprint from the cutover is checked.", k.until)}</p>
+                        <p data-testid="kept-text">{format!("The source {place} is kept on its grid, stopped, until ")}<When at=k.until.clone()/>": this migrate can be rolled back to it. Its release (by an operator, or its deadline) destroys it once its fingerprint from the cutover is checked."</p>
                         {k.problem.clone().map(|p| view! { <p class="alert" role="alert" data-testid="kept-problem">{p}</p> })}
                         {(can_cancel && op.outcome == Some(crate::model::Outcome::Done)).then(|| view! {
                             <p><a class="button primary" href=format!("/operations/{}/rollback", op.id) data-testid="rollback">
@@ -367,12 +368,10 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                 _ => view! {
                     <section class="card kept" data-testid="kept-source" data-state=k.state.as_str() aria-label="Kept source">
                         <p data-testid="kept-text">{format!(
-                            "The kept source {place} was {} by {} at {}: {}",
+                            "The kept source {place} was {} by {} at ",
                             match k.state { crate::model::KeptState::RolledBack => "rolled back to", _ => "released (destroyed)" },
                             k.ended_by.clone().unwrap_or_default(),
-                            k.ended_at.clone().unwrap_or_default(),
-                            k.reason.clone().unwrap_or_default()
-                        )}</p>
+                        )}<When at=k.ended_at.clone().unwrap_or_default()/>{format!(": {}", k.reason.clone().unwrap_or_default())}</p>
                     </section>
                 }.into_any(),
             }
@@ -422,8 +421,12 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     }).collect_view()}
                 </nav>
             </div>
-            <div class="log-box" node_ref=log_box tabindex="0" aria-label="Operation log"
+            // Without JavaScript nothing scrolls the box: reversed, it opens
+            // at its end, the newest line in view.
+            <noscript inner_html="<style>.log-box { display: flex; flex-direction: column-reverse; }</style>"></noscript>
+            <div class="log-box" node_ref=log_box tabindex="0" role="log" aria-label="Operation log"
                 on:scroll=move |_| follow.set(at_bottom())>
+                <div class="log-lines">
                 {let whole_log = format!("/api/v1/operations/{}/log.txt", op.id);
                 move || {
                     let earlier = state.read().earlier_lines;
@@ -445,12 +448,13 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
                     >
                         <li data-source=line.source.as_str() data-kind=line.kind.as_str() data-seq=line.seq>
                             <span class="seq">{line.seq}</span>
-                            <time class="at" datetime=line.at.clone()>{crate::model::clock_time(&line.at).to_owned()}</time>
+                            <time class="at" datetime=line.at.clone() title="UTC">{crate::model::clock_time(&line.at).to_owned()}</time>
                             <span class=format!("src src-{}", line.source)>{line.source.as_str()}</span>
                             <span class="text">{line.text}</span>
                         </li>
                     </For>
                 </ol>
+                </div>
             </div>
             <Show when=move || !follow.get()>
                 <button type="button" class="follow" data-testid="follow-log"

@@ -8,8 +8,8 @@ use super::error_text;
 use super::layout::Me;
 use crate::backend::{check_target, console_settings, list_grids, preview_operation};
 use crate::model::{
-    Action, ConsoleInfo, Cutover, FieldError, NoticeKind, OperationRequest, PlanView, Role,
-    check_name, human_bytes, human_duration,
+    Action, ConsoleInfo, Cutover, FieldError, GridView, NoticeKind, OperationRequest, PlanView,
+    Role, check_name, human_bytes, human_duration,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -226,7 +226,7 @@ pub fn NewOperationPage() -> impl IntoView {
                         </p>
                     }.into_any();
                 }
-                let names: Vec<String> = grids.await.map(|g| g.into_iter().map(|g| g.name).collect()).unwrap_or_default();
+                let grids: Vec<GridView> = grids.await.unwrap_or_default();
                 let info = info.await.ok();
                 // What the form's last post was refused for.
                 let submitted_error = notice.await.filter(|n| n.kind == NoticeKind::Refused).map(|n| FieldError {
@@ -249,10 +249,10 @@ pub fn NewOperationPage() -> impl IntoView {
                 let warm_rule = info.as_ref().map(ConsoleInfo::warm_limit_rule);
                 match plan.await {
                     Ok(Some(Ok(p))) => view! { <Preview plan=p fields=defaults/> }.into_any(),
-                    Ok(Some(Err(e))) => view! { <OpForm names actions defaults keep warm_rule=warm_rule.clone() error=Some(e)/> }.into_any(),
-                    Ok(None) => view! { <OpForm names actions defaults keep warm_rule=warm_rule.clone() error=submitted_error/> }.into_any(),
+                    Ok(Some(Err(e))) => view! { <OpForm grids actions defaults keep warm_rule=warm_rule.clone() error=Some(e)/> }.into_any(),
+                    Ok(None) => view! { <OpForm grids actions defaults keep warm_rule=warm_rule.clone() error=submitted_error/> }.into_any(),
                     Err(e) => view! {
-                        <OpForm names actions defaults keep warm_rule=warm_rule.clone() error=Some(FieldError { field: None, message: error_text(&e) })/>
+                        <OpForm grids actions defaults keep warm_rule=warm_rule.clone() error=Some(FieldError { field: None, message: error_text(&e) })/>
                     }.into_any(),
                 }
             })}
@@ -262,7 +262,8 @@ pub fn NewOperationPage() -> impl IntoView {
 
 #[component]
 fn OpForm(
-    names: Vec<String>,
+    /// The inventory's grids with their apps, as last checked.
+    grids: Vec<GridView>,
     actions: Vec<Action>,
     defaults: Fields,
     /// The console's `keep_source` and `keep_source_hours`.
@@ -272,7 +273,34 @@ fn OpForm(
     error: Option<FieldError>,
 ) -> impl IntoView {
     let keeps = defaults.keeps(keep.0);
+    let names: Vec<String> = grids.iter().map(|g| g.name.clone()).collect();
+    let source_grid = RwSignal::new(defaults.source_grid.clone());
     let source_app = RwSignal::new(defaults.source_app.clone());
+    // The source grid's apps, offered for the source app.
+    let apps = StoredValue::new(grids);
+    let source_apps = move || {
+        apps.with_value(|gs| {
+            gs.iter()
+                .find(|g| g.name == source_grid.get())
+                .map(|g| {
+                    g.apps
+                        .iter()
+                        .map(|a| (a.name.clone(), a.state.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let apps_hint = move || {
+        let apps = source_apps();
+        let grid = source_grid.get();
+        if apps.is_empty() {
+            format!("{grid} lists no apps (as last checked).")
+        } else {
+            let listed: Vec<String> = apps.iter().map(|(n, st)| format!("{n} ({st})")).collect();
+            format!("On {grid}: {}.", listed.join(", "))
+        }
+    };
     let target_grid = RwSignal::new(if defaults.target_grid.is_empty() {
         names
             .iter()
@@ -282,7 +310,13 @@ fn OpForm(
     } else {
         defaults.target_grid.clone()
     });
-    let target_app = RwSignal::new(defaults.target_app.clone());
+    // The target's name follows the source app's until the operator types one.
+    let named_target = RwSignal::new(!defaults.target_app.is_empty());
+    let target_app = RwSignal::new(if defaults.target_app.is_empty() {
+        defaults.source_app.clone()
+    } else {
+        defaults.target_app.clone()
+    });
     let update = RwSignal::new(defaults.updates());
     // Typing replaces the submitted answer for that field with a live one.
     let typed_source = RwSignal::new(false);
@@ -357,13 +391,29 @@ fn OpForm(
         <form method="get" action="/operations/new" class="card op-form" data-testid="op-form">
             <input type="hidden" name="review" value="1"/>
             <label for="source_grid">"Source grid"</label>
-            <select id="source_grid" name="source_grid">{options.clone()(defaults.source_grid.clone())}</select>
+            <select id="source_grid" name="source_grid"
+                on:change=move |ev| source_grid.set(event_target_value(&ev))>{options.clone()(defaults.source_grid.clone())}</select>
             {submitted_for("source_grid").map(|e| view! { <p class="field-error" data-testid="error-source_grid">{e}</p> })}
             <label for="source_app">"Source app"</label>
             <input id="source_app" name="source_app" type="text" required autocomplete="off"
-                aria-describedby="source_app-error"
+                list="source_app-choices" aria-describedby="source_app-apps source_app-error"
+                value=defaults.source_app.clone()
                 prop:value=move || source_app.get()
-                on:input=move |ev| { source_app.set(event_target_value(&ev)); check_source(); }/>
+                on:input=move |ev| {
+                    let app = event_target_value(&ev);
+                    if !named_target.get_untracked() {
+                        target_app.set(app.clone());
+                    }
+                    source_app.set(app);
+                    check_source();
+                    if !named_target.get_untracked() {
+                        check_target_now();
+                    }
+                }/>
+            <datalist id="source_app-choices">
+                {move || source_apps().into_iter().map(|(n, _)| view! { <option value=n></option> }).collect_view()}
+            </datalist>
+            <p class="hint" id="source_app-apps" data-testid="source-apps">{apps_hint}</p>
             <p class="field-error" id="source_app-error" data-testid="error-source_app" aria-live="polite"
                 hidden=move || source_error().is_none()>{source_error}</p>
             <label for="target_grid">"Target grid"</label>
@@ -375,8 +425,9 @@ fn OpForm(
             <label for="target_app">"Target app name"</label>
             <input id="target_app" name="target_app" type="text" required autocomplete="off"
                 aria-describedby="target_app-hint target_app-error"
+                value=target_app.get_untracked()
                 prop:value=move || target_app.get()
-                on:input=move |ev| { target_app.set(event_target_value(&ev)); check_target_now(); }/>
+                on:input=move |ev| { named_target.set(true); target_app.set(event_target_value(&ev)); check_target_now(); }/>
             <p class="hint" id="target_app-hint">"A letter, then up to 63 letters, digits, _ or -; not yet used on the target grid (unless updated)."</p>
             <p class="field-error" id="target_app-error" data-testid="error-target_app" aria-live="polite"
                 hidden=move || target_error().is_none()>{target_error}</p>
@@ -401,7 +452,7 @@ fn OpForm(
                     };
                     view! {
                         <label class="choice">
-                            <input type="radio" name="action" value=a.as_str() checked=checked/>
+                            <input type="radio" name="action" id=format!("action-{a}") value=a.as_str() checked=checked/>
                             " " {a.as_str()} <span class="hint">" — " {hint}</span>
                         </label>
                     }
@@ -419,8 +470,9 @@ fn OpForm(
                         aria-describedby="warm-hint"/>
                     " warm" <span class="hint" id="warm-hint">" — the source keeps running while passes copy what it changes; it stops only for the final pass, so it is down for seconds whatever its size (needs a grid that reads running apps, dialect 4; otherwise it copies cold and says why)"</span>
                 </label>
+                <div class="warm-only">
                 {warm_rule.map(|r| view! { <p class="hint" data-testid="warm-limit">{r}</p> })}
-                <label for="cutover">"Cut over (warm)"</label>
+                <label for="cutover">"Cut over"</label>
                 <select id="cutover" name="cutover" data-testid="cutover-choice">
                     {[(Cutover::Auto, "automatically, once a pass finds little changed"),
                       (Cutover::Manual, "when I press \"Cut over now\" on the monitor"),
@@ -432,14 +484,17 @@ fn OpForm(
                         })
                         .collect_view()}
                 </select>
-                <label for="cutover_at">"Scheduled cutover, UTC (warm, scheduled)"</label>
+                {submitted_for("cutover").map(|e| view! { <p class="field-error" data-testid="error-cutover">{e}</p> })}
+                <div class="scheduled-only">
+                <label for="cutover_at">"Scheduled cutover, UTC"</label>
                 <input id="cutover_at" name="cutover_at" type="datetime-local" value=defaults.cutover_at.clone()
                     aria-describedby="cutover_at-error"/>
-                {submitted_for("cutover").map(|e| view! { <p class="field-error" data-testid="error-cutover">{e}</p> })}
                 <p class="field-error" id="cutover_at-error" data-testid="error-cutover_at"
                     hidden=submitted_for("cutover_at").is_none()>{submitted_for("cutover_at")}</p>
+                </div>
+                </div>
             </fieldset>
-            <fieldset>
+            <fieldset class="migrate-only">
                 <legend>"After a migrate"</legend>
                 <label class="choice">
                     <input type="radio" name="keep_source" value="0" checked=!keeps data-testid="keep-source-no"/>
@@ -563,7 +618,7 @@ fn Preview(plan: PlanView, fields: Fields) -> impl IntoView {
                 <input type="hidden" name="stop_timeout_secs" value=fields.stop_timeout_secs.clone()/>
                 <input type="hidden" name="keep_source" value=fields.keep_source.clone()/>
                 <input type="hidden" name="keep_source_hours" value=fields.keep_source_hours.clone()/>
-                <button type="submit" class="primary">{format!("Start the {verb}")}</button>
+                <button type="submit" class="primary">{format!("Start the {}", plan.action.noun())}</button>
                 " "
                 <a class="button" href=change>"Change"</a>
             </form>

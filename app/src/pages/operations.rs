@@ -1,5 +1,6 @@
 //! Operations: history, the monitor of one operation, and the form that starts one.
 
+use super::When;
 use super::error_text;
 use super::layout::Me;
 use crate::backend::{current_lock, list_operations};
@@ -72,9 +73,9 @@ pub fn OperationTable(ops: Vec<OperationView>) -> impl IntoView {
                             <td>{op.action.as_str()}</td>
                             <td>{format!("{}/{}", op.source_grid, op.source_app)}</td>
                             <td>{format!("{}/{}", op.target_grid, op.target_app)}</td>
-                            <td>{op.phase.as_str()}</td>
+                            <td>{op.phase.label()}</td>
                             <td><span class=format!("status status-op-{outcome}")>{outcome.clone()}</span></td>
-                            <td>{op.created_at.clone()}</td>
+                            <td><When at=op.created_at.clone()/></td>
                         </tr>
                     }
                 }).collect_view()}

@@ -1,6 +1,7 @@
 //! User accounts (admins): add a user, change a role, disable or enable,
 //! set a new password. Plain forms answered with a message.
 
+use super::When;
 use super::{NoticeBanner, error_text, use_notice};
 use crate::backend::list_users;
 use crate::model::{Role, UserRow};
@@ -79,7 +80,7 @@ fn UserLine(u: UserRow, own: bool) -> impl IntoView {
             <td><span class=format!("role role-{}", u.role)>{u.role.as_str()}</span></td>
             <td><span class=format!("status status-user-{status}")>{status}</span></td>
             <td>{u.api_tokens}</td>
-            <td>{u.created_at.clone()}</td>
+            <td><When at=u.created_at.clone()/></td>
             <td class="row-forms">
                 <form method="post" action=action.clone() class="inline">
                     <input type="hidden" name="change" value="role"/>

@@ -22,6 +22,15 @@ pub enum Action {
 wire_enum!(Action, "action", [Migrate => "migrate", Snapshot => "snapshot", Rollback => "rollback"]);
 
 impl Action {
+    /// The action as a noun, for buttons and sentences: "Start the migration".
+    pub fn noun(self) -> &'static str {
+        match self {
+            Action::Migrate => "migration",
+            Action::Snapshot => "snapshot",
+            Action::Rollback => "rollback",
+        }
+    }
+
     /// The app moves to the target, which then runs (a migrate or a
     /// rollback); a snapshot copies it and the source runs again.
     pub fn moves(self) -> bool {
@@ -243,9 +252,23 @@ impl Phase {
         self.cancel().is_some()
     }
 
-    /// The phase in words: `stopping source`.
-    pub fn label(self) -> String {
-        self.as_str().replace('_', " ")
+    /// The phase in words, as every page shows it: `stopping the source`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Preflight => "pre-flight",
+            Phase::Provisioning => "provisioning the helper",
+            Phase::PreCopying => "pre-copying",
+            Phase::StoppingSource => "stopping the source",
+            Phase::Copying => "copying",
+            Phase::Verifying => "verifying",
+            Phase::StartingTarget => "starting the target",
+            Phase::RestartingSource => "restarting the source",
+            Phase::Reconciling => "reconciling",
+            Phase::Done => "done",
+            Phase::Failed => "failed",
+            Phase::Cancelled => "cancelled",
+            Phase::Elsewhere => "ended elsewhere",
+        }
     }
 }
 

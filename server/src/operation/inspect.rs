@@ -7,7 +7,9 @@ use super::{Engine, EngineError, HELPER_TEMPLATE, StartRequest, store};
 use crate::clock::Timestamp;
 use crate::lock::{Lock, LockState};
 use crate::reconcile::Seen;
-use app::model::{Action, LockDetail, PlanStep, PlanView, VolumeView, human_bytes};
+use app::model::{
+    Action, LockDetail, PlanStep, PlanView, VolumeView, human_bytes, percent_of, progress_text,
+};
 use grid::dialect::{Command, Compression, HashAlgorithm, VolRef};
 use grid::{AppName, Connection, TemplateName};
 use helper::copy::Transport;
@@ -161,6 +163,7 @@ impl Engine {
                     phase: None,
                     reason: None,
                     last_progress: None,
+                    last_progress_at: None,
                     last_event_at: None,
                     last_event_age_secs: None,
                     source_state: "not checked".into(),
@@ -196,13 +199,10 @@ impl Engine {
             age_secs: Some(lock.created_at.age_secs()),
             phase: op.as_ref().map(|o| o.phase),
             reason: op.as_ref().and_then(|o| o.reason.clone()),
-            last_progress: progress.map(|(p, at)| {
-                format!(
-                    "{} of {} at {at}",
-                    human_bytes(p.done),
-                    human_bytes(p.total)
-                )
-            }),
+            last_progress: progress
+                .as_ref()
+                .map(|(p, _)| progress_text(percent_of(p.done, p.total), p.done, p.total)),
+            last_progress_at: progress.map(|(_, at)| at),
             last_event_at: last.map(|e| e.at),
             last_event_age_secs,
             source_state: source.to_string(),

@@ -115,6 +115,7 @@ fn is_public(path: &str) -> bool {
         || path == "/metrics"
         || path == "/api/v1/openapi.json"
         || path == "/favicon.ico"
+        || path == "/favicon.svg"
         || path.starts_with("/pkg/")
 }
 

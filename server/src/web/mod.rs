@@ -57,6 +57,18 @@ pub struct AppState {
 static ROUTES: std::sync::LazyLock<Vec<leptos_axum::AxumRouteListing>> =
     std::sync::LazyLock::new(|| generate_route_list(app::App));
 
+/// The console's icon (browsers ask for `/favicon.ico` whatever the page
+/// names; an SVG answers both).
+async fn favicon() -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("favicon.svg"),
+    )
+}
+
 pub fn router(state: AppState, sessions: SqliteStore) -> Router {
     let session_layer = SessionManagerLayer::new(crate::auth::sessions::HashedIds::new(sessions))
         .with_name(SESSION_COOKIE)
@@ -98,6 +110,8 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/metrics", get(metrics::metrics))
+        .route("/favicon.svg", get(favicon))
+        .route("/favicon.ico", get(favicon))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/sfn/{*name}", get(pages::server_fn).post(pages::server_fn))
         .nest("/api/v1", api::routes())
@@ -107,7 +121,19 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
             "/pkg",
             tower_http::services::ServeDir::new(state.settings.site_root.join("pkg")),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+        // What no route answers (another method, say) gets the app's 404
+        // page, with the page policy its scripts need to run.
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
+            {
+                let backend = state.backend.clone();
+                move || {
+                    provide_context(backend.clone());
+                    headers::provide_page_policy();
+                }
+            },
             app::shell,
         ))
         .layer(middleware::from_fn(pages::server_fn_mistakes))
