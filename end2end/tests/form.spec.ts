@@ -32,7 +32,7 @@ test("an app's row opens the form with it named, and the form shows only what ap
 
   // Cold: no cutover choices. Warm: the cutover and what happens at the
   // pass limit; scheduled: its time. A snapshot keeps no source.
-  const cutover = page.getByLabel("Cut over");
+  const cutover = page.getByLabel("Cut over", { exact: true });
   const at = page.getByLabel("Scheduled cutover, UTC");
   const keep = page.getByText("After a migrate");
   await expect(cutover).toBeHidden();

@@ -14,7 +14,7 @@ test.afterAll(async () => {
   remove(demo);
 });
 
-test("an operator reviews the pre-flight, migrates shop from east to west and watches it to done", async ({ page }) => {
+test("an operator reviews the pre-flight, migrates shop from east to west and watches it to done", async ({ page, browser }) => {
   // The copy is slowed on purpose: the waits below (90 s for the outcome) fit in this.
   test.setTimeout(180_000);
   await page.setViewportSize({ width: 1280, height: 900 });
@@ -119,4 +119,19 @@ test("an operator reviews the pre-flight, migrates shop from east to west and wa
   await page.locator("tr[data-op] a").first().click();
   await expect(page.getByTestId("outcome")).toHaveText("done");
   await expect(page.getByTestId("log")).toContainText("verified volume data");
+
+  // Without JavaScript the log opens at its newest line.
+  const plain = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 900 } });
+  await plain.addCookies(await page.context().cookies());
+  const noJs = await plain.newPage();
+  await noJs.goto(page.url());
+  const noJsBox = (await noJs.locator(".log-box").boundingBox())!;
+  const lines = noJs.getByTestId("log").locator("li");
+  const last = (await lines.last().boundingBox())!;
+  const first = (await lines.first().boundingBox())!;
+  // The newest line shows at the box's foot; the oldest is scrolled out of it.
+  expect(last.y + last.height).toBeLessThanOrEqual(noJsBox.y + noJsBox.height + 1);
+  expect(last.y).toBeGreaterThanOrEqual(noJsBox.y);
+  expect(first.y).toBeLessThan(noJsBox.y);
+  await plain.close();
 });

@@ -25,7 +25,7 @@ test("an operator starts a warm migrate, watches the passes and cuts over to don
   await page.getByLabel("Target app name").fill("shop");
   await page.getByLabel("migrate").check();
   await page.getByTestId("copy-warm").check();
-  await page.getByLabel("Cut over (warm)").selectOption("manual");
+  await page.getByLabel("Cut over", { exact: true }).selectOption("manual");
   await page.getByRole("button", { name: "Review the plan" }).click();
 
   // The preview says how it copies and what the downtime is.

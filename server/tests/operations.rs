@@ -1423,8 +1423,12 @@ async fn the_pages_start_an_operation_show_its_monitor_and_put_errors_next_to_th
         .unwrap();
     assert!(page.contains("snapshot east/shop → west/copy"));
     assert!(
-        page.contains("http-equiv=\"refresh\""),
-        "a running operation's page refreshes itself"
+        page.contains("<noscript><meta http-equiv=\"refresh\""),
+        "a running operation's page refreshes itself without JavaScript"
+    );
+    assert!(
+        page.contains("<noscript><style>.log-box {"),
+        "without JavaScript the log opens at its newest line"
     );
     assert!(
         !page.contains("data-testid=\"cancel\""),

@@ -92,6 +92,15 @@ fn OutcomeSummary(s: Summary) -> impl IntoView {
     }
 }
 
+// What a page read without JavaScript gets instead. Named constants, not
+// literals: the view macro writes a literal `inner_html` out as an
+// attribute (leptos_macro 0.8.20), which does nothing.
+/// A running operation's page reloads itself.
+const RELOAD_WITHOUT_JS: &str = r#"<meta http-equiv="refresh" content="2">"#;
+/// The log box, reversed, opens at its end: the newest line in view.
+const LOG_AT_END_WITHOUT_JS: &str =
+    "<style>.log-box { display: flex; flex-direction: column-reverse; }</style>";
+
 #[component]
 fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
     let op = detail.operation.clone();
@@ -201,7 +210,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
         // Without JavaScript a running operation's page reloads itself;
         // with it, the event stream keeps the page current instead.
         {state.with_untracked(MonitorState::running).then(|| view! {
-            <noscript inner_html=r#"<meta http-equiv="refresh" content="2">"#></noscript>
+            <noscript inner_html=RELOAD_WITHOUT_JS></noscript>
         })}
         <h1>{title}</h1>
         <p class="muted">
@@ -423,7 +432,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             </div>
             // Without JavaScript nothing scrolls the box: reversed, it opens
             // at its end, the newest line in view.
-            <noscript inner_html="<style>.log-box { display: flex; flex-direction: column-reverse; }</style>"></noscript>
+            <noscript inner_html=LOG_AT_END_WITHOUT_JS></noscript>
             <div class="log-box" node_ref=log_box tabindex="0" role="log" aria-label="Operation log"
                 on:scroll=move |_| follow.set(at_bottom())>
                 <div class="log-lines">
