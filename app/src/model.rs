@@ -240,9 +240,10 @@ pub struct MonitorState {
     /// operation stopped).
     pub last_running_phase: Option<Phase>,
     /// Warm: a delta this small has converged — the threshold the console
-    /// gives its helpers (`warm_converged_mib`); 0: the default.
+    /// gives its helpers (`warm_converged_mib`, 0 included); `None`: the
+    /// default.
     #[serde(default)]
-    pub converged_bytes: u64,
+    pub converged_bytes: Option<u64>,
 }
 
 impl MonitorState {
@@ -421,10 +422,9 @@ impl MonitorState {
     pub fn outlook(&self) -> Option<operation_model::Outlook> {
         (self.warm && self.running() && self.phase == Phase::PreCopying)
             .then(|| {
-                let small = match self.converged_bytes {
-                    0 => operation_model::DEFAULT_SMALL,
-                    n => n,
-                };
+                let small = self
+                    .converged_bytes
+                    .unwrap_or(operation_model::DEFAULT_SMALL);
                 operation_model::Outlook::with_threshold(&self.passes, small)
             })
             .flatten()
@@ -472,7 +472,8 @@ pub struct LockDetail {
     /// The operation's phase and its recorded reason, if any.
     pub phase: Option<Phase>,
     pub reason: Option<String>,
-    /// The last progress sample, as the monitor says it, and when it came.
+    /// The last progress sample, as the monitor says it (`42% — 1.2 GiB of
+    /// 3 GiB`); when it came is `last_progress_at`.
     pub last_progress: Option<String>,
     pub last_progress_at: Option<String>,
     pub last_event_at: Option<String>,

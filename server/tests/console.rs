@@ -1426,6 +1426,18 @@ async fn a_mistyped_address_gets_a_404_page_with_the_navigation_and_working_scri
             "its scripts carry the CSP's nonce: {html}"
         );
     }
+    // An unknown API address keeps the API's JSON 404.
+    let r = operator
+        .get(format!("{}/api/v1/operatoins", t.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        header_of(&r, "content-type").starts_with("application/json"),
+        "{:?}",
+        r.headers()
+    );
     for path in ["/favicon.ico", "/favicon.svg"] {
         let r = t
             .plain()

@@ -2212,3 +2212,38 @@ async fn an_apps_row_opens_a_form_that_names_it_and_offers_the_grids_apps() {
     let migrate = input("action-migrate");
     assert!(migrate.contains("checked"), "{migrate}");
 }
+
+/// The form's time field is hidden unless the cutover is scheduled, but it
+/// still travels with the form: what it held before another choice was
+/// made is not held against an automatic cutover.
+#[tokio::test]
+async fn a_hidden_cutover_time_is_not_held_against_an_automatic_cutover() {
+    let w = world().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/operations/new", w.url))
+        .bearer_auth(&w.operator)
+        .form(&[
+            ("source_grid", "east"),
+            ("source_app", "shop"),
+            ("target_grid", "west"),
+            ("target_app", "copy"),
+            ("action", "snapshot"),
+            ("warm", "1"),
+            ("cutover", "auto"),
+            ("cutover_at", "2001-01-01T00:00"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let id = to
+        .strip_prefix("/operations/")
+        .unwrap_or_else(|| panic!("refused: {to}"));
+    let op = w.wait_outcome(id).await;
+    assert_eq!(op["outcome"], "done", "{op}");
+}

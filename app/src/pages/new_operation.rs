@@ -190,7 +190,10 @@ pub fn NewOperationPage() -> impl IntoView {
         };
         let keep_source = f.keep_source().filter(|_| action == Action::Migrate);
         let (update, warm, cutover) = (f.updates(), f.warm(), f.cutover());
-        let at = (warm && !f.cutover_at.is_empty()).then_some(f.cutover_at);
+        // The time only with a scheduled cutover (hidden otherwise, the
+        // field may still hold what was typed before).
+        let at = (warm && cutover == Some(Cutover::Scheduled) && !f.cutover_at.is_empty())
+            .then_some(f.cutover_at);
         preview_operation(OperationRequest {
             source_grid: f.source_grid,
             source_app: f.source_app,
@@ -274,6 +277,12 @@ fn OpForm(
 ) -> impl IntoView {
     let keeps = defaults.keeps(keep.0);
     let names: Vec<String> = grids.iter().map(|g| g.name.clone()).collect();
+    // The select shows the first grid when none (or an unknown one) is
+    // named: the apps offered and the target's default follow what it shows.
+    let mut defaults = defaults;
+    if !names.contains(&defaults.source_grid) {
+        defaults.source_grid = names.first().cloned().unwrap_or_default();
+    }
     let source_grid = RwSignal::new(defaults.source_grid.clone());
     let source_app = RwSignal::new(defaults.source_app.clone());
     // The source grid's apps, offered for the source app.
@@ -285,6 +294,7 @@ fn OpForm(
                 .map(|g| {
                     g.apps
                         .iter()
+                        .filter(|a| !operation_model::name::is_migctls_own(&a.name))
                         .map(|a| (a.name.clone(), a.state.clone()))
                         .collect::<Vec<_>>()
                 })

@@ -14,10 +14,9 @@ pub fn utc_text(at: &str) -> String {
         && b[13] == b':'
         && b[16] == b':'
         && (at.ends_with('Z') || at.ends_with("+00:00"));
-    if shaped {
-        format!("{} {} UTC", &at[..10], &at[11..19])
-    } else {
-        at.to_owned()
+    match (shaped, at.get(..10), at.get(11..19)) {
+        (true, Some(day), Some(time)) => format!("{day} {time} UTC"),
+        _ => at.to_owned(),
     }
 }
 

@@ -243,6 +243,7 @@ async fn compression(
     v: &VolumeSpec,
     src: &VolRef,
     ranges: &[Range],
+    quiet: bool,
 ) -> anyhow::Result<Compression> {
     if ranges.is_empty() {
         return Ok(Compression::None);
@@ -267,16 +268,18 @@ async fn compression(
     } else {
         Compression::None
     };
-    say(format!(
-        "volume {}: a {} KiB sample compresses to {:.1} %: {}",
-        v.name,
-        sample.len() >> 10,
-        share * 100.0,
-        match choice {
-            Compression::Zstd => "zstd on the wire",
-            Compression::None => "sent as it is",
-        }
-    ));
+    if !quiet {
+        say(format!(
+            "volume {}: a {} KiB sample compresses to {:.1} %: {}",
+            v.name,
+            sample.len() >> 10,
+            share * 100.0,
+            match choice {
+                Compression::Zstd => "zstd on the wire",
+                Compression::None => "sent as it is",
+            }
+        ));
+    }
     Ok(choice)
 }
 
@@ -384,7 +387,7 @@ pub async fn copy_volume(
             detect
         ));
     }
-    let compress = compression(job, g, method, v, &src, &p.copy).await?;
+    let compress = compression(job, g, method, v, &src, &p.copy, pass.quiet).await?;
     let mut volume_done = p.skipped;
     totals.done += p.skipped;
     totals.delta += to_copy;

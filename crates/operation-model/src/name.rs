@@ -53,6 +53,18 @@ pub fn helper_of(target: &str) -> String {
     format!("MigHelper_{target}")
 }
 
+/// The app whose existence on the target grid asks a warm operation's
+/// helper to cut over now.
+pub fn cutover_signal_of(target: &str) -> String {
+    format!("MigCutNow_{target}")
+}
+
+/// Whether an app is one of migctl's own (a helper, a cutover signal),
+/// never offered as an operation's source.
+pub fn is_migctls_own(app: &str) -> bool {
+    app.starts_with("MigHelper_") || app.starts_with("MigCutNow_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,7 +104,8 @@ pub(crate) fn helper_name(target: &AppName) -> Result<AppName, EngineError> {
 /// helper to cut over now: `MigCutNow_<target>` (as long as the helper's name).
 pub(crate) fn cutover_signal_name(target: &AppName) -> Result<AppName, EngineError> {
     helper_name(target)?;
-    AppName::new(format!("MigCutNow_{target}")).map_err(|e| EngineError::Unexpected(e.into()))
+    AppName::new(operation_model::name::cutover_signal_of(target.as_str()))
+        .map_err(|e| EngineError::Unexpected(e.into()))
 }
 
 pub(crate) fn not_found(e: &GridError) -> bool {

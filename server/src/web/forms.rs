@@ -172,7 +172,10 @@ pub async fn new_operation(
         warm,
         // A cold operation's form still carries the (hidden) cutover fields.
         cutover: cutover.filter(|_| warm),
-        cutover_at: form_time(&form.cutover_at).filter(|_| warm),
+        // The time only with a scheduled cutover: hidden otherwise, it may
+        // still carry what was typed before another choice.
+        cutover_at: form_time(&form.cutover_at)
+            .filter(|_| warm && cutover == Some(operation_model::Cutover::Scheduled)),
         stop_timeout_secs,
         // A snapshot's form still carries the (migrate-only) keep choice.
         keep_source: keep_source.filter(|_| action == Action::Migrate),

@@ -132,7 +132,7 @@ impl Backend for ConsoleBackend {
                 // Folded a page at a time: a long log never sits whole in memory.
                 let mut state = MonitorState::new(&operation);
                 // What this console's helpers take as converged.
-                state.converged_bytes = self.settings.warm_converged_mib << 20;
+                state.converged_bytes = Some(self.settings.warm_converged_mib << 20);
                 loop {
                     let page =
                         store::events_page(&self.pool, &id, state.last_seq, FOLD_PAGE).await?;
