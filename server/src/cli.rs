@@ -1,5 +1,5 @@
 //! The command line: `serve`, `demo`, `user …`, `op …`, `lock …`, `grid read`,
-//! `completions` and `helper`; hidden: `shop`, `sim` and `swarm`. The user
+//! `completions` and `helper`; hidden: `shop`, `mq-node`, `mq-writer`, `sim` and `swarm`. The user
 //! commands work on the database directly, so they run with or without a
 //! console serving; `op` and `lock` ask a running console's API.
 
@@ -64,6 +64,10 @@ pub enum Command {
         /// when the demo creates shop)
         #[arg(long, default_value_t = 0)]
         shop_write_kib: u64,
+        /// Also run the demo's HA group on east: mq1 (primary), mq2
+        /// (backup), mq3 (monitor); prints `group: PATH`, its definition
+        #[arg(long, conflicts_with_all = ["inside", "libvirt"])]
+        group: bool,
     },
     /// Manage user accounts
     #[command(subcommand)]
@@ -85,6 +89,25 @@ pub enum Command {
     /// Run as the demo app shop's process: writes SHOP_WRITE_KIB KiB/s to its disk `data`
     #[command(hide = true)]
     Shop,
+    /// Run as a node of the demo's HA group (mq1, mq2, mq3): LISTEN,
+    /// MQ_KIND (monitor or node), MQ_MONITOR, and the volume `state`
+    #[command(hide = true)]
+    MqNode,
+    /// Write to the demo's HA group at RATE writes a second until
+    /// SIGINT/SIGTERM (or --secs), then read everything back and print
+    /// what was lost, duplicated, and the longest gap between acknowledged
+    /// writes, as JSON
+    #[command(hide = true)]
+    MqWriter {
+        /// The nodes' addresses, e.g. 127.0.0.1:7101,127.0.0.1:7102
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Stop after this many seconds instead of at a signal
+        #[arg(long)]
+        secs: Option<u64>,
+    },
     /// Run the simulated grids of a gridsim directory until SIGINT/SIGTERM,
     /// as `gridsim serve` does: a process of its own that the chaos run
     /// (server/tests/chaos.rs) can kill
@@ -378,6 +401,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             libvirt,
             shop_data_mib,
             shop_write_kib,
+            group,
         } => {
             let shop = crate::demo::ShopShape {
                 data_mib: *shop_data_mib,
@@ -388,7 +412,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             } else if *inside {
                 crate::demo::inside_shop(dir, *listen, *copy_rate_limit_mib, shop).await
             } else {
-                crate::demo::outside(dir, *listen, *copy_rate_limit_mib, shop).await
+                crate::demo::outside(dir, *listen, *copy_rate_limit_mib, shop, *group).await
             }
         }
         Command::Completions { shell } => {
@@ -412,6 +436,34 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Shop => {
             crate::demo::shop_process(shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::MqNode => {
+            crate::mq::node::run(crate::mq::node::Config::from_env()?, shutdown_signal()).await?;
+            Ok(())
+        }
+        Command::MqWriter { nodes, rate, secs } => {
+            let mut w = crate::mq::writer::Writer::new(nodes.clone())?;
+            match secs {
+                Some(s) => {
+                    w.run(
+                        *rate,
+                        tokio::time::sleep(std::time::Duration::from_secs(*s)),
+                    )
+                    .await
+                }
+                None => w.run(*rate, shutdown_signal()).await,
+            }
+            let report = w.report(std::time::Duration::from_secs(30)).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+            );
+            if !report.lost.is_empty() {
+                return Err(
+                    anyhow::anyhow!("{} acknowledged writes were lost", report.lost.len()).into(),
+                );
+            }
             Ok(())
         }
         Command::Swarm {

@@ -63,6 +63,12 @@ async fn start_grids(dir: &Path) -> anyhow::Result<gridsim::RunningSim> {
         disks: vec![data.clone()],
         restart_on_crash: 0,
     });
+    sim_config
+        .templates
+        .retain(|t| t.name.as_str() != crate::demo_group::MQ_TEMPLATE);
+    sim_config
+        .templates
+        .push(crate::demo_group::template(&me_shop)?);
     sim_config.templates.push(gridsim::config::TemplateConfig {
         name: grid::TemplateName::new(SHOP_TEMPLATE)?,
         description: "the demo app: writes SHOP_WRITE_KIB KiB/s at random offsets of its disk data"
@@ -83,9 +89,15 @@ pub async fn outside(
     listen: SocketAddr,
     copy_rate_limit_mib: Option<u64>,
     shop: ShopShape,
+    group: bool,
 ) -> Result<(), CliError> {
     let sim = start_grids(dir).await?;
     demo_shop(&sim, None, shop).await?;
+    if group {
+        crate::demo_group::create(&sim).await?;
+        let file = crate::demo_group::write_definition(dir)?;
+        println!("group: {}", file.display());
+    }
     let file = dir.join(config::CONFIG_FILE);
     if !file.exists() {
         std::fs::write(
