@@ -94,9 +94,13 @@ pub async fn outside(
     let sim = start_grids(dir).await?;
     demo_shop(&sim, None, shop).await?;
     if group {
-        crate::demo_group::create(&sim).await?;
+        let a = crate::demo_group::create(&sim).await?;
         let file = crate::demo_group::write_definition(dir)?;
         println!("group: {}", file.display());
+        // Where the writer finds them: migctl mq-writer --nodes MQ1,MQ2
+        println!("member: mq1 at {}", a.mq1);
+        println!("member: mq2 at {}", a.mq2);
+        println!("member: mq3 at {}", a.mq3);
     }
     let file = dir.join(config::CONFIG_FILE);
     if !file.exists() {
