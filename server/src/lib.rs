@@ -12,6 +12,7 @@ pub mod demo;
 pub mod demo_group;
 pub mod demo_libvirt;
 pub mod grids;
+pub mod groups;
 pub mod lock;
 pub mod mq;
 pub mod operation;
