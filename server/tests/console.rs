@@ -1363,12 +1363,7 @@ async fn pages_carry_security_headers_and_a_csp_with_their_script_nonce() {
         csp.contains("'wasm-unsafe-eval'") && !csp.contains("'unsafe-inline' 'wasm"),
         "{csp}"
     );
-    let nonce = csp
-        .split("'nonce-")
-        .nth(1)
-        .and_then(|s| s.split('\'').next())
-        .unwrap_or_else(|| panic!("no nonce in {csp}"))
-        .to_owned();
+    let nonce = nonce_of(&csp);
     let html = r.text().await.unwrap();
     assert!(
         html.contains(&format!("nonce=\"{nonce}\"")),
@@ -1409,12 +1404,7 @@ async fn a_mistyped_address_gets_a_404_page_with_the_navigation_and_working_scri
             .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
         let csp = header_of(&r, "content-security-policy");
-        let nonce = csp
-            .split("'nonce-")
-            .nth(1)
-            .and_then(|s| s.split('\'').next())
-            .unwrap_or_else(|| panic!("no nonce in {csp}"))
-            .to_owned();
+        let nonce = nonce_of(&csp);
         let html = r.text().await.unwrap();
         assert!(html.contains(r#"data-testid="not-found""#), "{html}");
         assert!(
@@ -1450,6 +1440,15 @@ async fn a_mistyped_address_gets_a_404_page_with_the_navigation_and_working_scri
         assert!(r.text().await.unwrap().starts_with("<svg"), "{path}");
     }
     t.stop().await;
+}
+
+/// The script nonce a page's CSP allows.
+fn nonce_of(csp: &str) -> String {
+    csp.split("'nonce-")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .unwrap_or_else(|| panic!("no nonce in {csp}"))
+        .to_owned()
 }
 
 fn header_of(r: &reqwest::Response, k: &str) -> String {

@@ -9,51 +9,11 @@
 
 mod support;
 
-use migctl::demo_group::{self, Addresses};
-use migctl::mq::writer::Writer;
+use migctl::demo_group;
 use serde_json::json;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::mq::{Writing, redundancy_up};
 use support::{Vol, api, grids_with_shop_configured, operator_token, serve, wait_for};
-
-async fn redundancy(http: &reqwest::Client, at: SocketAddr) -> Option<serde_json::Value> {
-    http.get(format!("http://{at}/redundancy"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()
-}
-
-/// All three say redundancy is up, in one view, twice in a row.
-async fn redundancy_up(http: &reqwest::Client, a: Addresses, within: Duration) {
-    let deadline = Instant::now() + within;
-    let mut passes = 0;
-    loop {
-        let mut views = vec![];
-        for n in [a.mq1, a.mq2, a.mq3] {
-            if let Some(r) = redundancy(http, n).await
-                && r["up"] == true
-            {
-                views.push(r["view"].clone());
-            }
-        }
-        passes = if views.len() == 3 && views.iter().all(|v| *v == views[0]) {
-            passes + 1
-        } else {
-            0
-        };
-        if passes == 2 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redundancy did not come back up within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test]
 async fn the_demo_group_moved_member_by_member_loses_no_acknowledged_write() {
@@ -63,24 +23,17 @@ async fn the_demo_group_moved_member_by_member_loses_no_acknowledged_write() {
     })
     .await;
     let a = demo_group::create(&g.sim).await.unwrap();
+    let nodes = [a.mq1, a.mq2, a.mq3];
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    redundancy_up(&http, a, Duration::from_secs(30)).await;
+    redundancy_up(&http, nodes, Duration::from_secs(30)).await;
     let dir = support::console_dir(&g, "");
     let token = operator_token(dir.path());
     let (mut console, url) = serve(dir.path());
 
-    let (stop_writing, writing_stopped) = tokio::sync::oneshot::channel::<()>();
-    let writer = tokio::spawn(async move {
-        let mut w = Writer::new(vec![a.mq1.to_string(), a.mq2.to_string()]).unwrap();
-        w.run(50, async {
-            let _ = writing_stopped.await;
-        })
-        .await;
-        w
-    });
+    let writing = Writing::start(&[a.mq1, a.mq2]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     for member in ["mq3", "mq2", "mq1"] {
         if member == "mq1" {
@@ -107,28 +60,10 @@ async fn the_demo_group_moved_member_by_member_loses_no_acknowledged_write() {
         let op = wait_for(&url, &token, &id, |op| !op["outcome"].is_null()).await;
         assert_eq!(op["outcome"], "done", "{member}: {op}");
         eprintln!("{member} moved: down {} ms", op["downtime_ms"]);
-        redundancy_up(&http, a, Duration::from_secs(60)).await;
+        redundancy_up(&http, nodes, Duration::from_secs(60)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop_writing.send(()).unwrap();
-    let w = writer.await.unwrap();
-    let report = w.report(Duration::from_secs(10)).await.unwrap();
-    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
-    assert!(report.ok > 200, "{report:?}");
-    assert_eq!(
-        report.lost,
-        Vec::<String>::new(),
-        "acknowledged writes lost"
-    );
-    assert!(
-        report.duplicated.is_empty() && report.unexpected.is_empty(),
-        "{report:?}"
-    );
-    assert!(
-        report.longest_gap_ms <= 3000,
-        "writes stopped for {} ms (goal: 3 s, the release of activity)",
-        report.longest_gap_ms
-    );
+    writing.finish(Duration::from_secs(10), 200, 3000).await;
     // All three run on west, none is left on east.
     for (grid, want) in [("west", Some("running")), ("east", None)] {
         let (_, apps) = api(&url, &token, "GET", &format!("/grids/{grid}/apps"), None).await;

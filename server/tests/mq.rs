@@ -7,11 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use migctl::mq::node::{self, Config, Kind};
-use migctl::mq::writer::Writer;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use support::mq::{Writing, redundancy_up, role};
 
 fn free_addr() -> SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -48,52 +50,6 @@ impl Running {
     }
 }
 
-async fn redundancy(http: &reqwest::Client, at: SocketAddr) -> Option<serde_json::Value> {
-    http.get(format!("http://{at}/redundancy"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()
-}
-
-/// Waits until all three say redundancy is up, in the same view, twice
-/// in a row (the shipped check's rule); the view.
-async fn redundancy_up(http: &reqwest::Client, nodes: [SocketAddr; 3], within: Duration) -> u64 {
-    let deadline = Instant::now() + within;
-    let mut passes = 0;
-    loop {
-        let mut views = vec![];
-        for n in nodes {
-            match redundancy(http, n).await {
-                Some(r) if r["up"] == true => views.push(r["view"].as_u64().unwrap()),
-                _ => {}
-            }
-        }
-        if views.len() == 3 && views.iter().all(|v| *v == views[0]) {
-            passes += 1;
-            if passes == 2 {
-                return views[0];
-            }
-        } else {
-            passes = 0;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redundancy did not come back up within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn role(http: &reqwest::Client, at: SocketAddr) -> String {
-    redundancy(http, at)
-        .await
-        .and_then(|r| r["role"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "not answering".into())
-}
-
 #[tokio::test]
 async fn the_group_moved_node_by_node_loses_no_acknowledged_write() {
     let dirs = tempfile::tempdir().unwrap();
@@ -115,15 +71,7 @@ async fn the_group_moved_node_by_node_loses_no_acknowledged_write() {
     let all = [mq1, mq2, mq3];
     redundancy_up(&http, all, Duration::from_secs(10)).await;
 
-    let (stop_writing, writing_stopped) = tokio::sync::oneshot::channel::<()>();
-    let writer = tokio::spawn(async move {
-        let mut w = Writer::new(vec![mq1.to_string(), mq2.to_string()]).unwrap();
-        w.run(50, async {
-            let _ = writing_stopped.await;
-        })
-        .await;
-        w
-    });
+    let writing = Writing::start(&[mq1, mq2]);
     let pause = || tokio::time::sleep(Duration::from_millis(500));
     pause().await;
 
@@ -155,25 +103,7 @@ async fn the_group_moved_node_by_node_loses_no_acknowledged_write() {
     assert_eq!(role(&http, mq1).await, "backup");
     pause().await;
 
-    stop_writing.send(()).unwrap();
-    let w = writer.await.unwrap();
-    let report = w.report(Duration::from_secs(5)).await.unwrap();
-    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
-    assert!(report.ok > 100, "{report:?}");
-    assert_eq!(
-        report.lost,
-        Vec::<String>::new(),
-        "acknowledged writes lost"
-    );
-    assert!(
-        report.duplicated.is_empty() && report.unexpected.is_empty(),
-        "{report:?}"
-    );
-    assert!(
-        report.longest_gap_ms < 3000,
-        "writes stopped for {} ms",
-        report.longest_gap_ms
-    );
+    writing.finish(Duration::from_secs(5), 100, 2999).await;
     for r in [monitor, primary, backup] {
         r.stop().await;
     }

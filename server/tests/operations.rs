@@ -1967,31 +1967,17 @@ async fn a_kept_source_stays_until_released_and_is_checked_before_it_is_destroye
         [("shop".into(), "running".into())]
     );
     // Shown as kept, not as an ordinary stopped app.
-    let page = |path: String| {
-        let (url, token) = (w.url.clone(), w.viewer.clone());
-        async move {
-            reqwest::Client::new()
-                .get(format!("{url}{path}"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
-    };
-    let grid_page = page("/grids/east".into()).await;
+    let grid_page = html(&w, &w.viewer, "/grids/east").await;
     assert!(
         testid_text(&grid_page, "kept-by").is_some_and(|t| t.contains(&id)),
         "{grid_page}"
     );
-    let dashboard = page("/".into()).await;
+    let dashboard = html(&w, &w.viewer, "/").await;
     assert!(
         dashboard.contains(r#"data-kept="east/shop""#) && dashboard.contains(until_text),
         "the dashboard does not list the kept source with its deadline: {dashboard}"
     );
-    let monitor = page(format!("/operations/{id}")).await;
+    let monitor = html(&w, &w.viewer, &format!("/operations/{id}")).await;
     assert!(
         testid_text(&monitor, "kept-text").is_some_and(|t| t.contains("kept on its grid")),
         "the operation's page does not say the source is kept"

@@ -207,11 +207,11 @@ async fn monitor_handover(State(m): State<Arc<Monitor>>, Json(h): Json<Handover>
     }
 }
 
+/// Read only: views change on pings (every node pings ten times a second),
+/// where each change is kept before anyone hears of it.
 async fn monitor_redundancy(State(m): State<Arc<Monitor>>) -> Json<serde_json::Value> {
-    let mut s = m.views.lock().await;
-    let now = Instant::now();
-    s.advance(now);
-    Json(json!({"view": s.view().num, "role": "monitor", "up": s.redundant(now)}))
+    let s = m.views.lock().await;
+    Json(json!({"view": s.view().num, "role": "monitor", "up": s.redundant(Instant::now())}))
 }
 
 // --- a node ----------------------------------------------------------------
@@ -243,6 +243,18 @@ struct NodeState {
 }
 
 impl NodeState {
+    /// The refusal of a request only the primary answers, naming the
+    /// primary; `None` when this node is it.
+    fn unless_primary(&self, me: &str, status: StatusCode) -> Option<Response> {
+        (self.view.primary.as_deref() != Some(me)).then(|| {
+            refuse(
+                status,
+                format!("{me} is not the primary"),
+                self.view.primary.as_ref(),
+            )
+        })
+    }
+
     fn role(&self, me: &str) -> &'static str {
         if self.view.primary.as_deref() == Some(me) {
             "primary"
@@ -427,12 +439,8 @@ struct WriteBody {
 
 async fn write(State(node): State<Arc<Node>>, Json(w): Json<WriteBody>) -> Response {
     let mut s = node.state.lock().await;
-    if s.view.primary.as_deref() != Some(node.me.as_str()) {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{} is not the primary", node.me),
-            s.view.primary.as_ref(),
-        );
+    if let Some(refused) = s.unless_primary(&node.me, StatusCode::SERVICE_UNAVAILABLE) {
+        return refused;
     }
     if s.acked != s.view.num {
         return refuse(
@@ -479,12 +487,8 @@ struct ReadQuery {
 
 async fn read(State(node): State<Arc<Node>>, Query(q): Query<ReadQuery>) -> Response {
     let s = node.state.lock().await;
-    if s.view.primary.as_deref() != Some(node.me.as_str()) {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{} is not the primary", node.me),
-            s.view.primary.as_ref(),
-        );
+    if let Some(refused) = s.unless_primary(&node.me, StatusCode::SERVICE_UNAVAILABLE) {
+        return refused;
     }
     match s.store.get(&q.key) {
         Some(v) => Json(json!({"value": v})).into_response(),
@@ -496,12 +500,8 @@ async fn read(State(node): State<Arc<Node>>, Query(q): Query<ReadQuery>) -> Resp
 /// duplicates in it).
 async fn dump(State(node): State<Arc<Node>>) -> Response {
     let s = node.state.lock().await;
-    if s.view.primary.as_deref() != Some(node.me.as_str()) {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{} is not the primary", node.me),
-            s.view.primary.as_ref(),
-        );
+    if let Some(refused) = s.unless_primary(&node.me, StatusCode::SERVICE_UNAVAILABLE) {
+        return refused;
     }
     Json(s.store.entries().to_vec()).into_response()
 }
@@ -531,12 +531,8 @@ async fn redundancy(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
 
 async fn release_activity(State(node): State<Arc<Node>>) -> Response {
     let mut s = node.state.lock().await;
-    if s.view.primary.as_deref() != Some(node.me.as_str()) {
-        return refuse(
-            StatusCode::CONFLICT,
-            format!("{} is not the primary", node.me),
-            s.view.primary.as_ref(),
-        );
+    if let Some(refused) = s.unless_primary(&node.me, StatusCode::CONFLICT) {
+        return refused;
     }
     if s.view.backup.is_none() || s.synced_in != Some(s.view.num) || !s.backup_confirms {
         return refuse(

@@ -133,7 +133,7 @@ impl ViewService {
 
     /// What the passing of time changes: a dead backup replaced, a dead
     /// primary replaced by its backup, an idle node made the backup.
-    pub fn advance(&mut self, now: Instant) {
+    fn advance(&mut self, now: Instant) {
         if !self.acked {
             return;
         }
@@ -255,16 +255,21 @@ mod tests {
         assert_eq!(s.ping("a", 1, t), view(2, Some("a"), Some("b")));
     }
 
-    #[test]
-    fn a_dead_backup_is_replaced_and_a_dead_primary_by_its_backup() {
-        let t = Instant::now();
+    /// [`steady`], then b stops pinging while a and c go on: when c pings
+    /// after b's death, c becomes the backup of view 3. The service and then.
+    fn b_dies(t: Instant) -> (ViewService, Instant) {
         let mut s = steady(t);
-        // b stops pinging; a and c go on.
         let t1 = t + DEAD / 2;
         s.ping("a", 2, t1);
         s.ping("c", 0, t1);
         let t2 = t + DEAD + DEAD / 4;
         s.ping("c", 0, t2);
+        (s, t2)
+    }
+
+    #[test]
+    fn a_dead_backup_is_replaced_and_a_dead_primary_by_its_backup() {
+        let (mut s, t2) = b_dies(Instant::now());
         assert_eq!(
             s.view(),
             &view(3, Some("a"), Some("c")),
@@ -280,14 +285,8 @@ mod tests {
 
     #[test]
     fn an_unacknowledged_view_never_promotes_a_backup() {
-        let t = Instant::now();
-        let mut s = steady(t);
-        let t1 = t + DEAD / 2;
-        s.ping("a", 2, t1);
-        s.ping("c", 0, t1);
         // b dies; c becomes the backup of view 3, which a never acknowledges.
-        let t2 = t + DEAD + DEAD / 4;
-        s.ping("c", 0, t2);
+        let (mut s, t2) = b_dies(Instant::now());
         assert_eq!(s.view(), &view(3, Some("a"), Some("c")));
         let t3 = t2 + DEAD * 2;
         s.ping("c", 3, t3);

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod mq;
+
 pub struct Grids {
     pub dir: tempfile::TempDir,
     pub sim: RunningSim,
