@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
     name = "migctl",
     version,
     about = "Migrate and snapshot apps between grids",
-    after_help = "Exit status:\n  0  success (for `op start --wait` and `op watch`: the operation ended done)\n  1  an error: a refused request, an unreachable console or grid, a failed command\n  2  bad configuration or usage\n  3  `lock show`: no lock is held\n  4  the operation followed ended failed\n  5  the operation followed ended cancelled\n  6  the operation followed ended elsewhere (its outcome belongs to another console)"
+    after_help = "Exit status:\n  0  success (for `op start --wait` and `op watch`: the operation ended done)\n  1  an error: a refused request, an unreachable console or grid, a failed command\n  2  bad configuration or usage\n  3  `lock show`: no lock is held\n  4  the operation followed ended failed\n  5  the operation followed ended cancelled\n  6  the operation followed ended elsewhere (its outcome belongs to another console)\n  7  the group run followed ended aborted"
 )]
 pub struct Cli {
     /// The console's config directory (migctl.toml, grids.toml, keys, lock, database)
@@ -78,6 +78,10 @@ pub enum Command {
     /// Show or override the lock of a running console
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Move an HA group member by member with checks between the steps:
+    /// run a definition, follow, pause, resume, abort, approve
+    #[command(subcommand)]
+    Group(crate::group_cli::GroupCommand),
     /// Talk to a grid's controller directly, with the console's inventory and key
     #[command(subcommand)]
     Grid(GridCommand),
@@ -374,6 +378,7 @@ impl CliError {
             CliError::Config(_) => 2,
             CliError::Other(e) if e.downcast_ref::<crate::grids::GridSetupError>().is_some() => 2,
             CliError::Other(e) if let Some(end) = e.downcast_ref::<EndedBadly>() => end.exit_code(),
+            CliError::Other(e) if e.downcast_ref::<crate::group_cli::RunAborted>().is_some() => 7,
             CliError::Other(_) => 1,
         }
     }
@@ -487,6 +492,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::User(cmd) => Ok(user(config_dir(&cli)?, cmd).await?),
         Command::Op(cmd) => Ok(op_command(cmd).await?),
         Command::Lock(cmd) => Ok(lock_command(cmd).await?),
+        Command::Group(cmd) => Ok(crate::group_cli::run(cmd).await?),
         Command::Grid(cmd) => Ok(grid_command(config_dir(&cli)?, cmd).await?),
         // The same entry point as `mighelper`: its reports are its answer.
         Command::Helper => {

@@ -28,6 +28,7 @@ pub struct Console {
     pub pool: SqlitePool,
     pub grids: Arc<GridMonitor>,
     pub engine: Arc<crate::operation::Engine>,
+    pub groups: Arc<crate::groups::Groups>,
     throttle: Policy,
 }
 
@@ -68,11 +69,13 @@ impl Console {
         let pool = db::open(&settings.database_file()).await?;
         let settings = Arc::new(settings);
         let engine = crate::operation::Engine::new(settings.clone(), pool.clone(), grids.clone());
+        let groups = crate::groups::Groups::new(pool.clone(), engine.clone(), grids.clone());
         Ok(Console {
             settings,
             pool,
             grids,
             engine,
+            groups,
             throttle: Policy::default(),
         })
     }
@@ -143,6 +146,8 @@ impl Console {
 
         // Start-up reconciliation: a lock left by the last run is finished first.
         self.engine.resume().await;
+        // Then the group runs that were running, each from its stored position.
+        self.groups.resume_all().await;
         background.spawn(
             self.grids
                 .clone()
@@ -202,6 +207,7 @@ impl Console {
             ),
             grids: self.grids.clone(),
             engine: self.engine.clone(),
+            groups: self.groups.clone(),
             pool: self.pool.clone(),
             settings: self.settings.clone(),
             throttle: Arc::new(LoginThrottle::new(self.throttle)),
@@ -220,9 +226,12 @@ impl Console {
         )
         .with_graceful_shutdown({
             let engine = self.engine.clone();
+            let groups = self.groups.clone();
             let stopping = stopping.clone();
             async move {
                 shutdown.await;
+                // Runs start nothing new, then operations stop where they are.
+                groups.stop().await;
                 // Streams and drive tasks end now, so the requests in
                 // flight (open SSE streams) finish and the server can stop.
                 engine.stop().await;
@@ -242,6 +251,7 @@ impl Console {
                 Ok(())
             }
         };
+        self.groups.stop().await;
         self.engine.stop().await;
         stop.cancel();
         background.close();

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod demo_group;
 pub mod demo_libvirt;
 pub mod grids;
+pub mod group_cli;
 pub mod groups;
 pub mod lock;
 pub mod mq;

@@ -49,26 +49,8 @@ pub struct Policy {
     pub on_failure: OnFailure,
 }
 
-/// One attempt's word.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptOutcome {
-    Pass,
-    Fail,
-    /// Could not tell: a timeout, a connection error, no answer.
-    Inconclusive,
-}
-
-impl AttemptOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptOutcome::Pass => "pass",
-            AttemptOutcome::Fail => "fail",
-            AttemptOutcome::Inconclusive => "inconclusive",
-        }
-    }
-}
+/// One attempt's word (shared with the pages: the evidence shows it).
+pub use operation_model::group_run::AttemptOutcome;
 
 /// Where a check stands after its attempts so far.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

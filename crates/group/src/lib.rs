@@ -8,11 +8,14 @@
 //! - [`check`]: the rule that turns a check's attempts into its verdict;
 //!   an inconclusive attempt (a timeout, a connection refused) is never a
 //!   pass and never a failure.
+//! - [`position`]: what a run does first and next, and which members
+//!   it has moved by then.
 //! - [`template`]: URLs that name a member's properties
 //!   (`http://{mq1.LISTEN}/redundancy`).
 
 pub mod check;
 pub mod definition;
+pub mod position;
 pub mod template;
 
 pub use check::{AttemptOutcome, OnFailure, Policy, Verdict, verdict};

@@ -7,6 +7,7 @@
 
 mod digest;
 mod event;
+pub mod group_run;
 pub mod name;
 mod outlook;
 mod report;

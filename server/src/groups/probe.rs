@@ -28,7 +28,7 @@ pub struct Evidence {
 }
 
 impl Evidence {
-    fn of(outcome: AttemptOutcome, note: impl Into<String>, started: Instant) -> Evidence {
+    pub fn of(outcome: AttemptOutcome, note: impl Into<String>, started: Instant) -> Evidence {
         Evidence {
             outcome,
             status: None,

@@ -32,7 +32,7 @@ pub use error::{EngineError, Field};
 pub use intervene::{Cancelled, Overridden};
 pub use kept::KEPT_CHECK_EVERY;
 pub use rollback::RollbackRequest;
-pub use start::{StartRequest, form_time};
+pub use start::{StartRequest, form_time, stamped_id};
 
 use crate::config::Settings;
 use crate::grids::GridMonitor;

@@ -301,11 +301,17 @@ fn not_updatable(
 }
 
 fn new_op_id() -> String {
+    stamped_id("op")
+}
+
+/// `KIND-YYYYMMDD-HHMMSS-xxxx`: an id that sorts by when it was made and
+/// says what it names (operations `op-…`, group runs `run-…`).
+pub fn stamped_id(kind: &str) -> String {
     use rand::Rng;
     let t = clock::now().0;
     let suffix: u32 = rand::rng().random_range(0..0x10000);
     format!(
-        "op-{:04}{:02}{:02}-{:02}{:02}{:02}-{suffix:04x}",
+        "{kind}-{:04}{:02}{:02}-{:02}{:02}{:02}-{suffix:04x}",
         t.year(),
         u8::from(t.month()),
         t.day(),

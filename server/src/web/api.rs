@@ -54,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/lock", get(lock))
         .route("/lock/evidence", get(lock_evidence))
         .route("/lock/override", axum::routing::post(override_lock))
+        .merge(super::group_api::routes())
         .fallback(|| async { ApiError::NotFound("no such API route; see README.md".into()) })
 }
 

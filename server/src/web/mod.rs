@@ -7,6 +7,7 @@ pub mod error;
 pub mod events;
 pub mod forms;
 pub mod gate;
+pub mod group_api;
 pub mod headers;
 pub mod login;
 pub mod metrics;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub backend: BackendHandle,
     pub grids: Arc<crate::grids::GridMonitor>,
     pub engine: Arc<crate::operation::Engine>,
+    pub groups: Arc<crate::groups::Groups>,
     pub origins: Arc<gate::OwnOrigins>,
     /// Open event streams, against `max_event_streams`.
     pub streams: Arc<events::Streams>,

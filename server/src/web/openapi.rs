@@ -41,6 +41,14 @@ use utoipa::{Modify, OpenApi};
         api::lock,
         api::lock_evidence,
         api::override_lock,
+        super::group_api::start_run,
+        super::group_api::runs,
+        super::group_api::run,
+        super::group_api::pause_run,
+        super::group_api::resume_run,
+        super::group_api::retry_run,
+        super::group_api::abort_run,
+        super::group_api::approve_run,
     ),
     components(schemas(ErrorBody, super::error::ErrorCode)),
     modifiers(&SignIn),
@@ -50,6 +58,7 @@ use utoipa::{Modify, OpenApi};
         (name = "grids", description = "The grid inventory as last checked"),
         (name = "operations", description = "Migrations and snapshots"),
         (name = "lock", description = "The lock file and its override"),
+        (name = "groups", description = "Group runs: an HA group moved member by member, with checks between the steps"),
         (name = "admin", description = "Users and the audit trail"),
     ),
 )]
@@ -119,7 +128,7 @@ refusal!(
     403,
     "Your role does not allow it (or the console's mode does not)"
 );
-refusal!(NotFound, 404, "No such operation, grid or lock");
+refusal!(NotFound, 404, "No such operation, group run, grid or lock");
 refusal!(
     Conflict,
     409,

@@ -1,0 +1,414 @@
+//! The group-run tables: every query on them. A run's position is stored
+//! before anything it names is started; state changes say which states
+//! they come from, so an operator's pause or abort and the run's own task
+//! never overwrite each other.
+
+use crate::clock::{self, Timestamp};
+use operation_model::group_run::{AttemptOutcome, AttemptView, Position, RunState, Stage};
+use sqlx::SqlitePool;
+
+/// A run as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: String,
+    pub name: String,
+    pub source_grid: String,
+    pub target_grid: String,
+    /// The definition as received (JSON).
+    pub definition: String,
+    #[sqlx(try_from = "String")]
+    pub state: RunState,
+    step: Option<i64>,
+    stage: Option<String>,
+    item: i64,
+    pub round: i64,
+    #[sqlx(try_from = "String")]
+    pub stage_since: Timestamp,
+    pub current_op: Option<String>,
+    pub reason: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub ended_at: Option<String>,
+}
+
+impl RunRow {
+    /// What the run does next; `None`: nothing is left.
+    pub fn position(&self) -> sqlx::Result<Option<Position>> {
+        let (Some(step), Some(stage)) = (self.step, self.stage.as_deref()) else {
+            return Ok(None);
+        };
+        let stage: Stage = stage
+            .parse()
+            .map_err(|e: operation_model::UnknownValue| sqlx::Error::Decode(e.into()))?;
+        Ok(Some(Position {
+            step: u32::try_from(step).unwrap_or(0),
+            stage,
+            item: u32::try_from(self.item).unwrap_or(0),
+        }))
+    }
+}
+
+const COLUMNS: &str = "id, name, source_grid, target_grid, definition, state, step, stage, item, \
+                       round, stage_since, current_op, reason, created_by, created_at, updated_at, ended_at";
+
+/// What a new run is.
+pub struct NewRun<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub source_grid: &'a str,
+    pub target_grid: &'a str,
+    pub definition: &'a str,
+    pub first: Option<Position>,
+    pub created_by: &'a str,
+}
+
+pub async fn insert(pool: &SqlitePool, run: &NewRun<'_>) -> sqlx::Result<()> {
+    let now = clock::now().to_string();
+    sqlx::query(
+        "INSERT INTO group_runs (id, name, source_grid, target_grid, definition, state, step, stage,
+             item, round, stage_since, created_by, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, 0, ?, ?, ?, ?)",
+    )
+    .bind(run.id)
+    .bind(run.name)
+    .bind(run.source_grid)
+    .bind(run.target_grid)
+    .bind(run.definition)
+    .bind(run.first.map(|p| i64::from(p.step)))
+    .bind(run.first.map(|p| p.stage.as_str()))
+    .bind(run.first.map_or(0, |p| i64::from(p.item)))
+    .bind(&now)
+    .bind(run.created_by)
+    .bind(&now)
+    .bind(&now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<RunRow>> {
+    sqlx::query_as::<_, RunRow>(&format!("SELECT {COLUMNS} FROM group_runs WHERE id = ?"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Newest first.
+pub async fn list(pool: &SqlitePool, limit: i64) -> sqlx::Result<Vec<RunRow>> {
+    sqlx::query_as::<_, RunRow>(&format!(
+        "SELECT {COLUMNS} FROM group_runs ORDER BY created_at DESC, id DESC LIMIT ?"
+    ))
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Runs that have not ended (running or paused).
+pub async fn unended(pool: &SqlitePool) -> sqlx::Result<Vec<RunRow>> {
+    sqlx::query_as::<_, RunRow>(&format!(
+        "SELECT {COLUMNS} FROM group_runs WHERE state IN ('running', 'paused') ORDER BY created_at"
+    ))
+    .fetch_all(pool)
+    .await
+}
+
+/// Moves a run from `at` to `to` (`None`: done), if it is still at `at`
+/// and has not ended; a new position starts its check afresh (round 1).
+/// False when it was not at `at` (someone else moved it).
+pub async fn advance(
+    pool: &SqlitePool,
+    id: &str,
+    at: Position,
+    to: Option<Position>,
+) -> sqlx::Result<bool> {
+    let now = clock::now().to_string();
+    let done = to.is_none();
+    let r = sqlx::query(
+        "UPDATE group_runs SET step = ?, stage = ?, item = ?, round = 0, stage_since = ?,
+             current_op = NULL, updated_at = ?,
+             state = CASE WHEN ? THEN 'done' ELSE state END,
+             reason = CASE WHEN ? THEN NULL ELSE reason END,
+             ended_at = CASE WHEN ? THEN ? ELSE ended_at END
+         WHERE id = ? AND state IN ('running', 'paused') AND step = ? AND stage = ? AND item = ?",
+    )
+    .bind(to.map(|p| i64::from(p.step)))
+    .bind(to.map(|p| p.stage.as_str()))
+    .bind(to.map_or(0, |p| i64::from(p.item)))
+    .bind(&now)
+    .bind(&now)
+    .bind(done)
+    .bind(done)
+    .bind(done)
+    .bind(&now)
+    .bind(id)
+    .bind(i64::from(at.step))
+    .bind(at.stage.as_str())
+    .bind(i64::from(at.item))
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The check at the run's position starts (again): its next round.
+pub async fn next_round(pool: &SqlitePool, id: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "UPDATE group_runs SET round = round + 1, stage_since = ?, updated_at = ?
+         WHERE id = ? RETURNING round",
+    )
+    .bind(clock::now().to_string())
+    .bind(clock::now().to_string())
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
+/// Changes a run's state from one of `from` to `to`, with a reason (or
+/// none); false when it was in none of them.
+pub async fn set_state(
+    pool: &SqlitePool,
+    id: &str,
+    from: &[RunState],
+    to: RunState,
+    reason: Option<&str>,
+) -> sqlx::Result<bool> {
+    let now = clock::now().to_string();
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let r = sqlx::query(
+        "UPDATE group_runs SET state = ?, reason = ?, updated_at = ?,
+             ended_at = CASE WHEN ? THEN ? ELSE ended_at END
+         WHERE id = ? AND state IN (SELECT value FROM json_each(?))",
+    )
+    .bind(to.as_str())
+    .bind(reason)
+    .bind(&now)
+    .bind(to.ended())
+    .bind(&now)
+    .bind(id)
+    .bind(serde_json::to_string(&from).unwrap_or_default())
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The step's operation started: recorded as the run's current one.
+pub async fn set_current_op(
+    pool: &SqlitePool,
+    id: &str,
+    step: u32,
+    op_id: &str,
+) -> sqlx::Result<()> {
+    let now = clock::now().to_string();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO group_run_operations (run_id, step, op_id, started_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(i64::from(step))
+    .bind(op_id)
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE group_runs SET current_op = ?, updated_at = ? WHERE id = ?")
+        .bind(op_id)
+        .bind(&now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// The step's operation ended other than done and the step is to be
+/// tried again: the next drive starts a new operation.
+pub async fn clear_current_op(pool: &SqlitePool, id: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE group_runs SET current_op = NULL, updated_at = ? WHERE id = ?")
+        .bind(clock::now().to_string())
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// A migrate of `app` to `target_grid/target_app` started since `since`
+/// by nobody's record: the one a run started just before the console
+/// stopped, before it could record it.
+pub async fn unrecorded_op(
+    pool: &SqlitePool,
+    source: (&str, &str),
+    target: (&str, &str),
+    since: Timestamp,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT o.id FROM operations o
+         WHERE o.action = 'migrate' AND o.source_grid = ? AND o.source_app = ?
+           AND o.target_grid = ? AND o.target_app = ? AND o.created_at >= ?
+           AND NOT EXISTS (SELECT 1 FROM group_run_operations g WHERE g.op_id = o.id)
+         ORDER BY o.created_at DESC LIMIT 1",
+    )
+    .bind(source.0)
+    .bind(source.1)
+    .bind(target.0)
+    .bind(target.1)
+    .bind(since.to_string())
+    .fetch_optional(pool)
+    .await
+}
+
+/// Every operation of a run: (step, op id), in the order started.
+pub async fn operations(pool: &SqlitePool, id: &str) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT step, op_id FROM group_run_operations WHERE run_id = ? ORDER BY started_at, op_id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}
+
+/// Where an attempt belongs.
+#[derive(Clone, Copy, Debug)]
+pub struct Slot {
+    pub step: u32,
+    pub stage: Stage,
+    pub item: u32,
+    pub round: i64,
+}
+
+/// One attempt, kept.
+pub async fn add_attempt(
+    pool: &SqlitePool,
+    id: &str,
+    at: Slot,
+    e: &super::probe::Evidence,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO group_attempts (run_id, step, stage, item, round, at, outcome, status, excerpt, note, ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(i64::from(at.step))
+    .bind(at.stage.as_str())
+    .bind(i64::from(at.item))
+    .bind(at.round)
+    .bind(clock::now().to_string())
+    .bind(e.outcome.as_str())
+    .bind(e.status.map(i64::from))
+    .bind(&e.excerpt)
+    .bind(&e.note)
+    .bind(i64::try_from(e.ms).unwrap_or(i64::MAX))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    step: i64,
+    stage: String,
+    item: i64,
+    round: i64,
+    at: String,
+    outcome: String,
+    status: Option<i64>,
+    excerpt: String,
+    note: String,
+    ms: i64,
+}
+
+/// A run's attempts: ((step, stage, item), attempt), oldest first.
+pub async fn attempts(
+    pool: &SqlitePool,
+    id: &str,
+) -> sqlx::Result<Vec<((u32, Stage, u32), AttemptView)>> {
+    let rows: Vec<AttemptRow> = sqlx::query_as(
+        "SELECT step, stage, item, round, at, outcome, status, excerpt, note, ms
+         FROM group_attempts WHERE run_id = ? ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let stage: Stage = r.stage.parse().map_err(decode)?;
+            let outcome: AttemptOutcome = r.outcome.parse().map_err(decode)?;
+            Ok((
+                (
+                    u32::try_from(r.step).unwrap_or(0),
+                    stage,
+                    u32::try_from(r.item).unwrap_or(0),
+                ),
+                AttemptView {
+                    round: u32::try_from(r.round).unwrap_or(0),
+                    at: r.at,
+                    outcome,
+                    status: r.status.and_then(|s| u16::try_from(s).ok()),
+                    excerpt: r.excerpt,
+                    note: r.note,
+                    ms: u64::try_from(r.ms).unwrap_or(0),
+                },
+            ))
+        })
+        .collect()
+}
+
+fn decode(e: operation_model::UnknownValue) -> sqlx::Error {
+    sqlx::Error::Decode(e.into())
+}
+
+/// An operator's word on an approval check.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Approval {
+    pub step: i64,
+    pub stage: String,
+    pub item: i64,
+    pub round: i64,
+    pub approved: bool,
+    pub decided_by: String,
+    pub decided_at: String,
+    pub reason: String,
+}
+
+pub async fn add_approval(pool: &SqlitePool, id: &str, at: Slot, a: &Approval) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO group_approvals (run_id, step, stage, item, round, approved, decided_by, decided_at, reason)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(i64::from(at.step))
+    .bind(at.stage.as_str())
+    .bind(i64::from(at.item))
+    .bind(at.round)
+    .bind(a.approved)
+    .bind(&a.decided_by)
+    .bind(&a.decided_at)
+    .bind(&a.reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A run's approvals, oldest first.
+pub async fn approvals(pool: &SqlitePool, id: &str) -> sqlx::Result<Vec<Approval>> {
+    sqlx::query_as(
+        "SELECT step, stage, item, round, approved, decided_by, decided_at, reason
+         FROM group_approvals WHERE run_id = ? ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+}
+
+/// The word given on the check at `at` in its round, if any.
+pub async fn approval_at(pool: &SqlitePool, id: &str, at: Slot) -> sqlx::Result<Option<Approval>> {
+    sqlx::query_as(
+        "SELECT step, stage, item, round, approved, decided_by, decided_at, reason
+         FROM group_approvals WHERE run_id = ? AND step = ? AND stage = ? AND item = ? AND round = ?
+         ORDER BY id LIMIT 1",
+    )
+    .bind(id)
+    .bind(i64::from(at.step))
+    .bind(at.stage.as_str())
+    .bind(i64::from(at.item))
+    .bind(at.round)
+    .fetch_optional(pool)
+    .await
+}

@@ -1,0 +1,263 @@
+//! A run as the API and the pages show it: its steps with their checks'
+//! attempts and their operations, and where every member is — from the
+//! run's record and, for a member's state, the grids as last checked
+//! (never waiting on SSH).
+
+use super::{GroupError, store};
+use crate::grids::GridMonitor;
+use group::{Check, Definition};
+use operation_model::group_run::{
+    ApprovalView, GroupRunView, ItemState, ItemView, MemberPlace, MemberView, Position, RunState,
+    Stage, StepOperation, StepState, StepView,
+};
+use sqlx::SqlitePool;
+
+/// The run's definition, read again from what was stored.
+pub fn definition(run: &store::RunRow) -> Result<Definition, GroupError> {
+    let value: serde_json::Value =
+        serde_json::from_str(&run.definition).map_err(anyhow::Error::from)?;
+    Definition::from_json(value).map_err(GroupError::Definition)
+}
+
+/// The check at `pos` (a `before` or `after` position).
+pub fn check_at(def: &Definition, pos: Position) -> Option<&Check> {
+    let step = def.steps.get(pos.step as usize)?;
+    match pos.stage {
+        Stage::Before => step.before.get(pos.item as usize),
+        Stage::After => step.after.get(pos.item as usize),
+        Stage::Actions | Stage::Operation => None,
+    }
+}
+
+/// Where `member` is for a run at `pos` (`None`: done): (grid, app).
+pub fn location(def: &Definition, pos: Option<Position>, member: &str) -> (String, String) {
+    let target = def.member(member).map_or(member, |m| m.target_app.as_str());
+    if group::position::moved(def, pos, member) {
+        (def.target_grid.clone(), target.to_owned())
+    } else {
+        (def.source_grid.clone(), member.to_owned())
+    }
+}
+
+fn kind(check: &Check) -> &'static str {
+    match check.probe {
+        group::Probe::Http(_) => "http",
+        group::Probe::AppState { .. } => "app_state",
+        group::Probe::Approval { .. } => "approval",
+        group::Probe::Wait { .. } => "wait",
+    }
+}
+
+fn item_state(pos: Option<Position>, here: Position) -> ItemState {
+    match pos {
+        None => ItemState::Passed,
+        Some(p) if p == here => ItemState::Current,
+        Some(p) if (p.step, p.stage, p.item) > (here.step, here.stage, here.item) => {
+            ItemState::Passed
+        }
+        Some(_) => ItemState::Pending,
+    }
+}
+
+pub async fn of(
+    pool: &SqlitePool,
+    grids: &GridMonitor,
+    run: &store::RunRow,
+) -> Result<GroupRunView, GroupError> {
+    let def = definition(run)?;
+    let pos = run.position()?;
+    let attempts = store::attempts(pool, &run.id).await?;
+    let mut operations: Vec<(u32, StepOperation)> = vec![];
+    for (step, op) in store::operations(pool, &run.id).await? {
+        let o = crate::operation::store::get(pool, &op).await?;
+        operations.push((
+            u32::try_from(step).unwrap_or(0),
+            StepOperation {
+                id: op,
+                outcome: o.as_ref().and_then(|o| o.outcome),
+                reason: o.and_then(|o| o.reason),
+            },
+        ));
+    }
+    let items = |step: u32, stage: Stage, list: Vec<(String, &'static str, u32, String)>| {
+        list.into_iter()
+            .enumerate()
+            .map(|(i, (name, kind, passes, on_failure))| {
+                let item = u32::try_from(i).unwrap_or(0);
+                let here = Position { step, stage, item };
+                ItemView {
+                    name,
+                    kind: kind.into(),
+                    state: item_state(pos, here),
+                    passes,
+                    on_failure,
+                    attempts: attempts
+                        .iter()
+                        .filter(|(at, _)| *at == (step, stage, item))
+                        .map(|(_, a)| a.clone())
+                        .collect(),
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let checks = |list: &[Check]| {
+        list.iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    kind(c),
+                    c.passes,
+                    c.on_failure.as_str().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let steps: Vec<StepView> = def
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(s, step)| {
+            let s = u32::try_from(s).unwrap_or(0);
+            let target_app = def
+                .member(&step.member)
+                .map_or_else(|| step.member.clone(), |m| m.target_app.clone());
+            StepView {
+                member: step.member.clone(),
+                target_app,
+                warm: step.warm,
+                state: match pos {
+                    None => StepState::Done,
+                    Some(p) if p.step > s => StepState::Done,
+                    Some(p) if p.step == s => StepState::Current,
+                    Some(_) => StepState::Pending,
+                },
+                before: items(s, Stage::Before, checks(&step.before)),
+                actions: items(
+                    s,
+                    Stage::Actions,
+                    step.actions
+                        .iter()
+                        .map(|a| (a.name.clone(), "action", 1, "pause".to_owned()))
+                        .collect(),
+                ),
+                operations: operations
+                    .iter()
+                    .filter(|(at, _)| *at == s)
+                    .map(|(_, o)| o.clone())
+                    .collect(),
+                after: items(s, Stage::After, checks(&step.after)),
+            }
+        })
+        .collect();
+    let seen = grids.snapshot();
+    let members = def
+        .members
+        .iter()
+        .map(|m| {
+            let step = def.steps.iter().position(|s| s.member == m.app);
+            let in_flight = steps
+                .get(step.unwrap_or(usize::MAX))
+                .and_then(|s| s.operations.last())
+                .filter(|o| o.outcome.is_none())
+                .map(|o| o.id.clone());
+            let (grid, name) = location(&def, pos, &m.app);
+            let place = if in_flight.is_some() {
+                MemberPlace::Moving
+            } else if grid == def.target_grid {
+                MemberPlace::Target
+            } else {
+                MemberPlace::Source
+            };
+            let state = seen.iter().find(|g| g.name == grid).and_then(|g| {
+                g.checked_at.as_ref()?;
+                Some(
+                    g.apps
+                        .iter()
+                        .find(|a| a.name == name)
+                        .map_or_else(|| "absent".to_owned(), |a| a.state.clone()),
+                )
+            });
+            let moved_by = steps
+                .get(step.unwrap_or(usize::MAX))
+                .and_then(|s| s.operations.last())
+                .map(|o| o.id.clone());
+            let says = match (place, &in_flight) {
+                (MemberPlace::Moving, Some(op)) => {
+                    format!(
+                        "being moved from {} to {} by {op}",
+                        def.source_grid, def.target_grid
+                    )
+                }
+                _ => format!(
+                    "on {grid} as {name}{}{}",
+                    state.as_ref().map(|s| format!(", {s}")).unwrap_or_default(),
+                    match (place, moved_by) {
+                        (MemberPlace::Target, Some(op)) => format!(" (moved by {op})"),
+                        (MemberPlace::Source, Some(op)) =>
+                            format!(" (not moved: {op} did not finish)"),
+                        (MemberPlace::Source, None) => " (not moved yet)".into(),
+                        _ => String::new(),
+                    }
+                ),
+            };
+            MemberView {
+                app: m.app.clone(),
+                place,
+                grid,
+                name,
+                state,
+                says,
+            }
+        })
+        .collect();
+    let raw = store::approvals(pool, &run.id).await?;
+    let awaiting_approval = pos
+        .filter(|_| run.state == RunState::Running)
+        .and_then(|p| {
+            let c = check_at(&def, p)?;
+            let group::Probe::Approval { prompt } = &c.probe else {
+                return None;
+            };
+            let given = raw.iter().any(|a| {
+                (a.step, a.stage.as_str(), a.item, a.round)
+                    == (
+                        i64::from(p.step),
+                        p.stage.as_str(),
+                        i64::from(p.item),
+                        run.round,
+                    )
+            });
+            (!given).then(|| prompt.clone())
+        });
+    let approvals = raw
+        .into_iter()
+        .filter_map(|a| {
+            Some(ApprovalView {
+                step: u32::try_from(a.step).ok()?,
+                stage: a.stage.parse().ok()?,
+                item: u32::try_from(a.item).ok()?,
+                approved: a.approved,
+                decided_by: a.decided_by,
+                decided_at: a.decided_at,
+                reason: a.reason,
+            })
+        })
+        .collect::<Vec<_>>();
+    Ok(GroupRunView {
+        id: run.id.clone(),
+        name: run.name.clone(),
+        source_grid: run.source_grid.clone(),
+        target_grid: run.target_grid.clone(),
+        state: run.state,
+        position: pos,
+        reason: run.reason.clone(),
+        awaiting_approval,
+        created_by: run.created_by.clone(),
+        created_at: run.created_at.clone(),
+        updated_at: run.updated_at.clone(),
+        ended_at: run.ended_at.clone(),
+        steps,
+        members,
+        approvals,
+    })
+}
