@@ -403,11 +403,14 @@ impl Groups {
                 run.state
             )));
         };
+        // A check not yet started (round 0) starts as round 1: the word
+        // given now belongs to it.
+        let round = run.round.max(1);
         let slot = store::Slot {
             step: pos.step,
             stage: pos.stage,
             item: pos.item,
-            round: run.round,
+            round,
         };
         if let Some(given) = store::approval_at(&self.pool, id, slot).await? {
             return Err(GroupError::Conflict(format!(
@@ -429,7 +432,7 @@ impl Groups {
                 step: i64::from(pos.step),
                 stage: pos.stage.as_str().into(),
                 item: i64::from(pos.item),
-                round: run.round,
+                round,
                 approved,
                 decided_by: user.into(),
                 decided_at: crate::clock::now().to_string(),

@@ -224,7 +224,7 @@ pub async fn of(
                         i64::from(p.step),
                         p.stage.as_str(),
                         i64::from(p.item),
-                        run.round,
+                        run.round.max(1),
                     )
             });
             (!given).then(|| prompt.clone())
