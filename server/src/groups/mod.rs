@@ -93,8 +93,8 @@ impl Groups {
         m.entry(id.to_owned()).or_default().clone()
     }
 
+    /// One task a run waits: a permit is kept if it is not waiting yet.
     fn wake(&self, id: &str) {
-        self.notify(id).notify_waiters();
         self.notify(id).notify_one();
     }
 
