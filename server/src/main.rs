@@ -1,5 +1,6 @@
 use clap::Parser;
 use migctl::cli::{Cli, run};
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -7,7 +8,9 @@ async fn main() {
     let filter = EnvFilter::try_from_env("MIGCTL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours on a terminal only: a log file keeps plain text.
+        .with_ansi(std::io::stderr().is_terminal());
     // One JSON object a line for log collectors; an operation's lines carry
     // its id (the `operation` span and an `op` field).
     match std::env::var("MIGCTL_LOG_FORMAT").as_deref() {

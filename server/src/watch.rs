@@ -92,14 +92,25 @@ pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
     let mut after = 0i64;
     let mut away: Option<Instant> = None;
     loop {
-        match follow(remote, id, after, |e| {
+        let from = after;
+        let followed = follow(remote, id, after, |e| {
             if e.seq > after {
                 after = e.seq;
                 progress.show(&e);
             }
         })
-        .await
+        .await;
+        // Events came: the console answered, and a later drop starts a new
+        // count of its absence (two drops an hour apart are not an hour away).
+        if after > from
+            && let Some(since) = away.take()
         {
+            progress.line(&format!(
+                "console answers again after {:.0} s",
+                since.elapsed().as_secs_f64()
+            ));
+        }
+        match followed {
             Ok(()) => {}
             Err(e) if e.downcast_ref::<Unreachable>().is_some() => {
                 let since = *away.get_or_insert_with(|| {
