@@ -7,9 +7,15 @@
 -- what succeeded, and it is stored before anything is started, so a
 -- restarted console continues from it and never runs a finished step
 -- again. NULL `step`: nothing is left (a done run). `round`: how many
--- times the check at the position has been started (a resume starts it
--- afresh). `stage_since`: when the position was reached. `current_op`:
--- the operation moving the step's member, once started.
+-- times the thing at the position has been started: 1 when the position
+-- is reached, one more in the same UPDATE that resumes the run (a
+-- restarted console keeps it: its attempts and approvals still count).
+-- `stage_since`: when that round began (a check's deadline counts from
+-- it, across restarts). `action_sent`: the round in which the action at
+-- the position was sent (with no attempt of that round kept, the console
+-- stopped while sending: it may have arrived). `current_op`: the
+-- operation moving the step's member, once started. `ended_by`: who
+-- aborted the run.
 CREATE TABLE group_runs (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -20,10 +26,12 @@ CREATE TABLE group_runs (
     step        INTEGER,
     stage       TEXT CHECK (stage IN ('before', 'actions', 'operation', 'after')),
     item        INTEGER NOT NULL DEFAULT 0,
-    round       INTEGER NOT NULL DEFAULT 0,
+    round       INTEGER NOT NULL DEFAULT 1 CHECK (round >= 1),
     stage_since TEXT NOT NULL,
+    action_sent INTEGER,
     current_op  TEXT REFERENCES operations(id),
     reason      TEXT,
+    ended_by    TEXT,
     created_by  TEXT NOT NULL,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
@@ -58,15 +66,20 @@ CREATE TABLE group_attempts (
 CREATE INDEX group_attempts_run ON group_attempts (run_id, step, stage, item);
 
 -- An operator's word on an approval check: who, when, yes or no, why.
+-- `round`: the check's round that read it; NULL until one does (a word
+-- given while the run paused, or the console stopped, is read by the next
+-- round, never lost). At most one word waits unread at a check.
 CREATE TABLE group_approvals (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id     TEXT NOT NULL REFERENCES group_runs(id),
     step       INTEGER NOT NULL,
     stage      TEXT NOT NULL CHECK (stage IN ('before', 'after')),
     item       INTEGER NOT NULL,
-    round      INTEGER NOT NULL,
+    round      INTEGER,
     approved   INTEGER NOT NULL,
     decided_by TEXT NOT NULL,
     decided_at TEXT NOT NULL,
     reason     TEXT NOT NULL
 );
+CREATE UNIQUE INDEX group_approvals_unread ON group_approvals (run_id, step, stage, item)
+    WHERE round IS NULL;

@@ -63,12 +63,17 @@ pub async fn open(file: &Path) -> anyhow::Result<SqlitePool> {
 
 /// Appends to the audit trail. Who did what is never lost silently: a failure
 /// is returned to the caller.
-pub async fn audit(pool: &SqlitePool, actor: &str, action: &str, detail: &str) -> sqlx::Result<()> {
+pub async fn audit<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO audit_log (actor, action, detail) VALUES (?, ?, ?)")
         .bind(actor)
         .bind(action)
         .bind(detail)
-        .execute(pool)
+        .execute(ex)
         .await?;
     Ok(())
 }

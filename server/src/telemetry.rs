@@ -40,6 +40,10 @@ fn describe() {
         "Operations ended, by action and outcome"
     );
     describe_counter!(
+        "migctl_group_runs_ended_total",
+        "Group runs ended, by state (done, aborted)"
+    );
+    describe_counter!(
         "migctl_bytes_copied_total",
         "Bytes the helper moved, summed over ended operations"
     );

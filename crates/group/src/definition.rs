@@ -44,6 +44,9 @@ pub const DEFAULT_APPROVAL_DEADLINE_SECS: f64 = 8.0 * 3600.0;
 /// No deadline is infinite: a week at most.
 pub const MAX_DEADLINE_SECS: f64 = 7.0 * 24.0 * 3600.0;
 pub const MIN_INTERVAL_SECS: f64 = 0.1;
+/// Attempts a check may make within its deadline (each is kept as
+/// evidence): a deadline over an interval makes at most this many.
+pub const MAX_ATTEMPTS: f64 = 10_000.0;
 /// Bytes of an answer kept as a check attempt's evidence.
 pub const EXCERPT_BYTES: usize = 512;
 
@@ -724,6 +727,17 @@ fn check_one(p: &mut Problems, at: &str, c: WrittenCheck, names: &[&str]) -> Opt
             format!("the deadline ({deadline_secs} s) comes before the wait ({secs} s) ends"),
         );
     }
+    let polled = matches!(probe, Probe::Http(_) | Probe::AppState { .. });
+    if polled && deadline_secs / interval_secs > MAX_ATTEMPTS {
+        p.add(
+            format!("{at}.interval_secs"),
+            format!(
+                "an interval of {interval_secs} s over a deadline of {deadline_secs} s makes {:.0} attempts, each kept: at most {MAX_ATTEMPTS}; write an interval of at least {} s",
+                deadline_secs / interval_secs,
+                (deadline_secs / MAX_ATTEMPTS).ceil()
+            ),
+        );
+    }
     let passes = c.passes.unwrap_or(1);
     if passes == 0 {
         p.add(
@@ -921,6 +935,28 @@ http = { url = "http://{mq1.LISTEN}/release-activity" }
         has("steps[2].actions[0].http.url", "{mq9.…} names no member");
         has("steps[1].member", "moved by an earlier step already");
         has("steps", "no step moves the member mq2");
+    }
+
+    #[test]
+    fn a_polled_check_makes_a_bounded_number_of_attempts() {
+        // 0.1 s over a week: six million kept attempts.
+        let e = refused(&SOLACE.replace(
+            "passes = 2",
+            "passes = 2\ninterval_secs = 0.1\ndeadline_secs = 604800",
+        ));
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("after_each_step[0].interval_secs")
+                    && l.contains("6048000 attempts")
+                    && l.contains("at least 61 s")),
+            "{e:#?}"
+        );
+        // An approval is not polled for evidence: its long deadline is fine.
+        Definition::from_toml(&SOLACE.replace(
+            "prompt = \"move the primary?\" }",
+            "prompt = \"move the primary?\" }, interval_secs = 0.1, deadline_secs = 604800",
+        ))
+        .unwrap();
     }
 
     #[test]

@@ -27,29 +27,76 @@ enum Came {
     Stopped,
 }
 
+/// How a run's task ended.
+enum Exit {
+    /// The run no longer runs (paused, aborted, done): its task left the
+    /// `driving` set under the lock a resume takes.
+    Left,
+    /// The console stops: the position stays, the next start continues.
+    Shutdown,
+    /// The task cannot go on (the database failed, or the task panicked).
+    Failed(String),
+}
+
+/// Time since `t`, by the wall clock (a round's deadline and soak count
+/// across a console's restart).
+fn since(t: crate::clock::Timestamp) -> Duration {
+    Duration::try_from(crate::clock::now().0 - t.0).unwrap_or(Duration::ZERO)
+}
+
 impl Groups {
+    /// A run's task. Whatever way its body ends, the run is never left
+    /// "running" with no task: a failure pauses it, saying why.
     pub(super) async fn drive(self: Arc<Self>, id: String) {
+        let me = self.clone();
+        let run = id.clone();
+        // The body in a task of its own, so that a panic is caught here.
+        let exit = match tokio::spawn(async move { me.drive_run(&run).await }).await {
+            Ok(exit) => exit,
+            Err(e) => Exit::Failed(format!("its task failed: {e}")),
+        };
+        if let Exit::Failed(why) = exit {
+            tracing::error!(run = %id, reason = %why, "group run paused: its task cannot go on");
+            let mut driving = self.driving.lock().await;
+            let why = format!("{why}; resume once that is fixed");
+            if let Err(e) = store::set_state(
+                &self.pool,
+                &id,
+                &[RunState::Running],
+                RunState::Paused,
+                Some(&why),
+            )
+            .await
+            {
+                tracing::error!(run = %id, error = %e, "cannot pause the group run either; the next start continues it");
+            }
+            driving.remove(&id);
+        }
+    }
+
+    async fn drive_run(self: Arc<Self>, id: &str) -> Exit {
         loop {
             if self.stop.is_cancelled() {
-                return;
+                return Exit::Shutdown;
             }
-            let run = match store::get(&self.pool, &id).await {
+            let run = match store::get(&self.pool, id).await {
                 Ok(Some(r)) => r,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::error!(run = %id, error = %e, "cannot read the group run; its task stops (it continues at the next start)");
-                    return;
-                }
+                Ok(None) => return Exit::Failed("its record is gone".into()),
+                Err(e) => return Exit::Failed(format!("cannot read the group run: {e}")),
             };
             if run.state != RunState::Running {
                 // Under the lock a resume takes: either it sees this task
                 // gone, or this task sees the run running again.
                 let mut driving = self.driving.lock().await;
-                match store::get(&self.pool, &id).await {
+                match store::get(&self.pool, id).await {
                     Ok(Some(r)) if r.state == RunState::Running => continue,
-                    _ => {
-                        driving.remove(&id);
-                        return;
+                    Ok(_) => {
+                        driving.remove(id);
+                        return Exit::Left;
+                    }
+                    Err(e) => {
+                        drop(driving);
+                        return Exit::Failed(format!("cannot read the group run: {e}"));
                     }
                 }
             }
@@ -57,14 +104,12 @@ impl Groups {
                 (Err(e), _) => Came::Pause(format!("its stored definition cannot be read: {e}")),
                 (_, Err(e)) => Came::Pause(format!("its stored position cannot be read: {e}")),
                 (Ok(_), Ok(None)) => {
-                    let _ = store::set_state(
-                        &self.pool,
-                        &id,
-                        &[RunState::Running],
-                        RunState::Done,
-                        None,
-                    )
-                    .await;
+                    if let Err(e) =
+                        store::set_state(&self.pool, id, &[RunState::Running], RunState::Done, None)
+                            .await
+                    {
+                        return Exit::Failed(format!("cannot store the run's end: {e}"));
+                    }
                     continue;
                 }
                 (Ok(def), Ok(Some(pos))) => {
@@ -75,14 +120,19 @@ impl Groups {
                     };
                     if let Came::Succeeded = came {
                         let next = group::position::next(&def, pos);
-                        if let Err(e) = store::advance(&self.pool, &id, pos, next).await {
-                            tracing::error!(run = %id, error = %e, "cannot store the run's next position; its task stops (it continues at the next start)");
-                            return;
-                        }
-                        if next.is_none() {
-                            tracing::info!(run = %id, "group run done");
-                            metrics::counter!("migctl_group_runs_ended_total", "state" => "done")
-                                .increment(1);
+                        match store::advance(&self.pool, id, pos, next).await {
+                            Ok(true) if next.is_none() => {
+                                tracing::info!(run = %id, "group run done");
+                                metrics::counter!("migctl_group_runs_ended_total", "state" => "done")
+                                    .increment(1);
+                            }
+                            // Moved on; or an operator aborted it meanwhile.
+                            Ok(_) => {}
+                            Err(e) => {
+                                return Exit::Failed(format!(
+                                    "cannot store the run's next position: {e}"
+                                ));
+                            }
                         }
                         continue;
                     }
@@ -92,33 +142,43 @@ impl Groups {
             let stored = match &came {
                 Came::Pause(why) => {
                     tracing::warn!(run = %id, reason = %why, "group run paused");
-                    store::set_state(
+                    match store::set_state(
                         &self.pool,
-                        &id,
+                        id,
                         &[RunState::Running],
                         RunState::Paused,
                         Some(why),
                     )
                     .await
+                    {
+                        // An operator paused it first: the cause is kept too.
+                        Ok(false) => store::add_reason(&self.pool, id, why).await,
+                        other => other.map(|_| ()),
+                    }
                 }
                 Came::Abort(why) => {
                     tracing::warn!(run = %id, reason = %why, "group run aborted");
-                    metrics::counter!("migctl_group_runs_ended_total", "state" => "aborted")
-                        .increment(1);
-                    store::set_state(
+                    match store::set_state(
                         &self.pool,
-                        &id,
+                        id,
                         &[RunState::Running, RunState::Paused],
                         RunState::Aborted,
                         Some(why),
                     )
                     .await
+                    {
+                        Ok(true) => {
+                            metrics::counter!("migctl_group_runs_ended_total", "state" => "aborted")
+                                .increment(1);
+                            Ok(())
+                        }
+                        other => other.map(|_| ()),
+                    }
                 }
-                Came::Succeeded | Came::Stopped => Ok(true),
+                Came::Succeeded | Came::Stopped => Ok(()),
             };
             if let Err(e) = stored {
-                tracing::error!(run = %id, error = %e, "cannot store the run's state; its task stops");
-                return;
+                return Exit::Failed(format!("cannot store the run's state: {e}"));
             }
         }
     }
@@ -133,11 +193,21 @@ impl Groups {
         }
     }
 
-    /// The run is still running: no operator paused or aborted it, the
-    /// console is not stopping.
-    async fn still_running(&self, id: &str) -> bool {
+    /// The run still runs in `round`: no operator paused, resumed or
+    /// aborted it since, and the console is not stopping.
+    async fn still_at(&self, id: &str, round: i64) -> bool {
         !self.stop.is_cancelled()
-            && matches!(store::get(&self.pool, id).await, Ok(Some(r)) if r.state == RunState::Running)
+            && matches!(store::get(&self.pool, id).await,
+                Ok(Some(r)) if r.state == RunState::Running && r.round == round)
+    }
+
+    /// `f`, unless the console stops first (`None`): shutdown never waits
+    /// for an attempt's timeout.
+    async fn unless_stopping<T>(&self, f: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            v = f => Some(v),
+            () = self.stop.cancelled() => None,
+        }
     }
 
     async fn check(&self, run: &store::RunRow, def: &Definition, pos: Position) -> Came {
@@ -145,10 +215,9 @@ impl Groups {
         let Some(check) = view::check_at(def, pos) else {
             return Came::Pause(format!("its definition has no check at {pos:?}"));
         };
-        let round = match store::next_round(&self.pool, id).await {
-            Ok(r) => r,
-            Err(e) => return Came::Pause(format!("cannot record the check's start: {e}")),
-        };
+        // The round was set when the run reached this position or was
+        // resumed; its deadline counts from then, across restarts.
+        let round = run.round;
         let slot = store::Slot {
             step: pos.step,
             stage: pos.stage,
@@ -156,66 +225,95 @@ impl Groups {
             round,
         };
         let policy = check.policy();
-        let started = Instant::now();
         let mut outcomes = vec![];
-        let mut last_note = String::from("no attempt answered");
+        let mut last_note = String::from(match check.probe {
+            Probe::Approval { .. } => "no operator has approved or refused it",
+            _ => "no attempt answered",
+        });
         loop {
-            if !self.still_running(id).await {
+            if !self.still_at(id, round).await {
                 return Came::Stopped;
             }
             let began = Instant::now();
-            let evidence = match &check.probe {
-                Probe::Http(p) => Some(self.http(def, pos, p, None, policy.timeout).await),
-                Probe::AppState { member, state } => Some(
-                    self.app_state(def, pos, member, state, policy.timeout)
-                        .await,
-                ),
-                Probe::Approval { .. } => match store::approval_at(&self.pool, id, slot).await {
+            // An attempt's evidence, and whether it is kept already.
+            let attempt = match &check.probe {
+                Probe::Http(p) => {
+                    match self
+                        .unless_stopping(self.http(def, pos, p, None, policy.timeout))
+                        .await
+                    {
+                        Some(e) => Some((e, false)),
+                        None => return Came::Stopped,
+                    }
+                }
+                Probe::AppState { member, state } => {
+                    match self
+                        .unless_stopping(self.app_state(def, pos, member, state, policy.timeout))
+                        .await
+                    {
+                        Some(e) => Some((e, false)),
+                        None => return Came::Stopped,
+                    }
+                }
+                Probe::Approval { .. } => match store::unread_approval(&self.pool, id, pos).await {
                     Ok(None) => None,
-                    Ok(Some(a)) => Some(Evidence::of(
-                        if a.approved {
-                            AttemptOutcome::Pass
-                        } else {
-                            AttemptOutcome::Fail
-                        },
-                        format!(
-                            "{} by {}: {}",
-                            if a.approved { "approved" } else { "refused" },
-                            a.decided_by,
-                            a.reason
+                    Ok(Some(a)) => {
+                        let e = Evidence::of(
+                            if a.approved {
+                                AttemptOutcome::Pass
+                            } else {
+                                AttemptOutcome::Fail
+                            },
+                            format!(
+                                "{} by {}: {}",
+                                if a.approved { "approved" } else { "refused" },
+                                a.decided_by,
+                                a.reason
+                            ),
+                            began,
+                        );
+                        // Read and kept together: a word is never lost.
+                        if let Err(err) = store::read_approval(&self.pool, id, slot, a.id, &e).await
+                        {
+                            return Came::Pause(format!(
+                                "cannot keep an approval's reading: {err}"
+                            ));
+                        }
+                        Some((e, true))
+                    }
+                    Err(e) => Some((
+                        Evidence::of(
+                            AttemptOutcome::Inconclusive,
+                            format!("cannot read the approvals: {e}"),
+                            began,
                         ),
-                        began,
-                    )),
-                    Err(e) => Some(Evidence::of(
-                        AttemptOutcome::Inconclusive,
-                        format!("cannot read the approvals: {e}"),
-                        began,
+                        false,
                     )),
                 },
                 Probe::Wait { secs } => {
                     let soak = Duration::from_secs_f64(*secs);
-                    while began.elapsed() < soak {
-                        if !self.still_running(id).await {
+                    while since(run.stage_since) < soak {
+                        if !self.still_at(id, round).await {
                             return Came::Stopped;
                         }
-                        self.nap(id, soak.saturating_sub(began.elapsed())).await;
+                        self.nap(id, soak.saturating_sub(since(run.stage_since)))
+                            .await;
                     }
-                    Some(Evidence::of(
-                        AttemptOutcome::Pass,
-                        format!("waited {secs} s"),
-                        began,
+                    Some((
+                        Evidence::of(AttemptOutcome::Pass, format!("waited {secs} s"), began),
+                        false,
                     ))
                 }
             };
-            if let Some(e) = evidence {
+            if let Some((e, kept)) = attempt {
                 // No attempt counts without its evidence kept.
-                if let Err(err) = store::add_attempt(&self.pool, id, slot, &e).await {
+                if !kept && let Err(err) = store::add_attempt(&self.pool, id, slot, &e).await {
                     return Came::Pause(format!("cannot keep a check's evidence: {err}"));
                 }
                 last_note = e.note;
                 outcomes.push(e.outcome);
             }
-            let deadline_passed = started.elapsed() >= policy.deadline;
+            let deadline_passed = since(run.stage_since) >= policy.deadline;
             match verdict(&policy, &outcomes, deadline_passed, check.probe.decisive()) {
                 Verdict::Passed => return Came::Succeeded,
                 Verdict::Failed(on) => {
@@ -241,7 +339,7 @@ impl Groups {
                     ));
                 }
                 Verdict::Continue => {
-                    let left = policy.deadline.saturating_sub(started.elapsed());
+                    let left = policy.deadline.saturating_sub(since(run.stage_since));
                     let wait = policy.interval.saturating_sub(began.elapsed()).min(left);
                     self.nap(id, wait).await;
                 }
@@ -249,54 +347,75 @@ impl Groups {
         }
     }
 
-    /// An action is tried once; one that does not answer as it must
-    /// pauses the run (resume tries it again).
+    /// An action is sent once a round; one that does not answer as it
+    /// must pauses the run (retry sends it again). One the console was
+    /// sending when it stopped is not sent again unasked: it may have
+    /// arrived.
     async fn action(&self, run: &store::RunRow, def: &Definition, pos: Position) -> Came {
         let id = run.id.as_str();
         let step = &def.steps[pos.step as usize];
         let Some(action) = step.actions.get(pos.item as usize) else {
             return Came::Pause(format!("its definition has no action at {pos:?}"));
         };
-        if !self.still_running(id).await {
-            return Came::Stopped;
-        }
-        let round = match store::next_round(&self.pool, id).await {
-            Ok(r) => r,
-            Err(e) => return Came::Pause(format!("cannot record the action's start: {e}")),
-        };
-        let as_probe = group::HttpProbe {
-            method: action.method,
-            url: action.url.clone(),
-            status: action.status,
-            json: None,
-        };
-        let e = self
-            .http(
-                def,
-                pos,
-                &as_probe,
-                action.body.as_ref(),
-                Duration::from_secs_f64(action.timeout_secs),
-            )
-            .await;
+        let round = run.round;
         let slot = store::Slot {
             step: pos.step,
             stage: pos.stage,
             item: pos.item,
             round,
         };
+        let failed = |note: &str| {
+            Came::Pause(format!(
+                "step {} ({}): action “{}” did not succeed: {note}",
+                pos.step + 1,
+                step.member,
+                action.name
+            ))
+        };
+        if run.action_sent == Some(round) {
+            return match store::attempt_at(&self.pool, id, slot).await {
+                Ok(Some((AttemptOutcome::Pass, _))) => Came::Succeeded,
+                Ok(Some((_, note))) => failed(&note),
+                Ok(None) => Came::Pause(format!(
+                    "step {} ({}): the console stopped while sending action “{}”, which may have arrived: check what it does ({} {}), then retry to send it again",
+                    pos.step + 1,
+                    step.member,
+                    action.name,
+                    action.method.as_str(),
+                    action.url
+                )),
+                Err(e) => Came::Pause(format!("cannot read the action's attempts: {e}")),
+            };
+        }
+        match store::mark_action_sent(&self.pool, id, round).await {
+            Ok(true) => {}
+            Ok(false) => return Came::Stopped,
+            Err(e) => return Came::Pause(format!("cannot record the action's start: {e}")),
+        }
+        let as_probe = group::HttpProbe {
+            method: action.method,
+            url: action.url.clone(),
+            status: action.status,
+            json: None,
+        };
+        let Some(e) = self
+            .unless_stopping(self.http(
+                def,
+                pos,
+                &as_probe,
+                action.body.as_ref(),
+                Duration::from_secs_f64(action.timeout_secs),
+            ))
+            .await
+        else {
+            return Came::Stopped;
+        };
         if let Err(err) = store::add_attempt(&self.pool, id, slot, &e).await {
             return Came::Pause(format!("cannot keep an action's evidence: {err}"));
         }
         match e.outcome {
             AttemptOutcome::Pass => Came::Succeeded,
-            _ => Came::Pause(format!(
-                "step {} ({}): action “{}” did not succeed: {}",
-                pos.step + 1,
-                step.member,
-                action.name,
-                e.note
-            )),
+            _ => failed(&e.note),
         }
     }
 
@@ -323,7 +442,7 @@ impl Groups {
                     Ok(Some(op)) => op,
                     Err(e) => return Came::Pause(format!("cannot read the operations: {e}")),
                     Ok(None) => {
-                        if !self.still_running(id).await {
+                        if !self.still_at(id, run.round).await {
                             return Came::Stopped;
                         }
                         let req = crate::operation::StartRequest {
@@ -356,10 +475,13 @@ impl Groups {
                 if let Err(e) = store::set_current_op(&self.pool, id, pos.step, &op).await {
                     return Came::Pause(format!("cannot record operation {op}: {e}"));
                 }
-                // An abort that came while it started found nothing to cancel.
-                if matches!(store::get(&self.pool, id).await, Ok(Some(r)) if r.state == RunState::Aborted)
+                // An abort that came while it started found nothing to
+                // cancel: it is cancelled now, in the aborter's name.
+                if let Ok(Some(r)) = store::get(&self.pool, id).await
+                    && r.state == RunState::Aborted
                 {
-                    self.cancel_step(id, &op, &run.created_by).await;
+                    let by = r.ended_by.unwrap_or(r.created_by);
+                    self.cancel_step(id, &op, &by).await;
                     return Came::Stopped;
                 }
                 op

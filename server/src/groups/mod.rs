@@ -134,12 +134,16 @@ impl Groups {
         user: &str,
     ) -> Result<GroupRunView, GroupError> {
         let def = Definition::from_json(definition.clone()).map_err(GroupError::Definition)?;
-        self.admissible(&def).await?;
         let id = new_run_id();
         let text = serde_json::to_string(&definition).map_err(anyhow::Error::from)?;
+        // Under the lock every start and resume takes: two starts moving
+        // the same member cannot both be admitted.
         let mut driving = self.driving.lock().await;
+        self.admissible(&def).await?;
+        // The run and its audit line are kept together, or neither is.
+        let mut tx = self.pool.begin().await?;
         store::insert(
-            &self.pool,
+            &mut *tx,
             &store::NewRun {
                 id: &id,
                 name: &def.name,
@@ -152,7 +156,7 @@ impl Groups {
         )
         .await?;
         crate::db::audit(
-            &self.pool,
+            &mut *tx,
             user,
             "group.start",
             &format!(
@@ -168,6 +172,7 @@ impl Groups {
             ),
         )
         .await?;
+        tx.commit().await?;
         driving.insert(id.clone());
         self.spawn(id.clone());
         drop(driving);
@@ -296,17 +301,23 @@ impl Groups {
                 run.state
             )));
         }
+        let mut clear_op = false;
         if let (Some(pos), Some(op)) = (run.position()?, run.current_op.as_deref())
             && pos.stage == Stage::Operation
         {
             let ended = crate::operation::store::get(&self.pool, op)
                 .await?
                 .and_then(|o| o.outcome);
-            if ended.is_some_and(|o| o != app::model::Outcome::Done) {
-                store::clear_current_op(&self.pool, id).await?;
-            }
+            clear_op = ended.is_some_and(|o| o != app::model::Outcome::Done);
         }
-        store::set_state(&self.pool, id, &[RunState::Paused], RunState::Running, None).await?;
+        // An abort may have come since it was read.
+        if !store::resume(&self.pool, id, clear_op).await? {
+            let now = self.run(id).await?;
+            return Err(GroupError::Conflict(format!(
+                "group run {id} is {}: only a paused run can {verb}",
+                now.state
+            )));
+        }
         crate::db::audit(&self.pool, user, &format!("group.{verb}"), id).await?;
         if driving.insert(id.to_owned()) {
             self.spawn(id.to_owned());
@@ -332,12 +343,13 @@ impl Groups {
         } else {
             format!("aborted by {user}: {reason}")
         };
-        if !store::set_state(
+        if !store::set_state_by(
             &self.pool,
             id,
             &[RunState::Running, RunState::Paused],
             RunState::Aborted,
             Some(&why),
+            Some(user),
         )
         .await?
         {
@@ -346,6 +358,7 @@ impl Groups {
                 run.state
             )));
         }
+        metrics::counter!("migctl_group_runs_ended_total", "state" => "aborted").increment(1);
         crate::db::audit(&self.pool, user, "group.abort", &format!("{id}: {why}")).await?;
         self.wake(id);
         if let Some(op) = self.run(id).await?.current_op {
@@ -403,43 +416,37 @@ impl Groups {
                 run.state
             )));
         };
-        // A check not yet started (round 0) starts as round 1: the word
-        // given now belongs to it.
-        let round = run.round.max(1);
-        let slot = store::Slot {
-            step: pos.step,
-            stage: pos.stage,
-            item: pos.item,
-            round,
-        };
-        if let Some(given) = store::approval_at(&self.pool, id, slot).await? {
-            return Err(GroupError::Conflict(format!(
-                "{} already {} this check at {}",
-                given.decided_by,
-                if given.approved {
-                    "approved"
-                } else {
-                    "refused"
-                },
-                given.decided_at
-            )));
-        }
-        store::add_approval(
+        let kept = store::add_approval(
             &self.pool,
             id,
-            slot,
-            &store::Approval {
-                step: i64::from(pos.step),
-                stage: pos.stage.as_str().into(),
-                item: i64::from(pos.item),
-                round,
+            pos,
+            &store::Word {
                 approved,
-                decided_by: user.into(),
-                decided_at: crate::clock::now().to_string(),
-                reason: reason.into(),
+                decided_by: user,
+                reason,
             },
         )
         .await?;
+        if !kept {
+            // Another operator's word waits unread, or the run moved on.
+            return Err(GroupError::Conflict(
+                match store::unread_approval(&self.pool, id, pos).await? {
+                    Some(given) => format!(
+                        "{} already {} this check at {}; the run reads that word next",
+                        given.decided_by,
+                        if given.approved {
+                            "approved"
+                        } else {
+                            "refused"
+                        },
+                        given.decided_at
+                    ),
+                    None => format!(
+                        "group run {id} is no longer waiting at this check (it moved on or was paused); nothing to approve"
+                    ),
+                },
+            ));
+        }
         crate::db::audit(
             &self.pool,
             user,

@@ -24,8 +24,10 @@ pub struct RunRow {
     pub round: i64,
     #[sqlx(try_from = "String")]
     pub stage_since: Timestamp,
+    pub action_sent: Option<i64>,
     pub current_op: Option<String>,
     pub reason: Option<String>,
+    pub ended_by: Option<String>,
     pub created_by: String,
     pub created_at: String,
     pub updated_at: String,
@@ -50,7 +52,8 @@ impl RunRow {
 }
 
 const COLUMNS: &str = "id, name, source_grid, target_grid, definition, state, step, stage, item, \
-                       round, stage_since, current_op, reason, created_by, created_at, updated_at, ended_at";
+                       round, stage_since, action_sent, current_op, reason, ended_by, created_by, \
+                       created_at, updated_at, ended_at";
 
 /// What a new run is.
 pub struct NewRun<'a> {
@@ -63,12 +66,15 @@ pub struct NewRun<'a> {
     pub created_by: &'a str,
 }
 
-pub async fn insert(pool: &SqlitePool, run: &NewRun<'_>) -> sqlx::Result<()> {
+pub async fn insert<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    run: &NewRun<'_>,
+) -> sqlx::Result<()> {
     let now = clock::now().to_string();
     sqlx::query(
         "INSERT INTO group_runs (id, name, source_grid, target_grid, definition, state, step, stage,
              item, round, stage_since, created_by, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, 0, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, 1, ?, ?, ?, ?)",
     )
     .bind(run.id)
     .bind(run.name)
@@ -82,7 +88,7 @@ pub async fn insert(pool: &SqlitePool, run: &NewRun<'_>) -> sqlx::Result<()> {
     .bind(run.created_by)
     .bind(&now)
     .bind(&now)
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }
@@ -114,7 +120,7 @@ pub async fn unended(pool: &SqlitePool) -> sqlx::Result<Vec<RunRow>> {
 }
 
 /// Moves a run from `at` to `to` (`None`: done), if it is still at `at`
-/// and has not ended; a new position starts its check afresh (round 1).
+/// and has not ended; a new position starts at round 1.
 /// False when it was not at `at` (someone else moved it).
 pub async fn advance(
     pool: &SqlitePool,
@@ -125,8 +131,8 @@ pub async fn advance(
     let now = clock::now().to_string();
     let done = to.is_none();
     let r = sqlx::query(
-        "UPDATE group_runs SET step = ?, stage = ?, item = ?, round = 0, stage_since = ?,
-             current_op = NULL, updated_at = ?,
+        "UPDATE group_runs SET step = ?, stage = ?, item = ?, round = 1, stage_since = ?,
+             action_sent = NULL, current_op = NULL, updated_at = ?,
              state = CASE WHEN ? THEN 'done' ELSE state END,
              reason = CASE WHEN ? THEN NULL ELSE reason END,
              ended_at = CASE WHEN ? THEN ? ELSE ended_at END
@@ -150,17 +156,79 @@ pub async fn advance(
     Ok(r.rows_affected() == 1)
 }
 
-/// The check at the run's position starts (again): its next round.
-pub async fn next_round(pool: &SqlitePool, id: &str) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "UPDATE group_runs SET round = round + 1, stage_since = ?, updated_at = ?
-         WHERE id = ? RETURNING round",
+/// A paused run runs again, the thing at its position started afresh
+/// (its next round, counted from now), in one UPDATE: a word or an attempt
+/// given before belongs to the round before. `clear_op`: the step's
+/// operation ended other than done, so the step starts a new one. False
+/// when the run was not paused.
+pub async fn resume(pool: &SqlitePool, id: &str, clear_op: bool) -> sqlx::Result<bool> {
+    let now = clock::now().to_string();
+    let r = sqlx::query(
+        "UPDATE group_runs SET state = 'running', reason = NULL, round = round + 1,
+             stage_since = ?, action_sent = NULL, updated_at = ?,
+             current_op = CASE WHEN ? THEN NULL ELSE current_op END
+         WHERE id = ? AND state = 'paused'",
+    )
+    .bind(&now)
+    .bind(&now)
+    .bind(clear_op)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The action at the run's position is about to be sent in `round`:
+/// recorded first, so a console stopped while sending knows it may have
+/// arrived. False when the run no longer runs in that round.
+pub async fn mark_action_sent(pool: &SqlitePool, id: &str, round: i64) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "UPDATE group_runs SET action_sent = round, updated_at = ?
+         WHERE id = ? AND state = 'running' AND round = ?",
     )
     .bind(clock::now().to_string())
+    .bind(id)
+    .bind(round)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The outcome and note of the attempt kept at `at` (its round), if any.
+pub async fn attempt_at(
+    pool: &SqlitePool,
+    id: &str,
+    at: Slot,
+) -> sqlx::Result<Option<(AttemptOutcome, String)>> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT outcome, note FROM group_attempts
+         WHERE run_id = ? AND step = ? AND stage = ? AND item = ? AND round = ?
+         ORDER BY id DESC LIMIT 1",
+    )
+    .bind(id)
+    .bind(i64::from(at.step))
+    .bind(at.stage.as_str())
+    .bind(i64::from(at.item))
+    .bind(at.round)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|(o, n)| Ok((o.parse().map_err(decode)?, n)))
+        .transpose()
+}
+
+/// A failure's reason for a run an operator paused meanwhile: kept after
+/// the operator's, not lost.
+pub async fn add_reason(pool: &SqlitePool, id: &str, why: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE group_runs SET reason = COALESCE(reason || '; then ', '') || ?, updated_at = ?
+         WHERE id = ? AND state = 'paused'",
+    )
+    .bind(why)
     .bind(clock::now().to_string())
     .bind(id)
-    .fetch_one(pool)
-    .await
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Changes a run's state from one of `from` to `to`, with a reason (or
@@ -172,16 +240,29 @@ pub async fn set_state(
     to: RunState,
     reason: Option<&str>,
 ) -> sqlx::Result<bool> {
+    set_state_by(pool, id, from, to, reason, None).await
+}
+
+/// `set_state`, naming who ended the run (an abort by an operator).
+pub async fn set_state_by(
+    pool: &SqlitePool,
+    id: &str,
+    from: &[RunState],
+    to: RunState,
+    reason: Option<&str>,
+    by: Option<&str>,
+) -> sqlx::Result<bool> {
     let now = clock::now().to_string();
     let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let r = sqlx::query(
-        "UPDATE group_runs SET state = ?, reason = ?, updated_at = ?,
+        "UPDATE group_runs SET state = ?, reason = ?, updated_at = ?, ended_by = COALESCE(?, ended_by),
              ended_at = CASE WHEN ? THEN ? ELSE ended_at END
          WHERE id = ? AND state IN (SELECT value FROM json_each(?))",
     )
     .bind(to.as_str())
     .bind(reason)
     .bind(&now)
+    .bind(by)
     .bind(to.ended())
     .bind(&now)
     .bind(id)
@@ -218,20 +299,10 @@ pub async fn set_current_op(
     tx.commit().await
 }
 
-/// The step's operation ended other than done and the step is to be
-/// tried again: the next drive starts a new operation.
-pub async fn clear_current_op(pool: &SqlitePool, id: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE group_runs SET current_op = NULL, updated_at = ? WHERE id = ?")
-        .bind(clock::now().to_string())
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
 /// A migrate of `app` to `target_grid/target_app` started since `since`
-/// by nobody's record: the one a run started just before the console
-/// stopped, before it could record it.
+/// (the round began: a resume starts a new one) by nobody's record: the
+/// one a run started just before the console stopped, before it could
+/// record it. Times compare as times (julianday), not as strings.
 pub async fn unrecorded_op(
     pool: &SqlitePool,
     source: (&str, &str),
@@ -241,9 +312,9 @@ pub async fn unrecorded_op(
     sqlx::query_scalar(
         "SELECT o.id FROM operations o
          WHERE o.action = 'migrate' AND o.source_grid = ? AND o.source_app = ?
-           AND o.target_grid = ? AND o.target_app = ? AND o.created_at >= ?
+           AND o.target_grid = ? AND o.target_app = ? AND julianday(o.created_at) >= julianday(?)
            AND NOT EXISTS (SELECT 1 FROM group_run_operations g WHERE g.op_id = o.id)
-         ORDER BY o.created_at DESC LIMIT 1",
+         ORDER BY julianday(o.created_at) DESC LIMIT 1",
     )
     .bind(source.0)
     .bind(source.1)
@@ -280,6 +351,15 @@ pub async fn add_attempt(
     at: Slot,
     e: &super::probe::Evidence,
 ) -> sqlx::Result<()> {
+    insert_attempt(pool, id, at, e).await
+}
+
+async fn insert_attempt<'e>(
+    ex: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    id: &str,
+    at: Slot,
+    e: &super::probe::Evidence,
+) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO group_attempts (run_id, step, stage, item, round, at, outcome, status, excerpt, note, ms)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -295,7 +375,7 @@ pub async fn add_attempt(
     .bind(&e.excerpt)
     .bind(&e.note)
     .bind(i64::try_from(e.ms).unwrap_or(i64::MAX))
-    .execute(pool)
+    .execute(ex)
     .await?;
     Ok(())
 }
@@ -357,58 +437,99 @@ fn decode(e: operation_model::UnknownValue) -> sqlx::Error {
 /// An operator's word on an approval check.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Approval {
+    pub id: i64,
     pub step: i64,
     pub stage: String,
     pub item: i64,
-    pub round: i64,
+    /// The check's round that read it; `None`: not read yet.
+    pub round: Option<i64>,
     pub approved: bool,
     pub decided_by: String,
     pub decided_at: String,
     pub reason: String,
 }
 
-pub async fn add_approval(pool: &SqlitePool, id: &str, at: Slot, a: &Approval) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO group_approvals (run_id, step, stage, item, round, approved, decided_by, decided_at, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+/// What an operator says at a check.
+pub struct Word<'a> {
+    pub approved: bool,
+    pub decided_by: &'a str,
+    pub reason: &'a str,
+}
+
+/// Keeps an operator's word on the check at `at` if the run still runs
+/// there and no other word waits unread at it (one statement, so two
+/// operators at once cannot both be kept); false otherwise.
+pub async fn add_approval(
+    pool: &SqlitePool,
+    id: &str,
+    at: Position,
+    w: &Word<'_>,
+) -> sqlx::Result<bool> {
+    let r = sqlx::query(
+        "INSERT OR IGNORE INTO group_approvals
+             (run_id, step, stage, item, round, approved, decided_by, decided_at, reason)
+         SELECT id, step, stage, item, NULL, ?, ?, ?, ? FROM group_runs
+         WHERE id = ? AND state = 'running' AND step = ? AND stage = ? AND item = ?",
     )
+    .bind(w.approved)
+    .bind(w.decided_by)
+    .bind(clock::now().to_string())
+    .bind(w.reason)
     .bind(id)
     .bind(i64::from(at.step))
     .bind(at.stage.as_str())
     .bind(i64::from(at.item))
-    .bind(at.round)
-    .bind(a.approved)
-    .bind(&a.decided_by)
-    .bind(&a.decided_at)
-    .bind(&a.reason)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
+
+const APPROVAL_COLUMNS: &str =
+    "id, step, stage, item, round, approved, decided_by, decided_at, reason";
 
 /// A run's approvals, oldest first.
 pub async fn approvals(pool: &SqlitePool, id: &str) -> sqlx::Result<Vec<Approval>> {
-    sqlx::query_as(
-        "SELECT step, stage, item, round, approved, decided_by, decided_at, reason
-         FROM group_approvals WHERE run_id = ? ORDER BY id",
-    )
+    sqlx::query_as(&format!(
+        "SELECT {APPROVAL_COLUMNS} FROM group_approvals WHERE run_id = ? ORDER BY id"
+    ))
     .bind(id)
     .fetch_all(pool)
     .await
 }
 
-/// The word given on the check at `at` in its round, if any.
-pub async fn approval_at(pool: &SqlitePool, id: &str, at: Slot) -> sqlx::Result<Option<Approval>> {
-    sqlx::query_as(
-        "SELECT step, stage, item, round, approved, decided_by, decided_at, reason
-         FROM group_approvals WHERE run_id = ? AND step = ? AND stage = ? AND item = ? AND round = ?
-         ORDER BY id LIMIT 1",
-    )
+/// The word that waits unread at the check at `at`, if any.
+pub async fn unread_approval(
+    pool: &SqlitePool,
+    id: &str,
+    at: Position,
+) -> sqlx::Result<Option<Approval>> {
+    sqlx::query_as(&format!(
+        "SELECT {APPROVAL_COLUMNS} FROM group_approvals
+         WHERE run_id = ? AND step = ? AND stage = ? AND item = ? AND round IS NULL"
+    ))
     .bind(id)
     .bind(i64::from(at.step))
     .bind(at.stage.as_str())
     .bind(i64::from(at.item))
-    .bind(at.round)
     .fetch_optional(pool)
     .await
+}
+
+/// The check's round `at` reads word `approval`: marked read and its
+/// attempt kept, together (neither without the other).
+pub async fn read_approval(
+    pool: &SqlitePool,
+    id: &str,
+    at: Slot,
+    approval: i64,
+    e: &super::probe::Evidence,
+) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("UPDATE group_approvals SET round = ? WHERE id = ? AND round IS NULL")
+        .bind(at.round)
+        .bind(approval)
+        .execute(&mut *tx)
+        .await?;
+    insert_attempt(&mut *tx, id, at, e).await?;
+    tx.commit().await
 }

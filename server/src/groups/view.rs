@@ -64,8 +64,30 @@ pub async fn of(
     grids: &GridMonitor,
     run: &store::RunRow,
 ) -> Result<GroupRunView, GroupError> {
-    let def = definition(run)?;
     let pos = run.position()?;
+    let def = match definition(run) {
+        Ok(def) => def,
+        // Shown as it is (the list still lists it), saying why.
+        Err(e) => {
+            return Ok(GroupRunView {
+                id: run.id.clone(),
+                name: run.name.clone(),
+                source_grid: run.source_grid.clone(),
+                target_grid: run.target_grid.clone(),
+                state: run.state,
+                position: pos,
+                reason: Some(format!("its stored definition cannot be read: {e}")),
+                awaiting_approval: None,
+                created_by: run.created_by.clone(),
+                created_at: run.created_at.clone(),
+                updated_at: run.updated_at.clone(),
+                ended_at: run.ended_at.clone(),
+                steps: vec![],
+                members: vec![],
+                approvals: vec![],
+            });
+        }
+    };
     let attempts = store::attempts(pool, &run.id).await?;
     let mut operations: Vec<(u32, StepOperation)> = vec![];
     for (step, op) in store::operations(pool, &run.id).await? {
@@ -160,7 +182,17 @@ pub async fn of(
                 .and_then(|s| s.operations.last())
                 .filter(|o| o.outcome.is_none())
                 .map(|o| o.id.clone());
-            let (grid, name) = location(&def, pos, &m.app);
+            // Its step's operation ended done: it is on the target, even
+            // if the run did not move past the step (aborted meanwhile).
+            let moved_done = steps
+                .get(step.unwrap_or(usize::MAX))
+                .and_then(|s| s.operations.last())
+                .is_some_and(|o| o.outcome == Some(app::model::Outcome::Done));
+            let (grid, name) = if moved_done {
+                (def.target_grid.clone(), m.target_app.clone())
+            } else {
+                location(&def, pos, &m.app)
+            };
             let place = if in_flight.is_some() {
                 MemberPlace::Moving
             } else if grid == def.target_grid {
@@ -218,14 +250,11 @@ pub async fn of(
             let group::Probe::Approval { prompt } = &c.probe else {
                 return None;
             };
+            // A word given and not read yet answers it.
             let given = raw.iter().any(|a| {
-                (a.step, a.stage.as_str(), a.item, a.round)
-                    == (
-                        i64::from(p.step),
-                        p.stage.as_str(),
-                        i64::from(p.item),
-                        run.round.max(1),
-                    )
+                a.round.is_none()
+                    && (a.step, a.stage.as_str(), a.item)
+                        == (i64::from(p.step), p.stage.as_str(), i64::from(p.item))
             });
             (!given).then(|| prompt.clone())
         });
