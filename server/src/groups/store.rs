@@ -457,8 +457,9 @@ pub struct Word<'a> {
 }
 
 /// Keeps an operator's word on the check at `at` if the run still runs
-/// there and no other word waits unread at it (one statement, so two
-/// operators at once cannot both be kept); false otherwise.
+/// there, no other word waits unread at it and none was read in its
+/// round (one statement, so two operators at once cannot both be kept);
+/// false otherwise.
 pub async fn add_approval(
     pool: &SqlitePool,
     id: &str,
@@ -468,8 +469,11 @@ pub async fn add_approval(
     let r = sqlx::query(
         "INSERT OR IGNORE INTO group_approvals
              (run_id, step, stage, item, round, approved, decided_by, decided_at, reason)
-         SELECT id, step, stage, item, NULL, ?, ?, ?, ? FROM group_runs
-         WHERE id = ? AND state = 'running' AND step = ? AND stage = ? AND item = ?",
+         SELECT r.id, r.step, r.stage, r.item, NULL, ?, ?, ?, ? FROM group_runs r
+         WHERE r.id = ? AND r.state = 'running' AND r.step = ? AND r.stage = ? AND r.item = ?
+           AND NOT EXISTS (SELECT 1 FROM group_approvals a
+                           WHERE a.run_id = r.id AND a.step = r.step AND a.stage = r.stage
+                             AND a.item = r.item AND a.round = r.round)",
     )
     .bind(w.approved)
     .bind(w.decided_by)

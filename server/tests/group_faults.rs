@@ -1,0 +1,355 @@
+//! Group runs when things go wrong (issue 25), with real processes on
+//! gridsim, real SSH and a real console: a check that cannot pass pauses
+//! the run with its evidence and a resume after the fault is cleared
+//! finishes it; an approval check waits for an operator and keeps who
+//! approved; abort during a check and during a step; a console killed
+//! mid-run finishes the run after its restart without running a finished
+//! step again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+use support::{Vol, api, grids_with_shop, operator_token, serve, sigkill, user_token};
+
+/// A service a check asks: it answers every request with the status set.
+struct Service {
+    status: Arc<AtomicU16>,
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Service {
+    async fn start(status: u16) -> Service {
+        let status = Arc::new(AtomicU16::new(status));
+        let answer = status.clone();
+        let app = axum::Router::new().fallback(move || {
+            let s = answer.load(Ordering::SeqCst);
+            async move { axum::http::StatusCode::from_u16(s).unwrap() }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Service { status, url, task }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The group of one member, `shop`, east → west.
+fn definition(before: Value, after: Value) -> Value {
+    json!({
+        "name": "shop-group", "source_grid": "east", "target_grid": "west",
+        "members": [{"app": "shop"}],
+        "steps": [{"member": "shop", "before": before, "after": after}],
+    })
+}
+
+async fn start(url: &str, token: &str, def: Value) -> String {
+    let (status, run) = api(url, token, "POST", "/groups/runs", Some(def)).await;
+    assert_eq!(status, 201, "{run}");
+    run["id"].as_str().unwrap().to_owned()
+}
+
+/// Polls a run until `what` holds (`bound` at most).
+async fn run_until(
+    url: &str,
+    token: &str,
+    id: &str,
+    bound: Duration,
+    what: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + bound;
+    loop {
+        let (_, run) = api(url, token, "GET", &format!("/groups/runs/{id}"), None).await;
+        if what(&run) {
+            return run;
+        }
+        assert!(Instant::now() < deadline, "timed out: {run:#}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+fn operations(run: &Value) -> Vec<Value> {
+    run["steps"][0]["operations"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn an_approval_waits_for_its_operator_and_a_check_that_cannot_pass_pauses_until_resumed() {
+    let g = grids_with_shop(&[Vol("boot", 4 << 20, 0..4 << 20)]).await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let viewer = user_token(dir.path(), "vic", "viewer");
+    let (mut console, url) = serve(dir.path());
+    let health = Service::start(503).await;
+
+    let id = start(
+        &url,
+        &token,
+        definition(
+            json!([{ "approval": { "prompt": "move the shop?" } }]),
+            json!([{ "name": "shop healthy", "http": { "url": health.url },
+                     "interval_secs": 0.2, "deadline_secs": 2 }]),
+        ),
+    )
+    .await;
+    // It waits for an operator: nothing moves meanwhile.
+    let run = run_until(&url, &token, &id, Duration::from_secs(30), |r| {
+        r["awaiting_approval"] == "move the shop?"
+    })
+    .await;
+    assert_eq!(run["state"], "running", "{run:#}");
+    assert!(operations(&run).is_empty(), "{run:#}");
+    let approve = |reason: &'static str| json!({ "approve": true, "reason": reason });
+    let (status, body) = api(
+        &url,
+        &viewer,
+        "POST",
+        &format!("/groups/runs/{id}/approve"),
+        Some(approve("a viewer tries")),
+    )
+    .await;
+    assert_eq!(status, 403, "a viewer cannot approve: {body}");
+    let (status, body) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/groups/runs/{id}/approve"),
+        Some(json!({ "approve": true, "reason": " " })),
+    )
+    .await;
+    assert_eq!(status, 422, "an approval says why: {body}");
+    // Two operators at once: one word is kept, the other is told whose.
+    let other = user_token(dir.path(), "otto", "operator");
+    let path = format!("/groups/runs/{id}/approve");
+    let (olga, otto) = tokio::join!(
+        api(
+            &url,
+            &token,
+            "POST",
+            &path,
+            Some(approve("change 42 approved"))
+        ),
+        api(&url, &other, "POST", &path, Some(approve("otto agrees"))),
+    );
+    let mut statuses = [olga.0, otto.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{olga:?} {otto:?}");
+    let (kept, _) = if olga.0 == 200 {
+        ("olga", otto)
+    } else {
+        ("otto", olga)
+    };
+
+    // The step runs, then its check meets a 503 until its deadline: the
+    // run pauses, saying which check and what it was answered.
+    let run = run_until(&url, &token, &id, Duration::from_secs(90), |r| {
+        r["state"] != "running"
+    })
+    .await;
+    assert_eq!(run["state"], "paused", "{run:#}");
+    let reason = run["reason"].as_str().unwrap();
+    assert!(reason.contains("“shop healthy” failed"), "{reason}");
+    let approval = &run["approvals"][0];
+    assert_eq!(run["approvals"].as_array().unwrap().len(), 1, "{run:#}");
+    assert_eq!(approval["decided_by"], kept, "{run:#}");
+    assert_eq!(approval["approved"], true, "{run:#}");
+    let before = run["steps"][0]["before"][0]["attempts"].as_array().unwrap();
+    assert!(
+        before.len() == 1 && before[0]["outcome"] == "pass",
+        "the approval is the before-check's evidence: {before:?}"
+    );
+    let attempts = run["steps"][0]["after"][0]["attempts"].as_array().unwrap();
+    assert!(
+        attempts.len() >= 2
+            && attempts
+                .iter()
+                .all(|a| a["outcome"] == "fail" && a["status"] == 503),
+        "every attempt kept with what it was answered: {attempts:?}"
+    );
+    let ops = operations(&run);
+    assert!(
+        ops.len() == 1 && ops[0]["outcome"] == "done",
+        "the step ended before its check: {ops:?}"
+    );
+    assert_eq!(run["members"][0]["place"], "target", "{run:#}");
+
+    // The fault cleared, a resume finishes the run; the step that ended
+    // is not run again.
+    health.status.store(200, Ordering::SeqCst);
+    let (status, body) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/groups/runs/{id}/resume"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let run = run_until(&url, &token, &id, Duration::from_secs(30), |r| {
+        r["state"] != "running"
+    })
+    .await;
+    assert_eq!(run["state"], "done", "{run:#}");
+    assert_eq!(operations(&run).len(), 1, "{run:#}");
+    let attempts = run["steps"][0]["after"][0]["attempts"].as_array().unwrap();
+    assert!(
+        attempts
+            .last()
+            .is_some_and(|a| a["outcome"] == "pass" && a["status"] == 200 && a["round"] == 2),
+        "the resumed round passed: {attempts:?}"
+    );
+    let (status, _) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/groups/runs/{id}/approve"),
+        Some(approve("too late")),
+    )
+    .await;
+    assert_eq!(status, 409, "a done run waits for no approval");
+    let east = g.east.app_list().await.unwrap();
+    assert!(!east.iter().any(|a| a.name.as_str() == "shop"), "{east:?}");
+    console.kill().unwrap();
+    console.wait().unwrap();
+}
+
+#[tokio::test]
+async fn abort_during_a_check_and_during_a_step_leaves_the_member_on_its_source() {
+    let g = grids_with_shop(&[Vol("boot", 4 << 20, 0..4 << 20)]).await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let (mut console, url) = serve(dir.path());
+
+    // During a soak before the step: nothing was started, nothing moves.
+    let id = start(
+        &url,
+        &token,
+        definition(json!([{ "wait": { "secs": 600 } }]), json!([])),
+    )
+    .await;
+    run_until(&url, &token, &id, Duration::from_secs(10), |r| {
+        r["steps"][0]["before"][0]["state"] == "current"
+    })
+    .await;
+    let (status, run) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/groups/runs/{id}/abort"),
+        Some(json!({ "reason": "change window closed" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["state"], "aborted", "{run:#}");
+    assert_eq!(
+        run["reason"], "aborted by olga: change window closed",
+        "{run:#}"
+    );
+    assert_eq!(run["members"][0]["place"], "source", "{run:#}");
+    assert!(
+        run["members"][0]["says"]
+            .as_str()
+            .unwrap()
+            .contains("not moved yet"),
+        "{run:#}"
+    );
+    let (status, _) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/groups/runs/{id}/resume"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "an aborted run does not resume");
+
+    // During the step's copy (slow writes on the target keep it there):
+    // the operation is cancelled and the shop runs on east again.
+    g.sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("vol write".into(), 1500);
+    });
+    let id = start(&url, &token, definition(json!([]), json!([]))).await;
+    let run = run_until(&url, &token, &id, Duration::from_secs(30), |r| {
+        r["members"][0]["place"] == "moving"
+    })
+    .await;
+    let op = operations(&run)[0]["id"].as_str().unwrap().to_owned();
+    support::wait_for(&url, &token, &op, |o| o["phase"] == "copying").await;
+    let (status, run) = api(
+        &url,
+        &token,
+        "POST",
+        &format!("/groups/runs/{id}/abort"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["state"], "aborted", "{run:#}");
+    let op = support::wait_for(&url, &token, &op, |o| !o["outcome"].is_null()).await;
+    assert_eq!(op["outcome"], "cancelled", "{op:#}");
+    let run = run_until(&url, &token, &id, Duration::from_secs(10), |r| {
+        r["members"][0]["place"] == "source"
+    })
+    .await;
+    let says = run["members"][0]["says"].as_str().unwrap();
+    assert!(says.contains("on east as shop, running"), "{says}");
+    assert!(says.contains("did not finish"), "{says}");
+    g.sim.grid("west").unwrap().controller.faults.update(|f| {
+        f.delay_ms.clear();
+    });
+    console.kill().unwrap();
+    console.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_console_killed_mid_run_finishes_it_after_restart_without_moving_a_member_twice() {
+    let g = grids_with_shop(&[Vol("boot", 4 << 20, 0..4 << 20)]).await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let (mut console, url) = serve(dir.path());
+    let id = start(
+        &url,
+        &token,
+        definition(
+            json!([]),
+            json!([{ "name": "soak", "wait": { "secs": 4 } }]),
+        ),
+    )
+    .await;
+    // Killed during the check after the step.
+    let run = run_until(&url, &token, &id, Duration::from_secs(60), |r| {
+        r["steps"][0]["after"][0]["state"] == "current"
+    })
+    .await;
+    assert_eq!(operations(&run).len(), 1, "{run:#}");
+    sigkill(&mut console);
+
+    let (mut console, url) = serve(dir.path());
+    let run = run_until(&url, &token, &id, Duration::from_secs(60), |r| {
+        r["state"] != "running"
+    })
+    .await;
+    assert_eq!(run["state"], "done", "{run:#}");
+    let ops = operations(&run);
+    assert!(
+        ops.len() == 1 && ops[0]["outcome"] == "done",
+        "one operation for the step, the one before the kill: {ops:?}"
+    );
+    let soak = run["steps"][0]["after"][0]["attempts"].as_array().unwrap();
+    assert!(
+        soak.len() == 1 && soak[0]["round"] == 1,
+        "the soak went on in its round: {soak:?}"
+    );
+    assert_eq!(run["members"][0]["place"], "target", "{run:#}");
+    console.kill().unwrap();
+    console.wait().unwrap();
+}
