@@ -3,6 +3,7 @@
 //! Every server function runs behind the server's sign-in gate, so the
 //! signed-in user is always in the request's extensions.
 
+use crate::model::GroupRunView;
 #[cfg(feature = "ssr")]
 use crate::model::Role;
 #[cfg(feature = "ssr")]
@@ -52,6 +53,12 @@ mod ssr {
         fn audit(&self, filter: AuditFilter) -> BoxFuture<'_, Result<Vec<AuditEntry>, String>>;
         /// What a form's post answered `user_id`, by the id its redirect carried.
         fn notice(&self, user_id: i64, id: &str) -> Option<Notice>;
+        /// Group runs, newest first.
+        fn group_runs(&self) -> BoxFuture<'_, Result<Vec<GroupRunView>, String>>;
+        fn group_run(&self, id: String) -> BoxFuture<'_, Result<Option<GroupRunView>, String>>;
+        /// The group definitions kept in the console's directory
+        /// (`group-*.toml`), by file name.
+        fn group_definitions(&self) -> Vec<String>;
     }
 
     /// The backend as Leptos context.
@@ -259,4 +266,39 @@ pub async fn check_target(
         )),
         _ => None,
     })
+}
+
+/// Group runs, newest first.
+#[server(prefix = "/sfn", endpoint = "group_runs")]
+pub async fn list_group_runs() -> Result<Vec<GroupRunView>, ServerFnError> {
+    ssr::signed_in()?;
+    ssr::backend()?
+        .0
+        .group_runs()
+        .await
+        .map_err(ServerFnError::new)
+}
+
+/// One group run, as the API shows it.
+#[server(prefix = "/sfn", endpoint = "group_run")]
+pub async fn get_group_run(id: String) -> Result<GroupRunView, ServerFnError> {
+    ssr::signed_in()?;
+    ssr::backend()?
+        .0
+        .group_run(id.clone())
+        .await
+        .map_err(ServerFnError::new)?
+        .ok_or_else(|| {
+            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                response.set_status(http::StatusCode::NOT_FOUND);
+            }
+            ServerFnError::new(format!("there is no group run {id:?}"))
+        })
+}
+
+/// The group definitions kept in the console's directory, by file name.
+#[server(prefix = "/sfn", endpoint = "group_definitions")]
+pub async fn list_group_definitions() -> Result<Vec<String>, ServerFnError> {
+    ssr::signed_in()?;
+    Ok(ssr::backend()?.0.group_definitions())
 }

@@ -57,6 +57,8 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("lock") view=pages::LockPage ssr=SsrMode::Async/>
                         <Route path=path!("grids") view=pages::GridsPage ssr=SsrMode::Async/>
                         <Route path=path!("grids/:name") view=pages::GridPage ssr=SsrMode::Async/>
+                        <Route path=path!("groups") view=pages::GroupsPage ssr=SsrMode::Async/>
+                        <Route path=path!("groups/runs/:id") view=pages::GroupRunPage ssr=SsrMode::Async/>
                         <Route path=path!("operations") view=pages::OperationsPage ssr=SsrMode::Async/>
                         <Route path=path!("operations/new") view=pages::NewOperationPage ssr=SsrMode::Async/>
                         <Route path=path!("operations/:id") view=pages::MonitorPage ssr=SsrMode::Async/>

@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+pub use operation_model::group_run::{
+    AttemptOutcome, AttemptView, GroupRunView, ItemState, ItemView, MemberPlace, MemberView,
+    RunState, Stage, StepState, StepView,
+};
 pub use operation_model::{
     Action, AtPassLimit, CancelCleanup, Cutover, EventKind, EventSource, KeptState, Mode, Outcome,
     Pass, Phase, PhaseData, Progress, SourceStop, StreamEvent, TextData,

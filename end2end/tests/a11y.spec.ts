@@ -1,7 +1,6 @@
-import AxeBuilder from "@axe-core/playwright";
-import { expect, Page, test } from "@playwright/test";
+import { expect, test } from "@playwright/test";
 import { remove, Running, startDemo, stop } from "./console";
-import { hydrated, signIn } from "./helpers";
+import { hydrated, signIn, violations } from "./helpers";
 
 // Its own demo: a snapshot gives the monitor and the history something to show.
 let demo: Running;
@@ -12,14 +11,6 @@ test.afterAll(async () => {
   await stop(demo);
   remove(demo);
 });
-
-/** The serious and critical accessibility violations axe finds on the page. */
-async function violations(page: Page) {
-  const results = await new AxeBuilder({ page }).analyze();
-  return results.violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-}
 
 test("every page has no serious or critical accessibility violations", async ({ page }) => {
   test.setTimeout(120_000);

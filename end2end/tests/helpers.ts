@@ -1,3 +1,4 @@
+import AxeBuilder from "@axe-core/playwright";
 import { expect, Page } from "@playwright/test";
 import { mkdirSync } from "node:fs";
 import { resolve } from "node:path";
@@ -42,4 +43,12 @@ export async function copiedAtLeast(page: Page, bytes: number, timeout = 60_000)
     const done = Number(await page.getByTestId("progress").getAttribute("data-done"));
     expect(done).toBeGreaterThanOrEqual(bytes);
   }).toPass({ timeout });
+}
+
+/** The serious and critical accessibility violations axe finds on the page. */
+export async function violations(page: Page) {
+  const results = await new AxeBuilder({ page }).analyze();
+  return results.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
 }

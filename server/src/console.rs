@@ -203,6 +203,7 @@ impl Console {
                 self.pool.clone(),
                 self.grids.clone(),
                 self.engine.clone(),
+                self.groups.clone(),
                 notices.clone(),
             ),
             grids: self.grids.clone(),

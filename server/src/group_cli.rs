@@ -94,16 +94,14 @@ pub struct RunAborted {
 fn definition_json(file: &PathBuf) -> anyhow::Result<serde_json::Value> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    if let Err(problems) = group::Definition::from_toml(&text) {
+    group::Definition::toml_as_json(&text).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow::bail!(
+        anyhow::anyhow!(
             "{} is not a group definition this console runs:\n{}",
             file.display(),
             list.join("\n")
-        );
-    }
-    let value: toml::Value = toml::from_str(&text).context("the definition's TOML")?;
-    Ok(serde_json::to_value(value)?)
+        )
+    })
 }
 
 pub async fn run(cmd: &GroupCommand) -> anyhow::Result<()> {

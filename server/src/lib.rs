@@ -1,6 +1,8 @@
 //! migctl: the web console that migrates and snapshots apps between grids.
 //! `main.rs` is the command line; everything else is here so tests can start
 //! a real console on port 0.
+// The pages' route tree is one deeply nested type (as in frontend/).
+#![recursion_limit = "256"]
 
 pub mod auth;
 pub mod cli;

@@ -38,6 +38,7 @@ fn Nav(user: SignedIn) -> impl IntoView {
             <A href="/" exact=true>"Dashboard"</A>
             <A href="/grids">"Grids"</A>
             <A href="/operations">"Operations"</A>
+            <A href="/groups">"Groups"</A>
             <A href="/lock">"Lock"</A>
             <Show when=move || is_admin>
                 <A href="/users">"Users"</A>

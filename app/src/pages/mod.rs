@@ -3,6 +3,7 @@
 mod audit;
 mod dashboard;
 mod grids;
+mod groups;
 mod layout;
 mod lock;
 mod login;
@@ -16,6 +17,7 @@ mod when;
 pub use audit::AuditPage;
 pub use dashboard::Dashboard;
 pub use grids::{GridPage, GridsPage};
+pub use groups::{GroupRunPage, GroupsPage};
 pub use layout::ConsoleLayout;
 pub use lock::LockPage;
 pub use login::LoginPage;

@@ -387,6 +387,24 @@ fn post() -> HttpMethod {
 pub const APP_STATES: &[&str] = &["running", "stopped", "absent"];
 
 impl Definition {
+    /// A definition file's text as the API's JSON, once it reads as a
+    /// definition (its problems named otherwise).
+    pub fn toml_as_json(text: &str) -> Result<serde_json::Value, Vec<DefinitionError>> {
+        Definition::from_toml(text)?;
+        let value: toml::Value = toml::from_str(text).map_err(|e| {
+            vec![DefinitionError {
+                at: String::new(),
+                message: e.to_string(),
+            }]
+        })?;
+        serde_json::to_value(value).map_err(|e| {
+            vec![DefinitionError {
+                at: String::new(),
+                message: e.to_string(),
+            }]
+        })
+    }
+
     /// A definition file's text.
     pub fn from_toml(text: &str) -> Result<Definition, Vec<DefinitionError>> {
         let de = toml::Deserializer::new(text);

@@ -8,10 +8,12 @@
 //!   then the next position, stored before anything it names is started.
 //! - [`probe`]: what one attempt of a check or an action finds.
 //! - `store`: the tables. `view`: a run as the API and the pages show it.
+//! - [`files`]: definitions kept in the console's directory.
 //!
 //! The definitions and the verdict rule are the `group` crate's.
 
 mod drive;
+pub mod files;
 pub mod probe;
 mod store;
 mod view;

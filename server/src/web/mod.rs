@@ -8,6 +8,7 @@ pub mod events;
 pub mod forms;
 pub mod gate;
 pub mod group_api;
+mod group_forms;
 pub mod headers;
 pub mod login;
 pub mod metrics;
@@ -114,6 +115,7 @@ pub fn router(state: AppState, sessions: SqliteStore) -> Router {
         )
         .route("/operations/{id}/rollback", post(forms::rollback_operation))
         .route("/operations/{id}/cutover", post(forms::cutover_operation))
+        .merge(group_forms::routes())
         .route("/users", post(admin::add_user))
         .route("/users/{name}", post(admin::change_user))
         .route("/lock/override", post(admin::override_lock))

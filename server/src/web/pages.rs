@@ -46,12 +46,42 @@ pub struct ConsoleBackend {
     pub pool: SqlitePool,
     pub grids: Arc<GridMonitor>,
     pub engine: Arc<Engine>,
+    pub groups: Arc<crate::groups::Groups>,
     pub notices: Arc<super::notices::Notices>,
 }
 
 impl Backend for ConsoleBackend {
     fn notice(&self, user_id: i64, id: &str) -> Option<app::model::Notice> {
         self.notices.get(user_id, id)
+    }
+
+    fn group_runs(&self) -> BoxFuture<'_, Result<Vec<app::model::GroupRunView>, String>> {
+        Box::pin(async move {
+            self.groups.list().await.map_err(|e| {
+                tracing::error!(error = %e, "cannot list group runs");
+                "cannot read the group runs; the console's log has the cause".to_owned()
+            })
+        })
+    }
+
+    fn group_run(
+        &self,
+        id: String,
+    ) -> BoxFuture<'_, Result<Option<app::model::GroupRunView>, String>> {
+        Box::pin(async move {
+            match self.groups.view(&id).await {
+                Ok(run) => Ok(Some(run)),
+                Err(crate::groups::GroupError::NoSuchRun(_)) => Ok(None),
+                Err(e) => {
+                    tracing::error!(run = %id, error = %e, "cannot read a group run");
+                    Err("cannot read the group run; the console's log has the cause".to_owned())
+                }
+            }
+        })
+    }
+
+    fn group_definitions(&self) -> Vec<String> {
+        crate::groups::files::kept(&self.settings.config_dir)
     }
 
     fn console_info(&self) -> ConsoleInfo {
@@ -277,6 +307,7 @@ pub fn backend(
     pool: SqlitePool,
     grids: Arc<GridMonitor>,
     engine: Arc<Engine>,
+    groups: Arc<crate::groups::Groups>,
     notices: Arc<super::notices::Notices>,
 ) -> BackendHandle {
     BackendHandle(Arc::new(ConsoleBackend {
@@ -284,6 +315,7 @@ pub fn backend(
         pool,
         grids,
         engine,
+        groups,
         notices,
     }))
 }
