@@ -973,6 +973,19 @@ async fn bad_requests_are_refused_before_any_controller_hears_of_them() {
         let msg: Value = r.json().await.unwrap();
         assert!(msg["message"].as_str().unwrap().starts_with(field), "{msg}");
     }
+    // migctl's own helper is no app to move, even where one runs.
+    let mut body = request("migrate", "shop2");
+    body["source_app"] = json!("MigHelper_shop");
+    let r = w.post(&w.operator, body).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let msg: Value = r.json().await.unwrap();
+    assert!(
+        msg["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("source_app: MigHelper_shop is migctl's own"),
+        "{msg}"
+    );
     // The warm options: each wrong one named, with what to do.
     for (extra, expected) in [
         (

@@ -152,9 +152,11 @@ pub fn GridPage() -> impl IntoView {
                                                 let kept_by = kept.iter().find(|op| op.kept_source.as_ref().is_some_and(|k| k.grid == g.name && k.app == a.name))
                                                     .map(|op| (op.id.clone(), op.kept_source.as_ref().map(|k| k.until.clone()).unwrap_or_default()));
                                                 let state_class = format!("status status-app-{}", a.state);
-                                                // A kept source is moved back by its rollback, not from here.
+                                                // A kept source is moved back by its rollback, and
+                                                // migctl's own helpers are no app to move: not from here.
                                                 let starts = (!actions.is_empty()).then(|| {
-                                                    let links = if kept_by.is_some() { Vec::new() } else { actions.clone() };
+                                                    let own = operation_model::name::is_migctls_own(&a.name);
+                                                    let links = if kept_by.is_some() || own { Vec::new() } else { actions.clone() };
                                                     let (grid, app) = (g.name.clone(), a.name.clone());
                                                     view! {
                                                         <td class="row-actions">

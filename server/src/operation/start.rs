@@ -350,6 +350,16 @@ impl Engine {
                 action: req.action,
             });
         }
+        // migctl's own apps (a helper, a cutover signal) belong to the
+        // operation that made them: never an operation's source.
+        if operation_model::name::is_migctls_own(source_app.as_str()) {
+            return Err(EngineError::field(
+                Field::SourceApp,
+                format!(
+                    "source_app: {source_app} is migctl's own (an operation's helper or cutover signal), not an app to move; name the app itself"
+                ),
+            ));
+        }
         if source_grid == target_grid && source_app == target_app {
             return Err(EngineError::BadInput(
                 "the target is the source; pick another target app name or grid".into(),
