@@ -664,6 +664,24 @@ async fn cross_origin_state_changes_are_refused() {
         let r = t.login(&t.browser(), "olga", PASSWORD).await;
         cookie_value(&session_cookie(&r).unwrap())
     };
+    // The pages' forms too: another site cannot start or steer a group run
+    // in the operator's name (wapiti's "no anti-CSRF token": the Origin is
+    // the check, with SameSite=Strict session cookies).
+    for (path, form) in [
+        ("/groups/runs", vec![("definition_file", "group-mq.toml")]),
+        ("/groups/runs/run-x/abort", vec![("reason", "csrf")]),
+        ("/operations/new", vec![("source_grid", "east")]),
+    ] {
+        let r = c
+            .post(format!("{}{path}", t.url))
+            .header("cookie", &cookie)
+            .header(ORIGIN, "http://evil.example")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+    }
     let r = c
         .post(format!("{}/logout", t.url))
         .header("cookie", &cookie)
