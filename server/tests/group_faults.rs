@@ -350,6 +350,20 @@ async fn a_console_killed_mid_run_finishes_it_after_restart_without_moving_a_mem
         "the soak went on in its round: {soak:?}"
     );
     assert_eq!(run["members"][0]["place"], "target", "{run:#}");
+    // Its stream (what the page follows) says it once, done, and ends.
+    let stream = reqwest::Client::new()
+        .get(format!("{url}/api/v1/groups/runs/{id}"))
+        .bearer_auth(&token)
+        .header("accept", "text/event-stream")
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(stream.matches("event: run").count(), 1, "{stream}");
+    assert!(stream.contains(r#""state":"done""#), "{stream}");
     console.kill().unwrap();
     console.wait().unwrap();
 }

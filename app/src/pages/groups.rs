@@ -2,8 +2,8 @@
 //! its steps as a pipeline (checks with their attempts, each step's
 //! operation linking to its monitor), where every member is, and the
 //! operator's controls. Forms post and redirect, so everything works
-//! without JavaScript; once hydrated, a run that has not ended is read
-//! again every two seconds.
+//! without JavaScript; once hydrated, a run that has not ended follows
+//! its stream (SSE, `GET /api/v1/groups/runs/{id}` as text/event-stream).
 
 use super::layout::Me;
 use super::{When, error_text};
@@ -362,28 +362,37 @@ fn Attempts(attempts: Vec<AttemptView>) -> impl IntoView {
     }
 }
 
-/// Once hydrated: the run read again every two seconds until it ends.
+/// Once hydrated: the run's stream (SSE), each `run` event the run as it
+/// is now, until it ends. The browser reconnects by itself after a drop.
 #[cfg(feature = "hydrate")]
 fn follow(id: String, run: RwSignal<GroupRunView>) {
+    use send_wrapper::SendWrapper;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::closure::Closure;
+    use web_sys::{EventSource, MessageEvent};
     let ended = |r: &GroupRunView| matches!(r.state, RunState::Done | RunState::Aborted);
     if run.with_untracked(ended) {
         return;
     }
-    let handle = set_interval_with_handle(
-        move || {
-            if run.with_untracked(ended) {
-                return;
+    let Ok(source) = EventSource::new(&format!("/api/v1/groups/runs/{id}")) else {
+        return;
+    };
+    let closer = source.clone();
+    let on_run = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
+        let Some(text) = m.data().as_string() else {
+            return;
+        };
+        if let Ok(r) = serde_json::from_str::<GroupRunView>(&text) {
+            let done = ended(&r);
+            run.set(r);
+            if done {
+                closer.close();
             }
-            let id = id.clone();
-            leptos::task::spawn_local(async move {
-                if let Ok(r) = get_group_run(id).await {
-                    run.set(r);
-                }
-            });
-        },
-        std::time::Duration::from_secs(2),
-    );
-    if let Ok(h) = handle {
-        on_cleanup(move || h.clear());
-    }
+        }
+    });
+    let _ = source.add_event_listener_with_callback("run", on_run.as_ref().unchecked_ref());
+    // The closure lives as long as the page; the stream closes with it.
+    on_run.forget();
+    let source = SendWrapper::new(source);
+    on_cleanup(move || source.close());
 }

@@ -102,7 +102,7 @@ pub struct Streams {
 }
 
 /// One open stream's place, given back when the stream ends.
-struct Slot {
+pub(super) struct Slot {
     streams: Arc<Streams>,
     _counted: crate::telemetry::Subscriber,
 }
@@ -115,7 +115,7 @@ impl Streams {
         })
     }
 
-    fn admit(self: &Arc<Self>) -> Result<Slot, ApiError> {
+    pub(super) fn admit(self: &Arc<Self>) -> Result<Slot, ApiError> {
         let taken = self
             .open
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {

@@ -68,14 +68,77 @@ pub async fn runs(
 
 #[utoipa::path(get, path = "/api/v1/groups/runs/{id}", tag = "groups",
     params(("id" = String, Path, description = "The run's id")),
-    responses((status = 200, description = "The run: its steps, checks with their attempts, operations and members", body = GroupRunView),
-        openapi::Unauthorized, openapi::NotFound))]
+    responses((status = 200, description = "The run: its steps, checks with their attempts, operations and members; with `Accept: text/event-stream`, a stream of `run` events, the run each time it changes, that ends once the run has ended",
+            content((GroupRunView = "application/json"), (GroupRunView = "text/event-stream"))),
+        openapi::Unauthorized, openapi::NotFound, openapi::TooManyStreams))]
 pub async fn run(
     State(state): State<AppState>,
     _: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Json<GroupRunView>, ApiError> {
-    Ok(Json(state.groups.view(&id).await?))
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let first = state.groups.view(&id).await?;
+    let wants_stream = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if !wants_stream {
+        return Ok(Json(first).into_response());
+    }
+    Ok(follow_run(&state, id)?.into_response())
+}
+
+/// How often a run's stream looks at the run.
+const RUN_STREAM_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The run as Server-Sent Events: `run` with the whole view each time it
+/// changes, ending once the run has ended (or the console stops).
+fn follow_run(
+    state: &AppState,
+    id: String,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>
+        + use<>,
+    >,
+    ApiError,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let slot = state.streams.admit()?;
+    let groups = state.groups.clone();
+    let closing = state.engine.shutdown_token();
+    let start = (groups, id, String::new(), closing, slot);
+    let stream = futures_util::stream::unfold(Some(start), |s| async move {
+        let (groups, id, last, closing, slot) = s?;
+        loop {
+            match groups.view(&id).await {
+                Ok(run) => {
+                    let text = serde_json::to_string(&run).unwrap_or_default();
+                    let ended = run.state.ended();
+                    if text != last {
+                        let event = Event::default().event("run").data(&text);
+                        let next = (!ended).then_some((groups, id, text, closing, slot));
+                        return Some((Ok(event), next));
+                    }
+                    if ended {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    let event = Event::default()
+                        .event(app::model::STREAM_ERROR_EVENT)
+                        .data(e.to_string());
+                    return Some((Ok(event), None));
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(RUN_STREAM_EVERY) => {}
+                () = closing.cancelled() => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 #[utoipa::path(post, path = "/api/v1/groups/runs/{id}/pause", tag = "groups",
