@@ -78,6 +78,18 @@ async fn run_until(
     }
 }
 
+/// An operator's verb on run `id` (pause, resume, abort, approve…).
+async fn act(url: &str, token: &str, id: &str, verb: &str, body: Option<Value>) -> (u16, Value) {
+    api(
+        url,
+        token,
+        "POST",
+        &format!("/groups/runs/{id}/{verb}"),
+        body,
+    )
+    .await
+}
+
 fn operations(run: &Value) -> Vec<Value> {
     run["steps"][0]["operations"].as_array().unwrap().clone()
 }
@@ -109,20 +121,20 @@ async fn an_approval_waits_for_its_operator_and_a_check_that_cannot_pass_pauses_
     assert_eq!(run["state"], "running", "{run:#}");
     assert!(operations(&run).is_empty(), "{run:#}");
     let approve = |reason: &'static str| json!({ "approve": true, "reason": reason });
-    let (status, body) = api(
+    let (status, body) = act(
         &url,
         &viewer,
-        "POST",
-        &format!("/groups/runs/{id}/approve"),
+        &id,
+        "approve",
         Some(approve("a viewer tries")),
     )
     .await;
     assert_eq!(status, 403, "a viewer cannot approve: {body}");
-    let (status, body) = api(
+    let (status, body) = act(
         &url,
         &token,
-        "POST",
-        &format!("/groups/runs/{id}/approve"),
+        &id,
+        "approve",
         Some(json!({ "approve": true, "reason": " " })),
     )
     .await;
@@ -185,14 +197,7 @@ async fn an_approval_waits_for_its_operator_and_a_check_that_cannot_pass_pauses_
     // The fault cleared, a resume finishes the run; the step that ended
     // is not run again.
     health.status.store(200, Ordering::SeqCst);
-    let (status, body) = api(
-        &url,
-        &token,
-        "POST",
-        &format!("/groups/runs/{id}/resume"),
-        None,
-    )
-    .await;
+    let (status, body) = act(&url, &token, &id, "resume", None).await;
     assert_eq!(status, 200, "{body}");
     let run = run_until(&url, &token, &id, Duration::from_secs(30), |r| {
         r["state"] != "running"
@@ -207,14 +212,7 @@ async fn an_approval_waits_for_its_operator_and_a_check_that_cannot_pass_pauses_
             .is_some_and(|a| a["outcome"] == "pass" && a["status"] == 200 && a["round"] == 2),
         "the resumed round passed: {attempts:?}"
     );
-    let (status, _) = api(
-        &url,
-        &token,
-        "POST",
-        &format!("/groups/runs/{id}/approve"),
-        Some(approve("too late")),
-    )
-    .await;
+    let (status, _) = act(&url, &token, &id, "approve", Some(approve("too late"))).await;
     assert_eq!(status, 409, "a done run waits for no approval");
     let east = g.east.app_list().await.unwrap();
     assert!(!east.iter().any(|a| a.name.as_str() == "shop"), "{east:?}");
@@ -240,11 +238,11 @@ async fn abort_during_a_check_and_during_a_step_leaves_the_member_on_its_source(
         r["steps"][0]["before"][0]["state"] == "current"
     })
     .await;
-    let (status, run) = api(
+    let (status, run) = act(
         &url,
         &token,
-        "POST",
-        &format!("/groups/runs/{id}/abort"),
+        &id,
+        "abort",
         Some(json!({ "reason": "change window closed" })),
     )
     .await;
@@ -262,14 +260,7 @@ async fn abort_during_a_check_and_during_a_step_leaves_the_member_on_its_source(
             .contains("not moved yet"),
         "{run:#}"
     );
-    let (status, _) = api(
-        &url,
-        &token,
-        "POST",
-        &format!("/groups/runs/{id}/resume"),
-        None,
-    )
-    .await;
+    let (status, _) = act(&url, &token, &id, "resume", None).await;
     assert_eq!(status, 409, "an aborted run does not resume");
 
     // During the step's copy (slow writes on the target keep it there):
@@ -284,14 +275,7 @@ async fn abort_during_a_check_and_during_a_step_leaves_the_member_on_its_source(
     .await;
     let op = operations(&run)[0]["id"].as_str().unwrap().to_owned();
     support::wait_for(&url, &token, &op, |o| o["phase"] == "copying").await;
-    let (status, run) = api(
-        &url,
-        &token,
-        "POST",
-        &format!("/groups/runs/{id}/abort"),
-        Some(json!({})),
-    )
-    .await;
+    let (status, run) = act(&url, &token, &id, "abort", Some(json!({}))).await;
     assert_eq!(status, 200, "{run}");
     assert_eq!(run["state"], "aborted", "{run:#}");
     let op = support::wait_for(&url, &token, &op, |o| !o["outcome"].is_null()).await;

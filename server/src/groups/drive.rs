@@ -218,12 +218,7 @@ impl Groups {
         // The round was set when the run reached this position or was
         // resumed; its deadline counts from then, across restarts.
         let round = run.round;
-        let slot = store::Slot {
-            step: pos.step,
-            stage: pos.stage,
-            item: pos.item,
-            round,
-        };
+        let slot = store::Slot::at(pos, round);
         let policy = check.policy();
         let mut outcomes = vec![];
         let mut last_note = String::from(match check.probe {
@@ -358,12 +353,7 @@ impl Groups {
             return Came::Pause(format!("its definition has no action at {pos:?}"));
         };
         let round = run.round;
-        let slot = store::Slot {
-            step: pos.step,
-            stage: pos.stage,
-            item: pos.item,
-            round,
-        };
+        let slot = store::Slot::at(pos, round);
         let failed = |note: &str| {
             Came::Pause(format!(
                 "step {} ({}): action “{}” did not succeed: {note}",

@@ -344,6 +344,18 @@ pub struct Slot {
     pub round: i64,
 }
 
+impl Slot {
+    /// The thing at `pos`, in its `round`.
+    pub fn at(pos: Position, round: i64) -> Slot {
+        Slot {
+            step: pos.step,
+            stage: pos.stage,
+            item: pos.item,
+            round,
+        }
+    }
+}
+
 /// One attempt, kept.
 pub async fn add_attempt(
     pool: &SqlitePool,

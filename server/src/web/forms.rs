@@ -239,13 +239,9 @@ pub async fn rollback_operation(
     Form(form): Form<RollbackForm>,
 ) -> Response {
     let page = format!("/operations/{}/rollback", urlencode(&id));
-    let who = match user.require(Role::Operator) {
-        Ok(u) => u.name.clone(),
-        Err(e) => {
-            return state
-                .notices
-                .redirect(&page, &user.0, Notice::refused(e.to_string(), None));
-        }
+    let who = match operator_or_back(&state, &user, &page) {
+        Ok(who) => who,
+        Err(back) => return *back,
     };
     let req = crate::operation::RollbackRequest {
         keep_target: match form.keep_target.as_str() {
@@ -301,4 +297,22 @@ fn back_to_monitor(
             .notices
             .redirect(&monitor, &user.0, Notice::refused(e, None)),
     }
+}
+
+/// The operator's name, or back to `page` saying that this needs the
+/// operator role.
+pub(super) fn operator_or_back(
+    state: &AppState,
+    user: &CurrentUser,
+    page: &str,
+) -> Result<String, Box<Response>> {
+    user.require(Role::Operator)
+        .map(|u| u.name.clone())
+        .map_err(|e| {
+            Box::new(
+                state
+                    .notices
+                    .redirect(page, &user.0, Notice::refused(e.to_string(), None)),
+            )
+        })
 }

@@ -5,7 +5,7 @@
 use super::AppState;
 use super::gate::{CurrentUser, urlencode};
 use crate::groups::GroupError;
-use app::model::{Notice, Role};
+use app::model::Notice;
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -39,9 +39,9 @@ async fn start(
             .notices
             .redirect("/groups", &user.0, Notice::refused(e, None))
     };
-    let who = match user.require(Role::Operator) {
-        Ok(u) => u.name.clone(),
-        Err(e) => return back(e.to_string()),
+    let who = match super::forms::operator_or_back(&state, &user, "/groups") {
+        Ok(who) => who,
+        Err(back) => return *back,
     };
     let def = match (form.definition_file.trim(), form.definition.trim()) {
         ("", "") => {
@@ -83,13 +83,9 @@ async fn act(
     Form(form): Form<ActForm>,
 ) -> Response {
     let page = format!("/groups/runs/{}", urlencode(&id));
-    let who = match user.require(Role::Operator) {
-        Ok(u) => u.name.clone(),
-        Err(e) => {
-            return state
-                .notices
-                .redirect(&page, &user.0, Notice::refused(e.to_string(), None));
-        }
+    let who = match super::forms::operator_or_back(&state, &user, &page) {
+        Ok(who) => who,
+        Err(back) => return *back,
     };
     let g = &state.groups;
     let done = match verb.as_str() {
