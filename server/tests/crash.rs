@@ -232,6 +232,75 @@ async fn a_helper_killed_mid_copy_fails_cleanly_and_a_retry_succeeds() {
     s.sim.stop().await;
 }
 
+/// The helper dies after it started the verified target, before it said
+/// done: the grid restarts it, and the restarted run finds the target its
+/// first run started. It must not copy again, nor restart the source (two
+/// running copies of one app): the migration ends done, the source gone.
+#[tokio::test]
+async fn a_helper_killed_after_starting_the_target_ends_done_without_restarting_the_source() {
+    let s = setup().await;
+    let sum = checksum(&s.east, "shop").await;
+    // The fingerprint of the stopped source, after the target started,
+    // takes a while: the helper is killed then.
+    s.sim.grid("east").unwrap().controller.faults.update(|f| {
+        f.delay_ms.insert("vol hash".into(), 1500);
+    });
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (_, op) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    let id = op["id"].as_str().unwrap().to_owned();
+    let shop = AppName::new("shop").unwrap();
+    let helper = AppName::new("MigHelper_shop").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !s
+        .west
+        .app_info(&shop)
+        .await
+        .is_ok_and(|t| t.state.as_str() == "running")
+    {
+        assert!(std::time::Instant::now() < deadline, "the target never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let west = &s.sim.grid("west").unwrap().controller;
+    let pid = west.pid_of(&helper).expect("the helper runs");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let ended = wait_for(&url, &s.token, &id, |op| {
+        !op["outcome"].is_null() || op["reason"].as_str().is_some_and(|r| r.contains("both"))
+    })
+    .await;
+    let lines = support::helper_lines(&url, &s.token, &id).await;
+    assert_eq!(
+        ended["outcome"],
+        "done",
+        "{ended}\nthe helper said:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("restart 1 of 3")),
+        "the helper was not restarted:\n{}",
+        lines.join("\n")
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("restarted the source app")),
+        "{}",
+        lines.join("\n")
+    );
+    assert!(s.east.app_info(&shop).await.is_err(), "the source is gone");
+    assert_eq!(
+        s.west.app_info(&shop).await.unwrap().state.as_str(),
+        "running"
+    );
+    assert_eq!(checksum(&s.west, "shop").await, sum);
+    sigkill(&mut console);
+    s.sim.stop().await;
+}
+
 #[tokio::test]
 async fn the_cli_starts_and_watches_an_operation_and_shows_the_lock() {
     let s = setup().await;

@@ -1054,6 +1054,15 @@ impl Controller {
         })
     }
 
+    /// The pid of an app's process, while it has one: a test kills it as a
+    /// crash would (the grid then restarts it, when its template says so).
+    pub fn pid_of(&self, app: &AppName) -> Option<u32> {
+        self.processes
+            .lock()
+            .ok()
+            .and_then(|p| p.get(app).and_then(|p| p.pid))
+    }
+
     /// Kills every app process (the simulator is stopping).
     pub fn kill_processes(&self) {
         if let Ok(p) = self.processes.lock() {

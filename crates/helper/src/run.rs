@@ -154,8 +154,17 @@ pub async fn run(job: &Job) -> anyhow::Result<()> {
     let outcome = work(job, &grids, &mut source_stopped, &mut down_since).await;
     if let Err(e) = &outcome {
         if source_stopped {
-            say(format!("failed: {e:#}; restarting the source app"));
-            restart_source(job, &reach, &grids.source, down_since).await;
+            match target_may_run(job, &grids).await {
+                None => {
+                    say(format!("failed: {e:#}; restarting the source app"));
+                    restart_source(job, &reach, &grids.source, down_since).await;
+                }
+                // Two running copies of one app is worse than none: the
+                // console's reconciliation decides from what both grids say.
+                Some(why) => say(format!(
+                    "failed: {e:#}; not restarting the source app: {why}"
+                )),
+            }
         }
         emit(Report::Failed {
             reason: format!("{e:#}"),
@@ -174,7 +183,7 @@ async fn connect(job: &Job) -> anyhow::Result<(Reach, Grids)> {
 }
 
 /// The app runs again: how long it was down, when this helper (or its
-/// earlier run, [`stopped_by_earlier_run`]) stopped it.
+/// earlier run, [`EarlierRun`]) stopped it.
 fn report_downtime(down_since: Option<Instant>) {
     if let Some(since) = down_since {
         let ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -182,25 +191,79 @@ fn report_downtime(down_since: Option<Instant>) {
     }
 }
 
-/// When an earlier run of this helper began to stop the source, if one
-/// did: the grid's time of that run's `stopping_source` phase line in the
-/// helper's own log (the grid restarts a helper that died, with the same
-/// job; the log is this operation's: a helper app lives for one). The
-/// grid and the helper share a host, so the same clock.
-async fn stopped_by_earlier_run(job: &Job, g: &Grids) -> Option<Instant> {
-    let me = grid::AppName::new(operation_model::name::helper_of(job.target_app.as_str())).ok()?;
-    let lines = g.target.app_log(&me, None).await.ok()?;
-    let line = lines.iter().find(|l| {
-        matches!(
-            Report::decode(&l.text),
-            Report::Phase {
-                phase: Phase::StoppingSource,
-                ..
+/// Whether the target of a migrate may be running, and so the source must
+/// not be restarted after a failure: `None` when it is certainly not (no
+/// such app, or stopped or failed), otherwise why not. A snapshot's target
+/// is a stopped copy: its source always comes back.
+async fn target_may_run(job: &Job, g: &Grids) -> Option<String> {
+    if !job.action.moves() {
+        return None;
+    }
+    match g.target.app_info(&job.target_app).await {
+        Ok(t) if matches!(t.state, AppState::Stopped | AppState::Failed) => None,
+        Ok(t) => Some(format!(
+            "the target app {}/{} is {}",
+            job.target_grid, t.name, t.state
+        )),
+        Err(e)
+            if e.refusal()
+                .is_some_and(|r| r.code == grid::dialect::ErrorCode::NotFound) =>
+        {
+            None
+        }
+        Err(e) => Some(format!(
+            "cannot tell whether the target app {}/{} runs: {e}",
+            job.target_grid, job.target_app
+        )),
+    }
+}
+
+/// What an earlier run of this helper did, from its lines in the helper's
+/// own log (the grid restarts a helper that died, with the same job; the
+/// log is this operation's: a helper app lives for one).
+#[derive(Default)]
+struct EarlierRun {
+    /// When it began to stop the source: the grid's time of its
+    /// `stopping_source` phase line (the grid and the helper share a host,
+    /// so the same clock).
+    stopped_source: Option<Instant>,
+    /// It verified the copy and began to start the target.
+    started_target: bool,
+}
+
+impl EarlierRun {
+    async fn read(job: &Job, g: &Grids) -> EarlierRun {
+        let Ok(me) = grid::AppName::new(operation_model::name::helper_of(job.target_app.as_str()))
+        else {
+            return EarlierRun::default();
+        };
+        let Ok(lines) = g.target.app_log(&me, None).await else {
+            return EarlierRun::default();
+        };
+        let mut earlier = EarlierRun::default();
+        for line in &lines {
+            match Report::decode(&line.text) {
+                Report::Phase {
+                    phase: Phase::StoppingSource,
+                    ..
+                } if earlier.stopped_source.is_none() => {
+                    earlier.stopped_source = grid_time_to_instant(&line.at);
+                }
+                Report::Phase {
+                    phase: Phase::StartingTarget,
+                    ..
+                } => earlier.started_target = true,
+                _ => {}
             }
-        )
-    })?;
-    let at = time::OffsetDateTime::parse(&line.at, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+        }
+        earlier
+    }
+}
+
+/// The `Instant` of a grid's RFC 3339 time (the grid's clock is ours).
+fn grid_time_to_instant(at: &str) -> Option<Instant> {
+    let at =
+        time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
     let ago = Duration::try_from(time::OffsetDateTime::now_utc() - at).ok()?;
     Instant::now().checked_sub(ago)
 }
@@ -212,10 +275,11 @@ async fn work(
     down_since: &mut Option<Instant>,
 ) -> anyhow::Result<()> {
     let source = g.source.app_info(&job.source_app).await?;
+    let earlier = EarlierRun::read(job, g).await;
     // A restarted helper finds the source stopped by its earlier run: the
     // app has been down since then, and its downtime is measured from it.
     if !stops_source(source.state)
-        && let Some(since) = stopped_by_earlier_run(job, g).await
+        && let Some(since) = earlier.stopped_source
     {
         say(format!(
             "the source was stopped by this helper's earlier run, {:.1} s ago: the downtime counts from then",
@@ -250,6 +314,27 @@ async fn work(
                 "target app {} exists with other volumes; destroy it or pick another target name",
                 t.name
             );
+        }
+        // The earlier run verified the copy and started the target before
+        // it died: the migration is done but for the fingerprint.
+        if job.action.moves()
+            && earlier.started_target
+            && matches!(t.state, AppState::Running | AppState::Starting)
+            && !stops_source(source.state)
+        {
+            *source_stopped = false;
+            say(format!(
+                "this helper's earlier run verified the copy and started the target {}, which is {}: nothing is left to copy; migration copy complete",
+                t.name, t.state
+            ));
+            report_downtime(*down_since);
+            let method = Method::choose(job, g, source.volumes.first()).await;
+            if let Err(e) = copy::fingerprint(job, g, &method, &source.volumes).await {
+                say(format!(
+                    "cannot fingerprint the copy for the console: {e:#}"
+                ));
+            }
+            return Ok(());
         }
         if t.state != AppState::Stopped && t.state != AppState::Failed {
             anyhow::bail!(
@@ -389,7 +474,9 @@ async fn work(
     enter(phase, format!("{starting} {app}"));
     let t = Instant::now();
     conn.app_start(app).await?;
-    *source_stopped = job.action.moves();
+    // The app runs (the target, or the source again): a failure from here
+    // on restarts nothing.
+    *source_stopped = false;
     say(format!(
         "{running} (started in {:.2} s); {done}",
         t.elapsed().as_secs_f64()

@@ -35,10 +35,15 @@ impl Engine {
                 return;
             }
         };
+        // A look at the apps takes several commands: ticks it missed are not
+        // made up in a burst, and the helper's lines come first, so that a
+        // slow grid delays the states, never the helper's log.
         let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_states: Option<serde_json::Value> = None;
         loop {
             tokio::select! {
+                biased;
                 line = follower.next() => match line {
                     Some(Ok(line)) => self.helper_line(op, &line).await,
                     Some(Err(e)) => {
