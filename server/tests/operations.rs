@@ -403,6 +403,72 @@ async fn a_source_that_ignores_its_stop_is_forced_off_and_the_outcome_says_so() 
     let _ = w.stop().await;
 }
 
+/// A settle step that fails (the source grid refuses to destroy the moved
+/// source) keeps the lock saying why, and the console tries again by
+/// itself: once the grid obeys, the operation ends done without a restart.
+#[tokio::test]
+async fn a_settle_step_that_fails_is_tried_again_until_the_grid_obeys() {
+    let w = world().await;
+    let faults = &w.sim.grid("east").unwrap().controller.faults;
+    faults.update(|f| {
+        f.fail.insert(
+            "app destroy".into(),
+            (
+                grid::dialect::ErrorCode::Internal,
+                "the disk array is busy".into(),
+            ),
+        );
+    });
+    let r = w.post(&w.operator, request("migrate", "shop")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let held = loop {
+        let op: Value = w
+            .get(&format!("/operations/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if op["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("the disk array is busy"))
+        {
+            break op;
+        }
+        assert!(
+            op["outcome"].is_null(),
+            "ended while the grid refused: {op}"
+        );
+        assert!(std::time::Instant::now() < deadline, "never said why: {op}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        held["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the lock is kept"),
+        "{held}"
+    );
+    assert_eq!(w.get("/lock").await.status(), StatusCode::OK);
+    faults.update(|f| f.fail.clear());
+    let done = w.wait_outcome(&id).await;
+    assert_eq!(done["outcome"], "done", "{done}");
+    assert!(done["reason"].is_null(), "{done}");
+    assert!(
+        w.east
+            .app_info(&AppName::new("shop").unwrap())
+            .await
+            .is_err(),
+        "the moved source is destroyed once its grid obeys"
+    );
+    assert_eq!(w.get("/lock").await.status(), StatusCode::NOT_FOUND);
+    let _ = w.stop().await;
+}
+
 /// A grid whose controller hangs (it takes `grid info` and never answers)
 /// holds up no other grid's check, is shown as not answering once its
 /// check's deadline passes, and is shown reachable again once it answers.

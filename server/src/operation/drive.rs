@@ -4,6 +4,7 @@
 //! start-up an existing lock is driven the same way. Drive tasks are
 //! tracked; at shutdown they stop where they are and the lock stays.
 
+use super::settle::Applied;
 use super::{Driving, Engine, store};
 use crate::lock::{Lock, LockState};
 use crate::reconcile::{self, Place, Seen, Step};
@@ -95,6 +96,7 @@ impl Engine {
         // (a held lock's reason) no longer holds.
         self.say_reason(&op, None).await;
         let mut retry = RETRY_FIRST;
+        let mut settle_retry = RETRY_FIRST;
         let mut said = String::new();
         loop {
             let seen = self.observe(&lock).await;
@@ -136,24 +138,46 @@ impl Engine {
                 }
                 _ => {}
             }
-            // A cancel or an override may have settled the operation meanwhile.
-            let _settling = self.settling.lock().await;
-            if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
-                return;
+            let applied = {
+                // A cancel or an override may have settled the operation meanwhile.
+                let _settling = self.settling.lock().await;
+                if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
+                    return;
+                }
+                // A console in a snapshot copy records only what its database
+                // held when the copy was made; the rest is the source's.
+                if steps != [Step::InSnapshotCopy] {
+                    self.catch_up(&lock).await;
+                }
+                // A step that failed before is tried again: its reason is
+                // said again if it fails again, never kept past a success.
+                if settle_retry > RETRY_FIRST {
+                    self.say_reason(&op, None).await;
+                }
+                self.phase(
+                    &op,
+                    Phase::Reconciling,
+                    "settling the operation from what the grids report",
+                )
+                .await;
+                self.apply(&lock, steps).await
+            };
+            match applied {
+                Applied::All => return,
+                // A step that failed (a grid that dropped the connection, a
+                // database busy a moment): nothing else would settle the
+                // operation until the console restarts, so look at the
+                // grids again and decide anew, less and less often, as
+                // for a grid that cannot be asked.
+                Applied::Failed => {
+                    tokio::time::sleep(settle_retry).await;
+                    settle_retry = (settle_retry * 2).min(RETRY_MAX);
+                    if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
+                        return;
+                    }
+                    said.clear();
+                }
             }
-            // A console in a snapshot copy records only what its database
-            // held when the copy was made; the rest is the source's.
-            if steps != [Step::InSnapshotCopy] {
-                self.catch_up(&lock).await;
-            }
-            self.phase(
-                &op,
-                Phase::Reconciling,
-                "settling the operation from what the grids report",
-            )
-            .await;
-            self.apply(&lock, steps).await;
-            return;
         }
     }
 }

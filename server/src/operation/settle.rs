@@ -14,8 +14,19 @@ use std::time::Duration;
 /// How long publishing an outcome waits for the grids to be re-read.
 const REREAD_LIMIT: Duration = Duration::from_secs(5);
 
+/// How carrying out a decision's steps ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Applied {
+    /// Every step was carried out (the last one ends the operation, or
+    /// keeps its lock for an operator).
+    All,
+    /// A step failed: the lock is kept with the reason, and the grids are
+    /// to be looked at again (a failure may be passing).
+    Failed,
+}
+
 impl Engine {
-    pub(super) async fn apply(&self, lock: &Lock, steps: Vec<Step>) {
+    pub(super) async fn apply(&self, lock: &Lock, steps: Vec<Step>) -> Applied {
         let op = &lock.op_id;
         for step in steps {
             let done = match &step {
@@ -66,10 +77,11 @@ impl Engine {
                     let reason = format!("{step} failed: {e}; the lock is kept");
                     self.say_reason(op, Some(&reason)).await;
                     self.log(op, reason).await;
-                    return;
+                    return Applied::Failed;
                 }
             }
         }
+        Applied::All
     }
 
     /// One step that changes a grid, recorded once done (the evidence the
