@@ -378,7 +378,12 @@ impl CliError {
             CliError::Config(_) => 2,
             CliError::Other(e) if e.downcast_ref::<crate::grids::GridSetupError>().is_some() => 2,
             CliError::Other(e) if let Some(end) = e.downcast_ref::<EndedBadly>() => end.exit_code(),
-            CliError::Other(e) if e.downcast_ref::<crate::group_cli::RunAborted>().is_some() => 7,
+            CliError::Other(e)
+                if e.downcast_ref::<crate::group_cli::RunEndedOtherwise>()
+                    .is_some() =>
+            {
+                7
+            }
             CliError::Other(_) => 1,
         }
     }

@@ -69,6 +69,20 @@ pub enum GroupCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Roll a paused, done or aborted run back: the members it moved return
+    /// to their kept sources, the last moved first, each step's checks
+    /// after applied again (the definition must keep the sources)
+    Rollback {
+        id: String,
+        /// Why (kept with your name)
+        #[arg(long)]
+        reason: String,
+        /// Follow it until it ends; exit 0 once it is rolled back
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Approve (or with --refuse, refuse) the approval check a run waits at
     Approve {
         id: String,
@@ -82,11 +96,13 @@ pub enum GroupCommand {
     },
 }
 
-/// The run followed ended aborted.
+/// The run followed ended other than as asked: aborted, or rolled back
+/// when it was to be done.
 #[derive(Debug, thiserror::Error)]
-#[error("group run {id} ended aborted: {reason}")]
-pub struct RunAborted {
+#[error("group run {id} ended {state}: {reason}")]
+pub struct RunEndedOtherwise {
     pub id: String,
+    pub state: RunState,
     pub reason: String,
 }
 
@@ -113,7 +129,7 @@ pub async fn run(cmd: &GroupCommand) -> anyhow::Result<()> {
             let run: GroupRunView = serde_json::from_value(v)?;
             println!("{}", describe(&run));
             if *wait {
-                follow(&api, &run.id, describe(&run)).await?;
+                follow(&api, &run.id, describe(&run), RunState::Done).await?;
             }
         }
         GroupCommand::Check { file } => {
@@ -142,19 +158,47 @@ pub async fn run(cmd: &GroupCommand) -> anyhow::Result<()> {
             }
         }
         GroupCommand::Watch { id, remote } => {
-            follow(&Remote::new(remote)?, id, String::new()).await?;
+            let api = Remote::new(remote)?;
+            let v = api.get(&format!("/groups/runs/{id}")).await?;
+            let run: GroupRunView = serde_json::from_value(v)?;
+            // A run rolling back is watched to its rollback's end.
+            let want = if run.state == RunState::RolledBack
+                || run.position.is_some_and(|p| p.stage.back())
+            {
+                RunState::RolledBack
+            } else {
+                RunState::Done
+            };
+            follow(&api, id, String::new(), want).await?;
         }
         GroupCommand::Pause { id, remote } => {
-            act(remote, id, "pause", serde_json::json!({})).await?
+            act(remote, id, "pause", serde_json::json!({})).await?;
         }
         GroupCommand::Resume { id, remote } => {
-            act(remote, id, "resume", serde_json::json!({})).await?
+            act(remote, id, "resume", serde_json::json!({})).await?;
         }
         GroupCommand::Retry { id, remote } => {
-            act(remote, id, "retry", serde_json::json!({})).await?
+            act(remote, id, "retry", serde_json::json!({})).await?;
         }
         GroupCommand::Abort { id, reason, remote } => {
             act(remote, id, "abort", serde_json::json!({ "reason": reason })).await?;
+        }
+        GroupCommand::Rollback {
+            id,
+            reason,
+            wait,
+            remote,
+        } => {
+            let line = act(
+                remote,
+                id,
+                "rollback",
+                serde_json::json!({ "reason": reason }),
+            )
+            .await?;
+            if *wait {
+                follow(&Remote::new(remote)?, id, line, RunState::RolledBack).await?;
+            }
         }
         GroupCommand::Approve {
             id,
@@ -174,18 +218,25 @@ pub async fn run(cmd: &GroupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn act(r: &RemoteArgs, id: &str, verb: &str, body: serde_json::Value) -> anyhow::Result<()> {
+/// Posts `verb` on run `id` and prints the run's line (returned).
+async fn act(
+    r: &RemoteArgs,
+    id: &str,
+    verb: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<String> {
     let v = Remote::new(r)?
         .post(&format!("/groups/runs/{id}/{verb}"), body)
         .await?;
     let run: GroupRunView = serde_json::from_value(v)?;
-    println!("{}", describe(&run));
+    let line = describe(&run);
+    println!("{line}");
     if run.state == RunState::Aborted {
         for m in &run.members {
             println!("  {}: {}", m.app, m.says);
         }
     }
-    Ok(())
+    Ok(line)
 }
 
 /// One line: id, name, state, where it stands.
@@ -203,6 +254,7 @@ pub fn describe(r: &GroupRunView) -> String {
                 r.steps.len(),
                 match p.stage {
                     Stage::Operation => "moving".to_owned(),
+                    Stage::Undo => "moving back".to_owned(),
                     s => format!("{s} {}", p.item + 1),
                 }
             )
@@ -228,6 +280,7 @@ fn items(step: &operation_model::group_run::StepView) -> Vec<(&'static str, &Ite
         .map(|i| ("before", i))
         .chain(step.actions.iter().map(|i| ("action", i)))
         .chain(step.after.iter().map(|i| ("after", i)))
+        .chain(step.rechecks.iter().map(|i| ("recheck", i)))
         .collect()
 }
 
@@ -258,7 +311,8 @@ pub fn details(r: &GroupRunView) -> String {
         }
         for o in &s.operations {
             out.push_str(&format!(
-                "  operation {}: {}\n",
+                "  {} {}: {}\n",
+                o.action,
                 o.id,
                 o.outcome.map_or("running".to_owned(), |o| o.to_string())
             ));
@@ -270,8 +324,9 @@ pub fn details(r: &GroupRunView) -> String {
     out
 }
 
-/// Prints what happens to run `id` until it ends; an aborted run is an error.
-async fn follow(api: &Remote, id: &str, shown: String) -> anyhow::Result<()> {
+/// Prints what happens to run `id` until it ends; ending other than
+/// `want` (done, or rolled back) is an error.
+async fn follow(api: &Remote, id: &str, shown: String, want: RunState) -> anyhow::Result<()> {
     let mut seen: HashMap<(usize, &'static str, usize), usize> = HashMap::new();
     let mut ops_seen: HashMap<String, bool> = HashMap::new();
     let mut last_line = shown;
@@ -298,12 +353,13 @@ async fn follow(api: &Remote, id: &str, shown: String) -> anyhow::Result<()> {
                 let ended = o.outcome.is_some();
                 match ops_seen.insert(o.id.clone(), ended) {
                     None if !ended => {
-                        println!("step {} {}: operation {} started", n + 1, s.member, o.id)
+                        println!("step {} {}: {} {} started", n + 1, s.member, o.action, o.id)
                     }
                     Some(false) | None if ended => println!(
-                        "step {} {}: operation {} ended {}",
+                        "step {} {}: {} {} ended {}",
                         n + 1,
                         s.member,
+                        o.action,
                         o.id,
                         o.outcome.map(|x| x.to_string()).unwrap_or_default()
                     ),
@@ -316,24 +372,19 @@ async fn follow(api: &Remote, id: &str, shown: String) -> anyhow::Result<()> {
             println!("{line}");
             last_line = line;
         }
-        match r.state {
-            RunState::Done => {
-                for m in &r.members {
-                    println!("member {}: {}", m.app, m.says);
-                }
+        if r.state.ended() {
+            for m in &r.members {
+                println!("member {}: {}", m.app, m.says);
+            }
+            if r.state == want {
                 return Ok(());
             }
-            RunState::Aborted => {
-                for m in &r.members {
-                    println!("member {}: {}", m.app, m.says);
-                }
-                return Err(RunAborted {
-                    id: r.id,
-                    reason: r.reason.unwrap_or_default(),
-                }
-                .into());
+            return Err(RunEndedOtherwise {
+                id: r.id,
+                state: r.state,
+                reason: r.reason.unwrap_or_default(),
             }
-            RunState::Running | RunState::Paused => {}
+            .into());
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }

@@ -351,3 +351,263 @@ async fn a_console_killed_mid_run_finishes_it_after_restart_without_moving_a_mem
     console.kill().unwrap();
     console.wait().unwrap();
 }
+
+/// A second member on east, `cart`, running, with 1 MiB of data.
+async fn add_cart(g: &support::Grids) {
+    let east = &g.sim.grid("east").unwrap().controller;
+    let descriptor = json!({"volumes": [{"name": "data", "size": 4 << 20}]}).to_string();
+    let run = |line: &'static str, input: Vec<u8>| async move {
+        east.execute(line, &mut &input[..], &mut Vec::new())
+            .await
+            .unwrap();
+    };
+    run("app create cart", descriptor.into_bytes()).await;
+    run(
+        "vol write cart:data --offset 0",
+        support::filling(0..1 << 20),
+    )
+    .await;
+    run("app start cart", vec![]).await;
+}
+
+/// shop then cart, east → west, the sources kept; cart's check after is
+/// `after`.
+fn two_members(after: Value) -> Value {
+    json!({
+        "name": "two", "source_grid": "east", "target_grid": "west",
+        "keep_source": true,
+        "members": [{"app": "shop"}, {"app": "cart"}],
+        "steps": [{"member": "shop"}, {"member": "cart", "after": after}],
+    })
+}
+
+/// The operations of step `n`: (action, outcome, id).
+fn step_ops(run: &Value, n: usize) -> Vec<(String, String, String)> {
+    run["steps"][n]["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["action"].as_str().unwrap_or("").to_owned(),
+                o["outcome"].as_str().unwrap_or("running").to_owned(),
+                o["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Both members back on east, running; nothing of them left on west.
+async fn both_back(g: &support::Grids, url: &str, token: &str, run: &Value) {
+    for (n, app) in [(0, "shop"), (1, "cart")] {
+        let ops = step_ops(run, n);
+        assert_eq!(
+            ops.iter()
+                .map(|(a, o, _)| format!("{a} {o}"))
+                .collect::<Vec<_>>(),
+            ["migrate done", "rollback done"],
+            "step {n}: {run:#}"
+        );
+        // The rollback undoes that step's migrate, linked both ways.
+        let (_, rb) = api(
+            url,
+            token,
+            "GET",
+            &format!("/operations/{}", ops[1].2),
+            None,
+        )
+        .await;
+        assert_eq!(rb["rollback_of"], ops[0].2.as_str(), "{rb:#}");
+        let name = grid::AppName::new(app).unwrap();
+        assert_eq!(
+            g.east.app_info(&name).await.unwrap().state.as_str(),
+            "running",
+            "{app} runs on east again"
+        );
+        assert!(
+            g.west.app_info(&name).await.is_err(),
+            "{app} is gone from west"
+        );
+        let m = &run["members"][n];
+        assert_eq!(m["place"], "source", "{m}");
+        assert!(
+            m["says"].as_str().unwrap().contains("rolled back by"),
+            "{m}"
+        );
+    }
+    // The last moved came back first.
+    let created = |id: &str| {
+        let id = id.to_owned();
+        async move {
+            let (_, op) = api(url, token, "GET", &format!("/operations/{id}"), None).await;
+            op["created_at"].as_str().unwrap().to_owned()
+        }
+    };
+    assert!(
+        created(&step_ops(run, 1)[1].2).await < created(&step_ops(run, 0)[1].2).await,
+        "cart (moved last) is rolled back before shop: {run:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_check_that_fails_with_roll_back_returns_the_moved_members_last_first_and_checks_again() {
+    let g = grids_with_shop(&[Vol("boot", 4 << 20, 0..4 << 20)]).await;
+    add_cart(&g).await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let (mut console, url) = serve(dir.path());
+    let health = Service::start(503).await;
+
+    // Without the sources kept, roll_back is refused before anything starts.
+    let mut unkept =
+        two_members(json!([{ "http": { "url": health.url }, "on_failure": "roll_back" }]));
+    unkept.as_object_mut().unwrap().remove("keep_source");
+    let (status, body) = api(&url, &token, "POST", "/groups/runs", Some(unkept)).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("steps[1].after[0].on_failure"),
+        "{body}"
+    );
+
+    let id = start(
+        &url,
+        &token,
+        two_members(json!([{ "name": "cart healthy", "http": { "url": health.url },
+                             "interval_secs": 0.2, "deadline_secs": 2, "on_failure": "roll_back" }])),
+    )
+    .await;
+    // cart's check fails: the run turns back, cart first.
+    let turning = run_until(&url, &token, &id, Duration::from_secs(90), |r| {
+        r["position"]["stage"] == "undo"
+    })
+    .await;
+    assert_eq!(turning["position"]["step"], 1, "{turning:#}");
+    assert!(
+        turning["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("rolling back: step 2 (cart): check “cart healthy” failed"),
+        "{turning:#}"
+    );
+    let failed = turning["steps"][1]["after"][0]["attempts"]
+        .as_array()
+        .unwrap();
+    assert!(
+        failed.len() >= 2
+            && failed
+                .iter()
+                .all(|a| a["outcome"] == "fail" && a["status"] == 503),
+        "every attempt's evidence is kept: {failed:?}"
+    );
+    // Healthy again once cart is back: its check, applied again, passes.
+    health.status.store(200, Ordering::SeqCst);
+    let run = run_until(&url, &token, &id, Duration::from_secs(90), |r| {
+        r["state"] != "running"
+    })
+    .await;
+    assert_eq!(run["state"], "rolled_back", "{run:#}");
+    let again = &run["steps"][1]["rechecks"][0];
+    assert_eq!(again["state"], "passed", "{again}");
+    assert_eq!(
+        again["attempts"].as_array().unwrap().last().unwrap()["status"],
+        200,
+        "{again}"
+    );
+    assert_eq!(run["steps"][1]["state"], "rolled_back", "{run:#}");
+    assert_eq!(run["steps"][0]["state"], "rolled_back", "{run:#}");
+    both_back(&g, &url, &token, &run).await;
+    sigkill(&mut console);
+}
+
+#[tokio::test]
+async fn an_operator_rolls_back_a_done_run_and_nothing_else_may_be_rolled_back() {
+    let g = grids_with_shop(&[Vol("boot", 4 << 20, 0..4 << 20)]).await;
+    add_cart(&g).await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let viewer = user_token(dir.path(), "vic", "viewer");
+    let (mut console, url) = serve(dir.path());
+    let health = Service::start(200).await;
+
+    let id = start(
+        &url,
+        &token,
+        two_members(json!([{ "http": { "url": health.url }, "on_failure": "roll_back" }])),
+    )
+    .await;
+    // Running: paused first.
+    let (status, body) = act(
+        &url,
+        &token,
+        &id,
+        "rollback",
+        Some(json!({"reason": "now"})),
+    )
+    .await;
+    assert!(
+        status == 409 && body["message"].as_str().unwrap().contains("pause it first"),
+        "{status} {body}"
+    );
+    let done = run_until(&url, &token, &id, Duration::from_secs(90), |r| {
+        r["state"] != "running"
+    })
+    .await;
+    assert_eq!(done["state"], "done", "{done:#}");
+    assert_eq!(done["keep_source"], true, "{done:#}");
+    let (status, _) = act(&url, &viewer, &id, "rollback", Some(json!({"reason": "x"}))).await;
+    assert_eq!(status, 403, "a viewer cannot roll back");
+    let (status, body) = act(&url, &token, &id, "rollback", Some(json!({"reason": " "}))).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = act(
+        &url,
+        &token,
+        &id,
+        "rollback",
+        Some(json!({"reason": "the new grid's disks are slow"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "running", "{body:#}");
+    assert_eq!(
+        body["position"],
+        json!({"step": 1, "stage": "undo", "item": 0})
+    );
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("asked by olga: the new grid's disks are slow"),
+        "{body:#}"
+    );
+    let (status, body) = act(
+        &url,
+        &token,
+        &id,
+        "rollback",
+        Some(json!({"reason": "twice"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let run = run_until(&url, &token, &id, Duration::from_secs(90), |r| {
+        r["state"] != "running"
+    })
+    .await;
+    assert_eq!(run["state"], "rolled_back", "{run:#}");
+    both_back(&g, &url, &token, &run).await;
+    let (status, body) = act(
+        &url,
+        &token,
+        &id,
+        "rollback",
+        Some(json!({"reason": "again"})),
+    )
+    .await;
+    assert_eq!(
+        status, 409,
+        "a rolled back run has nothing left to roll back: {body}"
+    );
+    sigkill(&mut console);
+}

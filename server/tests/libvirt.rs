@@ -147,14 +147,19 @@ impl Host {
         (Running(relay), lines)
     }
 
-    fn log(&self, app: &str) -> String {
-        String::from_utf8(self.run(&format!("app log {app}"), b"")).unwrap()
-    }
-
+    /// Waits until app's log has a line with `what` (the app may not
+    /// exist yet: a helper being provisioned).
     fn wait_log(&self, app: &str, what: &str) -> String {
         let began = Instant::now();
         loop {
-            let log = self.log(app);
+            let log = Command::new(virtgrid())
+                .args(["relay", "--socket"])
+                .arg(&self.socket)
+                .env("SSH_ORIGINAL_COMMAND", format!("app log {app}"))
+                .stdin(Stdio::null())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
             if let Some(l) = log.lines().find(|l| l.contains(what)) {
                 return l.to_owned();
             }

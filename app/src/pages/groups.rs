@@ -21,6 +21,9 @@ fn standing(r: &GroupRunView) -> String {
     match r.position {
         None => match r.state {
             RunState::Done => "every step done".into(),
+            RunState::RolledBack => {
+                "rolled back: every member it moved is on the source grid again".into()
+            }
             _ => String::new(),
         },
         Some(p) => {
@@ -33,6 +36,10 @@ fn standing(r: &GroupRunView) -> String {
                 Stage::Actions => format!("action {}", p.item + 1),
                 Stage::Operation => "moving".into(),
                 Stage::After => format!("check {} after the step", p.item + 1),
+                Stage::Undo => "rolling back: moving it back to its kept source".into(),
+                Stage::Recheck => {
+                    format!("rolling back: check {} again, once it is back", p.item + 1)
+                }
             };
             format!("step {}/{} ({member}): {what}", p.step + 1, r.steps.len())
         }
@@ -156,7 +163,16 @@ fn Run(run: GroupRunView, can_act: bool) -> impl IntoView {
     follow(id.clone(), run);
     // The controls change only when the run's state or place does, so a
     // reason being typed is not wiped by every reading.
-    let key = Memo::new(move |_| run.with(|r| (r.state, r.position, r.awaiting_approval.clone())));
+    let key = Memo::new(move |_| {
+        run.with(|r| {
+            (
+                r.state,
+                r.position,
+                r.awaiting_approval.clone(),
+                r.keep_source,
+            )
+        })
+    });
     let title = run.with_untracked(|r| format!("Group run {} ({})", r.id, r.name));
     view! {
         <Title text=title/>
@@ -176,8 +192,13 @@ fn Run(run: GroupRunView, can_act: bool) -> impl IntoView {
             }.into_any()
         })}
         {move || {
-            let (state, _, awaiting) = key.get();
-            can_act.then(|| view! { <Controls id=id.clone() state awaiting/> }.into_any())
+            let (state, position, awaiting, keep_source) = key.get();
+            // It may be rolled back: its sources kept, not rolling back
+            // already, and not running (a running run is paused first).
+            let may_roll_back = keep_source
+                && !position.is_some_and(|p| p.stage.back())
+                && matches!(state, RunState::Paused | RunState::Done | RunState::Aborted);
+            can_act.then(|| view! { <Controls id=id.clone() state awaiting may_roll_back/> }.into_any())
         }}
         <h2>"Steps"</h2>
         {move || run.with(|r| view! {
@@ -231,9 +252,14 @@ fn Run(run: GroupRunView, can_act: bool) -> impl IntoView {
 
 /// The operator's buttons, each saying what it will do.
 #[component]
-fn Controls(id: String, state: RunState, awaiting: Option<String>) -> impl IntoView {
+fn Controls(
+    id: String,
+    state: RunState,
+    awaiting: Option<String>,
+    may_roll_back: bool,
+) -> impl IntoView {
     let url = |verb: &str| format!("/groups/runs/{id}/{verb}");
-    let ended = matches!(state, RunState::Done | RunState::Aborted);
+    let ended = state.ended();
     view! {
         <section class="card controls" aria-label="Controls" data-testid="run-controls">
             {awaiting.map(|prompt| view! {
@@ -269,7 +295,18 @@ fn Controls(id: String, state: RunState, awaiting: Option<String>) -> impl IntoV
                     </form>
                 </details>
             })}
-            {ended.then(|| view! { <p class="muted">"This run has ended: nothing more can be done with it."</p> })}
+            {may_roll_back.then(|| view! {
+                <details class="rollback" data-testid="rollback-run">
+                    <summary>"Roll this run back…"</summary>
+                    <form method="post" action=url("rollback")>
+                        <p>"The members it moved return to their kept sources, the last moved first, each by a rollback operation that copies back only what changed on the target; each step's checks after are applied again once its member is back. The run ends rolled back."</p>
+                        <label for="rollback-reason">"Why (kept with your name)"</label>
+                        <input id="rollback-reason" name="reason" type="text" required maxlength="1000"/>
+                        <button type="submit" class="danger">"Roll the run back"</button>
+                    </form>
+                </details>
+            })}
+            {(ended && !may_roll_back).then(|| view! { <p class="muted">"This run has ended: nothing more can be done with it."</p> })}
             <p><a href=format!("/groups/runs/{id}")>"Refresh"</a></p>
         </section>
     }
@@ -286,10 +323,11 @@ fn Step(n: usize, step: StepView) -> impl IntoView {
             <Items label="Before" items=step.before.clone()/>
             <Items label="Actions" items=step.actions.clone()/>
             {(!step.operations.is_empty()).then(|| view! {
-                <p>"Operation: "
+                <p>"Operations: "
                     {step.operations.iter().map(|o| {
                         let outcome = o.outcome.map_or("running", |o| o.as_str());
                         view! {
+                            {o.action.as_str()}" "
                             <a href=format!("/operations/{}", o.id)>{o.id.clone()}</a>" "
                             <span class=format!("status status-op-{outcome}")>{outcome}</span>" "
                         }
@@ -297,6 +335,9 @@ fn Step(n: usize, step: StepView) -> impl IntoView {
                 </p>
             })}
             <Items label="After" items=step.after.clone()/>
+            {(!step.rechecks.is_empty()).then(|| view! {
+                <Items label="Again, once rolled back" items=step.rechecks.clone()/>
+            })}
         </li>
     }
 }
@@ -370,7 +411,7 @@ fn follow(id: String, run: RwSignal<GroupRunView>) {
     use wasm_bindgen::JsCast;
     use wasm_bindgen::closure::Closure;
     use web_sys::{EventSource, MessageEvent};
-    let ended = |r: &GroupRunView| matches!(r.state, RunState::Done | RunState::Aborted);
+    let ended = |r: &GroupRunView| r.state.ended();
     if run.with_untracked(ended) {
         return;
     }

@@ -60,6 +60,11 @@ pub struct Definition {
     pub members: Vec<Member>,
     /// In order; each moves one member, each member exactly once.
     pub steps: Vec<Step>,
+    /// Each step's migrate keeps its source, stopped, for
+    /// `keep_source_hours` (default: the console's): what lets the run be
+    /// rolled back, and a check's `on_failure = "roll_back"`.
+    pub keep_source: bool,
+    pub keep_source_hours: Option<u64>,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -288,6 +293,10 @@ struct Written {
     steps: Option<Vec<WrittenStep>>,
     #[serde(default)]
     after_each_step: Vec<WrittenCheck>,
+    #[serde(default)]
+    keep_source: bool,
+    #[serde(default)]
+    keep_source_hours: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -526,11 +535,30 @@ impl Written {
             });
         }
         let names: Vec<&str> = members.iter().map(|m| m.app.as_str()).collect();
+        let keep = self.keep_source;
+        if let Some(h) = self.keep_source_hours {
+            if !keep {
+                p.add(
+                    "keep_source_hours",
+                    "the sources are not kept; write keep_source = true, or leave the hours out",
+                );
+            } else if !(1..=operation_model::MAX_KEEP_SOURCE_HOURS).contains(&h) {
+                p.add(
+                    "keep_source_hours",
+                    format!(
+                        "{h} is not between 1 and {} (a year); leave it out for the console's default",
+                        operation_model::MAX_KEEP_SOURCE_HOURS
+                    ),
+                );
+            }
+        }
         let after_each: Vec<Check> = self
             .after_each_step
             .into_iter()
             .enumerate()
-            .filter_map(|(i, c)| check_one(&mut p, &format!("after_each_step[{i}]"), c, &names))
+            .filter_map(|(i, c)| {
+                check_one(&mut p, &format!("after_each_step[{i}]"), c, &names, keep)
+            })
             .collect();
         let written_steps = self.steps.unwrap_or_else(|| {
             members
@@ -566,7 +594,9 @@ impl Written {
                 .before
                 .into_iter()
                 .enumerate()
-                .filter_map(|(j, c)| check_one(&mut p, &format!("{at}.before[{j}]"), c, &names))
+                .filter_map(|(j, c)| {
+                    check_one(&mut p, &format!("{at}.before[{j}]"), c, &names, keep)
+                })
                 .collect();
             let actions = s
                 .actions
@@ -578,7 +608,9 @@ impl Written {
                 .after
                 .into_iter()
                 .enumerate()
-                .filter_map(|(j, c)| check_one(&mut p, &format!("{at}.after[{j}]"), c, &names))
+                .filter_map(|(j, c)| {
+                    check_one(&mut p, &format!("{at}.after[{j}]"), c, &names, keep)
+                })
                 .collect();
             after.extend(after_each.iter().cloned());
             steps.push(Step {
@@ -604,6 +636,8 @@ impl Written {
                 target_grid: self.target_grid,
                 members,
                 steps,
+                keep_source: self.keep_source,
+                keep_source_hours: self.keep_source_hours,
             })
         } else {
             Err(p.0)
@@ -638,7 +672,19 @@ fn status(p: &mut Problems, at: String, s: u16) {
     }
 }
 
-fn check_one(p: &mut Problems, at: &str, c: WrittenCheck, names: &[&str]) -> Option<Check> {
+fn check_one(
+    p: &mut Problems,
+    at: &str,
+    c: WrittenCheck,
+    names: &[&str],
+    keep_source: bool,
+) -> Option<Check> {
+    if c.on_failure == Some(OnFailure::RollBack) && !keep_source {
+        p.add(
+            format!("{at}.on_failure"),
+            "roll_back returns the moved members to their kept sources: write keep_source = true at the top of the definition, or pause or abort here",
+        );
+    }
     let mut probes = vec![];
     if let Some(h) = c.http {
         url_members(p, format!("{at}.http.url"), &h.url, names);
@@ -906,6 +952,35 @@ http = { url = "http://{mq1.LISTEN}/release-activity" }
         );
         assert!(!d.steps[0].warm);
         assert_eq!(d.member("mq2").unwrap().target_app, "mq2b");
+    }
+
+    #[test]
+    fn roll_back_needs_the_sources_kept() {
+        let rolls = SOLACE.replace("passes = 2", "passes = 2\non_failure = \"roll_back\"");
+        let e = refused(&rolls);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("after_each_step[0].on_failure: roll_back returns the moved members to their kept sources: write keep_source = true"),
+            "{e:?}"
+        );
+        let kept = rolls.replace(
+            "warm = true",
+            "warm = true\nkeep_source = true\nkeep_source_hours = 24",
+        );
+        let d = Definition::from_toml(&kept).unwrap();
+        assert!(d.keep_source);
+        assert_eq!(d.keep_source_hours, Some(24));
+        assert_eq!(d.steps[2].after[0].on_failure, OnFailure::RollBack);
+        let e = refused(&SOLACE.replace("warm = true", "warm = true\nkeep_source_hours = 24"));
+        assert!(
+            e[0].starts_with("keep_source_hours: the sources are not kept"),
+            "{e:?}"
+        );
+        let e = refused(&kept.replace("= 24", "= 0"));
+        assert!(
+            e[0].starts_with("keep_source_hours: 0 is not between 1 and 8760"),
+            "{e:?}"
+        );
     }
 
     #[test]

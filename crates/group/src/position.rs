@@ -1,6 +1,8 @@
 //! Walking a definition: what a run does first, what it does after
 //! something succeeded, and which members it has moved by then. A run's
-//! position only ever moves forward past what succeeded.
+//! position only ever moves forward past what succeeded. Rolling back
+//! walks the moved steps in reverse order: each step's rollback operation
+//! (`undo`), then its checks after applied again (`recheck`).
 
 use crate::Definition;
 use operation_model::group_run::{Position, Stage};
@@ -36,8 +38,8 @@ fn settle(def: &Definition, mut at: Position) -> Option<Position> {
         let len = match at.stage {
             Stage::Before => step.before.len(),
             Stage::Actions => step.actions.len(),
-            Stage::Operation => 1,
-            Stage::After => step.after.len(),
+            Stage::Operation | Stage::Undo => 1,
+            Stage::After | Stage::Recheck => step.after.len(),
         };
         if (at.item as usize) < len {
             return Some(at);
@@ -63,21 +65,64 @@ fn settle(def: &Definition, mut at: Position) -> Option<Position> {
                 stage: Stage::Before,
                 item: 0,
             },
+            Stage::Undo => Position {
+                stage: Stage::Recheck,
+                item: 0,
+                ..at
+            },
+            // The step before, back: none before the first.
+            Stage::Recheck => Position {
+                step: at.step.checked_sub(1)?,
+                stage: Stage::Undo,
+                item: 0,
+            },
         };
     }
 }
 
-/// Whether a run at `at` (`None`: done) has moved `member`: its step's
-/// operation ended done.
-pub fn moved(def: &Definition, at: Option<Position>, member: &str) -> bool {
+/// Where rolling back a run at `at` begins (`None` for a done run): the
+/// last step whose member it moved, or the one whose operation
+/// `operation_done` says ended done at `at`. `None`: it moved nothing.
+pub fn first_back(
+    def: &Definition,
+    at: Option<Position>,
+    operation_done: bool,
+) -> Option<Position> {
+    let last = def.steps.len().checked_sub(1)? as u32;
+    let step = match at {
+        None => last,
+        Some(p) if p.stage.back() => return Some(p),
+        Some(p) if p.stage == Stage::After || (p.stage == Stage::Operation && operation_done) => {
+            p.step
+        }
+        Some(p) => p.step.checked_sub(1)?,
+    };
+    settle(
+        def,
+        Position {
+            step,
+            stage: Stage::Undo,
+            item: 0,
+        },
+    )
+}
+
+/// Whether a run at `at` (`None`: ended; `rolled_back`: by rolling back)
+/// has `member` on the target grid: its step's operation ended done, and
+/// no rollback has returned it.
+pub fn moved(def: &Definition, at: Option<Position>, rolled_back: bool, member: &str) -> bool {
     let Some(at) = at else {
-        return true;
+        return !rolled_back;
     };
     match def.steps.iter().position(|s| s.member == member) {
         None => false,
         Some(s) => {
             let s = s as u32;
-            s < at.step || (s == at.step && at.stage == Stage::After)
+            match at.stage {
+                Stage::Undo => s <= at.step,
+                Stage::Recheck => s < at.step,
+                _ => s < at.step || (s == at.step && at.stage == Stage::After),
+            }
         }
     }
 }
@@ -135,11 +180,63 @@ wait = { secs = 1 }
     #[test]
     fn a_member_counts_as_moved_once_its_operation_succeeded() {
         let def = Definition::from_toml(TWO).unwrap();
-        assert!(!moved(&def, Some(at(0, Stage::Operation, 0)), "a"));
-        assert!(moved(&def, Some(at(0, Stage::After, 0)), "a"));
-        assert!(moved(&def, Some(at(1, Stage::Before, 0)), "a"));
-        assert!(!moved(&def, Some(at(1, Stage::Actions, 0)), "b"));
-        assert!(moved(&def, None, "b"));
-        assert!(!moved(&def, Some(at(1, Stage::Before, 0)), "b"));
+        assert!(!moved(&def, Some(at(0, Stage::Operation, 0)), false, "a"));
+        assert!(moved(&def, Some(at(0, Stage::After, 0)), false, "a"));
+        assert!(moved(&def, Some(at(1, Stage::Before, 0)), false, "a"));
+        assert!(!moved(&def, Some(at(1, Stage::Actions, 0)), false, "b"));
+        assert!(moved(&def, None, false, "b"));
+        assert!(!moved(&def, Some(at(1, Stage::Before, 0)), false, "b"));
+    }
+
+    #[test]
+    fn rolling_back_walks_the_moved_steps_in_reverse_and_returns_each_member() {
+        let def = Definition::from_toml(TWO).unwrap();
+        // A done run: both moved; b comes back first, its checks again,
+        // then a, its checks again.
+        let mut walk = vec![];
+        let mut p = first_back(&def, None, false);
+        while let Some(at) = p {
+            walk.push(at);
+            p = next(&def, at);
+        }
+        assert_eq!(
+            walk,
+            vec![
+                at(1, Stage::Undo, 0),
+                at(1, Stage::Recheck, 0),
+                at(0, Stage::Undo, 0),
+                at(0, Stage::Recheck, 0),
+            ]
+        );
+        assert!(moved(&def, Some(at(1, Stage::Undo, 0)), false, "b"));
+        assert!(!moved(&def, Some(at(1, Stage::Recheck, 0)), false, "b"));
+        assert!(moved(&def, Some(at(1, Stage::Recheck, 0)), false, "a"));
+        assert!(!moved(&def, Some(at(0, Stage::Recheck, 0)), false, "a"));
+        assert!(!moved(&def, None, true, "a"));
+        // A check after b failed: b moved, so b first.
+        assert_eq!(
+            first_back(&def, Some(at(1, Stage::After, 0)), false),
+            Some(at(1, Stage::Undo, 0))
+        );
+        // Before b moved (its actions): only a is back.
+        assert_eq!(
+            first_back(&def, Some(at(1, Stage::Actions, 0)), false),
+            Some(at(0, Stage::Undo, 0))
+        );
+        // b's operation ended done but the run had not moved on yet.
+        assert_eq!(
+            first_back(&def, Some(at(1, Stage::Operation, 0)), true),
+            Some(at(1, Stage::Undo, 0))
+        );
+        // Nothing moved yet: nothing to roll back.
+        assert_eq!(
+            first_back(&def, Some(at(0, Stage::Operation, 0)), false),
+            None
+        );
+        // Already rolling back: where it is.
+        assert_eq!(
+            first_back(&def, Some(at(0, Stage::Recheck, 0)), false),
+            Some(at(0, Stage::Recheck, 0))
+        );
     }
 }

@@ -19,13 +19,20 @@ pub enum RunState {
     Done,
     /// Stopped for good; its members are where `members` says.
     Aborted,
+    /// Rolled back: every member it had moved is on the source grid again
+    /// (each by a rollback operation into its kept source), and the checks
+    /// after each passed again.
+    RolledBack,
 }
 
-wire_enum!(RunState, "run state", [Running => "running", Paused => "paused", Done => "done", Aborted => "aborted"]);
+wire_enum!(RunState, "run state", [Running => "running", Paused => "paused", Done => "done", Aborted => "aborted", RolledBack => "rolled_back"]);
 
 impl RunState {
     pub fn ended(self) -> bool {
-        matches!(self, RunState::Done | RunState::Aborted)
+        matches!(
+            self,
+            RunState::Done | RunState::Aborted | RunState::RolledBack
+        )
     }
 }
 
@@ -42,9 +49,22 @@ pub enum Stage {
     Operation,
     /// The checks after it moved.
     After,
+    /// Rolling back: the rollback operation that returns the member to its
+    /// kept source.
+    Undo,
+    /// Rolling back: the step's checks after (its own, then
+    /// `after_each_step`) applied again once the member is back.
+    Recheck,
 }
 
-wire_enum!(Stage, "stage", [Before => "before", Actions => "actions", Operation => "operation", After => "after"]);
+wire_enum!(Stage, "stage", [Before => "before", Actions => "actions", Operation => "operation", After => "after", Undo => "undo", Recheck => "recheck"]);
+
+impl Stage {
+    /// Whether a run at this stage is rolling back.
+    pub fn back(self) -> bool {
+        matches!(self, Stage::Undo | Stage::Recheck)
+    }
+}
 
 /// What a run does next: step `step`, its `stage`, the `item`-th check
 /// or action there (0 for the operation).
@@ -123,6 +143,8 @@ pub struct ItemView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepOperation {
     pub id: String,
+    /// `migrate` (moving the member) or `rollback` (returning it).
+    pub action: crate::Action,
     /// `None` while it runs.
     pub outcome: Option<Outcome>,
     pub reason: Option<String>,
@@ -136,9 +158,11 @@ pub enum StepState {
     Pending,
     Current,
     Done,
+    /// Its member is on the source grid again, its checks passed again.
+    RolledBack,
 }
 
-wire_enum!(StepState, "step state", [Pending => "pending", Current => "current", Done => "done"]);
+wire_enum!(StepState, "step state", [Pending => "pending", Current => "current", Done => "done", RolledBack => "rolled_back"]);
 
 /// One member moved: its checks, actions and operations.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -150,9 +174,12 @@ pub struct StepView {
     pub state: StepState,
     pub before: Vec<ItemView>,
     pub actions: Vec<ItemView>,
-    /// Every operation it started, the latest last.
+    /// Every operation it started, the latest last (a rollback's too).
     pub operations: Vec<StepOperation>,
     pub after: Vec<ItemView>,
+    /// The checks after, applied again once a rollback returned the
+    /// member (empty unless the run rolls back).
+    pub rechecks: Vec<ItemView>,
 }
 
 /// Where a member is, as the run knows it.
@@ -207,6 +234,9 @@ pub struct GroupRunView {
     pub source_grid: String,
     pub target_grid: String,
     pub state: RunState,
+    /// Its definition keeps the members' sources (`keep_source`): it can
+    /// be rolled back.
+    pub keep_source: bool,
     /// What it does next; `None` once nothing is left.
     pub position: Option<Position>,
     /// Why it paused or was aborted, in words.

@@ -22,6 +22,8 @@ enum Came {
     Pause(String),
     /// The run stops for good, for this reason.
     Abort(String),
+    /// The run turns back: its moved members return, in reverse order.
+    RollBack(String),
     /// The task stops here, its position kept: an operator paused or
     /// aborted the run meanwhile, or the console is stopping.
     Stopped,
@@ -114,16 +116,51 @@ impl Groups {
                 }
                 (Ok(def), Ok(Some(pos))) => {
                     let came = match pos.stage {
-                        Stage::Before | Stage::After => self.check(&run, &def, pos).await,
+                        Stage::Before | Stage::After | Stage::Recheck => {
+                            self.check(&run, &def, pos).await
+                        }
                         Stage::Actions => self.action(&run, &def, pos).await,
                         Stage::Operation => self.operation(&run, &def, pos).await,
+                        Stage::Undo => self.undo(&run, &def, pos).await,
                     };
+                    if let Came::RollBack(why) = &came {
+                        let to = group::position::first_back(&def, Some(pos), false);
+                        let why = format!("rolling back: {why}");
+                        tracing::warn!(run = %id, reason = %why, "group run rolls back");
+                        match store::turn_back(
+                            &self.pool,
+                            id,
+                            (&[RunState::Running], Some(pos)),
+                            to,
+                            &why,
+                        )
+                        .await
+                        {
+                            Ok(true) if to.is_none() => {
+                                metrics::counter!("migctl_group_runs_ended_total", "state" => "rolled_back")
+                                    .increment(1);
+                            }
+                            // Turned; or an operator paused or aborted it meanwhile.
+                            Ok(_) => {}
+                            Err(e) => {
+                                return Exit::Failed(format!(
+                                    "cannot store the run's turn back: {e}"
+                                ));
+                            }
+                        }
+                        continue;
+                    }
                     if let Came::Succeeded = came {
                         let next = group::position::next(&def, pos);
                         match store::advance(&self.pool, id, pos, next).await {
                             Ok(true) if next.is_none() => {
-                                tracing::info!(run = %id, "group run done");
-                                metrics::counter!("migctl_group_runs_ended_total", "state" => "done")
+                                let end = if pos.stage.back() {
+                                    RunState::RolledBack
+                                } else {
+                                    RunState::Done
+                                };
+                                tracing::info!(run = %id, state = %end, "group run ended");
+                                metrics::counter!("migctl_group_runs_ended_total", "state" => end.as_str())
                                     .increment(1);
                             }
                             // Moved on; or an operator aborted it meanwhile.
@@ -175,7 +212,7 @@ impl Groups {
                         other => other.map(|_| ()),
                     }
                 }
-                Came::Succeeded | Came::Stopped => Ok(()),
+                Came::Succeeded | Came::Stopped | Came::RollBack(_) => Ok(()),
             };
             if let Err(e) = stored {
                 return Exit::Failed(format!("cannot store the run's state: {e}"));
@@ -320,8 +357,12 @@ impl Groups {
                     );
                     return match on {
                         OnFailure::Abort => Came::Abort(why),
-                        // roll_back is refused when a run starts.
-                        OnFailure::Pause | OnFailure::RollBack => Came::Pause(why),
+                        // Applied again while rolling back: no further back to go.
+                        OnFailure::RollBack if pos.stage.back() => Came::Pause(format!(
+                            "{why}; the run is rolling back already: see to it, then retry or abort"
+                        )),
+                        OnFailure::RollBack => Came::RollBack(why),
+                        OnFailure::Pause => Came::Pause(why),
                     };
                 }
                 Verdict::Undecided => {
@@ -446,8 +487,8 @@ impl Groups {
                             cutover: None,
                             cutover_at: None,
                             stop_timeout_secs: None,
-                            keep_source: None,
-                            keep_source_hours: None,
+                            keep_source: def.keep_source.then_some(true),
+                            keep_source_hours: def.keep_source_hours,
                             rollback_of: None,
                         };
                         match self.engine.start(req, &run.created_by).await {
@@ -477,15 +518,22 @@ impl Groups {
                 op
             }
         };
+        self.outcome_of(id, pos, &step.member, &op_id).await
+    }
+
+    /// The step's operation's outcome, once it has one: done succeeds,
+    /// any other pauses the run saying so. A pause waits for it; an abort
+    /// or the console's shutdown does not.
+    async fn outcome_of(&self, id: &str, pos: Position, member: &str, op_id: &str) -> Came {
         loop {
-            match crate::operation::store::get(&self.pool, &op_id).await {
+            match crate::operation::store::get(&self.pool, op_id).await {
                 Ok(Some(op)) => match op.outcome {
                     Some(app::model::Outcome::Done) => return Came::Succeeded,
                     Some(outcome) => {
                         return Came::Pause(format!(
-                            "step {} ({}): operation {op_id} ended {outcome}{}",
+                            "step {} ({member}): {}operation {op_id} ended {outcome}{}",
                             pos.step + 1,
-                            step.member,
+                            if pos.stage.back() { "rollback " } else { "" },
                             op.reason.map(|r| format!(": {r}")).unwrap_or_default()
                         ));
                     }
@@ -502,6 +550,69 @@ impl Groups {
             }
             self.nap(id, OPERATION_POLL).await;
         }
+    }
+
+    /// Rolling back a step: the rollback of the migrate that moved its
+    /// member (the one recorded, else one started since the position was
+    /// reached that the console stopped before recording, else a new one),
+    /// then its outcome. The member returns to its kept source.
+    async fn undo(&self, run: &store::RunRow, def: &Definition, pos: Position) -> Came {
+        let id = run.id.as_str();
+        let step = &def.steps[pos.step as usize];
+        let op_id = match &run.current_op {
+            Some(op) => op.clone(),
+            None => {
+                let moving = match store::moving_op(&self.pool, id, pos.step).await {
+                    Ok(Some(op)) => op,
+                    Ok(None) => {
+                        return Came::Pause(format!(
+                            "step {} ({}): no operation of this run moved it, so there is nothing to roll back; see where it is, then abort",
+                            pos.step + 1,
+                            step.member
+                        ));
+                    }
+                    Err(e) => return Came::Pause(format!("cannot read the operations: {e}")),
+                };
+                let found = store::unrecorded_rollback(&self.pool, &moving, run.stage_since).await;
+                let op = match found {
+                    Ok(Some(op)) => op,
+                    Err(e) => return Came::Pause(format!("cannot read the operations: {e}")),
+                    Ok(None) => {
+                        if !self.still_at(id, run.round).await {
+                            return Came::Stopped;
+                        }
+                        let req = crate::operation::RollbackRequest {
+                            keep_target: None,
+                            keep_target_hours: None,
+                            warm: step.warm,
+                            stop_timeout_secs: None,
+                        };
+                        match self.engine.rollback(&moving, &run.created_by, &req).await {
+                            Ok(op) => op.id,
+                            Err(e) => {
+                                return Came::Pause(format!(
+                                    "step {} ({}): its rollback could not start: {e}",
+                                    pos.step + 1,
+                                    step.member
+                                ));
+                            }
+                        }
+                    }
+                };
+                if let Err(e) = store::set_current_op(&self.pool, id, pos.step, &op).await {
+                    return Came::Pause(format!("cannot record operation {op}: {e}"));
+                }
+                if let Ok(Some(r)) = store::get(&self.pool, id).await
+                    && r.state == RunState::Aborted
+                {
+                    let by = r.ended_by.unwrap_or(r.created_by);
+                    self.cancel_step(id, &op, &by).await;
+                    return Came::Stopped;
+                }
+                op
+            }
+        };
+        self.outcome_of(id, pos, &step.member, &op_id).await
     }
 
     /// One HTTP attempt, its URL filled from the members' properties where
@@ -539,7 +650,7 @@ impl Groups {
         member: &str,
         timeout: Duration,
     ) -> Result<Option<grid::dialect::AppInfo>, String> {
-        let (grid, app) = view::location(def, Some(pos), member);
+        let (grid, app) = view::location(def, Some(pos), false, member);
         let grid_name: grid::GridName = grid.parse().map_err(|e| format!("{e}"))?;
         let app_name: grid::AppName = app.parse().map_err(|e| format!("{e}"))?;
         let grids = self.grids.client().map_err(|e| e.to_owned())?;
@@ -568,7 +679,7 @@ impl Groups {
         timeout: Duration,
     ) -> Evidence {
         let began = Instant::now();
-        let (grid, app) = view::location(def, Some(pos), member);
+        let (grid, app) = view::location(def, Some(pos), false, member);
         let found = match self.app_info(def, pos, member, timeout).await {
             Ok(Some(info)) => info.state.as_str().to_owned(),
             Ok(None) => "absent".into(),

@@ -206,22 +206,23 @@ impl Groups {
                 message: "the group moves to another grid: name one other than source_grid".into(),
             });
         }
-        for (s, step) in def.steps.iter().enumerate() {
-            for (stage, checks) in [("before", &step.before), ("after", &step.after)] {
-                for (i, c) in checks.iter().enumerate() {
-                    if c.on_failure == group::OnFailure::RollBack {
-                        problems.push(group::DefinitionError {
-                            at: format!("steps[{s}].{stage}[{i}].on_failure"),
-                            message: "roll_back is not available for group runs yet: write pause (the default) or abort".into(),
-                        });
-                    }
-                }
-            }
-        }
         if !problems.is_empty() {
             return Err(GroupError::Definition(problems));
         }
+        self.no_other_run_moves(def, None).await
+    }
+
+    /// Refused when a run that has not ended (other than `except`) moves
+    /// one of `def`'s members too.
+    async fn no_other_run_moves(
+        &self,
+        def: &Definition,
+        except: Option<&str>,
+    ) -> Result<(), GroupError> {
         for other in store::unended(&self.pool).await? {
+            if Some(other.id.as_str()) == except {
+                continue;
+            }
             let Ok(o) =
                 Definition::from_json(serde_json::from_str(&other.definition).unwrap_or_default())
             else {
@@ -305,7 +306,7 @@ impl Groups {
         }
         let mut clear_op = false;
         if let (Some(pos), Some(op)) = (run.position()?, run.current_op.as_deref())
-            && pos.stage == Stage::Operation
+            && matches!(pos.stage, Stage::Operation | Stage::Undo)
         {
             let ended = crate::operation::store::get(&self.pool, op)
                 .await?
@@ -321,6 +322,95 @@ impl Groups {
             )));
         }
         crate::db::audit(&self.pool, user, &format!("group.{verb}"), id).await?;
+        if driving.insert(id.to_owned()) {
+            self.spawn(id.to_owned());
+        } else {
+            self.wake(id);
+        }
+        drop(driving);
+        self.view(id).await
+    }
+
+    /// Turns the run back: the members it moved return to their kept
+    /// sources, the last moved first, each by a rollback operation, the
+    /// step's checks after applied again once it is back. For a run that
+    /// is paused (not in the middle of a step's operation), done or
+    /// aborted, whose definition kept the sources.
+    pub async fn roll_back(
+        self: &Arc<Self>,
+        id: &str,
+        user: &str,
+        reason: &str,
+    ) -> Result<GroupRunView, GroupError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(GroupError::Bad(
+                "reason: say why the run is rolled back (it is kept with your name)".into(),
+            ));
+        }
+        if reason.chars().count() > 1000 {
+            return Err(GroupError::Bad("reason: at most 1000 characters".into()));
+        }
+        let mut driving = self.driving.lock().await;
+        let run = self.run(id).await?;
+        let def = view::definition(&run)?;
+        let conflict = |why: String| Err(GroupError::Conflict(format!("group run {id} {why}")));
+        if !def.keep_source {
+            return conflict(
+                "moved its members without keeping their sources (keep_source = true in its definition): there is nothing to roll back to".into(),
+            );
+        }
+        let from = [RunState::Paused, RunState::Done, RunState::Aborted];
+        if !from.contains(&run.state) {
+            return conflict(format!(
+                "is {}: pause it first (an operation in flight finishes), then roll it back",
+                run.state
+            ));
+        }
+        let pos = run.position()?;
+        if pos.is_some_and(|p| p.stage.back()) {
+            return conflict(format!(
+                "is rolling back already ({}): resume it to go on",
+                run.state
+            ));
+        }
+        let mut operation_done = false;
+        if let (Some(p), Some(op)) = (pos, run.current_op.as_deref())
+            && p.stage == Stage::Operation
+        {
+            match crate::operation::store::get(&self.pool, op)
+                .await?
+                .and_then(|o| o.outcome)
+            {
+                None => {
+                    return conflict(format!(
+                        "has operation {op} in flight: wait for its outcome, then roll back"
+                    ));
+                }
+                Some(o) => operation_done = o == app::model::Outcome::Done,
+            }
+        }
+        let Some(to) = group::position::first_back(&def, pos, operation_done) else {
+            return conflict("has moved no member: there is nothing to roll back".into());
+        };
+        if run.state.ended() {
+            self.no_other_run_moves(&def, Some(id)).await?;
+        }
+        let why = format!("rolling back: asked by {user}: {reason}");
+        if !store::turn_back(&self.pool, id, (&from, pos), Some(to), &why).await? {
+            let now = self.run(id).await?;
+            return conflict(format!(
+                "changed meanwhile (it is {}); look again",
+                now.state
+            ));
+        }
+        crate::db::audit(
+            &self.pool,
+            user,
+            "group.rollback",
+            &format!("{id}: {reason}"),
+        )
+        .await?;
         if driving.insert(id.to_owned()) {
             self.spawn(id.to_owned());
         } else {

@@ -119,8 +119,9 @@ pub async fn unended(pool: &SqlitePool) -> sqlx::Result<Vec<RunRow>> {
     .await
 }
 
-/// Moves a run from `at` to `to` (`None`: done), if it is still at `at`
-/// and has not ended; a new position starts at round 1.
+/// Moves a run from `at` to `to` (`None`: it ends, `done` forward or
+/// `rolled_back` back), if it is still at `at` and has not ended; a new
+/// position starts at round 1.
 /// False when it was not at `at` (someone else moved it).
 pub async fn advance(
     pool: &SqlitePool,
@@ -130,10 +131,15 @@ pub async fn advance(
 ) -> sqlx::Result<bool> {
     let now = clock::now().to_string();
     let done = to.is_none();
+    let end = if at.stage.back() {
+        RunState::RolledBack
+    } else {
+        RunState::Done
+    };
     let r = sqlx::query(
         "UPDATE group_runs SET step = ?, stage = ?, item = ?, round = 1, stage_since = ?,
              action_sent = NULL, current_op = NULL, updated_at = ?,
-             state = CASE WHEN ? THEN 'done' ELSE state END,
+             state = CASE WHEN ? THEN ? ELSE state END,
              reason = CASE WHEN ? THEN NULL ELSE reason END,
              ended_at = CASE WHEN ? THEN ? ELSE ended_at END
          WHERE id = ? AND state IN ('running', 'paused') AND step = ? AND stage = ? AND item = ?",
@@ -144,6 +150,7 @@ pub async fn advance(
     .bind(&now)
     .bind(&now)
     .bind(done)
+    .bind(end.as_str())
     .bind(done)
     .bind(done)
     .bind(&now)
@@ -154,6 +161,86 @@ pub async fn advance(
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// The run turns back: from `from` (one of those states; at `at`, when
+/// given) it runs again at `to`, where rolling back begins, round 1, the
+/// reason saying why; `to` = `None` (it moved nothing) ends it
+/// `rolled_back` at once. An ended run is no longer ended. False when it
+/// was not in one of `from` (at `at`).
+pub async fn turn_back(
+    pool: &SqlitePool,
+    id: &str,
+    (from, at): (&[RunState], Option<Position>),
+    to: Option<Position>,
+    why: &str,
+) -> sqlx::Result<bool> {
+    let now = clock::now().to_string();
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let state = if to.is_some() {
+        RunState::Running
+    } else {
+        RunState::RolledBack
+    };
+    let r = sqlx::query(
+        "UPDATE group_runs SET state = ?, step = ?, stage = ?, item = ?, round = 1,
+             stage_since = ?, action_sent = NULL, current_op = NULL, reason = ?, updated_at = ?,
+             ended_at = CASE WHEN ? THEN ? ELSE NULL END
+         WHERE id = ? AND state IN (SELECT value FROM json_each(?))
+           AND (? IS NULL OR (step = ? AND stage = ? AND item = ?))",
+    )
+    .bind(state.as_str())
+    .bind(to.map(|p| i64::from(p.step)))
+    .bind(to.map(|p| p.stage.as_str()))
+    .bind(to.map_or(0, |p| i64::from(p.item)))
+    .bind(&now)
+    .bind(why)
+    .bind(&now)
+    .bind(to.is_none())
+    .bind(&now)
+    .bind(id)
+    .bind(serde_json::to_string(&from).unwrap_or_default())
+    .bind(at.map(|p| i64::from(p.step)))
+    .bind(at.map(|p| i64::from(p.step)))
+    .bind(at.map(|p| p.stage.as_str()))
+    .bind(at.map(|p| i64::from(p.item)))
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The migrate that moved step `step`'s member: the run's latest
+/// operation of that step that ended done.
+pub async fn moving_op(pool: &SqlitePool, id: &str, step: u32) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT g.op_id FROM group_run_operations g JOIN operations o ON o.id = g.op_id
+         WHERE g.run_id = ? AND g.step = ? AND o.action = 'migrate' AND o.outcome = 'done'
+         ORDER BY g.started_at DESC, g.op_id DESC LIMIT 1",
+    )
+    .bind(id)
+    .bind(i64::from(step))
+    .fetch_optional(pool)
+    .await
+}
+
+/// A rollback of `of` started since `since` by nobody's record: the one a
+/// run started just before the console stopped, before it could record it.
+pub async fn unrecorded_rollback(
+    pool: &SqlitePool,
+    of: &str,
+    since: Timestamp,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT o.id FROM operations o
+         WHERE o.action = 'rollback' AND o.rollback_of = ?
+           AND julianday(o.created_at) >= julianday(?)
+           AND NOT EXISTS (SELECT 1 FROM group_run_operations g WHERE g.op_id = o.id)
+         ORDER BY julianday(o.created_at) DESC LIMIT 1",
+    )
+    .bind(of)
+    .bind(since.to_string())
+    .fetch_optional(pool)
+    .await
 }
 
 /// A paused run runs again, the thing at its position started afresh

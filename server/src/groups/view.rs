@@ -19,20 +19,26 @@ pub fn definition(run: &store::RunRow) -> Result<Definition, GroupError> {
     Definition::from_json(value).map_err(GroupError::Definition)
 }
 
-/// The check at `pos` (a `before` or `after` position).
+/// The check at `pos` (a `before`, `after` or `recheck` position).
 pub fn check_at(def: &Definition, pos: Position) -> Option<&Check> {
     let step = def.steps.get(pos.step as usize)?;
     match pos.stage {
         Stage::Before => step.before.get(pos.item as usize),
-        Stage::After => step.after.get(pos.item as usize),
-        Stage::Actions | Stage::Operation => None,
+        Stage::After | Stage::Recheck => step.after.get(pos.item as usize),
+        Stage::Actions | Stage::Operation | Stage::Undo => None,
     }
 }
 
-/// Where `member` is for a run at `pos` (`None`: done): (grid, app).
-pub fn location(def: &Definition, pos: Option<Position>, member: &str) -> (String, String) {
+/// Where `member` is for a run at `pos` (`None`: ended, `rolled_back` or
+/// not): (grid, app).
+pub fn location(
+    def: &Definition,
+    pos: Option<Position>,
+    rolled_back: bool,
+    member: &str,
+) -> (String, String) {
     let target = def.member(member).map_or(member, |m| m.target_app.as_str());
-    if group::position::moved(def, pos, member) {
+    if group::position::moved(def, pos, rolled_back, member) {
         (def.target_grid.clone(), target.to_owned())
     } else {
         (def.source_grid.clone(), member.to_owned())
@@ -48,11 +54,42 @@ fn kind(check: &Check) -> &'static str {
     }
 }
 
+/// A forward item's state while the run is not rolling back; a rolling
+/// back run's items say what their evidence says ([`back_item_state`]).
 fn item_state(pos: Option<Position>, here: Position) -> ItemState {
     match pos {
         None => ItemState::Passed,
         Some(p) if p == here => ItemState::Current,
         Some(p) if (p.step, p.stage, p.item) > (here.step, here.stage, here.item) => {
+            ItemState::Passed
+        }
+        Some(_) => ItemState::Pending,
+    }
+}
+
+/// An item's state in a run that turned back (`pos`: `None` once rolled
+/// back): a recheck by the walk back (later steps first), a forward item
+/// by its last attempt.
+fn back_item_state(
+    pos: Option<Position>,
+    here: Position,
+    last: Option<operation_model::group_run::AttemptOutcome>,
+) -> ItemState {
+    use operation_model::group_run::AttemptOutcome;
+    if here.stage != Stage::Recheck {
+        return if last == Some(AttemptOutcome::Pass) {
+            ItemState::Passed
+        } else {
+            ItemState::Pending
+        };
+    }
+    match pos {
+        None => ItemState::Passed,
+        Some(p) if p == here => ItemState::Current,
+        Some(p)
+            if here.step > p.step
+                || (here.step == p.step && p.stage == Stage::Recheck && here.item < p.item) =>
+        {
             ItemState::Passed
         }
         Some(_) => ItemState::Pending,
@@ -65,6 +102,9 @@ pub async fn of(
     run: &store::RunRow,
 ) -> Result<GroupRunView, GroupError> {
     let pos = run.position()?;
+    let rolled_back = run.state == RunState::RolledBack;
+    // Turned back: rolling back now, or rolled back.
+    let back = rolled_back || pos.is_some_and(|p| p.stage.back());
     let def = match definition(run) {
         Ok(def) => def,
         // Shown as it is (the list still lists it), saying why.
@@ -75,6 +115,7 @@ pub async fn of(
                 source_grid: run.source_grid.clone(),
                 target_grid: run.target_grid.clone(),
                 state: run.state,
+                keep_source: false,
                 position: pos,
                 reason: Some(format!("its stored definition cannot be read: {e}")),
                 awaiting_approval: None,
@@ -96,6 +137,7 @@ pub async fn of(
             u32::try_from(step).unwrap_or(0),
             StepOperation {
                 id: op,
+                action: o.as_ref().map_or(app::model::Action::Migrate, |o| o.action),
                 outcome: o.as_ref().and_then(|o| o.outcome),
                 reason: o.and_then(|o| o.reason),
             },
@@ -107,17 +149,22 @@ pub async fn of(
             .map(|(i, (name, kind, passes, on_failure))| {
                 let item = u32::try_from(i).unwrap_or(0);
                 let here = Position { step, stage, item };
+                let attempts: Vec<_> = attempts
+                    .iter()
+                    .filter(|(at, _)| *at == (step, stage, item))
+                    .map(|(_, a)| a.clone())
+                    .collect();
                 ItemView {
                     name,
                     kind: kind.into(),
-                    state: item_state(pos, here),
+                    state: if back {
+                        back_item_state(pos, here, attempts.last().map(|a| a.outcome))
+                    } else {
+                        item_state(pos, here)
+                    },
                     passes,
                     on_failure,
-                    attempts: attempts
-                        .iter()
-                        .filter(|(at, _)| *at == (step, stage, item))
-                        .map(|(_, a)| a.clone())
-                        .collect(),
+                    attempts,
                 }
             })
             .collect::<Vec<_>>()
@@ -143,14 +190,26 @@ pub async fn of(
             let target_app = def
                 .member(&step.member)
                 .map_or_else(|| step.member.clone(), |m| m.target_app.clone());
+            let ops: Vec<&StepOperation> = operations
+                .iter()
+                .filter(|(at, _)| *at == s)
+                .map(|(_, o)| o)
+                .collect();
+            let done = |action| {
+                ops.iter()
+                    .any(|o| o.action == action && o.outcome == Some(app::model::Outcome::Done))
+            };
             StepView {
                 member: step.member.clone(),
                 target_app,
                 warm: step.warm,
                 state: match pos {
+                    Some(p) if p.step == s => StepState::Current,
+                    _ if back && done(app::model::Action::Rollback) => StepState::RolledBack,
+                    _ if back && done(app::model::Action::Migrate) => StepState::Done,
+                    _ if back => StepState::Pending,
                     None => StepState::Done,
                     Some(p) if p.step > s => StepState::Done,
-                    Some(p) if p.step == s => StepState::Current,
                     Some(_) => StepState::Pending,
                 },
                 before: items(s, Stage::Before, checks(&step.before)),
@@ -168,6 +227,11 @@ pub async fn of(
                     .map(|(_, o)| o.clone())
                     .collect(),
                 after: items(s, Stage::After, checks(&step.after)),
+                rechecks: if back {
+                    items(s, Stage::Recheck, checks(&step.after))
+                } else {
+                    vec![]
+                },
             }
         })
         .collect();
@@ -182,16 +246,20 @@ pub async fn of(
                 .and_then(|s| s.operations.last())
                 .filter(|o| o.outcome.is_none())
                 .map(|o| o.id.clone());
-            // Its step's operation ended done: it is on the target, even
-            // if the run did not move past the step (aborted meanwhile).
-            let moved_done = steps
+            // Its step's last operation ended done: a migrate put it on the
+            // target, a rollback on the source, even if the run did not
+            // move past the step (aborted meanwhile).
+            let last_done = steps
                 .get(step.unwrap_or(usize::MAX))
                 .and_then(|s| s.operations.last())
-                .is_some_and(|o| o.outcome == Some(app::model::Outcome::Done));
-            let (grid, name) = if moved_done {
-                (def.target_grid.clone(), m.target_app.clone())
-            } else {
-                location(&def, pos, &m.app)
+                .filter(|o| o.outcome == Some(app::model::Outcome::Done))
+                .map(|o| o.action);
+            let (grid, name) = match last_done {
+                Some(app::model::Action::Migrate) => {
+                    (def.target_grid.clone(), m.target_app.clone())
+                }
+                Some(app::model::Action::Rollback) => (def.source_grid.clone(), m.app.clone()),
+                _ => location(&def, pos, rolled_back, &m.app),
             };
             let place = if in_flight.is_some() {
                 MemberPlace::Moving
@@ -209,11 +277,16 @@ pub async fn of(
                         .map_or_else(|| "absent".to_owned(), |a| a.state.clone()),
                 )
             });
-            let moved_by = steps
+            let last_op = steps
                 .get(step.unwrap_or(usize::MAX))
-                .and_then(|s| s.operations.last())
-                .map(|o| o.id.clone());
+                .and_then(|s| s.operations.last());
+            let moved_by = last_op.map(|o| o.id.clone());
+            let returned = last_op.is_some_and(|o| o.action == app::model::Action::Rollback);
             let says = match (place, &in_flight) {
+                (MemberPlace::Moving, Some(op)) if returned => format!(
+                    "being moved back from {} to its kept source on {} by {op}",
+                    def.target_grid, def.source_grid
+                ),
                 (MemberPlace::Moving, Some(op)) => {
                     format!(
                         "being moved from {} to {} by {op}",
@@ -224,6 +297,12 @@ pub async fn of(
                     "on {grid} as {name}{}{}",
                     state.as_ref().map(|s| format!(", {s}")).unwrap_or_default(),
                     match (place, moved_by) {
+                        (MemberPlace::Source, Some(op)) if returned && last_done.is_some() => {
+                            format!(" (rolled back by {op})")
+                        }
+                        (MemberPlace::Target, Some(op)) if returned => {
+                            format!(" (not rolled back: {op} did not finish)")
+                        }
                         (MemberPlace::Target, Some(op)) => format!(" (moved by {op})"),
                         (MemberPlace::Source, Some(op)) =>
                             format!(" (not moved: {op} did not finish)"),
@@ -278,6 +357,7 @@ pub async fn of(
         source_grid: run.source_grid.clone(),
         target_grid: run.target_grid.clone(),
         state: run.state,
+        keep_source: def.keep_source,
         position: pos,
         reason: run.reason.clone(),
         awaiting_approval,

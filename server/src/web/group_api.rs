@@ -1,6 +1,6 @@
 //! The group runs' part of `/api/v1`: start a run from a definition, list
-//! and show runs, and an operator's pause, resume, retry, abort and
-//! approval. Behind the sign-in gate like the rest of the API.
+//! and show runs, and an operator's pause, resume, retry, abort, approval
+//! and rollback. Behind the sign-in gate like the rest of the API.
 
 use super::AppState;
 use super::error::ApiError;
@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/groups/runs/{id}/retry", post(retry_run))
         .route("/groups/runs/{id}/abort", post(abort_run))
         .route("/groups/runs/{id}/approve", post(approve_run))
+        .route("/groups/runs/{id}/rollback", post(rollback_run))
 }
 
 impl From<GroupError> for ApiError {
@@ -245,4 +246,31 @@ pub async fn approve_run(
             .approve(&id, &who, req.approve, &req.reason)
             .await?,
     ))
+}
+
+/// Why a run is rolled back.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRunRequest {
+    /// Kept with the operator's name in the run's reason and the audit.
+    #[schema(min_length = 1, max_length = 1000)]
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/groups/runs/{id}/rollback", tag = "groups",
+    params(("id" = String, Path, description = "The run's id")),
+    request_body = RollbackRunRequest,
+    responses((status = 200, description = "Rolling back: the members the run moved return to their kept sources, the last moved first, each by a rollback operation, the step's checks after applied again once it is back; the run ends `rolled_back`", body = GroupRunView),
+        openapi::Unauthorized, openapi::Forbidden, openapi::NotFound,
+        (status = 409, description = "The run cannot be rolled back now: running (pause it first), an operation in flight, rolling back already, nothing moved, or its sources were not kept (the message says which)", body = super::error::ErrorBody),
+        openapi::Unprocessable))]
+pub async fn rollback_run(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+    body: Result<Json<RollbackRunRequest>, JsonRejection>,
+) -> Result<Json<GroupRunView>, ApiError> {
+    let who = user.require(Role::Operator)?.name.clone();
+    let Json(req) = body.map_err(|e| ApiError::bad_json(&e, "{\"reason\": TEXT}"))?;
+    Ok(Json(state.groups.roll_back(&id, &who, &req.reason).await?))
 }

@@ -74,7 +74,7 @@ pub struct ActForm {
     approve: String,
 }
 
-/// Pause, resume, retry, abort or approve from the run's page: back to
+/// Pause, resume, retry, abort, approve or roll back from the run's page: back to
 /// it, saying what was done or why not.
 async fn act(
     State(state): State<AppState>,
@@ -105,6 +105,10 @@ async fn act(
             .abort(&id, &who, &form.reason)
             .await
             .map(|_| "aborted: nothing new starts; each member's place is below"),
+        "rollback" => g
+            .roll_back(&id, &who, &form.reason)
+            .await
+            .map(|_| "rolling back: the members it moved return to their kept sources, the last moved first"),
         "approve" => {
             let yes = form.approve != "0";
             g.approve(&id, &who, yes, &form.reason)
@@ -112,7 +116,7 @@ async fn act(
                 .map(|_| if yes { "approved" } else { "refused" })
         }
         other => Err(GroupError::Bad(format!(
-            "there is no {other:?} for a group run: pause, resume, retry, abort or approve"
+            "there is no {other:?} for a group run: pause, resume, retry, abort, approve or rollback"
         ))),
     };
     let notice = match done {

@@ -49,6 +49,7 @@ use utoipa::{Modify, OpenApi};
         super::group_api::retry_run,
         super::group_api::abort_run,
         super::group_api::approve_run,
+        super::group_api::rollback_run,
     ),
     components(schemas(ErrorBody, super::error::ErrorCode)),
     modifiers(&SignIn),
