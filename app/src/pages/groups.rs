@@ -169,7 +169,7 @@ fn Run(run: GroupRunView, can_act: bool) -> impl IntoView {
                 r.state,
                 r.position,
                 r.awaiting_approval.clone(),
-                r.keep_source,
+                r.can_roll_back,
             )
         })
     });
@@ -192,12 +192,8 @@ fn Run(run: GroupRunView, can_act: bool) -> impl IntoView {
             }.into_any()
         })}
         {move || {
-            let (state, position, awaiting, keep_source) = key.get();
-            // It may be rolled back: its sources kept, not rolling back
-            // already, and not running (a running run is paused first).
-            let may_roll_back = keep_source
-                && !position.is_some_and(|p| p.stage.back())
-                && matches!(state, RunState::Paused | RunState::Done | RunState::Aborted);
+            // The console's own rule says whether it may be rolled back now.
+            let (state, _, awaiting, may_roll_back) = key.get();
             can_act.then(|| view! { <Controls id=id.clone() state awaiting may_roll_back/> }.into_any())
         }}
         <h2>"Steps"</h2>

@@ -234,9 +234,12 @@ pub struct GroupRunView {
     pub source_grid: String,
     pub target_grid: String,
     pub state: RunState,
-    /// Its definition keeps the members' sources (`keep_source`): it can
-    /// be rolled back.
+    /// Its definition keeps the members' sources (`keep_source`).
     pub keep_source: bool,
+    /// It can be rolled back now (`POST …/rollback`): its sources kept, it
+    /// is paused, done or aborted, no operation in flight, and every member
+    /// still to return has its kept source.
+    pub can_roll_back: bool,
     /// What it does next; `None` once nothing is left.
     pub position: Option<Position>,
     /// Why it paused or was aborted, in words.

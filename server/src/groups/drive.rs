@@ -131,7 +131,7 @@ impl Groups {
                             &self.pool,
                             id,
                             (&[RunState::Running], Some(pos)),
-                            to,
+                            (to, false),
                             &why,
                         )
                         .await
@@ -140,8 +140,16 @@ impl Groups {
                                 metrics::counter!("migctl_group_runs_ended_total", "state" => "rolled_back")
                                     .increment(1);
                             }
-                            // Turned; or an operator paused or aborted it meanwhile.
-                            Ok(_) => {}
+                            Ok(true) => {}
+                            // An operator paused it first: the cause is kept
+                            // with the operator's word (roll back from there).
+                            Ok(false) => {
+                                if let Err(e) = store::add_reason(&self.pool, id, &why).await {
+                                    return Exit::Failed(format!(
+                                        "cannot store the run's state: {e}"
+                                    ));
+                                }
+                            }
                             Err(e) => {
                                 return Exit::Failed(format!(
                                     "cannot store the run's turn back: {e}"
@@ -503,7 +511,7 @@ impl Groups {
                         }
                     }
                 };
-                if let Err(e) = store::set_current_op(&self.pool, id, pos.step, &op).await {
+                if let Err(e) = store::set_current_op(&self.pool, id, (pos, run.round), &op).await {
                     return Came::Pause(format!("cannot record operation {op}: {e}"));
                 }
                 // An abort that came while it started found nothing to
@@ -581,12 +589,7 @@ impl Groups {
                         if !self.still_at(id, run.round).await {
                             return Came::Stopped;
                         }
-                        let req = crate::operation::RollbackRequest {
-                            keep_target: None,
-                            keep_target_hours: None,
-                            warm: step.warm,
-                            stop_timeout_secs: None,
-                        };
+                        let req = super::rollback::rollback_of(def, pos.step);
                         match self.engine.rollback(&moving, &run.created_by, &req).await {
                             Ok(op) => op.id,
                             Err(e) => {
@@ -599,7 +602,7 @@ impl Groups {
                         }
                     }
                 };
-                if let Err(e) = store::set_current_op(&self.pool, id, pos.step, &op).await {
+                if let Err(e) = store::set_current_op(&self.pool, id, (pos, run.round), &op).await {
                     return Came::Pause(format!("cannot record operation {op}: {e}"));
                 }
                 if let Ok(Some(r)) = store::get(&self.pool, id).await

@@ -9,12 +9,15 @@
 //! - [`probe`]: what one attempt of a check or an action finds.
 //! - `store`: the tables. `view`: a run as the API and the pages show it.
 //! - [`files`]: definitions kept in the console's directory.
+//! - `rollback`: whether a run can be rolled back, where that begins, and
+//!   an operator's request.
 //!
 //! The definitions and the verdict rule are the `group` crate's.
 
 mod drive;
 pub mod files;
 pub mod probe;
+mod rollback;
 mod store;
 mod view;
 
@@ -245,15 +248,29 @@ impl Groups {
         let run = store::get(&self.pool, id)
             .await?
             .ok_or_else(|| GroupError::NoSuchRun(id.to_owned()))?;
-        view::of(&self.pool, &self.grids, &run).await
+        self.view_of(&run).await
     }
 
     pub async fn list(&self) -> Result<Vec<GroupRunView>, GroupError> {
         let mut out = vec![];
         for run in store::list(&self.pool, 200).await? {
-            out.push(view::of(&self.pool, &self.grids, &run).await?);
+            out.push(self.view_of(&run).await?);
         }
         Ok(out)
+    }
+
+    async fn view_of(&self, run: &store::RunRow) -> Result<GroupRunView, GroupError> {
+        let mut v = view::of(&self.pool, &self.grids, run).await?;
+        if v.keep_source
+            && matches!(
+                v.state,
+                RunState::Paused | RunState::Done | RunState::Aborted
+            )
+            && let Ok(def) = view::definition(run)
+        {
+            v.can_roll_back = self.turn(run, &def).await?.is_ok();
+        }
+        Ok(v)
     }
 
     async fn run(&self, id: &str) -> Result<store::RunRow, GroupError> {
@@ -322,95 +339,6 @@ impl Groups {
             )));
         }
         crate::db::audit(&self.pool, user, &format!("group.{verb}"), id).await?;
-        if driving.insert(id.to_owned()) {
-            self.spawn(id.to_owned());
-        } else {
-            self.wake(id);
-        }
-        drop(driving);
-        self.view(id).await
-    }
-
-    /// Turns the run back: the members it moved return to their kept
-    /// sources, the last moved first, each by a rollback operation, the
-    /// step's checks after applied again once it is back. For a run that
-    /// is paused (not in the middle of a step's operation), done or
-    /// aborted, whose definition kept the sources.
-    pub async fn roll_back(
-        self: &Arc<Self>,
-        id: &str,
-        user: &str,
-        reason: &str,
-    ) -> Result<GroupRunView, GroupError> {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(GroupError::Bad(
-                "reason: say why the run is rolled back (it is kept with your name)".into(),
-            ));
-        }
-        if reason.chars().count() > 1000 {
-            return Err(GroupError::Bad("reason: at most 1000 characters".into()));
-        }
-        let mut driving = self.driving.lock().await;
-        let run = self.run(id).await?;
-        let def = view::definition(&run)?;
-        let conflict = |why: String| Err(GroupError::Conflict(format!("group run {id} {why}")));
-        if !def.keep_source {
-            return conflict(
-                "moved its members without keeping their sources (keep_source = true in its definition): there is nothing to roll back to".into(),
-            );
-        }
-        let from = [RunState::Paused, RunState::Done, RunState::Aborted];
-        if !from.contains(&run.state) {
-            return conflict(format!(
-                "is {}: pause it first (an operation in flight finishes), then roll it back",
-                run.state
-            ));
-        }
-        let pos = run.position()?;
-        if pos.is_some_and(|p| p.stage.back()) {
-            return conflict(format!(
-                "is rolling back already ({}): resume it to go on",
-                run.state
-            ));
-        }
-        let mut operation_done = false;
-        if let (Some(p), Some(op)) = (pos, run.current_op.as_deref())
-            && p.stage == Stage::Operation
-        {
-            match crate::operation::store::get(&self.pool, op)
-                .await?
-                .and_then(|o| o.outcome)
-            {
-                None => {
-                    return conflict(format!(
-                        "has operation {op} in flight: wait for its outcome, then roll back"
-                    ));
-                }
-                Some(o) => operation_done = o == app::model::Outcome::Done,
-            }
-        }
-        let Some(to) = group::position::first_back(&def, pos, operation_done) else {
-            return conflict("has moved no member: there is nothing to roll back".into());
-        };
-        if run.state.ended() {
-            self.no_other_run_moves(&def, Some(id)).await?;
-        }
-        let why = format!("rolling back: asked by {user}: {reason}");
-        if !store::turn_back(&self.pool, id, (&from, pos), Some(to), &why).await? {
-            let now = self.run(id).await?;
-            return conflict(format!(
-                "changed meanwhile (it is {}); look again",
-                now.state
-            ));
-        }
-        crate::db::audit(
-            &self.pool,
-            user,
-            "group.rollback",
-            &format!("{id}: {reason}"),
-        )
-        .await?;
         if driving.insert(id.to_owned()) {
             self.spawn(id.to_owned());
         } else {

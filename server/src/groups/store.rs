@@ -164,15 +164,17 @@ pub async fn advance(
 }
 
 /// The run turns back: from `from` (one of those states; at `at`, when
-/// given) it runs again at `to`, where rolling back begins, round 1, the
-/// reason saying why; `to` = `None` (it moved nothing) ends it
-/// `rolled_back` at once. An ended run is no longer ended. False when it
-/// was not in one of `from` (at `at`).
-pub async fn turn_back(
-    pool: &SqlitePool,
+/// given) it runs again at `to`, where rolling back begins, the reason
+/// saying why; `to` = `None` (it moved nothing) ends it `rolled_back` at
+/// once. An ended run is no longer ended. Its round goes up, so a task
+/// still at its earlier round stops there. `keep_op`: the operation at
+/// `to` stays current (an aborted rollback continued whose operation ended
+/// done). False when it was not in one of `from` (at `at`).
+pub async fn turn_back<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Sqlite>,
     id: &str,
     (from, at): (&[RunState], Option<Position>),
-    to: Option<Position>,
+    (to, keep_op): (Option<Position>, bool),
     why: &str,
 ) -> sqlx::Result<bool> {
     let now = clock::now().to_string();
@@ -183,8 +185,9 @@ pub async fn turn_back(
         RunState::RolledBack
     };
     let r = sqlx::query(
-        "UPDATE group_runs SET state = ?, step = ?, stage = ?, item = ?, round = 1,
-             stage_since = ?, action_sent = NULL, current_op = NULL, reason = ?, updated_at = ?,
+        "UPDATE group_runs SET state = ?, step = ?, stage = ?, item = ?, round = round + 1,
+             stage_since = ?, action_sent = NULL, reason = ?, updated_at = ?,
+             current_op = CASE WHEN ? THEN current_op ELSE NULL END,
              ended_at = CASE WHEN ? THEN ? ELSE NULL END
          WHERE id = ? AND state IN (SELECT value FROM json_each(?))
            AND (? IS NULL OR (step = ? AND stage = ? AND item = ?))",
@@ -196,6 +199,7 @@ pub async fn turn_back(
     .bind(&now)
     .bind(why)
     .bind(&now)
+    .bind(keep_op)
     .bind(to.is_none())
     .bind(&now)
     .bind(id)
@@ -204,7 +208,7 @@ pub async fn turn_back(
     .bind(at.map(|p| i64::from(p.step)))
     .bind(at.map(|p| p.stage.as_str()))
     .bind(at.map(|p| i64::from(p.item)))
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(r.rows_affected() == 1)
 }
@@ -223,8 +227,11 @@ pub async fn moving_op(pool: &SqlitePool, id: &str, step: u32) -> sqlx::Result<O
     .await
 }
 
-/// A rollback of `of` started since `since` by nobody's record: the one a
-/// run started just before the console stopped, before it could record it.
+/// A rollback of `of` by nobody's record: one the run started just before
+/// the console stopped, before it could record it (since `since`, when the
+/// round began), one still running whenever it started (a resume began a
+/// new round meanwhile), or one that ended done (an operator rolled the
+/// member back by hand): the member is back, or on its way.
 pub async fn unrecorded_rollback(
     pool: &SqlitePool,
     of: &str,
@@ -233,7 +240,7 @@ pub async fn unrecorded_rollback(
     sqlx::query_scalar(
         "SELECT o.id FROM operations o
          WHERE o.action = 'rollback' AND o.rollback_of = ?
-           AND julianday(o.created_at) >= julianday(?)
+           AND (julianday(o.created_at) >= julianday(?) OR o.outcome IS NULL OR o.outcome = 'done')
            AND NOT EXISTS (SELECT 1 FROM group_run_operations g WHERE g.op_id = o.id)
          ORDER BY julianday(o.created_at) DESC LIMIT 1",
     )
@@ -359,13 +366,15 @@ pub async fn set_state_by(
     Ok(r.rows_affected() == 1)
 }
 
-/// The step's operation started: recorded as the run's current one.
+/// The step's operation started: recorded among the run's operations, and
+/// as its current one while the run is still at `at` in `round`.
 pub async fn set_current_op(
     pool: &SqlitePool,
     id: &str,
-    step: u32,
+    (at, round): (Position, i64),
     op_id: &str,
 ) -> sqlx::Result<()> {
+    let step = at.step;
     let now = clock::now().to_string();
     let mut tx = pool.begin().await?;
     sqlx::query(
@@ -377,12 +386,19 @@ pub async fn set_current_op(
     .bind(&now)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE group_runs SET current_op = ?, updated_at = ? WHERE id = ?")
-        .bind(op_id)
-        .bind(&now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE group_runs SET current_op = ?, updated_at = ?
+         WHERE id = ? AND step = ? AND stage = ? AND item = ? AND round = ?",
+    )
+    .bind(op_id)
+    .bind(&now)
+    .bind(id)
+    .bind(i64::from(at.step))
+    .bind(at.stage.as_str())
+    .bind(i64::from(at.item))
+    .bind(round)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }
 

@@ -68,12 +68,13 @@ fn item_state(pos: Option<Position>, here: Position) -> ItemState {
 }
 
 /// An item's state in a run that turned back (`pos`: `None` once rolled
-/// back): a recheck by the walk back (later steps first), a forward item
-/// by its last attempt.
+/// back): a recheck by the walk back (later steps first) once its step's
+/// member is back (`returned`), a forward item by its last attempt.
 fn back_item_state(
     pos: Option<Position>,
     here: Position,
     last: Option<operation_model::group_run::AttemptOutcome>,
+    returned: bool,
 ) -> ItemState {
     use operation_model::group_run::AttemptOutcome;
     if here.stage != Stage::Recheck {
@@ -84,8 +85,9 @@ fn back_item_state(
         };
     }
     match pos {
-        None => ItemState::Passed,
         Some(p) if p == here => ItemState::Current,
+        _ if !returned => ItemState::Pending,
+        None => ItemState::Passed,
         Some(p)
             if here.step > p.step
                 || (here.step == p.step && p.stage == Stage::Recheck && here.item < p.item) =>
@@ -116,6 +118,7 @@ pub async fn of(
                 target_grid: run.target_grid.clone(),
                 state: run.state,
                 keep_source: false,
+                can_roll_back: false,
                 position: pos,
                 reason: Some(format!("its stored definition cannot be read: {e}")),
                 awaiting_approval: None,
@@ -143,6 +146,12 @@ pub async fn of(
             },
         ));
     }
+    // Steps with an operation of `action` that ended done.
+    let done_by = |step: u32, action: app::model::Action| {
+        operations.iter().any(|(at, o)| {
+            *at == step && o.action == action && o.outcome == Some(app::model::Outcome::Done)
+        })
+    };
     let items = |step: u32, stage: Stage, list: Vec<(String, &'static str, u32, String)>| {
         list.into_iter()
             .enumerate()
@@ -158,7 +167,12 @@ pub async fn of(
                     name,
                     kind: kind.into(),
                     state: if back {
-                        back_item_state(pos, here, attempts.last().map(|a| a.outcome))
+                        back_item_state(
+                            pos,
+                            here,
+                            attempts.last().map(|a| a.outcome),
+                            done_by(step, app::model::Action::Rollback),
+                        )
                     } else {
                         item_state(pos, here)
                     },
@@ -227,7 +241,8 @@ pub async fn of(
                     .map(|(_, o)| o.clone())
                     .collect(),
                 after: items(s, Stage::After, checks(&step.after)),
-                rechecks: if back {
+                // Only a member the run moved comes back to be checked again.
+                rechecks: if back && done_by(s, app::model::Action::Migrate) {
                     items(s, Stage::Recheck, checks(&step.after))
                 } else {
                     vec![]
@@ -358,6 +373,8 @@ pub async fn of(
         target_grid: run.target_grid.clone(),
         state: run.state,
         keep_source: def.keep_source,
+        // Set by `Groups::view`, which knows the rule.
+        can_roll_back: false,
         position: pos,
         reason: run.reason.clone(),
         awaiting_approval,

@@ -78,8 +78,19 @@ impl Engine {
             set.insert(op.clone());
         }
         let _driving = Driving(&self, op.clone());
-        if fresh && let Err(e) = self.provision(&lock).await {
-            self.log(&op, format!("provisioning failed: {e}")).await;
+        if fresh {
+            // In turn with a cancel or an override: one that comes while the
+            // helper is being provisioned waits until it exists, and so finds
+            // and removes it (else the helper would appear after the cancel
+            // and move the app with no lock). One that came first leaves
+            // nothing to provision.
+            let _settling = self.settling.lock().await;
+            if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
+                return;
+            }
+            if let Err(e) = self.provision(&lock).await {
+                self.log(&op, format!("provisioning failed: {e}")).await;
+            }
         }
         // A provision request may still be on its way when a console dies:
         // give the helper time to appear before calling the run interrupted.

@@ -40,7 +40,7 @@ pub struct RollbackRequest {
 
 impl Engine {
     /// The operation that rolls back migrate `id`, as a start request.
-    async fn rollback_request(
+    pub(crate) async fn rollback_request(
         &self,
         id: &str,
         req: &RollbackRequest,
