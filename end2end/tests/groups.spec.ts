@@ -15,21 +15,22 @@ test.afterAll(async () => {
   remove(demo);
 });
 
-test("the demo group's run is started from the page, approved there, and watched to done", async ({ page }) => {
-  test.setTimeout(240_000);
+test("the demo group's run is started from the page, approved there, watched to done, and rolled back from there", async ({ page }) => {
+  test.setTimeout(420_000);
   await signIn(page, demo.url, demo.user, demo.password);
   await page.getByRole("link", { name: "Groups" }).click();
   await expect(page.getByRole("heading", { name: "Group runs" })).toBeVisible();
   await hydrated(page);
   // The kept definition is offered; an operator pastes one asking for an
-  // approval before the primary moves.
+  // approval before the primary moves, and keeping the sources (so that
+  // the run can be rolled back).
   await expect(page.getByLabel("A definition kept in the console's directory")).toHaveValue("group-mq.toml");
   expect(await violations(page), "/groups").toEqual([]);
   const shipped = readFileSync(join(demo.dir, "group-mq.toml"), "utf8");
-  const asking = shipped.replace(
-    'member = "mq1"',
-    'member = "mq1"\nbefore = [{ approval = { prompt = "move the primary mq1?" } }]',
-  );
+  const asking = shipped
+    .replace('member = "mq1"', 'member = "mq1"\nbefore = [{ approval = { prompt = "move the primary mq1?" } }]')
+    .replace(/^target_grid = .*$/m, (line) => `${line}\nkeep_source = true`);
+  expect(asking).toContain("keep_source = true");
   expect(asking).not.toEqual(shipped);
   // Both chosen: the console says to pick one, and nothing starts.
   await page.getByLabel("or paste a definition (TOML)").fill(asking);
@@ -70,13 +71,33 @@ test("the demo group's run is started from the page, approved there, and watched
   // Each step's operation links to its monitor.
   const op = steps.nth(2).locator('a[href^="/operations/op-"]');
   await expect(op).toHaveCount(1);
-  await expect(page.getByTestId("run-controls")).toContainText("This run has ended");
+  await expect(page.getByTestId("rollback-run")).toBeVisible();
   await screenshot(page, "group-run-done");
   expect(await violations(page), "a done run").toEqual([]);
 
+  // Rolled back from its page: the members return to their kept sources on
+  // east, the last moved (mq1) first, the checks after each applied again.
+  await page.getByTestId("rollback-run").locator("summary").click();
+  await page.getByLabel("Why (kept with your name)").fill("change 42 backed out");
+  await page.getByRole("button", { name: "Roll the run back" }).click();
+  await expect(page.getByTestId("group-run-ok")).toContainText("rolling back");
+  await hydrated(page);
+  await expect(page.getByTestId("run-state")).toHaveAttribute("data-state", "rolled_back", { timeout: 200_000 });
+  for (const m of ["mq1", "mq2", "mq3"]) {
+    await expect(page.getByTestId("members").locator(`tr[data-member="${m}"]`)).toHaveAttribute("data-place", "source");
+  }
+  for (const n of [0, 1, 2]) {
+    await expect(steps.nth(n)).toHaveAttribute("data-state", "rolled_back");
+    await expect(steps.nth(n).locator('a[href^="/operations/op-"]')).toHaveCount(2);
+  }
+  await expect(page.getByTestId("run-reason")).toContainText(`asked by ${demo.user}: change 42 backed out`);
+  await expect(page.getByTestId("run-controls")).toContainText("This run has ended");
+  await screenshot(page, "group-run-rolled-back");
+  expect(await violations(page), "a rolled back run").toEqual([]);
+
   // The runs list shows it done.
   await page.goto(demo.url + "/groups");
-  await expect(page.getByTestId("group-runs").locator("tr[data-run]").first()).toContainText("done");
+  await expect(page.getByTestId("group-runs").locator("tr[data-run]").first()).toContainText("rolled_back");
 });
 
 test("a run's page works without JavaScript: its state, pipeline and controls are served", async ({ browser }) => {
@@ -90,6 +111,7 @@ test("a run's page works without JavaScript: its state, pipeline and controls ar
   const first = page.getByTestId("group-runs").locator("tr[data-run] a").first();
   await first.click();
   await expect(page.getByTestId("group-steps").locator("li.step")).toHaveCount(3);
-  await expect(page.getByTestId("run-state")).toHaveAttribute("data-state", "done");
+  await expect(page.getByTestId("run-state")).toHaveAttribute("data-state", "rolled_back");
+  await expect(page.getByTestId("members").locator('tr[data-member="mq1"]')).toHaveAttribute("data-place", "source");
   await context.close();
 });

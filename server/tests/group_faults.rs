@@ -637,6 +637,13 @@ async fn an_operator_rolls_back_a_done_run_and_nothing_else_may_be_rolled_back()
     .await;
     assert_eq!(run["state"], "rolled_back", "{run:#}");
     assert_eq!(run["can_roll_back"], false, "{run:#}");
+    // Why it was rolled back stays with it.
+    assert!(
+        run["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("asked by olga: go on")),
+        "{run:#}"
+    );
     both_back(&g, &url, &token, &run).await;
     let (status, body) = act(
         &url,

@@ -336,19 +336,29 @@ impl Connection {
         self.open_line(command.verb(), &command.to_line()).await
     }
 
+    /// Opens a channel and starts `line` on it. A controller that takes
+    /// neither (a wedged host) is given up on after the idle timeout, so
+    /// that a streaming command (a log followed, a volume read) cannot
+    /// wait on it for ever.
     async fn open_line(&self, what: &str, line: &str) -> Result<Exec, GridError> {
-        let channel = self
-            .handle
-            .channel_open_session()
+        let bound = self.config.idle_timeout;
+        let timed_out = || GridError::Timeout {
+            grid: self.endpoint.grid.clone(),
+            what: format!("starting {what}"),
+            after: bound,
+        };
+        let channel = tokio::time::timeout(bound, self.handle.channel_open_session())
             .await
+            .map_err(|_| timed_out())?
             .map_err(|_| self.dropped(what))?;
         // From here on, however the caller stops waiting, the command ends.
         let exec = Exec {
             channel: Some(channel),
             closed_by_controller: false,
         };
-        exec.exec(true, line)
+        tokio::time::timeout(bound, exec.exec(true, line))
             .await
+            .map_err(|_| timed_out())?
             .map_err(|_| self.dropped(what))?;
         Ok(exec)
     }

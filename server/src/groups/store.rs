@@ -120,8 +120,9 @@ pub async fn unended(pool: &SqlitePool) -> sqlx::Result<Vec<RunRow>> {
 }
 
 /// Moves a run from `at` to `to` (`None`: it ends, `done` forward or
-/// `rolled_back` back), if it is still at `at` and has not ended; a new
-/// position starts at round 1.
+/// `rolled_back` back, which keeps its reason: why it was rolled back),
+/// if it is still at `at` and has not ended; a new position starts at
+/// round 1.
 /// False when it was not at `at` (someone else moved it).
 pub async fn advance(
     pool: &SqlitePool,
@@ -140,7 +141,7 @@ pub async fn advance(
         "UPDATE group_runs SET step = ?, stage = ?, item = ?, round = 1, stage_since = ?,
              action_sent = NULL, current_op = NULL, updated_at = ?,
              state = CASE WHEN ? THEN ? ELSE state END,
-             reason = CASE WHEN ? THEN NULL ELSE reason END,
+             reason = CASE WHEN ? AND ? = 'done' THEN NULL ELSE reason END,
              ended_at = CASE WHEN ? THEN ? ELSE ended_at END
          WHERE id = ? AND state IN ('running', 'paused') AND step = ? AND stage = ? AND item = ?",
     )
@@ -152,6 +153,7 @@ pub async fn advance(
     .bind(done)
     .bind(end.as_str())
     .bind(done)
+    .bind(end.as_str())
     .bind(done)
     .bind(&now)
     .bind(id)
