@@ -104,12 +104,19 @@ struct Host {
 }
 
 impl Host {
+    /// `line` for the grid's daemon, through its relay.
+    fn relay(&self, line: &str) -> Command {
+        let mut c = Command::new(virtgrid());
+        c.args(["relay", "--socket"])
+            .arg(&self.socket)
+            .env("SSH_ORIGINAL_COMMAND", line);
+        c
+    }
+
     /// A command on the grid's daemon directly (the test's own hand).
     fn run(&self, line: &str, stdin: &[u8]) -> Vec<u8> {
-        let mut relay = Command::new(virtgrid())
-            .args(["relay", "--socket"])
-            .arg(&self.socket)
-            .env("SSH_ORIGINAL_COMMAND", line)
+        let mut relay = self
+            .relay(line)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -134,10 +141,8 @@ impl Host {
     /// Follows an app's log (`app log APP --follow`) until it ends (the
     /// app destroyed) or the returned process is stopped: every line.
     fn follow(&self, app: &str) -> (Running, std::thread::JoinHandle<Vec<String>>) {
-        let mut relay = Command::new(virtgrid())
-            .args(["relay", "--socket"])
-            .arg(&self.socket)
-            .env("SSH_ORIGINAL_COMMAND", format!("app log {app} --follow"))
+        let mut relay = self
+            .relay(&format!("app log {app} --follow"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -152,10 +157,8 @@ impl Host {
     fn wait_log(&self, app: &str, what: &str) -> String {
         let began = Instant::now();
         loop {
-            let log = Command::new(virtgrid())
-                .args(["relay", "--socket"])
-                .arg(&self.socket)
-                .env("SSH_ORIGINAL_COMMAND", format!("app log {app}"))
+            let log = self
+                .relay(&format!("app log {app}"))
                 .stdin(Stdio::null())
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())

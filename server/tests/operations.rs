@@ -425,27 +425,17 @@ async fn a_settle_step_that_fails_is_tried_again_until_the_grid_obeys() {
         .as_str()
         .unwrap()
         .to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let held = loop {
-        let op: Value = w
-            .get(&format!("/operations/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if op["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("the disk array is busy"))
-        {
-            break op;
-        }
-        assert!(
-            op["outcome"].is_null(),
-            "ended while the grid refused: {op}"
-        );
-        assert!(std::time::Instant::now() < deadline, "never said why: {op}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let held = support::wait_for(&w.url, &w.operator, &id, |op| {
+        !op["outcome"].is_null()
+            || op["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("the disk array is busy"))
+    })
+    .await;
+    assert!(
+        held["outcome"].is_null(),
+        "ended while the grid refused: {held}"
+    );
     assert!(
         held["reason"]
             .as_str()

@@ -103,6 +103,12 @@ impl GridError {
             _ => None,
         }
     }
+
+    /// The controller said there is no such app (or volume).
+    pub fn is_not_found(&self) -> bool {
+        self.refusal()
+            .is_some_and(|r| r.code == crate::dialect::ErrorCode::NotFound)
+    }
 }
 
 /// Where a grid's controller is.

@@ -205,12 +205,7 @@ async fn target_may_run(job: &Job, g: &Grids) -> Option<String> {
             "the target app {}/{} is {}",
             job.target_grid, t.name, t.state
         )),
-        Err(e)
-            if e.refusal()
-                .is_some_and(|r| r.code == grid::dialect::ErrorCode::NotFound) =>
-        {
-            None
-        }
+        Err(e) if e.is_not_found() => None,
         Err(e) => Some(format!(
             "cannot tell whether the target app {}/{} runs: {e}",
             job.target_grid, job.target_app
@@ -300,12 +295,7 @@ async fn work(
     // A target left by an earlier attempt is resumed when it has the same shape.
     let existing = match g.target.app_info(&job.target_app).await {
         Ok(info) => Some(info),
-        Err(e)
-            if e.refusal()
-                .is_some_and(|r| r.code == grid::dialect::ErrorCode::NotFound) =>
-        {
-            None
-        }
+        Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e.into()),
     };
     if let Some(t) = &existing {

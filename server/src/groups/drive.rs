@@ -511,22 +511,31 @@ impl Groups {
                         }
                     }
                 };
-                if let Err(e) = store::set_current_op(&self.pool, id, (pos, run.round), &op).await {
-                    return Came::Pause(format!("cannot record operation {op}: {e}"));
-                }
-                // An abort that came while it started found nothing to
-                // cancel: it is cancelled now, in the aborter's name.
-                if let Ok(Some(r)) = store::get(&self.pool, id).await
-                    && r.state == RunState::Aborted
-                {
-                    let by = r.ended_by.unwrap_or(r.created_by);
-                    self.cancel_step(id, &op, &by).await;
-                    return Came::Stopped;
+                if let Err(came) = self.adopt(run, pos, &op).await {
+                    return came;
                 }
                 op
             }
         };
         self.outcome_of(id, pos, &step.member, &op_id).await
+    }
+
+    /// A step's operation, just started or found again: recorded as the
+    /// run's. An abort that came while it started found nothing to cancel:
+    /// it is cancelled now, in the aborter's name (`Err`: the run stops).
+    async fn adopt(&self, run: &store::RunRow, pos: Position, op: &str) -> Result<(), Came> {
+        let id = run.id.as_str();
+        if let Err(e) = store::set_current_op(&self.pool, id, (pos, run.round), op).await {
+            return Err(Came::Pause(format!("cannot record operation {op}: {e}")));
+        }
+        if let Ok(Some(r)) = store::get(&self.pool, id).await
+            && r.state == RunState::Aborted
+        {
+            let by = r.ended_by.unwrap_or(r.created_by);
+            self.cancel_step(id, op, &by).await;
+            return Err(Came::Stopped);
+        }
+        Ok(())
     }
 
     /// The step's operation's outcome, once it has one: done succeeds,
@@ -602,15 +611,8 @@ impl Groups {
                         }
                     }
                 };
-                if let Err(e) = store::set_current_op(&self.pool, id, (pos, run.round), &op).await {
-                    return Came::Pause(format!("cannot record operation {op}: {e}"));
-                }
-                if let Ok(Some(r)) = store::get(&self.pool, id).await
-                    && r.state == RunState::Aborted
-                {
-                    let by = r.ended_by.unwrap_or(r.created_by);
-                    self.cancel_step(id, &op, &by).await;
-                    return Came::Stopped;
+                if let Err(came) = self.adopt(run, pos, &op).await {
+                    return came;
                 }
                 op
             }

@@ -72,6 +72,21 @@ pub struct Groups {
     stop: CancellationToken,
 }
 
+/// An operator's reason, trimmed: required (kept with their name), at
+/// most 1000 characters; `why` says what it explains.
+fn given_reason<'r>(reason: &'r str, why: &str) -> Result<&'r str, GroupError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(GroupError::Bad(format!(
+            "reason: say why {why} (it is kept with your name)"
+        )));
+    }
+    if reason.chars().count() > 1000 {
+        return Err(GroupError::Bad("reason: at most 1000 characters".into()));
+    }
+    Ok(reason)
+}
+
 fn new_run_id() -> String {
     crate::operation::stamped_id("run")
 }
@@ -414,15 +429,7 @@ impl Groups {
         approved: bool,
         reason: &str,
     ) -> Result<GroupRunView, GroupError> {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(GroupError::Bad(
-                "reason: say why you approve or refuse (it is kept with your name)".into(),
-            ));
-        }
-        if reason.chars().count() > 1000 {
-            return Err(GroupError::Bad("reason: at most 1000 characters".into()));
-        }
+        let reason = given_reason(reason, "you approve or refuse")?;
         let run = self.run(id).await?;
         let def = view::definition(&run)?;
         let waiting = run

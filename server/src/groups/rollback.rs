@@ -146,31 +146,19 @@ impl Groups {
         user: &str,
         reason: &str,
     ) -> Result<GroupRunView, GroupError> {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(GroupError::Bad(
-                "reason: say why the run is rolled back (it is kept with your name)".into(),
-            ));
-        }
-        if reason.chars().count() > 1000 {
-            return Err(GroupError::Bad("reason: at most 1000 characters".into()));
-        }
+        let reason = super::given_reason(reason, "the run is rolled back")?;
         let mut driving = self.driving.lock().await;
         let conflict = |why: String| Err(GroupError::Conflict(format!("group run {id} {why}")));
-        // Its task finishes what it began first (an attempt, an
-        // operation's start): nothing of it may land on the way back.
-        if driving.contains(id) {
-            let run = self.run(id).await?;
-            return conflict(if run.state == RunState::Running {
-                "is running: pause it first (what is in flight finishes), then roll it back".into()
-            } else {
-                format!(
-                    "is {} but still finishing what it began (an attempt, or an operation's start or outcome): roll it back once that is over",
-                    run.state
-                )
-            });
-        }
         let run = self.run(id).await?;
+        // Its task finishes what it began first (an attempt, an
+        // operation's start): nothing of it may land on the way back. (A
+        // running run is refused by the rule below.)
+        if run.state != RunState::Running && driving.contains(id) {
+            return conflict(format!(
+                "is {} but still finishing what it began (an attempt, or an operation's start or outcome): roll it back once that is over",
+                run.state
+            ));
+        }
         let def = view::definition(&run)?;
         let turn = match self.turn(&run, &def).await? {
             Ok(turn) => turn,

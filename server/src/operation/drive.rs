@@ -72,6 +72,12 @@ impl Engine {
         }
     }
 
+    /// Operation `op` still holds the lock (a cancel or an override may
+    /// have settled it meanwhile).
+    fn holds_lock(&self, op: &str) -> bool {
+        matches!(self.lock.read(), LockState::Held(l) if l.op_id == op)
+    }
+
     async fn drive(self: Arc<Self>, lock: Lock, fresh: bool) {
         let op = lock.op_id.clone();
         if let Ok(mut set) = self.driving.lock() {
@@ -85,7 +91,7 @@ impl Engine {
             // and move the app with no lock). One that came first leaves
             // nothing to provision.
             let _settling = self.settling.lock().await;
-            if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
+            if !self.holds_lock(&op) {
                 return;
             }
             if let Err(e) = self.provision(&lock).await {
@@ -142,7 +148,7 @@ impl Engine {
                     self.say_reason(&op, Some(why)).await;
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(RETRY_MAX);
-                    if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
+                    if !self.holds_lock(&op) {
                         return;
                     }
                     continue;
@@ -152,7 +158,7 @@ impl Engine {
             let applied = {
                 // A cancel or an override may have settled the operation meanwhile.
                 let _settling = self.settling.lock().await;
-                if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
+                if !self.holds_lock(&op) {
                     return;
                 }
                 // A console in a snapshot copy records only what its database
@@ -183,7 +189,7 @@ impl Engine {
                 Applied::Failed => {
                     tokio::time::sleep(settle_retry).await;
                     settle_retry = (settle_retry * 2).min(RETRY_MAX);
-                    if !matches!(self.lock.read(), LockState::Held(l) if l.op_id == op) {
+                    if !self.holds_lock(&op) {
                         return;
                     }
                     said.clear();

@@ -37,7 +37,6 @@ pub use start::{StartRequest, form_time, stamped_id};
 use crate::config::Settings;
 use crate::grids::GridMonitor;
 use crate::lock::{LockFile, LockState};
-use grid::dialect::ErrorCode;
 use grid::{AppName, Connection, GridError, GridName};
 use sqlx::SqlitePool;
 use std::collections::HashSet;
@@ -109,7 +108,7 @@ pub(crate) fn cutover_signal_name(target: &AppName) -> Result<AppName, EngineErr
 }
 
 pub(crate) fn not_found(e: &GridError) -> bool {
-    e.refusal().is_some_and(|r| r.code == ErrorCode::NotFound)
+    e.is_not_found()
 }
 
 /// Destroys an app; one already gone counts as destroyed, so steps stay idempotent.
