@@ -301,6 +301,63 @@ async fn a_helper_killed_after_starting_the_target_ends_done_without_restarting_
     s.sim.stop().await;
 }
 
+/// A cancel while the helper is being provisioned waits for it and removes
+/// it: the helper never appears after the cancel to move the app with no
+/// lock.
+#[tokio::test]
+async fn a_cancel_during_provisioning_leaves_no_helper_behind() {
+    let s = setup().await;
+    let west = &s.sim.grid("west").unwrap().controller;
+    west.faults.update(|f| {
+        f.delay_ms.insert("app provision".into(), 1500);
+    });
+    let sum = checksum(&s.east, "shop").await;
+    let (mut console, url) = serve(s.dir.path());
+    let body = json!({"source_grid": "east", "source_app": "shop", "target_grid": "west", "target_app": "shop", "action": "migrate"});
+    let (_, op) = api(&url, &s.token, "POST", "/operations", Some(body)).await;
+    let id = op["id"].as_str().unwrap().to_owned();
+    wait_for(&url, &s.token, &id, |op| op["phase"] == "provisioning").await;
+    let (status, cancelled) = api(
+        &url,
+        &s.token,
+        "POST",
+        &format!("/operations/{id}/cancel"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let ended = wait_for(&url, &s.token, &id, |op| !op["outcome"].is_null()).await;
+    assert_eq!(ended["outcome"], "cancelled", "{ended}");
+    // Once the provision under way has ended on west, no helper is there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !west
+        .recent_commands()
+        .iter()
+        .any(|c| c.starts_with("app provision"))
+        || west.commands_running() > 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "west never finished the provision"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let helper = AppName::new("MigHelper_shop").unwrap();
+    assert!(
+        s.west.app_info(&helper).await.is_err(),
+        "the helper outlived its cancelled operation"
+    );
+    let shop = AppName::new("shop").unwrap();
+    assert_eq!(
+        s.east.app_info(&shop).await.unwrap().state.as_str(),
+        "running"
+    );
+    assert_eq!(checksum(&s.east, "shop").await, sum);
+    assert!(s.west.app_info(&shop).await.is_err(), "nothing moved");
+    sigkill(&mut console);
+    s.sim.stop().await;
+}
+
 #[tokio::test]
 async fn the_cli_starts_and_watches_an_operation_and_shows_the_lock() {
     let s = setup().await;

@@ -75,6 +75,12 @@ impl Engine {
         }
         match src.app_info(&lock.source_app_name).await {
             Ok(info) if info.state != AppState::Running => {
+                // A stop the helper began ends first (it cannot be started
+                // while it stops).
+                if info.state == AppState::Stopping {
+                    src.app_stop(&lock.source_app_name, Some(lock.stop_timeout()))
+                        .await?;
+                }
                 src.app_start(&lock.source_app_name).await?;
                 self.settled(id, Settled::SourceStarted).await;
                 cleanup.push(format!("restarted the source app {}", lock.source_app_name));
