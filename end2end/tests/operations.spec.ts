@@ -87,6 +87,22 @@ test("an operator reviews the pre-flight, migrates shop from east to west and wa
   const box = page.locator(".log-box");
   const atBottom = () => box.evaluate((el) => el.scrollTop + el.clientHeight >= el.scrollHeight - 8);
   await expect.poll(atBottom).toBe(true);
+  // A jump to the newest line whose scroll event comes after more lines
+  // did is not the operator scrolling up: the log keeps following.
+  const paused = await box.evaluate(async (el) => {
+    // Away and back within one task: one scroll event, a frame later.
+    el.scrollTop = 0;
+    el.scrollTop = el.scrollHeight;
+    const lines = el.querySelector("ol") as HTMLElement;
+    lines.style.paddingBottom = "300px";
+    const frame = () => new Promise((done) => requestAnimationFrame(done));
+    await frame();
+    await frame();
+    const shown = document.querySelector('[data-testid="follow-log"]') !== null;
+    lines.style.paddingBottom = "";
+    return shown;
+  });
+  expect(paused, "auto-scroll paused by its own jump to the newest line").toBe(false);
   await box.evaluate((el) => (el.scrollTop = 0));
   await expect(page.getByTestId("follow-log")).toBeVisible();
   const shown = await page.getByTestId("log").locator("li").count();

@@ -167,14 +167,32 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
     // Auto-scroll: follow new lines until the operator scrolls up.
     let log_box = NodeRef::<leptos::html::Div>::new();
     let follow = RwSignal::new(true);
+    // Where the box was at the last scroll event. Only a move up pauses:
+    // a scroll event is dispatched a frame after the scroll, and lines that
+    // arrived meanwhile put the box's foot lower — our own jump to the
+    // newest line then reads as "not at the bottom" (seen in CI: the log
+    // stopped following while nobody had touched it).
+    let last_top = StoredValue::new(0);
     let at_bottom = move || {
         log_box
             .get_untracked()
             .is_some_and(|el| el.scroll_top() + el.client_height() >= el.scroll_height() - 8)
     };
+    let on_scroll = move || {
+        let Some(top) = log_box.get_untracked().map(|el| el.scroll_top()) else {
+            return;
+        };
+        if at_bottom() {
+            follow.set(true);
+        } else if top < last_top.get_value() {
+            follow.set(false);
+        }
+        last_top.set_value(top);
+    };
     let to_bottom = move || {
         if let Some(el) = log_box.get_untracked() {
             el.set_scroll_top(el.scroll_height());
+            last_top.set_value(el.scroll_top());
         }
     };
     // Another filter is another view of the log: it opens at its newest
@@ -434,7 +452,7 @@ fn Monitor(detail: OperationDetail, can_cancel: bool) -> impl IntoView {
             // at its end, the newest line in view.
             <noscript inner_html=LOG_AT_END_WITHOUT_JS></noscript>
             <div class="log-box" node_ref=log_box tabindex="0" role="log" aria-label="Operation log"
-                on:scroll=move |_| follow.set(at_bottom())>
+                on:scroll=move |_| on_scroll()>
                 <div class="log-lines">
                 {let whole_log = format!("/api/v1/operations/{}/log.txt", op.id);
                 move || {
