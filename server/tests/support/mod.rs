@@ -176,20 +176,49 @@ pub fn migctl(dir: &Path) -> Command {
     c
 }
 
+/// A console process a test started: used as its [`Child`], and killed
+/// when dropped — a test that panics leaves no console running behind it
+/// (holding its gridsim's apps and a core of a 2-core CI machine).
+pub struct Served(Child);
+
+impl std::ops::Deref for Served {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Served {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `migctl serve` and returns it with its URL.
-pub fn serve(dir: &Path) -> (Child, String) {
+pub fn serve(dir: &Path) -> (Served, String) {
     serve_logging(dir, Stdio::null(), &[])
 }
 
 /// [`serve`] with its log (stderr) going to `log` and more environment.
-pub fn serve_logging(dir: &Path, log: Stdio, env: &[(&str, &str)]) -> (Child, String) {
-    let mut child = migctl(dir)
-        .envs(env.iter().copied())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+pub fn serve_logging(dir: &Path, log: Stdio, env: &[(&str, &str)]) -> (Served, String) {
+    let mut child = Served(
+        migctl(dir)
+            .envs(env.iter().copied())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = lines
         .map_while(Result::ok)
