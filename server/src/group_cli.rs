@@ -330,7 +330,7 @@ async fn follow(api: &Remote, id: &str, shown: String, want: RunState) -> anyhow
     let mut seen: HashMap<(usize, &'static str, usize), usize> = HashMap::new();
     let mut ops_seen: HashMap<String, bool> = HashMap::new();
     let mut last_line = shown;
-    let mut away = None;
+    let mut away = crate::away::Away::default();
     loop {
         let v = remote::get_through_gap(api, &format!("/groups/runs/{id}"), &mut away).await?;
         let r: GroupRunView = serde_json::from_value(v)?;

@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 pub mod auth;
+pub mod away;
 pub mod cli;
 pub mod clock;
 pub mod config;

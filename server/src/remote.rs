@@ -1,6 +1,7 @@
 //! `migctl op …` and `migctl lock …`: a running console's API from the
 //! shell (`--url`, token in `MIGCTL_TOKEN`).
 
+use crate::away::{Away, Silence};
 use anyhow::{Context, bail};
 use app::model::OperationView;
 use serde_json::{Value, json};
@@ -112,41 +113,27 @@ pub(crate) fn cause(e: &reqwest::Error) -> String {
     text
 }
 
-/// How long `watch` waits for a console that does not answer.
-pub const AWAY_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
-
 /// `get`, retried while the console does not answer (a console inside the
-/// app it moves is away until the app starts where it goes), up to
-/// `AWAY_LIMIT`; says once when it is away and when it is back.
+/// app it moves is away until the app starts where it goes), as long as
+/// [`Away`] allows; says once when it is away and when it is back.
 pub(crate) async fn get_through_gap(
     remote: &Remote,
     path: &str,
-    away: &mut Option<std::time::Instant>,
+    away: &mut Away,
 ) -> anyhow::Result<Value> {
     loop {
         match remote.get(path).await {
             Ok(v) => {
-                if let Some(since) = away.take() {
-                    println!(
-                        "\nconsole answers again after {:.0} s",
-                        since.elapsed().as_secs_f64()
-                    );
+                if let Some(lasted) = away.answered(std::time::Instant::now()) {
+                    println!("\n{}", Away::back_line(lasted));
                 }
                 return Ok(v);
             }
             Err(e) if e.downcast_ref::<Unreachable>().is_some() => {
-                let since = *away.get_or_insert_with(|| {
-                    println!(
-                        "\nconsole does not answer ({e}); it may be moving with its app: retrying for up to {} min",
-                        AWAY_LIMIT.as_secs() / 60
-                    );
-                    std::time::Instant::now()
-                });
-                if since.elapsed() > AWAY_LIMIT {
-                    return Err(e.context(format!(
-                        "the console has not answered for {} min",
-                        AWAY_LIMIT.as_secs() / 60
-                    )));
+                match away.silent(std::time::Instant::now()) {
+                    Silence::Began => println!("\n{}", away.began_line(&e)),
+                    Silence::Continues => {}
+                    Silence::TooLong => return Err(e.context(away.too_long())),
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }

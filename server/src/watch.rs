@@ -5,7 +5,8 @@
 //! that is away for a while (moving with its app); each event is printed
 //! once.
 
-use crate::remote::{AWAY_LIMIT, Remote, Unreachable, get_through_gap};
+use crate::away::{Away, Silence};
+use crate::remote::{Remote, Unreachable, get_through_gap};
 use app::model::{EventKind, OperationView, StreamEvent, human_bytes};
 use futures_util::StreamExt;
 use std::io::{IsTerminal, Write};
@@ -90,7 +91,7 @@ impl Progress {
 pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
     let progress = Progress::new();
     let mut after = 0i64;
-    let mut away: Option<Instant> = None;
+    let mut away = Away::default();
     loop {
         let from = after;
         let followed = follow(remote, id, after, |e| {
@@ -103,28 +104,17 @@ pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
         // Events came: the console answered, and a later drop starts a new
         // count of its absence (two drops an hour apart are not an hour away).
         if after > from
-            && let Some(since) = away.take()
+            && let Some(lasted) = away.answered(Instant::now())
         {
-            progress.line(&format!(
-                "console answers again after {:.0} s",
-                since.elapsed().as_secs_f64()
-            ));
+            progress.line(&Away::back_line(lasted));
         }
         match followed {
             Ok(()) => {}
             Err(e) if e.downcast_ref::<Unreachable>().is_some() => {
-                let since = *away.get_or_insert_with(|| {
-                    progress.line(&format!(
-                        "console does not answer ({e}); it may be moving with its app: retrying for up to {} min",
-                        AWAY_LIMIT.as_secs() / 60
-                    ));
-                    Instant::now()
-                });
-                if since.elapsed() > AWAY_LIMIT {
-                    return Err(e.context(format!(
-                        "the console has not answered for {} min",
-                        AWAY_LIMIT.as_secs() / 60
-                    )));
+                match away.silent(Instant::now()) {
+                    Silence::Began => progress.line(&away.began_line(&e)),
+                    Silence::Continues => {}
+                    Silence::TooLong => return Err(e.context(away.too_long())),
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
@@ -168,12 +158,6 @@ pub async fn watch(remote: &Remote, id: &str) -> anyhow::Result<OperationView> {
             }
             progress.finish();
             return Ok(op);
-        }
-        if let Some(since) = away.take() {
-            progress.line(&format!(
-                "console answers again after {:.0} s",
-                since.elapsed().as_secs_f64()
-            ));
         }
     }
 }
