@@ -2084,6 +2084,45 @@ async fn a_kept_source_stays_until_released_and_is_checked_before_it_is_destroye
         listed(&w, "east").await,
         [("shop".into(), "stopped".into())]
     );
+    // Nor is it rolled into: the preview and the rollback are refused with
+    // why, nothing starts, and what is on east stays as it was found.
+    for path in ["rollback/plan", "rollback"] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/operations/{id}/{path}", w.url))
+            .bearer_auth(&w.operator)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT, "{path}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("its kept source east/shop cannot take it")
+                    && m.contains("volume data no longer matches the fingerprint")),
+            "{path}: {e}"
+        );
+    }
+    let op: Value = w
+        .get(&format!("/operations/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(op["kept_source"]["state"], "kept", "{op}");
+    assert!(op["rolled_back_by"].is_null(), "{op}");
+    assert_eq!(
+        (listed(&w, "east").await, listed(&w, "west").await),
+        (
+            vec![("shop".into(), "stopped".into())],
+            vec![("shop".into(), "running".into())]
+        )
+    );
+    assert_eq!(
+        read_vol(&w.east, "shop", "data", 8 << 20, 4096).await,
+        [0x5a; 4096]
+    );
     // Only an admin may release it anyway.
     let (status, e) = release(&w, &id, json!({"reason": "tidy up", "force": true})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
