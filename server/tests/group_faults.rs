@@ -477,6 +477,34 @@ async fn a_check_that_fails_with_roll_back_returns_the_moved_members_last_first_
             .contains("steps[1].after[0].on_failure"),
         "{body}"
     );
+    // An unknown key, and bad values: each named where it sits.
+    let (status, body) = api(
+        &url,
+        &token,
+        "POST",
+        "/groups/runs",
+        Some(two_members(
+            json!([{ "http": { "url": health.url }, "retries": 3 }]),
+        )),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let said = body["message"].as_str().unwrap().to_owned();
+    assert!(
+        said.contains("steps[1].after[0]") && said.contains("unknown field `retries`"),
+        "{body}"
+    );
+    let mut bad = two_members(json!([{ "http": { "url": health.url }, "passes": 0 }]));
+    bad["steps"][0]["member"] = json!("basket");
+    let (status, body) = api(&url, &token, "POST", "/groups/runs", Some(bad)).await;
+    assert_eq!(status, 422, "{body}");
+    let said = body["message"].as_str().unwrap().to_owned();
+    assert!(
+        said.contains("steps[1].after[0].passes") && said.contains("steps[0].member"),
+        "both bad values named: {body}"
+    );
+    let (_, runs) = api(&url, &token, "GET", "/groups/runs", None).await;
+    assert_eq!(runs, json!([]), "a refused definition started a run");
 
     let id = start(
         &url,

@@ -2186,6 +2186,14 @@ async fn a_kept_source_stays_until_released_and_is_checked_before_it_is_destroye
     assert_eq!(op["kept_source"]["state"], "released", "{op}");
     assert_eq!(op["kept_source"]["ended_by"], "migctl", "{op}");
     assert_eq!(app_state(&w.west, "shop").await, None);
+    let trail = audited(&w, "kept_source.release").await;
+    assert!(
+        trail[0]["actor"] == "migctl"
+            && trail[0]["detail"].as_str().is_some_and(|d| d
+                .starts_with(&format!("{back}: west/shop destroyed: its deadline"))
+                && d.ends_with("passed")),
+        "the deadline's release is not audited: {trail:?}"
+    );
     assert_eq!(app_state(&w.east, "shop").await.as_deref(), Some("running"));
 
     // Changed behind migctl's back, an admin releases it after all: forced,
