@@ -11,33 +11,16 @@ use grid::dialect::VolRef;
 use grid::{AppName, Connection, VolumeName};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{Vol, api, filling, grids_with_busy_shop, operator_token, serve, wait_for};
+use support::{
+    Vol, api, filling, grids_with_reseeded_shop, last_run, operator_token, serve, source_run,
+    wait_for,
+};
 
 /// shop's `data`: 1 GiB, of which the first 128 MiB hold data (a full copy back would be 12.5 %) at the start.
 const DATA: u64 = 1 << 30;
 const FILLED: std::ops::Range<u64> = 0..128 << 20;
-const SEED: u64 = 7;
 /// shop writes this many KiB a second, 64 KiB at a time.
 const WRITE_KIB: u64 = 64;
-
-/// Makes shop's first `n` writes (from its start, seed [`SEED`]) on `v`.
-fn replay(v: &mut [u8], n: u64) {
-    support::replay_writes(v, SEED, n);
-}
-
-use support::writes_in;
-
-/// How many writes the source app made before the helper stopped it, as
-/// its last line in the operation's log says.
-async fn source_writes(url: &str, token: &str, id: &str) -> u64 {
-    support::events(url, token, id)
-        .await
-        .iter()
-        .rev()
-        .filter(|e| e["source"] == "source")
-        .find_map(|e| e["data"]["text"].as_str().and_then(writes_in))
-        .unwrap_or_else(|| panic!("{id}: the source's last line (its writes) is not in the log"))
-}
 
 async fn app_lines(c: &Connection, app: &str) -> Vec<String> {
     c.app_log(&AppName::new(app).unwrap(), None)
@@ -83,7 +66,7 @@ async fn get(url: &str, token: &str, id: &str) -> Value {
 /// two operations both ways.
 #[tokio::test]
 async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write() {
-    let g = grids_with_busy_shop(&[Vol("data", DATA, FILLED)], Some((WRITE_KIB, SEED))).await;
+    let g = grids_with_reseeded_shop(&[Vol("data", DATA, FILLED)], WRITE_KIB).await;
     let dir = support::console_dir(&g, "");
     let token = operator_token(dir.path());
     let (mut console, url) = serve(dir.path());
@@ -106,8 +89,8 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
     let migrate_took = began.elapsed();
     assert_eq!(done["outcome"], "done", "{done}");
     assert_eq!(done["kept_source"]["state"], "kept", "{done}");
-    let n = source_writes(&url, &token, &migrate).await;
-    assert!(n > 0, "shop wrote on east");
+    let n = source_run(&url, &token, &migrate).await;
+    assert!(n.writes > 0, "shop wrote on east");
 
     // shop writes on west for a while: until it says how much (every 5 s).
     has_written(&g.west, "west").await;
@@ -223,22 +206,17 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
 
     // East holds every write: its n before the migrate, west's m, then its
     // own k since it started again.
-    let m = source_writes(&url, &token, &rollback).await;
-    assert!(m > 0, "shop wrote on west");
+    let m = source_run(&url, &token, &rollback).await;
+    assert!(m.writes > 0, "shop wrote on west");
     g.east
         .app_stop(&AppName::new("shop").unwrap(), None)
         .await
         .unwrap();
-    let k = app_lines(&g.east, "shop")
-        .await
-        .iter()
-        .rev()
-        .find_map(|l| writes_in(l))
-        .unwrap();
+    let k = last_run(&g.east).await;
     let mut expected = vec![0u8; DATA as usize];
     expected[FILLED.start as usize..FILLED.end as usize].copy_from_slice(&filling(FILLED));
     for writes in [n, m, k] {
-        replay(&mut expected, writes);
+        writes.replay(&mut expected);
     }
     let r = VolRef::new(
         AppName::new("shop").unwrap(),
@@ -250,7 +228,7 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
     let first = held.iter().zip(&expected).position(|(a, b)| a != b);
     assert_eq!(
         first, None,
-        "east's data differs from shop's {n} writes on east, {m} on west and {k} on east again"
+        "east's data differs from shop's runs: {n} on east, {m} on west and {k} on east again"
     );
     console.kill().unwrap();
     console.wait().unwrap();
@@ -351,11 +329,7 @@ async fn rolled_back(
 /// done, one side running verified, the kept source never destroyed.
 #[tokio::test]
 async fn a_rollback_survives_its_console_and_its_helper_killed_mid_copy() {
-    let g = grids_with_busy_shop(
-        &[Vol("data", 32 << 20, 0..16 << 20)],
-        Some((WRITE_KIB, SEED)),
-    )
-    .await;
+    let g = grids_with_reseeded_shop(&[Vol("data", 32 << 20, 0..16 << 20)], WRITE_KIB).await;
     let dir = support::console_dir(&g, "");
     let token = operator_token(dir.path());
     let (mut console, url) = serve(dir.path());
@@ -371,6 +345,7 @@ async fn a_rollback_survives_its_console_and_its_helper_killed_mid_copy() {
         .update(|f| f.delay_ms.clear());
     let (mut console, url) = serve(dir.path());
     rolled_back(&url, &token, &g, dir.path(), (&migrate, &rollback), "east").await;
+    let first = [migrate, rollback];
 
     // Again, the helper killed while the rollback copies into east.
     let (migrate, rollback) = rollback_under_way(&url, &token, &g, ("east", "west")).await;
@@ -398,6 +373,35 @@ async fn a_rollback_survives_its_console_and_its_helper_killed_mid_copy() {
         lines.contains("restart 1 of 3"),
         "the helper's restart is not in its log:\n{lines}"
     );
+
+    // Through both kills, no write was lost: east holds shop's writes on
+    // east, on west, on east, on west, and on east since.
+    let mut runs = vec![];
+    for op in first.iter().chain([&migrate, &rollback]) {
+        runs.push(source_run(&url, &token, op).await);
+    }
+    g.east
+        .app_stop(&AppName::new("shop").unwrap(), None)
+        .await
+        .unwrap();
+    runs.push(last_run(&g.east).await);
+    let mut expected = vec![0u8; 32 << 20];
+    expected[..16 << 20].copy_from_slice(&filling(0..16 << 20));
+    for &run in &runs {
+        run.replay(&mut expected);
+    }
+    let r = VolRef::new(
+        AppName::new("shop").unwrap(),
+        VolumeName::new("data").unwrap(),
+    );
+    let mut held = vec![];
+    g.east.vol_read(&r, 0, None, &mut held).await.unwrap();
+    assert_eq!(held.len(), expected.len());
+    let differs = held.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(
+        differs, None,
+        "east's data differs from shop's runs on east, west, east, west, east: {runs:?}"
+    );
     console.kill().unwrap();
     console.wait().unwrap();
     g.sim.stop().await;
@@ -413,7 +417,7 @@ async fn a_rollback_survives_its_console_and_its_helper_killed_mid_copy() {
 async fn a_warm_rollback_keeps_the_target_serving_and_can_be_rolled_back_in_turn() {
     const SMALL: u64 = 64 << 20;
     const HALF: std::ops::Range<u64> = 0..32 << 20;
-    let g = grids_with_busy_shop(&[Vol("data", SMALL, HALF)], Some((WRITE_KIB, SEED))).await;
+    let g = grids_with_reseeded_shop(&[Vol("data", SMALL, HALF)], WRITE_KIB).await;
     let dir = support::console_dir(&g, "");
     let token = operator_token(dir.path());
     let (mut console, url) = serve(dir.path());
@@ -495,23 +499,18 @@ async fn a_warm_rollback_keeps_the_target_serving_and_can_be_rolled_back_in_turn
     assert_eq!(state(&g.east, "shop").await, None);
 
     // West holds every write: n on east, m on west, k on east, j on west.
-    let n = source_writes(&url, &token, &migrate).await;
-    let m = source_writes(&url, &token, &rollback).await;
-    let k = source_writes(&url, &token, &forward).await;
+    let n = source_run(&url, &token, &migrate).await;
+    let m = source_run(&url, &token, &rollback).await;
+    let k = source_run(&url, &token, &forward).await;
     g.west
         .app_stop(&AppName::new("shop").unwrap(), None)
         .await
         .unwrap();
-    let j = app_lines(&g.west, "shop")
-        .await
-        .iter()
-        .rev()
-        .find_map(|l| writes_in(l))
-        .unwrap();
+    let j = last_run(&g.west).await;
     let mut expected = vec![0u8; SMALL as usize];
     expected[HALF.start as usize..HALF.end as usize].copy_from_slice(&filling(HALF));
     for writes in [n, m, k, j] {
-        replay(&mut expected, writes);
+        writes.replay(&mut expected);
     }
     let r = VolRef::new(
         AppName::new("shop").unwrap(),
@@ -523,7 +522,7 @@ async fn a_warm_rollback_keeps_the_target_serving_and_can_be_rolled_back_in_turn
     let first = held.iter().zip(&expected).position(|(a, b)| a != b);
     assert_eq!(
         first, None,
-        "west's data differs from shop's {n} writes on east, {m} on west, {k} on east, {j} on west"
+        "west's data differs from shop's runs: {n} on east, {m} on west, {k} on east, {j} on west"
     );
     console.kill().unwrap();
     console.wait().unwrap();

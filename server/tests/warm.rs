@@ -11,13 +11,13 @@ use grid::{AppName, Connection, VolumeName};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::{
-    Vol, api, filling, grids_with_busy_shop, helper_lines, operator_token, serve, sigkill, wait_for,
+    Run, Vol, api, filling, grids_with_reseeded_shop, helper_lines, last_run, operator_token,
+    serve, sigkill, source_run, wait_for,
 };
 
 /// shop's `data`: 24 MiB, of which 0..16 MiB hold data at the start.
 const DATA: u64 = 24 << 20;
 const FILLED: std::ops::Range<u64> = 0..16 << 20;
-const SEED: u64 = 42;
 
 struct Setup {
     _grids_dir: tempfile::TempDir,
@@ -28,12 +28,12 @@ struct Setup {
     west: Connection,
 }
 
-/// shop writing `write_kib` KiB/s (seed [`SEED`]) and a console whose
-/// `migctl.toml` ends with `settings`.
+/// shop writing `write_kib` KiB/s (each run with a seed of its own) and a
+/// console whose `migctl.toml` ends with `settings`.
 async fn setup(write_kib: u64, settings: &str) -> Setup {
-    let g = grids_with_busy_shop(
+    let g = grids_with_reseeded_shop(
         &[Vol("boot", 4 << 20, 0..4 << 20), Vol("data", DATA, FILLED)],
-        Some((write_kib, SEED)),
+        write_kib,
     )
     .await;
     let dir = support::console_dir(&g, settings);
@@ -55,47 +55,34 @@ fn initial_data() -> Vec<u8> {
     v
 }
 
-/// What `data` holds after shop's first `n` writes.
-fn data_after(n: u64) -> Vec<u8> {
+/// What `data` holds after shop's `run`.
+fn data_after(run: Run) -> Vec<u8> {
     let mut v = initial_data();
-    replay(&mut v, n);
+    run.replay(&mut v);
     v
 }
 
-/// Makes shop's first `n` writes (from its start, seed [`SEED`]) on `v`.
-fn replay(v: &mut [u8], n: u64) {
-    support::replay_writes(v, SEED, n);
-}
-
-use support::writes_in;
-
 /// A migrated shop lost no write: stopped on west, its `data` is the
-/// source's at its stop (its first N writes, N from the source's own last
-/// line in the operation's log) with the target's own M writes since it
-/// started on top (the same pattern, from its start).
+/// source's at its stop (its run's writes, from the source's own last line
+/// in the operation's log) with the target's own run since it started on
+/// top (another seed: the target's writes are told from the source's).
 async fn assert_the_target_holds_every_write(s: &Setup, url: &str, token: &str, id: &str) {
-    let events = support::events(url, token, id).await;
-    let n = events
-        .iter()
-        .rev()
-        .filter(|e| e["source"] == "source")
-        .find_map(|e| e["data"]["text"].as_str().and_then(writes_in))
-        .expect("the source's last line (how many writes it made) is in the operation's log");
-    assert!(n > 0, "shop wrote while it was copied");
+    let n = source_run(url, token, id).await;
+    assert!(n.writes > 0, "shop wrote while it was copied");
     s.west
         .app_stop(&AppName::new("shop").unwrap(), None)
         .await
         .unwrap();
-    let m = writes_before_stop(&s.west).await;
-    eprintln!("the source made {n} writes, the target {m}");
+    let m = last_run(&s.west).await;
+    eprintln!("the source made {n}, the target {m}");
     let mut expected = data_after(n);
-    replay(&mut expected, m);
+    m.replay(&mut expected);
     let copy = read_volume(&s.west, "shop", "data").await;
     assert_eq!(copy.len(), expected.len(), "the target's data is whole");
     let first_difference = copy.iter().zip(&expected).position(|(a, b)| a != b);
     assert_eq!(
         first_difference, None,
-        "the target differs from the source's {n} writes and its own {m}"
+        "the target differs from the source's run ({n}) and its own ({m})"
     );
 }
 
@@ -104,20 +91,6 @@ async fn read_volume(c: &Connection, app: &str, vol: &str) -> Vec<u8> {
     let mut out = vec![];
     c.vol_read(&r, 0, None, &mut out).await.unwrap();
     out
-}
-
-/// How many writes shop's process said it made before it stopped (its
-/// last "shop stops after N writes" line).
-async fn writes_before_stop(c: &Connection) -> u64 {
-    let lines = c
-        .app_log(&AppName::new("shop").unwrap(), None)
-        .await
-        .unwrap();
-    lines
-        .iter()
-        .rev()
-        .find_map(|l| writes_in(&l.text))
-        .expect("shop said how many writes it made")
 }
 
 async fn start(url: &str, token: &str, body: Value) -> String {
@@ -198,8 +171,8 @@ async fn a_warm_snapshot_of_an_app_writing_all_along_holds_every_write_up_to_the
     );
 
     // Every write shop made before it stopped is in the copy, none after.
-    let n = writes_before_stop(&s.east).await;
-    assert!(n > 5, "shop wrote during the passes ({n} writes)");
+    let n = last_run(&s.east).await;
+    assert!(n.writes > 5, "shop wrote during the passes ({n})");
     let copy = read_volume(&s.west, "shopsnap", "data").await;
     let expected = data_after(n);
     assert_eq!(copy.len(), expected.len(), "the copy is whole");
@@ -630,7 +603,7 @@ async fn a_grid_that_cannot_read_a_running_app_gets_a_cold_copy_and_says_why() {
         "{lines}"
     );
     // Cold: every write before the stop is in the copy too.
-    let n = writes_before_stop(&s.east).await;
+    let n = last_run(&s.east).await;
     assert_eq!(
         read_volume(&s.west, "shopsnap", "data").await,
         data_after(n)

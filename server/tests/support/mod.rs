@@ -38,21 +38,33 @@ pub async fn grids_with_shop(volumes: &[Vol]) -> Grids {
 /// of its disk `data` (a volume `data` must be among `volumes`),
 /// and `(kib, seed)` for `write`: the writes are repeatable from the seed.
 pub async fn grids_with_busy_shop(volumes: &[Vol], write: Option<(u64, u64)>) -> Grids {
-    let shop = write.map(|(kib, seed)| {
-        let template = gridsim::TemplateConfig {
-            name: grid::TemplateName::new("Shop").unwrap(),
-            description: "the demo app".into(),
-            command: vec![env!("CARGO_BIN_EXE_migctl").to_owned(), "shop".into()],
-            env: Default::default(),
-            mounts: vec![],
-            disks: vec![grid::VolumeName::new("data").unwrap()],
-            restart_on_crash: 0,
-        };
-        let properties =
-            json!({"SHOP_WRITE_KIB": kib.to_string(), "SHOP_WRITE_SEED": seed.to_string()});
-        (template, properties)
-    });
+    let shop = write.map(|(kib, seed)| busy_shop(kib, Some(seed)));
     grids_with_shop_of(volumes, shop, |_| {}).await
+}
+
+/// [`grids_with_busy_shop`] with a seed of its own at each start of shop
+/// (said in its last line, see [`Run`]): each run's writes differ from
+/// the others', so a replay shows a lost write of any of them.
+#[allow(dead_code)] // not every test crate replays shop's runs
+pub async fn grids_with_reseeded_shop(volumes: &[Vol], kib: u64) -> Grids {
+    grids_with_shop_of(volumes, Some(busy_shop(kib, None)), |_| {}).await
+}
+
+fn busy_shop(kib: u64, seed: Option<u64>) -> (gridsim::TemplateConfig, Value) {
+    let template = gridsim::TemplateConfig {
+        name: grid::TemplateName::new("Shop").unwrap(),
+        description: "the demo app".into(),
+        command: vec![env!("CARGO_BIN_EXE_migctl").to_owned(), "shop".into()],
+        env: Default::default(),
+        mounts: vec![],
+        disks: vec![grid::VolumeName::new("data").unwrap()],
+        restart_on_crash: 0,
+    };
+    let mut properties = json!({"SHOP_WRITE_KIB": kib.to_string()});
+    if let Some(seed) = seed {
+        properties["SHOP_WRITE_SEED"] = json!(seed.to_string());
+    }
+    (template, properties)
 }
 
 /// gridsim with `shop` running on east, its configuration changed by
@@ -400,10 +412,61 @@ pub fn replay_writes(v: &mut [u8], seed: u64, n: u64) {
     }
 }
 
-/// The number in shop's "shop stops after N writes" line.
+/// One run of shop's process, from its start to its stop: with
+/// [`grids_with_reseeded_shop`] each draws its own seed, so every run's
+/// writes differ and a replay of all of them shows a write lost from any.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    pub writes: u64,
+    pub seed: u64,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} writes (seed {})", self.writes, self.seed)
+    }
+}
+
+impl Run {
+    /// The run in shop's last line, "shop stops after N writes (seed S)".
+    pub fn said_in(line: &str) -> Option<Run> {
+        let (writes, rest) = line
+            .strip_prefix("shop stops after ")?
+            .split_once(" writes (seed ")?;
+        Some(Run {
+            writes: writes.parse().ok()?,
+            seed: rest.strip_suffix(')')?.parse().ok()?,
+        })
+    }
+
+    /// Makes this run's writes on `v` (a copy of shop's `data`).
+    #[allow(dead_code)]
+    pub fn replay(self, v: &mut [u8]) {
+        replay_writes(v, self.seed, self.writes);
+    }
+}
+
+/// The run of operation `id`'s source app that the helper stopped, as its
+/// last line in the operation's log says.
 #[allow(dead_code)]
-pub fn writes_in(line: &str) -> Option<u64> {
-    line.strip_prefix("shop stops after ")
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
+pub async fn source_run(url: &str, token: &str, id: &str) -> Run {
+    events(url, token, id)
+        .await
+        .iter()
+        .rev()
+        .filter(|e| e["source"] == "source")
+        .find_map(|e| e["data"]["text"].as_str().and_then(Run::said_in))
+        .unwrap_or_else(|| panic!("{id}: the source's last line (its writes) is not in the log"))
+}
+
+/// shop's last run on `c`, once stopped there.
+#[allow(dead_code)]
+pub async fn last_run(c: &Connection) -> Run {
+    c.app_log(&grid::AppName::new("shop").unwrap(), None)
+        .await
+        .unwrap()
+        .iter()
+        .rev()
+        .find_map(|l| Run::said_in(&l.text))
+        .expect("shop's last line says its writes")
 }
