@@ -67,6 +67,22 @@ async fn the_demo_group_moved_member_by_member_loses_no_acknowledged_write() {
                 "{}: {attempts:?}",
                 check["name"]
             );
+            // Each attempt with when and what was answered (a pass: the
+            // node's redundancy, up).
+            for a in attempts {
+                assert!(
+                    a["at"].is_string() && a["note"].is_string() && a["excerpt"].is_string(),
+                    "{a}"
+                );
+            }
+            assert!(
+                last_two.iter().all(|a| a["excerpt"]
+                    .as_str()
+                    .unwrap()
+                    .replace(' ', "")
+                    .contains(r#""up":true"#)),
+                "{attempts:?}"
+            );
         }
         for action in step["actions"].as_array().unwrap() {
             assert_eq!(action["attempts"][0]["status"], 200, "{action}");
@@ -78,17 +94,15 @@ async fn the_demo_group_moved_member_by_member_loses_no_acknowledged_write() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     writing.finish(Duration::from_secs(10), 200, 3000).await;
-    // All three run on west, none is left on east.
-    for (grid, want) in [("west", Some("running")), ("east", None)] {
-        let (_, apps) = api(&url, &token, "GET", &format!("/grids/{grid}/apps"), None).await;
+    // All three run on west, none is left on east, as the grids say.
+    for (grid, want) in [(&g.west, Some("running")), (&g.east, None)] {
         for m in ["mq1", "mq2", "mq3"] {
-            let state = apps
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|x| x["name"] == m)
-                .map(|x| x["state"].as_str().unwrap().to_owned());
-            assert_eq!(state.as_deref(), want, "{m} on {grid}: {apps}");
+            let state = grid
+                .app_info(&grid::AppName::new(m).unwrap())
+                .await
+                .ok()
+                .map(|i| i.state.to_string());
+            assert_eq!(state.as_deref(), want, "{m}");
         }
     }
     console.kill().unwrap();

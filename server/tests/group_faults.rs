@@ -1,10 +1,11 @@
 //! Group runs when things go wrong (issue 25), with real processes on
 //! gridsim, real SSH and a real console: a check that cannot pass pauses
 //! the run with its evidence and a resume after the fault is cleared
-//! finishes it; an approval check waits for an operator and keeps who
-//! approved; abort during a check and during a step; a console killed
-//! mid-run finishes the run after its restart without running a finished
-//! step again.
+//! finishes it; a check that cannot be told (inconclusive) pauses it,
+//! counted neither a pass nor a failure; an approval check waits for an
+//! operator and keeps who approved; abort during a check and during a
+//! step; a console killed mid-run finishes the run after its restart
+//! without running a finished step again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -287,6 +288,16 @@ async fn abort_during_a_check_and_during_a_step_leaves_the_member_on_its_source(
     let says = run["members"][0]["says"].as_str().unwrap();
     assert!(says.contains("on east as shop, running"), "{says}");
     assert!(says.contains("did not finish"), "{says}");
+    // As the grids themselves say: running on east, nothing on west.
+    let shop = grid::AppName::new("shop").unwrap();
+    assert_eq!(
+        g.east.app_info(&shop).await.unwrap().state.as_str(),
+        "running"
+    );
+    assert!(
+        g.west.app_info(&shop).await.is_err(),
+        "the cancelled copy is gone from west"
+    );
     g.sim.grid("west").unwrap().controller.faults.update(|f| {
         f.delay_ms.clear();
     });
@@ -353,6 +364,63 @@ async fn a_console_killed_mid_run_finishes_it_after_restart_without_moving_a_mem
 }
 
 /// A second member on east, `cart`, running, with 1 MiB of data.
+/// A check that cannot be told (every attempt refused a connection) is
+/// neither a pass nor a failure: at its deadline the run pauses saying so
+/// — whatever `on_failure` says (here abort) — with every attempt kept as
+/// inconclusive, and the step it guards never starts.
+#[tokio::test]
+async fn a_check_that_cannot_be_told_pauses_the_run_and_counts_as_nothing() {
+    let g = grids_with_shop(&[Vol("boot", 4 << 20, 0..4 << 20)]).await;
+    let dir = support::console_dir(&g, "");
+    let token = operator_token(dir.path());
+    let (mut console, url) = serve(dir.path());
+    // A port nobody listens on: each attempt's connection is refused.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let id = start(
+        &url,
+        &token,
+        definition(
+            json!([{ "name": "upstream reachable", "http": { "url": format!("http://{closed}/health") },
+                     "interval_secs": 0.2, "deadline_secs": 2, "on_failure": "abort" }]),
+            json!([]),
+        ),
+    )
+    .await;
+    let run = run_until(&url, &token, &id, Duration::from_secs(30), |r| {
+        r["state"] != "running"
+    })
+    .await;
+    assert_eq!(run["state"], "paused", "not aborted: {run:#}");
+    assert!(
+        run["reason"].as_str().unwrap().starts_with(
+            "step 1 (shop): check “upstream reachable” could not be decided within its deadline of 2 s"
+        ),
+        "{run:#}"
+    );
+    let attempts = run["steps"][0]["before"][0]["attempts"].as_array().unwrap();
+    assert!(
+        attempts.len() >= 2 && attempts.iter().all(|a| a["outcome"] == "inconclusive"),
+        "every attempt kept, none a pass or a failure: {attempts:?}"
+    );
+    assert_eq!(
+        operations(&run),
+        Vec::<Value>::new(),
+        "the step never started"
+    );
+    assert_eq!(run["members"][0]["place"], "source", "{run:#}");
+    let shop = grid::AppName::new("shop").unwrap();
+    assert_eq!(
+        g.east.app_info(&shop).await.unwrap().state.as_str(),
+        "running"
+    );
+    assert!(g.west.app_info(&shop).await.is_err());
+    console.kill().unwrap();
+    console.wait().unwrap();
+}
+
 async fn add_cart(g: &support::Grids) {
     let east = &g.sim.grid("east").unwrap().controller;
     let descriptor = json!({"volumes": [{"name": "data", "size": 4 << 20}]}).to_string();

@@ -36,6 +36,10 @@ pub struct Report {
     pub recovered: u64,
     /// The longest time between two acknowledged writes, in milliseconds.
     pub longest_gap_ms: u64,
+    /// Seconds from the first write sent to the last answered.
+    pub secs: f64,
+    /// Writes attempted a second over `secs`: the rate the writer kept.
+    pub per_sec: f64,
     /// The node that was primary at the final read.
     pub read_from: String,
 }
@@ -48,6 +52,8 @@ pub struct Writer {
     outcomes: BTreeMap<String, Outcome>,
     acks: Vec<Instant>,
     n: u64,
+    /// When the first write was sent and the last one answered.
+    span: Option<(Instant, Instant)>,
 }
 
 impl Writer {
@@ -63,6 +69,7 @@ impl Writer {
             outcomes: BTreeMap::new(),
             acks: vec![],
             n: 0,
+            span: None,
         })
     }
 
@@ -70,6 +77,7 @@ impl Writer {
     /// that names another primary moves the writer there.
     pub async fn write_one(&mut self) -> Outcome {
         self.n += 1;
+        let sent_at = Instant::now();
         let key = format!("w{:08}", self.n);
         let to = self.nodes[self.at].clone();
         let sent = self
@@ -98,9 +106,11 @@ impl Writer {
                 Outcome::Unknown
             }
         };
+        let now = Instant::now();
         if outcome == Outcome::Ok {
-            self.acks.push(Instant::now());
+            self.acks.push(now);
         }
+        self.span = Some((self.span.map_or(sent_at, |(first, _)| first), now));
         self.outcomes.insert(key, outcome);
         outcome
     }
@@ -113,11 +123,13 @@ impl Writer {
         };
     }
 
-    /// Writes `per_sec` a second until `stop`.
+    /// Writes `per_sec` a second until `stop`: a write answered late is
+    /// followed by the ones its wait held back, so the rate holds on
+    /// average (the report says the rate kept).
     pub async fn run(&mut self, per_sec: u32, stop: impl std::future::Future<Output = ()>) {
         let mut tick =
             tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(per_sec.max(1))));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -195,6 +207,12 @@ impl Writer {
             .map(|w| w[1].duration_since(w[0]).as_millis() as u64)
             .max()
             .unwrap_or(0);
+        if let Some((first, last)) = self.span {
+            r.secs = last.duration_since(first).as_secs_f64();
+            if r.secs > 0.0 {
+                r.per_sec = (r.attempted as f64 / r.secs * 10.0).round() / 10.0;
+            }
+        }
         Ok(r)
     }
 }

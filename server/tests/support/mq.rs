@@ -82,13 +82,20 @@ impl Writing {
     /// Stops writing and reads everything back; asserts that no
     /// acknowledged write was lost, none applied twice or unasked for,
     /// more than `min_ok` acknowledged, no gap between two longer than
-    /// `max_gap_ms`.
+    /// `max_gap_ms`, and the writer kept its 50 writes a second.
     pub async fn finish(self, patience: Duration, min_ok: u64, max_gap_ms: u64) -> Report {
         self.stop.send(()).unwrap();
         let w = self.task.await.unwrap();
         let report = w.report(patience).await.unwrap();
         eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
         assert!(report.ok > min_ok, "{report:?}");
+        // 50 a second asked; a few in a hundred short for the last interval
+        // and the rounding.
+        assert!(
+            report.per_sec >= 48.0,
+            "the writer kept {} writes/s, not 50: {report:?}",
+            report.per_sec
+        );
         assert_eq!(
             report.lost,
             Vec::<String>::new(),
