@@ -22,6 +22,29 @@ const FILLED: std::ops::Range<u64> = 0..128 << 20;
 /// shop writes this many KiB a second, 64 KiB at a time.
 const WRITE_KIB: u64 = 64;
 
+/// Where shop's `data` on `c` first differs from its `filled` bytes with
+/// `runs` replayed on them in order (`None`: it holds every write).
+async fn first_difference(
+    c: &Connection,
+    size: u64,
+    filled: std::ops::Range<u64>,
+    runs: &[support::Run],
+) -> Option<usize> {
+    let mut expected = vec![0u8; size as usize];
+    expected[filled.start as usize..filled.end as usize].copy_from_slice(&filling(filled));
+    for run in runs {
+        run.replay(&mut expected);
+    }
+    let r = VolRef::new(
+        AppName::new("shop").unwrap(),
+        VolumeName::new("data").unwrap(),
+    );
+    let mut held = vec![];
+    c.vol_read(&r, 0, None, &mut held).await.unwrap();
+    assert_eq!(held.len(), expected.len());
+    held.iter().zip(&expected).position(|(a, b)| a != b)
+}
+
 async fn app_lines(c: &Connection, app: &str) -> Vec<String> {
     c.app_log(&AppName::new(app).unwrap(), None)
         .await
@@ -213,19 +236,7 @@ async fn a_rollback_moves_back_only_what_the_target_changed_and_loses_no_write()
         .await
         .unwrap();
     let k = last_run(&g.east).await;
-    let mut expected = vec![0u8; DATA as usize];
-    expected[FILLED.start as usize..FILLED.end as usize].copy_from_slice(&filling(FILLED));
-    for writes in [n, m, k] {
-        writes.replay(&mut expected);
-    }
-    let r = VolRef::new(
-        AppName::new("shop").unwrap(),
-        VolumeName::new("data").unwrap(),
-    );
-    let mut held = vec![];
-    g.east.vol_read(&r, 0, None, &mut held).await.unwrap();
-    assert_eq!(held.len(), expected.len());
-    let first = held.iter().zip(&expected).position(|(a, b)| a != b);
+    let first = first_difference(&g.east, DATA, FILLED, &[n, m, k]).await;
     assert_eq!(
         first, None,
         "east's data differs from shop's runs: {n} on east, {m} on west and {k} on east again"
@@ -385,19 +396,7 @@ async fn a_rollback_survives_its_console_and_its_helper_killed_mid_copy() {
         .await
         .unwrap();
     runs.push(last_run(&g.east).await);
-    let mut expected = vec![0u8; 32 << 20];
-    expected[..16 << 20].copy_from_slice(&filling(0..16 << 20));
-    for &run in &runs {
-        run.replay(&mut expected);
-    }
-    let r = VolRef::new(
-        AppName::new("shop").unwrap(),
-        VolumeName::new("data").unwrap(),
-    );
-    let mut held = vec![];
-    g.east.vol_read(&r, 0, None, &mut held).await.unwrap();
-    assert_eq!(held.len(), expected.len());
-    let differs = held.iter().zip(&expected).position(|(a, b)| a != b);
+    let differs = first_difference(&g.east, 32 << 20, 0..16 << 20, &runs).await;
     assert_eq!(
         differs, None,
         "east's data differs from shop's runs on east, west, east, west, east: {runs:?}"
@@ -507,19 +506,7 @@ async fn a_warm_rollback_keeps_the_target_serving_and_can_be_rolled_back_in_turn
         .await
         .unwrap();
     let j = last_run(&g.west).await;
-    let mut expected = vec![0u8; SMALL as usize];
-    expected[HALF.start as usize..HALF.end as usize].copy_from_slice(&filling(HALF));
-    for writes in [n, m, k, j] {
-        writes.replay(&mut expected);
-    }
-    let r = VolRef::new(
-        AppName::new("shop").unwrap(),
-        VolumeName::new("data").unwrap(),
-    );
-    let mut held = vec![];
-    g.west.vol_read(&r, 0, None, &mut held).await.unwrap();
-    assert_eq!(held.len(), expected.len());
-    let first = held.iter().zip(&expected).position(|(a, b)| a != b);
+    let first = first_difference(&g.west, SMALL, HALF, &[n, m, k, j]).await;
     assert_eq!(
         first, None,
         "west's data differs from shop's runs: {n} on east, {m} on west, {k} on east, {j} on west"
